@@ -1,0 +1,89 @@
+//! Accounts and their one wallet.
+
+use crate::fees::VolumeWindow;
+use crate::types::{AssetCode, AssetId, ProductId, ProfileStatus, TokenHash};
+
+/// One asset's balance in a wallet, in minor units. **Invariant:** both are never negative, and
+/// `held` equals the sum of what the account's open orders hold in that asset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Balance {
+    pub available: i64,
+    pub held: i64,
+}
+
+impl Balance {
+    pub fn total(&self) -> i64 {
+        self.available + self.held
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub(crate) name: String,
+    pub(crate) proof: String,
+    pub(crate) currency_preference: AssetCode,
+    pub(crate) token_hash: TokenHash,
+    pub(crate) status: ProfileStatus,
+    pub(crate) created_at_ms: i64,
+    /// Sorted, no duplicates.
+    pub(crate) bookmarks: Vec<ProductId>,
+    /// The wallet: sorted by asset. An entry appears on the first credit or hold.
+    pub(crate) balances: Vec<(AssetId, Balance)>,
+    /// Trailing traded volume per quote asset, in order of first trade.
+    pub(crate) volumes: Vec<VolumeWindow>,
+    pub(crate) n_open_orders: u32,
+}
+
+impl Account {
+    pub(crate) fn balance(&self, asset: AssetId) -> Balance {
+        match self.balances.binary_search_by_key(&asset, |(a, _)| *a) {
+            Ok(idx) => self.balances[idx].1,
+            Err(_) => Balance::default(),
+        }
+    }
+
+    pub(crate) fn balance_mut(&mut self, asset: AssetId) -> &mut Balance {
+        let idx = match self.balances.binary_search_by_key(&asset, |(a, _)| *a) {
+            Ok(idx) => idx,
+            Err(idx) => {
+                self.balances.insert(idx, (asset, Balance::default()));
+                idx
+            }
+        };
+        &mut self.balances[idx].1
+    }
+
+    /// Moves `amount` from available to held. The caller checked that it is available.
+    pub(crate) fn hold(&mut self, asset: AssetId, amount: i64) {
+        let balance = self.balance_mut(asset);
+        assert!(amount >= 0 && balance.available >= amount, "hold beyond available");
+        balance.available -= amount;
+        balance.held += amount;
+    }
+
+    /// Moves `amount` from held back to available.
+    pub(crate) fn release(&mut self, asset: AssetId, amount: i64) {
+        let balance = self.balance_mut(asset);
+        assert!(amount >= 0 && balance.held >= amount, "release beyond held");
+        balance.held -= amount;
+        balance.available += amount;
+    }
+
+    pub(crate) fn trailing_volume(&self, asset: AssetId, timestamp_ms: i64) -> i64 {
+        self.volumes
+            .iter()
+            .find(|w| w.asset == asset)
+            .map_or(0, |w| w.volume_at(timestamp_ms))
+    }
+
+    pub(crate) fn add_volume(&mut self, asset: AssetId, timestamp_ms: i64, notional: i64) {
+        let idx = match self.volumes.iter().position(|w| w.asset == asset) {
+            Some(idx) => idx,
+            None => {
+                self.volumes.push(VolumeWindow::new(asset));
+                self.volumes.len() - 1
+            }
+        };
+        self.volumes[idx].add(timestamp_ms, notional);
+    }
+}
