@@ -56,7 +56,10 @@ impl Account {
     /// Moves `amount` from available to held. The caller checked that it is available.
     pub(crate) fn hold(&mut self, asset: AssetId, amount: i64) {
         let balance = self.balance_mut(asset);
-        assert!(amount >= 0 && balance.available >= amount, "hold beyond available");
+        assert!(
+            amount >= 0 && balance.available >= amount,
+            "hold beyond available"
+        );
         balance.available -= amount;
         balance.held += amount;
     }

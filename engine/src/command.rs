@@ -3,9 +3,9 @@
 
 use crate::fees::FeeSchedule;
 use crate::types::{
-    AccountId, Amount, AssetCode, AssetId, ClientOrderId, OrderId, OrderType, Price,
-    ProductId, ProductStatus, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol,
-    TimeInForce, TokenHash,
+    AccountId, Amount, AssetCode, AssetId, ClientOrderId, OrderId, OrderType, Price, ProductId,
+    ProductStatus, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol, TimeInForce,
+    TokenHash,
 };
 
 /// One command with its place in the global order.

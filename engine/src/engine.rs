@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use crate::account::{Account, Balance};
 use crate::book::{Book, NIL, OrderNode, OrderStore, crosses, unlink_in_level};
-use crate::command::{AddProduct, AmendOrder, Command, CommandKind, CreateAccount, FundsRequest, NewOrder};
+use crate::command::{
+    AddProduct, AmendOrder, Command, CommandKind, CreateAccount, FundsRequest, NewOrder,
+};
 use crate::event::{CancelReason, Event, EventKind, EventSink};
 use crate::fees::fee_for;
 use crate::limits::{Limits, NAME_BYTES_MAX, PROOF_BYTES_MAX, SCALE_MAX};
@@ -14,8 +16,8 @@ use crate::product::{Asset, Product};
 use crate::reject::{LimitKind, Reject};
 use crate::types::{
     AMOUNT_MAX, AccountId, Amount, AssetCode, AssetId, ClientOrderId, Liquidity, OrderId,
-    OrderType, Price, ProductId, ProductStatus, ProfileStatus, Qty, RequestId,
-    SelfTradePrevention, Side, TimeInForce, TokenHash,
+    OrderType, Price, ProductId, ProductStatus, ProfileStatus, Qty, RequestId, SelfTradePrevention,
+    Side, TimeInForce, TokenHash,
 };
 
 /// A deposit or withdrawal remembered for idempotency.
@@ -170,7 +172,11 @@ impl Engine {
         result
     }
 
-    fn dispatch<S: EventSink>(&mut self, kind: &CommandKind, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn dispatch<S: EventSink>(
+        &mut self,
+        kind: &CommandKind,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         match kind {
             CommandKind::PlaceOrder(order) => self.place_order(order, out),
             CommandKind::CancelOrder { account, order } => self.cancel_order(*account, *order, out),
@@ -184,27 +190,44 @@ impl Engine {
                     return Err(Reject::StatusUnchanged);
                 }
                 acct.status = *status;
-                out.emit(EventKind::ProfileStatusChanged { account: *account, status: *status });
+                out.emit(EventKind::ProfileStatusChanged {
+                    account: *account,
+                    status: *status,
+                });
                 Ok(())
             }
-            CommandKind::AddBookmark { account, product } => self.add_bookmark(*account, *product, out),
+            CommandKind::AddBookmark { account, product } => {
+                self.add_bookmark(*account, *product, out)
+            }
             CommandKind::RemoveBookmark { account, product } => {
                 self.product(*product)?;
                 let acct = self.account_mut(*account)?;
-                let idx = acct.bookmarks.binary_search(product).map_err(|_| Reject::NotBookmarked)?;
+                let idx = acct
+                    .bookmarks
+                    .binary_search(product)
+                    .map_err(|_| Reject::NotBookmarked)?;
                 acct.bookmarks.remove(idx);
-                out.emit(EventKind::BookmarkRemoved { account: *account, product: *product });
+                out.emit(EventKind::BookmarkRemoved {
+                    account: *account,
+                    product: *product,
+                });
                 Ok(())
             }
             CommandKind::AddAsset { code, scale } => self.add_asset(*code, *scale, out),
             CommandKind::AddProduct(add) => self.add_product(add, out),
             CommandKind::SetProductStatus { product, status } => {
-                let p = self.products.get_mut(product.get() as usize).ok_or(Reject::UnknownProduct)?;
+                let p = self
+                    .products
+                    .get_mut(product.get() as usize)
+                    .ok_or(Reject::UnknownProduct)?;
                 if p.status == *status {
                     return Err(Reject::StatusUnchanged);
                 }
                 p.status = *status;
-                out.emit(EventKind::ProductStatusChanged { product: *product, status: *status });
+                out.emit(EventKind::ProductStatusChanged {
+                    product: *product,
+                    status: *status,
+                });
                 Ok(())
             }
         }
@@ -212,11 +235,21 @@ impl Engine {
 
     // ----- accounts, assets, products -------------------------------------------------------
 
-    fn create_account<S: EventSink>(&mut self, c: &CreateAccount, out: &mut Emitter<S>) -> Result<(), Reject> {
-        if c.name.trim().is_empty() || c.name.len() > NAME_BYTES_MAX || c.name.chars().any(char::is_control) {
+    fn create_account<S: EventSink>(
+        &mut self,
+        c: &CreateAccount,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
+        if c.name.trim().is_empty()
+            || c.name.len() > NAME_BYTES_MAX
+            || c.name.chars().any(char::is_control)
+        {
             return Err(Reject::InvalidName);
         }
-        if c.proof.trim().is_empty() || c.proof.len() > PROOF_BYTES_MAX || c.proof.chars().any(char::is_control) {
+        if c.proof.trim().is_empty()
+            || c.proof.len() > PROOF_BYTES_MAX
+            || c.proof.chars().any(char::is_control)
+        {
             return Err(Reject::InvalidProof);
         }
         if self.accounts.len() >= self.limits.accounts_max as usize {
@@ -236,11 +269,19 @@ impl Engine {
             n_open_orders: 0,
         });
         self.n_funds_requests.push(0);
-        out.emit(EventKind::AccountCreated { account, status: c.initial_status });
+        out.emit(EventKind::AccountCreated {
+            account,
+            status: c.initial_status,
+        });
         Ok(())
     }
 
-    fn add_bookmark<S: EventSink>(&mut self, account: AccountId, product: ProductId, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn add_bookmark<S: EventSink>(
+        &mut self,
+        account: AccountId,
+        product: ProductId,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         self.product(product)?;
         let max = self.limits.bookmarks_per_account_max as usize;
         let acct = self.account_mut(account)?;
@@ -256,7 +297,12 @@ impl Engine {
         Ok(())
     }
 
-    fn add_asset<S: EventSink>(&mut self, code: AssetCode, scale: u8, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn add_asset<S: EventSink>(
+        &mut self,
+        code: AssetCode,
+        scale: u8,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         if scale > SCALE_MAX {
             return Err(Reject::InvalidAssetSpec);
         }
@@ -267,14 +313,25 @@ impl Engine {
             return Err(Reject::LimitReached(LimitKind::Assets));
         }
         let asset = AssetId::new(self.assets.len() as u16);
-        self.assets.push(Asset { code, scale, total_supply: 0 });
+        self.assets.push(Asset {
+            code,
+            scale,
+            total_supply: 0,
+        });
         self.asset_by_code.insert(code, asset);
         out.emit(EventKind::AssetAdded { asset, code, scale });
         Ok(())
     }
 
-    fn add_product<S: EventSink>(&mut self, a: &AddProduct, out: &mut Emitter<S>) -> Result<(), Reject> {
-        if a.name.trim().is_empty() || a.name.len() > NAME_BYTES_MAX || a.name.chars().any(char::is_control) {
+    fn add_product<S: EventSink>(
+        &mut self,
+        a: &AddProduct,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
+        if a.name.trim().is_empty()
+            || a.name.len() > NAME_BYTES_MAX
+            || a.name.chars().any(char::is_control)
+        {
             return Err(Reject::InvalidName);
         }
         let base = self.asset(a.base)?.scale;
@@ -298,7 +355,10 @@ impl Engine {
         self.products.push(product);
         self.books.push(Book::default());
         self.product_by_symbol.insert(a.symbol, id);
-        out.emit(EventKind::ProductAdded { product: id, symbol: a.symbol });
+        out.emit(EventKind::ProductAdded {
+            product: id,
+            symbol: a.symbol,
+        });
         Ok(())
     }
 
@@ -309,7 +369,11 @@ impl Engine {
     fn funds_repeat(&self, is_deposit: bool, r: &FundsRequest) -> Result<Option<u64>, Reject> {
         match self.funds_requests.get(&(r.account, r.request_id)) {
             None => Ok(None),
-            Some(rec) if rec.is_deposit == is_deposit && rec.asset == r.asset && rec.amount == r.amount.minor() => {
+            Some(rec)
+                if rec.is_deposit == is_deposit
+                    && rec.asset == r.asset
+                    && rec.amount == r.amount.minor() =>
+            {
                 Ok(Some(rec.command_seq))
             }
             Some(_) => Err(Reject::RequestIdMismatch),
@@ -323,7 +387,9 @@ impl Engine {
         }
         self.asset(r.asset)?;
         r.amount.checked_positive()?;
-        if self.n_funds_requests[r.account.get() as usize] >= self.limits.funds_requests_per_account_max {
+        if self.n_funds_requests[r.account.get() as usize]
+            >= self.limits.funds_requests_per_account_max
+        {
             return Err(Reject::LimitReached(LimitKind::FundsRequestsPerAccount));
         }
         Ok(())
@@ -331,11 +397,21 @@ impl Engine {
 
     fn record_funds(&mut self, is_deposit: bool, r: &FundsRequest, command_seq: u64) {
         self.n_funds_requests[r.account.get() as usize] += 1;
-        let record = FundsRecord { is_deposit, asset: r.asset, amount: r.amount.minor(), command_seq };
-        self.funds_requests.insert((r.account, r.request_id), record);
+        let record = FundsRecord {
+            is_deposit,
+            asset: r.asset,
+            amount: r.amount.minor(),
+            command_seq,
+        };
+        self.funds_requests
+            .insert((r.account, r.request_id), record);
     }
 
-    fn deposit<S: EventSink>(&mut self, r: &FundsRequest, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn deposit<S: EventSink>(
+        &mut self,
+        r: &FundsRequest,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         self.account(r.account)?;
         if let Some(original) = self.funds_repeat(true, r)? {
             out.emit(deposited(r, true, original));
@@ -347,13 +423,19 @@ impl Engine {
             return Err(Reject::Overflow);
         }
         asset.total_supply += r.amount.minor();
-        self.accounts[r.account.get() as usize].balance_mut(r.asset).available += r.amount.minor();
+        self.accounts[r.account.get() as usize]
+            .balance_mut(r.asset)
+            .available += r.amount.minor();
         self.record_funds(true, r, out.command_seq);
         out.emit(deposited(r, false, out.command_seq));
         Ok(())
     }
 
-    fn withdraw<S: EventSink>(&mut self, r: &FundsRequest, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn withdraw<S: EventSink>(
+        &mut self,
+        r: &FundsRequest,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         self.account(r.account)?;
         if let Some(original) = self.funds_repeat(false, r)? {
             out.emit(withdrawn(r, true, original));
@@ -365,7 +447,9 @@ impl Engine {
             return Err(Reject::InsufficientFunds);
         }
         self.assets[r.asset.get() as usize].total_supply -= r.amount.minor();
-        self.accounts[r.account.get() as usize].balance_mut(r.asset).available -= r.amount.minor();
+        self.accounts[r.account.get() as usize]
+            .balance_mut(r.asset)
+            .available -= r.amount.minor();
         self.record_funds(false, r, out.command_seq);
         out.emit(withdrawn(r, false, out.command_seq));
         Ok(())
@@ -404,7 +488,11 @@ impl Engine {
         }
     }
 
-    fn place_order<S: EventSink>(&mut self, o: &NewOrder, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn place_order<S: EventSink>(
+        &mut self,
+        o: &NewOrder,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         let acct = self.check_trader(o.account)?;
         let p = self.trading_product(o.product)?;
         let qty = o.qty.checked()?;
@@ -448,7 +536,9 @@ impl Engine {
         }
         if let Some(price) = limit {
             if o.time_in_force == TimeInForce::PostOnly
-                && book.best(o.side.opposite()).is_some_and(|best| crosses(o.side, price, best.price))
+                && book
+                    .best(o.side.opposite())
+                    .is_some_and(|best| crosses(o.side, price, best.price))
             {
                 return Err(Reject::WouldTakeLiquidity);
             }
@@ -532,16 +622,32 @@ impl Engine {
 
     /// Matches `taker` against the opposite side while prices cross and it has quantity.
     fn match_taker<S: EventSink>(&mut self, taker: &mut Taker, out: &mut Emitter<S>) {
-        let Engine { books, orders, accounts, products, client_order_ids, .. } = self;
+        let Engine {
+            books,
+            orders,
+            accounts,
+            products,
+            client_order_ids,
+            ..
+        } = self;
         let p = &products[taker.product.get() as usize];
-        let Book { bids, asks, n_orders: book_n_orders } = &mut books[taker.product.get() as usize];
+        let Book {
+            bids,
+            asks,
+            n_orders: book_n_orders,
+        } = &mut books[taker.product.get() as usize];
         let levels = match taker.side {
             Side::Buy => asks,
             Side::Sell => bids,
         };
         'levels: while taker.remaining > 0 {
-            let Some(level) = levels.last_mut() else { break };
-            if taker.limit.is_some_and(|limit| !crosses(taker.side, limit, level.price)) {
+            let Some(level) = levels.last_mut() else {
+                break;
+            };
+            if taker
+                .limit
+                .is_some_and(|limit| !crosses(taker.side, limit, level.price))
+            {
                 break;
             }
             let price = level.price;
@@ -572,17 +678,25 @@ impl Engine {
                 }
                 let mut lots = taker.remaining.min(maker.remaining);
                 let taker_acct = &accounts[taker.account.get() as usize];
-                let taker_rate = p.fees.rate_ppm(taker_acct.trailing_volume(p.quote, out.timestamp_ms), Liquidity::Taker);
+                let taker_rate = p.fees.rate_ppm(
+                    taker_acct.trailing_volume(p.quote, out.timestamp_ms),
+                    Liquidity::Taker,
+                );
                 if taker.side == Side::Buy && taker.limit.is_none() {
                     let budget = taker_acct.balance(p.quote).available;
-                    lots = lots.min(affordable_lots(p.quote_per_tick_lot * price.ticks(), taker_rate, budget));
+                    lots = lots.min(affordable_lots(
+                        p.quote_per_tick_lot * price.ticks(),
+                        taker_rate,
+                        budget,
+                    ));
                     if lots == 0 {
                         taker.stopped = Some(CancelReason::InsufficientFunds);
                         break 'levels;
                     }
                 }
                 let maker_rate = p.fees.rate_ppm(
-                    accounts[maker.account.get() as usize].trailing_volume(p.quote, out.timestamp_ms),
+                    accounts[maker.account.get() as usize]
+                        .trailing_volume(p.quote, out.timestamp_ms),
                     Liquidity::Maker,
                 );
                 let notional = p.quote_per_tick_lot * price.ticks() * lots;
@@ -592,7 +706,8 @@ impl Engine {
                     maker_fee: fee_for(notional, maker_rate),
                     taker_fee: fee_for(notional, taker_rate),
                 };
-                let (maker_spent, taker_spent) = fill.settle(accounts, p, &maker, taker, out.timestamp_ms);
+                let (maker_spent, taker_spent) =
+                    fill.settle(accounts, p, &maker, taker, out.timestamp_ms);
                 taker.remaining -= lots;
                 taker.held -= taker_spent;
                 let node = orders.node_mut(slot);
@@ -637,7 +752,11 @@ impl Engine {
         out: &mut Emitter<S>,
     ) {
         let p = &self.products[taker.product.get() as usize];
-        let hold_asset = if taker.side == Side::Buy { p.quote } else { p.base };
+        let hold_asset = if taker.side == Side::Buy {
+            p.quote
+        } else {
+            p.base
+        };
         let acct = &mut self.accounts[taker.account.get() as usize];
         if taker.remaining > 0 && may_rest && taker.stopped.is_none() {
             let price = taker.limit.expect("a resting order has a limit price");
@@ -694,12 +813,23 @@ impl Engine {
         Ok(slot)
     }
 
-    fn cancel_order<S: EventSink>(&mut self, account: AccountId, order: OrderId, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn cancel_order<S: EventSink>(
+        &mut self,
+        account: AccountId,
+        order: OrderId,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         let slot = self.own_order(account, order)?;
         let node = *self.orders.node(slot);
         self.books[node.product.get() as usize].unlink(&mut self.orders, slot);
         let p = &self.products[node.product.get() as usize];
-        remove_resting(&mut self.orders, &mut self.accounts, &mut self.client_order_ids, p, slot);
+        remove_resting(
+            &mut self.orders,
+            &mut self.accounts,
+            &mut self.client_order_ids,
+            p,
+            slot,
+        );
         out.emit(EventKind::OrderCancelled {
             order,
             account,
@@ -710,7 +840,11 @@ impl Engine {
         Ok(())
     }
 
-    fn amend_order<S: EventSink>(&mut self, a: &AmendOrder, out: &mut Emitter<S>) -> Result<(), Reject> {
+    fn amend_order<S: EventSink>(
+        &mut self,
+        a: &AmendOrder,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
         let slot = self.own_order(a.account, a.order)?;
         let acct = self.check_trader(a.account)?;
         let node = *self.orders.node(slot);
@@ -747,7 +881,9 @@ impl Engine {
         }
         let book = &self.books[node.product.get() as usize];
         if node.time_in_force == TimeInForce::PostOnly
-            && book.best(node.side.opposite()).is_some_and(|best| crosses(node.side, price, best.price))
+            && book
+                .best(node.side.opposite())
+                .is_some_and(|best| crosses(node.side, price, best.price))
         {
             return Err(Reject::WouldTakeLiquidity);
         }
@@ -755,7 +891,13 @@ impl Engine {
         // Validated: the order leaves its place and enters again as a taker with its own id.
         self.books[node.product.get() as usize].unlink(&mut self.orders, slot);
         let p = &self.products[node.product.get() as usize];
-        remove_resting(&mut self.orders, &mut self.accounts, &mut self.client_order_ids, p, slot);
+        remove_resting(
+            &mut self.orders,
+            &mut self.accounts,
+            &mut self.client_order_ids,
+            p,
+            slot,
+        );
         self.accounts[a.account.get() as usize].hold(hold_asset, hold);
         let mut taker = Taker {
             id: node.id,
@@ -776,19 +918,27 @@ impl Engine {
     // ----- lookups --------------------------------------------------------------------------
 
     fn account(&self, account: AccountId) -> Result<&Account, Reject> {
-        self.accounts.get(account.get() as usize).ok_or(Reject::UnknownAccount)
+        self.accounts
+            .get(account.get() as usize)
+            .ok_or(Reject::UnknownAccount)
     }
 
     fn account_mut(&mut self, account: AccountId) -> Result<&mut Account, Reject> {
-        self.accounts.get_mut(account.get() as usize).ok_or(Reject::UnknownAccount)
+        self.accounts
+            .get_mut(account.get() as usize)
+            .ok_or(Reject::UnknownAccount)
     }
 
     fn asset(&self, asset: AssetId) -> Result<&Asset, Reject> {
-        self.assets.get(asset.get() as usize).ok_or(Reject::UnknownAsset)
+        self.assets
+            .get(asset.get() as usize)
+            .ok_or(Reject::UnknownAsset)
     }
 
     fn product(&self, product: ProductId) -> Result<&Product, Reject> {
-        self.products.get(product.get() as usize).ok_or(Reject::UnknownProduct)
+        self.products
+            .get(product.get() as usize)
+            .ok_or(Reject::UnknownProduct)
     }
 
     // ----- queries --------------------------------------------------------------------------
@@ -823,7 +973,8 @@ impl Engine {
     }
 
     pub fn balance(&self, account: AccountId, asset: AssetId) -> Balance {
-        self.account(account).map_or(Balance::default(), |a| a.balance(asset))
+        self.account(account)
+            .map_or(Balance::default(), |a| a.balance(asset))
     }
 
     /// Every asset the account has held, in asset order.
@@ -833,7 +984,8 @@ impl Engine {
 
     /// The account's traded volume in `asset` over the 30 days up to `timestamp_ms`.
     pub fn trailing_volume(&self, account: AccountId, asset: AssetId, timestamp_ms: i64) -> i64 {
-        self.account(account).map_or(0, |a| a.trailing_volume(asset, timestamp_ms))
+        self.account(account)
+            .map_or(0, |a| a.trailing_volume(asset, timestamp_ms))
     }
 
     pub fn n_assets(&self) -> usize {
@@ -876,7 +1028,9 @@ impl Engine {
 
     /// An open (resting) order.
     pub fn order(&self, order: OrderId) -> Option<OrderView> {
-        self.orders.slot_of(order).map(|slot| Self::order_view(self.orders.node(slot)))
+        self.orders
+            .slot_of(order)
+            .map(|slot| Self::order_view(self.orders.node(slot)))
     }
 
     pub fn n_open_orders(&self) -> usize {
@@ -900,14 +1054,22 @@ impl Engine {
     }
 
     /// The aggregated levels of one side of a book, best first.
-    pub fn book_levels(&self, product: ProductId, side: Side) -> impl Iterator<Item = LevelView> + '_ {
+    pub fn book_levels(
+        &self,
+        product: ProductId,
+        side: Side,
+    ) -> impl Iterator<Item = LevelView> + '_ {
         self.books
             .get(product.get() as usize)
             .map(|book| book.side(side).as_slice())
             .unwrap_or(&[])
             .iter()
             .rev()
-            .map(|l| LevelView { price: l.price, qty: Qty::from_lots(l.total), n_orders: l.n_orders })
+            .map(|l| LevelView {
+                price: l.price,
+                qty: Qty::from_lots(l.total),
+                n_orders: l.n_orders,
+            })
     }
 
     /// The fee a fill of `qty` at `price` would charge `account` now (as of the newest command's
@@ -926,16 +1088,30 @@ impl Engine {
         let acct = self.account(account)?;
         let p = self.product(product)?;
         let qty = qty.checked()?;
-        let best = self.books[product.get() as usize].best(side.opposite()).map(|l| l.price);
+        let best = self.books[product.get() as usize]
+            .best(side.opposite())
+            .map(|l| l.price);
         let (price, liquidity) = match price {
             Some(price) => {
                 let price = price.checked()?;
                 let taker = best.is_some_and(|b| crosses(side, price, b));
-                (price, if taker { Liquidity::Taker } else { Liquidity::Maker })
+                (
+                    price,
+                    if taker {
+                        Liquidity::Taker
+                    } else {
+                        Liquidity::Maker
+                    },
+                )
             }
-            None => (best.ok_or(Reject::InvalidPriceForOrderType)?, Liquidity::Taker),
+            None => (
+                best.ok_or(Reject::InvalidPriceForOrderType)?,
+                Liquidity::Taker,
+            ),
         };
-        let rate_ppm = p.fees.rate_ppm(acct.trailing_volume(p.quote, self.clock_ms), liquidity);
+        let rate_ppm = p
+            .fees
+            .rate_ppm(acct.trailing_volume(p.quote, self.clock_ms), liquidity);
         let notional = p.notional(price, qty)?;
         let (_, hold) = Self::hold_for(p, side, price, qty)?;
         Ok(FeeQuote {
@@ -962,7 +1138,14 @@ impl Settlement {
     /// from available for a market buy) and receives the base; the seller gives the base from its
     /// hold and receives notional minus fee; the fee account receives both fees. Returns what
     /// the maker's and the taker's holds gave up.
-    fn settle(&self, accounts: &mut [Account], p: &Product, maker: &OrderNode, taker: &Taker, ts: i64) -> (i64, i64) {
+    fn settle(
+        &self,
+        accounts: &mut [Account],
+        p: &Product,
+        maker: &OrderNode,
+        taker: &Taker,
+        ts: i64,
+    ) -> (i64, i64) {
         let (buyer, seller, buyer_fee, seller_fee) = match taker.side {
             Side::Buy => (taker.account, maker.account, self.taker_fee, self.maker_fee),
             Side::Sell => (maker.account, taker.account, self.maker_fee, self.taker_fee),
@@ -987,8 +1170,11 @@ impl Settlement {
         assert!(s.held >= 0, "seller overdrawn");
         seller_acct.balance_mut(p.quote).available += self.notional - seller_fee;
         seller_acct.add_volume(p.quote, ts, self.notional);
-        accounts[AccountId::FEES.get() as usize].balance_mut(p.quote).available += buyer_fee + seller_fee;
-        let (buyer_hold_spent, seller_hold_spent) = (if buyer_from_hold { buyer_pays } else { 0 }, self.base);
+        accounts[AccountId::FEES.get() as usize]
+            .balance_mut(p.quote)
+            .available += buyer_fee + seller_fee;
+        let (buyer_hold_spent, seller_hold_spent) =
+            (if buyer_from_hold { buyer_pays } else { 0 }, self.base);
         match taker.side {
             Side::Buy => (seller_hold_spent, buyer_hold_spent),
             Side::Sell => (buyer_hold_spent, seller_hold_spent),
@@ -1008,7 +1194,11 @@ fn remove_resting(
     let node = orders.remove(slot);
     let acct = &mut accounts[node.account.get() as usize];
     acct.n_open_orders -= 1;
-    let asset = if node.side == Side::Buy { p.quote } else { p.base };
+    let asset = if node.side == Side::Buy {
+        p.quote
+    } else {
+        p.base
+    };
     acct.release(asset, node.held);
     if let Some(cid) = node.client_order_id {
         client_order_ids.remove(&(node.account, cid));
@@ -1024,7 +1214,8 @@ fn affordable_lots(lot_notional: i64, rate_ppm: u32, budget: i64) -> i64 {
         let n = lot_notional as i128 * lots as i128;
         n + (n * rate_ppm as i128 + 999_999) / 1_000_000
     };
-    let estimate = budget as i128 * 1_000_000 / (lot_notional as i128 * (1_000_000 + rate_ppm as i128));
+    let estimate =
+        budget as i128 * 1_000_000 / (lot_notional as i128 * (1_000_000 + rate_ppm as i128));
     let mut lots = estimate.min(crate::types::QTY_LOTS_MAX as i128) as i64;
     while lots > 0 && cost(lots) > budget as i128 {
         lots -= 1;

@@ -180,7 +180,9 @@ impl VolumeWindow {
         // Beyond any tier's threshold volume only needs to stay large: each day saturates at
         // a thirtieth of AMOUNT_MAX so that the total is exact and never overflows.
         let old = self.buckets[idx];
-        let new = old.saturating_add(notional).min(AMOUNT_MAX / VOLUME_WINDOW_DAYS as i64);
+        let new = old
+            .saturating_add(notional)
+            .min(AMOUNT_MAX / VOLUME_WINDOW_DAYS as i64);
         self.buckets[idx] = new;
         self.total += new - old;
     }
@@ -204,23 +206,56 @@ mod tests {
     #[test]
     fn schedule_validation() {
         assert!(FeeSchedule::flat(1_000, 2_000).is_ok());
-        assert_eq!(FeeSchedule::flat(FEE_PPM_MAX + 1, 0), Err(Reject::InvalidFeeSchedule));
+        assert_eq!(
+            FeeSchedule::flat(FEE_PPM_MAX + 1, 0),
+            Err(Reject::InvalidFeeSchedule)
+        );
         assert_eq!(FeeSchedule::new(&[]), Err(Reject::InvalidFeeSchedule));
-        let starts_late = [FeeTier { volume_min: 5, maker_ppm: 1, taker_ppm: 1 }];
-        assert_eq!(FeeSchedule::new(&starts_late), Err(Reject::InvalidFeeSchedule));
+        let starts_late = [FeeTier {
+            volume_min: 5,
+            maker_ppm: 1,
+            taker_ppm: 1,
+        }];
+        assert_eq!(
+            FeeSchedule::new(&starts_late),
+            Err(Reject::InvalidFeeSchedule)
+        );
         let not_increasing = [
-            FeeTier { volume_min: 0, maker_ppm: 1, taker_ppm: 1 },
-            FeeTier { volume_min: 0, maker_ppm: 1, taker_ppm: 1 },
+            FeeTier {
+                volume_min: 0,
+                maker_ppm: 1,
+                taker_ppm: 1,
+            },
+            FeeTier {
+                volume_min: 0,
+                maker_ppm: 1,
+                taker_ppm: 1,
+            },
         ];
-        assert_eq!(FeeSchedule::new(&not_increasing), Err(Reject::InvalidFeeSchedule));
+        assert_eq!(
+            FeeSchedule::new(&not_increasing),
+            Err(Reject::InvalidFeeSchedule)
+        );
     }
 
     #[test]
     fn tiers_choose_by_volume_and_max_rate_covers_all() {
         let schedule = FeeSchedule::new(&[
-            FeeTier { volume_min: 0, maker_ppm: 1_000, taker_ppm: 2_000 },
-            FeeTier { volume_min: 100, maker_ppm: 500, taker_ppm: 1_500 },
-            FeeTier { volume_min: 1_000, maker_ppm: 0, taker_ppm: 2_500 },
+            FeeTier {
+                volume_min: 0,
+                maker_ppm: 1_000,
+                taker_ppm: 2_000,
+            },
+            FeeTier {
+                volume_min: 100,
+                maker_ppm: 500,
+                taker_ppm: 1_500,
+            },
+            FeeTier {
+                volume_min: 1_000,
+                maker_ppm: 0,
+                taker_ppm: 2_500,
+            },
         ])
         .unwrap();
         assert_eq!(schedule.rate_ppm(99, Liquidity::Taker), 2_000);

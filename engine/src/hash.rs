@@ -121,7 +121,11 @@ impl Engine {
                 w.u64(product.get() as u64);
             }
             // An all-zero balance is the same as no entry.
-            for (asset, balance) in acct.balances.iter().filter(|(_, b)| b.available != 0 || b.held != 0) {
+            for (asset, balance) in acct
+                .balances
+                .iter()
+                .filter(|(_, b)| b.available != 0 || b.held != 0)
+            {
                 w.u64(asset.get() as u64);
                 w.i64(balance.available);
                 w.i64(balance.held);

@@ -164,8 +164,8 @@ impl Product {
 
     /// A decimal price in ticks: positive, aligned to the tick size, within range.
     pub fn price_from_decimal(&self, value: Decimal) -> Result<Price, Reject> {
-        let ticks =
-            decimal_to_units(value, self.price_scale, self.tick_size).ok_or(Reject::InvalidPrice)?;
+        let ticks = decimal_to_units(value, self.price_scale, self.tick_size)
+            .ok_or(Reject::InvalidPrice)?;
         Price::new_checked(ticks)
     }
 
@@ -175,8 +175,8 @@ impl Product {
 
     /// A decimal quantity in lots: positive, aligned to the lot size, within range.
     pub fn qty_from_decimal(&self, value: Decimal) -> Result<Qty, Reject> {
-        let lots =
-            decimal_to_units(value, self.qty_scale, self.lot_size).ok_or(Reject::InvalidQuantity)?;
+        let lots = decimal_to_units(value, self.qty_scale, self.lot_size)
+            .ok_or(Reject::InvalidQuantity)?;
         Qty::new_checked(lots)
     }
 
@@ -285,14 +285,29 @@ mod tests {
     #[test]
     fn decimal_prices_must_align_to_the_tick() {
         let mut p = stock();
-        assert_eq!(p.price_from_decimal(d("189.25")), Ok(Price::from_ticks(18_925)));
-        assert_eq!(p.price_from_decimal(d("189.250")), Ok(Price::from_ticks(18_925)));
-        assert_eq!(p.price_from_decimal(d("189.255")), Err(Reject::InvalidPrice));
+        assert_eq!(
+            p.price_from_decimal(d("189.25")),
+            Ok(Price::from_ticks(18_925))
+        );
+        assert_eq!(
+            p.price_from_decimal(d("189.250")),
+            Ok(Price::from_ticks(18_925))
+        );
+        assert_eq!(
+            p.price_from_decimal(d("189.255")),
+            Err(Reject::InvalidPrice)
+        );
         assert_eq!(p.price_from_decimal(d("0")), Err(Reject::InvalidPrice));
         assert_eq!(p.price_from_decimal(d("-1")), Err(Reject::InvalidPrice));
-        assert_eq!(p.price_from_decimal(d("79228162514264337593543950335")), Err(Reject::InvalidPrice));
+        assert_eq!(
+            p.price_from_decimal(d("79228162514264337593543950335")),
+            Err(Reject::InvalidPrice)
+        );
         p.tick_size = 5;
-        assert_eq!(p.price_from_decimal(d("189.25")), Ok(Price::from_ticks(3_785)));
+        assert_eq!(
+            p.price_from_decimal(d("189.25")),
+            Ok(Price::from_ticks(3_785))
+        );
         assert_eq!(p.price_from_decimal(d("189.26")), Err(Reject::InvalidPrice));
         assert_eq!(p.price_to_decimal(Price::from_ticks(3_785)), d("189.25"));
     }
@@ -310,17 +325,36 @@ mod tests {
     fn buy_hold_covers_the_worst_fee_per_lot() {
         let p = stock();
         // 189.25 a share, 0.2% at most: 37.85 cents rounds to 38 per share.
-        assert_eq!(p.buy_hold(Price::from_ticks(18_925), Qty::from_lots(1)), Ok(18_925 + 38));
-        assert_eq!(p.buy_hold(Price::from_ticks(18_925), Qty::from_lots(3)), Ok(3 * 18_963));
+        assert_eq!(
+            p.buy_hold(Price::from_ticks(18_925), Qty::from_lots(1)),
+            Ok(18_925 + 38)
+        );
+        assert_eq!(
+            p.buy_hold(Price::from_ticks(18_925), Qty::from_lots(3)),
+            Ok(3 * 18_963)
+        );
         let huge = Qty::from_lots(crate::types::QTY_LOTS_MAX);
-        assert_eq!(p.buy_hold(Price::from_ticks(crate::types::PRICE_TICKS_MAX), huge), Err(Reject::Overflow));
+        assert_eq!(
+            p.buy_hold(Price::from_ticks(crate::types::PRICE_TICKS_MAX), huge),
+            Err(Reject::Overflow)
+        );
     }
 
     #[test]
     fn asset_amounts_from_decimals() {
-        let usd = Asset { code: AssetCode::new("USD").unwrap(), scale: 2, total_supply: 0 };
-        assert_eq!(usd.amount_from_decimal(d("10.25")), Ok(Amount::from_minor(1_025)));
-        assert_eq!(usd.amount_from_decimal(d("10.255")), Err(Reject::InvalidAmount));
+        let usd = Asset {
+            code: AssetCode::new("USD").unwrap(),
+            scale: 2,
+            total_supply: 0,
+        };
+        assert_eq!(
+            usd.amount_from_decimal(d("10.25")),
+            Ok(Amount::from_minor(1_025))
+        );
+        assert_eq!(
+            usd.amount_from_decimal(d("10.255")),
+            Err(Reject::InvalidAmount)
+        );
         assert_eq!(usd.amount_from_decimal(d("0")), Err(Reject::InvalidAmount));
         assert_eq!(usd.amount_to_decimal(Amount::from_minor(1_025)), d("10.25"));
     }

@@ -11,19 +11,36 @@ mod accounts {
     fn accounts_get_dense_ids_after_the_fee_account() {
         let mut w = World::new();
         let events = w.ok(create_account("Ada", ProfileStatus::Pending));
-        assert!(matches!(events[0].kind, EventKind::AccountCreated { account, status: ProfileStatus::Pending } if account == AccountId::new(1)));
+        assert!(
+            matches!(events[0].kind, EventKind::AccountCreated { account, status: ProfileStatus::Pending } if account == AccountId::new(1))
+        );
         assert_eq!(w.engine.account_name(AccountId::new(1)), Some("Ada"));
         assert_eq!(w.engine.account_name(AccountId::FEES), Some("fees"));
-        assert_eq!(w.engine.account_token_hash(AccountId::new(1)), Some(TokenHash([1; 32])));
+        assert_eq!(
+            w.engine.account_token_hash(AccountId::new(1)),
+            Some(TokenHash([1; 32]))
+        );
     }
 
     #[test]
     fn names_and_proofs_are_checked() {
         let mut w = World::new();
-        assert_eq!(w.rejected(create_account("", ProfileStatus::Pending)), Reject::InvalidName);
-        assert_eq!(w.rejected(create_account("  ", ProfileStatus::Pending)), Reject::InvalidName);
-        assert_eq!(w.rejected(create_account(&"x".repeat(129), ProfileStatus::Pending)), Reject::InvalidName);
-        assert_eq!(w.rejected(create_account("a\u{0}b", ProfileStatus::Pending)), Reject::InvalidName);
+        assert_eq!(
+            w.rejected(create_account("", ProfileStatus::Pending)),
+            Reject::InvalidName
+        );
+        assert_eq!(
+            w.rejected(create_account("  ", ProfileStatus::Pending)),
+            Reject::InvalidName
+        );
+        assert_eq!(
+            w.rejected(create_account(&"x".repeat(129), ProfileStatus::Pending)),
+            Reject::InvalidName
+        );
+        assert_eq!(
+            w.rejected(create_account("a\u{0}b", ProfileStatus::Pending)),
+            Reject::InvalidName
+        );
         let mut no_proof = create_account("Ada", ProfileStatus::Pending);
         if let CommandKind::CreateAccount(c) = &mut no_proof {
             c.proof = String::new();
@@ -37,15 +54,45 @@ mod accounts {
         w.ok(create_account("Pat", ProfileStatus::Pending));
         let pat = AccountId::new(1);
         w.deposit(pat, USD, 1_000_000);
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(limit_order(pat, Side::Buy, 100, 1, TimeInForce::Gtc))), Reject::AccountNotVerified);
-        w.ok(CommandKind::SetProfileStatus { account: pat, status: ProfileStatus::Verified });
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(limit_order(
+                pat,
+                Side::Buy,
+                100,
+                1,
+                TimeInForce::Gtc
+            ))),
+            Reject::AccountNotVerified
+        );
+        w.ok(CommandKind::SetProfileStatus {
+            account: pat,
+            status: ProfileStatus::Verified,
+        });
         assert_eq!(w.engine.account_status(pat), Some(ProfileStatus::Verified));
         assert!(w.limit(pat, Side::Buy, 100, 1).is_ok());
-        w.ok(CommandKind::SetProfileStatus { account: pat, status: ProfileStatus::Rejected });
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(limit_order(pat, Side::Buy, 100, 1, TimeInForce::Gtc))), Reject::AccountRejected);
-        assert_eq!(w.rejected(CommandKind::Deposit(funds(pat, USD, 5, "late"))), Reject::AccountRejected);
+        w.ok(CommandKind::SetProfileStatus {
+            account: pat,
+            status: ProfileStatus::Rejected,
+        });
         assert_eq!(
-            w.rejected(CommandKind::SetProfileStatus { account: pat, status: ProfileStatus::Rejected }),
+            w.rejected(CommandKind::PlaceOrder(limit_order(
+                pat,
+                Side::Buy,
+                100,
+                1,
+                TimeInForce::Gtc
+            ))),
+            Reject::AccountRejected
+        );
+        assert_eq!(
+            w.rejected(CommandKind::Deposit(funds(pat, USD, 5, "late"))),
+            Reject::AccountRejected
+        );
+        assert_eq!(
+            w.rejected(CommandKind::SetProfileStatus {
+                account: pat,
+                status: ProfileStatus::Rejected
+            }),
             Reject::StatusUnchanged
         );
     }
@@ -54,16 +101,28 @@ mod accounts {
     fn the_fee_account_cannot_trade() {
         let mut w = World::new();
         assert_eq!(
-            w.rejected(CommandKind::PlaceOrder(limit_order(AccountId::FEES, Side::Buy, 100, 1, TimeInForce::Gtc))),
+            w.rejected(CommandKind::PlaceOrder(limit_order(
+                AccountId::FEES,
+                Side::Buy,
+                100,
+                1,
+                TimeInForce::Gtc
+            ))),
             Reject::FeeAccountCannotTrade
         );
     }
 
     #[test]
     fn bookmarks_are_a_sorted_bounded_set() {
-        let limits = Limits { bookmarks_per_account_max: 2, ..Limits::default() };
+        let limits = Limits {
+            bookmarks_per_account_max: 2,
+            ..Limits::default()
+        };
         let mut w = World::with_limits(limits);
-        w.ok(CommandKind::AddAsset { code: AssetCode::new("MSFT").unwrap(), scale: 0 });
+        w.ok(CommandKind::AddAsset {
+            code: AssetCode::new("MSFT").unwrap(),
+            scale: 0,
+        });
         for (symbol, base) in [("MSFT", 2), ("GOOG", 1)] {
             w.ok(CommandKind::AddProduct(AddProduct {
                 symbol: Symbol::new(symbol).unwrap(),
@@ -79,25 +138,61 @@ mod accounts {
         }
         let ada = w.trader(0, 0);
         let (p1, p2) = (ProductId::new(1), ProductId::new(2));
-        w.ok(CommandKind::AddBookmark { account: ada, product: p2 });
-        w.ok(CommandKind::AddBookmark { account: ada, product: P });
+        w.ok(CommandKind::AddBookmark {
+            account: ada,
+            product: p2,
+        });
+        w.ok(CommandKind::AddBookmark {
+            account: ada,
+            product: P,
+        });
         assert_eq!(w.engine.bookmarks(ada), &[P, p2]);
-        assert_eq!(w.rejected(CommandKind::AddBookmark { account: ada, product: P }), Reject::AlreadyBookmarked);
-        assert_eq!(w.rejected(CommandKind::AddBookmark { account: ada, product: p1 }), Reject::LimitReached(LimitKind::Bookmarks));
         assert_eq!(
-            w.rejected(CommandKind::AddBookmark { account: ada, product: ProductId::new(9) }),
+            w.rejected(CommandKind::AddBookmark {
+                account: ada,
+                product: P
+            }),
+            Reject::AlreadyBookmarked
+        );
+        assert_eq!(
+            w.rejected(CommandKind::AddBookmark {
+                account: ada,
+                product: p1
+            }),
+            Reject::LimitReached(LimitKind::Bookmarks)
+        );
+        assert_eq!(
+            w.rejected(CommandKind::AddBookmark {
+                account: ada,
+                product: ProductId::new(9)
+            }),
             Reject::UnknownProduct
         );
-        w.ok(CommandKind::RemoveBookmark { account: ada, product: P });
+        w.ok(CommandKind::RemoveBookmark {
+            account: ada,
+            product: P,
+        });
         assert_eq!(w.engine.bookmarks(ada), &[p2]);
-        assert_eq!(w.rejected(CommandKind::RemoveBookmark { account: ada, product: P }), Reject::NotBookmarked);
+        assert_eq!(
+            w.rejected(CommandKind::RemoveBookmark {
+                account: ada,
+                product: P
+            }),
+            Reject::NotBookmarked
+        );
     }
 
     #[test]
     fn the_account_limit_is_a_rejection() {
-        let mut w = World::with_limits(Limits { accounts_max: 2, ..Limits::default() });
+        let mut w = World::with_limits(Limits {
+            accounts_max: 2,
+            ..Limits::default()
+        });
         w.ok(create_account("one", ProfileStatus::Pending));
-        assert_eq!(w.rejected(create_account("two", ProfileStatus::Pending)), Reject::LimitReached(LimitKind::Accounts));
+        assert_eq!(
+            w.rejected(create_account("two", ProfileStatus::Pending)),
+            Reject::LimitReached(LimitKind::Accounts)
+        );
     }
 }
 
@@ -125,11 +220,17 @@ mod products {
         assert_eq!(w.rejected(product("NEW", 1, 1)), Reject::InvalidProductSpec);
         assert_eq!(w.rejected(product("NEW", 7, 0)), Reject::UnknownAsset);
         assert_eq!(
-            w.rejected(CommandKind::AddAsset { code: AssetCode::new("USD").unwrap(), scale: 2 }),
+            w.rejected(CommandKind::AddAsset {
+                code: AssetCode::new("USD").unwrap(),
+                scale: 2
+            }),
             Reject::DuplicateAsset
         );
         assert_eq!(
-            w.rejected(CommandKind::AddAsset { code: AssetCode::new("BIG").unwrap(), scale: 19 }),
+            w.rejected(CommandKind::AddAsset {
+                code: AssetCode::new("BIG").unwrap(),
+                scale: 19
+            }),
             Reject::InvalidAssetSpec
         );
         // Quantity decimals finer than the base asset's minor unit cannot settle.
@@ -138,7 +239,10 @@ mod products {
             a.qty_scale = 2;
         }
         assert_eq!(w.rejected(fine), Reject::InvalidProductSpec);
-        assert_eq!(w.engine.product_by_symbol(&Symbol::new("AAPL").unwrap()), Some(P));
+        assert_eq!(
+            w.engine.product_by_symbol(&Symbol::new("AAPL").unwrap()),
+            Some(P)
+        );
     }
 
     #[test]
@@ -146,18 +250,41 @@ mod products {
         let mut w = World::new();
         let ada = w.trader(1_000_000, 0);
         let order = w.rest(ada, Side::Buy, 100, 5);
-        w.ok(CommandKind::SetProductStatus { product: P, status: ProductStatus::Halted });
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(limit_order(ada, Side::Buy, 100, 1, TimeInForce::Gtc))), Reject::ProductHalted);
+        w.ok(CommandKind::SetProductStatus {
+            product: P,
+            status: ProductStatus::Halted,
+        });
         assert_eq!(
-            w.rejected(CommandKind::AmendOrder(AmendOrder { account: ada, order, qty: Qty::from_lots(4), price: None })),
+            w.rejected(CommandKind::PlaceOrder(limit_order(
+                ada,
+                Side::Buy,
+                100,
+                1,
+                TimeInForce::Gtc
+            ))),
             Reject::ProductHalted
         );
         assert_eq!(
-            w.rejected(CommandKind::SetProductStatus { product: P, status: ProductStatus::Halted }),
+            w.rejected(CommandKind::AmendOrder(AmendOrder {
+                account: ada,
+                order,
+                qty: Qty::from_lots(4),
+                price: None
+            })),
+            Reject::ProductHalted
+        );
+        assert_eq!(
+            w.rejected(CommandKind::SetProductStatus {
+                product: P,
+                status: ProductStatus::Halted
+            }),
             Reject::StatusUnchanged
         );
         w.cancel(ada, order).unwrap();
-        w.ok(CommandKind::SetProductStatus { product: P, status: ProductStatus::Trading });
+        w.ok(CommandKind::SetProductStatus {
+            product: P,
+            status: ProductStatus::Trading,
+        });
         assert!(w.limit(ada, Side::Buy, 100, 1).is_ok());
     }
 }
@@ -173,12 +300,20 @@ mod funds {
         let first_seq = first[0].command_seq;
         let hash = w.engine.state_hash();
         let again = w.ok(CommandKind::Deposit(funds(ada, USD, 5_000, "r-1")));
-        assert!(matches!(again[0].kind, EventKind::Deposited { duplicate: true, original_command_seq, .. } if original_command_seq == first_seq));
+        assert!(
+            matches!(again[0].kind, EventKind::Deposited { duplicate: true, original_command_seq, .. } if original_command_seq == first_seq)
+        );
         assert_eq!(w.engine.state_hash(), hash);
         assert_eq!(w.usd(ada).available, 5_000);
         // The same id with another body is refused.
-        assert_eq!(w.rejected(CommandKind::Deposit(funds(ada, USD, 5_001, "r-1"))), Reject::RequestIdMismatch);
-        assert_eq!(w.rejected(CommandKind::Withdraw(funds(ada, USD, 5_000, "r-1"))), Reject::RequestIdMismatch);
+        assert_eq!(
+            w.rejected(CommandKind::Deposit(funds(ada, USD, 5_001, "r-1"))),
+            Reject::RequestIdMismatch
+        );
+        assert_eq!(
+            w.rejected(CommandKind::Withdraw(funds(ada, USD, 5_000, "r-1"))),
+            Reject::RequestIdMismatch
+        );
         // Ids are per account.
         let bob = w.trader(0, 0);
         w.ok(CommandKind::Deposit(funds(bob, USD, 7, "r-1")));
@@ -190,13 +325,37 @@ mod funds {
         let mut w = World::new();
         let ada = w.trader(10_000, 0);
         w.rest(ada, Side::Buy, 1_000, 5); // holds 5 * (1000 + 2) = 5010
-        assert_eq!(w.usd(ada), Balance { available: 4_990, held: 5_010 });
-        assert_eq!(w.rejected(CommandKind::Withdraw(funds(ada, USD, 4_991, "w-1"))), Reject::InsufficientFunds);
+        assert_eq!(
+            w.usd(ada),
+            Balance {
+                available: 4_990,
+                held: 5_010
+            }
+        );
+        assert_eq!(
+            w.rejected(CommandKind::Withdraw(funds(ada, USD, 4_991, "w-1"))),
+            Reject::InsufficientFunds
+        );
         w.ok(CommandKind::Withdraw(funds(ada, USD, 4_990, "w-1")));
-        assert_eq!(w.usd(ada), Balance { available: 0, held: 5_010 });
+        assert_eq!(
+            w.usd(ada),
+            Balance {
+                available: 0,
+                held: 5_010
+            }
+        );
         let repeat = w.ok(CommandKind::Withdraw(funds(ada, USD, 4_990, "w-1")));
-        assert!(matches!(repeat[0].kind, EventKind::Withdrawn { duplicate: true, .. }));
-        assert_eq!(w.engine.asset_info(USD).unwrap().total_supply(), Amount::from_minor(5_010));
+        assert!(matches!(
+            repeat[0].kind,
+            EventKind::Withdrawn {
+                duplicate: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            w.engine.asset_info(USD).unwrap().total_supply(),
+            Amount::from_minor(5_010)
+        );
     }
 
     #[test]
@@ -204,17 +363,37 @@ mod funds {
         let mut w = World::new();
         let ada = w.trader(0, 0);
         for amount in [0, -5, i64::MIN, AMOUNT_MAX + 1] {
-            assert_eq!(w.rejected(CommandKind::Deposit(funds(ada, USD, amount, "bad"))), Reject::InvalidAmount);
+            assert_eq!(
+                w.rejected(CommandKind::Deposit(funds(ada, USD, amount, "bad"))),
+                Reject::InvalidAmount
+            );
         }
-        assert_eq!(w.rejected(CommandKind::Deposit(funds(ada, AssetId::new(9), 5, "bad"))), Reject::UnknownAsset);
-        assert_eq!(w.rejected(CommandKind::Deposit(funds(AccountId::new(77), USD, 5, "bad"))), Reject::UnknownAccount);
+        assert_eq!(
+            w.rejected(CommandKind::Deposit(funds(ada, AssetId::new(9), 5, "bad"))),
+            Reject::UnknownAsset
+        );
+        assert_eq!(
+            w.rejected(CommandKind::Deposit(funds(
+                AccountId::new(77),
+                USD,
+                5,
+                "bad"
+            ))),
+            Reject::UnknownAccount
+        );
         w.ok(CommandKind::Deposit(funds(ada, USD, AMOUNT_MAX, "all")));
-        assert_eq!(w.rejected(CommandKind::Deposit(funds(ada, USD, 1, "more"))), Reject::Overflow);
+        assert_eq!(
+            w.rejected(CommandKind::Deposit(funds(ada, USD, 1, "more"))),
+            Reject::Overflow
+        );
     }
 
     #[test]
     fn remembered_requests_are_bounded() {
-        let mut w = World::with_limits(Limits { funds_requests_per_account_max: 2, ..Limits::default() });
+        let mut w = World::with_limits(Limits {
+            funds_requests_per_account_max: 2,
+            ..Limits::default()
+        });
         let ada = w.trader(0, 0);
         w.ok(CommandKind::Deposit(funds(ada, USD, 1, "a")));
         w.ok(CommandKind::Deposit(funds(ada, USD, 1, "b")));
@@ -234,9 +413,21 @@ mod orders {
         let ada = w.trader(100_000, 10);
         w.rest(ada, Side::Buy, 18_925, 2);
         // Per share: 189.25 + ceil(0.2% of 189.25) = 18925 + 38 cents.
-        assert_eq!(w.usd(ada), Balance { available: 100_000 - 2 * 18_963, held: 2 * 18_963 });
+        assert_eq!(
+            w.usd(ada),
+            Balance {
+                available: 100_000 - 2 * 18_963,
+                held: 2 * 18_963
+            }
+        );
         w.rest(ada, Side::Sell, 20_000, 3);
-        assert_eq!(w.shares(ada), Balance { available: 7, held: 3 });
+        assert_eq!(
+            w.shares(ada),
+            Balance {
+                available: 7,
+                held: 3
+            }
+        );
     }
 
     #[test]
@@ -248,8 +439,18 @@ mod orders {
         let a2 = w.rest(a, Side::Sell, 100, 4);
         let events = w.limit(c, Side::Buy, 101, 7).unwrap();
         let taker = accepted_id(&events);
-        let got: Vec<_> = fills(&events).iter().map(|f| (f.0, f.1, f.2, f.3)).collect();
-        assert_eq!(got, vec![(b1, taker, 100, 2), (a2, taker, 100, 4), (a1, taker, 101, 1)]);
+        let got: Vec<_> = fills(&events)
+            .iter()
+            .map(|f| (f.0, f.1, f.2, f.3))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (b1, taker, 100, 2),
+                (a2, taker, 100, 4),
+                (a1, taker, 101, 1)
+            ]
+        );
         assert_eq!(w.levels(Side::Sell), vec![(101, 2)]);
         assert_eq!(w.engine.order(a1).unwrap().remaining, Qty::from_lots(2));
         assert!(w.engine.order(taker).is_none(), "filled in full");
@@ -267,9 +468,21 @@ mod orders {
         assert_eq!((f[0].4, f[0].5), (57, 114));
         assert_eq!(w.usd(AccountId::FEES).available, 171);
         assert_eq!(w.usd(seller).available, 56_775 - 57);
-        assert_eq!(w.usd(buyer), Balance { available: 1_000_000 - 56_775 - 114, held: 0 });
+        assert_eq!(
+            w.usd(buyer),
+            Balance {
+                available: 1_000_000 - 56_775 - 114,
+                held: 0
+            }
+        );
         assert_eq!(w.shares(buyer).available, 3);
-        assert_eq!(w.shares(seller), Balance { available: 7, held: 0 });
+        assert_eq!(
+            w.shares(seller),
+            Balance {
+                available: 7,
+                held: 0
+            }
+        );
     }
 
     #[test]
@@ -279,7 +492,13 @@ mod orders {
         let buyer = w.trader(100_000, 0);
         w.rest(seller, Side::Sell, 900, 2);
         w.limit(buyer, Side::Buy, 1_000, 2).unwrap();
-        assert_eq!(w.usd(buyer), Balance { available: 100_000 - 1_800 - 4, held: 0 });
+        assert_eq!(
+            w.usd(buyer),
+            Balance {
+                available: 100_000 - 1_800 - 4,
+                held: 0
+            }
+        );
     }
 
     #[test]
@@ -288,10 +507,24 @@ mod orders {
         let seller = w.trader(0, 10);
         let buyer = w.trader(100_000, 0);
         w.rest(seller, Side::Sell, 1_000, 2);
-        let events = w.apply(CommandKind::PlaceOrder(limit_order(buyer, Side::Buy, 1_000, 5, TimeInForce::Ioc))).unwrap();
+        let events = w
+            .apply(CommandKind::PlaceOrder(limit_order(
+                buyer,
+                Side::Buy,
+                1_000,
+                5,
+                TimeInForce::Ioc,
+            )))
+            .unwrap();
         let taker = accepted_id(&events);
         assert_eq!(cancels(&events), vec![(taker, 3, CancelReason::Expired)]);
-        assert_eq!(w.usd(buyer), Balance { available: 100_000 - 2_000 - 4, held: 0 });
+        assert_eq!(
+            w.usd(buyer),
+            Balance {
+                available: 100_000 - 2_000 - 4,
+                held: 0
+            }
+        );
         assert!(w.levels(Side::Buy).is_empty());
     }
 
@@ -302,7 +535,9 @@ mod orders {
         let buyer = w.trader(100_000, 0);
         w.rest(seller, Side::Sell, 1_000, 2);
         w.rest(seller, Side::Sell, 1_001, 2);
-        let fok = |qty, price| CommandKind::PlaceOrder(limit_order(buyer, Side::Buy, price, qty, TimeInForce::Fok));
+        let fok = |qty, price| {
+            CommandKind::PlaceOrder(limit_order(buyer, Side::Buy, price, qty, TimeInForce::Fok))
+        };
         assert_eq!(w.rejected(fok(5, 1_001)), Reject::FillOrKillUnfillable);
         assert_eq!(w.rejected(fok(3, 1_000)), Reject::FillOrKillUnfillable);
         let events = w.apply(fok(4, 1_001)).unwrap();
@@ -316,7 +551,15 @@ mod orders {
         let seller = w.trader(0, 10);
         let buyer = w.trader(100_000, 0);
         w.rest(seller, Side::Sell, 1_000, 2);
-        let post = |price| CommandKind::PlaceOrder(limit_order(buyer, Side::Buy, price, 1, TimeInForce::PostOnly));
+        let post = |price| {
+            CommandKind::PlaceOrder(limit_order(
+                buyer,
+                Side::Buy,
+                price,
+                1,
+                TimeInForce::PostOnly,
+            ))
+        };
         assert_eq!(w.rejected(post(1_000)), Reject::WouldTakeLiquidity);
         w.ok(post(999));
         assert_eq!(w.levels(Side::Buy), vec![(999, 1)]);
@@ -332,10 +575,22 @@ mod orders {
         let events = w.market(buyer, Side::Buy, 5).unwrap();
         let taker = accepted_id(&events);
         assert_eq!(fills(&events).iter().map(|f| f.3).sum::<i64>(), 3);
-        assert_eq!(cancels(&events), vec![(taker, 2, CancelReason::InsufficientFunds)]);
-        assert_eq!(w.usd(buyer), Balance { available: 3_500 - 3_006, held: 0 });
+        assert_eq!(
+            cancels(&events),
+            vec![(taker, 2, CancelReason::InsufficientFunds)]
+        );
+        assert_eq!(
+            w.usd(buyer),
+            Balance {
+                available: 3_500 - 3_006,
+                held: 0
+            }
+        );
         // It cannot afford even one share now: rejected, nothing changes.
-        assert_eq!(w.market(buyer, Side::Buy, 1), Err(Reject::InsufficientFunds));
+        assert_eq!(
+            w.market(buyer, Side::Buy, 1),
+            Err(Reject::InsufficientFunds)
+        );
     }
 
     #[test]
@@ -349,11 +604,23 @@ mod orders {
         let got: Vec<_> = fills(&events).iter().map(|f| (f.2, f.3)).collect();
         assert_eq!(got, vec![(1_000, 2), (990, 1)]);
         assert_eq!(cancels(&events)[0].1, 2);
-        assert_eq!(w.shares(seller), Balance { available: 7, held: 0 });
+        assert_eq!(
+            w.shares(seller),
+            Balance {
+                available: 7,
+                held: 0
+            }
+        );
         // With an empty book a market order is accepted and expires at once.
         let events = w.market(seller, Side::Sell, 1).unwrap();
         assert_eq!(cancels(&events)[0].2, CancelReason::Expired);
-        assert_eq!(w.shares(seller), Balance { available: 7, held: 0 });
+        assert_eq!(
+            w.shares(seller),
+            Balance {
+                available: 7,
+                held: 0
+            }
+        );
     }
 
     #[test]
@@ -372,18 +639,66 @@ mod orders {
         ] {
             bad.price = Some(Price::from_ticks(price));
             bad.qty = Qty::from_lots(qty);
-            assert_eq!(w.rejected(CommandKind::PlaceOrder(bad)), reject, "price {price} qty {qty}");
+            assert_eq!(
+                w.rejected(CommandKind::PlaceOrder(bad)),
+                reject,
+                "price {price} qty {qty}"
+            );
         }
-        let no_price = NewOrder { price: None, ..limit_order(ada, Side::Buy, 100, 1, TimeInForce::Gtc) };
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(no_price)), Reject::InvalidPriceForOrderType);
-        let market_gtc = NewOrder { order_type: OrderType::Market, price: None, ..no_price };
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(market_gtc)), Reject::InvalidTimeInForce);
-        let market_priced = NewOrder { order_type: OrderType::Market, time_in_force: TimeInForce::Ioc, ..limit_order(ada, Side::Buy, 100, 1, TimeInForce::Ioc) };
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(market_priced)), Reject::InvalidPriceForOrderType);
-        let unknown = NewOrder { product: ProductId::new(42), ..limit_order(ada, Side::Buy, 100, 1, TimeInForce::Gtc) };
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(unknown)), Reject::UnknownProduct);
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(limit_order(ada, Side::Buy, 100_000, 100, TimeInForce::Gtc))), Reject::InsufficientFunds);
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(limit_order(ada, Side::Sell, 100, 11, TimeInForce::Gtc))), Reject::InsufficientFunds);
+        let no_price = NewOrder {
+            price: None,
+            ..limit_order(ada, Side::Buy, 100, 1, TimeInForce::Gtc)
+        };
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(no_price)),
+            Reject::InvalidPriceForOrderType
+        );
+        let market_gtc = NewOrder {
+            order_type: OrderType::Market,
+            price: None,
+            ..no_price
+        };
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(market_gtc)),
+            Reject::InvalidTimeInForce
+        );
+        let market_priced = NewOrder {
+            order_type: OrderType::Market,
+            time_in_force: TimeInForce::Ioc,
+            ..limit_order(ada, Side::Buy, 100, 1, TimeInForce::Ioc)
+        };
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(market_priced)),
+            Reject::InvalidPriceForOrderType
+        );
+        let unknown = NewOrder {
+            product: ProductId::new(42),
+            ..limit_order(ada, Side::Buy, 100, 1, TimeInForce::Gtc)
+        };
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(unknown)),
+            Reject::UnknownProduct
+        );
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(limit_order(
+                ada,
+                Side::Buy,
+                100_000,
+                100,
+                TimeInForce::Gtc
+            ))),
+            Reject::InsufficientFunds
+        );
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(limit_order(
+                ada,
+                Side::Sell,
+                100,
+                11,
+                TimeInForce::Gtc
+            ))),
+            Reject::InsufficientFunds
+        );
     }
 
     #[test]
@@ -392,9 +707,15 @@ mod orders {
         let ada = w.trader(1_000_000, 0);
         let bob = w.trader(1_000_000, 10);
         let cid = ClientOrderId::new("my-order-1").unwrap();
-        let with_cid = |account| NewOrder { client_order_id: Some(cid), ..limit_order(account, Side::Buy, 100, 1, TimeInForce::Gtc) };
+        let with_cid = |account| NewOrder {
+            client_order_id: Some(cid),
+            ..limit_order(account, Side::Buy, 100, 1, TimeInForce::Gtc)
+        };
         w.ok(CommandKind::PlaceOrder(with_cid(ada)));
-        assert_eq!(w.rejected(CommandKind::PlaceOrder(with_cid(ada))), Reject::DuplicateClientOrderId);
+        assert_eq!(
+            w.rejected(CommandKind::PlaceOrder(with_cid(ada))),
+            Reject::DuplicateClientOrderId
+        );
         w.ok(CommandKind::PlaceOrder(with_cid(bob)));
         // Once the first is filled, the id is free again.
         w.rest(bob, Side::Sell, 100, 1);
@@ -410,7 +731,13 @@ mod orders {
         assert_eq!(w.cancel(eve, order), Err(Reject::UnknownOrder));
         let events = w.cancel(ada, order).unwrap();
         assert_eq!(cancels(&events), vec![(order, 7, CancelReason::Requested)]);
-        assert_eq!(w.usd(ada), Balance { available: 100_000, held: 0 });
+        assert_eq!(
+            w.usd(ada),
+            Balance {
+                available: 100_000,
+                held: 0
+            }
+        );
         assert_eq!(w.cancel(ada, order), Err(Reject::UnknownOrder));
         assert!(w.levels(Side::Buy).is_empty());
     }
@@ -420,7 +747,11 @@ mod amend {
     use super::*;
 
     fn queue(w: &World, side: Side) -> Vec<(OrderId, i64)> {
-        w.engine.book_orders(P, side).iter().map(|o| (o.id, o.remaining.lots())).collect()
+        w.engine
+            .book_orders(P, side)
+            .iter()
+            .map(|o| (o.id, o.remaining.lots()))
+            .collect()
     }
 
     #[test]
@@ -430,9 +761,21 @@ mod amend {
         let a1 = w.rest(a, Side::Buy, 1_000, 5);
         let b1 = w.rest(b, Side::Buy, 1_000, 5);
         let events = w.amend(a, a1, 2, None).unwrap();
-        assert!(matches!(events[0].kind, EventKind::OrderRested { priority_kept: true, .. }));
+        assert!(matches!(
+            events[0].kind,
+            EventKind::OrderRested {
+                priority_kept: true,
+                ..
+            }
+        ));
         assert_eq!(queue(&w, Side::Buy), vec![(a1, 2), (b1, 5)]);
-        assert_eq!(w.usd(a), Balance { available: 100_000 - 2_004, held: 2_004 });
+        assert_eq!(
+            w.usd(a),
+            Balance {
+                available: 100_000 - 2_004,
+                held: 2_004
+            }
+        );
     }
 
     #[test]
@@ -446,7 +789,13 @@ mod amend {
         w.amend(b, b1, 5, Some(999)).unwrap();
         w.amend(b, b1, 5, Some(1_000)).unwrap();
         assert_eq!(queue(&w, Side::Buy), vec![(a1, 6), (b1, 5)]);
-        assert_eq!(w.usd(a), Balance { available: 100_000 - 6 * 1_002, held: 6 * 1_002 });
+        assert_eq!(
+            w.usd(a),
+            Balance {
+                available: 100_000 - 6 * 1_002,
+                held: 6 * 1_002
+            }
+        );
     }
 
     #[test]
@@ -469,19 +818,37 @@ mod amend {
         let eve = w.trader(10_000, 10);
         let order = w.rest(ada, Side::Buy, 1_000, 5);
         assert_eq!(w.amend(ada, order, 5, None), Err(Reject::NothingToAmend));
-        assert_eq!(w.amend(ada, order, 5, Some(1_000)), Err(Reject::NothingToAmend));
+        assert_eq!(
+            w.amend(ada, order, 5, Some(1_000)),
+            Err(Reject::NothingToAmend)
+        );
         assert_eq!(w.amend(eve, order, 4, None), Err(Reject::UnknownOrder));
-        assert_eq!(w.amend(ada, OrderId::new(999), 4, None), Err(Reject::UnknownOrder));
+        assert_eq!(
+            w.amend(ada, OrderId::new(999), 4, None),
+            Err(Reject::UnknownOrder)
+        );
         assert_eq!(w.amend(ada, order, 0, None), Err(Reject::InvalidQuantity));
         assert_eq!(w.amend(ada, order, 5, Some(-1)), Err(Reject::InvalidPrice));
         let before = w.engine.state_hash();
-        assert_eq!(w.amend(ada, order, 10, None), Err(Reject::InsufficientFunds));
+        assert_eq!(
+            w.amend(ada, order, 10, None),
+            Err(Reject::InsufficientFunds)
+        );
         assert_eq!(w.engine.state_hash(), before);
         // A post-only order may not be amended across the book.
         w.rest(eve, Side::Sell, 1_100, 1);
         w.ok(CommandKind::Withdraw(funds(ada, USD, 3_000, "w")));
-        let post = accepted_id(&w.ok(CommandKind::PlaceOrder(limit_order(ada, Side::Buy, 1_000, 1, TimeInForce::PostOnly))));
-        assert_eq!(w.amend(ada, post, 1, Some(1_100)), Err(Reject::WouldTakeLiquidity));
+        let post = accepted_id(&w.ok(CommandKind::PlaceOrder(limit_order(
+            ada,
+            Side::Buy,
+            1_000,
+            1,
+            TimeInForce::PostOnly,
+        ))));
+        assert_eq!(
+            w.amend(ada, post, 1, Some(1_100)),
+            Err(Reject::WouldTakeLiquidity)
+        );
         assert_eq!(w.amend(ada, post, 1, Some(1_099)).map(|e| e.len()), Ok(1));
     }
 }
@@ -495,20 +862,38 @@ mod self_trade {
         let bob = w.trader(0, 10);
         let own = w.rest(ada, Side::Sell, 1_000, 2);
         let other = w.rest(bob, Side::Sell, 1_001, 2);
-        let order = NewOrder { self_trade: mode, ..limit_order(ada, Side::Buy, 1_001, 3, TimeInForce::Gtc) };
+        let order = NewOrder {
+            self_trade: mode,
+            ..limit_order(ada, Side::Buy, 1_001, 3, TimeInForce::Gtc)
+        };
         let events = w.apply(CommandKind::PlaceOrder(order)).unwrap();
         (w, ada, own, other, events)
     }
 
     #[test]
     fn cancel_resting_is_the_default_and_matching_goes_on() {
-        assert_eq!(SelfTradePrevention::default(), SelfTradePrevention::CancelResting);
+        assert_eq!(
+            SelfTradePrevention::default(),
+            SelfTradePrevention::CancelResting
+        );
         let (w, ada, own, other, events) = setup(SelfTradePrevention::CancelResting);
         let taker = accepted_id(&events);
         assert_eq!(cancels(&events), vec![(own, 2, CancelReason::SelfTrade)]);
-        assert_eq!(fills(&events).iter().map(|f| (f.0, f.3)).collect::<Vec<_>>(), vec![(other, 2)]);
+        assert_eq!(
+            fills(&events)
+                .iter()
+                .map(|f| (f.0, f.3))
+                .collect::<Vec<_>>(),
+            vec![(other, 2)]
+        );
         assert_eq!(w.engine.order(taker).unwrap().remaining, Qty::from_lots(1));
-        assert_eq!(w.shares(ada), Balance { available: 12, held: 0 });
+        assert_eq!(
+            w.shares(ada),
+            Balance {
+                available: 12,
+                held: 0
+            }
+        );
     }
 
     #[test]
@@ -524,8 +909,20 @@ mod self_trade {
     fn cancel_both() {
         let (w, ada, own, _, events) = setup(SelfTradePrevention::CancelBoth);
         let taker = accepted_id(&events);
-        assert_eq!(cancels(&events), vec![(own, 2, CancelReason::SelfTrade), (taker, 3, CancelReason::SelfTrade)]);
-        assert_eq!(w.usd(ada), Balance { available: 100_000, held: 0 });
+        assert_eq!(
+            cancels(&events),
+            vec![
+                (own, 2, CancelReason::SelfTrade),
+                (taker, 3, CancelReason::SelfTrade)
+            ]
+        );
+        assert_eq!(
+            w.usd(ada),
+            Balance {
+                available: 100_000,
+                held: 0
+            }
+        );
         assert_eq!(w.levels(Side::Sell), vec![(1_001, 2)]);
     }
 }
@@ -535,8 +932,16 @@ mod fees {
 
     fn tiered() -> World {
         let fees = FeeSchedule::new(&[
-            FeeTier { volume_min: 0, maker_ppm: 1_000, taker_ppm: 2_000 },
-            FeeTier { volume_min: 100_000, maker_ppm: 0, taker_ppm: 1_000 },
+            FeeTier {
+                volume_min: 0,
+                maker_ppm: 1_000,
+                taker_ppm: 2_000,
+            },
+            FeeTier {
+                volume_min: 100_000,
+                maker_ppm: 0,
+                taker_ppm: 1_000,
+            },
         ])
         .unwrap();
         World::with_fees(Limits::default(), fees)
@@ -570,18 +975,58 @@ mod fees {
         let seller = w.trader(0, 10);
         let buyer = w.trader(1_000_000, 0);
         w.rest(seller, Side::Sell, 18_925, 3);
-        let quote = w.engine.quote_fee(buyer, P, Side::Buy, Qty::from_lots(3), Some(Price::from_ticks(18_925))).unwrap();
+        let quote = w
+            .engine
+            .quote_fee(
+                buyer,
+                P,
+                Side::Buy,
+                Qty::from_lots(3),
+                Some(Price::from_ticks(18_925)),
+            )
+            .unwrap();
         assert_eq!(quote.liquidity, Liquidity::Taker);
         assert_eq!(quote.hold, Amount::from_minor(3 * (18_925 + 38)));
-        let maker_quote = w.engine.quote_fee(seller, P, Side::Sell, Qty::from_lots(3), Some(Price::from_ticks(18_925))).unwrap();
-        assert_eq!(maker_quote.liquidity, Liquidity::Maker, "no bids: a sell would rest");
+        let maker_quote = w
+            .engine
+            .quote_fee(
+                seller,
+                P,
+                Side::Sell,
+                Qty::from_lots(3),
+                Some(Price::from_ticks(18_925)),
+            )
+            .unwrap();
+        assert_eq!(
+            maker_quote.liquidity,
+            Liquidity::Maker,
+            "no bids: a sell would rest"
+        );
         let events = w.limit(buyer, Side::Buy, 18_925, 3).unwrap();
         assert_eq!(fills(&events)[0].5, quote.fee.minor());
         // A resting order's quote is the maker rate.
-        let resting = w.engine.quote_fee(buyer, P, Side::Buy, Qty::from_lots(3), Some(Price::from_ticks(18_000))).unwrap();
-        assert_eq!((resting.liquidity, resting.rate_ppm), (Liquidity::Maker, MAKER_PPM));
+        let resting = w
+            .engine
+            .quote_fee(
+                buyer,
+                P,
+                Side::Buy,
+                Qty::from_lots(3),
+                Some(Price::from_ticks(18_000)),
+            )
+            .unwrap();
         assert_eq!(
-            w.engine.quote_fee(buyer, P, Side::Buy, Qty::from_lots(0), Some(Price::from_ticks(1))),
+            (resting.liquidity, resting.rate_ppm),
+            (Liquidity::Maker, MAKER_PPM)
+        );
+        assert_eq!(
+            w.engine.quote_fee(
+                buyer,
+                P,
+                Side::Buy,
+                Qty::from_lots(0),
+                Some(Price::from_ticks(1))
+            ),
             Err(Reject::InvalidQuantity)
         );
     }
@@ -592,19 +1037,35 @@ mod limits {
 
     #[test]
     fn open_orders_per_account_and_per_book_are_bounded() {
-        let limits = Limits { open_orders_per_account_max: 2, orders_per_book_max: 3, ..Limits::default() };
+        let limits = Limits {
+            open_orders_per_account_max: 2,
+            orders_per_book_max: 3,
+            ..Limits::default()
+        };
         let mut w = World::with_limits(limits);
         let ada = w.trader(1_000_000, 0);
         let bob = w.trader(1_000_000, 0);
         w.rest(ada, Side::Buy, 100, 1);
         w.rest(ada, Side::Buy, 101, 1);
         let third = CommandKind::PlaceOrder(limit_order(ada, Side::Buy, 102, 1, TimeInForce::Gtc));
-        assert_eq!(w.rejected(third), Reject::LimitReached(LimitKind::OpenOrdersPerAccount));
+        assert_eq!(
+            w.rejected(third),
+            Reject::LimitReached(LimitKind::OpenOrdersPerAccount)
+        );
         // An IOC never rests, so the limit does not apply to it.
-        w.ok(CommandKind::PlaceOrder(limit_order(ada, Side::Buy, 102, 1, TimeInForce::Ioc)));
+        w.ok(CommandKind::PlaceOrder(limit_order(
+            ada,
+            Side::Buy,
+            102,
+            1,
+            TimeInForce::Ioc,
+        )));
         w.rest(bob, Side::Buy, 100, 1);
         let fourth = CommandKind::PlaceOrder(limit_order(bob, Side::Buy, 100, 1, TimeInForce::Gtc));
-        assert_eq!(w.rejected(fourth), Reject::LimitReached(LimitKind::OrdersPerBook));
+        assert_eq!(
+            w.rejected(fourth),
+            Reject::LimitReached(LimitKind::OrdersPerBook)
+        );
     }
 }
 
@@ -622,7 +1083,13 @@ mod events {
         let seqs: Vec<u64> = w.events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
         assert_eq!(w.engine.event_seq(), seqs.len() as u64);
-        let fill = w.events.iter().find(|e| matches!(e.kind, EventKind::Fill { .. })).unwrap();
-        assert!(matches!(fill.kind, EventKind::Fill { maker_fee, taker_fee, .. } if maker_fee.minor() == 2 && taker_fee.minor() == 4));
+        let fill = w
+            .events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::Fill { .. }))
+            .unwrap();
+        assert!(
+            matches!(fill.kind, EventKind::Fill { maker_fee, taker_fee, .. } if maker_fee.minor() == 2 && taker_fee.minor() == 4)
+        );
     }
 }

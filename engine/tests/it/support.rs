@@ -32,9 +32,20 @@ impl World {
     }
 
     pub fn with_fees(limits: Limits, fees: FeeSchedule) -> World {
-        let mut w = World { engine: Engine::new(limits), seq: 0, now_ms: T0, events: Vec::new() };
-        w.ok(CommandKind::AddAsset { code: AssetCode::new("USD").unwrap(), scale: 2 });
-        w.ok(CommandKind::AddAsset { code: AssetCode::new("AAPL").unwrap(), scale: 0 });
+        let mut w = World {
+            engine: Engine::new(limits),
+            seq: 0,
+            now_ms: T0,
+            events: Vec::new(),
+        };
+        w.ok(CommandKind::AddAsset {
+            code: AssetCode::new("USD").unwrap(),
+            scale: 2,
+        });
+        w.ok(CommandKind::AddAsset {
+            code: AssetCode::new("AAPL").unwrap(),
+            scale: 0,
+        });
         w.ok(CommandKind::AddProduct(AddProduct {
             symbol: Symbol::new("AAPL").unwrap(),
             name: "Apple Inc.".into(),
@@ -53,7 +64,14 @@ impl World {
     pub fn apply(&mut self, kind: CommandKind) -> Result<Vec<Event>, Reject> {
         self.seq += 1;
         let mut out = Vec::new();
-        let result = self.engine.apply(&Command { seq: self.seq, timestamp_ms: self.now_ms, kind }, &mut out);
+        let result = self.engine.apply(
+            &Command {
+                seq: self.seq,
+                timestamp_ms: self.now_ms,
+                kind,
+            },
+            &mut out,
+        );
         if result.is_err() {
             assert!(out.is_empty(), "a rejected command emitted events");
         }
@@ -72,14 +90,21 @@ impl World {
     pub fn rejected(&mut self, kind: CommandKind) -> Reject {
         let before = self.engine.state_hash();
         let reject = self.apply(kind.clone()).expect_err("command was accepted");
-        assert_eq!(before, self.engine.state_hash(), "rejected {kind:?} changed the state");
+        assert_eq!(
+            before,
+            self.engine.state_hash(),
+            "rejected {kind:?} changed the state"
+        );
         reject
     }
 
     /// A verified account, funded with `usd` minor units and `shares` AAPL.
     pub fn trader(&mut self, usd: i64, shares: i64) -> AccountId {
         let account = AccountId::new(self.engine.n_accounts() as u32);
-        self.ok(create_account(&format!("trader-{}", account.get()), ProfileStatus::Verified));
+        self.ok(create_account(
+            &format!("trader-{}", account.get()),
+            ProfileStatus::Verified,
+        ));
         if usd > 0 {
             self.deposit(account, USD, usd);
         }
@@ -94,17 +119,36 @@ impl World {
         self.ok(CommandKind::Deposit(funds(account, asset, amount, &id)))
     }
 
-    pub fn limit(&mut self, account: AccountId, side: Side, price: i64, qty: i64) -> Result<Vec<Event>, Reject> {
-        self.apply(CommandKind::PlaceOrder(limit_order(account, side, price, qty, TimeInForce::Gtc)))
+    pub fn limit(
+        &mut self,
+        account: AccountId,
+        side: Side,
+        price: i64,
+        qty: i64,
+    ) -> Result<Vec<Event>, Reject> {
+        self.apply(CommandKind::PlaceOrder(limit_order(
+            account,
+            side,
+            price,
+            qty,
+            TimeInForce::Gtc,
+        )))
     }
 
     /// Places a GTC limit order that must be accepted; returns its id.
     pub fn rest(&mut self, account: AccountId, side: Side, price: i64, qty: i64) -> OrderId {
-        let events = self.limit(account, side, price, qty).expect("order accepted");
+        let events = self
+            .limit(account, side, price, qty)
+            .expect("order accepted");
         accepted_id(&events)
     }
 
-    pub fn market(&mut self, account: AccountId, side: Side, qty: i64) -> Result<Vec<Event>, Reject> {
+    pub fn market(
+        &mut self,
+        account: AccountId,
+        side: Side,
+        qty: i64,
+    ) -> Result<Vec<Event>, Reject> {
         self.apply(CommandKind::PlaceOrder(NewOrder {
             order_type: OrderType::Market,
             price: None,
@@ -117,7 +161,13 @@ impl World {
         self.apply(CommandKind::CancelOrder { account, order })
     }
 
-    pub fn amend(&mut self, account: AccountId, order: OrderId, qty: i64, price: Option<i64>) -> Result<Vec<Event>, Reject> {
+    pub fn amend(
+        &mut self,
+        account: AccountId,
+        order: OrderId,
+        qty: i64,
+        price: Option<i64>,
+    ) -> Result<Vec<Event>, Reject> {
         self.apply(CommandKind::AmendOrder(AmendOrder {
             account,
             order,
@@ -136,7 +186,10 @@ impl World {
 
     /// (price, qty) per level, best first.
     pub fn levels(&self, side: Side) -> Vec<(i64, i64)> {
-        self.engine.book_levels(P, side).map(|l| (l.price.ticks(), l.qty.lots())).collect()
+        self.engine
+            .book_levels(P, side)
+            .map(|l| (l.price.ticks(), l.qty.lots()))
+            .collect()
     }
 }
 
@@ -151,10 +204,21 @@ pub fn create_account(name: &str, status: ProfileStatus) -> CommandKind {
 }
 
 pub fn funds(account: AccountId, asset: AssetId, amount: i64, request_id: &str) -> FundsRequest {
-    FundsRequest { account, asset, amount: Amount::from_minor(amount), request_id: RequestId::new(request_id).unwrap() }
+    FundsRequest {
+        account,
+        asset,
+        amount: Amount::from_minor(amount),
+        request_id: RequestId::new(request_id).unwrap(),
+    }
 }
 
-pub fn limit_order(account: AccountId, side: Side, price: i64, qty: i64, tif: TimeInForce) -> NewOrder {
+pub fn limit_order(
+    account: AccountId,
+    side: Side,
+    price: i64,
+    qty: i64,
+    tif: TimeInForce,
+) -> NewOrder {
     NewOrder {
         account,
         product: P,
@@ -183,7 +247,15 @@ pub fn fills(events: &[Event]) -> Vec<(OrderId, OrderId, i64, i64, i64, i64)> {
     events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Fill { maker_order, taker_order, price, qty, maker_fee, taker_fee, .. } => Some((
+            EventKind::Fill {
+                maker_order,
+                taker_order,
+                price,
+                qty,
+                maker_fee,
+                taker_fee,
+                ..
+            } => Some((
                 maker_order,
                 taker_order,
                 price.ticks(),
@@ -200,7 +272,12 @@ pub fn cancels(events: &[Event]) -> Vec<(OrderId, i64, CancelReason)> {
     events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::OrderCancelled { order, remaining, reason, .. } => Some((order, remaining.lots(), reason)),
+            EventKind::OrderCancelled {
+                order,
+                remaining,
+                reason,
+                ..
+            } => Some((order, remaining.lots(), reason)),
             _ => None,
         })
         .collect()
