@@ -880,12 +880,35 @@ impl Engine {
             return Err(Reject::InsufficientFunds);
         }
         let book = &self.books[node.product.get() as usize];
-        if node.time_in_force == TimeInForce::PostOnly
-            && book
-                .best(node.side.opposite())
-                .is_some_and(|best| crosses(node.side, price, best.price))
-        {
+        let takes = book
+            .best(node.side.opposite())
+            .is_some_and(|best| crosses(node.side, price, best.price));
+        if node.time_in_force == TimeInForce::PostOnly && takes {
             return Err(Reject::WouldTakeLiquidity);
+        }
+        if !takes {
+            // The common move: nothing to match, so the order keeps its slot and goes to the back
+            // of its new level (the same outcome as the general path below, with less work).
+            let book = &mut self.books[node.product.get() as usize];
+            book.unlink(&mut self.orders, slot);
+            let acct = &mut self.accounts[a.account.get() as usize];
+            acct.release(hold_asset, node.held);
+            acct.hold(hold_asset, hold);
+            let moved = self.orders.node_mut(slot);
+            moved.price = price;
+            moved.remaining = qty.lots();
+            moved.held = hold;
+            book.push_back(&mut self.orders, slot);
+            out.emit(EventKind::OrderRested {
+                order: node.id,
+                account: node.account,
+                product: node.product,
+                side: node.side,
+                price,
+                remaining: qty,
+                priority_kept: false,
+            });
+            return Ok(());
         }
 
         // Validated: the order leaves its place and enters again as a taker with its own id.
