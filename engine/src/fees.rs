@@ -211,6 +211,27 @@ mod tests {
     }
 
     #[test]
+    fn the_64_bit_path_agrees_with_the_128_bit_formula() {
+        let reference = |n: i64, r: u32| ((n as i128 * r as i128 + 999_999) / 1_000_000) as i64;
+        let edge = (u64::MAX / FEE_PPM_MAX as u64 / 2) as i64;
+        for n in [
+            0,
+            1,
+            999_999,
+            1_000_001,
+            edge - 1,
+            edge,
+            edge + 1,
+            AMOUNT_MAX - 1,
+            AMOUNT_MAX,
+        ] {
+            for r in [0, 1, 7, 999, 2_500, FEE_PPM_MAX] {
+                assert_eq!(fee_for(n, r), reference(n, r), "notional {n} rate {r}");
+            }
+        }
+    }
+
+    #[test]
     fn schedule_validation() {
         assert!(FeeSchedule::flat(1_000, 2_000).is_ok());
         assert_eq!(
