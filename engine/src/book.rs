@@ -1,11 +1,19 @@
-//! Order books: price levels in sorted vectors, orders in a slab with intrusive FIFO lists.
+//! Order books: price levels in bitmap pages, orders in a slab with intrusive FIFO lists.
 //!
-//! Each side keeps its levels in a `Vec` sorted so that the best price is last: bids ascending,
-//! asks descending. Matching pops from the end; most new orders land near the best price, so an
-//! insertion moves few elements; a lookup is a binary search over contiguous memory. Each level
-//! links its orders through `prev`/`next` slot indices, so a cancel is O(1) once the level is
-//! found. **Invariant:** a level exists only while it holds at least one order, and its `total`
-//! is the sum of its orders' `remaining`.
+//! Each side of a book is a ladder of pages of 64 consecutive ticks. A page holds the 64
+//! levels in place and a `u64` bitmap of the occupied ones; the pages present are indexed by a
+//! `BTreeMap` from page number to page slot, which stays small because a page covers many
+//! levels. Finding the best price is the first (asks) or last (bids) page and one bit scan;
+//! adding or removing a level flips a bit and moves no memory; a page is freed when its last
+//! level empties. Each level links its orders through `prev`/`next` slot indices and every
+//! order knows its page, so a cancel is O(1). Any price distribution works: sparse prices
+//! degrade to one page per level, i.e. a B-tree of levels.
+//!
+//! **Invariant:** a level's bit is set exactly while it holds at least one order, a page exists
+//! exactly while its bitmap is not zero, and a level's `total` is the sum of its orders'
+//! `remaining`.
+
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
@@ -32,6 +40,8 @@ pub(crate) struct OrderNode {
     pub(crate) held: i64,
     pub(crate) prev: u32,
     pub(crate) next: u32,
+    /// The page slot of its level in its side's ladder (valid while it rests).
+    pub(crate) page: u32,
     pub(crate) client_order_id: Option<ClientOrderId>,
 }
 
@@ -86,10 +96,9 @@ impl OrderStore {
     }
 }
 
-/// One price level: a FIFO of orders at one price.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One price level: a FIFO of orders at one price (the price is the level's place).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Level {
-    pub(crate) price: Price,
     /// Sum of the orders' open lots.
     pub(crate) total: i64,
     pub(crate) head: u32,
@@ -97,14 +106,188 @@ pub(crate) struct Level {
     pub(crate) n_orders: u32,
 }
 
+/// Ticks per page: one bit of a `u64` each.
+const PAGE_TICKS: i64 = 64;
+
+#[derive(Clone, Debug)]
+struct Page {
+    occupied: u64,
+    levels: [Level; PAGE_TICKS as usize],
+}
+
+#[inline]
+fn page_number(price: Price) -> i64 {
+    price.ticks().div_euclid(PAGE_TICKS)
+}
+
+#[inline]
+fn bit(price: Price) -> usize {
+    price.ticks().rem_euclid(PAGE_TICKS) as usize
+}
+
+/// One side of a book.
+#[derive(Clone, Debug)]
+pub(crate) struct Ladder {
+    side: Side,
+    /// Page number (price / 64) to page slot.
+    index: BTreeMap<i64, u32>,
+    pages: Vec<Page>,
+    free_pages: Vec<u32>,
+}
+
+impl Ladder {
+    fn new(side: Side) -> Ladder {
+        Ladder {
+            side,
+            index: BTreeMap::new(),
+            pages: Vec::new(),
+            free_pages: Vec::new(),
+        }
+    }
+
+    /// The best price and its page slot: the highest bid or the lowest ask.
+    #[inline]
+    pub(crate) fn best(&self) -> Option<(u32, Price)> {
+        let (number, slot) = match self.side {
+            Side::Buy => self.index.last_key_value()?,
+            Side::Sell => self.index.first_key_value()?,
+        };
+        let occupied = self.pages[*slot as usize].occupied;
+        debug_assert!(occupied != 0);
+        let offset = match self.side {
+            Side::Buy => 63 - occupied.leading_zeros() as i64,
+            Side::Sell => occupied.trailing_zeros() as i64,
+        };
+        Some((*slot, Price::from_ticks(number * PAGE_TICKS + offset)))
+    }
+
+    pub(crate) fn best_price(&self) -> Option<Price> {
+        self.best().map(|(_, price)| price)
+    }
+
+    #[inline]
+    pub(crate) fn level_mut(&mut self, page: u32, price: Price) -> &mut Level {
+        &mut self.pages[page as usize].levels[bit(price)]
+    }
+
+    /// The levels, best first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Price, &Level)> + '_ {
+        let pages: Box<dyn Iterator<Item = (&i64, &u32)>> = match self.side {
+            Side::Buy => Box::new(self.index.iter().rev()),
+            Side::Sell => Box::new(self.index.iter()),
+        };
+        let descending = self.side == Side::Buy;
+        pages.flat_map(move |(number, slot)| {
+            let page = &self.pages[*slot as usize];
+            let offsets: Box<dyn Iterator<Item = usize>> = if descending {
+                Box::new((0..PAGE_TICKS as usize).rev())
+            } else {
+                Box::new(0..PAGE_TICKS as usize)
+            };
+            offsets
+                .filter(move |offset| page.occupied & (1u64 << offset) != 0)
+                .map(move |offset| {
+                    (
+                        Price::from_ticks(number * PAGE_TICKS + offset as i64),
+                        &page.levels[offset],
+                    )
+                })
+        })
+    }
+
+    /// The page slot for `price`, creating the page if needed.
+    fn page_for(&mut self, price: Price) -> u32 {
+        let number = page_number(price);
+        if let Some(slot) = self.index.get(&number) {
+            return *slot;
+        }
+        let empty = Page {
+            occupied: 0,
+            levels: [Level::default(); PAGE_TICKS as usize],
+        };
+        let slot = match self.free_pages.pop() {
+            Some(slot) => {
+                self.pages[slot as usize] = empty;
+                slot
+            }
+            None => {
+                self.pages.push(empty);
+                (self.pages.len() - 1) as u32
+            }
+        };
+        self.index.insert(number, slot);
+        slot
+    }
+
+    /// Forgets the level at `price` in `page` if it has no orders (and the page if it empties).
+    pub(crate) fn remove_if_empty(&mut self, page: u32, price: Price) {
+        let p = &mut self.pages[page as usize];
+        let offset = bit(price);
+        if p.levels[offset].n_orders != 0 {
+            return;
+        }
+        debug_assert!(p.levels[offset].total == 0);
+        p.occupied &= !(1u64 << offset);
+        if p.occupied == 0 {
+            let removed = self.index.remove(&page_number(price));
+            debug_assert_eq!(removed, Some(page));
+            self.free_pages.push(page);
+        }
+    }
+
+    /// Appends the order in `slot` at the back of its price level.
+    fn push_back(&mut self, store: &mut OrderStore, slot: u32) {
+        let (price, remaining) = {
+            let node = store.node(slot);
+            (node.price, node.remaining)
+        };
+        debug_assert!(remaining > 0);
+        let page = self.page_for(price);
+        let offset = bit(price);
+        let p = &mut self.pages[page as usize];
+        let level = &mut p.levels[offset];
+        if p.occupied & (1u64 << offset) != 0 {
+            let tail = level.tail;
+            store.node_mut(tail).next = slot;
+            let node = store.node_mut(slot);
+            node.prev = tail;
+            node.next = NIL;
+            node.page = page;
+            level.tail = slot;
+            level.total += remaining;
+            level.n_orders += 1;
+        } else {
+            p.occupied |= 1u64 << offset;
+            let node = store.node_mut(slot);
+            node.prev = NIL;
+            node.next = NIL;
+            node.page = page;
+            *level = Level {
+                total: remaining,
+                head: slot,
+                tail: slot,
+                n_orders: 1,
+            };
+        }
+    }
+}
+
 /// One product's book.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Book {
-    /// Ascending by price: the best bid is last.
-    pub(crate) bids: Vec<Level>,
-    /// Descending by price: the best ask is last.
-    pub(crate) asks: Vec<Level>,
+    pub(crate) bids: Ladder,
+    pub(crate) asks: Ladder,
     pub(crate) n_orders: u32,
+}
+
+impl Default for Book {
+    fn default() -> Self {
+        Book {
+            bids: Ladder::new(Side::Buy),
+            asks: Ladder::new(Side::Sell),
+            n_orders: 0,
+        }
+    }
 }
 
 /// Whether a taker on `side` with `limit` may trade against a maker at `maker_price`.
@@ -117,69 +300,29 @@ pub(crate) fn crosses(side: Side, limit: Price, maker_price: Price) -> bool {
 }
 
 impl Book {
-    pub(crate) fn side(&self, side: Side) -> &Vec<Level> {
+    pub(crate) fn side(&self, side: Side) -> &Ladder {
         match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
         }
     }
 
-    pub(crate) fn side_mut(&mut self, side: Side) -> &mut Vec<Level> {
+    fn side_mut(&mut self, side: Side) -> &mut Ladder {
         match side {
             Side::Buy => &mut self.bids,
             Side::Sell => &mut self.asks,
         }
     }
 
-    /// The best level on `side`.
-    pub(crate) fn best(&self, side: Side) -> Option<&Level> {
-        self.side(side).last()
-    }
-
-    /// `Ok(index)` of the level at `price` on `side`, or `Err(index)` where it would go.
-    fn find(levels: &[Level], side: Side, price: Price) -> Result<usize, usize> {
-        match side {
-            Side::Buy => levels.binary_search_by(|l| l.price.cmp(&price)),
-            Side::Sell => levels.binary_search_by(|l| price.cmp(&l.price)),
-        }
+    /// The best price on `side`.
+    pub(crate) fn best(&self, side: Side) -> Option<Price> {
+        self.side(side).best_price()
     }
 
     /// Appends the order in `slot` at the back of its price level.
     pub(crate) fn push_back(&mut self, store: &mut OrderStore, slot: u32) {
-        let (side, price, remaining) = {
-            let node = store.node(slot);
-            (node.side, node.price, node.remaining)
-        };
-        debug_assert!(remaining > 0);
-        let levels = self.side_mut(side);
-        match Self::find(levels, side, price) {
-            Ok(idx) => {
-                let level = &mut levels[idx];
-                let tail = level.tail;
-                store.node_mut(tail).next = slot;
-                let node = store.node_mut(slot);
-                node.prev = tail;
-                node.next = NIL;
-                level.tail = slot;
-                level.total += remaining;
-                level.n_orders += 1;
-            }
-            Err(idx) => {
-                let node = store.node_mut(slot);
-                node.prev = NIL;
-                node.next = NIL;
-                levels.insert(
-                    idx,
-                    Level {
-                        price,
-                        total: remaining,
-                        head: slot,
-                        tail: slot,
-                        n_orders: 1,
-                    },
-                );
-            }
-        }
+        let side = store.node(slot).side;
+        self.side_mut(side).push_back(store, slot);
         self.n_orders += 1;
     }
 
@@ -187,14 +330,9 @@ impl Book {
     /// stays in the store.
     pub(crate) fn unlink(&mut self, store: &mut OrderStore, slot: u32) {
         let node = *store.node(slot);
-        let levels = self.side_mut(node.side);
-        let idx = Self::find(levels, node.side, node.price)
-            .unwrap_or_else(|_| panic!("order {} has no level", node.id));
-        let level = &mut levels[idx];
-        unlink_in_level(level, store, slot);
-        if level.n_orders == 0 {
-            levels.remove(idx);
-        }
+        let ladder = self.side_mut(node.side);
+        unlink_in_level(ladder.level_mut(node.page, node.price), store, slot);
+        ladder.remove_if_empty(node.page, node.price);
         self.n_orders -= 1;
     }
 
@@ -204,10 +342,8 @@ impl Book {
         debug_assert!(0 < new_remaining && new_remaining < node.remaining);
         let delta = node.remaining - new_remaining;
         node.remaining = new_remaining;
-        let (side, price) = (node.side, node.price);
-        let levels = self.side_mut(side);
-        let idx = Self::find(levels, side, price).expect("resting order has a level");
-        levels[idx].total -= delta;
+        let (side, page, price) = (node.side, node.page, node.price);
+        self.side_mut(side).level_mut(page, price).total -= delta;
     }
 }
 

@@ -523,7 +523,7 @@ impl Engine {
                 if let Some(best) = book.best(Side::Sell) {
                     let volume = acct.trailing_volume(p.quote, out.timestamp_ms);
                     let rate = p.fees.rate_ppm(volume, Liquidity::Taker);
-                    let n1 = p.notional(best.price, Qty::from_lots(1))?;
+                    let n1 = p.notional(best, Qty::from_lots(1))?;
                     if acct.balance(p.quote).available < n1 + fee_for(n1, rate) {
                         return Err(Reject::InsufficientFunds);
                     }
@@ -538,7 +538,7 @@ impl Engine {
             if o.time_in_force == TimeInForce::PostOnly
                 && book
                     .best(o.side.opposite())
-                    .is_some_and(|best| crosses(o.side, price, best.price))
+                    .is_some_and(|best| crosses(o.side, price, best))
             {
                 return Err(Reject::WouldTakeLiquidity);
             }
@@ -597,8 +597,8 @@ impl Engine {
         let book = &self.books[o.product.get() as usize];
         let stops_at_own = o.self_trade != SelfTradePrevention::CancelResting;
         let mut available = 0i64;
-        for level in book.side(o.side.opposite()).iter().rev() {
-            if !crosses(o.side, limit, level.price) {
+        for (level_price, level) in book.side(o.side.opposite()).iter() {
+            if !crosses(o.side, limit, level_price) {
                 break;
             }
             let mut slot = level.head;
@@ -636,21 +636,21 @@ impl Engine {
             asks,
             n_orders: book_n_orders,
         } = &mut books[taker.product.get() as usize];
-        let levels = match taker.side {
+        let ladder = match taker.side {
             Side::Buy => asks,
             Side::Sell => bids,
         };
         'levels: while taker.remaining > 0 {
-            let Some(level) = levels.last_mut() else {
+            let Some((page, price)) = ladder.best() else {
                 break;
             };
             if taker
                 .limit
-                .is_some_and(|limit| !crosses(taker.side, limit, level.price))
+                .is_some_and(|limit| !crosses(taker.side, limit, price))
             {
                 break;
             }
-            let price = level.price;
+            let level = ladder.level_mut(page, price);
             while taker.remaining > 0 && level.head != NIL {
                 let slot = level.head;
                 let maker = *orders.node(slot);
@@ -669,9 +669,7 @@ impl Engine {
                     }
                     if taker.self_trade != SelfTradePrevention::CancelResting {
                         taker.stopped = Some(CancelReason::SelfTrade);
-                        if level.n_orders == 0 {
-                            levels.pop();
-                        }
+                        ladder.remove_if_empty(page, price);
                         break 'levels;
                     }
                     continue;
@@ -736,9 +734,7 @@ impl Engine {
                     remove_resting(orders, accounts, client_order_ids, p, slot);
                 }
             }
-            if level.n_orders == 0 {
-                levels.pop();
-            }
+            ladder.remove_if_empty(page, price);
         }
     }
 
@@ -773,6 +769,7 @@ impl Engine {
                 held: taker.held,
                 prev: NIL,
                 next: NIL,
+                page: NIL,
                 client_order_id,
             });
             self.books[taker.product.get() as usize].push_back(&mut self.orders, slot);
@@ -882,7 +879,7 @@ impl Engine {
         let book = &self.books[node.product.get() as usize];
         let takes = book
             .best(node.side.opposite())
-            .is_some_and(|best| crosses(node.side, price, best.price));
+            .is_some_and(|best| crosses(node.side, price, best));
         if node.time_in_force == TimeInForce::PostOnly && takes {
             return Err(Reject::WouldTakeLiquidity);
         }
@@ -1064,7 +1061,7 @@ impl Engine {
     pub fn book_orders(&self, product: ProductId, side: Side) -> Vec<OrderView> {
         let mut views = Vec::new();
         if let Some(book) = self.books.get(product.get() as usize) {
-            for level in book.side(side).iter().rev() {
+            for (_, level) in book.side(side).iter() {
                 let mut slot = level.head;
                 while slot != NIL {
                     let node = self.orders.node(slot);
@@ -1084,12 +1081,10 @@ impl Engine {
     ) -> impl Iterator<Item = LevelView> + '_ {
         self.books
             .get(product.get() as usize)
-            .map(|book| book.side(side).as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .rev()
-            .map(|l| LevelView {
-                price: l.price,
+            .into_iter()
+            .flat_map(move |book| book.side(side).iter())
+            .map(|(price, l)| LevelView {
+                price,
                 qty: Qty::from_lots(l.total),
                 n_orders: l.n_orders,
             })
@@ -1112,8 +1107,7 @@ impl Engine {
         let p = self.product(product)?;
         let qty = qty.checked()?;
         let best = self.books[product.get() as usize]
-            .best(side.opposite())
-            .map(|l| l.price);
+            .best(side.opposite());
         let (price, liquidity) = match price {
             Some(price) => {
                 let price = price.checked()?;

@@ -147,10 +147,9 @@ impl Engine {
     fn hash_books(&self, w: &mut Writer) {
         for book in &self.books {
             w.u64(book.n_orders as u64);
-            for levels in [&book.bids, &book.asks] {
-                w.u64(levels.len() as u64);
-                for level in levels.iter().rev() {
-                    w.i64(level.price.ticks());
+            for ladder in [&book.bids, &book.asks] {
+                for (price, level) in ladder.iter() {
+                    w.i64(price.ticks());
                     w.i64(level.total);
                     w.u64(level.n_orders as u64);
                     let mut slot = level.head;
@@ -168,6 +167,7 @@ impl Engine {
                         slot = node.next;
                     }
                 }
+                w.u64(u64::MAX);
             }
         }
     }

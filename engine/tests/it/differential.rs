@@ -25,7 +25,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use crate::support::*;
 
 const N_TRADERS: u32 = 4;
-const MID: i64 = 1_000;
+// 1024 is a page boundary of the book's ladder: the band covers two pages.
+const MID: i64 = 1_024;
 const USD_EACH: i64 = 1_000_000_000_000;
 const SHARES_EACH: i64 = 1_000_000_000;
 

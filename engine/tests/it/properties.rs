@@ -35,7 +35,8 @@ pub(crate) const MSFT: AssetId = AssetId::new(2);
 const N_ASSETS: usize = 3;
 const N_PRODUCTS: usize = 3;
 /// The centre of each product's price band, in ticks: prices cluster here so orders cross often.
-const CENTRE: [i64; N_PRODUCTS] = [100, 40, 8];
+// Bands straddle the book's 64-tick page boundaries (128 and 64).
+const CENTRE: [i64; N_PRODUCTS] = [128, 64, 8];
 const AMOUNTS: [i64; 6] = [1, 50, 500, 2_000, 10_000, 50_000];
 /// Traders created by the setup (ids 1..=7; the last is pending).
 const SETUP_TRADERS: u32 = 7;

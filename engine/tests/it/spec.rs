@@ -457,6 +457,29 @@ mod orders {
     }
 
     #[test]
+    fn levels_anywhere_in_the_price_range_keep_their_order() {
+        let mut w = World::new();
+        let buyer = w.trader(AMOUNT_MAX, 0);
+        let seller = w.trader(0, 1_000);
+        let far = PRICE_TICKS_MAX / 1_000;
+        for price in [64, 1, 127, 63, 128, far, 65, 1_000_000] {
+            w.rest(buyer, Side::Buy, price, 1);
+        }
+        let bids: Vec<i64> = w.levels(Side::Buy).iter().map(|l| l.0).collect();
+        assert_eq!(bids, vec![far, 1_000_000, 128, 127, 65, 64, 63, 1]);
+        for price in [far * 2, far + 1, far + 200, far + 64] {
+            w.rest(seller, Side::Sell, price, 1);
+        }
+        let asks: Vec<i64> = w.levels(Side::Sell).iter().map(|l| l.0).collect();
+        assert_eq!(asks, vec![far + 1, far + 64, far + 200, far * 2]);
+        // A sell at 1 sweeps every bid, best first, across pages.
+        let events = w.limit(seller, Side::Sell, 1, 8).unwrap();
+        let prices: Vec<i64> = fills(&events).iter().map(|f| f.2).collect();
+        assert_eq!(prices, bids);
+        assert!(w.levels(Side::Buy).is_empty());
+    }
+
+    #[test]
     fn fees_go_to_the_fee_account_rounded_up() {
         let mut w = World::new();
         let seller = w.trader(0, 10);
