@@ -42,16 +42,18 @@ pub(crate) struct OrderNode {
     pub(crate) next: u32,
     /// The page slot of its level in its side's ladder (valid while it rests).
     pub(crate) page: u32,
-    pub(crate) client_order_id: Option<ClientOrderId>,
+    /// Whether the store keeps a client order id for it (kept aside so a node is 64 bytes).
+    pub(crate) has_client_order_id: bool,
 }
 
-/// All resting orders of all books, by slot, with an index by order id. The index is a hash
-/// map because lookups are by id only; nothing iterates it.
+/// All resting orders of all books, by slot, with an index by order id. The index and the
+/// client order ids are hash maps because they are only looked up by id; nothing iterates them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OrderStore {
     nodes: Vec<OrderNode>,
     free: Vec<u32>,
     by_id: FxHashMap<u64, u32>,
+    client_order_ids: FxHashMap<u64, ClientOrderId>,
 }
 
 impl OrderStore {
@@ -71,7 +73,23 @@ impl OrderStore {
         &mut self.nodes[slot as usize]
     }
 
-    pub(crate) fn insert(&mut self, node: OrderNode) -> u32 {
+    pub(crate) fn client_order_id(&self, node: &OrderNode) -> Option<ClientOrderId> {
+        if node.has_client_order_id {
+            self.client_order_ids.get(&node.id.get()).copied()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn insert(
+        &mut self,
+        node: OrderNode,
+        client_order_id: Option<ClientOrderId>,
+    ) -> u32 {
+        debug_assert_eq!(node.has_client_order_id, client_order_id.is_some());
+        if let Some(cid) = client_order_id {
+            self.client_order_ids.insert(node.id.get(), cid);
+        }
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.nodes[slot as usize] = node;
@@ -87,12 +105,18 @@ impl OrderStore {
         slot
     }
 
-    pub(crate) fn remove(&mut self, slot: u32) -> OrderNode {
+    /// Frees the slot; returns the node and its client order id.
+    pub(crate) fn remove(&mut self, slot: u32) -> (OrderNode, Option<ClientOrderId>) {
         let node = self.nodes[slot as usize];
         let removed = self.by_id.remove(&node.id.get());
         assert_eq!(removed, Some(slot), "order slot index out of step");
         self.free.push(slot);
-        node
+        let cid = if node.has_client_order_id {
+            self.client_order_ids.remove(&node.id.get())
+        } else {
+            None
+        };
+        (node, cid)
     }
 }
 
@@ -201,17 +225,18 @@ impl Ladder {
         if let Some(slot) = self.index.get(&number) {
             return *slot;
         }
-        let empty = Page {
-            occupied: 0,
-            levels: [Level::default(); PAGE_TICKS as usize],
-        };
+        // A level is only read while its bit is set, and `push_back` writes it whole when it
+        // sets the bit: a reused page needs only its bitmap cleared.
         let slot = match self.free_pages.pop() {
             Some(slot) => {
-                self.pages[slot as usize] = empty;
+                self.pages[slot as usize].occupied = 0;
                 slot
             }
             None => {
-                self.pages.push(empty);
+                self.pages.push(Page {
+                    occupied: 0,
+                    levels: [Level::default(); PAGE_TICKS as usize],
+                });
                 (self.pages.len() - 1) as u32
             }
         };
@@ -368,3 +393,6 @@ pub(crate) fn unlink_in_level(level: &mut Level, store: &mut OrderStore, slot: u
     level.total -= remaining;
     level.n_orders -= 1;
 }
+
+// A resting order fits one cache line.
+const _: () = assert!(std::mem::size_of::<OrderNode>() <= 64);

@@ -757,21 +757,24 @@ impl Engine {
         if taker.remaining > 0 && may_rest && taker.stopped.is_none() {
             let price = taker.limit.expect("a resting order has a limit price");
             acct.n_open_orders += 1;
-            let slot = self.orders.insert(OrderNode {
-                id: taker.id,
-                account: taker.account,
-                product: taker.product,
-                side: taker.side,
-                time_in_force,
-                self_trade: taker.self_trade,
-                price,
-                remaining: taker.remaining,
-                held: taker.held,
-                prev: NIL,
-                next: NIL,
-                page: NIL,
+            let slot = self.orders.insert(
+                OrderNode {
+                    id: taker.id,
+                    account: taker.account,
+                    product: taker.product,
+                    side: taker.side,
+                    time_in_force,
+                    self_trade: taker.self_trade,
+                    price,
+                    remaining: taker.remaining,
+                    held: taker.held,
+                    prev: NIL,
+                    next: NIL,
+                    page: NIL,
+                    has_client_order_id: client_order_id.is_some(),
+                },
                 client_order_id,
-            });
+            );
             self.books[taker.product.get() as usize].push_back(&mut self.orders, slot);
             if let Some(cid) = client_order_id {
                 self.client_order_ids.insert((taker.account, cid), taker.id);
@@ -911,7 +914,7 @@ impl Engine {
         // Validated: the order leaves its place and enters again as a taker with its own id.
         self.books[node.product.get() as usize].unlink(&mut self.orders, slot);
         let p = &self.products[node.product.get() as usize];
-        remove_resting(
+        let client_order_id = remove_resting(
             &mut self.orders,
             &mut self.accounts,
             &mut self.client_order_ids,
@@ -931,7 +934,7 @@ impl Engine {
             stopped: None,
         };
         self.match_taker(&mut taker, out);
-        self.finish_taker(taker, true, node.time_in_force, node.client_order_id, out);
+        self.finish_taker(taker, true, node.time_in_force, client_order_id, out);
         Ok(())
     }
 
@@ -1032,7 +1035,7 @@ impl Engine {
         self.product_by_symbol.get(symbol).copied()
     }
 
-    fn order_view(node: &OrderNode) -> OrderView {
+    fn order_view(&self, node: &OrderNode) -> OrderView {
         OrderView {
             id: node.id,
             account: node.account,
@@ -1042,7 +1045,7 @@ impl Engine {
             remaining: Qty::from_lots(node.remaining),
             held: Amount::from_minor(node.held),
             time_in_force: node.time_in_force,
-            client_order_id: node.client_order_id,
+            client_order_id: self.orders.client_order_id(node),
         }
     }
 
@@ -1050,7 +1053,7 @@ impl Engine {
     pub fn order(&self, order: OrderId) -> Option<OrderView> {
         self.orders
             .slot_of(order)
-            .map(|slot| Self::order_view(self.orders.node(slot)))
+            .map(|slot| self.order_view(self.orders.node(slot)))
     }
 
     pub fn n_open_orders(&self) -> usize {
@@ -1065,7 +1068,7 @@ impl Engine {
                 let mut slot = level.head;
                 while slot != NIL {
                     let node = self.orders.node(slot);
-                    views.push(Self::order_view(node));
+                    views.push(self.order_view(node));
                     slot = node.next;
                 }
             }
@@ -1106,8 +1109,7 @@ impl Engine {
         let acct = self.account(account)?;
         let p = self.product(product)?;
         let qty = qty.checked()?;
-        let best = self.books[product.get() as usize]
-            .best(side.opposite());
+        let best = self.books[product.get() as usize].best(side.opposite());
         let (price, liquidity) = match price {
             Some(price) => {
                 let price = price.checked()?;
@@ -1207,8 +1209,8 @@ fn remove_resting(
     client_order_ids: &mut BTreeMap<(AccountId, ClientOrderId), OrderId>,
     p: &Product,
     slot: u32,
-) {
-    let node = orders.remove(slot);
+) -> Option<ClientOrderId> {
+    let (node, client_order_id) = orders.remove(slot);
     let acct = &mut accounts[node.account.get() as usize];
     acct.n_open_orders -= 1;
     let asset = if node.side == Side::Buy {
@@ -1217,9 +1219,10 @@ fn remove_resting(
         p.base
     };
     acct.release(asset, node.held);
-    if let Some(cid) = node.client_order_id {
+    if let Some(cid) = client_order_id {
         client_order_ids.remove(&(node.account, cid));
     }
+    client_order_id
 }
 
 /// The most lots a market buy can pay for at `lot_notional` per lot and `rate_ppm` with `budget`.

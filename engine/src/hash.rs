@@ -163,7 +163,7 @@ impl Engine {
                         w.i64(node.price.ticks());
                         w.i64(node.remaining);
                         w.i64(node.held);
-                        w.opt_short(&node.client_order_id);
+                        w.opt_short(&self.orders.client_order_id(node));
                         slot = node.next;
                     }
                 }
