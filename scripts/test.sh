@@ -17,3 +17,7 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== benchmark smoke run (checks every venue's final book against the model; figures not kept)"
+cargo run --release --locked -q -p bourse-benches --bin throughput -- --ops 200000 --warmup 20000 --reps 1 > /dev/null
+echo "== bourse demo"
+cargo run --release --locked -q -p bourse-gateway --bin bourse -- demo > /dev/null

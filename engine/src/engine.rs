@@ -126,6 +126,10 @@ pub struct LevelView {
 impl Engine {
     /// An empty engine with only the fee account.
     pub fn new(limits: Limits) -> Engine {
+        assert!(
+            limits.orders_total_max < NIL,
+            "orders_total_max must leave room for the order store's NIL slot"
+        );
         let fees = Account {
             name: "fees".to_string(),
             proof: "system".to_string(),
@@ -240,16 +244,10 @@ impl Engine {
         c: &CreateAccount,
         out: &mut Emitter<S>,
     ) -> Result<(), Reject> {
-        if c.name.trim().is_empty()
-            || c.name.len() > NAME_BYTES_MAX
-            || c.name.chars().any(char::is_control)
-        {
+        if !valid_text(&c.name, NAME_BYTES_MAX) {
             return Err(Reject::InvalidName);
         }
-        if c.proof.trim().is_empty()
-            || c.proof.len() > PROOF_BYTES_MAX
-            || c.proof.chars().any(char::is_control)
-        {
+        if !valid_text(&c.proof, PROOF_BYTES_MAX) {
             return Err(Reject::InvalidProof);
         }
         if self.accounts.len() >= self.limits.accounts_max as usize {
@@ -328,10 +326,7 @@ impl Engine {
         a: &AddProduct,
         out: &mut Emitter<S>,
     ) -> Result<(), Reject> {
-        if a.name.trim().is_empty()
-            || a.name.len() > NAME_BYTES_MAX
-            || a.name.chars().any(char::is_control)
-        {
+        if !valid_text(&a.name, NAME_BYTES_MAX) {
             return Err(Reject::InvalidName);
         }
         let base = self.asset(a.base)?.scale;
@@ -1223,6 +1218,11 @@ fn remove_resting(
         client_order_ids.remove(&(node.account, cid));
     }
     client_order_id
+}
+
+/// Free text from a client: not blank, at most `bytes_max` bytes, no control characters.
+fn valid_text(text: &str, bytes_max: usize) -> bool {
+    !text.trim().is_empty() && text.len() <= bytes_max && !text.chars().any(char::is_control)
 }
 
 /// The most lots a market buy can pay for at `lot_notional` per lot and `rate_ppm` with `budget`.
