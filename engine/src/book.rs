@@ -2,8 +2,8 @@
 //!
 //! Each side of a book is a ladder of pages of 64 consecutive ticks. A page holds the 64
 //! levels in place and a `u64` bitmap of the occupied ones; the pages present are indexed by a
-//! `BTreeMap` from page number to page slot, which stays small because a page covers many
-//! levels. Finding the best price is the first (asks) or last (bids) page and one bit scan;
+//! `BTreeMap` from page number to page slot (for order), which stays small because a page
+//! covers many levels, and by a hash map of the same (for lookups by price). Finding the best price is the first (asks) or last (bids) page and one bit scan;
 //! adding or removing a level flips a bit and moves no memory; a page is freed when its last
 //! level empties. Each level links its orders through `prev`/`next` slot indices and every
 //! order knows its page, so a cancel is O(1). Any price distribution works: sparse prices
@@ -153,8 +153,11 @@ fn bit(price: Price) -> usize {
 #[derive(Clone, Debug)]
 pub(crate) struct Ladder {
     side: Side,
-    /// Page number (price / 64) to page slot.
+    /// Page number (price / 64) to page slot, in price order: for the best price and walks.
     index: BTreeMap<i64, u32>,
+    /// The same map for lookups by price, which a B-tree answers several times slower; it is
+    /// never iterated.
+    lookup: FxHashMap<i64, u32>,
     pages: Vec<Page>,
     free_pages: Vec<u32>,
 }
@@ -164,6 +167,7 @@ impl Ladder {
         Ladder {
             side,
             index: BTreeMap::new(),
+            lookup: FxHashMap::default(),
             pages: Vec::new(),
             free_pages: Vec::new(),
         }
@@ -222,7 +226,7 @@ impl Ladder {
     /// The page slot for `price`, creating the page if needed.
     fn page_for(&mut self, price: Price) -> u32 {
         let number = page_number(price);
-        if let Some(slot) = self.index.get(&number) {
+        if let Some(slot) = self.lookup.get(&number) {
             return *slot;
         }
         // A level is only read while its bit is set, and `push_back` writes it whole when it
@@ -241,6 +245,7 @@ impl Ladder {
             }
         };
         self.index.insert(number, slot);
+        self.lookup.insert(number, slot);
         slot
     }
 
@@ -254,6 +259,7 @@ impl Ladder {
         debug_assert!(p.levels[offset].total == 0);
         p.occupied &= !(1u64 << offset);
         if p.occupied == 0 {
+            self.lookup.remove(&page_number(price));
             let removed = self.index.remove(&page_number(price));
             debug_assert_eq!(removed, Some(page));
             self.free_pages.push(page);

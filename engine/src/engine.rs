@@ -475,11 +475,14 @@ impl Engine {
 
     /// What an order of `side` holds in which asset.
     fn hold_for(p: &Product, side: Side, price: Price, qty: Qty) -> Result<(AssetId, i64), Reject> {
-        // Every limit order's notional must fit, whichever side: fills happen at its price.
-        p.notional(price, qty)?;
+        // Every limit order's notional must fit, whichever side: fills happen at its price. A
+        // buy's hold is at least its notional, so a hold that fits proves it.
         match side {
             Side::Buy => Ok((p.quote, p.buy_hold(price, qty)?)),
-            Side::Sell => Ok((p.base, p.base_amount(qty)?)),
+            Side::Sell => {
+                p.notional(price, qty)?;
+                Ok((p.base, p.base_amount(qty)?))
+            }
         }
     }
 

@@ -157,7 +157,7 @@ impl Product {
     /// of one lot. Because it is linear in `qty`, what a fill consumes never exceeds what it
     /// frees, and the rest is released exactly when the order ends.
     pub fn buy_hold(&self, price: Price, qty: Qty) -> Result<i64, Reject> {
-        let n1 = self.notional(price, Qty::from_lots(1))?;
+        let n1 = fits(price.ticks() as i128 * self.quote_per_tick_lot as i128)?;
         let per_lot = n1 as i128 + crate::fees::fee_for(n1, self.max_fee_ppm) as i128;
         fits(per_lot * qty.lots() as i128)
     }
