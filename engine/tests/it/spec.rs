@@ -246,6 +246,31 @@ mod products {
     }
 
     #[test]
+    fn the_asset_and_product_limits_are_rejections() {
+        let limits = Limits {
+            assets_max: 3,
+            products_max: 1,
+            ..Limits::default()
+        };
+        let mut w = World::with_limits(limits);
+        w.ok(CommandKind::AddAsset {
+            code: AssetCode::new("EUR").unwrap(),
+            scale: 2,
+        });
+        assert_eq!(
+            w.rejected(CommandKind::AddAsset {
+                code: AssetCode::new("GBP").unwrap(),
+                scale: 2
+            }),
+            Reject::LimitReached(LimitKind::Assets)
+        );
+        assert_eq!(
+            w.rejected(product("EURUSD", 2, 0)),
+            Reject::LimitReached(LimitKind::Products)
+        );
+    }
+
+    #[test]
     fn a_halted_product_takes_cancels_but_no_new_orders_or_amendments() {
         let mut w = World::new();
         let ada = w.trader(1_000_000, 0);
