@@ -145,7 +145,7 @@ impl Venue for BourseVenue {
             code: code("XYZ"),
             scale: 0,
         });
-        v.setup(CommandKind::AddProduct(AddProduct {
+        v.setup(CommandKind::add_product(AddProduct {
             symbol: Symbol::new("XYZ").expect("symbol"),
             name: "Benchmark Corp.".into(),
             base: XYZ,
@@ -157,7 +157,7 @@ impl Venue for BourseVenue {
             fees: FeeSchedule::flat(1_000, 2_000).expect("fees"),
         }));
         for user in 0..users {
-            v.setup(CommandKind::CreateAccount(CreateAccount {
+            v.setup(CommandKind::create_account(CreateAccount {
                 name: format!("user-{user}"),
                 proof: "passport:BENCH".into(),
                 currency_preference: code("USD"),

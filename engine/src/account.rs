@@ -72,6 +72,17 @@ impl Account {
         balance.available += amount;
     }
 
+    /// Changes what is held for one order from `old` to `new` in one step (a moved order).
+    pub(crate) fn rehold(&mut self, asset: AssetId, old: i64, new: i64) {
+        let balance = self.balance_mut(asset);
+        assert!(
+            old >= 0 && new >= 0 && balance.held >= old && balance.available + old >= new,
+            "re-hold beyond available"
+        );
+        balance.held += new - old;
+        balance.available -= new - old;
+    }
+
     pub(crate) fn trailing_volume(&self, asset: AssetId, timestamp_ms: i64) -> i64 {
         self.volumes
             .iter()

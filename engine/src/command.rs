@@ -19,9 +19,12 @@ pub struct Command {
 }
 
 /// What a command asks for.
+///
+/// The rare commands with large bodies are boxed so that the frequent ones (orders, cancels,
+/// amendments) stay small to copy: a `CommandKind` is at most 96 bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CommandKind {
-    CreateAccount(CreateAccount),
+    CreateAccount(Box<CreateAccount>),
     SetProfileStatus {
         account: AccountId,
         status: ProfileStatus,
@@ -39,7 +42,7 @@ pub enum CommandKind {
         /// Decimal places of the minor unit (2 for cents).
         scale: u8,
     },
-    AddProduct(AddProduct),
+    AddProduct(Box<AddProduct>),
     SetProductStatus {
         product: ProductId,
         status: ProductStatus,
@@ -53,6 +56,18 @@ pub enum CommandKind {
     },
     AmendOrder(AmendOrder),
 }
+
+impl CommandKind {
+    pub fn create_account(create: CreateAccount) -> CommandKind {
+        CommandKind::CreateAccount(Box::new(create))
+    }
+
+    pub fn add_product(add: AddProduct) -> CommandKind {
+        CommandKind::AddProduct(Box::new(add))
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<CommandKind>() <= 96);
 
 /// Open an account. The engine assigns the id.
 #[derive(Clone, Debug, PartialEq)]

@@ -890,8 +890,7 @@ impl Engine {
             let book = &mut self.books[node.product.get() as usize];
             book.unlink(&mut self.orders, slot);
             let acct = &mut self.accounts[a.account.get() as usize];
-            acct.release(hold_asset, node.held);
-            acct.hold(hold_asset, hold);
+            acct.rehold(hold_asset, node.held, hold);
             let moved = self.orders.node_mut(slot);
             moved.price = price;
             moved.remaining = qty.lots();

@@ -23,12 +23,12 @@
 //! run(&mut engine, CommandKind::AddAsset { code: AssetCode::new("USD").unwrap(), scale: 2 }, &mut events).unwrap();
 //! run(&mut engine, CommandKind::AddAsset { code: AssetCode::new("AAPL").unwrap(), scale: 0 }, &mut events).unwrap();
 //! let (usd, aapl) = (AssetId::new(0), AssetId::new(1));
-//! run(&mut engine, CommandKind::AddProduct(AddProduct {
+//! run(&mut engine, CommandKind::add_product(AddProduct {
 //!     symbol: Symbol::new("AAPL").unwrap(), name: "Apple".into(), base: aapl, quote: usd,
 //!     price_scale: 2, tick_size: 1, qty_scale: 0, lot_size: 1,
 //!     fees: FeeSchedule::flat(1_000, 2_000).unwrap(),
 //! }), &mut events).unwrap();
-//! run(&mut engine, CommandKind::CreateAccount(CreateAccount {
+//! run(&mut engine, CommandKind::create_account(CreateAccount {
 //!     name: "Ada".into(), proof: "passport:123".into(), currency_preference: AssetCode::new("USD").unwrap(),
 //!     token_hash: TokenHash([7; 32]), initial_status: ProfileStatus::Verified,
 //! }), &mut events).unwrap();

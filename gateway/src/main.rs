@@ -169,7 +169,7 @@ impl Session {
 }
 
 fn create(session: &mut Session, name: &str) -> Result<AccountId> {
-    let events = session.run(CommandKind::CreateAccount(CreateAccount {
+    let events = session.run(CommandKind::create_account(CreateAccount {
         name: name.to_string(),
         proof: format!("passport:{name}"),
         currency_preference: code("USD"),
@@ -233,7 +233,7 @@ fn demo() -> Result<()> {
             taker_ppm: 1_500,
         },
     ])?;
-    s.run(CommandKind::AddProduct(AddProduct {
+    s.run(CommandKind::add_product(AddProduct {
         symbol: Symbol::new("AAPL").context("symbol")?,
         name: "Apple Inc.".to_string(),
         base: aapl,

@@ -586,7 +586,7 @@ fn product_spec(
     qty: (u8, i64),
     fees: FeeSchedule,
 ) -> CommandKind {
-    CommandKind::AddProduct(AddProduct {
+    CommandKind::add_product(AddProduct {
         symbol: Symbol::new(symbol).unwrap(),
         name: symbol.into(),
         base,

@@ -124,7 +124,7 @@ mod accounts {
             scale: 0,
         });
         for (symbol, base) in [("MSFT", 2), ("GOOG", 1)] {
-            w.ok(CommandKind::AddProduct(AddProduct {
+            w.ok(CommandKind::add_product(AddProduct {
                 symbol: Symbol::new(symbol).unwrap(),
                 name: symbol.into(),
                 base: AssetId::new(base),
@@ -200,7 +200,7 @@ mod products {
     use super::*;
 
     fn product(symbol: &str, base: u16, quote: u16) -> CommandKind {
-        CommandKind::AddProduct(AddProduct {
+        CommandKind::add_product(AddProduct {
             symbol: Symbol::new(symbol).unwrap(),
             name: "x".into(),
             base: AssetId::new(base),

@@ -46,7 +46,7 @@ impl World {
             code: AssetCode::new("AAPL").unwrap(),
             scale: 0,
         });
-        w.ok(CommandKind::AddProduct(AddProduct {
+        w.ok(CommandKind::add_product(AddProduct {
             symbol: Symbol::new("AAPL").unwrap(),
             name: "Apple Inc.".into(),
             base: AAPL,
@@ -194,7 +194,7 @@ impl World {
 }
 
 pub fn create_account(name: &str, status: ProfileStatus) -> CommandKind {
-    CommandKind::CreateAccount(CreateAccount {
+    CommandKind::create_account(CreateAccount {
         name: name.into(),
         proof: "passport:X1234567".into(),
         currency_preference: AssetCode::new("USD").unwrap(),
