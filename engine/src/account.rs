@@ -35,17 +35,22 @@ pub(crate) struct Account {
 }
 
 impl Account {
+    #[inline]
     pub(crate) fn balance(&self, asset: AssetId) -> Balance {
-        match self.balances.binary_search_by_key(&asset, |(a, _)| *a) {
-            Ok(idx) => self.balances[idx].1,
-            Err(_) => Balance::default(),
-        }
+        // A wallet holds a few assets: a scan beats a binary search.
+        self.balances
+            .iter()
+            .find(|(a, _)| *a == asset)
+            .map_or(Balance::default(), |(_, b)| *b)
     }
 
+    #[inline]
     pub(crate) fn balance_mut(&mut self, asset: AssetId) -> &mut Balance {
-        let idx = match self.balances.binary_search_by_key(&asset, |(a, _)| *a) {
-            Ok(idx) => idx,
-            Err(idx) => {
+        let idx = match self.balances.iter().position(|(a, _)| *a == asset) {
+            Some(idx) => idx,
+            None => {
+                // Kept sorted so that equal wallets hash equal whatever the order of credits.
+                let idx = self.balances.partition_point(|(a, _)| *a < asset);
                 self.balances.insert(idx, (asset, Balance::default()));
                 idx
             }
@@ -54,6 +59,7 @@ impl Account {
     }
 
     /// Moves `amount` from available to held. The caller checked that it is available.
+    #[inline]
     pub(crate) fn hold(&mut self, asset: AssetId, amount: i64) {
         let balance = self.balance_mut(asset);
         assert!(
@@ -65,6 +71,7 @@ impl Account {
     }
 
     /// Moves `amount` from held back to available.
+    #[inline]
     pub(crate) fn release(&mut self, asset: AssetId, amount: i64) {
         let balance = self.balance_mut(asset);
         assert!(amount >= 0 && balance.held >= amount, "release beyond held");
@@ -73,6 +80,7 @@ impl Account {
     }
 
     /// Changes what is held for one order from `old` to `new` in one step (a moved order).
+    #[inline]
     pub(crate) fn rehold(&mut self, asset: AssetId, old: i64, new: i64) {
         let balance = self.balance_mut(asset);
         assert!(

@@ -61,14 +61,17 @@ impl OrderStore {
         self.by_id.len()
     }
 
+    #[inline]
     pub(crate) fn slot_of(&self, id: OrderId) -> Option<u32> {
         self.by_id.get(&id.get()).copied()
     }
 
+    #[inline]
     pub(crate) fn node(&self, slot: u32) -> &OrderNode {
         &self.nodes[slot as usize]
     }
 
+    #[inline]
     pub(crate) fn node_mut(&mut self, slot: u32) -> &mut OrderNode {
         &mut self.nodes[slot as usize]
     }
@@ -160,6 +163,9 @@ pub(crate) struct Ladder {
     lookup: FxHashMap<i64, u32>,
     pages: Vec<Page>,
     free_pages: Vec<u32>,
+    /// The best level's page slot and price, kept up to date on every level added or removed
+    /// (reading it is what nearly every order and amendment does first).
+    best: Option<(u32, Price)>,
 }
 
 impl Ladder {
@@ -170,12 +176,19 @@ impl Ladder {
             lookup: FxHashMap::default(),
             pages: Vec::new(),
             free_pages: Vec::new(),
+            best: None,
         }
     }
 
     /// The best price and its page slot: the highest bid or the lowest ask.
     #[inline]
     pub(crate) fn best(&self) -> Option<(u32, Price)> {
+        debug_assert_eq!(self.best, self.find_best());
+        self.best
+    }
+
+    /// The best level found from the index (what `best` caches).
+    fn find_best(&self) -> Option<(u32, Price)> {
         let (number, slot) = match self.side {
             Side::Buy => self.index.last_key_value()?,
             Side::Sell => self.index.first_key_value()?,
@@ -189,6 +202,7 @@ impl Ladder {
         Some((*slot, Price::from_ticks(number * PAGE_TICKS + offset)))
     }
 
+    #[inline]
     pub(crate) fn best_price(&self) -> Option<Price> {
         self.best().map(|(_, price)| price)
     }
@@ -224,6 +238,7 @@ impl Ladder {
     }
 
     /// The page slot for `price`, creating the page if needed.
+    #[inline]
     fn page_for(&mut self, price: Price) -> u32 {
         let number = page_number(price);
         if let Some(slot) = self.lookup.get(&number) {
@@ -250,12 +265,18 @@ impl Ladder {
     }
 
     /// Forgets the level at `price` in `page` if it has no orders (and the page if it empties).
+    #[inline]
     pub(crate) fn remove_if_empty(&mut self, page: u32, price: Price) {
+        if self.pages[page as usize].levels[bit(price)].n_orders == 0 {
+            self.remove_level(page, price);
+        }
+    }
+
+    /// Forgets the empty level at `price` (and its page if that empties too).
+    #[inline(never)]
+    fn remove_level(&mut self, page: u32, price: Price) {
         let p = &mut self.pages[page as usize];
         let offset = bit(price);
-        if p.levels[offset].n_orders != 0 {
-            return;
-        }
         debug_assert!(p.levels[offset].total == 0);
         p.occupied &= !(1u64 << offset);
         if p.occupied == 0 {
@@ -264,9 +285,13 @@ impl Ladder {
             debug_assert_eq!(removed, Some(page));
             self.free_pages.push(page);
         }
+        if self.best.is_some_and(|(_, best)| best == price) {
+            self.best = self.find_best();
+        }
     }
 
     /// Appends the order in `slot` at the back of its price level.
+    #[inline]
     fn push_back(&mut self, store: &mut OrderStore, slot: u32) {
         let (price, remaining) = {
             let node = store.node(slot);
@@ -299,6 +324,14 @@ impl Ladder {
                 tail: slot,
                 n_orders: 1,
             };
+            let better = match (self.best, self.side) {
+                (None, _) => true,
+                (Some((_, best)), Side::Buy) => price > best,
+                (Some((_, best)), Side::Sell) => price < best,
+            };
+            if better {
+                self.best = Some((page, price));
+            }
         }
     }
 }
@@ -346,11 +379,13 @@ impl Book {
     }
 
     /// The best price on `side`.
+    #[inline]
     pub(crate) fn best(&self, side: Side) -> Option<Price> {
         self.side(side).best_price()
     }
 
     /// Appends the order in `slot` at the back of its price level.
+    #[inline]
     pub(crate) fn push_back(&mut self, store: &mut OrderStore, slot: u32) {
         let side = store.node(slot).side;
         self.side_mut(side).push_back(store, slot);
@@ -359,6 +394,7 @@ impl Book {
 
     /// Takes the order in `slot` out of its level (removing the level if it empties). The node
     /// stays in the store.
+    #[inline]
     pub(crate) fn unlink(&mut self, store: &mut OrderStore, slot: u32) {
         let node = *store.node(slot);
         let ladder = self.side_mut(node.side);
@@ -368,6 +404,7 @@ impl Book {
     }
 
     /// Lowers the open quantity of a resting order in place (it keeps its priority).
+    #[inline]
     pub(crate) fn reduce(&mut self, store: &mut OrderStore, slot: u32, new_remaining: i64) {
         let node = store.node_mut(slot);
         debug_assert!(0 < new_remaining && new_remaining < node.remaining);
@@ -379,6 +416,7 @@ impl Book {
 }
 
 /// Unlinks `slot` from `level`'s list and totals (the caller removes an empty level).
+#[inline]
 pub(crate) fn unlink_in_level(level: &mut Level, store: &mut OrderStore, slot: u32) {
     let OrderNode {
         prev,

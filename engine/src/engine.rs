@@ -453,6 +453,7 @@ impl Engine {
     // ----- orders ---------------------------------------------------------------------------
 
     /// The account may place and amend orders.
+    #[inline]
     fn check_trader(&self, account: AccountId) -> Result<&Account, Reject> {
         let acct = self.account(account)?;
         if account == AccountId::FEES {
@@ -465,6 +466,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn trading_product(&self, product: ProductId) -> Result<&Product, Reject> {
         let p = self.product(product)?;
         if p.status == ProductStatus::Halted {
@@ -474,6 +476,7 @@ impl Engine {
     }
 
     /// What an order of `side` holds in which asset.
+    #[inline]
     fn hold_for(p: &Product, side: Side, price: Price, qty: Qty) -> Result<(AssetId, i64), Reject> {
         // Every limit order's notional must fit, whichever side: fills happen at its price. A
         // buy's hold is at least its notional, so a hold that fits proves it.
@@ -802,6 +805,7 @@ impl Engine {
     }
 
     /// The open order `order` of `account`, by slot.
+    #[inline]
     fn own_order(&self, account: AccountId, order: OrderId) -> Result<u32, Reject> {
         self.account(account)?;
         let slot = self.orders.slot_of(order).ok_or(Reject::UnknownOrder)?;
@@ -937,6 +941,7 @@ impl Engine {
 
     // ----- lookups --------------------------------------------------------------------------
 
+    #[inline]
     fn account(&self, account: AccountId) -> Result<&Account, Reject> {
         self.accounts
             .get(account.get() as usize)
@@ -955,6 +960,7 @@ impl Engine {
             .ok_or(Reject::UnknownAsset)
     }
 
+    #[inline]
     fn product(&self, product: ProductId) -> Result<&Product, Reject> {
         self.products
             .get(product.get() as usize)

@@ -109,6 +109,7 @@ impl FeeSchedule {
 
 /// `ceil(notional * rate_ppm / 1e6)`: the fee on a notional, rounded up.
 /// `notional` is non-negative and at most [`AMOUNT_MAX`], so the result is at most the notional.
+#[inline]
 pub fn fee_for(notional: i64, rate_ppm: u32) -> i64 {
     debug_assert!((0..=AMOUNT_MAX).contains(&notional));
     // 64-bit division when the product fits (it does below ~92 trillion minor units); a 128-bit

@@ -141,12 +141,14 @@ impl Product {
     }
 
     /// The quote notional of `qty` at `price`, or `Overflow` past [`AMOUNT_MAX`].
+    #[inline]
     pub fn notional(&self, price: Price, qty: Qty) -> Result<i64, Reject> {
         let n = price.ticks() as i128 * qty.lots() as i128 * self.quote_per_tick_lot as i128;
         fits(n)
     }
 
     /// Base minor units in `qty`.
+    #[inline]
     pub fn base_amount(&self, qty: Qty) -> Result<i64, Reject> {
         fits(qty.lots() as i128 * self.base_per_lot as i128)
     }
@@ -156,6 +158,7 @@ impl Product {
     /// fill per lot at the highest rate: `qty * (n1 + ceil(n1 * max_rate))`, `n1` the notional
     /// of one lot. Because it is linear in `qty`, what a fill consumes never exceeds what it
     /// frees, and the rest is released exactly when the order ends.
+    #[inline]
     pub fn buy_hold(&self, price: Price, qty: Qty) -> Result<i64, Reject> {
         let n1 = fits(price.ticks() as i128 * self.quote_per_tick_lot as i128)?;
         let per_lot = n1 as i128 + crate::fees::fee_for(n1, self.max_fee_ppm) as i128;
@@ -185,6 +188,7 @@ impl Product {
     }
 }
 
+#[inline]
 fn fits(value: i128) -> Result<i64, Reject> {
     if (0..=AMOUNT_MAX as i128).contains(&value) {
         Ok(value as i64)
