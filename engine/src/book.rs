@@ -396,10 +396,11 @@ impl Book {
     /// stays in the store.
     #[inline]
     pub(crate) fn unlink(&mut self, store: &mut OrderStore, slot: u32) {
-        let node = *store.node(slot);
-        let ladder = self.side_mut(node.side);
-        unlink_in_level(ladder.level_mut(node.page, node.price), store, slot);
-        ladder.remove_if_empty(node.page, node.price);
+        let node = store.node(slot);
+        let (side, page, price) = (node.side, node.page, node.price);
+        let ladder = self.side_mut(side);
+        unlink_in_level(ladder.level_mut(page, price), store, slot);
+        ladder.remove_if_empty(page, price);
         self.n_orders -= 1;
     }
 
@@ -418,12 +419,8 @@ impl Book {
 /// Unlinks `slot` from `level`'s list and totals (the caller removes an empty level).
 #[inline]
 pub(crate) fn unlink_in_level(level: &mut Level, store: &mut OrderStore, slot: u32) {
-    let OrderNode {
-        prev,
-        next,
-        remaining,
-        ..
-    } = *store.node(slot);
+    let node = store.node(slot);
+    let (prev, next, remaining) = (node.prev, node.next, node.remaining);
     if prev == NIL {
         level.head = next;
     } else {

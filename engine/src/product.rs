@@ -143,14 +143,16 @@ impl Product {
     /// The quote notional of `qty` at `price`, or `Overflow` past [`AMOUNT_MAX`].
     #[inline]
     pub fn notional(&self, price: Price, qty: Qty) -> Result<i64, Reject> {
-        let n = price.ticks() as i128 * qty.lots() as i128 * self.quote_per_tick_lot as i128;
-        fits(n)
+        mul_fits(
+            mul_fits(price.ticks(), self.quote_per_tick_lot)?,
+            qty.lots(),
+        )
     }
 
     /// Base minor units in `qty`.
     #[inline]
     pub fn base_amount(&self, qty: Qty) -> Result<i64, Reject> {
-        fits(qty.lots() as i128 * self.base_per_lot as i128)
+        mul_fits(qty.lots(), self.base_per_lot)
     }
 
     /// What a buy of `qty` at limit `price` holds: the notional plus the highest fee any
@@ -160,9 +162,10 @@ impl Product {
     /// frees, and the rest is released exactly when the order ends.
     #[inline]
     pub fn buy_hold(&self, price: Price, qty: Qty) -> Result<i64, Reject> {
-        let n1 = fits(price.ticks() as i128 * self.quote_per_tick_lot as i128)?;
-        let per_lot = n1 as i128 + crate::fees::fee_for(n1, self.max_fee_ppm) as i128;
-        fits(per_lot * qty.lots() as i128)
+        let n1 = mul_fits(price.ticks(), self.quote_per_tick_lot)?;
+        // n1 and its fee are at most AMOUNT_MAX (2^62) each: the sum cannot overflow.
+        let per_lot = n1 + crate::fees::fee_for(n1, self.max_fee_ppm);
+        mul_fits(per_lot, qty.lots())
     }
 
     /// A decimal price in ticks: positive, aligned to the tick size, within range.
@@ -188,12 +191,13 @@ impl Product {
     }
 }
 
+/// `a * b` if it is in `0..=AMOUNT_MAX`. The factors here are at least 1 once checked, so an
+/// overflowing product is past `AMOUNT_MAX` whatever it is multiplied by next.
 #[inline]
-fn fits(value: i128) -> Result<i64, Reject> {
-    if (0..=AMOUNT_MAX as i128).contains(&value) {
-        Ok(value as i64)
-    } else {
-        Err(Reject::Overflow)
+fn mul_fits(a: i64, b: i64) -> Result<i64, Reject> {
+    match a.checked_mul(b) {
+        Some(v) if (0..=AMOUNT_MAX).contains(&v) => Ok(v),
+        _ => Err(Reject::Overflow),
     }
 }
 
