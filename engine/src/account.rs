@@ -1,5 +1,7 @@
 //! Accounts and their one wallet.
 
+use smallvec::SmallVec;
+
 use crate::fees::VolumeWindow;
 use crate::types::{AssetCode, AssetId, ProductId, ProfileStatus, TokenHash};
 
@@ -17,22 +19,27 @@ impl Balance {
     }
 }
 
+/// The first cache line holds what every order touches: the status, the open-order count and
+/// (for up to two assets, the usual case) the wallet itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub(crate) struct Account {
+    pub(crate) status: ProfileStatus,
+    pub(crate) n_open_orders: u32,
+    /// The wallet: sorted by asset. An entry appears on the first credit or hold.
+    pub(crate) balances: SmallVec<[(AssetId, Balance); 2]>,
     pub(crate) name: String,
     pub(crate) proof: String,
     pub(crate) currency_preference: AssetCode,
     pub(crate) token_hash: TokenHash,
-    pub(crate) status: ProfileStatus,
     pub(crate) created_at_ms: i64,
     /// Sorted, no duplicates.
     pub(crate) bookmarks: Vec<ProductId>,
-    /// The wallet: sorted by asset. An entry appears on the first credit or hold.
-    pub(crate) balances: Vec<(AssetId, Balance)>,
     /// Trailing traded volume per quote asset, in order of first trade.
     pub(crate) volumes: Vec<VolumeWindow>,
-    pub(crate) n_open_orders: u32,
 }
+
+const _: () = assert!(std::mem::offset_of!(Account, balances) + 56 <= 64);
 
 impl Account {
     #[inline]
@@ -109,3 +116,5 @@ impl Account {
         self.volumes[idx].add(timestamp_ms, notional);
     }
 }
+
+const _: () = assert!(std::mem::size_of::<SmallVec<[(AssetId, Balance); 2]>>() <= 56);

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 use crate::account::{Account, Balance};
 use crate::book::{Book, NIL, OrderNode, OrderStore, crosses, unlink_in_level};
 use crate::command::{
@@ -138,7 +140,7 @@ impl Engine {
             status: ProfileStatus::Verified,
             created_at_ms: 0,
             bookmarks: Vec::new(),
-            balances: Vec::new(),
+            balances: SmallVec::new(),
             volumes: Vec::new(),
             n_open_orders: 0,
         };
@@ -262,7 +264,7 @@ impl Engine {
             status: c.initial_status,
             created_at_ms: out.timestamp_ms,
             bookmarks: Vec::new(),
-            balances: Vec::new(),
+            balances: SmallVec::new(),
             volumes: Vec::new(),
             n_open_orders: 0,
         });
@@ -1005,7 +1007,7 @@ impl Engine {
 
     /// Every asset the account has held, in asset order.
     pub fn balances(&self, account: AccountId) -> &[(AssetId, Balance)] {
-        self.account(account).map_or(&[], |a| &a.balances)
+        self.account(account).map_or(&[], |a| a.balances.as_slice())
     }
 
     /// The account's traded volume in `asset` over the 30 days up to `timestamp_ms`.
