@@ -123,15 +123,31 @@ impl OrderStore {
     }
 }
 
-/// One price level: a FIFO of orders at one price (the price is the level's place).
+/// One price level: a FIFO of orders at one price (the price is the level's place). 16 bytes,
+/// so a page of 64 is 1 KiB and no level straddles a cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Level {
     /// Sum of the orders' open lots.
     pub(crate) total: i64,
+    /// `NIL` when the level is empty.
     pub(crate) head: u32,
     pub(crate) tail: u32,
-    pub(crate) n_orders: u32,
 }
+
+impl Level {
+    /// The number of orders, by walking the queue (for queries, not the hot path).
+    pub(crate) fn n_orders(&self, store: &OrderStore) -> u32 {
+        let mut n = 0;
+        let mut slot = self.head;
+        while slot != NIL {
+            n += 1;
+            slot = store.node(slot).next;
+        }
+        n
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Level>() == 16);
 
 /// Ticks per page: one bit of a `u64` each.
 const PAGE_TICKS: i64 = 64;
@@ -267,7 +283,7 @@ impl Ladder {
     /// Forgets the level at `price` in `page` if it has no orders (and the page if it empties).
     #[inline]
     pub(crate) fn remove_if_empty(&mut self, page: u32, price: Price) {
-        if self.pages[page as usize].levels[bit(price)].n_orders == 0 {
+        if self.pages[page as usize].levels[bit(price)].head == NIL {
             self.remove_level(page, price);
         }
     }
@@ -311,7 +327,6 @@ impl Ladder {
             node.page = page;
             level.tail = slot;
             level.total += remaining;
-            level.n_orders += 1;
         } else {
             p.occupied |= 1u64 << offset;
             let node = store.node_mut(slot);
@@ -322,7 +337,6 @@ impl Ladder {
                 total: remaining,
                 head: slot,
                 tail: slot,
-                n_orders: 1,
             };
             let better = match (self.best, self.side) {
                 (None, _) => true,
@@ -432,7 +446,6 @@ pub(crate) fn unlink_in_level(level: &mut Level, store: &mut OrderStore, slot: u
         store.node_mut(next).prev = prev;
     }
     level.total -= remaining;
-    level.n_orders -= 1;
 }
 
 // A resting order fits one cache line.

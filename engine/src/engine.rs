@@ -1094,7 +1094,7 @@ impl Engine {
             .map(|(price, l)| LevelView {
                 price,
                 qty: Qty::from_lots(l.total),
-                n_orders: l.n_orders,
+                n_orders: l.n_orders(&self.orders),
             })
     }
 

@@ -151,7 +151,7 @@ impl Engine {
                 for (price, level) in ladder.iter() {
                     w.i64(price.ticks());
                     w.i64(level.total);
-                    w.u64(level.n_orders as u64);
+                    w.u64(level.n_orders(&self.orders) as u64);
                     let mut slot = level.head;
                     while slot != NIL {
                         let node = self.orders.node(slot);
