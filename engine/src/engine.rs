@@ -782,15 +782,12 @@ impl Engine {
             if let Some(cid) = client_order_id {
                 self.client_order_ids.insert((taker.account, cid), taker.id);
             }
-            out.emit(EventKind::OrderRested {
-                order: taker.id,
-                account: taker.account,
-                product: taker.product,
-                side: taker.side,
+            out.emit(rested(
+                self.orders.node(slot),
                 price,
-                remaining: Qty::from_lots(taker.remaining),
-                priority_kept: false,
-            });
+                Qty::from_lots(taker.remaining),
+                false,
+            ));
             return;
         }
         acct.release(hold_asset, taker.held);
@@ -869,15 +866,7 @@ impl Engine {
             debug_assert!(release >= 0);
             self.orders.node_mut(slot).held = hold;
             self.accounts[a.account.get() as usize].release(hold_asset, release);
-            out.emit(EventKind::OrderRested {
-                order: node.id,
-                account: node.account,
-                product: node.product,
-                side: node.side,
-                price,
-                remaining: qty,
-                priority_kept: true,
-            });
+            out.emit(rested(&node, price, qty, true));
             return Ok(());
         }
         if acct.balance(hold_asset).available + node.held < hold {
@@ -902,15 +891,7 @@ impl Engine {
             moved.remaining = qty.lots();
             moved.held = hold;
             book.push_back(&mut self.orders, slot);
-            out.emit(EventKind::OrderRested {
-                order: node.id,
-                account: node.account,
-                product: node.product,
-                side: node.side,
-                price,
-                remaining: qty,
-                priority_kept: false,
-            });
+            out.emit(rested(&node, price, qty, false));
             return Ok(());
         }
 
@@ -1251,6 +1232,19 @@ fn affordable_lots(lot_notional: i64, rate_ppm: u32, budget: i64) -> i64 {
         lots -= 1;
     }
     lots
+}
+
+/// The event for an order that rests at `price` with `remaining` open.
+fn rested(node: &OrderNode, price: Price, remaining: Qty, priority_kept: bool) -> EventKind {
+    EventKind::OrderRested {
+        order: node.id,
+        account: node.account,
+        product: node.product,
+        side: node.side,
+        price,
+        remaining,
+        priority_kept,
+    }
 }
 
 fn deposited(r: &FundsRequest, duplicate: bool, original_command_seq: u64) -> EventKind {
