@@ -1,0 +1,690 @@
+//! The writer: append, group commit, roll, open with recovery, read, retention.
+
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{
+    HEADER_LEN, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SegmentHeader, decode_record, encode_header,
+    encode_record, payload_len_max, record_len,
+};
+use crate::recovery::{check_header, is_zero, nonzero_end, scan_segment, valid_records_after};
+use crate::storage::{SegmentMap, Storage, SyncWait};
+
+/// Sequence numbers stay below this (so "the next one" always exists).
+pub const SEQ_MAX: u64 = u64::MAX;
+
+/// What `commit` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `commit` returns once the appended bytes are on stable storage: `msync(MS_SYNC)` of the
+    /// dirty range of the mapped segment (see FORMAT.md, "Durability").
+    Durable,
+    /// `commit` starts writeback (`msync(MS_ASYNC)`) and returns; survives a process crash,
+    /// not a power loss.
+    Async,
+    /// `commit` syncs nothing; the page cache writes back when it likes.
+    None,
+}
+
+/// What `open` does with damage that is not a torn tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Refuse with [`Error::Corruption`], cutting nothing.
+    Refuse,
+    /// Cut at the damage, delete what follows, and say so in [`RecoveryReport::repair`].
+    Repair,
+}
+
+/// How a journal is laid out and synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// Size of each segment file; a multiple of 8 in
+    /// `SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX`. Only used for new segments.
+    pub segment_size_bytes: u64,
+    /// What `commit` waits for.
+    pub durability: Durability,
+    /// The first sequence number of a journal created empty (at least 1).
+    pub first_seq: u64,
+    /// What `open` does with damage in the middle.
+    pub recovery: RecoveryMode,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            segment_size_bytes: 64 << 20,
+            durability: Durability::Durable,
+            first_seq: 1,
+            recovery: RecoveryMode::Refuse,
+        }
+    }
+}
+
+impl JournalConfig {
+    fn validate(&self) -> Result<()> {
+        let size = self.segment_size_bytes;
+        if !(SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX).contains(&size) || !size.is_multiple_of(8) {
+            return Err(Error::InvalidConfig(
+                "segment_size_bytes must be a multiple of 8 within SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX",
+            ));
+        }
+        if self.first_seq == 0 || self.first_seq == SEQ_MAX {
+            return Err(Error::InvalidConfig("first_seq must be in 1..SEQ_MAX"));
+        }
+        Ok(())
+    }
+}
+
+/// What `open` found and cut.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A torn tail cut off the last segment.
+    pub torn_tail: Option<TailCut>,
+    /// Damage cut in [`RecoveryMode::Repair`].
+    pub repair: Option<Repair>,
+    /// A last segment with no valid header and no valid record (a roll the crash interrupted),
+    /// deleted: its first sequence number.
+    pub blank_segment_removed: Option<u64>,
+}
+
+/// A torn tail cut off the last segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailCut {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Where the valid records end (the writer goes on from here).
+    pub offset: u64,
+    /// How many bytes after `offset` were not zero (and are now).
+    pub bytes_cut: u64,
+}
+
+/// Damage cut by [`RecoveryMode::Repair`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The segment file with the damage.
+    pub path: PathBuf,
+    /// Byte offset of the damage in that file.
+    pub offset: u64,
+    /// What was wrong there.
+    pub kind: CorruptionKind,
+    /// The last sequence number kept, if any.
+    pub last_kept_seq: Option<u64>,
+    /// Sequence numbers lost: from the one after `last_kept_seq` to the highest valid record
+    /// seen after the damage.
+    pub records_dropped: u64,
+    /// Whole segment files deleted.
+    pub segments_removed: usize,
+}
+
+/// A record read back, owning its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The sequence number.
+    pub seq: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// The append-only journal: one writer over a directory of segments.
+#[derive(Debug)]
+pub struct Journal<S: Storage> {
+    storage: S,
+    config: JournalConfig,
+    /// First sequence numbers of the retained segments; the last is `current`.
+    segment_first_seqs: Vec<u64>,
+    current: S::Segment,
+    write_offset: usize,
+    /// Bytes of `current` from here to `write_offset` are not synced yet.
+    dirty_start: usize,
+    dir_dirty: bool,
+    next_seq: u64,
+    committed_seq: Option<u64>,
+    stopped: Option<String>,
+    recovery: RecoveryReport,
+}
+
+/// What the first pass of `open` learnt.
+struct Survey {
+    /// Segments that stay, with where their valid records end.
+    kept: Vec<Kept>,
+    problem: Option<Problem>,
+    blank_last: Option<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Kept {
+    first_seq: u64,
+    end_offset: usize,
+    next_seq: u64,
+}
+
+struct Problem {
+    index: usize,
+    offset: usize,
+    kind: CorruptionKind,
+}
+
+impl<S: Storage> Journal<S> {
+    /// Opens the journal in `storage`, creating its first segment if there is none.
+    ///
+    /// A torn tail of the last segment is cut (see [`RecoveryReport::torn_tail`]); any other
+    /// damage is refused with [`Error::Corruption`], or cut in [`RecoveryMode::Repair`].
+    pub fn open(storage: S, config: JournalConfig) -> Result<Self> {
+        config.validate()?;
+        let listed = storage
+            .list()
+            .map_err(|source| io_error("list segments in", dir_of(&storage), source))?;
+        let mut survey = survey(&storage, &listed)?;
+        let mut recovery = RecoveryReport {
+            blank_segment_removed: survey.blank_last,
+            ..RecoveryReport::default()
+        };
+        if let Some(first_seq) = survey.blank_last {
+            remove_segment(&storage, first_seq)?;
+        }
+        if let Some(problem) = survey.problem.take() {
+            let path = storage.segment_path(listed[problem.index]);
+            if config.recovery == RecoveryMode::Refuse {
+                return Err(Error::Corruption {
+                    path,
+                    offset: problem.offset as u64,
+                    kind: problem.kind,
+                });
+            }
+            recovery.repair = Some(repair(&storage, &listed, &survey.kept, problem)?);
+        }
+        let first_seq_if_empty = listed.first().copied().unwrap_or(config.first_seq);
+        let mut journal = match survey.kept.last().copied() {
+            Some(last) => Self::resume(storage, config, &survey.kept, last, &mut recovery)?,
+            None => Self::create_empty(storage, config, first_seq_if_empty)?,
+        };
+        journal.recovery = recovery;
+        Ok(journal)
+    }
+
+    fn resume(
+        storage: S,
+        config: JournalConfig,
+        kept: &[Kept],
+        last: Kept,
+        recovery: &mut RecoveryReport,
+    ) -> Result<Self> {
+        let path = storage.segment_path(last.first_seq);
+        let mut current = storage
+            .open(last.first_seq)
+            .map_err(|source| io_error("open segment", path.clone(), source))?;
+        let cut_end = nonzero_end(current.bytes(), last.end_offset);
+        if cut_end > last.end_offset && recovery.repair.is_none() {
+            recovery.torn_tail = Some(TailCut {
+                path: path.clone(),
+                offset: last.end_offset as u64,
+                bytes_cut: (cut_end - last.end_offset) as u64,
+            });
+        }
+        // Stale bytes after the cut must go: a later record shorter than them would leave
+        // what looks like damage (or, after a repair, old valid records) behind it.
+        current.bytes_mut()[last.end_offset..cut_end].fill(0);
+        let mut journal = Self {
+            storage,
+            config,
+            segment_first_seqs: kept.iter().map(|segment| segment.first_seq).collect(),
+            current,
+            write_offset: last.end_offset,
+            dirty_start: 0,
+            dir_dirty: true,
+            next_seq: last.next_seq,
+            committed_seq: None,
+            stopped: None,
+            recovery: RecoveryReport::default(),
+        };
+        // What survived a process crash may still be only in the page cache: make it durable
+        // before anyone is told it is.
+        let sync_end = cut_end.max(last.end_offset);
+        journal.sync_pending(0..sync_end)?;
+        journal.committed_seq = journal.last_seq();
+        Ok(journal)
+    }
+
+    fn create_empty(storage: S, config: JournalConfig, first_seq: u64) -> Result<Self> {
+        let current = create_segment(&storage, &config, first_seq)?;
+        let mut journal = Self {
+            storage,
+            config,
+            segment_first_seqs: vec![first_seq],
+            current,
+            write_offset: HEADER_LEN,
+            dirty_start: 0,
+            dir_dirty: true,
+            next_seq: first_seq,
+            committed_seq: None,
+            stopped: None,
+            recovery: RecoveryReport::default(),
+        };
+        journal.sync_pending(0..HEADER_LEN)?;
+        Ok(journal)
+    }
+
+    /// Appends a record. `seq` must be [`Journal::next_seq`]. Not durable until
+    /// [`Journal::commit`].
+    pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<()> {
+        self.check_running()?;
+        if seq != self.next_seq {
+            return Err(Error::SequenceOutOfOrder {
+                expected: self.next_seq,
+                found: seq,
+            });
+        }
+        if seq == SEQ_MAX {
+            return Err(Error::SequenceExhausted);
+        }
+        let payload_len_max = payload_len_max(self.config.segment_size_bytes);
+        if payload.len() > payload_len_max {
+            return Err(Error::RecordTooLarge {
+                payload_len: payload.len(),
+                payload_len_max,
+            });
+        }
+        let len = record_len(payload.len());
+        if self.write_offset + len > self.current.bytes().len() {
+            self.roll()?;
+        }
+        let range = self.write_offset..self.write_offset + len;
+        encode_record(seq, payload, &mut self.current.bytes_mut()[range.clone()]);
+        debug_assert!(decode_record(&self.current.bytes()[range.start..]).is_ok());
+        self.write_offset = range.end;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable under the configured [`Durability`] (one
+    /// sync for the whole batch) and returns the highest sequence number it covers, `None` if
+    /// the journal holds no record. After a failed sync the journal is stopped.
+    pub fn commit(&mut self) -> Result<Option<u64>> {
+        self.check_running()?;
+        self.sync_pending(self.dirty_start..self.write_offset)?;
+        self.committed_seq = self.last_seq();
+        Ok(self.committed_seq)
+    }
+
+    /// Starts a new segment; in `Durable` mode the old one is synced first, so a segment file
+    /// exists only once every segment before it is complete on disk.
+    fn roll(&mut self) -> Result<()> {
+        self.sync_pending(self.dirty_start..self.write_offset)?;
+        let current = create_segment(&self.storage, &self.config, self.next_seq)?;
+        self.current = current;
+        self.segment_first_seqs.push(self.next_seq);
+        self.write_offset = HEADER_LEN;
+        self.dirty_start = 0;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Syncs `range` of the current segment and the directory if it changed; a failure
+    /// stops the journal.
+    fn sync_pending(&mut self, range: Range<usize>) -> Result<()> {
+        let wait = match self.config.durability {
+            Durability::Durable => SyncWait::Durable,
+            Durability::Async => SyncWait::Async,
+            Durability::None => {
+                self.dirty_start = self.write_offset;
+                return Ok(());
+            }
+        };
+        let first_seq = *self.segment_first_seqs.last().expect("a current segment");
+        let result = if range.is_empty() {
+            Ok(())
+        } else {
+            self.current.sync(range, wait).map_err(|source| {
+                io_error("sync segment", self.storage.segment_path(first_seq), source)
+            })
+        };
+        let result = result.and_then(|()| {
+            if self.dir_dirty && wait == SyncWait::Durable {
+                let dir = dir_of(&self.storage);
+                self.storage
+                    .sync_dir()
+                    .map_err(|source| io_error("sync directory", dir, source))?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.dirty_start = self.write_offset;
+                self.dir_dirty = false;
+                Ok(())
+            }
+            Err(error) => {
+                // No retry: after a failed fsync the kernel may have dropped the dirty pages,
+                // so a later success would acknowledge data that is gone.
+                self.stopped = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn check_running(&self) -> Result<()> {
+        match &self.stopped {
+            Some(cause) => Err(Error::Stopped {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Iterates records from `seq` to the last appended one, across segments.
+    pub fn read_from(&self, seq: u64) -> Result<Reader<'_, S>> {
+        if seq < self.first_seq() || seq > self.next_seq {
+            return Err(Error::NotRetained {
+                seq,
+                first: self.first_seq(),
+                next: self.next_seq,
+            });
+        }
+        let segment_index = self
+            .segment_first_seqs
+            .partition_point(|&first| first <= seq)
+            - 1;
+        Ok(Reader {
+            storage: &self.storage,
+            segment_first_seqs: &self.segment_first_seqs,
+            segment_index,
+            segment: None,
+            offset: HEADER_LEN,
+            next_seq: seq,
+            end_seq: self.next_seq,
+            failed: false,
+        })
+    }
+
+    /// Deletes the segments whose records all come before `seq` (never the current one) and
+    /// returns how many. The deletions are made durable by the next commit.
+    pub fn remove_segments_before(&mut self, seq: u64) -> Result<usize> {
+        self.check_running()?;
+        let mut n_removed = 0;
+        while self.segment_first_seqs.len() > 1 && self.segment_first_seqs[1] <= seq {
+            remove_segment(&self.storage, self.segment_first_seqs[0])?;
+            self.segment_first_seqs.remove(0);
+            self.dir_dirty = true;
+            n_removed += 1;
+        }
+        Ok(n_removed)
+    }
+
+    /// The sequence number `append` accepts next.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The oldest sequence number retained.
+    pub fn first_seq(&self) -> u64 {
+        self.segment_first_seqs[0]
+    }
+
+    /// The last sequence number appended, `None` if there is none.
+    pub fn last_seq(&self) -> Option<u64> {
+        (self.next_seq > self.first_seq()).then(|| self.next_seq - 1)
+    }
+
+    /// The highest sequence number the last successful commit (or open) covered.
+    pub fn committed_seq(&self) -> Option<u64> {
+        self.committed_seq
+    }
+
+    /// First sequence numbers of the retained segments, ascending.
+    pub fn segment_first_seqs(&self) -> &[u64] {
+        &self.segment_first_seqs
+    }
+
+    /// What `open` found and cut.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JournalConfig {
+        &self.config
+    }
+}
+
+/// Reads every segment once: headers, records, and where the first damage is.
+fn survey<S: Storage>(storage: &S, listed: &[u64]) -> Result<Survey> {
+    let mut survey = Survey {
+        kept: Vec::new(),
+        problem: None,
+        blank_last: None,
+    };
+    for (index, &first_seq) in listed.iter().enumerate() {
+        let is_last = index + 1 == listed.len();
+        let path = storage.segment_path(first_seq);
+        let segment = storage
+            .open(first_seq)
+            .map_err(|source| io_error("open segment", path, source))?;
+        let bytes = segment.bytes();
+        if let Err(kind) = check_header(bytes, first_seq) {
+            // A roll that crashed before its header reached the disk: nothing in it was ever
+            // acknowledged (a commit syncs the header with the first records).
+            let blank = valid_records_after(bytes, HEADER_LEN, first_seq)
+                .next()
+                .is_none();
+            if is_last && blank {
+                survey.blank_last = Some(first_seq);
+            } else {
+                survey.problem = Some(Problem {
+                    index,
+                    offset: 0,
+                    kind,
+                });
+            }
+            break;
+        }
+        if let Some(previous) = survey.kept.last()
+            && previous.next_seq != first_seq
+        {
+            let kind = CorruptionKind::SegmentGap {
+                expected: previous.next_seq,
+                found: first_seq,
+            };
+            survey.problem = Some(Problem {
+                index,
+                offset: 0,
+                kind,
+            });
+            break;
+        }
+        let scan = scan_segment(bytes, first_seq);
+        survey.kept.push(Kept {
+            first_seq,
+            end_offset: scan.end_offset,
+            next_seq: scan.next_seq,
+        });
+        let Some(kind) = scan.stop else { continue };
+        let torn_like = matches!(kind, CorruptionKind::Record(_));
+        let valid_after = valid_records_after(bytes, scan.end_offset, scan.next_seq).next();
+        if !(is_last && torn_like && valid_after.is_none()) {
+            let offset = scan.end_offset;
+            survey.problem = Some(Problem {
+                index,
+                offset,
+                kind,
+            });
+            break;
+        }
+    }
+    Ok(survey)
+}
+
+/// Cuts at `problem`: deletes the segments after it (and its own if the damage is in its
+/// header), and counts what was lost.
+fn repair<S: Storage>(
+    storage: &S,
+    listed: &[u64],
+    kept: &[Kept],
+    problem: Problem,
+) -> Result<Repair> {
+    let resume_seq = match kept.last() {
+        Some(last) => last.next_seq,
+        None => listed[problem.index],
+    };
+    let mut seq_seen_max = None;
+    for (index, &first_seq) in listed.iter().enumerate().skip(problem.index) {
+        let path = storage.segment_path(first_seq);
+        let segment = storage
+            .open(first_seq)
+            .map_err(|source| io_error("open segment", path, source))?;
+        let from = if index == problem.index {
+            problem.offset.max(HEADER_LEN)
+        } else {
+            HEADER_LEN
+        };
+        let seq_max = valid_records_after(segment.bytes(), from, resume_seq)
+            .map(|(_, seq)| seq)
+            .max();
+        seq_seen_max = seq_seen_max.max(seq_max);
+    }
+    let remove_from = if problem.offset == 0 {
+        problem.index
+    } else {
+        problem.index + 1
+    };
+    for &first_seq in &listed[remove_from..] {
+        remove_segment(storage, first_seq)?;
+    }
+    Ok(Repair {
+        path: storage.segment_path(listed[problem.index]),
+        offset: problem.offset as u64,
+        kind: problem.kind,
+        last_kept_seq: kept.last().and_then(|last| last.next_seq.checked_sub(1)),
+        records_dropped: seq_seen_max.map_or(0, |seq| seq + 1 - resume_seq),
+        segments_removed: listed.len() - remove_from,
+    })
+}
+
+fn create_segment<S: Storage>(
+    storage: &S,
+    config: &JournalConfig,
+    first_seq: u64,
+) -> Result<S::Segment> {
+    let path = storage.segment_path(first_seq);
+    let mut segment = storage
+        .create(first_seq, config.segment_size_bytes)
+        .map_err(|source| io_error("create segment", path, source))?;
+    let header = SegmentHeader {
+        first_seq,
+        segment_size: config.segment_size_bytes,
+    };
+    debug_assert!(is_zero(segment.bytes()), "a new segment is zero-filled");
+    encode_header(header, segment.bytes_mut());
+    Ok(segment)
+}
+
+fn remove_segment<S: Storage>(storage: &S, first_seq: u64) -> Result<()> {
+    let path = storage.segment_path(first_seq);
+    storage
+        .remove(first_seq)
+        .map_err(|source| io_error("remove segment", path, source))
+}
+
+fn dir_of<S: Storage>(storage: &S) -> PathBuf {
+    let path = storage.segment_path(0);
+    path.parent().map(PathBuf::from).unwrap_or(path)
+}
+
+fn io_error(action: &'static str, path: PathBuf, source: io::Error) -> Error {
+    Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Iterator over records from a sequence number on, made by [`Journal::read_from`].
+#[derive(Debug)]
+pub struct Reader<'j, S: Storage> {
+    storage: &'j S,
+    segment_first_seqs: &'j [u64],
+    segment_index: usize,
+    segment: Option<S::Segment>,
+    offset: usize,
+    next_seq: u64,
+    end_seq: u64,
+    failed: bool,
+}
+
+enum Step {
+    Skip(usize),
+    Yield(Record, usize),
+    NextSegment,
+}
+
+impl<S: Storage> Reader<'_, S> {
+    fn step(&mut self) -> Result<Step> {
+        let first_seq = self.segment_first_seqs[self.segment_index];
+        let segment = match &mut self.segment {
+            Some(segment) => segment,
+            None => {
+                let path = self.storage.segment_path(first_seq);
+                let segment = self
+                    .storage
+                    .open(first_seq)
+                    .map_err(|source| io_error("open segment", path, source))?;
+                self.offset = HEADER_LEN;
+                self.segment.insert(segment)
+            }
+        };
+        let has_next_segment = self.segment_index + 1 < self.segment_first_seqs.len();
+        let corruption = |kind| Error::Corruption {
+            path: self.storage.segment_path(first_seq),
+            offset: self.offset as u64,
+            kind,
+        };
+        match decode_record(&segment.bytes()[self.offset..]) {
+            Ok(record) if record.seq < self.next_seq => Ok(Step::Skip(record.encoded_len())),
+            Ok(record) if record.seq == self.next_seq => Ok(Step::Yield(
+                Record {
+                    seq: record.seq,
+                    payload: record.payload.to_vec(),
+                },
+                record.encoded_len(),
+            )),
+            Ok(record) => Err(corruption(CorruptionKind::SequenceMismatch {
+                expected: self.next_seq,
+                found: record.seq,
+            })),
+            Err(crate::format::RecordError::Zero | crate::format::RecordError::HeaderTruncated)
+                if has_next_segment =>
+            {
+                Ok(Step::NextSegment)
+            }
+            Err(error) => Err(corruption(CorruptionKind::Record(error))),
+        }
+    }
+}
+
+impl<S: Storage> Iterator for Reader<'_, S> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Bounded: each step moves forward in a segment or to the next segment.
+        while !self.failed && self.next_seq < self.end_seq {
+            match self.step() {
+                Ok(Step::Skip(len)) => self.offset += len,
+                Ok(Step::Yield(record, len)) => {
+                    self.offset += len;
+                    self.next_seq += 1;
+                    return Some(Ok(record));
+                }
+                Ok(Step::NextSegment) => {
+                    self.segment_index += 1;
+                    self.segment = None;
+                }
+                Err(error) => {
+                    self.failed = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+        None
+    }
+}

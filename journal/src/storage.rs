@@ -1,0 +1,343 @@
+//! I/O behind a small trait, so tests can inject faults.
+//!
+//! [`Storage`] is a directory of segment files; [`SegmentMap`] is one mapped segment.
+//! [`FsStorage`] is the real thing; [`FaultyStorage`] wraps any storage and fails
+//! preallocation (ENOSPC) or syncs on demand.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use memmap2::MmapMut;
+
+/// How a sync waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncWait {
+    /// Return once the range is on stable storage (`msync(MS_SYNC)`).
+    Durable,
+    /// Start writeback and return (`msync(MS_ASYNC)`).
+    Async,
+}
+
+/// One segment file, mapped read-write.
+pub trait SegmentMap {
+    /// The mapped bytes (the whole file).
+    fn bytes(&self) -> &[u8];
+    /// The mapped bytes, for writing.
+    fn bytes_mut(&mut self) -> &mut [u8];
+    /// Writes back the bytes in `range`.
+    fn sync(&self, range: Range<usize>, wait: SyncWait) -> io::Result<()>;
+}
+
+/// A directory of segment files, each named by its first sequence number.
+pub trait Storage {
+    /// A mapped segment.
+    type Segment: SegmentMap;
+    /// First sequence numbers of the segment files present, ascending.
+    fn list(&self) -> io::Result<Vec<u64>>;
+    /// Creates a new segment file of `len` bytes, preallocated (so writing to the map never
+    /// needs a block the disk cannot give), and maps it. On error nothing is left behind.
+    fn create(&self, first_seq: u64, len: u64) -> io::Result<Self::Segment>;
+    /// Maps an existing segment file.
+    fn open(&self, first_seq: u64) -> io::Result<Self::Segment>;
+    /// Deletes a segment file.
+    fn remove(&self, first_seq: u64) -> io::Result<()>;
+    /// Makes creations and removals of segment files durable (fsync of the directory).
+    fn sync_dir(&self) -> io::Result<()>;
+    /// Where the segment lives, for error messages.
+    fn segment_path(&self, first_seq: u64) -> PathBuf;
+}
+
+/// Number of digits in a segment file name: every `u64` fits.
+pub const SEGMENT_NAME_DIGITS: usize = 20;
+/// Extension of segment files.
+pub const SEGMENT_EXTENSION: &str = "seg";
+
+/// The file name of the segment whose first sequence number is `first_seq`.
+pub fn segment_file_name(first_seq: u64) -> String {
+    format!(
+        "{first_seq:0width$}.{SEGMENT_EXTENSION}",
+        width = SEGMENT_NAME_DIGITS
+    )
+}
+
+fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_EXTENSION)?.strip_suffix('.')?;
+    if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Segment files in a directory of the real file system.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    dir: PathBuf,
+}
+
+impl FsStorage {
+    /// Uses `dir`, creating it if needed.
+    pub fn new(dir: impl AsRef<Path>) -> io::Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// A segment file of [`FsStorage`].
+#[derive(Debug)]
+pub struct FsSegment {
+    map: MmapMut,
+    // Kept open for the life of the map (not needed by Linux, but documents ownership).
+    _file: File,
+}
+
+fn map_file(file: File) -> io::Result<FsSegment> {
+    // SAFETY: the map is only sound while no one else truncates or writes the file. The
+    // journal directory belongs to one writer (documented in the crate docs and FORMAT.md);
+    // the file is preallocated to its full length before it is mapped and never truncated
+    // while mapped, so every mapped page is backed (no SIGBUS from a short file).
+    let map = unsafe { MmapMut::map_mut(&file)? };
+    Ok(FsSegment { map, _file: file })
+}
+
+fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the descriptor is open and owned by `file` for the duration of the call.
+    let errno = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match errno {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+impl SegmentMap for FsSegment {
+    fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    fn sync(&self, range: Range<usize>, wait: SyncWait) -> io::Result<()> {
+        let len = range.end - range.start;
+        match wait {
+            SyncWait::Durable => self.map.flush_range(range.start, len),
+            SyncWait::Async => self.map.flush_async_range(range.start, len),
+        }
+    }
+}
+
+impl Storage for FsStorage {
+    type Segment = FsSegment;
+
+    fn list(&self) -> io::Result<Vec<u64>> {
+        let mut first_seqs = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            if let Some(first_seq) = name.to_str().and_then(parse_segment_file_name) {
+                first_seqs.push(first_seq);
+            }
+        }
+        first_seqs.sort_unstable();
+        Ok(first_seqs)
+    }
+
+    fn create(&self, first_seq: u64, len: u64) -> io::Result<FsSegment> {
+        let path = self.segment_path(first_seq);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let mapped = preallocate(&file, len).and_then(|()| map_file(file));
+        if mapped.is_err() {
+            // Best effort: the error that matters is the one returned.
+            let _ = std::fs::remove_file(&path);
+        }
+        mapped
+    }
+
+    fn open(&self, first_seq: u64) -> io::Result<FsSegment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.segment_path(first_seq))?;
+        map_file(file)
+    }
+
+    fn remove(&self, first_seq: u64) -> io::Result<()> {
+        std::fs::remove_file(self.segment_path(first_seq))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
+    fn segment_path(&self, first_seq: u64) -> PathBuf {
+        self.dir.join(segment_file_name(first_seq))
+    }
+}
+
+/// Switches shared by a [`FaultyStorage`] and its segments; flip them from the test.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    state: Arc<FaultState>,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    preallocate_fails: AtomicBool,
+    sync_fails: AtomicBool,
+}
+
+impl Faults {
+    /// While set, creating a segment fails with ENOSPC, as `posix_fallocate` does on a full
+    /// disk; like the real storage, nothing is left behind.
+    pub fn set_preallocate_fails(&self, fails: bool) {
+        self.state.preallocate_fails.store(fails, Ordering::SeqCst);
+    }
+
+    /// While set, every segment and directory sync fails with EIO.
+    pub fn set_sync_fails(&self, fails: bool) {
+        self.state.sync_fails.store(fails, Ordering::SeqCst);
+    }
+
+    fn check_sync(&self) -> io::Result<()> {
+        if self.state.sync_fails.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
+
+/// A storage that fails on demand (see [`Faults`]); otherwise it forwards to the inner one.
+#[derive(Debug, Clone)]
+pub struct FaultyStorage<S> {
+    inner: S,
+    faults: Faults,
+}
+
+impl<S> FaultyStorage<S> {
+    /// Wraps `inner`; keep a clone of `faults` to flip the switches.
+    pub fn new(inner: S, faults: Faults) -> Self {
+        Self { inner, faults }
+    }
+}
+
+/// A segment of [`FaultyStorage`].
+#[derive(Debug)]
+pub struct FaultySegment<G> {
+    inner: G,
+    faults: Faults,
+}
+
+impl<G: SegmentMap> SegmentMap for FaultySegment<G> {
+    fn bytes(&self) -> &[u8] {
+        self.inner.bytes()
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.inner.bytes_mut()
+    }
+
+    fn sync(&self, range: Range<usize>, wait: SyncWait) -> io::Result<()> {
+        self.faults.check_sync()?;
+        self.inner.sync(range, wait)
+    }
+}
+
+impl<S: Storage> Storage for FaultyStorage<S> {
+    type Segment = FaultySegment<S::Segment>;
+
+    fn list(&self) -> io::Result<Vec<u64>> {
+        self.inner.list()
+    }
+
+    fn create(&self, first_seq: u64, len: u64) -> io::Result<Self::Segment> {
+        if self.faults.state.preallocate_fails.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let inner = self.inner.create(first_seq, len)?;
+        Ok(FaultySegment {
+            inner,
+            faults: self.faults.clone(),
+        })
+    }
+
+    fn open(&self, first_seq: u64) -> io::Result<Self::Segment> {
+        let inner = self.inner.open(first_seq)?;
+        Ok(FaultySegment {
+            inner,
+            faults: self.faults.clone(),
+        })
+    }
+
+    fn remove(&self, first_seq: u64) -> io::Result<()> {
+        self.inner.remove(first_seq)
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        self.faults.check_sync()?;
+        self.inner.sync_dir()
+    }
+
+    fn segment_path(&self, first_seq: u64) -> PathBuf {
+        self.inner.segment_path(first_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_sort_by_sequence_and_parse_back() {
+        assert_eq!(segment_file_name(42), "00000000000000000042.seg");
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_segment_file_name("42.seg"), None);
+        assert_eq!(parse_segment_file_name("00000000000000000042.tmp"), None);
+    }
+
+    #[test]
+    fn create_preallocates_the_whole_file_with_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let segment = storage.create(1, 64 * 1024).unwrap();
+        assert_eq!(segment.bytes().len(), 64 * 1024);
+        let metadata = std::fs::metadata(storage.segment_path(1)).unwrap();
+        // Not sparse: the blocks are reserved (st_blocks counts 512-byte units).
+        use std::os::unix::fs::MetadataExt;
+        assert!(metadata.blocks() * 512 >= 64 * 1024);
+        assert_eq!(storage.list().unwrap(), vec![1]);
+        assert!(
+            storage.create(1, 4096).is_err(),
+            "never overwrites a segment"
+        );
+    }
+
+    #[test]
+    fn failed_preallocation_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::default();
+        let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
+        faults.set_preallocate_fails(true);
+        let error = storage.create(1, 4096).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOSPC));
+        assert!(storage.list().unwrap().is_empty());
+    }
+}

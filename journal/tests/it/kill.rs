@@ -1,0 +1,112 @@
+//! Kill test: a child process (this test binary, switched by an environment variable)
+//! appends and commits, printing each durable sequence number; the parent kills it with
+//! SIGKILL at a random point and checks that every reported record survived.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bourse_journal::{Durability, JournalConfig};
+
+use crate::{Rng, assert_records, open_fs, payload, read_all};
+
+const CHILD_DIR_VAR: &str = "BOURSE_JOURNAL_KILL_CHILD_DIR";
+const ROUNDS: u64 = 50;
+const COMMITS_PER_CHILD_MAX: u64 = 2_000;
+/// The whole test stops starting rounds after this (it stays well under it on 2 cores).
+const TEST_TIME_MAX: Duration = Duration::from_secs(20);
+
+fn config() -> JournalConfig {
+    JournalConfig {
+        segment_size_bytes: 4096,
+        durability: Durability::Durable,
+        ..JournalConfig::default()
+    }
+}
+
+/// The child's body; a no-op in a normal test run (the variable is not set).
+#[test]
+fn child_writer() {
+    let Some(dir) = std::env::var_os(CHILD_DIR_VAR) else {
+        return;
+    };
+    let mut journal = open_fs(std::path::Path::new(&dir), config()).unwrap();
+    let mut stdout = std::io::stdout().lock();
+    let mut seq = journal.next_seq();
+    for batch in 0..COMMITS_PER_CHILD_MAX {
+        for _ in 0..=batch % 5 {
+            journal.append(seq, &payload(seq)).unwrap();
+            seq += 1;
+        }
+        let durable = journal.commit().unwrap().unwrap();
+        writeln!(stdout, "durable {durable}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+#[test]
+fn sigkill_never_loses_a_reported_durable_record() {
+    let started = Instant::now();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = Rng::new(0xC0FF_EE00);
+    let mut rounds = 0;
+    while rounds < ROUNDS && started.elapsed() < TEST_TIME_MAX {
+        let dir = tempfile::tempdir().unwrap();
+        // Half the rounds start from a journal an earlier child left, to cover reopen.
+        let n_children = 1 + rng.below(2);
+        let mut durable_max = 0;
+        for _ in 0..n_children {
+            let kill_after = 1 + rng.below(30);
+            let reported = run_child_and_kill(&exe, dir.path(), kill_after);
+            assert!(reported >= durable_max, "durable went backwards");
+            durable_max = reported;
+            let journal = open_fs(dir.path(), config()).unwrap();
+            assert!(journal.recovery_report().repair.is_none());
+            let records = read_all(&journal, 1);
+            let last = records.last().map_or(0, |record| record.seq);
+            assert!(
+                last >= durable_max,
+                "reported {durable_max} durable, found up to {last}"
+            );
+            assert_records(&records, 1, last);
+            durable_max = last;
+        }
+        rounds += 1;
+    }
+    assert_eq!(rounds, ROUNDS, "only {rounds} rounds in {TEST_TIME_MAX:?}");
+}
+
+/// Runs a child on `dir`, kills it after `kill_after` reported commits; returns the highest
+/// sequence number it reported durable.
+fn run_child_and_kill(exe: &std::path::Path, dir: &std::path::Path, kill_after: u64) -> u64 {
+    let mut child = Command::new(exe)
+        .args([
+            "kill::child_writer",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR_VAR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut reported = 0;
+    let mut n_reported = 0;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Some(seq) = line.strip_prefix("durable ") else {
+            continue;
+        };
+        reported = seq.parse().unwrap();
+        n_reported += 1;
+        if n_reported == kill_after {
+            break;
+        }
+    }
+    assert_eq!(n_reported, kill_after, "the child stopped early");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reported
+}
