@@ -47,6 +47,7 @@
 
 mod account;
 mod book;
+pub mod codec;
 mod command;
 mod engine;
 mod event;

@@ -1,6 +1,15 @@
 //! Kill test: a child process (this test binary, switched by an environment variable)
 //! appends and commits, printing each durable sequence number; the parent kills it with
 //! SIGKILL at a random point and checks that every reported record survived.
+//!
+//! A normal run does 50 rounds (a few seconds). For a soak, set `BOURSE_KILL_ROUNDS` (and
+//! optionally `BOURSE_KILL_SEED`, default `0xC0FFEE00`); the time limit then grows with the
+//! rounds (1 s per round) and progress goes to stderr:
+//!
+//! ```text
+//! BOURSE_KILL_ROUNDS=1000 cargo test --release -p bourse-journal --test it -- \
+//!     kill::sigkill_never_loses_a_reported_durable_record --exact --nocapture
+//! ```
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -11,10 +20,26 @@ use bourse_journal::{Durability, JournalConfig};
 use crate::{Rng, assert_records, open_fs, payload, read_all};
 
 const CHILD_DIR_VAR: &str = "BOURSE_JOURNAL_KILL_CHILD_DIR";
+/// Overrides [`ROUNDS`] for a soak.
+const ROUNDS_VAR: &str = "BOURSE_KILL_ROUNDS";
+/// Overrides [`SEED`] for a soak.
+const SEED_VAR: &str = "BOURSE_KILL_SEED";
 const ROUNDS: u64 = 50;
+const SEED: u64 = 0xC0FF_EE00;
 const COMMITS_PER_CHILD_MAX: u64 = 2_000;
 /// The whole test stops starting rounds after this (it stays well under it on 2 cores).
 const TEST_TIME_MAX: Duration = Duration::from_secs(20);
+
+/// A number from the environment (decimal, or hex with `0x`), if the variable is set.
+fn env_u64(var: &str) -> Option<u64> {
+    let value = std::env::var(var).ok()?;
+    let value = value.trim().replace('_', "");
+    let parsed = match value.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => value.parse(),
+    };
+    Some(parsed.unwrap_or_else(|e| panic!("{var}={value}: {e}")))
+}
 
 fn config() -> JournalConfig {
     JournalConfig {
@@ -48,9 +73,17 @@ fn child_writer() {
 fn sigkill_never_loses_a_reported_durable_record() {
     let started = Instant::now();
     let exe = std::env::current_exe().unwrap();
-    let mut rng = Rng::new(0xC0FF_EE00);
+    let soak_rounds = env_u64(ROUNDS_VAR);
+    let rounds_wanted = soak_rounds.unwrap_or(ROUNDS);
+    let time_max = match soak_rounds {
+        Some(n) => TEST_TIME_MAX.max(Duration::from_secs(n)),
+        None => TEST_TIME_MAX,
+    };
+    let seed = env_u64(SEED_VAR).unwrap_or(SEED);
+    let mut rng = Rng::new(seed);
     let mut rounds = 0;
-    while rounds < ROUNDS && started.elapsed() < TEST_TIME_MAX {
+    let mut children = 0;
+    while rounds < rounds_wanted && started.elapsed() < time_max {
         let dir = tempfile::tempdir().unwrap();
         // Half the rounds start from a journal an earlier child left, to cover reopen.
         let n_children = 1 + rng.below(2);
@@ -70,10 +103,21 @@ fn sigkill_never_loses_a_reported_durable_record() {
             );
             assert_records(&records, 1, last);
             durable_max = last;
+            children += 1;
         }
         rounds += 1;
+        if soak_rounds.is_some() && (rounds % 50 == 0 || rounds == rounds_wanted) {
+            eprintln!(
+                "kill soak (seed {seed:#x}): {rounds}/{rounds_wanted} rounds, {children} children \
+                 killed, every reported durable record found, {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
-    assert_eq!(rounds, ROUNDS, "only {rounds} rounds in {TEST_TIME_MAX:?}");
+    assert_eq!(
+        rounds, rounds_wanted,
+        "only {rounds} rounds in {time_max:?}"
+    );
 }
 
 /// Runs a child on `dir`, kills it after `kill_after` reported commits; returns the highest
