@@ -3,6 +3,8 @@
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
@@ -37,6 +39,17 @@ pub enum RecoveryMode {
     Repair,
 }
 
+/// How the next segment file is prepared (created, preallocated, mapped) before a roll needs
+/// it, so that the roll inside `append` only writes a header and renames a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrepareNext {
+    /// A background thread prepares the spare after `open` and after every roll.
+    Background,
+    /// Only [`Journal::prepare_next_segment`] prepares it; a roll without a spare creates the
+    /// segment itself, on the append path.
+    Manual,
+}
+
 /// How a journal is laid out and synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalConfig {
@@ -49,6 +62,8 @@ pub struct JournalConfig {
     pub first_seq: u64,
     /// What `open` does with damage in the middle.
     pub recovery: RecoveryMode,
+    /// How the next segment is prepared.
+    pub prepare_next: PrepareNext,
 }
 
 impl Default for JournalConfig {
@@ -58,6 +73,7 @@ impl Default for JournalConfig {
             durability: Durability::Durable,
             first_seq: 1,
             recovery: RecoveryMode::Refuse,
+            prepare_next: PrepareNext::Background,
         }
     }
 }
@@ -87,6 +103,8 @@ pub struct RecoveryReport {
     /// A last segment with no valid header and no valid record (a roll the crash interrupted),
     /// deleted: its first sequence number.
     pub blank_segment_removed: Option<u64>,
+    /// A spare segment file (prepared ahead of a roll, never live) was found and deleted.
+    pub spare_removed: bool,
 }
 
 /// A torn tail cut off the last segment.
@@ -130,7 +148,9 @@ pub struct Record {
 /// The append-only journal: one writer over a directory of segments.
 #[derive(Debug)]
 pub struct Journal<S: Storage> {
-    storage: S,
+    storage: Arc<S>,
+    /// The next segment, prepared ahead of the roll that needs it.
+    spare: Option<Spare<S::Segment>>,
     config: JournalConfig,
     /// First sequence numbers of the retained segments; the last is `current`.
     segment_first_seqs: Vec<u64>,
@@ -144,6 +164,16 @@ pub struct Journal<S: Storage> {
     stopped: Option<String>,
     recovery: RecoveryReport,
 }
+
+/// A spare segment being prepared or ready (or what went wrong preparing it).
+#[derive(Debug)]
+enum Spare<G> {
+    Pending(JoinHandle<io::Result<G>>),
+    Done(io::Result<G>),
+}
+
+/// Name of the thread that prepares spares.
+const SPARE_THREAD_NAME: &str = "bourse-journal-spare";
 
 /// What the first pass of `open` learnt.
 struct Survey {
@@ -173,12 +203,17 @@ impl<S: Storage> Journal<S> {
     /// damage is refused with [`Error::Corruption`], or cut in [`RecoveryMode::Repair`].
     pub fn open(storage: S, config: JournalConfig) -> Result<Self> {
         config.validate()?;
+        // A spare is never live: whatever a crash left of one goes.
+        let spare_removed = storage
+            .remove_spare()
+            .map_err(|source| io_error("remove spare segment", storage.spare_path(), source))?;
         let listed = storage
             .list()
             .map_err(|source| io_error("list segments in", dir_of(&storage), source))?;
         let mut survey = survey(&storage, &listed)?;
         let mut recovery = RecoveryReport {
             blank_segment_removed: survey.blank_last,
+            spare_removed,
             ..RecoveryReport::default()
         };
         if let Some(first_seq) = survey.blank_last {
@@ -201,6 +236,7 @@ impl<S: Storage> Journal<S> {
             None => Self::create_empty(storage, config, first_seq_if_empty)?,
         };
         journal.recovery = recovery;
+        journal.start_preparing();
         Ok(journal)
     }
 
@@ -227,7 +263,8 @@ impl<S: Storage> Journal<S> {
         // what looks like damage (or, after a repair, old valid records) behind it.
         current.bytes_mut()[last.end_offset..cut_end].fill(0);
         let mut journal = Self {
-            storage,
+            storage: Arc::new(storage),
+            spare: None,
             config,
             segment_first_seqs: kept.iter().map(|segment| segment.first_seq).collect(),
             current,
@@ -250,7 +287,8 @@ impl<S: Storage> Journal<S> {
     fn create_empty(storage: S, config: JournalConfig, first_seq: u64) -> Result<Self> {
         let current = create_segment(&storage, &config, first_seq)?;
         let mut journal = Self {
-            storage,
+            storage: Arc::new(storage),
+            spare: None,
             config,
             segment_first_seqs: vec![first_seq],
             current,
@@ -310,15 +348,104 @@ impl<S: Storage> Journal<S> {
 
     /// Starts a new segment; in `Durable` mode the old one is synced first, so a segment file
     /// exists only once every segment before it is complete on disk.
+    ///
+    /// With a spare ready this writes its header and renames it; otherwise (none prepared, or
+    /// preparing it failed) it creates the segment here, so a full disk is reported now, as
+    /// the error of this `append`.
     fn roll(&mut self) -> Result<()> {
         self.sync_pending(self.dirty_start..self.write_offset)?;
-        let current = create_segment(&self.storage, &self.config, self.next_seq)?;
+        let first_seq = self.next_seq;
+        let current = match self.take_spare() {
+            Some(Ok(spare)) => self.activate_spare(spare, first_seq)?,
+            Some(Err(_)) | None => create_segment(&*self.storage, &self.config, first_seq)?,
+        };
         self.current = current;
-        self.segment_first_seqs.push(self.next_seq);
+        self.segment_first_seqs.push(first_seq);
         self.write_offset = HEADER_LEN;
         self.dirty_start = 0;
         self.dir_dirty = true;
+        self.start_preparing();
         Ok(())
+    }
+
+    /// Makes the spare the segment `first_seq`: header, then rename. On failure the spare is
+    /// deleted.
+    fn activate_spare(&self, mut spare: S::Segment, first_seq: u64) -> Result<S::Segment> {
+        debug_assert!(
+            is_zero(&spare.bytes()[..HEADER_LEN]),
+            "a spare is zero-filled"
+        );
+        let header = SegmentHeader {
+            first_seq,
+            segment_size: self.config.segment_size_bytes,
+        };
+        encode_header(header, spare.bytes_mut());
+        match self.storage.activate_spare(first_seq) {
+            Ok(()) => Ok(spare),
+            Err(source) => {
+                drop(spare);
+                // Best effort: the error that matters is the one returned.
+                let _ = self.storage.remove_spare();
+                Err(io_error(
+                    "activate segment",
+                    self.storage.segment_path(first_seq),
+                    source,
+                ))
+            }
+        }
+    }
+
+    /// Prepares the next segment now (creates, preallocates and maps the spare) unless one is
+    /// ready, waiting for a background preparation in progress. Call it off the hot path, e.g.
+    /// when idle; with [`PrepareNext::Background`] it is not needed.
+    ///
+    /// A failure (e.g. ENOSPC) is returned and loses nothing: the next roll tries again to
+    /// create the segment and reports the error then, if the disk is still full.
+    pub fn prepare_next_segment(&mut self) -> Result<()> {
+        self.check_running()?;
+        if let Some(Ok(spare)) = self.take_spare() {
+            self.spare = Some(Spare::Done(Ok(spare)));
+            return Ok(());
+        }
+        let spare = self
+            .storage
+            .create_spare(self.config.segment_size_bytes)
+            .map_err(|source| {
+                io_error("prepare next segment", self.storage.spare_path(), source)
+            })?;
+        self.spare = Some(Spare::Done(Ok(spare)));
+        Ok(())
+    }
+
+    /// In [`PrepareNext::Background`] mode, starts preparing a spare if there is none.
+    fn start_preparing(&mut self) {
+        if self.config.prepare_next != PrepareNext::Background
+            || self.spare.is_some()
+            || self.stopped.is_some()
+        {
+            return;
+        }
+        let storage = Arc::clone(&self.storage);
+        let len = self.config.segment_size_bytes;
+        let spawned = std::thread::Builder::new()
+            .name(SPARE_THREAD_NAME.to_owned())
+            .spawn(move || storage.create_spare(len));
+        // No thread (out of resources): the roll creates the segment itself.
+        if let Ok(handle) = spawned {
+            self.spare = Some(Spare::Pending(handle));
+        }
+    }
+
+    /// The spare, waiting for its preparation if it is in progress; `None` if there is none.
+    fn take_spare(&mut self) -> Option<io::Result<S::Segment>> {
+        match self.spare.take()? {
+            Spare::Done(result) => Some(result),
+            Spare::Pending(handle) => Some(
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("preparing the spare panicked"))),
+            ),
+        }
     }
 
     /// Syncs `range` of the current segment and the directory if it changed; a failure
@@ -342,7 +469,7 @@ impl<S: Storage> Journal<S> {
         };
         let result = result.and_then(|()| {
             if self.dir_dirty && wait == SyncWait::Durable {
-                let dir = dir_of(&self.storage);
+                let dir = dir_of(&*self.storage);
                 self.storage
                     .sync_dir()
                     .map_err(|source| io_error("sync directory", dir, source))?;
@@ -387,7 +514,7 @@ impl<S: Storage> Journal<S> {
             .partition_point(|&first| first <= seq)
             - 1;
         Ok(Reader {
-            storage: &self.storage,
+            storage: &*self.storage,
             segment_first_seqs: &self.segment_first_seqs,
             segment_index,
             segment: None,
@@ -404,7 +531,7 @@ impl<S: Storage> Journal<S> {
         self.check_running()?;
         let mut n_removed = 0;
         while self.segment_first_seqs.len() > 1 && self.segment_first_seqs[1] <= seq {
-            remove_segment(&self.storage, self.segment_first_seqs[0])?;
+            remove_segment(&*self.storage, self.segment_first_seqs[0])?;
             self.segment_first_seqs.remove(0);
             self.dir_dirty = true;
             n_removed += 1;
@@ -445,6 +572,17 @@ impl<S: Storage> Journal<S> {
     /// The configuration.
     pub fn config(&self) -> &JournalConfig {
         &self.config
+    }
+}
+
+impl<S: Storage> Drop for Journal<S> {
+    /// Waits for a preparation in progress and deletes the spare (`open` would anyway).
+    fn drop(&mut self) {
+        if let Some(Ok(spare)) = self.take_spare() {
+            drop(spare);
+            // Best effort: a spare left behind is deleted by the next `open`.
+            let _ = self.storage.remove_spare();
+        }
     }
 }
 

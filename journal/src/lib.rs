@@ -6,8 +6,10 @@
 //! - [`Journal`]: the single writer. [`Journal::append`] writes a record into the mapped
 //!   segment, [`Journal::commit`] makes the batch durable with one sync (group commit) and
 //!   returns the highest sequence number it covers, [`Journal::read_from`] gives a [`Reader`]
-//!   for replay, [`Journal::remove_segments_before`] is retention.
-//! - [`JournalConfig`]: segment size, [`Durability`] and [`RecoveryMode`].
+//!   for replay, [`Journal::remove_segments_before`] is retention. The next segment file is
+//!   prepared ahead of the roll that needs it ([`PrepareNext`], [`Journal::prepare_next_segment`]),
+//!   so a roll inside `append` writes a header and renames a file instead of preallocating.
+//! - [`JournalConfig`]: segment size, [`Durability`], [`RecoveryMode`] and [`PrepareNext`].
 //! - [`Storage`] / [`SegmentMap`]: the I/O behind a trait. [`FsStorage`] is the real file
 //!   system (`posix_fallocate`, `memmap2`); [`FaultyStorage`] injects ENOSPC and failed syncs.
 //! - [`Error`]: typed errors; [`Error::Corruption`] names the segment file and byte offset.
@@ -46,10 +48,10 @@ mod storage;
 pub use error::{CorruptionKind, Error, Result};
 pub use format::FORMAT_VERSION;
 pub use journal::{
-    Durability, Journal, JournalConfig, Reader, Record, RecoveryMode, RecoveryReport, Repair,
-    SEQ_MAX, TailCut,
+    Durability, Journal, JournalConfig, PrepareNext, Reader, Record, RecoveryMode, RecoveryReport,
+    Repair, SEQ_MAX, TailCut,
 };
 pub use storage::{
-    Faults, FaultySegment, FaultyStorage, FsSegment, FsStorage, SegmentMap, Storage, SyncWait,
-    segment_file_name,
+    Faults, FaultySegment, FaultyStorage, FsSegment, FsStorage, SPARE_FILE_NAME, SegmentMap,
+    Storage, SyncWait, segment_file_name,
 };

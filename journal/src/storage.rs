@@ -2,15 +2,20 @@
 //!
 //! [`Storage`] is a directory of segment files; [`SegmentMap`] is one mapped segment.
 //! [`FsStorage`] is the real thing; [`FaultyStorage`] wraps any storage and fails
-//! preallocation (ENOSPC) or syncs on demand.
+//! preallocation (ENOSPC) or syncs on demand, and counts preallocations.
+//!
+//! Besides the segments, a storage holds at most one *spare*: a segment file prepared ahead of
+//! time (preallocated and mapped) under a name [`Storage::list`] does not return, so that a
+//! roll only has to write the header and [`Storage::activate_spare`] it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
 use memmap2::MmapMut;
 
@@ -34,9 +39,12 @@ pub trait SegmentMap {
 }
 
 /// A directory of segment files, each named by its first sequence number.
-pub trait Storage {
+///
+/// `Send + Sync + 'static` because the journal prepares the next segment on a background
+/// thread (see [`Storage::create_spare`]).
+pub trait Storage: Send + Sync + 'static {
     /// A mapped segment.
-    type Segment: SegmentMap;
+    type Segment: SegmentMap + Send + 'static;
     /// First sequence numbers of the segment files present, ascending.
     fn list(&self) -> io::Result<Vec<u64>>;
     /// Creates a new segment file of `len` bytes, preallocated (so writing to the map never
@@ -50,12 +58,25 @@ pub trait Storage {
     fn sync_dir(&self) -> io::Result<()>;
     /// Where the segment lives, for error messages.
     fn segment_path(&self, first_seq: u64) -> PathBuf;
+    /// Creates the spare: a file of `len` bytes, preallocated and zero-filled like
+    /// [`Storage::create`], under a name `list` does not return, and maps it. Fails if a spare
+    /// exists. On error nothing is left behind. Called off the append path.
+    fn create_spare(&self, len: u64) -> io::Result<Self::Segment>;
+    /// Gives the spare the name of the segment `first_seq` (which must not exist), atomically.
+    fn activate_spare(&self, first_seq: u64) -> io::Result<()>;
+    /// Deletes the spare if there is one; returns whether there was.
+    fn remove_spare(&self) -> io::Result<bool>;
+    /// Where the spare lives, for error messages.
+    fn spare_path(&self) -> PathBuf;
 }
 
 /// Number of digits in a segment file name: every `u64` fits.
 pub const SEGMENT_NAME_DIGITS: usize = 20;
 /// Extension of segment files.
 pub const SEGMENT_EXTENSION: &str = "seg";
+
+/// The file name of the spare (a segment prepared ahead of time, not yet live).
+pub const SPARE_FILE_NAME: &str = "next.seg.next";
 
 /// The file name of the segment whose first sequence number is `first_seq`.
 pub fn segment_file_name(first_seq: u64) -> String {
@@ -155,18 +176,7 @@ impl Storage for FsStorage {
     }
 
     fn create(&self, first_seq: u64, len: u64) -> io::Result<FsSegment> {
-        let path = self.segment_path(first_seq);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let mapped = preallocate(&file, len).and_then(|()| map_file(file));
-        if mapped.is_err() {
-            // Best effort: the error that matters is the one returned.
-            let _ = std::fs::remove_file(&path);
-        }
-        mapped
+        create_file(&self.segment_path(first_seq), len, false)
     }
 
     fn open(&self, first_seq: u64) -> io::Result<FsSegment> {
@@ -188,6 +198,68 @@ impl Storage for FsStorage {
     fn segment_path(&self, first_seq: u64) -> PathBuf {
         self.dir.join(segment_file_name(first_seq))
     }
+
+    fn create_spare(&self, len: u64) -> io::Result<FsSegment> {
+        // Synced too (in the background), so that the first commit after the roll does not
+        // pay for making the preallocated extents durable.
+        create_file(&self.spare_path(), len, true)
+    }
+
+    fn activate_spare(&self, first_seq: u64) -> io::Result<()> {
+        rename_no_replace(&self.spare_path(), &self.segment_path(first_seq))
+    }
+
+    fn remove_spare(&self) -> io::Result<bool> {
+        match std::fs::remove_file(self.spare_path()) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn spare_path(&self) -> PathBuf {
+        self.dir.join(SPARE_FILE_NAME)
+    }
+}
+
+/// Creates `path` (never an existing file), preallocates `len` bytes, optionally syncs the
+/// file, and maps it; on error removes it.
+fn create_file(path: &Path, len: u64, sync: bool) -> io::Result<FsSegment> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let mapped = preallocate(&file, len)
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
+        .and_then(|()| map_file(file));
+    if mapped.is_err() {
+        // Best effort: the error that matters is the one returned.
+        let _ = std::fs::remove_file(path);
+    }
+    mapped
+}
+
+/// `rename(from, to)` that fails with EEXIST instead of replacing `to`.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both are NUL-terminated paths that live across the call.
+    let result = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Switches shared by a [`FaultyStorage`] and its segments; flip them from the test.
@@ -200,11 +272,13 @@ pub struct Faults {
 struct FaultState {
     preallocate_fails: AtomicBool,
     sync_fails: AtomicBool,
+    preallocations: AtomicUsize,
+    preallocation_threads: Mutex<Vec<ThreadId>>,
 }
 
 impl Faults {
-    /// While set, creating a segment fails with ENOSPC, as `posix_fallocate` does on a full
-    /// disk; like the real storage, nothing is left behind.
+    /// While set, creating a segment or the spare fails with ENOSPC, as `posix_fallocate` does
+    /// on a full disk; like the real storage, nothing is left behind.
     pub fn set_preallocate_fails(&self, fails: bool) {
         self.state.preallocate_fails.store(fails, Ordering::SeqCst);
     }
@@ -212,6 +286,34 @@ impl Faults {
     /// While set, every segment and directory sync fails with EIO.
     pub fn set_sync_fails(&self, fails: bool) {
         self.state.sync_fails.store(fails, Ordering::SeqCst);
+    }
+
+    /// How many preallocations (segment or spare creations, failed ones included) were asked
+    /// for so far.
+    pub fn preallocations(&self) -> usize {
+        self.state.preallocations.load(Ordering::SeqCst)
+    }
+
+    /// The thread of each preallocation counted by [`Faults::preallocations`], in order.
+    pub fn preallocation_threads(&self) -> Vec<ThreadId> {
+        self.state
+            .preallocation_threads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn check_preallocate(&self) -> io::Result<()> {
+        self.state
+            .preallocation_threads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(std::thread::current().id());
+        self.state.preallocations.fetch_add(1, Ordering::SeqCst);
+        if self.state.preallocate_fails.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
     }
 
     fn check_sync(&self) -> io::Result<()> {
@@ -266,9 +368,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     }
 
     fn create(&self, first_seq: u64, len: u64) -> io::Result<Self::Segment> {
-        if self.faults.state.preallocate_fails.load(Ordering::SeqCst) {
-            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
-        }
+        self.faults.check_preallocate()?;
         let inner = self.inner.create(first_seq, len)?;
         Ok(FaultySegment {
             inner,
@@ -295,6 +395,27 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 
     fn segment_path(&self, first_seq: u64) -> PathBuf {
         self.inner.segment_path(first_seq)
+    }
+
+    fn create_spare(&self, len: u64) -> io::Result<Self::Segment> {
+        self.faults.check_preallocate()?;
+        let inner = self.inner.create_spare(len)?;
+        Ok(FaultySegment {
+            inner,
+            faults: self.faults.clone(),
+        })
+    }
+
+    fn activate_spare(&self, first_seq: u64) -> io::Result<()> {
+        self.inner.activate_spare(first_seq)
+    }
+
+    fn remove_spare(&self) -> io::Result<bool> {
+        self.inner.remove_spare()
+    }
+
+    fn spare_path(&self) -> PathBuf {
+        self.inner.spare_path()
     }
 }
 
@@ -339,5 +460,26 @@ mod tests {
         let error = storage.create(1, 4096).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::ENOSPC));
         assert!(storage.list().unwrap().is_empty());
+        assert!(storage.create_spare(4096).is_err());
+        assert!(!storage.remove_spare().unwrap(), "no spare left behind");
+        assert_eq!(faults.preallocations(), 2);
+    }
+
+    #[test]
+    fn a_spare_is_not_listed_and_activates_without_replacing() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::new(dir.path()).unwrap();
+        let spare = storage.create_spare(4096).unwrap();
+        assert_eq!(spare.bytes().len(), 4096);
+        assert!(storage.list().unwrap().is_empty());
+        assert!(storage.create_spare(4096).is_err(), "one spare at a time");
+        storage.create(7, 4096).unwrap();
+        let error = storage.activate_spare(7).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EEXIST));
+        storage.activate_spare(9).unwrap();
+        assert_eq!(storage.list().unwrap(), vec![7, 9]);
+        assert!(!storage.remove_spare().unwrap());
+        storage.create_spare(4096).unwrap();
+        assert!(storage.remove_spare().unwrap());
     }
 }
