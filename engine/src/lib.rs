@@ -53,6 +53,7 @@ mod engine;
 mod event;
 mod fees;
 mod hash;
+mod image;
 mod limits;
 mod product;
 mod reject;
@@ -66,6 +67,11 @@ pub use engine::{Engine, FeeQuote, LevelView, OrderView};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink};
 pub use fees::{FeeSchedule, FeeTier, VOLUME_WINDOW_DAYS, fee_for};
 pub use hash::StateHash;
+pub use image::{
+    AccountImage, AssetImage, BalanceImage, BookImage, EngineImage, FeeTierImage,
+    FundsRequestImage, IMAGE_COUNTER_MAX, ImageError, LimitsImage, OrderImage, ProductImage,
+    ShortImage, VolumeWindowImage,
+};
 pub use limits::{FEE_PPM_MAX, FEE_TIERS_MAX, Limits, NAME_BYTES_MAX, PROOF_BYTES_MAX, SCALE_MAX};
 pub use product::{Asset, Product};
 pub use reject::{LimitKind, Reject};

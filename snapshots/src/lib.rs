@@ -1,5 +1,43 @@
-//! Snapshots: point-in-time images of the engine state, written atomically and validated on
-//! load. The rkyv format lands with the journal issue; for now the crate names the state digest
-//! a snapshot will be checked against.
+//! Snapshots: point-in-time images of the whole engine state, written atomically and checked
+//! on load.
+//!
+//! A snapshot file is a 64-byte header (magic, format version, the sequence number of the last
+//! command applied, payload length, CRC32C of the payload, CRC32C of the header) followed by
+//! the `rkyv` archive of an [`EngineImage`]; `FORMAT.md` beside this crate draws the bytes.
+//!
+//! - [`write_snapshot`] writes `snapshot-<seq>.snap` through a temporary file (write, fsync,
+//!   rename, fsync of the directory) and keeps the newest `keep_newest` snapshots.
+//! - [`load_newest`] tries the snapshots newest first and returns the first that passes every
+//!   check (header, checksum, `bytecheck` validation, [`Engine::from_image`]), with the files it
+//!   skipped and why. It never panics, whatever the files hold.
+//! - [`encode`] and [`decode`] are the same without files.
+//!
+//! The engine thread's pause is [`Engine::to_image`]; encoding and writing can happen on another
+//! thread.
+//!
+//! ```
+//! use bourse_engine::{Engine, Limits};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::new(Limits::default());
+//! bourse_snapshots::write_snapshot(dir.path(), 7, &engine.to_image(), 3).unwrap();
+//! let recovered = bourse_snapshots::load_newest(dir.path()).unwrap();
+//! let (seq, loaded) = recovered.newest.unwrap();
+//! assert_eq!(seq, 7);
+//! assert_eq!(loaded.state_hash(), engine.state_hash());
+//! ```
 
-pub use bourse_engine::StateHash;
+mod error;
+mod format;
+mod store;
+
+pub use bourse_engine::{Engine, EngineImage, StateHash};
+pub use error::SnapshotError;
+pub use format::{
+    Encoded, FORMAT_VERSION, HEADER_CHECKSUM_OFFSET, HEADER_LEN, HEADER_PAYLOAD_CHECKSUM_OFFSET,
+    HEADER_PAYLOAD_LEN_OFFSET, HEADER_RESERVED_OFFSET, HEADER_SEQ_OFFSET, HEADER_VERSION_OFFSET,
+    MAGIC, PAYLOAD_LEN_MAX, decode, decode_image, encode, read_aligned,
+};
+pub use store::{
+    Recovered, Skipped, load_newest, snapshot_file_name, write_encoded, write_snapshot,
+};

@@ -1,0 +1,200 @@
+//! The bytes of a snapshot file; `FORMAT.md` is the contract and draws the same offsets.
+
+use bourse_engine::{Engine, EngineImage};
+use rkyv::util::AlignedVec;
+
+use crate::error::SnapshotError;
+
+/// "BOURSES" and a zero byte.
+pub const MAGIC: [u8; 8] = *b"BOURSES\0";
+/// The version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const HEADER_MAGIC_OFFSET: usize = 0;
+pub const HEADER_VERSION_OFFSET: usize = 8;
+pub const HEADER_FLAGS_OFFSET: usize = 12;
+pub const HEADER_SEQ_OFFSET: usize = 16;
+pub const HEADER_PAYLOAD_LEN_OFFSET: usize = 24;
+pub const HEADER_PAYLOAD_CHECKSUM_OFFSET: usize = 32;
+pub const HEADER_CHECKSUM_OFFSET: usize = 36;
+pub const HEADER_RESERVED_OFFSET: usize = 40;
+/// 64 bytes, so that a payload read into an aligned buffer with its header stays aligned and is
+/// validated in place, without a copy.
+pub const HEADER_LEN: usize = 64;
+/// The alignment the archive is read at.
+const PAYLOAD_ALIGN: usize = 16;
+/// The largest payload a reader accepts (16 GiB), so a corrupt length cannot ask for more.
+pub const PAYLOAD_LEN_MAX: u64 = 16 << 30;
+
+/// A snapshot ready to write: the header and the `rkyv` payload, kept apart so that writing
+/// does not copy the payload.
+pub struct Encoded {
+    pub header: [u8; HEADER_LEN],
+    pub payload: AlignedVec,
+}
+
+impl Encoded {
+    /// The file's bytes in one buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(HEADER_LEN + self.payload.len());
+        bytes.extend_from_slice(&self.header);
+        bytes.extend_from_slice(&self.payload);
+        bytes
+    }
+}
+
+/// A rough upper bound of the payload size, so the archive buffer does not grow by copying.
+fn payload_len_estimate(image: &EngineImage) -> usize {
+    let n_orders: usize = image
+        .books
+        .iter()
+        .map(|b| b.bids.len() + b.asks.len())
+        .sum();
+    let text: usize = image
+        .accounts
+        .iter()
+        .map(|a| a.name.len() + a.proof.len())
+        .sum();
+    4096 + image.accounts.len() * 160 + text + n_orders * 96 + image.funds_requests.len() * 80
+}
+
+/// Header and payload of a snapshot of `image` taken after command `seq`.
+pub fn encode(seq: u64, image: &EngineImage) -> Result<Encoded, SnapshotError> {
+    let buffer = AlignedVec::with_capacity(payload_len_estimate(image));
+    let payload = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(image, buffer)
+        .map_err(|e| SnapshotError::Encode(e.to_string()))?;
+    Ok(Encoded {
+        header: header(seq, &payload),
+        payload,
+    })
+}
+
+fn header(seq: u64, payload: &[u8]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[HEADER_MAGIC_OFFSET..HEADER_VERSION_OFFSET].copy_from_slice(&MAGIC);
+    h[HEADER_VERSION_OFFSET..HEADER_FLAGS_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    // Flags (bytes 12..16) are zero in version 1.
+    h[HEADER_SEQ_OFFSET..HEADER_PAYLOAD_LEN_OFFSET].copy_from_slice(&seq.to_le_bytes());
+    h[HEADER_PAYLOAD_LEN_OFFSET..HEADER_PAYLOAD_CHECKSUM_OFFSET]
+        .copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    h[HEADER_PAYLOAD_CHECKSUM_OFFSET..HEADER_CHECKSUM_OFFSET]
+        .copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let checksum = crc32c::crc32c(&h[..HEADER_CHECKSUM_OFFSET]);
+    h[HEADER_CHECKSUM_OFFSET..HEADER_RESERVED_OFFSET].copy_from_slice(&checksum.to_le_bytes());
+    // Bytes 40..64 are reserved, zero.
+    h
+}
+
+fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&bytes[offset..offset + 4]);
+    u32::from_le_bytes(raw)
+}
+
+fn u64_at(bytes: &[u8], offset: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&bytes[offset..offset + 8]);
+    u64::from_le_bytes(raw)
+}
+
+/// Reads a whole file into a buffer aligned for the archive, so [`decode`] validates the
+/// payload in place.
+pub fn read_aligned(file: &mut std::fs::File) -> std::io::Result<AlignedVec<PAYLOAD_ALIGN>> {
+    use std::io::Read;
+    let len = file.metadata()?.len();
+    let len = usize::try_from(len).map_err(|_| std::io::Error::other("file too large"))?;
+    let mut buffer =
+        AlignedVec::<PAYLOAD_ALIGN>::with_capacity(len.min(HEADER_LEN + PAYLOAD_LEN_MAX as usize));
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(buffer);
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Checks the header and the payload checksum, validates the archive (`bytecheck`) and
+/// deserializes it. Returns the sequence number and the image.
+pub fn decode_image(bytes: &[u8]) -> Result<(u64, EngineImage), SnapshotError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(SnapshotError::TooShort { len: bytes.len() });
+    }
+    let h = &bytes[..HEADER_LEN];
+    if h[..HEADER_VERSION_OFFSET] != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    if crc32c::crc32c(&h[..HEADER_CHECKSUM_OFFSET]) != u32_at(h, HEADER_CHECKSUM_OFFSET) {
+        return Err(SnapshotError::HeaderChecksum);
+    }
+    let version = u32_at(h, HEADER_VERSION_OFFSET);
+    let reserved_zero = h[HEADER_RESERVED_OFFSET..].iter().all(|b| *b == 0);
+    if version != FORMAT_VERSION || u32_at(h, HEADER_FLAGS_OFFSET) != 0 || !reserved_zero {
+        return Err(SnapshotError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let seq = u64_at(h, HEADER_SEQ_OFFSET);
+    let declared = u64_at(h, HEADER_PAYLOAD_LEN_OFFSET);
+    if declared > PAYLOAD_LEN_MAX {
+        return Err(SnapshotError::PayloadTooLarge { len: declared });
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if declared != payload.len() as u64 {
+        return Err(SnapshotError::LengthMismatch {
+            declared,
+            actual: payload.len() as u64,
+        });
+    }
+    if crc32c::crc32c(payload) != u32_at(h, HEADER_PAYLOAD_CHECKSUM_OFFSET) {
+        return Err(SnapshotError::PayloadChecksum);
+    }
+    // rkyv reads archived values in place, so the payload must be aligned: read from an
+    // aligned buffer (as `load_newest` does) it is; otherwise it is copied.
+    let copy: AlignedVec<PAYLOAD_ALIGN>;
+    let aligned = if (payload.as_ptr() as usize).is_multiple_of(PAYLOAD_ALIGN) {
+        payload
+    } else {
+        let mut buffer = AlignedVec::with_capacity(payload.len());
+        buffer.extend_from_slice(payload);
+        copy = buffer;
+        &copy[..]
+    };
+    let image = rkyv::from_bytes::<EngineImage, rkyv::rancor::Error>(aligned)
+        .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    Ok((seq, image))
+}
+
+/// [`decode_image`], then [`Engine::from_image`].
+pub fn decode(bytes: &[u8]) -> Result<(u64, Engine), SnapshotError> {
+    let (seq, image) = decode_image(bytes)?;
+    Ok((seq, Engine::from_image(image)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_tile_the_header() {
+        let fields = [
+            (HEADER_MAGIC_OFFSET, 8),
+            (HEADER_VERSION_OFFSET, 4),
+            (HEADER_FLAGS_OFFSET, 4),
+            (HEADER_SEQ_OFFSET, 8),
+            (HEADER_PAYLOAD_LEN_OFFSET, 8),
+            (HEADER_PAYLOAD_CHECKSUM_OFFSET, 4),
+            (HEADER_CHECKSUM_OFFSET, 4),
+            (HEADER_RESERVED_OFFSET, 24),
+        ];
+        let mut end = 0;
+        for (offset, size) in fields {
+            assert_eq!(offset, end);
+            end = offset + size;
+        }
+        assert_eq!(end, HEADER_LEN);
+        assert_eq!(HEADER_LEN % PAYLOAD_ALIGN, 0);
+    }
+}

@@ -1,0 +1,163 @@
+//! Snapshot files in a directory: atomic writes, retention, and loading the newest good one.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bourse_engine::{Engine, EngineImage};
+
+use crate::error::SnapshotError;
+use crate::format::{Encoded, decode, encode, read_aligned};
+
+const PREFIX: &str = "snapshot-";
+const SUFFIX: &str = ".snap";
+const SEQ_DIGITS: usize = 20;
+
+/// `snapshot-<seq, 20 digits>.snap`: names sort in sequence order.
+pub fn snapshot_file_name(seq: u64) -> String {
+    format!("{PREFIX}{seq:0SEQ_DIGITS$}{SUFFIX}")
+}
+
+fn seq_of_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if digits.len() != SEQ_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The snapshots in `dir`, oldest first.
+fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapshotError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))? {
+        let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(seq_of_name) {
+            found.push((seq, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes the snapshot of `image`, taken after command `seq`, as `dir/snapshot-<seq>.snap`:
+/// into a temporary file, fsynced, renamed into place, then the directory fsynced. A crash at
+/// any step leaves either the old set of snapshots or the new one (plus perhaps a temporary
+/// file, which loading ignores and the next write of the same seq replaces). Then deletes all
+/// but the newest `keep_newest` snapshots.
+pub fn write_snapshot(
+    dir: &Path,
+    seq: u64,
+    image: &EngineImage,
+    keep_newest: usize,
+) -> Result<PathBuf, SnapshotError> {
+    if keep_newest == 0 {
+        return Err(SnapshotError::KeepNone);
+    }
+    let encoded = encode(seq, image)?;
+    write_encoded(dir, seq, &encoded, keep_newest)
+}
+
+/// [`write_snapshot`] of bytes already [`encode`]d for `seq` (so the encoding can be timed or
+/// done elsewhere).
+pub fn write_encoded(
+    dir: &Path,
+    seq: u64,
+    encoded: &Encoded,
+    keep_newest: usize,
+) -> Result<PathBuf, SnapshotError> {
+    if keep_newest == 0 {
+        return Err(SnapshotError::KeepNone);
+    }
+    let path = dir.join(snapshot_file_name(seq));
+    let tmp = dir.join(format!(".{}.tmp", snapshot_file_name(seq)));
+    {
+        let mut file = File::create(&tmp).map_err(|e| SnapshotError::io(&tmp, e))?;
+        file.write_all(&encoded.header)
+            .and_then(|()| file.write_all(&encoded.payload))
+            .map_err(|e| SnapshotError::io(&tmp, e))?;
+        file.sync_all().map_err(|e| SnapshotError::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, &path).map_err(|e| SnapshotError::io(&path, e))?;
+    sync_dir(dir)?;
+    let all = list(dir)?;
+    let n_old = all.len().saturating_sub(keep_newest);
+    for (_, old) in &all[..n_old] {
+        fs::remove_file(old).map_err(|e| SnapshotError::io(old, e))?;
+    }
+    if n_old > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(path)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SnapshotError::io(dir, e))
+}
+
+/// A snapshot that [`load_newest`] passed over, and why.
+#[derive(Debug)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub error: SnapshotError,
+}
+
+/// What [`load_newest`] found.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The newest snapshot that passed every check: its sequence number and engine.
+    pub newest: Option<(u64, Engine)>,
+    /// Newer snapshots that failed a check, newest first.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Loads the newest snapshot in `dir` that passes every check, falling back to older ones.
+/// Errors only if the directory cannot be listed; a snapshot that cannot be read or fails a
+/// check is reported in [`Recovered::skipped`].
+pub fn load_newest(dir: &Path) -> Result<Recovered, SnapshotError> {
+    let mut skipped = Vec::new();
+    for (seq, path) in list(dir)?.into_iter().rev() {
+        match load_file(&path, seq) {
+            Ok(engine) => {
+                return Ok(Recovered {
+                    newest: Some((seq, engine)),
+                    skipped,
+                });
+            }
+            Err(error) => skipped.push(Skipped { path, error }),
+        }
+    }
+    Ok(Recovered {
+        newest: None,
+        skipped,
+    })
+}
+
+fn load_file(path: &Path, name_seq: u64) -> Result<Engine, SnapshotError> {
+    let bytes = File::open(path)
+        .and_then(|mut file| read_aligned(&mut file))
+        .map_err(|e| SnapshotError::io(path, e))?;
+    let (seq, engine) = decode(&bytes)?;
+    if seq != name_seq {
+        return Err(SnapshotError::SeqMismatch {
+            name: name_seq,
+            header: seq,
+        });
+    }
+    Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sort() {
+        assert_eq!(seq_of_name(&snapshot_file_name(0)), Some(0));
+        assert_eq!(seq_of_name(&snapshot_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(seq_of_name("snapshot-1.snap"), None);
+        assert_eq!(seq_of_name(".snapshot-00000000000000000001.snap.tmp"), None);
+        assert!(snapshot_file_name(9) < snapshot_file_name(10));
+    }
+}
