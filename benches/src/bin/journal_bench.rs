@@ -124,7 +124,7 @@ fn main() {
     writeln!(
         report,
         "Directory: `{}` ({}). Kernel {}. Segments of {} MiB (the default), preallocated with \
-         `posix_fallocate` when the journal rolls, inside the timed region. One thread.\n",
+         `posix_fallocate` by the journal's background thread ahead of each roll. One thread.\n",
         tmp.path().display(),
         mount_of(tmp.path()),
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -400,8 +400,8 @@ fn latency_section(args: &Args, base: &Path, report: &mut String) {
          includes the wait for the window to close (on average half a window) plus the sync. \
          A fresh journal per window; with {}-byte records a {} MiB segment fills every {:.1} \
          s, so a run may include a roll; it happens inside `append` (in `Durable` mode: sync \
-         the old segment, create and `posix_fallocate` the next, map it, sync its header), so \
-         its cost shows in the \"appends of a batch, max\" column, not under commit. \
+         the old segment, write the header of the spare prepared in the background, rename it), \
+         so its cost shows in the \"appends of a batch, max\" column, not under commit. \
          hdrhistogram, 3 significant digits.\n",
         fmt_int(args.rate),
         LATENCY_WARMUP.as_millis(),
