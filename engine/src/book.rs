@@ -57,6 +57,21 @@ pub(crate) struct OrderStore {
 }
 
 impl OrderStore {
+    /// An empty store with room for `n_orders` orders, `n_client_ids` of them with a client
+    /// order id, so that loading a snapshot never grows (and copies) a container.
+    pub(crate) fn with_capacity(n_orders: usize, n_client_ids: usize) -> OrderStore {
+        let mut by_id = FxHashMap::default();
+        by_id.reserve(n_orders);
+        let mut client_order_ids = FxHashMap::default();
+        client_order_ids.reserve(n_client_ids);
+        OrderStore {
+            nodes: Vec::with_capacity(n_orders),
+            free: Vec::new(),
+            by_id,
+            client_order_ids,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }

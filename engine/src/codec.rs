@@ -143,6 +143,8 @@
 //! | 12     | 8      | `qty`, `i64` (lots)         |
 //! | 20     | 1 or 9 | `price`, opt `i64` (ticks)  |
 //!
+//! **Tag 13, `Snapshot`** (0 bytes): the pipeline's marker for a snapshot cut here.
+//!
 //! The decoder never panics and never reads outside its input, whatever the bytes.
 
 use crate::command::{
@@ -178,6 +180,7 @@ const TAG_WITHDRAW: u8 = 9;
 const TAG_PLACE_ORDER: u8 = 10;
 const TAG_CANCEL_ORDER: u8 = 11;
 const TAG_AMEND_ORDER: u8 = 12;
+const TAG_SNAPSHOT: u8 = 13;
 
 /// Why bytes are not a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -238,6 +241,7 @@ pub fn encode(cmd: &Command, out: &mut Vec<u8>) {
         CommandKind::PlaceOrder(_) => TAG_PLACE_ORDER,
         CommandKind::CancelOrder { .. } => TAG_CANCEL_ORDER,
         CommandKind::AmendOrder(_) => TAG_AMEND_ORDER,
+        CommandKind::Snapshot => TAG_SNAPSHOT,
     };
     out.push(CODEC_VERSION);
     out.push(tag);
@@ -316,6 +320,7 @@ pub fn encode(cmd: &Command, out: &mut Vec<u8>) {
             out.extend_from_slice(&a.qty.lots().to_le_bytes());
             put_opt_i64(out, a.price.map(Price::ticks));
         }
+        CommandKind::Snapshot => {}
     }
 }
 
@@ -507,6 +512,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
             qty: Qty::from_lots(r.i64()?),
             price: r.opt_i64("price")?.map(Price::from_ticks),
         }),
+        TAG_SNAPSHOT => CommandKind::Snapshot,
         other => return Err(DecodeError::UnknownTag(other)),
     };
     let left = r.bytes.len() - r.offset;
@@ -892,6 +898,7 @@ mod tests {
                     price,
                 })
             }),
+            Just(CommandKind::Snapshot),
         ]
     }
 
@@ -980,7 +987,7 @@ mod tests {
         /// The same with a valid version and tag, so that the bodies are exercised.
         #[test]
         fn arbitrary_bodies_never_panic(
-            tag in 0u8..=13,
+            tag in 0u8..=14,
             body in proptest::collection::vec(any::<u8>(), 0..160),
         ) {
             let mut bytes = vec![CODEC_VERSION, tag];
@@ -1036,8 +1043,8 @@ mod tests {
         let mut header = vec![1, 0];
         header.extend_from_slice(&[0; 16]);
         assert_eq!(decode(&header), Err(DecodeError::UnknownTag(0)));
-        header[1] = 13;
-        assert_eq!(decode(&header), Err(DecodeError::UnknownTag(13)));
+        header[1] = 14;
+        assert_eq!(decode(&header), Err(DecodeError::UnknownTag(14)));
 
         // Deposit with an empty request id, then with a space in it.
         let mut deposit = header.clone();

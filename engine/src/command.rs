@@ -55,6 +55,9 @@ pub enum CommandKind {
         order: OrderId,
     },
     AmendOrder(AmendOrder),
+    /// A marker the pipeline journals where it cut a snapshot: the snapshot holds the state
+    /// after every command before this one. The engine changes nothing and emits nothing.
+    Snapshot,
 }
 
 impl CommandKind {

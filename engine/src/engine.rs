@@ -187,6 +187,7 @@ impl Engine {
             CommandKind::PlaceOrder(order) => self.place_order(order, out),
             CommandKind::CancelOrder { account, order } => self.cancel_order(*account, *order, out),
             CommandKind::AmendOrder(amend) => self.amend_order(amend, out),
+            CommandKind::Snapshot => Ok(()),
             CommandKind::Deposit(request) => self.deposit(request, out),
             CommandKind::Withdraw(request) => self.withdraw(request, out),
             CommandKind::CreateAccount(create) => self.create_account(create, out),

@@ -433,44 +433,111 @@ fn account_image(a: &Account, n_funds_requests: u32) -> AccountImage {
     }
 }
 
-// ----- from_image ---------------------------------------------------------------------------
+// ----- from_archived ------------------------------------------------------------------------
+
+/// Images with at least this many accounts are rebuilt on two threads.
+const PARALLEL_LOAD_MIN: usize = 10_000;
+
+/// The order store, the books and the client-order-id index.
+type RebuiltBooks = (
+    OrderStore,
+    Vec<Book>,
+    BTreeMap<(AccountId, ClientOrderId), OrderId>,
+);
+
+/// Archives an image with `rkyv`, so that [`Engine::from_image`] shares the one validating
+/// path of [`Engine::from_archived`].
+fn archive(image: &EngineImage) -> Result<rkyv::util::AlignedVec, ImageError> {
+    rkyv::to_bytes::<rkyv::rancor::Error>(image)
+        .map_err(|_| ImageError::State("image cannot be archived"))
+}
 
 impl Engine {
     /// Rebuilds an engine from an image after validating it in full: ids in range, lists
     /// sorted and unique where the engine keeps them so, amounts in range, money conserved per
     /// asset, each wallet's `held` equal to what its orders hold, open-order and funds-request
     /// counts equal to what the image lists, books not crossed. Never panics.
-    pub fn from_image(mut image: EngineImage) -> Result<Engine, ImageError> {
+    ///
+    /// The image is archived and read back by [`Engine::from_archived`], the one validating
+    /// path (snapshots load through it straight from the file's bytes).
+    pub fn from_image(image: EngineImage) -> Result<Engine, ImageError> {
+        let bytes = archive(&image)?;
+        drop(image);
+        // SAFETY: these bytes were just archived from a valid `EngineImage` by rkyv itself;
+        // the archive is well-formed by construction (what `from_archived` checks is meaning).
+        let archived = unsafe { rkyv::access_unchecked::<ArchivedEngineImage>(&bytes) };
+        Engine::from_archived(archived)
+    }
+
+    /// [`Engine::from_image`] read straight from an archived image (as `rkyv::access` returns it
+    /// after `bytecheck` validation), without building the owned [`EngineImage`] first. Every
+    /// container is sized once from the image's counts. Never panics.
+    pub fn from_archived(image: &ArchivedEngineImage) -> Result<Engine, ImageError> {
         let limits = limits_from(&image.limits)?;
         let mut engine = Engine::new(limits);
-        engine.assets = assets_from(&image, &mut engine.asset_by_code)?;
-        engine.products = products_from(&image, &engine.assets, &mut engine.product_by_symbol)?;
-        let (accounts, n_funds_requests) = accounts_from(
-            std::mem::take(&mut image.accounts),
-            &image.limits,
-            image.assets.len(),
-            image.products.len(),
-        )?;
-        engine.accounts = accounts;
-        engine.n_funds_requests = n_funds_requests;
-        engine.funds_requests = funds_requests_from(&image, &engine.n_funds_requests)?;
-        if image.next_order_id == 0 || image.next_order_id > IMAGE_COUNTER_MAX {
+        engine.assets = assets_from(image, &mut engine.asset_by_code)?;
+        engine.products = products_from(image, &engine.assets, &mut engine.product_by_symbol)?;
+        let next_order_id = image.next_order_id.to_native();
+        let event_seq = image.event_seq.to_native();
+        if next_order_id == 0 || next_order_id > IMAGE_COUNTER_MAX {
             return Err(ImageError::State("next order id out of range"));
         }
-        if image.event_seq > IMAGE_COUNTER_MAX {
+        if event_seq > IMAGE_COUNTER_MAX {
             return Err(ImageError::State("event sequence out of range"));
         }
-        engine.next_order_id = image.next_order_id;
-        engine.event_seq = image.event_seq;
-        engine.clock_ms = image.clock_ms;
-        engine.rebuild_books(image.books)?;
+        engine.next_order_id = next_order_id;
+        engine.event_seq = event_seq;
+        engine.clock_ms = image.clock_ms.to_native();
+        // The accounts (with the funds requests) and the books are independent halves of the
+        // work, nearly all of it filling fresh memory: on two threads when a thread can be had.
+        // The books read the accounts' counters from the archive; if the accounts are invalid
+        // their error is reported, whatever the books found.
+        let accounts_half = || -> Result<_, ImageError> {
+            let (accounts, n_funds_requests) = accounts_from(
+                &image.accounts,
+                &image.limits,
+                image.assets.len(),
+                image.products.len(),
+            )?;
+            let funds_requests = funds_requests_from(image, &n_funds_requests)?;
+            Ok((accounts, n_funds_requests, funds_requests))
+        };
+        let books_half = || engine.rebuild_books(&image.books, &image.accounts);
+        let (accounts, books) = if image.accounts.len() >= PARALLEL_LOAD_MIN {
+            std::thread::scope(
+                |s| match std::thread::Builder::new().spawn_scoped(s, books_half) {
+                    Ok(books) => {
+                        let accounts = accounts_half();
+                        let books = books
+                            .join()
+                            .unwrap_or(Err(ImageError::State("book rebuild panicked")));
+                        (accounts, books)
+                    }
+                    Err(_) => (accounts_half(), books_half()),
+                },
+            )
+        } else {
+            (accounts_half(), books_half())
+        };
+        let (accounts, n_funds_requests, funds_requests) = accounts?;
+        let (orders, books, client_order_ids) = books?;
+        engine.accounts = accounts;
+        engine.n_funds_requests = n_funds_requests;
+        engine.funds_requests = funds_requests;
+        engine.orders = orders;
+        engine.books = books;
+        engine.client_order_ids = client_order_ids;
         engine.check_money()?;
         Ok(engine)
     }
 
     /// Pushes the orders back, side by side in priority order, and checks them against the
-    /// wallets and counters.
-    fn rebuild_books(&mut self, books: Vec<BookImage>) -> Result<(), ImageError> {
+    /// wallets and counters (as the archive lists them: [`accounts_from`] checks those).
+    fn rebuild_books(
+        &self,
+        books: &[ArchivedBookImage],
+        accounts: &[ArchivedAccountImage],
+    ) -> Result<RebuiltBooks, ImageError> {
         if books.len() != self.products.len() {
             return Err(ImageError::State("not one book per product"));
         }
@@ -478,22 +545,32 @@ impl Engine {
         if n_orders > self.limits.orders_total_max as usize {
             return Err(ImageError::State("more orders than orders_total_max"));
         }
+        let n_client_ids: usize = books
+            .iter()
+            .flat_map(|b| b.bids.iter().chain(b.asks.iter()))
+            .filter(|o| o.client_order_id.is_some())
+            .count();
         // What the orders must account for: each wallet's held amounts and open-order counts,
         // counted down as the orders arrive and checked to reach zero.
-        let mut held_left: Vec<SmallVec<[(AssetId, i64); 2]>> = self
-            .accounts
+        let mut held_left: Vec<SmallVec<[(AssetId, i64); 2]>> = accounts
             .iter()
             .map(|a| {
                 a.balances
                     .iter()
-                    .map(|(asset, b)| (*asset, b.held))
+                    .map(|b| (AssetId::new(b.asset.to_native()), b.held.to_native()))
                     .collect()
             })
             .collect();
-        let mut open_left: Vec<u32> = self.accounts.iter().map(|a| a.n_open_orders).collect();
-        let mut orders = OrderStore::default();
+        let mut open_left: Vec<u32> = accounts
+            .iter()
+            .map(|a| a.n_open_orders.to_native())
+            .collect();
+        let mut orders = OrderStore::with_capacity(n_orders, n_client_ids);
+        // (account, client order id) → order, sorted and built in bulk at the end.
+        let mut client_ids: Vec<((AccountId, ClientOrderId), OrderId, usize)> =
+            Vec::with_capacity(n_client_ids);
         let mut new_books = Vec::with_capacity(books.len());
-        for (product, image) in books.into_iter().enumerate() {
+        for (product, image) in books.iter().enumerate() {
             let mut book = Book::default();
             let n = image.bids.len() + image.asks.len();
             if n > self.limits.orders_per_book_max as usize {
@@ -503,15 +580,18 @@ impl Engine {
                     reason: "more orders than orders_per_book_max",
                 });
             }
-            for (side, list) in [(Side::Buy, image.bids), (Side::Sell, image.asks)] {
+            for (side, list) in [(Side::Buy, &image.bids), (Side::Sell, &image.asks)] {
+                let hold_asset = self.hold_asset(product, side);
                 let mut last_price: Option<Price> = None;
-                for o in list {
+                for o in list.iter() {
                     let err = |reason| ImageError::Order {
                         product,
-                        order: o.id,
+                        order: o.id.to_native(),
                         reason,
                     };
-                    let (node, cid) = self.order_node(product, side, &o).map_err(err)?;
+                    let (node, cid) = self
+                        .order_node(product, side, o, accounts.len())
+                        .map_err(err)?;
                     let behind = |last: Price| match side {
                         Side::Buy => node.price > last,
                         Side::Sell => node.price < last,
@@ -523,27 +603,21 @@ impl Engine {
                     if orders.slot_of(node.id).is_some() {
                         return Err(err("duplicate order id"));
                     }
-                    let account = o.account as usize;
+                    let account = node.account.get() as usize;
                     let left = &mut open_left[account];
                     *left = left
                         .checked_sub(1)
                         .ok_or(err("more orders than n_open_orders"))?;
-                    let hold_asset = self.hold_asset(product, side);
                     let entry = held_left[account]
                         .iter_mut()
                         .find(|(a, _)| *a == hold_asset)
                         .ok_or(err("no balance for what the order holds"))?;
-                    entry.1 -= o.held;
+                    entry.1 -= node.held;
                     if entry.1 < 0 {
                         return Err(err("orders hold more than the wallet's held"));
                     }
-                    if let Some(c) = cid
-                        && self
-                            .client_order_ids
-                            .insert((node.account, c), node.id)
-                            .is_some()
-                    {
-                        return Err(err("duplicate client order id"));
+                    if let Some(c) = cid {
+                        client_ids.push(((node.account, c), node.id, product));
                     }
                     let slot = orders.insert(node, cid);
                     book.push_back(&mut orders, slot);
@@ -574,9 +648,20 @@ impl Engine {
                 });
             }
         }
-        self.orders = orders;
-        self.books = new_books;
-        Ok(())
+        client_ids.sort_unstable_by_key(|(key, id, _)| (*key, *id));
+        if let Some(w) = client_ids.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ImageError::Order {
+                product: w[1].2,
+                order: w[1].1.get(),
+                reason: "duplicate client order id",
+            });
+        }
+        // Sorted and unique: the map is built in bulk.
+        let client_ids = client_ids
+            .into_iter()
+            .map(|(key, id, _)| (key, id))
+            .collect();
+        Ok((orders, new_books, client_ids))
     }
 
     fn hold_asset(&self, product: usize, side: Side) -> AssetId {
@@ -592,17 +677,22 @@ impl Engine {
         &self,
         product: usize,
         side: Side,
-        o: &OrderImage,
+        o: &ArchivedOrderImage,
+        n_accounts: usize,
     ) -> Result<(OrderNode, Option<ClientOrderId>), &'static str> {
         let p = &self.products[product];
-        if o.id == 0 || o.id >= self.next_order_id {
+        let id = o.id.to_native();
+        let account = o.account.to_native();
+        let held = o.held.to_native();
+        if id == 0 || id >= self.next_order_id {
             return Err("order id not below next_order_id");
         }
-        if o.account == AccountId::FEES.get() || o.account as usize >= self.accounts.len() {
+        if account == AccountId::FEES.get() || account as usize >= n_accounts {
             return Err("account out of range");
         }
-        let price = Price::new_checked(o.price).map_err(|_| "price out of range")?;
-        let qty = Qty::new_checked(o.remaining).map_err(|_| "remaining out of range")?;
+        let price = Price::new_checked(o.price.to_native()).map_err(|_| "price out of range")?;
+        let qty =
+            Qty::new_checked(o.remaining.to_native()).map_err(|_| "remaining out of range")?;
         let time_in_force =
             resting_time_in_force_from(o.time_in_force).ok_or("time in force that cannot rest")?;
         let self_trade = self_trade_from(o.self_trade).ok_or("unknown self-trade prevention")?;
@@ -611,26 +701,26 @@ impl Engine {
             // Fills at better prices and lower fees leave more than the remainder needs.
             Side::Buy => p
                 .buy_hold(price, qty)
-                .is_ok_and(|need| need <= o.held && o.held <= AMOUNT_MAX),
-            Side::Sell => p.base_amount(qty) == Ok(o.held),
+                .is_ok_and(|need| need <= held && held <= AMOUNT_MAX),
+            Side::Sell => p.base_amount(qty) == Ok(held),
         };
         if !hold_ok {
             return Err("held does not cover the remainder");
         }
-        let cid = match &o.client_order_id {
-            Some(c) => Some(c.to_short().ok_or("invalid client order id")?),
+        let cid = match o.client_order_id.as_ref() {
+            Some(c) => Some(short_from(c).ok_or("invalid client order id")?),
             None => None,
         };
         let node = OrderNode {
-            id: OrderId::new(o.id),
-            account: AccountId::new(o.account),
+            id: OrderId::new(id),
+            account: AccountId::new(account),
             product: ProductId::new(product as u32),
             side,
             time_in_force,
             self_trade,
             price,
             remaining: qty.lots(),
-            held: o.held,
+            held,
             prev: NIL,
             next: NIL,
             page: NIL,
@@ -659,42 +749,52 @@ impl Engine {
     }
 }
 
-fn limits_from(l: &LimitsImage) -> Result<Limits, ImageError> {
-    if l.orders_total_max == NIL {
+/// `None` unless a valid [`ShortStr`] with zero padding (as [`ShortImage::to_short`]).
+fn short_from<const N: usize>(s: &ArchivedShortImage<N>) -> Option<ShortStr<N>> {
+    let len = s.len as usize;
+    if len > N || s.bytes[len..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    ShortStr::new(std::str::from_utf8(&s.bytes[..len]).ok()?)
+}
+
+fn limits_from(l: &ArchivedLimitsImage) -> Result<Limits, ImageError> {
+    if l.orders_total_max.to_native() == NIL {
         return Err(ImageError::Limits(
             "orders_total_max leaves no room for NIL",
         ));
     }
-    if l.accounts_max == 0 {
+    if l.accounts_max.to_native() == 0 {
         return Err(ImageError::Limits("accounts_max is 0"));
     }
     Ok(Limits {
-        accounts_max: l.accounts_max,
-        assets_max: l.assets_max,
-        products_max: l.products_max,
-        open_orders_per_account_max: l.open_orders_per_account_max,
-        orders_per_book_max: l.orders_per_book_max,
-        orders_total_max: l.orders_total_max,
-        bookmarks_per_account_max: l.bookmarks_per_account_max,
-        funds_requests_per_account_max: l.funds_requests_per_account_max,
+        accounts_max: l.accounts_max.to_native(),
+        assets_max: l.assets_max.to_native(),
+        products_max: l.products_max.to_native(),
+        open_orders_per_account_max: l.open_orders_per_account_max.to_native(),
+        orders_per_book_max: l.orders_per_book_max.to_native(),
+        orders_total_max: l.orders_total_max.to_native(),
+        bookmarks_per_account_max: l.bookmarks_per_account_max.to_native(),
+        funds_requests_per_account_max: l.funds_requests_per_account_max.to_native(),
     })
 }
 
 fn assets_from(
-    image: &EngineImage,
+    image: &ArchivedEngineImage,
     by_code: &mut BTreeMap<AssetCode, AssetId>,
 ) -> Result<Vec<Asset>, ImageError> {
-    if image.assets.len() > image.limits.assets_max as usize {
+    if image.assets.len() > image.limits.assets_max.to_native() as usize {
         return Err(ImageError::State("more assets than assets_max"));
     }
     let mut assets = Vec::with_capacity(image.assets.len());
     for (index, a) in image.assets.iter().enumerate() {
         let err = |reason| ImageError::Asset { index, reason };
-        let code: AssetCode = a.code.to_short().ok_or(err("invalid code"))?;
+        let code: AssetCode = short_from(&a.code).ok_or(err("invalid code"))?;
+        let total_supply = a.total_supply.to_native();
         if a.scale > SCALE_MAX {
             return Err(err("scale out of range"));
         }
-        if !(0..=AMOUNT_MAX).contains(&a.total_supply) {
+        if !(0..=AMOUNT_MAX).contains(&total_supply) {
             return Err(err("total supply out of range"));
         }
         if by_code.insert(code, AssetId::new(index as u16)).is_some() {
@@ -703,24 +803,24 @@ fn assets_from(
         assets.push(Asset {
             code,
             scale: a.scale,
-            total_supply: a.total_supply,
+            total_supply,
         });
     }
     Ok(assets)
 }
 
 fn products_from(
-    image: &EngineImage,
+    image: &ArchivedEngineImage,
     assets: &[Asset],
     by_symbol: &mut BTreeMap<Symbol, ProductId>,
 ) -> Result<Vec<Product>, ImageError> {
-    if image.products.len() > image.limits.products_max as usize {
+    if image.products.len() > image.limits.products_max.to_native() as usize {
         return Err(ImageError::State("more products than products_max"));
     }
     let mut products = Vec::with_capacity(image.products.len());
     for (index, p) in image.products.iter().enumerate() {
         let err = |reason| ImageError::Product { index, reason };
-        let symbol: Symbol = p.symbol.to_short().ok_or(err("invalid symbol"))?;
+        let symbol: Symbol = short_from(&p.symbol).ok_or(err("invalid symbol"))?;
         let scale_of = |asset: u16| {
             assets
                 .get(asset as usize)
@@ -734,19 +834,19 @@ fn products_from(
             .fee_tiers
             .iter()
             .map(|t| FeeTier {
-                volume_min: t.volume_min,
-                maker_ppm: t.maker_ppm,
-                taker_ppm: t.taker_ppm,
+                volume_min: t.volume_min.to_native(),
+                maker_ppm: t.maker_ppm.to_native(),
+                taker_ppm: t.taker_ppm.to_native(),
             })
             .collect();
         let fees = FeeSchedule::from_tiers_unchecked(&tiers).ok_or(err("too many fee tiers"))?;
         let mut product = Product::new(
             symbol,
-            p.name.clone(),
-            scale_of(p.base)?,
-            scale_of(p.quote)?,
-            (p.price_scale, p.tick_size),
-            (p.qty_scale, p.lot_size),
+            p.name.as_str().to_owned(),
+            scale_of(p.base.to_native())?,
+            scale_of(p.quote.to_native())?,
+            (p.price_scale, p.tick_size.to_native()),
+            (p.qty_scale, p.lot_size.to_native()),
             fees,
         )
         .map_err(|_| err("invalid listing or fee schedule"))?;
@@ -762,29 +862,31 @@ fn products_from(
     Ok(products)
 }
 
-/// The accounts, their strings moved rather than copied (a million of them is most of an
-/// image's allocations).
+/// The accounts, each checked, with their funds-request counts.
 fn accounts_from(
-    images: Vec<AccountImage>,
-    l: &LimitsImage,
+    images: &[ArchivedAccountImage],
+    l: &ArchivedLimitsImage,
     n_assets: usize,
     n_products: usize,
 ) -> Result<(Vec<Account>, Vec<u32>), ImageError> {
-    if images.is_empty() || images.len() > l.accounts_max as usize {
+    if images.is_empty() || images.len() > l.accounts_max.to_native() as usize {
         return Err(ImageError::State("account count out of range"));
     }
+    let bookmarks_max = l.bookmarks_per_account_max.to_native() as usize;
+    let open_orders_max = l.open_orders_per_account_max.to_native();
+    let funds_requests_max = l.funds_requests_per_account_max.to_native();
     let mut accounts = Vec::with_capacity(images.len());
     let mut n_funds_requests = Vec::with_capacity(images.len());
-    for (index, a) in images.into_iter().enumerate() {
+    for (index, a) in images.iter().enumerate() {
         let err = |reason| ImageError::Account { index, reason };
-        let currency_preference = a
-            .currency_preference
-            .to_short()
-            .ok_or(err("invalid currency preference"))?;
+        let currency_preference =
+            short_from(&a.currency_preference).ok_or(err("invalid currency preference"))?;
         let status = profile_status_from(a.status).ok_or(err("unknown status"))?;
-        if a.bookmarks.len() > l.bookmarks_per_account_max as usize
+        if a.bookmarks.len() > bookmarks_max
             || !a.bookmarks.windows(2).all(|w| w[0] < w[1])
-            || a.bookmarks.iter().any(|p| *p as usize >= n_products)
+            || a.bookmarks
+                .iter()
+                .any(|p| p.to_native() as usize >= n_products)
         {
             return Err(err(
                 "bookmarks not sorted, unique, in range and within limit",
@@ -792,9 +894,9 @@ fn accounts_from(
         }
         if !a.balances.windows(2).all(|w| w[0].asset < w[1].asset)
             || a.balances.iter().any(|b| {
-                b.asset as usize >= n_assets
-                    || !(0..=AMOUNT_MAX).contains(&b.available)
-                    || !(0..=AMOUNT_MAX).contains(&b.held)
+                b.asset.to_native() as usize >= n_assets
+                    || !(0..=AMOUNT_MAX).contains(&b.available.to_native())
+                    || !(0..=AMOUNT_MAX).contains(&b.held.to_native())
             })
         {
             return Err(err("balances not sorted, unique and in range"));
@@ -806,58 +908,64 @@ fn accounts_from(
                 return Err(err("two volume windows for one asset"));
             }
         }
-        if a.n_open_orders > l.open_orders_per_account_max
-            || a.n_funds_requests > l.funds_requests_per_account_max
-        {
+        let n_open_orders = a.n_open_orders.to_native();
+        let n_funds = a.n_funds_requests.to_native();
+        if n_open_orders > open_orders_max || n_funds > funds_requests_max {
             return Err(err("counter beyond its limit"));
         }
         accounts.push(Account {
             status,
-            n_open_orders: a.n_open_orders,
+            n_open_orders,
             balances: a
                 .balances
                 .iter()
                 .map(|b| {
                     (
-                        AssetId::new(b.asset),
+                        AssetId::new(b.asset.to_native()),
                         Balance {
-                            available: b.available,
-                            held: b.held,
+                            available: b.available.to_native(),
+                            held: b.held.to_native(),
                         },
                     )
                 })
                 .collect(),
-            name: a.name,
-            proof: a.proof,
+            name: a.name.as_str().to_owned(),
+            proof: a.proof.as_str().to_owned(),
             currency_preference,
             token_hash: TokenHash(a.token_hash),
-            created_at_ms: a.created_at_ms,
-            bookmarks: a.bookmarks.iter().map(|p| ProductId::new(*p)).collect(),
+            created_at_ms: a.created_at_ms.to_native(),
+            bookmarks: a
+                .bookmarks
+                .iter()
+                .map(|p| ProductId::new(p.to_native()))
+                .collect(),
             volumes,
         });
-        n_funds_requests.push(a.n_funds_requests);
+        n_funds_requests.push(n_funds);
     }
     Ok((accounts, n_funds_requests))
 }
 
-fn volume_window_from(w: &VolumeWindowImage, n_assets: usize) -> Option<VolumeWindow> {
+fn volume_window_from(w: &ArchivedVolumeWindowImage, n_assets: usize) -> Option<VolumeWindow> {
     let bucket_max = AMOUNT_MAX / VOLUME_WINDOW_DAYS as i64;
     let day_range = i64::MIN.div_euclid(MS_PER_DAY)..=i64::MAX.div_euclid(MS_PER_DAY);
-    let sum: i128 = w.buckets.iter().map(|b| *b as i128).sum();
-    let ok = (w.asset as usize) < n_assets
-        && day_range.contains(&w.day)
-        && w.buckets.iter().all(|b| (0..=bucket_max).contains(b))
-        && sum == w.total as i128;
+    let buckets: [i64; VOLUME_WINDOW_DAYS] = std::array::from_fn(|i| w.buckets[i].to_native());
+    let sum: i128 = buckets.iter().map(|b| *b as i128).sum();
+    let (asset, day, total) = (w.asset.to_native(), w.day.to_native(), w.total.to_native());
+    let ok = (asset as usize) < n_assets
+        && day_range.contains(&day)
+        && buckets.iter().all(|b| (0..=bucket_max).contains(b))
+        && sum == total as i128;
     ok.then(|| VolumeWindow {
-        asset: AssetId::new(w.asset),
-        day: w.day,
-        buckets: w.buckets,
-        total: w.total,
+        asset: AssetId::new(asset),
+        day,
+        buckets,
+        total,
     })
 }
 
 fn funds_requests_from(
-    image: &EngineImage,
+    image: &ArchivedEngineImage,
     n_funds_requests: &[u32],
 ) -> Result<BTreeMap<(AccountId, RequestId), FundsRecord>, ImageError> {
     let mut counts = vec![0u32; n_funds_requests.len()];
@@ -865,27 +973,30 @@ fn funds_requests_from(
     let mut last: Option<(AccountId, RequestId)> = None;
     for (index, r) in image.funds_requests.iter().enumerate() {
         let err = |reason| ImageError::FundsRequest { index, reason };
-        let request_id: RequestId = r.request_id.to_short().ok_or(err("invalid id"))?;
-        let key = (AccountId::new(r.account), request_id);
+        let request_id: RequestId = short_from(&r.request_id).ok_or(err("invalid id"))?;
+        let account = r.account.to_native();
+        let key = (AccountId::new(account), request_id);
         if last.is_some_and(|last| last >= key) {
             return Err(err("not sorted by (account, request id) or duplicate"));
         }
         last = Some(key);
         let count = counts
-            .get_mut(r.account as usize)
+            .get_mut(account as usize)
             .ok_or(err("account out of range"))?;
         *count += 1;
-        if (r.asset as usize) >= image.assets.len() {
+        let asset = r.asset.to_native();
+        let amount = r.amount.to_native();
+        if (asset as usize) >= image.assets.len() {
             return Err(err("asset out of range"));
         }
-        if !(1..=AMOUNT_MAX).contains(&r.amount) {
+        if !(1..=AMOUNT_MAX).contains(&amount) {
             return Err(err("amount out of range"));
         }
         let record = FundsRecord {
             is_deposit: r.is_deposit,
-            asset: AssetId::new(r.asset),
-            amount: r.amount,
-            command_seq: r.command_seq,
+            asset: AssetId::new(asset),
+            amount,
+            command_seq: r.command_seq.to_native(),
         };
         records.push((key, record));
     }

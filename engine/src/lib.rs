@@ -68,9 +68,9 @@ pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink};
 pub use fees::{FeeSchedule, FeeTier, VOLUME_WINDOW_DAYS, fee_for};
 pub use hash::StateHash;
 pub use image::{
-    AccountImage, AssetImage, BalanceImage, BookImage, EngineImage, FeeTierImage,
-    FundsRequestImage, IMAGE_COUNTER_MAX, ImageError, LimitsImage, OrderImage, ProductImage,
-    ShortImage, VolumeWindowImage,
+    AccountImage, ArchivedEngineImage, AssetImage, BalanceImage, BookImage, EngineImage,
+    FeeTierImage, FundsRequestImage, IMAGE_COUNTER_MAX, ImageError, LimitsImage, OrderImage,
+    ProductImage, ShortImage, VolumeWindowImage,
 };
 pub use limits::{FEE_PPM_MAX, FEE_TIERS_MAX, Limits, NAME_BYTES_MAX, PROOF_BYTES_MAX, SCALE_MAX};
 pub use product::{Asset, Product};

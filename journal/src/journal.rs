@@ -2,14 +2,14 @@
 
 use std::io;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    HEADER_LEN, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SegmentHeader, decode_record, encode_header,
-    encode_record, payload_len_max, record_len,
+    HEADER_LEN, RECORD_HEADER_LEN, RecordRef, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SegmentHeader,
+    decode_record, encode_header, encode_record, payload_len_max, record_len,
 };
 use crate::recovery::{check_header, is_zero, nonzero_end, scan_segment, valid_records_after};
 use crate::storage::{SegmentMap, Storage, SyncWait};
@@ -528,15 +528,34 @@ impl<S: Storage> Journal<S> {
     /// Deletes the segments whose records all come before `seq` (never the current one) and
     /// returns how many. The deletions are made durable by the next commit.
     pub fn remove_segments_before(&mut self, seq: u64) -> Result<usize> {
+        let storage = Arc::clone(&self.storage);
+        self.retire_segments_before(seq, &mut |first_seq, path| {
+            storage
+                .remove(first_seq)
+                .map_err(|source| io_error("remove segment", path.to_path_buf(), source))
+        })
+    }
+
+    /// Hands each segment whose records all come before `seq` (never the current one) to
+    /// `retire`, oldest first, and forgets it; returns how many. `retire` gets the segment's
+    /// first sequence number and path and must take the file out of the journal's directory
+    /// (delete it, or move it to an archive); if it fails, that segment and the newer ones
+    /// stay. The journal's directory is made durable by the next commit.
+    pub fn retire_segments_before(
+        &mut self,
+        seq: u64,
+        retire: &mut dyn FnMut(u64, &Path) -> Result<()>,
+    ) -> Result<usize> {
         self.check_running()?;
-        let mut n_removed = 0;
+        let mut n_retired = 0;
         while self.segment_first_seqs.len() > 1 && self.segment_first_seqs[1] <= seq {
-            remove_segment(&*self.storage, self.segment_first_seqs[0])?;
+            let first_seq = self.segment_first_seqs[0];
+            retire(first_seq, &self.storage.segment_path(first_seq))?;
             self.segment_first_seqs.remove(0);
             self.dir_dirty = true;
-            n_removed += 1;
+            n_retired += 1;
         }
-        Ok(n_removed)
+        Ok(n_retired)
     }
 
     /// The sequence number `append` accepts next.
@@ -752,7 +771,12 @@ pub struct Reader<'j, S: Storage> {
 
 enum Step {
     Skip(usize),
-    Yield(Record, usize),
+    /// The record at the current offset is the next one: its payload is
+    /// `offset + RECORD_HEADER_LEN ..` that plus `payload_len`, and it takes `encoded_len`.
+    Yield {
+        payload_len: usize,
+        encoded_len: usize,
+    },
     NextSegment,
 }
 
@@ -777,15 +801,13 @@ impl<S: Storage> Reader<'_, S> {
             offset: self.offset as u64,
             kind,
         };
-        match decode_record(&segment.bytes()[self.offset..]) {
+        let rest = segment.bytes().get(self.offset..).unwrap_or(&[]);
+        match decode_record(rest) {
             Ok(record) if record.seq < self.next_seq => Ok(Step::Skip(record.encoded_len())),
-            Ok(record) if record.seq == self.next_seq => Ok(Step::Yield(
-                Record {
-                    seq: record.seq,
-                    payload: record.payload.to_vec(),
-                },
-                record.encoded_len(),
-            )),
+            Ok(record) if record.seq == self.next_seq => Ok(Step::Yield {
+                payload_len: record.payload.len(),
+                encoded_len: record.encoded_len(),
+            }),
             Ok(record) => Err(corruption(CorruptionKind::SequenceMismatch {
                 expected: self.next_seq,
                 found: record.seq,
@@ -798,20 +820,28 @@ impl<S: Storage> Reader<'_, S> {
             Err(error) => Err(corruption(CorruptionKind::Record(error))),
         }
     }
-}
 
-impl<S: Storage> Iterator for Reader<'_, S> {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next record, its payload borrowed from the mapped segment: what the [`Iterator`]
+    /// gives without copying the payload into a `Vec`, for replay. The same checks apply
+    /// (checksum, sequence numbers, corruption reported with the file and offset), and after
+    /// an error it returns `None`.
+    pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>>> {
         // Bounded: each step moves forward in a segment or to the next segment.
         while !self.failed && self.next_seq < self.end_seq {
             match self.step() {
                 Ok(Step::Skip(len)) => self.offset += len,
-                Ok(Step::Yield(record, len)) => {
-                    self.offset += len;
+                Ok(Step::Yield {
+                    payload_len,
+                    encoded_len,
+                }) => {
+                    let start = self.offset + RECORD_HEADER_LEN;
+                    let seq = self.next_seq;
+                    self.offset += encoded_len;
                     self.next_seq += 1;
-                    return Some(Ok(record));
+                    // `step` just decoded this record from the same mapped bytes.
+                    let bytes = self.segment.as_ref()?.bytes();
+                    let payload = bytes.get(start..start + payload_len)?;
+                    return Some(Ok(RecordRef { seq, payload }));
                 }
                 Ok(Step::NextSegment) => {
                     self.segment_index += 1;
@@ -824,5 +854,28 @@ impl<S: Storage> Iterator for Reader<'_, S> {
             }
         }
         None
+    }
+
+    /// The sequence number of the next record this reader returns (if there is one).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The sequence number after the last record this reader returns: it stops there.
+    pub fn end_seq(&self) -> u64 {
+        self.end_seq
+    }
+}
+
+impl<S: Storage> Iterator for Reader<'_, S> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_ref().map(|record| {
+            record.map(|record| Record {
+                seq: record.seq,
+                payload: record.payload.to_vec(),
+            })
+        })
     }
 }

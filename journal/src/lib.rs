@@ -6,9 +6,11 @@
 //! - [`Journal`]: the single writer. [`Journal::append`] writes a record into the mapped
 //!   segment, [`Journal::commit`] makes the batch durable with one sync (group commit) and
 //!   returns the highest sequence number it covers, [`Journal::read_from`] gives a [`Reader`]
-//!   for replay, [`Journal::remove_segments_before`] is retention. The next segment file is
-//!   prepared ahead of the roll that needs it ([`PrepareNext`], [`Journal::prepare_next_segment`]),
-//!   so a roll inside `append` writes a header and renames a file instead of preallocating.
+//!   for replay (an iterator of owned [`Record`]s, or [`Reader::next_ref`] for a [`RecordRef`]
+//!   borrowing the payload from the mapped segment, with no copy),
+//!   [`Journal::remove_segments_before`] is retention. The next segment file is prepared ahead
+//!   of the roll that needs it ([`PrepareNext`], [`Journal::prepare_next_segment`]), so a roll
+//!   inside `append` writes a header and renames a file instead of preallocating.
 //! - [`JournalConfig`]: segment size, [`Durability`], [`RecoveryMode`] and [`PrepareNext`].
 //! - [`Storage`] / [`SegmentMap`]: the I/O behind a trait. [`FsStorage`] is the real file
 //!   system (`posix_fallocate`, `memmap2`); [`FaultyStorage`] injects ENOSPC and failed syncs.
@@ -46,7 +48,7 @@ mod recovery;
 mod storage;
 
 pub use error::{CorruptionKind, Error, Result};
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, RecordRef};
 pub use journal::{
     Durability, Journal, JournalConfig, PrepareNext, Reader, Record, RecoveryMode, RecoveryReport,
     Repair, SEQ_MAX, TailCut,

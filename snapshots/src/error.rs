@@ -38,6 +38,11 @@ pub enum SnapshotError {
     SeqMismatch { name: u64, header: u64 },
     #[error("keep_newest must be at least 1")]
     KeepNone,
+    #[error("fork: {0}")]
+    Fork(#[source] std::io::Error),
+    /// A forked snapshot child failed: its own error text, a panic, a signal, or no report.
+    #[error("snapshot child: {0}")]
+    Child(String),
 }
 
 impl SnapshotError {

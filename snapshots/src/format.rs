@@ -1,6 +1,6 @@
 //! The bytes of a snapshot file; `FORMAT.md` is the contract and draws the same offsets.
 
-use bourse_engine::{Engine, EngineImage};
+use bourse_engine::{ArchivedEngineImage, Engine, EngineImage};
 use rkyv::util::AlignedVec;
 
 use crate::error::SnapshotError;
@@ -115,9 +115,8 @@ pub fn read_aligned(file: &mut std::fs::File) -> std::io::Result<AlignedVec<PAYL
     }
 }
 
-/// Checks the header and the payload checksum, validates the archive (`bytecheck`) and
-/// deserializes it. Returns the sequence number and the image.
-pub fn decode_image(bytes: &[u8]) -> Result<(u64, EngineImage), SnapshotError> {
+/// Checks the header and the payload checksum; returns the sequence number and the payload.
+pub fn check_header(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotError> {
     if bytes.len() < HEADER_LEN {
         return Err(SnapshotError::TooShort { len: bytes.len() });
     }
@@ -148,11 +147,24 @@ pub fn decode_image(bytes: &[u8]) -> Result<(u64, EngineImage), SnapshotError> {
             actual: payload.len() as u64,
         });
     }
-    if crc32c::crc32c(payload) != u32_at(h, HEADER_PAYLOAD_CHECKSUM_OFFSET) {
-        return Err(SnapshotError::PayloadChecksum);
-    }
+    Ok((seq, payload))
+}
+
+/// Payloads at least this long are checksummed on a second thread while this one validates
+/// the archive (the two only read the bytes).
+const PARALLEL_CHECK_MIN: usize = 1 << 20;
+
+/// The payload's CRC32C against the header, and the archive validated with `bytecheck`; then
+/// `f` on the validated archive. The checksum is reported first: a payload whose checksum
+/// fails is refused as [`SnapshotError::PayloadChecksum`] whatever the archive check says.
+fn with_archive<T>(
+    bytes: &[u8],
+    f: impl FnOnce(&ArchivedEngineImage) -> Result<T, SnapshotError>,
+) -> Result<(u64, T), SnapshotError> {
+    let (seq, payload) = check_header(bytes)?;
+    let expected = u32_at(bytes, HEADER_PAYLOAD_CHECKSUM_OFFSET);
     // rkyv reads archived values in place, so the payload must be aligned: read from an
-    // aligned buffer (as `load_newest` does) it is; otherwise it is copied.
+    // aligned buffer or a mapping (as `load_newest` does) it is; otherwise it is copied.
     let copy: AlignedVec<PAYLOAD_ALIGN>;
     let aligned = if (payload.as_ptr() as usize).is_multiple_of(PAYLOAD_ALIGN) {
         payload
@@ -162,15 +174,41 @@ pub fn decode_image(bytes: &[u8]) -> Result<(u64, EngineImage), SnapshotError> {
         copy = buffer;
         &copy[..]
     };
-    let image = rkyv::from_bytes::<EngineImage, rkyv::rancor::Error>(aligned)
-        .map_err(|e| SnapshotError::Decode(e.to_string()))?;
-    Ok((seq, image))
+    let access = || {
+        rkyv::access::<ArchivedEngineImage, rkyv::rancor::Error>(aligned)
+            .map_err(|e| SnapshotError::Decode(e.to_string()))
+    };
+    let (crc, archived) = if aligned.len() >= PARALLEL_CHECK_MIN {
+        std::thread::scope(|s| {
+            let crc = s.spawn(|| crc32c::crc32c(payload));
+            let archived = access();
+            // A panic in a checksum is not possible; treat one as a mismatch all the same.
+            (crc.join().unwrap_or(!expected), archived)
+        })
+    } else {
+        (crc32c::crc32c(payload), access())
+    };
+    if crc != expected {
+        return Err(SnapshotError::PayloadChecksum);
+    }
+    Ok((seq, f(archived?)?))
 }
 
-/// [`decode_image`], then [`Engine::from_image`].
+/// Checks the header and the payload checksum, validates the archive (`bytecheck`) and
+/// deserializes it into an owned image. Returns the sequence number and the image. (Loading
+/// does not need the owned image: [`decode`] builds the engine from the archive directly.)
+pub fn decode_image(bytes: &[u8]) -> Result<(u64, EngineImage), SnapshotError> {
+    with_archive(bytes, |archived| {
+        rkyv::deserialize::<EngineImage, rkyv::rancor::Error>(archived)
+            .map_err(|e| SnapshotError::Decode(e.to_string()))
+    })
+}
+
+/// Checks the header and the payload checksum, validates the archive (`bytecheck`), then
+/// builds the engine straight from the archived image with [`Engine::from_archived`] (which
+/// checks its meaning). Returns the sequence number and the engine.
 pub fn decode(bytes: &[u8]) -> Result<(u64, Engine), SnapshotError> {
-    let (seq, image) = decode_image(bytes)?;
-    Ok((seq, Engine::from_image(image)?))
+    with_archive(bytes, |archived| Ok(Engine::from_archived(archived)?))
 }
 
 #[cfg(test)]

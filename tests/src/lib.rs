@@ -1,1 +1,4 @@
-//! Cross-crate integration tests (servers, brokers, browsers) live here.
+//! Cross-crate integration tests (servers, brokers, browsers) live here; this library holds
+//! what several of them share.
+
+pub mod workload;

@@ -1,0 +1,197 @@
+//! The submitting side: [`Handle`] publishes commands into the ring, [`Ticket`] waits for the
+//! answer.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bourse_engine::{CommandKind, Event, Reject};
+use disruptor::{MultiProducer, Producer, SingleConsumerBarrier};
+use tokio::sync::oneshot;
+
+use crate::shared::Shared;
+use crate::slot::{Request, Slot};
+
+/// What the pipeline answers a submitted command: its place in the sequence, the engine's
+/// verdict, and the events it caused. Sent only once the command is durable (under the
+/// configured durability) and applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The command's sequence number (dense, assigned at entry to the ring).
+    pub seq: u64,
+    /// The command's timestamp (unix ms, assigned at entry; never decreasing along seq).
+    pub timestamp_ms: i64,
+    /// The engine's answer; a rejection changed nothing.
+    pub result: Result<(), Reject>,
+    /// The events the command caused, in order.
+    pub events: Vec<Event>,
+}
+
+/// Why a submission has no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The ring is full: nothing was submitted; retry later.
+    #[error("busy: the command ring is full, retry later")]
+    Busy,
+    /// The pipeline is shutting down and takes no new commands.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// A snapshot request could not be carried out (one is already being written, or the
+    /// fork failed); nothing else happened.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    /// The pipeline stopped (journal failure or engine panic); the command was not applied
+    /// and will not be.
+    #[error("the engine stopped: {0}")]
+    Stopped(String),
+}
+
+/// A clonable handle for submitting commands from any thread or tokio task. Submitting never
+/// blocks and never spins: a full ring answers [`SubmitError::Busy`] at once.
+pub struct Handle {
+    producer: MultiProducer<Slot, SingleConsumerBarrier>,
+    shared: Arc<Shared>,
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        Handle {
+            producer: self.producer.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+/// The answer to one submission, to await (`ticket.await`) or wait for (`ticket.wait()`).
+#[derive(Debug)]
+pub struct Ticket {
+    rx: oneshot::Receiver<Result<Outcome, SubmitError>>,
+    shared: Arc<Shared>,
+}
+
+impl Ticket {
+    /// Blocks the calling thread until the outcome arrives. Not for use inside an async task
+    /// (await the ticket there).
+    pub fn wait(self) -> Result<Outcome, SubmitError> {
+        match self.rx.blocking_recv() {
+            Ok(answer) => answer,
+            Err(_) => Err(self.shared.stopped_error()),
+        }
+    }
+
+    /// The outcome if it has arrived, without waiting.
+    pub fn try_take(&mut self) -> Option<Result<Outcome, SubmitError>> {
+        match self.rx.try_recv() {
+            Ok(answer) => Some(answer),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(self.shared.stopped_error())),
+        }
+    }
+}
+
+impl std::future::IntoFuture for Ticket {
+    type Output = Result<Outcome, SubmitError>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            match self.rx.await {
+                Ok(answer) => answer,
+                Err(_) => Err(self.shared.stopped_error()),
+            }
+        })
+    }
+}
+
+/// Unix time in milliseconds from the system clock.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Handle {
+    pub(crate) fn new(
+        producer: MultiProducer<Slot, SingleConsumerBarrier>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Handle { producer, shared }
+    }
+
+    /// Submits `kind`; its sequence number and timestamp are assigned here, at entry to the
+    /// ring. Returns at once: [`SubmitError::Busy`] if the ring is full.
+    pub fn try_submit(&mut self, kind: CommandKind) -> Result<Ticket, SubmitError> {
+        self.try_request(Request::Command(kind))
+    }
+
+    /// Submits `kind` and waits for its outcome on this thread.
+    pub fn submit_blocking(&mut self, kind: CommandKind) -> Result<Outcome, SubmitError> {
+        self.try_submit(kind)?.wait()
+    }
+
+    /// Submits `kind` and awaits its outcome (a full ring answers `Busy` at once).
+    pub async fn submit(&mut self, kind: CommandKind) -> Result<Outcome, SubmitError> {
+        self.try_submit(kind)?.await
+    }
+
+    /// Asks for a snapshot cut exactly here in the sequence: the snapshot holds the state after
+    /// every command submitted before this request. The outcome comes once the snapshot is
+    /// started (it is written in the background); its `seq` is the snapshot's.
+    pub fn try_request_snapshot(&mut self) -> Result<Ticket, SubmitError> {
+        self.try_request(Request::Snapshot)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn try_poison(&mut self) -> Result<Ticket, SubmitError> {
+        self.try_request(Request::Panic)
+    }
+
+    fn try_request(&mut self, request: Request) -> Result<Ticket, SubmitError> {
+        let shared = &*self.shared;
+        // Registered as active before checking for shutdown: the engine thread only leaves
+        // once no submitter is active and the ring is empty (see `Shared::may_exit`).
+        shared.active_submitters.fetch_add(1, Ordering::SeqCst);
+        let result = if let Some(error) = shared.refusal() {
+            Err(error)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let timestamp_ms = now_ms();
+            let mut request = Some(request);
+            let mut tx = Some(tx);
+            match self.producer.try_publish(|slot| {
+                slot.fill(request.take(), timestamp_ms, tx.take());
+            }) {
+                Ok(_) => Ok(Ticket {
+                    rx,
+                    shared: Arc::clone(&self.shared),
+                }),
+                Err(_) => {
+                    shared.busy.fetch_add(1, Ordering::Relaxed);
+                    Err(SubmitError::Busy)
+                }
+            }
+        };
+        shared.active_submitters.fetch_sub(1, Ordering::SeqCst);
+        if result.is_ok() {
+            shared.wake_consumers();
+        }
+        result
+    }
+
+    /// Subscribes to the event stream (see [`crate::EventBatch`]); a receiver that falls more
+    /// than the bus capacity behind gets `Lagged` and must resynchronise.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::EventBatch>> {
+        self.shared.bus.subscribe()
+    }
+
+    /// The pipeline's counters.
+    pub fn stats(&self) -> crate::Stats {
+        self.shared.stats()
+    }
+}

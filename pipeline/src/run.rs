@@ -1,0 +1,810 @@
+//! The pipeline threads' loops.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bourse_engine::{Command, CommandKind, Engine, Event};
+use bourse_snapshots::SnapshotChild;
+use bourse_store::{Recovered, Store};
+use disruptor::{EventPoller, MultiConsumerBarrier, MultiProducerBarrier, Polling};
+
+use crate::handle::{Outcome, SubmitError};
+use crate::shared::Shared;
+use crate::slot::{Applied, ReplyTx, Request, Slot};
+use crate::wake::{Sleeper, Waker};
+use crate::{EventBatch, Finished, PipelineConfig, SnapshotMode, Topology};
+
+/// Longest park: an idle engine thread looks around this often (to reap a finished snapshot
+/// child); nothing waits on it.
+pub(crate) const PARK_MAX: Duration = Duration::from_millis(20);
+
+/// The two kinds of ring readers, behind one interface (the crate's `Barrier` trait that
+/// would make this generic is private).
+pub(crate) trait Poller {
+    /// Calls `f` with each available slot, at most `limit`, in order, then with `None`, and
+    /// then releases the slots to the next stage.
+    fn visit(&mut self, limit: u64, f: &mut dyn FnMut(Option<&Slot>)) -> Result<usize, Polling>;
+
+    fn has_available(&self) -> bool;
+
+    /// As `visit`, without the final call.
+    fn drain(&mut self, limit: u64, f: &mut dyn FnMut(&Slot)) -> Result<usize, Polling> {
+        self.visit(limit, &mut |slot| {
+            if let Some(slot) = slot {
+                f(slot);
+            }
+        })
+    }
+}
+
+macro_rules! impl_poller {
+    ($barrier:ty) => {
+        impl Poller for EventPoller<Slot, $barrier> {
+            fn visit(
+                &mut self,
+                limit: u64,
+                f: &mut dyn FnMut(Option<&Slot>),
+            ) -> Result<usize, Polling> {
+                let mut guard = self.take(limit)?;
+                let mut n = 0;
+                for slot in &mut guard {
+                    f(Some(slot));
+                    n += 1;
+                }
+                f(None);
+                // Dropping the guard releases the slots.
+                drop(guard);
+                Ok(n)
+            }
+
+            fn has_available(&self) -> bool {
+                EventPoller::has_available(self)
+            }
+        }
+    };
+}
+
+impl_poller!(MultiProducerBarrier);
+impl_poller!(MultiConsumerBarrier);
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// Producers wake the threads that read the ring first; in the parallel topology the
+/// journaler and the engine wake the publisher.
+pub(crate) fn register_wakers(shared: &Shared, topology: Topology, wakers: Vec<Waker>) {
+    // Wakers arrive in thread start order, which is not spawn order: sort by thread name.
+    let mut named: Vec<(String, Waker)> =
+        wakers.into_iter().map(|w| (w.thread_name(), w)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let (first, publisher): (Vec<_>, Vec<_>) = named
+        .into_iter()
+        .partition(|(name, _)| topology == Topology::Single || name != PUBLISHER_NAME);
+    let _ = shared
+        .consumers
+        .set(first.into_iter().map(|(_, w)| w).collect());
+    let _ = shared
+        .publisher
+        .set(publisher.into_iter().map(|(_, w)| w).next());
+}
+
+pub(crate) const PUBLISHER_NAME: &str = "bourse-publish";
+
+/// Turns slots into commands: the sequence number is the ring position, the timestamp the
+/// entry time made non-decreasing. Every reader of the ring runs one, so all agree.
+struct Sequencer {
+    next_seq: u64,
+    last_ts: i64,
+}
+
+impl Sequencer {
+    fn new(first_seq: u64) -> Self {
+        Sequencer {
+            next_seq: first_seq,
+            last_ts: i64::MIN,
+        }
+    }
+
+    fn command(&mut self, slot: &Slot) -> Command {
+        let timestamp_ms = slot.timestamp_ms.max(self.last_ts);
+        self.last_ts = timestamp_ms;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let kind = match &slot.request {
+            Some(Request::Command(kind)) => kind.clone(),
+            Some(Request::Snapshot) => CommandKind::Snapshot,
+            #[cfg(test)]
+            Some(Request::Panic) => panic!("a poisoned command (test)"),
+            // Producers always fill the request; an empty slot would be a bug, and replaying
+            // a marker keeps the sequence dense rather than losing a number.
+            None => CommandKind::Snapshot,
+        };
+        Command {
+            seq,
+            timestamp_ms,
+            kind,
+        }
+    }
+}
+
+fn answer(reply: Option<ReplyTx>, answer: Result<Outcome, SubmitError>) {
+    if let Some(tx) = reply {
+        // The submitter may have stopped waiting; that is its business.
+        let _ = tx.send(answer);
+    }
+}
+
+/// Snapshots taken by the engine thread: at most one being written at a time.
+struct Snapshots {
+    dir: PathBuf,
+    keep: usize,
+    mode: SnapshotMode,
+    child: Option<SnapshotChild>,
+    /// The sequence number of the newest snapshot written by this run.
+    last_written: Option<u64>,
+}
+
+impl Snapshots {
+    fn new(store: &Store, mode: SnapshotMode) -> Self {
+        Snapshots {
+            dir: store.config().snapshots_dir(),
+            keep: store.config().snapshots_kept,
+            mode,
+            child: None,
+            last_written: None,
+        }
+    }
+
+    /// Starts a snapshot of `engine` at `seq` (committed already).
+    fn start(&mut self, engine: &Engine, seq: u64) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err("a snapshot is already being written".into());
+        }
+        match self.mode {
+            SnapshotMode::Fork => {
+                let child = bourse_snapshots::fork_snapshot(engine, seq, &self.dir, self.keep)
+                    .map_err(|e| e.to_string())?;
+                self.child = Some(child);
+            }
+            SnapshotMode::InThread => {
+                bourse_snapshots::write_snapshot(&self.dir, seq, &engine.to_image(), self.keep)
+                    .map_err(|e| e.to_string())?;
+                self.last_written = Some(seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps a finished child; returns whether a snapshot was completed since the last call
+    /// (so retention may run).
+    fn poll(&mut self, block: bool) -> bool {
+        let Some(child) = &mut self.child else {
+            return self.last_written.take().is_some();
+        };
+        let result = if block {
+            self.child.take().map(|c| c.wait().map(Some))
+        } else {
+            Some(child.try_wait())
+        };
+        match result {
+            Some(Ok(Some(outcome))) => {
+                self.child = None;
+                self.last_written = None;
+                let _ = outcome;
+                true
+            }
+            Some(Ok(None)) | None => false,
+            Some(Err(error)) => {
+                self.child = None;
+                // A failed snapshot costs only recovery time; the journal still has
+                // everything. Say so once, where an operator looks.
+                eprintln!("bourse: snapshot failed: {error}");
+                false
+            }
+        }
+    }
+}
+
+/// What the single engine thread owns.
+struct Single {
+    engine: Engine,
+    store: Store,
+    shared: Arc<Shared>,
+    config: PipelineConfig,
+    sequencer: Sequencer,
+    snapshots: Snapshots,
+    /// Commands of the current batch with their reply senders.
+    batch: Vec<(Command, Option<ReplyTx>)>,
+    events: Vec<Event>,
+}
+
+impl Single {
+    /// One batch: journal, commit, apply, answer, publish.
+    fn process(&mut self) {
+        if let Some(cause) = self.shared.stopped() {
+            for (_, reply) in self.batch.drain(..) {
+                answer(reply, Err(SubmitError::Stopped(cause.clone())));
+            }
+            return;
+        }
+        let (first_seq, last_seq) = match (self.batch.first(), self.batch.last()) {
+            (Some(first), Some(last)) => (first.0.seq, last.0.seq),
+            _ => return,
+        };
+        let written = self
+            .batch
+            .iter()
+            .try_for_each(|(command, _)| self.store.append(command))
+            .and_then(|()| self.store.commit());
+        if let Err(error) = written {
+            self.shared.stop(format!(
+                "journal failure at seq {first_seq}..={last_seq}: {error}"
+            ));
+            let cause = self.shared.stopped().unwrap_or_default();
+            for (_, reply) in self.batch.drain(..) {
+                answer(reply, Err(SubmitError::Stopped(cause.clone())));
+            }
+            return;
+        }
+        self.shared.committed_seq.store(last_seq, Ordering::Release);
+
+        self.events.clear();
+        for (command, reply) in self.batch.drain(..) {
+            let start = self.events.len();
+            let result = if matches!(command.kind, CommandKind::Snapshot) {
+                match self.snapshots.start(&self.engine, command.seq) {
+                    Ok(()) => Ok(()),
+                    Err(why) => {
+                        answer(reply, Err(SubmitError::Snapshot(why)));
+                        continue;
+                    }
+                }
+            } else {
+                self.engine.apply(&command, &mut self.events)
+            };
+            answer(
+                reply,
+                Ok(Outcome {
+                    seq: command.seq,
+                    timestamp_ms: command.timestamp_ms,
+                    result,
+                    events: self.events[start..].to_vec(),
+                }),
+            );
+        }
+        self.shared.applied_seq.store(last_seq, Ordering::Release);
+        self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        publish(&self.shared, first_seq, last_seq, &mut self.events);
+        self.housekeeping(false);
+    }
+
+    fn housekeeping(&mut self, block: bool) {
+        if self.snapshots.poll(block)
+            && let Err(error) = self.store.apply_retention()
+        {
+            eprintln!("bourse: journal retention failed: {error}");
+        }
+    }
+
+    fn finish(mut self) -> Finished {
+        self.housekeeping(true);
+        let last_seq = self.sequencer.next_seq - 1;
+        if self.config.snapshot_on_shutdown
+            && self.shared.stopped().is_none()
+            && last_seq > 0
+            && self.store.journal().committed_seq() == Some(last_seq)
+        {
+            match self.store.write_snapshot(&self.engine, last_seq) {
+                Ok(_) => {}
+                Err(error) => eprintln!("bourse: final snapshot failed: {error}"),
+            }
+        }
+        let state_hash = self.engine.state_hash();
+        Finished {
+            engine: self.engine,
+            store: self.store,
+            last_seq,
+            state_hash,
+        }
+    }
+}
+
+/// Sends a batch's events to the bus if anyone listens.
+fn publish(shared: &Shared, first_seq: u64, last_seq: u64, events: &mut Vec<Event>) {
+    if shared.bus.receiver_count() > 0 && !events.is_empty() {
+        let batch = EventBatch {
+            first_seq,
+            last_seq,
+            events: std::mem::take(events),
+        };
+        // No receiver is not an error; a lagging one finds out on its side.
+        let _ = shared.bus.send(Arc::new(batch));
+    }
+}
+
+/// Answers everything still in the ring with the stop cause, until the ring may close.
+fn drain_stopped(poller: &mut dyn Poller, shared: &Shared, sleeper: &Sleeper) {
+    let cause = shared.stopped().unwrap_or_default();
+    loop {
+        match poller.drain(u64::MAX, &mut |slot| {
+            answer(slot.take_reply(), Err(SubmitError::Stopped(cause.clone())));
+        }) {
+            Ok(_) => {}
+            Err(Polling::Shutdown) => return,
+            Err(Polling::NoEvents) => {
+                if shared.may_exit() && !poller.has_available() {
+                    return;
+                }
+                sleeper.wait_until(|| poller.has_available() || shared.may_exit());
+            }
+        }
+    }
+}
+
+/// The default topology's one thread.
+pub(crate) fn single(
+    mut poller: EventPoller<Slot, MultiProducerBarrier>,
+    recovered: Recovered,
+    shared: Arc<Shared>,
+    config: PipelineConfig,
+    sleeper: Sleeper,
+) -> Option<Finished> {
+    let Recovered { engine, store, .. } = recovered;
+    let mut state = Single {
+        sequencer: Sequencer::new(shared.first_seq),
+        snapshots: Snapshots::new(&store, config.snapshot_mode),
+        batch: Vec::with_capacity(config.batch_max),
+        events: Vec::new(),
+        engine,
+        store,
+        shared: Arc::clone(&shared),
+        config,
+    };
+    let batch_max = state.config.batch_max as u64;
+    // Replies taken from slots that the ring released during a panic: answered once the stop
+    // cause is recorded.
+    let mut orphans: Vec<ReplyTx> = Vec::new();
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        loop {
+            let Single {
+                sequencer, batch, ..
+            } = &mut state;
+            let mut panicked = None;
+            let drained = poller.drain(batch_max, &mut |slot| {
+                // Every reply is taken before the slot is released, even after a panic: a
+                // sender left in a released slot would keep its submitter waiting for ever.
+                let reply = slot.take_reply();
+                if panicked.is_some() {
+                    orphans.extend(reply);
+                    return;
+                }
+                match catch_unwind(AssertUnwindSafe(|| sequencer.command(slot))) {
+                    Ok(command) => batch.push((command, reply)),
+                    Err(panic) => {
+                        orphans.extend(reply);
+                        panicked = Some(panic);
+                    }
+                }
+            });
+            if let Some(panic) = panicked {
+                std::panic::resume_unwind(panic);
+            }
+            match drained {
+                Ok(n) => {
+                    shared.consumed.fetch_add(n as u64, Ordering::Relaxed);
+                    state.process();
+                }
+                Err(Polling::Shutdown) => break,
+                Err(Polling::NoEvents) => {
+                    if shared.may_exit() && !poller.has_available() {
+                        break;
+                    }
+                    state.housekeeping(false);
+                    sleeper.wait_until(|| poller.has_available() || shared.may_exit());
+                }
+            }
+        }
+    }));
+    match run {
+        Ok(()) => Some(state.finish()),
+        Err(panic) => {
+            shared.stop(format!(
+                "the engine thread panicked: {}",
+                panic_message(&*panic)
+            ));
+            let cause = shared.stopped().unwrap_or_default();
+            let unanswered = state.batch.drain(..).map(|(_, reply)| reply);
+            for reply in orphans.into_iter().map(Some).chain(unanswered) {
+                answer(reply, Err(SubmitError::Stopped(cause.clone())));
+            }
+            drain_stopped(&mut poller, &shared, &sleeper);
+            None
+        }
+    }
+}
+
+// ----- the parallel (LMAX) topology ---------------------------------------------------------
+
+/// The three parts of the parallel topology before they start.
+pub(crate) struct Parallel {
+    recovered: Recovered,
+    shared: Arc<Shared>,
+    config: PipelineConfig,
+}
+
+impl Parallel {
+    pub(crate) fn new(recovered: Recovered, shared: Arc<Shared>, config: PipelineConfig) -> Self {
+        Parallel {
+            recovered,
+            shared,
+            config,
+        }
+    }
+
+    pub(crate) fn split(self) -> (Journaler, Applier, Publisher) {
+        let Recovered { engine, store, .. } = self.recovered;
+        let snapshots = Snapshots::new(&store, self.config.snapshot_mode);
+        let first_seq = self.shared.first_seq;
+        (
+            Journaler {
+                store,
+                sequencer: Sequencer::new(first_seq),
+                commands: Vec::with_capacity(self.config.batch_max),
+                shared: Arc::clone(&self.shared),
+                batch_max: self.config.batch_max,
+            },
+            Applier {
+                engine,
+                snapshots,
+                sequencer: Sequencer::new(first_seq),
+                shared: Arc::clone(&self.shared),
+                config: self.config.clone(),
+            },
+            Publisher {
+                events: Vec::new(),
+                shared: self.shared,
+                batch_max: self.config.batch_max,
+            },
+        )
+    }
+}
+
+/// One stage of the parallel topology.
+trait Stage {
+    /// Takes and handles one batch.
+    fn batch(&mut self, poller: &mut dyn Poller, limit: u64) -> Result<usize, Polling>;
+    /// Housekeeping while the ring is empty.
+    fn idle(&mut self) {}
+}
+
+/// Runs `stage` over batches from `poller` until the ring closes. On a panic, records it as
+/// the stop cause and keeps consuming (the publisher answers `Stopped` from then on); returns
+/// whether the stage ended normally.
+fn stage_loop(
+    poller: &mut dyn Poller,
+    shared: &Shared,
+    sleeper: &Sleeper,
+    limit: u64,
+    stage: &mut dyn Stage,
+    is_publisher: bool,
+) -> bool {
+    // The publisher reads behind the other two: it may only leave once they have left (so
+    // nothing more can become available to it) and it has taken everything.
+    let may_exit = || {
+        shared.may_exit() && (!is_publisher || shared.upstream_running.load(Ordering::SeqCst) == 0)
+    };
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        loop {
+            match stage.batch(&mut *poller, limit) {
+                Ok(_) => {}
+                Err(Polling::Shutdown) => break,
+                Err(Polling::NoEvents) => {
+                    if may_exit() && !poller.has_available() {
+                        break;
+                    }
+                    stage.idle();
+                    sleeper.wait_until(|| poller.has_available() || may_exit());
+                }
+            }
+        }
+    }));
+    let ok = match run {
+        Ok(()) => true,
+        Err(panic) => {
+            shared.stop(format!(
+                "a pipeline thread ({}) panicked: {}",
+                std::thread::current().name().unwrap_or("?"),
+                panic_message(&*panic)
+            ));
+            shared.wake_publisher();
+            drain_silently(poller, shared, sleeper, &may_exit);
+            false
+        }
+    };
+    if !is_publisher {
+        shared.upstream_running.fetch_sub(1, Ordering::SeqCst);
+        shared.wake_publisher();
+    }
+    ok
+}
+
+fn drain_silently(
+    poller: &mut dyn Poller,
+    shared: &Shared,
+    sleeper: &Sleeper,
+    may_exit: &dyn Fn() -> bool,
+) {
+    loop {
+        match poller.drain(u64::MAX, &mut |slot| {
+            // Only the publisher answers; for the others this just moves the ring along.
+            let _ = slot;
+        }) {
+            Ok(_) => shared.wake_publisher(),
+            Err(Polling::Shutdown) => return,
+            Err(Polling::NoEvents) => {
+                if may_exit() && !poller.has_available() {
+                    return;
+                }
+                sleeper.wait_until(|| poller.has_available() || may_exit());
+            }
+        }
+    }
+}
+
+/// Appends and commits; owns the journal.
+pub(crate) struct Journaler {
+    store: Store,
+    sequencer: Sequencer,
+    commands: Vec<Command>,
+    shared: Arc<Shared>,
+    batch_max: usize,
+}
+
+impl Stage for Journaler {
+    fn batch(&mut self, poller: &mut dyn Poller, limit: u64) -> Result<usize, Polling> {
+        let Journaler {
+            store,
+            sequencer,
+            commands,
+            shared,
+            ..
+        } = self;
+        commands.clear();
+        // The slots are released to the publisher only after the commit (the `None` step):
+        // the publisher never sees a command that is not durable.
+        let n = poller.visit(limit, &mut |slot| match slot {
+            Some(slot) => commands.push(sequencer.command(slot)),
+            None => {
+                if shared.stopped().is_some() {
+                    return;
+                }
+                let written = commands
+                    .iter()
+                    .try_for_each(|command| store.append(command))
+                    .and_then(|()| store.commit());
+                match written {
+                    Ok(_) => {
+                        if let Some(last) = commands.last() {
+                            shared.committed_seq.store(last.seq, Ordering::Release);
+                        }
+                    }
+                    Err(error) => shared.stop(format!("journal failure: {error}")),
+                }
+            }
+        })?;
+        shared.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        shared.wake_publisher();
+        Ok(n)
+    }
+
+    fn idle(&mut self) {
+        if self.shared.retention_due.swap(false, Ordering::AcqRel)
+            && let Err(error) = self.store.apply_retention()
+        {
+            eprintln!("bourse: journal retention failed: {error}");
+        }
+    }
+}
+
+impl Journaler {
+    pub(crate) fn run(
+        mut self,
+        mut poller: EventPoller<Slot, MultiProducerBarrier>,
+        sleeper: Sleeper,
+    ) -> Option<Finished> {
+        let shared = Arc::clone(&self.shared);
+        let limit = self.batch_max as u64;
+        if stage_loop(&mut poller, &shared, &sleeper, limit, &mut self, false) {
+            // Retention for a snapshot that completes at the very end is left to `shutdown`,
+            // which has both parts back.
+            *shared.store_out.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.store);
+        }
+        None
+    }
+}
+
+/// Applies; owns the engine and takes snapshots.
+pub(crate) struct Applier {
+    engine: Engine,
+    snapshots: Snapshots,
+    sequencer: Sequencer,
+    shared: Arc<Shared>,
+    config: PipelineConfig,
+}
+
+impl Stage for Applier {
+    fn batch(&mut self, poller: &mut dyn Poller, limit: u64) -> Result<usize, Polling> {
+        let Applier {
+            engine,
+            snapshots,
+            sequencer,
+            shared,
+            ..
+        } = self;
+        let mut last = None;
+        let n = poller.drain(limit, &mut |slot| {
+            let command = sequencer.command(slot);
+            let mut events = Vec::new();
+            let result = if matches!(command.kind, CommandKind::Snapshot) {
+                // A snapshot never runs ahead of the journal: the journaler is at most a batch
+                // behind, so wait for it to commit this far.
+                while shared.committed_seq.load(Ordering::Acquire) < command.seq
+                    && shared.stopped().is_none()
+                {
+                    std::thread::yield_now();
+                }
+                snapshots
+                    .start(engine, command.seq)
+                    .map(|()| Ok(()))
+                    .map_err(SubmitError::Snapshot)
+            } else {
+                Ok(engine.apply(&command, &mut events))
+            };
+            last = Some(command.seq);
+            *slot.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(Applied {
+                seq: command.seq,
+                timestamp_ms: command.timestamp_ms,
+                result,
+                events,
+            });
+        })?;
+        if let Some(last) = last {
+            shared.applied_seq.store(last, Ordering::Release);
+        }
+        shared.wake_publisher();
+        self.idle();
+        Ok(n)
+    }
+
+    fn idle(&mut self) {
+        if self.snapshots.poll(false) {
+            self.shared.retention_due.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl Applier {
+    pub(crate) fn run(
+        mut self,
+        mut poller: EventPoller<Slot, MultiProducerBarrier>,
+        sleeper: Sleeper,
+    ) -> Option<Finished> {
+        let shared = Arc::clone(&self.shared);
+        let limit = self.config.batch_max as u64;
+        let ok = stage_loop(&mut poller, &shared, &sleeper, limit, &mut self, false);
+        if ok {
+            if self.snapshots.poll(true) {
+                shared.retention_due.store(true, Ordering::Release);
+            }
+            let last_seq = self.sequencer.next_seq - 1;
+            // The journaler may still be finishing its last commit.
+            while shared.committed_seq.load(Ordering::Acquire) < last_seq
+                && shared.stopped().is_none()
+            {
+                std::thread::yield_now();
+            }
+            if self.config.snapshot_on_shutdown && shared.stopped().is_none() && last_seq > 0 {
+                match bourse_snapshots::write_snapshot(
+                    &self.snapshots.dir,
+                    last_seq,
+                    &self.engine.to_image(),
+                    self.snapshots.keep,
+                ) {
+                    Ok(_) => shared.retention_due.store(true, Ordering::Release),
+                    Err(error) => eprintln!("bourse: final snapshot failed: {error}"),
+                }
+            }
+            let state_hash = self.engine.state_hash();
+            *shared.engine_out.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((self.engine, last_seq, state_hash));
+        }
+        None
+    }
+}
+
+/// Answers and publishes, after both the journaler and the engine are past a command.
+pub(crate) struct Publisher {
+    events: Vec<Event>,
+    shared: Arc<Shared>,
+    batch_max: usize,
+}
+
+impl Stage for Publisher {
+    fn batch(&mut self, poller: &mut dyn Poller, limit: u64) -> Result<usize, Polling> {
+        let Publisher { events, shared, .. } = self;
+        let (mut first, mut last) = (None, 0);
+        let n = poller.drain(limit, &mut |slot| {
+            let reply = slot.take_reply();
+            let applied = slot.result.lock().unwrap_or_else(|e| e.into_inner()).take();
+            // Only what the journaler committed is answered as done. Normally it releases a
+            // slot only after committing it; a slot it let go of in a panic is not durable.
+            let committed = shared.committed_seq.load(Ordering::Acquire);
+            let stopped = if applied
+                .as_ref()
+                .is_none_or(|applied| applied.seq > committed)
+            {
+                Some(
+                    shared
+                        .stopped()
+                        .unwrap_or_else(|| "the journal did not commit this command".into()),
+                )
+            } else {
+                None
+            };
+            match (stopped, applied) {
+                (Some(cause), _) => answer(reply, Err(SubmitError::Stopped(cause))),
+                (None, Some(applied)) => {
+                    first.get_or_insert(applied.seq);
+                    last = applied.seq;
+                    events.extend_from_slice(&applied.events);
+                    answer(
+                        reply,
+                        applied.result.map(|result| Outcome {
+                            seq: applied.seq,
+                            timestamp_ms: applied.timestamp_ms,
+                            result,
+                            events: applied.events,
+                        }),
+                    );
+                }
+                (None, None) => answer(
+                    reply,
+                    Err(SubmitError::Stopped("the engine produced no result".into())),
+                ),
+            }
+        })?;
+        if let Some(first) = first {
+            publish(shared, first, last, events);
+            events.clear();
+        }
+        Ok(n)
+    }
+}
+
+impl Publisher {
+    pub(crate) fn run(
+        mut self,
+        mut poller: EventPoller<Slot, MultiConsumerBarrier>,
+        sleeper: Sleeper,
+    ) -> Option<Finished> {
+        let shared = Arc::clone(&self.shared);
+        let limit = self.batch_max as u64;
+        stage_loop(&mut poller, &shared, &sleeper, limit, &mut self, true);
+        None
+    }
+}
+
+impl Waker {
+    fn thread_name(&self) -> String {
+        self.thread().name().unwrap_or("").to_string()
+    }
+}

@@ -1,0 +1,140 @@
+//! State shared by the handles and the pipeline threads.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::broadcast;
+
+use crate::handle::SubmitError;
+use crate::wake::Waker;
+use crate::{EventBatch, Stats};
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Submitters between "am I allowed" and "published" (see `may_exit`).
+    pub(crate) active_submitters: AtomicUsize,
+    pub(crate) closing: AtomicBool,
+    stopped_flag: AtomicBool,
+    stopped: Mutex<Option<String>>,
+    /// The threads that read the ring straight from the producers.
+    pub(crate) consumers: OnceLock<Vec<Waker>>,
+    /// The parallel topology's publisher, woken by the journaler and the engine.
+    pub(crate) publisher: OnceLock<Option<Waker>>,
+    /// Set by the engine when a snapshot completed; the journaler then applies retention.
+    pub(crate) retention_due: AtomicBool,
+    /// Parallel topology: the journaler and engine threads still running.
+    pub(crate) upstream_running: AtomicUsize,
+    /// What the parallel topology's threads leave behind.
+    pub(crate) store_out: Mutex<Option<bourse_store::Store>>,
+    pub(crate) engine_out: Mutex<Option<(bourse_engine::Engine, u64, bourse_engine::StateHash)>>,
+    pub(crate) bus: broadcast::Sender<Arc<EventBatch>>,
+    pub(crate) busy: AtomicU64,
+    /// The first sequence number of this run (the one after the recovered state).
+    pub(crate) first_seq: u64,
+    pub(crate) committed_seq: AtomicU64,
+    pub(crate) applied_seq: AtomicU64,
+    pub(crate) consumed: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) ring_size: usize,
+}
+
+impl Shared {
+    pub(crate) fn new(first_seq: u64, ring_size: usize, bus_capacity: usize) -> Self {
+        let (bus, _) = broadcast::channel(bus_capacity);
+        Shared {
+            active_submitters: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            stopped_flag: AtomicBool::new(false),
+            stopped: Mutex::new(None),
+            consumers: OnceLock::new(),
+            publisher: OnceLock::new(),
+            retention_due: AtomicBool::new(false),
+            upstream_running: AtomicUsize::new(2),
+            store_out: Mutex::new(None),
+            engine_out: Mutex::new(None),
+            bus,
+            busy: AtomicU64::new(0),
+            first_seq,
+            committed_seq: AtomicU64::new(first_seq - 1),
+            applied_seq: AtomicU64::new(first_seq - 1),
+            consumed: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            ring_size,
+        }
+    }
+
+    /// Why a new submission is refused, if it is.
+    pub(crate) fn refusal(&self) -> Option<SubmitError> {
+        if self.stopped_flag.load(Ordering::SeqCst) {
+            return Some(self.stopped_error());
+        }
+        if self.closing.load(Ordering::SeqCst) {
+            return Some(SubmitError::ShuttingDown);
+        }
+        None
+    }
+
+    pub(crate) fn stopped_error(&self) -> SubmitError {
+        let cause = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        SubmitError::Stopped(cause.unwrap_or_else(|| "the pipeline is gone".to_string()))
+    }
+
+    pub(crate) fn stopped(&self) -> Option<String> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the first cause of a stop.
+    pub(crate) fn stop(&self, cause: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        if stopped.is_none() {
+            *stopped = Some(cause);
+        }
+        self.stopped_flag.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn wake_consumers(&self) {
+        if let Some(wakers) = self.consumers.get() {
+            for waker in wakers {
+                waker.wake();
+            }
+        }
+    }
+
+    pub(crate) fn wake_publisher(&self) {
+        if let Some(Some(waker)) = self.publisher.get() {
+            waker.wake();
+        }
+    }
+
+    /// Whether a consumer that sees an empty ring may leave: only when closing and no submitter
+    /// is between its check of `closing` and its publication. A submitter registers before it
+    /// reads `closing` and the closer sets `closing` before this reads the count (both SeqCst),
+    /// so either the submitter is counted here or it sees `closing` and publishes nothing.
+    pub(crate) fn may_exit(&self) -> bool {
+        self.closing.load(Ordering::SeqCst) && self.active_submitters.load(Ordering::SeqCst) == 0
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let consumed = self.consumed.load(Ordering::Relaxed);
+        Stats {
+            committed_seq: self.committed_seq.load(Ordering::Relaxed),
+            applied_seq: self.applied_seq.load(Ordering::Relaxed),
+            consumed,
+            batches: self.batches.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            ring_size: self.ring_size,
+            consumer_parks: self
+                .consumers
+                .get()
+                .map_or(0, |wakers| wakers.iter().map(Waker::parks).sum()),
+            bus_subscribers: self.bus.receiver_count(),
+        }
+    }
+}
