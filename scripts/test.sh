@@ -19,5 +19,7 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benchmark smoke run (checks every venue's final book against the model; figures not kept)"
 cargo run --release --locked -q -p bourse-benches --bin throughput -- --ops 200000 --warmup 20000 --reps 1 > /dev/null
+echo "== latency smoke run (pipeline open-loop latency; checks each run's state against a journal replay)"
+cargo run --release --locked -q -p bourse-benches --bin latency -- --quick > /dev/null
 echo "== bourse demo"
 cargo run --release --locked -q -p bourse-gateway --bin bourse -- demo > /dev/null

@@ -4,6 +4,12 @@
 //! - Throughput on the mix: `cargo run --release -p bourse-benches --bin throughput`
 //!   (`-- --help` for flags; `--out PATH` also writes the markdown table to a file).
 //! - Micro-benchmarks: `cargo bench -p bourse-benches --bench engine_ops`.
+//!
+//! Shared by the binaries: [`commands`] (the mix as the Bourse commands `BourseVenue` applies,
+//! for `replay_bench` and `latency`) and [`disk`] (the disk's sync cost, for `journal_bench`
+//! and `latency`).
 
+pub mod commands;
+pub mod disk;
 pub mod mix;
 pub mod venues;

@@ -1,14 +1,25 @@
 //! `bourse`: the Bourse server binary.
 //!
-//! Until the pipeline and the HTTP gateway land, `bourse demo` (the default) drives the engine
-//! through a user's first session and prints what happens: listing a product, a liquidity
-//! provider quoting, an account that deposits, buys at market, sells with a limit order, and the
-//! balances, fees and state hash at the end.
+//! `bourse serve` is the server process ([`serve`]): it recovers the data directory (snapshot +
+//! journal, and says how long that took), runs the pipeline until SIGINT or SIGTERM, then
+//! drains the ring, commits and writes a final snapshot. Settings come from flags, `BOURSE_*`
+//! environment variables or a TOML file ([`config`], `docs/serve.md`). Until the HTTP gateway
+//! lands, `--load-rate` runs an embedded load generator ([`load`]) that can log every
+//! acknowledged command (`--ack-log`).
+//!
+//! `bourse demo` (the default) drives the engine directly through a user's first session and
+//! prints what happens: listing a product, a liquidity provider quoting, an account that
+//! deposits, buys at market, sells with a limit order, and the balances, fees and state hash at
+//! the end.
 //!
 //! `bourse recover --data-dir DIR` runs start-up recovery on a data directory (the newest good
 //! snapshot plus a replay of the journal, with progress on stderr) and prints what it found
 //! and the recovered state hash; `--repair` cuts damage in the middle of the journal instead of
 //! refusing it (it says how many records that drops).
+
+mod config;
+mod load;
+mod serve;
 
 use std::str::FromStr;
 
@@ -27,10 +38,16 @@ fn main() -> Result<()> {
     match command.as_str() {
         "demo" => demo(),
         "recover" => recover(std::env::args().skip(2)),
+        "serve" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            std::process::exit(serve::main(&args))
+        }
         "--help" | "-h" | "help" => {
             println!(
-                "usage: bourse [demo | recover --data-dir DIR [--repair]]\n\n  \
+                "usage: bourse [demo | serve [--config FILE] [--KEY VALUE ...] | recover --data-dir DIR [--repair]]\n\n  \
                  demo      walk through a trading session on the engine (default)\n  \
+                 serve     run the server: recover, run the pipeline until SIGINT/SIGTERM, shut down\n            \
+                 cleanly (`bourse serve --help` lists the settings)\n  \
                  recover   recover a data directory (snapshot + journal replay) and report"
             );
             Ok(())

@@ -40,8 +40,10 @@ pub enum SubmitError {
     /// fork failed); nothing else happened.
     #[error("snapshot: {0}")]
     Snapshot(String),
-    /// The pipeline stopped (journal failure or engine panic); the command was not applied
-    /// and will not be.
+    /// The pipeline stopped (journal failure or engine panic) before answering this command.
+    /// It was not acknowledged and this run will not apply it; whether it is in the state
+    /// after a restart is unknown (it may have reached the journal before the failure), so
+    /// a client checks after the restart (by client order id or funds request id).
     #[error("the engine stopped: {0}")]
     Stopped(String),
 }

@@ -21,12 +21,10 @@
 //! to stderr.
 
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bourse_benches::disk::{commit_one_record, file_sync};
 use bourse_journal::format::record_len;
 use bourse_journal::{Durability, FsStorage, Journal, JournalConfig};
 use hdrhistogram::Histogram;
@@ -500,7 +498,7 @@ fn sync_section(args: &Args, base: &Path, report: &mut String) {
     };
     for durability in [Durability::Durable, Durability::Async, Durability::None] {
         let dir = fresh_dir(base, "sync");
-        let h = commit_one_record(&dir, durability, n);
+        let h = commit_one_record(&dir, durability, SMALL_PAYLOAD, n);
         std::fs::remove_dir_all(&dir).expect("remove run dir");
         row(
             &format!(
@@ -520,58 +518,6 @@ fn sync_section(args: &Args, base: &Path, report: &mut String) {
     );
     std::fs::remove_dir_all(&dir).expect("remove run dir");
     writeln!(report).unwrap();
-}
-
-fn commit_one_record(dir: &Path, durability: Durability, n: usize) -> Histogram<u64> {
-    let mut journal = open(dir, durability);
-    let payload = [0x3Cu8; SMALL_PAYLOAD];
-    let first = journal.next_seq();
-    let mut h = new_histogram();
-    for (i, seq) in (first..first + n as u64 + 20).enumerate() {
-        journal.append(seq, &payload).expect("append");
-        let start = Instant::now();
-        journal.commit().expect("commit");
-        let ns = start.elapsed().as_nanos() as u64;
-        if i >= 20 {
-            h.saturating_record(ns);
-        }
-    }
-    h
-}
-
-fn file_sync(path: &Path, n: usize, append: bool) -> Histogram<u64> {
-    const PAGE: u64 = 4096;
-    const IN_PLACE_PAGES: u64 = 1024;
-    let mut file: File = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(path)
-        .expect("open file");
-    let page = [0x42u8; PAGE as usize];
-    if !append {
-        for _ in 0..IN_PLACE_PAGES {
-            file.write_all(&page).expect("prefill");
-        }
-        file.sync_all().expect("sync prefill");
-    }
-    let mut h = new_histogram();
-    for i in 0..(n + 20) as u64 {
-        let offset = if append {
-            i * PAGE
-        } else {
-            (i % IN_PLACE_PAGES) * PAGE
-        };
-        file.write_all_at(&page, offset).expect("write");
-        let start = Instant::now();
-        file.sync_data().expect("sync_data");
-        let ns = start.elapsed().as_nanos() as u64;
-        if i >= 20 {
-            h.saturating_record(ns);
-        }
-    }
-    h
 }
 
 // ---------------------------------------------------------------------------------------------
