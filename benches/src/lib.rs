@@ -6,10 +6,13 @@
 //! - Micro-benchmarks: `cargo bench -p bourse-benches --bench engine_ops`.
 //!
 //! Shared by the binaries: [`commands`] (the mix as the Bourse commands `BourseVenue` applies,
-//! for `replay_bench` and `latency`) and [`disk`] (the disk's sync cost, for `journal_bench`
-//! and `latency`).
+//! for `replay_bench` and `latency`), [`disk`] (the disk's sync cost, for `journal_bench`
+//! and `latency`), [`args`] (the command-line flags of all four) and [`report`] (the
+//! formatting of their reports).
 
+pub mod args;
 pub mod commands;
 pub mod disk;
 pub mod mix;
+pub mod report;
 pub mod venues;

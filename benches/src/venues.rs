@@ -27,7 +27,7 @@ use bourse_engine::{
     ProductId, ProfileStatus, Qty, RequestId, SelfTradePrevention, Symbol, TimeInForce, TokenHash,
 };
 
-use crate::mix::{Op, OpKind, RestingOrder, Side};
+use crate::mix::{Op, RestingOrder, Side};
 
 /// A venue that can replay the mix.
 pub trait Venue {
@@ -44,7 +44,7 @@ pub trait Venue {
     /// Applies one op. Rejections are counted, not returned.
     fn apply(&mut self, op: &Op);
 
-    /// Rejected ops (or errors returned), by [`OpKind::index`].
+    /// Rejected ops (or errors returned), by [`OpKind::index`](crate::mix::OpKind::index).
     fn errors(&self) -> [u64; 4];
 
     /// Checks that the venue's resting orders are exactly `expected` (id, side, price,
@@ -73,31 +73,154 @@ pub const PRODUCT: ProductId = ProductId::new(0);
 pub const FUNDS_USD_MINOR: i64 = 100_000_000_000_000;
 pub const FUNDS_SHARES: i64 = 100_000_000_000;
 
+/// The command for the `seq`th command of a run: one command per microsecond of engine time
+/// from [`T0_MS`].
+#[inline]
+pub fn bourse_command(seq: u64, kind: CommandKind) -> Command {
+    Command {
+        seq,
+        timestamp_ms: T0_MS + (seq / 1_000) as i64,
+        kind,
+    }
+}
+
+/// The setup [`BourseVenue::new`] applies, in order: two assets, one product, then per user an
+/// account and two deposits.
+pub fn bourse_setup(users: u32, mut each: impl FnMut(CommandKind)) {
+    let code = |s: &str| AssetCode::new(s).expect("asset code");
+    each(CommandKind::AddAsset {
+        code: code("USD"),
+        scale: 2,
+    });
+    each(CommandKind::AddAsset {
+        code: code("XYZ"),
+        scale: 0,
+    });
+    each(CommandKind::add_product(AddProduct {
+        symbol: Symbol::new("XYZ").expect("symbol"),
+        name: "Benchmark Corp.".into(),
+        base: XYZ,
+        quote: USD,
+        price_scale: 2,
+        tick_size: 1,
+        qty_scale: 0,
+        lot_size: 1,
+        fees: FeeSchedule::flat(1_000, 2_000).expect("fees"),
+    }));
+    for user in 0..users {
+        each(CommandKind::create_account(CreateAccount {
+            name: format!("user-{user}"),
+            proof: "passport:BENCH".into(),
+            currency_preference: code("USD"),
+            token_hash: TokenHash([7; 32]),
+            initial_status: ProfileStatus::Verified,
+        }));
+        let account = BourseVenue::account(user);
+        for (asset, amount, rid) in [(USD, FUNDS_USD_MINOR, "usd"), (XYZ, FUNDS_SHARES, "xyz")] {
+            each(CommandKind::Deposit(FundsRequest {
+                account,
+                asset,
+                amount: be::Amount::from_minor(amount),
+                request_id: RequestId::new(rid).expect("request id"),
+            }));
+        }
+    }
+}
+
+/// The command kind [`BourseVenue::apply`] gives the engine for `op`: a limit `PlaceOrder`
+/// (GTC or IOC), a `CancelOrder`, or an `AmendOrder` with the new price and the same open
+/// quantity.
+#[inline]
+pub fn bourse_op(op: &Op, ids: &EngineIds) -> CommandKind {
+    match *op {
+        Op::Place {
+            user,
+            side: s,
+            price_ticks,
+            qty,
+            ioc,
+            ..
+        } => CommandKind::PlaceOrder(NewOrder {
+            account: BourseVenue::account(user),
+            product: PRODUCT,
+            side: side(s),
+            order_type: OrderType::Limit,
+            price: Some(Price::from_ticks(price_ticks)),
+            qty: Qty::from_lots(qty),
+            time_in_force: if ioc {
+                TimeInForce::Ioc
+            } else {
+                TimeInForce::Gtc
+            },
+            self_trade: SelfTradePrevention::CancelResting,
+            client_order_id: None,
+        }),
+        Op::Cancel { user, id } => CommandKind::CancelOrder {
+            account: BourseVenue::account(user),
+            order: ids.get(id),
+        },
+        Op::Move {
+            user,
+            id,
+            new_price,
+            remaining,
+        } => CommandKind::AmendOrder(AmendOrder {
+            account: BourseVenue::account(user),
+            order: ids.get(id),
+            qty: Qty::from_lots(remaining),
+            price: Some(Price::from_ticks(new_price)),
+        }),
+    }
+}
+
+/// Engine order ids by generator id. The engine numbers orders itself, from 1, one per
+/// accepted `PlaceOrder`.
+pub struct EngineIds {
+    /// The id the engine gives the next accepted order.
+    next: u64,
+    ids: Vec<u64>,
+}
+
+impl Default for EngineIds {
+    fn default() -> Self {
+        EngineIds {
+            next: 1,
+            ids: Vec::new(),
+        }
+    }
+}
+
+impl EngineIds {
+    /// The engine's id for a generator id (0, no order, if it has none).
+    #[inline]
+    pub fn get(&self, id: u32) -> OrderId {
+        OrderId::new(self.ids.get(id as usize).copied().unwrap_or(0))
+    }
+
+    /// After the engine accepted `op`: a `Place` takes the next engine id.
+    #[inline]
+    pub fn accepted(&mut self, op: &Op) {
+        if let Op::Place { id, .. } = *op {
+            *slot(&mut self.ids, id) = self.next;
+            self.next += 1;
+        }
+    }
+}
+
 /// Bourse's engine with one product and funded accounts.
 pub struct BourseVenue {
     pub engine: Engine,
     pub sink: CountingSink,
     seq: u64,
-    /// The id the engine gives the next accepted order.
-    next_order_id: u64,
-    /// Engine order id by generator id.
-    ids: Vec<u64>,
+    ids: EngineIds,
     errors: [u64; 4],
 }
 
 impl BourseVenue {
     fn command(&mut self, kind: CommandKind) -> Result<(), be::Reject> {
         self.seq += 1;
-        // One command per microsecond of engine time.
-        let timestamp_ms = T0_MS + (self.seq / 1_000) as i64;
-        self.engine.apply(
-            &Command {
-                seq: self.seq,
-                timestamp_ms,
-                kind,
-            },
-            &mut self.sink,
-        )
+        self.engine
+            .apply(&bourse_command(self.seq, kind), &mut self.sink)
     }
 
     fn setup(&mut self, kind: CommandKind) {
@@ -112,7 +235,7 @@ impl BourseVenue {
 
     /// The engine's id for a generator id.
     pub fn engine_id(&self, id: u32) -> OrderId {
-        OrderId::new(self.ids.get(id as usize).copied().unwrap_or(0))
+        self.ids.get(id)
     }
 }
 
@@ -132,110 +255,20 @@ impl Venue for BourseVenue {
             engine: Engine::new(Limits::default()),
             sink: CountingSink::default(),
             seq: 0,
-            next_order_id: 1,
-            ids: Vec::new(),
+            ids: EngineIds::default(),
             errors: [0; 4],
         };
-        let code = |s: &str| AssetCode::new(s).expect("asset code");
-        v.setup(CommandKind::AddAsset {
-            code: code("USD"),
-            scale: 2,
-        });
-        v.setup(CommandKind::AddAsset {
-            code: code("XYZ"),
-            scale: 0,
-        });
-        v.setup(CommandKind::add_product(AddProduct {
-            symbol: Symbol::new("XYZ").expect("symbol"),
-            name: "Benchmark Corp.".into(),
-            base: XYZ,
-            quote: USD,
-            price_scale: 2,
-            tick_size: 1,
-            qty_scale: 0,
-            lot_size: 1,
-            fees: FeeSchedule::flat(1_000, 2_000).expect("fees"),
-        }));
-        for user in 0..users {
-            v.setup(CommandKind::create_account(CreateAccount {
-                name: format!("user-{user}"),
-                proof: "passport:BENCH".into(),
-                currency_preference: code("USD"),
-                token_hash: TokenHash([7; 32]),
-                initial_status: ProfileStatus::Verified,
-            }));
-            let account = Self::account(user);
-            for (asset, amount, rid) in [(USD, FUNDS_USD_MINOR, "usd"), (XYZ, FUNDS_SHARES, "xyz")]
-            {
-                v.setup(CommandKind::Deposit(FundsRequest {
-                    account,
-                    asset,
-                    amount: be::Amount::from_minor(amount),
-                    request_id: RequestId::new(rid).expect("request id"),
-                }));
-            }
-        }
+        bourse_setup(users, |kind| v.setup(kind));
         v
     }
 
     #[inline]
     fn apply(&mut self, op: &Op) {
-        match *op {
-            Op::Place {
-                user,
-                id,
-                side: s,
-                price_ticks,
-                qty,
-                ioc,
-            } => {
-                let kind = CommandKind::PlaceOrder(NewOrder {
-                    account: Self::account(user),
-                    product: PRODUCT,
-                    side: side(s),
-                    order_type: OrderType::Limit,
-                    price: Some(Price::from_ticks(price_ticks)),
-                    qty: Qty::from_lots(qty),
-                    time_in_force: if ioc {
-                        TimeInForce::Ioc
-                    } else {
-                        TimeInForce::Gtc
-                    },
-                    self_trade: SelfTradePrevention::CancelResting,
-                    client_order_id: None,
-                });
-                if self.command(kind).is_ok() {
-                    *slot(&mut self.ids, id) = self.next_order_id;
-                    self.next_order_id += 1;
-                } else {
-                    self.errors[op.kind().index()] += 1;
-                }
-            }
-            Op::Cancel { user, id } => {
-                let kind = CommandKind::CancelOrder {
-                    account: Self::account(user),
-                    order: self.engine_id(id),
-                };
-                if self.command(kind).is_err() {
-                    self.errors[OpKind::Cancel.index()] += 1;
-                }
-            }
-            Op::Move {
-                user,
-                id,
-                new_price,
-                remaining,
-            } => {
-                let kind = CommandKind::AmendOrder(AmendOrder {
-                    account: Self::account(user),
-                    order: self.engine_id(id),
-                    qty: Qty::from_lots(remaining),
-                    price: Some(Price::from_ticks(new_price)),
-                });
-                if self.command(kind).is_err() {
-                    self.errors[OpKind::Move.index()] += 1;
-                }
-            }
+        let kind = bourse_op(op, &self.ids);
+        if self.command(kind).is_ok() {
+            self.ids.accepted(op);
+        } else {
+            self.errors[op.kind().index()] += 1;
         }
     }
 

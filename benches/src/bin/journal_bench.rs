@@ -24,7 +24,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bourse_benches::disk::{commit_one_record, file_sync};
+use bourse_benches::args::{Flags, or_exit};
+use bourse_benches::disk::{commit_one_record, file_sync, new_histogram};
+use bourse_benches::report::{
+    P50_P99, P50_P99_P999, fmt_int, fmt_ns_ms, fmt_rate, labeled_percentiles, median, percentiles,
+};
 use bourse_journal::format::record_len;
 use bourse_journal::{Durability, FsStorage, Journal, JournalConfig};
 use hdrhistogram::Histogram;
@@ -66,50 +70,26 @@ fn parse_args() -> Result<Args, String> {
         latency_secs: 5.0,
         sync_samples: 1_000,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_string());
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .replace('_', "")
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
-        let seconds = || {
-            value
-                .parse::<f64>()
-                .ok()
-                .filter(|s| *s > 0.0)
-                .ok_or_else(|| format!("{flag} {value}: not a positive number of seconds"))
-        };
+    let mut flags = Flags::from_env(USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        let value = flags.value(&flag)?;
         match flag.as_str() {
-            "--out" => args.out = Some(value),
-            "--dir" => args.dir = Some(PathBuf::from(value)),
-            "--batch" => args.batch = number()?.max(1),
-            "--reps" => args.reps = number()?.max(1) as usize,
-            "--throughput-secs" => args.throughput_secs = seconds()?,
-            "--rate" => args.rate = number()?.max(1),
-            "--latency-secs" => args.latency_secs = seconds()?,
-            "--sync-samples" => args.sync_samples = number()?.max(10) as usize,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            "--out" => args.out = Some(value.into_string()),
+            "--dir" => args.dir = Some(value.into_path()),
+            "--batch" => args.batch = value.number()?.max(1),
+            "--reps" => args.reps = value.number()?.max(1) as usize,
+            "--throughput-secs" => args.throughput_secs = value.positive_seconds()?,
+            "--rate" => args.rate = value.number()?.max(1),
+            "--latency-secs" => args.latency_secs = value.positive_seconds()?,
+            "--sync-samples" => args.sync_samples = value.number()?.max(10) as usize,
+            _ => return Err(flags.unknown(&flag)),
         }
     }
     Ok(args)
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
+    let args = or_exit(parse_args());
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let tmp = tempfile::Builder::new()
         .prefix("bourse-journal-bench-")
@@ -295,10 +275,6 @@ struct LatencyRun {
     rolls: usize,
 }
 
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("histogram")
-}
-
 /// Sleeps until shortly before `deadline`, then spins (a plain sleep overshoots by ~50-100 µs).
 fn wait_until(deadline: Instant) {
     const SPIN: Duration = Duration::from_micros(150);
@@ -429,29 +405,21 @@ fn latency_section(args: &Args, base: &Path, report: &mut String) {
         std::fs::remove_dir_all(&dir).expect("remove run dir");
         let h = &run.latency;
         eprintln!(
-            "latency window {window_us} us: p50 {} p99 {} p99.9 {} max {} ({} batches, {} overran)",
-            fmt_ns(h.value_at_quantile(0.5)),
-            fmt_ns(h.value_at_quantile(0.99)),
-            fmt_ns(h.value_at_quantile(0.999)),
-            fmt_ns(h.max()),
+            "latency window {window_us} us: {} ({} batches, {} overran)",
+            labeled_percentiles(h, &P50_P99_P999, fmt_ns_ms),
             run.batches,
             run.late_ticks
         );
         writeln!(
             report,
-            "| {} ms | {} | {} ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} ms | {} | {} ({:.0}) | {} | {} | {} | {} | {} |",
             window_us as f64 / 1e3,
             fmt_int(h.len()),
             fmt_int(run.batches),
             run.batch_len.mean(),
-            fmt_ns(h.value_at_quantile(0.5)),
-            fmt_ns(h.value_at_quantile(0.99)),
-            fmt_ns(h.value_at_quantile(0.999)),
-            fmt_ns(h.max()),
-            fmt_ns(run.commit.value_at_quantile(0.5)),
-            fmt_ns(run.commit.value_at_quantile(0.99)),
-            fmt_ns(run.commit.max()),
-            fmt_ns(run.append_max_ns),
+            percentiles(h, &[0.5, 0.99, 0.999], fmt_ns_ms).join(" | "),
+            percentiles(&run.commit, &[0.5, 0.99], fmt_ns_ms).join(" | "),
+            fmt_ns_ms(run.append_max_ns),
             run.rolls,
             fmt_int(run.late_ticks),
         )
@@ -482,17 +450,13 @@ fn sync_section(args: &Args, base: &Path, report: &mut String) {
     writeln!(report, "|---|---:|---:|---:|").unwrap();
     let mut row = |name: &str, h: &Histogram<u64>| {
         eprintln!(
-            "sync {name}: p50 {} p99 {} max {}",
-            fmt_ns(h.value_at_quantile(0.5)),
-            fmt_ns(h.value_at_quantile(0.99)),
-            fmt_ns(h.max())
+            "sync {name}: {}",
+            labeled_percentiles(h, &P50_P99, fmt_ns_ms)
         );
         writeln!(
             report,
-            "| {name} | {} | {} | {} |",
-            fmt_ns(h.value_at_quantile(0.5)),
-            fmt_ns(h.value_at_quantile(0.99)),
-            fmt_ns(h.max())
+            "| {name} | {} |",
+            percentiles(h, &[0.5, 0.99], fmt_ns_ms).join(" | ")
         )
         .unwrap();
     };
@@ -521,50 +485,7 @@ fn sync_section(args: &Args, base: &Path, report: &mut String) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Formatting
-
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2} M", r / 1e6)
-    } else if r >= 1e3 {
-        format!("{:.0} k", r / 1e3)
-    } else {
-        format!("{r:.0}")
-    }
-}
-
-fn fmt_int(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_ns(ns: u64) -> String {
-    if ns < 1_000 {
-        format!("{ns} ns")
-    } else if ns >= 1_000_000 {
-        format!("{:.2} ms", ns as f64 / 1e6)
-    } else if ns >= 10_000 {
-        format!("{:.0} µs", ns as f64 / 1e3)
-    } else {
-        format!("{:.1} µs", ns as f64 / 1e3)
-    }
-}
+// The machine
 
 /// The file system holding `path`, from `/proc/mounts` (longest matching mount point).
 fn mount_of(path: &Path) -> String {

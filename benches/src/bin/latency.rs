@@ -48,9 +48,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
+use bourse_benches::args::{Flags, or_exit, parse_rate};
 use bourse_benches::commands::Live;
 use bourse_benches::disk::{commit_one_record, file_sync, new_histogram};
 use bourse_benches::mix::{Mix, MixConfig};
+use bourse_benches::report::{
+    P50_P99, P50_P99_P999, cpu_model, fmt_int, fmt_ns, fmt_rate, labeled_percentiles, percentiles,
+};
 use bourse_engine::CommandKind;
 use bourse_journal::{Durability, JournalConfig};
 use bourse_pipeline::{
@@ -111,21 +115,6 @@ struct Args {
     seed: u64,
 }
 
-fn parse_rate(s: &str) -> Result<u64, String> {
-    let s = s.trim().replace('_', "");
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1e6),
-        _ => (&s[..], 1.0),
-    };
-    let v: f64 = num.parse().map_err(|e| format!("rate {s:?}: {e}"))?;
-    let r = (v * mult).round();
-    if r < 1.0 {
-        return Err(format!("rate {s:?} must be at least 1/s"));
-    }
-    Ok(r as u64)
-}
-
 fn parse_durability(s: &str) -> Result<Durability, String> {
     match s.trim() {
         "none" => Ok(Durability::None),
@@ -173,10 +162,9 @@ fn parse_args() -> Result<Args, String> {
         args.fsync_samples = 200;
         args.idle_secs = 0.2;
     }
-    let mut it = raw.into_iter();
-    while let Some(flag) = it.next() {
+    let mut flags = Flags::new(raw, USAGE);
+    while let Some(flag) = flags.next_flag()? {
         match flag.as_str() {
-            "--help" | "-h" => return Err(USAGE.to_string()),
             "--quick" => continue,
             "--markdown" => {
                 args.markdown = true;
@@ -184,71 +172,42 @@ fn parse_args() -> Result<Args, String> {
             }
             _ => {}
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let int = || {
-            value
-                .replace('_', "")
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
-        let secs = || {
-            value
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .ok_or_else(|| format!("{flag} {value}: not a number of seconds"))
-        };
+        let value = flags.value(&flag)?;
         match flag.as_str() {
             "--rates" => {
-                args.rates = value.split(',').map(parse_rate).collect::<Result<_, _>>()?;
+                args.rates = value.list(parse_rate)?;
                 args.rates.sort_unstable();
                 args.rates.dedup();
             }
-            "--durability" => {
-                args.durabilities = value
-                    .split(',')
-                    .map(parse_durability)
-                    .collect::<Result<_, _>>()?
-            }
-            "--topology" => {
-                args.topologies = value
-                    .split(',')
-                    .map(|t| t.trim().parse::<Topology>())
-                    .collect::<Result<_, _>>()?
-            }
-            "--seconds" => args.seconds = secs()?,
-            "--commands" => args.commands = Some(int()?.max(1)),
-            "--warmup" => args.warmup = secs()?,
-            "--out-json" => args.out_json = Some(PathBuf::from(value)),
-            "--out-svg" => args.out_svg = Some(PathBuf::from(value)),
-            "--dir" => args.dir = Some(PathBuf::from(value)),
-            "--ring-size" => args.ring_size = int()? as usize,
-            "--batch-max" => args.batch_max = int()?.max(1) as usize,
-            "--spin-us" => args.spin_us = int()?,
+            "--durability" => args.durabilities = value.list(parse_durability)?,
+            "--topology" => args.topologies = value.list(|t| t.trim().parse::<Topology>())?,
+            "--seconds" => args.seconds = value.seconds()?,
+            "--commands" => args.commands = Some(value.number()?.max(1)),
+            "--warmup" => args.warmup = value.seconds()?,
+            "--out-json" => args.out_json = Some(value.into_path()),
+            "--out-svg" => args.out_svg = Some(value.into_path()),
+            "--dir" => args.dir = Some(value.into_path()),
+            "--ring-size" => args.ring_size = value.number()? as usize,
+            "--batch-max" => args.batch_max = value.number()?.max(1) as usize,
+            "--spin-us" => args.spin_us = value.number()?,
             "--sender-wait" => {
-                args.sender_wait = match value.as_str() {
-                    "spin" => SenderWait::Spin,
-                    "yield" => SenderWait::Yield,
-                    other => return Err(format!("unknown --sender-wait {other}\n{USAGE}")),
-                }
+                args.sender_wait = value.one_of(
+                    "--sender-wait",
+                    &[("spin", SenderWait::Spin), ("yield", SenderWait::Yield)],
+                )?
             }
             "--client" => {
-                args.client = match value.as_str() {
-                    "one" => Client::One,
-                    "two" => Client::Two,
-                    other => return Err(format!("unknown --client {other}\n{USAGE}")),
-                }
+                args.client =
+                    value.one_of("--client", &[("one", Client::One), ("two", Client::Two)])?
             }
-            "--fsync-samples" => args.fsync_samples = int()?.max(10) as usize,
-            "--idle-secs" => args.idle_secs = secs()?,
-            "--seed" => args.seed = int()?,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            "--fsync-samples" => args.fsync_samples = value.number()?.max(10) as usize,
+            "--idle-secs" => args.idle_secs = value.seconds()?,
+            "--seed" => args.seed = value.number()?,
+            _ => return Err(flags.unknown(&flag)),
         }
     }
     if args.rates.is_empty() || args.durabilities.is_empty() || args.topologies.is_empty() {
-        return Err(format!("empty list\n{USAGE}"));
+        return Err(flags.error("empty list"));
     }
     if !args.quick {
         let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
@@ -822,18 +781,6 @@ fn clock_cost_ns() -> f64 {
     (last - t).as_nanos() as f64 / n as f64
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -862,42 +809,6 @@ fn sync_cost(base: &Path, n: usize) -> SyncCost {
 }
 
 // ----- formatting -----------------------------------------------------------------------------
-
-fn fmt_ns(ns: u64) -> String {
-    if ns < 1_000 {
-        format!("{ns} ns")
-    } else if ns < 10_000 {
-        format!("{:.1} µs", ns as f64 / 1e3)
-    } else if ns < 1_000_000 {
-        format!("{:.0} µs", ns as f64 / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.2} ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.2} s", ns as f64 / 1e9)
-    }
-}
-
-fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2} M", r / 1e6)
-    } else if r >= 1e3 {
-        format!("{:.0} k", r / 1e3)
-    } else {
-        format!("{r:.0}")
-    }
-}
-
-fn fmt_int(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn mode_name(d: Durability) -> &'static str {
     match d {
@@ -979,28 +890,36 @@ fn durable_target(runs: &[RunResult], topology: Topology, fsync_p99: u64) -> (bo
             && r.achieved >= 0.98 * r.rate as f64
             && r.hist.value_at_quantile(0.99) <= 2 * fsync_p99
     });
+    // A run's offered and achieved rates and p99, and the fsync p99.
+    let figures = |r: &RunResult| {
+        (
+            fmt_rate(r.rate as f64),
+            fmt_rate(r.achieved),
+            fmt_ns(r.hist.value_at_quantile(0.99)),
+            fmt_ns(fsync_p99),
+        )
+    };
     match (met, candidates.first()) {
-        (Some(r), _) => (
-            true,
-            format!(
-                "met at {}/s offered ({}/s achieved): p99 {} ≤ 2 × {}",
-                fmt_rate(r.rate as f64),
-                fmt_rate(r.achieved),
-                fmt_ns(r.hist.value_at_quantile(0.99)),
-                fmt_ns(fsync_p99)
-            ),
-        ),
-        (None, Some(r)) => (
-            false,
-            format!(
-                "missed: at {}/s offered, {}/s achieved, p99 {} against 2 × {} = {}",
-                fmt_rate(r.rate as f64),
-                fmt_rate(r.achieved),
-                fmt_ns(r.hist.value_at_quantile(0.99)),
-                fmt_ns(fsync_p99),
-                fmt_ns(2 * fsync_p99)
-            ),
-        ),
+        (Some(r), _) => {
+            let (offered, achieved, p99, fsync) = figures(r);
+            (
+                true,
+                format!(
+                    "met at {offered}/s offered ({achieved}/s achieved): p99 {p99} ≤ 2 × {fsync}"
+                ),
+            )
+        }
+        (None, Some(r)) => {
+            let (offered, achieved, p99, fsync) = figures(r);
+            (
+                false,
+                format!(
+                    "missed: at {offered}/s offered, {achieved}/s achieved, p99 {p99} against 2 × \
+                     {fsync} = {}",
+                    fmt_ns(2 * fsync_p99)
+                ),
+            )
+        }
         (None, None) => {
             let best = runs
                 .iter()
@@ -1422,23 +1341,15 @@ fn markdown(report: &Report) -> String {
     )
     .unwrap();
     for r in &report.runs {
-        let q: Vec<String> = QUANTILES
-            .iter()
-            .map(|&(q, _)| fmt_ns(r.hist.value_at_quantile(q)))
-            .collect();
+        let q: Vec<f64> = QUANTILES.iter().map(|&(q, _)| q).collect();
         writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
             mode_name(r.durability),
             topology_name(r.topology),
             fmt_rate(r.rate as f64),
             fmt_rate(r.achieved),
-            q[0],
-            q[1],
-            q[2],
-            q[3],
-            q[4],
-            fmt_ns(r.hist.max()),
+            percentiles(&r.hist, &q, fmt_ns).join(" | "),
             fmt_int(r.busy_retries),
             r.mean_batch(),
             fmt_int(r.parks),
@@ -1458,14 +1369,10 @@ fn markdown(report: &Report) -> String {
         for (topology, c) in &report.sync {
             writeln!(
                 s,
-                "| durable, {} | {} / {} / {} | {} / {} / {} |",
+                "| durable, {} | {} | {} |",
                 topology_name(*topology),
-                fmt_ns(c.fdatasync.value_at_quantile(0.5)),
-                fmt_ns(c.fdatasync.value_at_quantile(0.99)),
-                fmt_ns(c.fdatasync.max()),
-                fmt_ns(c.msync.value_at_quantile(0.5)),
-                fmt_ns(c.msync.value_at_quantile(0.99)),
-                fmt_ns(c.msync.max()),
+                percentiles(&c.fdatasync, &[0.5, 0.99], fmt_ns).join(" / "),
+                percentiles(&c.msync, &[0.5, 0.99], fmt_ns).join(" / "),
             )
             .unwrap();
         }
@@ -1482,13 +1389,7 @@ fn markdown(report: &Report) -> String {
 // ----- main -----------------------------------------------------------------------------------
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let args = or_exit(parse_args());
     let started = Instant::now();
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let measured_n = |rate: u64| -> usize {
@@ -1545,13 +1446,9 @@ fn main() {
             if durability == Durability::Durable {
                 let c = sync_cost(&base, args.fsync_samples);
                 eprintln!(
-                    "sync cost: fdatasync 4 KiB p50 {} p99 {} max {}; journal commit p50 {} p99 {} max {}",
-                    fmt_ns(c.fdatasync.value_at_quantile(0.5)),
-                    fmt_ns(c.fdatasync.value_at_quantile(0.99)),
-                    fmt_ns(c.fdatasync.max()),
-                    fmt_ns(c.msync.value_at_quantile(0.5)),
-                    fmt_ns(c.msync.value_at_quantile(0.99)),
-                    fmt_ns(c.msync.max())
+                    "sync cost: fdatasync 4 KiB {}; journal commit {}",
+                    labeled_percentiles(&c.fdatasync, &P50_P99, fmt_ns),
+                    labeled_percentiles(&c.msync, &P50_P99, fmt_ns)
                 );
                 report.sync.push((topology, c));
             }
@@ -1566,15 +1463,12 @@ fn main() {
                     measured_n(rate),
                 );
                 eprintln!(
-                    "{:>7} {:>8} {:>7}/s: achieved {:>7}/s p50 {} p99 {} p99.9 {} max {}; busy {} batch {:.1} parks {} late max {} cpu/cmd {} -> {}",
+                    "{:>7} {:>8} {:>7}/s: achieved {:>7}/s {}; busy {} batch {:.1} parks {} late max {} cpu/cmd {} -> {}",
                     mode_name(durability),
                     topology_name(topology),
                     fmt_rate(rate as f64),
                     fmt_rate(r.achieved),
-                    fmt_ns(r.hist.value_at_quantile(0.5)),
-                    fmt_ns(r.hist.value_at_quantile(0.99)),
-                    fmt_ns(r.hist.value_at_quantile(0.999)),
-                    fmt_ns(r.hist.max()),
+                    labeled_percentiles(&r.hist, &P50_P99_P999, fmt_ns),
                     r.busy_retries,
                     r.mean_batch(),
                     r.parks,

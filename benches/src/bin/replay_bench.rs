@@ -45,8 +45,10 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bourse_benches::args::{Flags, or_exit};
 use bourse_benches::commands::Live;
 use bourse_benches::mix::{Mix, MixConfig};
+use bourse_benches::report::{cpu_model, fmt_rate_mk, median, sorted};
 use bourse_benches::venues::{BourseVenue, Venue};
 use bourse_engine::codec::{decode, encode};
 use bourse_engine::{Command, Engine, Limits, StateHash};
@@ -93,45 +95,35 @@ fn parse_args() -> Result<Args, String> {
         cold: true,
         only: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            "--no-cold" => {
-                args.cold = false;
-                continue;
-            }
-            _ => {}
+    let mut flags = Flags::from_env(USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        if flag == "--no-cold" {
+            args.cold = false;
+            continue;
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .replace('_', "")
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
+        let value = flags.value(&flag)?;
         match flag.as_str() {
-            "--commands" => args.commands = number()?,
-            "--reps" => args.reps = number()?.max(1) as usize,
-            "--segment-mib" => args.segment_mib = number()?.max(1),
-            "--seed" => args.seed = number()?,
-            "--dir" => args.dir = Some(PathBuf::from(value)),
-            "--out" => args.out = Some(value),
+            "--commands" => args.commands = value.number()?,
+            "--reps" => args.reps = value.number()?.max(1) as usize,
+            "--segment-mib" => args.segment_mib = value.number()?.max(1),
+            "--seed" => args.seed = value.number()?,
+            "--dir" => args.dir = Some(value.into_path()),
+            "--out" => args.out = Some(value.into_string()),
             "--only" => {
-                args.only = Some(match value.as_str() {
-                    "replay" => Measure::Replay,
-                    "serial" => Measure::Serial,
-                    "read" => Measure::Read,
-                    "decode" => Measure::Decode,
-                    "apply" => Measure::Apply,
-                    "open" => Measure::Open,
-                    other => return Err(format!("unknown measurement {other}\n{USAGE}")),
-                });
+                args.only = Some(value.one_of(
+                    "measurement",
+                    &[
+                        ("replay", Measure::Replay),
+                        ("serial", Measure::Serial),
+                        ("read", Measure::Read),
+                        ("decode", Measure::Decode),
+                        ("apply", Measure::Apply),
+                        ("open", Measure::Open),
+                    ],
+                )?);
                 args.cold = false;
             }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            _ => return Err(flags.unknown(&flag)),
         }
     }
     Ok(args)
@@ -165,19 +157,11 @@ impl Samples {
     }
 
     fn sorted(&self) -> Vec<f64> {
-        let mut v = self.0.clone();
-        v.sort_by(f64::total_cmp);
-        v
+        sorted(&self.0)
     }
 
     fn median(&self) -> f64 {
-        let v = self.sorted();
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        median(&self.sorted())
     }
 
     /// "median (min–max)" as a rate of `count` per second.
@@ -204,12 +188,9 @@ impl Samples {
     }
 }
 
+/// A rate per second: "1.23 M/s", "456 k/s".
 fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2} M/s", r / 1e6)
-    } else {
-        format!("{:.0} k/s", r / 1e3)
-    }
+    format!("{}/s", fmt_rate_mk(r))
 }
 
 /// Replays into a fresh engine; returns the time and checks the count and hash.
@@ -259,20 +240,19 @@ fn timed_replay_owned(
     live_hash: &StateHash,
     failures: &mut Vec<String>,
 ) -> Duration {
-    let mut engine = Engine::new(Limits::default());
-    let mut sink = DiscardEvents;
-    let start = Instant::now();
-    for record in journal.read_from(journal.first_seq()).expect("read_from") {
-        let record = record.expect("record");
-        let command = decode(&record.payload).expect("decode");
-        assert_eq!(command.seq, record.seq);
-        let _ = engine.apply(&command, &mut sink);
-    }
-    let elapsed = start.elapsed();
-    if engine.state_hash() != *live_hash {
-        failures.push("owned-record replay: state hash differs from the live engine's".into());
-    }
-    elapsed
+    timed_engine(
+        "owned-record replay",
+        live_hash,
+        failures,
+        |engine, sink| {
+            for record in journal.read_from(journal.first_seq()).expect("read_from") {
+                let record = record.expect("record");
+                let command = decode(&record.payload).expect("decode");
+                assert_eq!(command.seq, record.seq);
+                let _ = engine.apply(&command, sink);
+            }
+        },
+    )
 }
 
 /// Reads every record (framing and CRC32C), optionally decoding each too.
@@ -304,15 +284,30 @@ fn timed_apply(
     live_hash: &StateHash,
     failures: &mut Vec<String>,
 ) -> Duration {
+    timed_engine("apply only", live_hash, failures, |engine, sink| {
+        for command in commands {
+            let _ = engine.apply(command, sink);
+        }
+    })
+}
+
+/// Times `run` on a fresh engine whose events are dropped, then checks the engine's state
+/// hash against the live one (a failure named `label` if it differs).
+fn timed_engine(
+    label: &str,
+    live_hash: &StateHash,
+    failures: &mut Vec<String>,
+    run: impl FnOnce(&mut Engine, &mut DiscardEvents),
+) -> Duration {
     let mut engine = Engine::new(Limits::default());
     let mut sink = DiscardEvents;
     let start = Instant::now();
-    for command in commands {
-        let _ = engine.apply(command, &mut sink);
-    }
+    run(&mut engine, &mut sink);
     let elapsed = start.elapsed();
     if engine.state_hash() != *live_hash {
-        failures.push("apply only: state hash differs from the live engine's".into());
+        failures.push(format!(
+            "{label}: state hash differs from the live engine's"
+        ));
     }
     elapsed
 }
@@ -365,25 +360,8 @@ fn evict(path: &Path) -> std::io::Result<Option<f64>> {
     }
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let args = or_exit(parse_args());
     let config = MixConfig {
         seed: args.seed,
         ..MixConfig::default()

@@ -19,7 +19,9 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use bourse_benches::args::{Flags, or_exit};
 use bourse_benches::mix::{Mix, MixConfig, OpKind};
+use bourse_benches::report::{cpu_model, fmt_rate_mk, median, percentiles, sorted};
 use bourse_benches::venues::{BourseVenue, MatchcoreVenue, OrderbookRsVenue, Venue};
 use hdrhistogram::Histogram;
 
@@ -47,39 +49,28 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         venues: [true; 3],
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.to_string());
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .replace('_', "")
-                .parse::<u64>()
-                .map_err(|e| format!("{flag} {value}: {e}"))
-        };
+    let mut flags = Flags::from_env(USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        let value = flags.value(&flag)?;
         match flag.as_str() {
-            "--ops" => args.ops = number()? as usize,
-            "--warmup" => args.warmup = number()? as usize,
-            "--reps" => args.reps = number()?.max(1) as usize,
-            "--seed" => args.seed = number()?,
-            "--sample-every" => args.sample_every = number()?.max(1) as usize,
-            "--out" => args.out = Some(value),
+            "--ops" => args.ops = value.number()? as usize,
+            "--warmup" => args.warmup = value.number()? as usize,
+            "--reps" => args.reps = value.number()?.max(1) as usize,
+            "--seed" => args.seed = value.number()?,
+            "--sample-every" => args.sample_every = value.number()?.max(1) as usize,
+            "--out" => args.out = Some(value.into_string()),
             "--venues" => {
                 args.venues = [false; 3];
-                for name in value.split(',') {
-                    match name.trim() {
-                        "bourse" => args.venues[0] = true,
-                        "matchcore" => args.venues[1] = true,
-                        "orderbook-rs" => args.venues[2] = true,
-                        other => return Err(format!("unknown venue {other}\n{USAGE}")),
-                    }
+                for v in value.list(|name| match name.trim() {
+                    "bourse" => Ok(0),
+                    "matchcore" => Ok(1),
+                    "orderbook-rs" => Ok(2),
+                    other => Err(value.unknown("venue", other)),
+                })? {
+                    args.venues[v] = true;
                 }
             }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            _ => return Err(flags.unknown(&flag)),
         }
     }
     Ok(args)
@@ -95,14 +86,7 @@ struct Runs {
 
 impl Runs {
     fn median(&self) -> f64 {
-        let mut r = self.rates.clone();
-        r.sort_by(f64::total_cmp);
-        let n = r.len();
-        if n % 2 == 1 {
-            r[n / 2]
-        } else {
-            (r[n / 2 - 1] + r[n / 2]) / 2.0
-        }
+        median(&sorted(&self.rates))
     }
 }
 
@@ -162,33 +146,8 @@ fn latencies(mix: &Mix, every: usize) -> Vec<Histogram<u64>> {
     hists
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
-fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2} M", r / 1e6)
-    } else {
-        format!("{:.0} k", r / 1e3)
-    }
-}
-
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let args = or_exit(parse_args());
     let config = MixConfig {
         seed: args.seed,
         ..MixConfig::default()
@@ -342,9 +301,9 @@ fn render(
             w,
             "| {} | {} | {} – {} | {:.0} | {} | {} |",
             r.name,
-            fmt_rate(med),
-            fmt_rate(lo),
-            fmt_rate(hi),
+            fmt_rate_mk(med),
+            fmt_rate_mk(lo),
+            fmt_rate_mk(hi),
             1e9 / med,
             ratio,
             check
@@ -369,14 +328,10 @@ fn render(
         }
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} |",
             kind.name(),
             h.len(),
-            ns(h.value_at_quantile(0.5)),
-            ns(h.value_at_quantile(0.9)),
-            ns(h.value_at_quantile(0.99)),
-            ns(h.value_at_quantile(0.999)),
-            ns(h.max())
+            percentiles(h, &[0.5, 0.9, 0.99, 0.999], ns).join(" | ")
         );
     }
     out
