@@ -21,6 +21,9 @@ use crate::{EventBatch, Finished, PipelineConfig, SnapshotMode, Topology};
 /// child); nothing waits on it.
 pub(crate) const PARK_MAX: Duration = Duration::from_millis(20);
 
+/// How long shutdown waits for a snapshot child before killing it.
+const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(15 * 60);
+
 /// The two kinds of ring readers, behind one interface (the crate's `Barrier` trait that
 /// would make this generic is private).
 pub(crate) trait Poller {
@@ -190,7 +193,26 @@ impl Snapshots {
             return self.last_written.take().is_some();
         };
         let result = if block {
-            self.child.take().map(|c| c.wait().map(Some))
+            // At shutdown: wait for the child, but not for ever. A child cannot normally
+            // hang (it runs only fork-safe code), but if it did, the server must still stop;
+            // dropping the handle kills and reaps it, and the journal has everything anyway.
+            let deadline = std::time::Instant::now() + SNAPSHOT_WAIT_MAX;
+            loop {
+                match child.try_wait() {
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::park_timeout(Duration::from_millis(10));
+                    }
+                    Ok(None) => {
+                        self.child = None;
+                        eprintln!(
+                            "bourse: the snapshot child did not finish in {} s; killed it",
+                            SNAPSHOT_WAIT_MAX.as_secs()
+                        );
+                        return false;
+                    }
+                    other => break Some(other),
+                }
+            }
         } else {
             Some(child.try_wait())
         };
