@@ -126,9 +126,9 @@ impl Sequencer {
             Some(Request::Snapshot) => CommandKind::Snapshot,
             #[cfg(test)]
             Some(Request::Panic) => panic!("a poisoned command (test)"),
-            // Producers always fill the request; an empty slot would be a bug, and replaying
-            // a marker keeps the sequence dense rather than losing a number.
-            None => CommandKind::Snapshot,
+            // `Handle::try_request` fills every slot it publishes. An empty one is a bug: the
+            // panic stops the pipeline with this message instead of inventing a command.
+            None => unreachable!("a published ring slot without a request"),
         };
         Command {
             seq,
@@ -251,7 +251,8 @@ struct Single {
 impl Single {
     /// One batch: journal, commit, apply, answer, publish.
     fn process(&mut self) {
-        if let Some(cause) = self.shared.stopped() {
+        if self.shared.is_stopped() {
+            let cause = self.shared.stopped().unwrap_or_default();
             for (_, reply) in self.batch.drain(..) {
                 answer(reply, Err(SubmitError::Stopped(cause.clone())));
             }
@@ -320,7 +321,7 @@ impl Single {
         self.housekeeping(true);
         let last_seq = self.sequencer.next_seq - 1;
         if self.config.snapshot_on_shutdown
-            && self.shared.stopped().is_none()
+            && !self.shared.is_stopped()
             && last_seq > 0
             && self.store.journal().committed_seq() == Some(last_seq)
         {
@@ -605,7 +606,7 @@ impl Stage for Journaler {
         let n = poller.visit(limit, &mut |slot| match slot {
             Some(slot) => commands.push(sequencer.command(slot)),
             None => {
-                if shared.stopped().is_some() {
+                if shared.is_stopped() {
                     return;
                 }
                 let written = commands
@@ -680,7 +681,7 @@ impl Stage for Applier {
                 // A snapshot never runs ahead of the journal: the journaler is at most a batch
                 // behind, so wait for it to commit this far.
                 while shared.committed_seq.load(Ordering::Acquire) < command.seq
-                    && shared.stopped().is_none()
+                    && !shared.is_stopped()
                 {
                     std::thread::yield_now();
                 }
@@ -729,12 +730,10 @@ impl Applier {
             }
             let last_seq = self.sequencer.next_seq - 1;
             // The journaler may still be finishing its last commit.
-            while shared.committed_seq.load(Ordering::Acquire) < last_seq
-                && shared.stopped().is_none()
-            {
+            while shared.committed_seq.load(Ordering::Acquire) < last_seq && !shared.is_stopped() {
                 std::thread::yield_now();
             }
-            if self.config.snapshot_on_shutdown && shared.stopped().is_none() && last_seq > 0 {
+            if self.config.snapshot_on_shutdown && !shared.is_stopped() && last_seq > 0 {
                 match bourse_snapshots::write_snapshot(
                     &self.snapshots.dir,
                     last_seq,

@@ -83,6 +83,11 @@ impl Shared {
         SubmitError::Stopped(cause.unwrap_or_else(|| "the pipeline is gone".to_string()))
     }
 
+    /// Whether the pipeline stopped: one atomic load, for the per-batch checks.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped_flag.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn stopped(&self) -> Option<String> {
         self.stopped
             .lock()

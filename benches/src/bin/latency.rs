@@ -750,6 +750,8 @@ fn idle_cpu(args: &Args, base: &Path, topology: Topology) -> Idle {
             scale: 2,
         })
         .expect("a first command");
+    // Let the engine thread finish its spin and park, then measure a plain idle interval:
+    // both sleeps are the workload here (doing nothing), not a wait for another thread.
     std::thread::sleep(Duration::from_millis(200));
     let (cpu0, parks0, t) = (
         process_cpu(),
