@@ -20,6 +20,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A commit was asked for while a deferred one ([`crate::Journal::start_commit`]) is out.
+    #[error("a deferred commit is still out: finish it first")]
+    CommitInFlight,
     /// `append` was given a sequence number other than the next one.
     #[error("sequence number {found} appended, the next one is {expected}")]
     SequenceOutOfOrder {

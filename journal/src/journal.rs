@@ -12,7 +12,7 @@ use crate::format::{
     decode_record, encode_header, encode_record, payload_len_max, record_len,
 };
 use crate::recovery::{check_header, is_zero, nonzero_end, scan_segment, valid_records_after};
-use crate::storage::{SegmentMap, Storage, SyncWait};
+use crate::storage::{SegmentMap, Storage, SyncHandle, SyncWait};
 
 /// Sequence numbers stay below this (so "the next one" always exists).
 pub const SEQ_MAX: u64 = u64::MAX;
@@ -161,8 +161,71 @@ pub struct Journal<S: Storage> {
     dir_dirty: bool,
     next_seq: u64,
     committed_seq: Option<u64>,
+    /// Where the bytes of a deferred commit begin in `current`, while one is out (see
+    /// [`Journal::start_commit`]); a roll makes them durable with the rest of the segment.
+    in_flight: Option<usize>,
     stopped: Option<String>,
     recovery: RecoveryReport,
+}
+
+/// A commit whose sync runs away from the journal: [`Journal::start_commit`] hands it out,
+/// any thread calls [`PendingCommit::sync`], and [`Journal::finish_commit`] takes the result.
+///
+/// This is group commit split in two, so that the writer keeps appending (and the caller
+/// keeps working) while the disk syncs; what was appended meanwhile goes into the next one.
+#[must_use = "a pending commit makes nothing durable until it is synced and finished"]
+pub struct PendingCommit {
+    through: Option<u64>,
+    segment: Option<(SyncHandle, PathBuf)>,
+    dir: Option<(Box<dyn Fn() -> io::Result<()> + Send>, PathBuf)>,
+}
+
+impl std::fmt::Debug for PendingCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCommit")
+            .field("through", &self.through)
+            .field("segment", &self.segment.as_ref().map(|(_, path)| path))
+            .field("dir", &self.dir.as_ref().map(|(_, path)| path))
+            .finish()
+    }
+}
+
+impl PendingCommit {
+    /// The highest sequence number it covers (`None` if the journal holds no record).
+    pub fn through(&self) -> Option<u64> {
+        self.through
+    }
+
+    /// Whether [`PendingCommit::sync`] has any I/O to do.
+    pub fn needs_sync(&self) -> bool {
+        self.segment.is_some() || self.dir.is_some()
+    }
+
+    /// Makes the covered records durable (the segment's data, then the directory if a
+    /// segment was created); blocks for the disk. Callable from any thread.
+    pub fn sync(self) -> SyncedCommit {
+        let result = (|| {
+            if let Some((sync, path)) = &self.segment {
+                sync().map_err(|source| io_error("sync segment", path.clone(), source))?;
+            }
+            if let Some((sync, path)) = &self.dir {
+                sync().map_err(|source| io_error("sync directory", path.clone(), source))?;
+            }
+            Ok(())
+        })();
+        SyncedCommit {
+            through: self.through,
+            result,
+        }
+    }
+}
+
+/// The outcome of [`PendingCommit::sync`], for [`Journal::finish_commit`].
+#[derive(Debug)]
+#[must_use = "the journal learns of the sync only through finish_commit"]
+pub struct SyncedCommit {
+    through: Option<u64>,
+    result: Result<()>,
 }
 
 /// A spare segment being prepared or ready (or what went wrong preparing it).
@@ -273,6 +336,7 @@ impl<S: Storage> Journal<S> {
             dir_dirty: true,
             next_seq: last.next_seq,
             committed_seq: None,
+            in_flight: None,
             stopped: None,
             recovery: RecoveryReport::default(),
         };
@@ -297,6 +361,7 @@ impl<S: Storage> Journal<S> {
             dir_dirty: true,
             next_seq: first_seq,
             committed_seq: None,
+            in_flight: None,
             stopped: None,
             recovery: RecoveryReport::default(),
         };
@@ -339,11 +404,83 @@ impl<S: Storage> Journal<S> {
     /// Makes everything appended so far durable under the configured [`Durability`] (one
     /// sync for the whole batch) and returns the highest sequence number it covers, `None` if
     /// the journal holds no record. After a failed sync the journal is stopped.
+    ///
+    /// Refused with [`Error::CommitInFlight`] while a deferred commit is out.
     pub fn commit(&mut self) -> Result<Option<u64>> {
         self.check_running()?;
+        if self.in_flight.is_some() {
+            return Err(Error::CommitInFlight);
+        }
         self.sync_pending(self.dirty_start..self.write_offset)?;
         self.committed_seq = self.last_seq();
         Ok(self.committed_seq)
+    }
+
+    /// Starts a commit of everything appended so far whose sync the caller runs elsewhere
+    /// ([`PendingCommit::sync`], on any thread), then hands back with
+    /// [`Journal::finish_commit`]. Meanwhile appends go on; they belong to the next commit.
+    /// One deferred commit at a time ([`Error::CommitInFlight`] otherwise).
+    ///
+    /// Only [`Durability::Durable`] defers anything: in the other modes this does what
+    /// `commit` does now and the pending commit has nothing to sync.
+    pub fn start_commit(&mut self) -> Result<PendingCommit> {
+        self.check_running()?;
+        if self.in_flight.is_some() {
+            return Err(Error::CommitInFlight);
+        }
+        let through = self.last_seq();
+        if self.config.durability != Durability::Durable {
+            self.sync_pending(self.dirty_start..self.write_offset)?;
+            self.in_flight = Some(self.write_offset);
+            return Ok(PendingCommit {
+                through,
+                segment: None,
+                dir: None,
+            });
+        }
+        let segment = (self.dirty_start < self.write_offset).then(|| {
+            let first_seq = *self.segment_first_seqs.last().expect("a current segment");
+            (
+                self.current.sync_handle(),
+                self.storage.segment_path(first_seq),
+            )
+        });
+        let dir = self.dir_dirty.then(|| {
+            let storage = Arc::clone(&self.storage);
+            let sync: Box<dyn Fn() -> io::Result<()> + Send> = Box::new(move || storage.sync_dir());
+            (sync, dir_of(&*self.storage))
+        });
+        self.in_flight = Some(self.dirty_start);
+        self.dirty_start = self.write_offset;
+        self.dir_dirty = false;
+        Ok(PendingCommit {
+            through,
+            segment,
+            dir,
+        })
+    }
+
+    /// Ends a deferred commit: on success the records it covers are committed and the highest
+    /// committed sequence number is returned; a failed sync stops the journal (as in
+    /// [`Journal::commit`]) and is returned.
+    pub fn finish_commit(&mut self, synced: SyncedCommit) -> Result<Option<u64>> {
+        self.in_flight = None;
+        if let Err(error) = synced.result {
+            if self.stopped.is_none() {
+                self.stopped = Some(error.to_string());
+            }
+            return Err(error);
+        }
+        self.check_running()?;
+        if synced.through > self.committed_seq {
+            self.committed_seq = synced.through;
+        }
+        Ok(self.committed_seq)
+    }
+
+    /// Whether a deferred commit is out.
+    pub fn commit_in_flight(&self) -> bool {
+        self.in_flight.is_some()
     }
 
     /// Starts a new segment; in `Durable` mode the old one is synced first, so a segment file
@@ -353,7 +490,14 @@ impl<S: Storage> Journal<S> {
     /// preparing it failed) it creates the segment here, so a full disk is reported now, as
     /// the error of this `append`.
     fn roll(&mut self) -> Result<()> {
-        self.sync_pending(self.dirty_start..self.write_offset)?;
+        // A deferred commit's bytes count as not yet durable: they are synced here too.
+        let start = self
+            .in_flight
+            .map_or(self.dirty_start, |start| start.min(self.dirty_start));
+        self.sync_pending(start..self.write_offset)?;
+        if self.in_flight.is_some() {
+            self.in_flight = Some(HEADER_LEN);
+        }
         let first_seq = self.next_seq;
         let current = match self.take_spare() {
             Some(Ok(spare)) => self.activate_spare(spare, first_seq)?,

@@ -50,10 +50,10 @@ mod storage;
 pub use error::{CorruptionKind, Error, Result};
 pub use format::{FORMAT_VERSION, RecordRef};
 pub use journal::{
-    Durability, Journal, JournalConfig, PrepareNext, Reader, Record, RecoveryMode, RecoveryReport,
-    Repair, SEQ_MAX, TailCut,
+    Durability, Journal, JournalConfig, PendingCommit, PrepareNext, Reader, Record, RecoveryMode,
+    RecoveryReport, Repair, SEQ_MAX, SyncedCommit, TailCut,
 };
 pub use storage::{
-    Faults, FaultySegment, FaultyStorage, FsSegment, FsStorage, SPARE_FILE_NAME, SegmentMap,
-    Storage, SyncWait, segment_file_name,
+    Faults, FaultySegment, FaultyStorage, FsSegment, FsStorage, SPARE_FILE_NAME, SegmentFill,
+    SegmentMap, Storage, SyncHandle, SyncWait, segment_file_name,
 };

@@ -37,6 +37,7 @@ mod handle;
 mod run;
 mod shared;
 mod slot;
+mod syncer;
 pub mod wake;
 
 use std::sync::Arc;

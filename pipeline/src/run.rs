@@ -1,5 +1,6 @@
 //! The pipeline threads' loops.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +9,14 @@ use std::time::Duration;
 
 use bourse_engine::{Command, CommandKind, Engine, Event};
 use bourse_snapshots::SnapshotChild;
+use bourse_journal::Durability;
 use bourse_store::{Recovered, Store};
 use disruptor::{EventPoller, MultiConsumerBarrier, MultiProducerBarrier, Polling};
 
 use crate::handle::{Outcome, SubmitError};
 use crate::shared::Shared;
 use crate::slot::{Applied, ReplyTx, Request, Slot};
+use crate::syncer::Syncer;
 use crate::wake::{Sleeper, Waker};
 use crate::{EventBatch, Finished, PipelineConfig, SnapshotMode, Topology};
 
@@ -246,67 +249,215 @@ struct Single {
     /// Commands of the current batch with their reply senders.
     batch: Vec<(Command, Option<ReplyTx>)>,
     events: Vec<Event>,
+    /// Durable mode: the thread that syncs while this one applies (see `syncer.rs`).
+    syncer: Option<Syncer>,
+    /// Durable mode: applied batches whose answers and events wait for their commit, oldest
+    /// first.
+    held: VecDeque<Held>,
+    /// Emptied `Held`s, for reuse.
+    spare: Vec<Held>,
+}
+
+/// An applied batch waiting for its commit.
+#[derive(Default)]
+struct Held {
+    first_seq: u64,
+    last_seq: u64,
+    answers: Vec<(Option<ReplyTx>, Result<Outcome, SubmitError>)>,
+    events: Vec<Event>,
 }
 
 impl Single {
-    /// One batch: journal, commit, apply, answer, publish.
+    /// One batch: journal, then (durable mode) hand the commit to the sync thread, apply and
+    /// hold the answers until it is durable; (other modes) commit, apply, answer, publish.
     fn process(&mut self) {
         if self.shared.is_stopped() {
-            let cause = self.shared.stopped().unwrap_or_default();
-            for (_, reply) in self.batch.drain(..) {
-                answer(reply, Err(SubmitError::Stopped(cause.clone())));
-            }
+            self.fail_batch();
             return;
         }
         let (first_seq, last_seq) = match (self.batch.first(), self.batch.last()) {
             (Some(first), Some(last)) => (first.0.seq, last.0.seq),
             _ => return,
         };
-        let written = self
+        let appended = self
             .batch
             .iter()
-            .try_for_each(|(command, _)| self.store.append(command))
-            .and_then(|()| self.store.commit());
+            .try_for_each(|(command, _)| self.store.append(command));
+        let written = match (&self.syncer, appended) {
+            (_, Err(error)) => Err(error),
+            (Some(_), Ok(())) => Ok(()),
+            (None, Ok(())) => self.store.commit().map(|_| ()),
+        };
         if let Err(error) = written {
-            self.shared.stop(format!(
+            self.stop(format!(
                 "journal failure at seq {first_seq}..={last_seq}: {error}"
             ));
-            let cause = self.shared.stopped().unwrap_or_default();
-            for (_, reply) in self.batch.drain(..) {
-                answer(reply, Err(SubmitError::Stopped(cause.clone())));
-            }
+            self.fail_batch();
             return;
         }
-        self.shared.committed_seq.store(last_seq, Ordering::Release);
+        if self.syncer.is_none() {
+            self.shared.committed_seq.store(last_seq, Ordering::Release);
+        } else {
+            // Start the sync of this batch now if the disk is free, so it runs while the
+            // batch is applied.
+            self.pump_sync();
+        }
 
-        self.events.clear();
-        for (command, reply) in self.batch.drain(..) {
-            let start = self.events.len();
+        let mut held = self.spare.pop().unwrap_or_default();
+        held.first_seq = first_seq;
+        held.last_seq = last_seq;
+        std::mem::swap(&mut held.events, &mut self.events);
+        held.events.clear();
+        let mut batch = std::mem::take(&mut self.batch);
+        for (command, reply) in batch.drain(..) {
+            let start = held.events.len();
             let result = if matches!(command.kind, CommandKind::Snapshot) {
-                match self.snapshots.start(&self.engine, command.seq) {
+                match self.start_snapshot(command.seq) {
                     Ok(()) => Ok(()),
                     Err(why) => {
-                        answer(reply, Err(SubmitError::Snapshot(why)));
+                        held.answers.push((reply, Err(SubmitError::Snapshot(why))));
                         continue;
                     }
                 }
             } else {
-                self.engine.apply(&command, &mut self.events)
+                self.engine.apply(&command, &mut held.events)
             };
-            answer(
-                reply,
-                Ok(Outcome {
-                    seq: command.seq,
-                    timestamp_ms: command.timestamp_ms,
-                    result,
-                    events: self.events[start..].to_vec(),
-                }),
-            );
+            let outcome = Outcome {
+                seq: command.seq,
+                timestamp_ms: command.timestamp_ms,
+                result,
+                events: held.events[start..].to_vec(),
+            };
+            held.answers.push((reply, Ok(outcome)));
         }
+        self.batch = batch;
         self.shared.applied_seq.store(last_seq, Ordering::Release);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
-        publish(&self.shared, first_seq, last_seq, &mut self.events);
+        self.held.push_back(held);
+        if self.syncer.is_some() {
+            self.pump_sync();
+        } else {
+            self.release(last_seq);
+        }
         self.housekeeping(false);
+    }
+
+    /// Answers the current batch and everything held with the stop cause.
+    fn fail_batch(&mut self) {
+        self.fail_held();
+        let cause = self.shared.stopped().unwrap_or_default();
+        for (_, reply) in self.batch.drain(..) {
+            answer(reply, Err(SubmitError::Stopped(cause.clone())));
+        }
+    }
+
+    /// Answers everything held with the stop cause: held answers were applied but are not
+    /// known to be durable.
+    fn fail_held(&mut self) {
+        let cause = self.shared.stopped().unwrap_or_default();
+        for mut held in self.held.drain(..) {
+            for (reply, _) in held.answers.drain(..) {
+                answer(reply, Err(SubmitError::Stopped(cause.clone())));
+            }
+        }
+    }
+
+    /// Records the stop and answers everything held with it.
+    fn stop(&mut self, cause: String) {
+        self.shared.stop(cause);
+        self.fail_held();
+    }
+
+    /// Durable mode: takes a finished sync (releasing what it covers) and starts the next one
+    /// if anything is waiting for it.
+    fn pump_sync(&mut self) {
+        let Some(syncer) = &mut self.syncer else {
+            return;
+        };
+        if let Some(synced) = syncer.try_take() {
+            self.finish_sync(synced);
+        }
+        self.start_sync();
+    }
+
+    fn start_sync(&mut self) {
+        let Some(syncer) = &mut self.syncer else {
+            return;
+        };
+        if syncer.is_busy() || self.shared.is_stopped() {
+            return;
+        }
+        let journal = self.store.journal();
+        if journal.last_seq() <= journal.committed_seq() {
+            return;
+        }
+        match journal.start_commit() {
+            Ok(job) => syncer.submit(job),
+            Err(error) => self.stop(format!("journal failure: {error}")),
+        }
+    }
+
+    fn finish_sync(&mut self, synced: bourse_journal::SyncedCommit) {
+        match self.store.journal().finish_commit(synced) {
+            Ok(Some(committed)) => self.release(committed),
+            Ok(None) => {}
+            Err(error) => self.stop(format!("journal failure: {error}")),
+        }
+    }
+
+    /// Durable mode: waits for the sync out and commits the rest now, so that everything
+    /// appended is durable (before a snapshot, at shutdown).
+    fn sync_all(&mut self) -> Result<(), String> {
+        if let Some(synced) = self.syncer.as_mut().and_then(Syncer::wait) {
+            self.finish_sync(synced);
+        }
+        if self.shared.is_stopped() {
+            return Err(self.shared.stopped().unwrap_or_default());
+        }
+        match self.store.commit() {
+            Ok(Some(committed)) => {
+                self.release(committed);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(error) => {
+                let cause = format!("journal failure: {error}");
+                self.stop(cause.clone());
+                Err(cause)
+            }
+        }
+    }
+
+    /// Answers and publishes every held batch that `committed` covers.
+    fn release(&mut self, committed: u64) {
+        self.shared.committed_seq.store(committed, Ordering::Release);
+        while self
+            .held
+            .front()
+            .is_some_and(|held| held.last_seq <= committed)
+        {
+            let mut held = self.held.pop_front().expect("checked");
+            for (reply, outcome) in held.answers.drain(..) {
+                answer(reply, outcome);
+            }
+            publish(&self.shared, held.first_seq, held.last_seq, &mut held.events);
+            held.events.clear();
+            self.spare.push(held);
+        }
+    }
+
+    /// Starts a snapshot at `seq`: the journal must hold it durably first, or a crash could
+    /// leave a snapshot ahead of the journal.
+    fn start_snapshot(&mut self, seq: u64) -> Result<(), String> {
+        if self.syncer.is_some() {
+            self.sync_all()?;
+        }
+        self.snapshots.start(&self.engine, seq)
+    }
+
+    /// Whether answers wait for a sync (durable mode).
+    fn waiting_for_sync(&self) -> bool {
+        self.syncer.as_ref().is_some_and(Syncer::is_busy)
     }
 
     fn housekeeping(&mut self, block: bool) {
@@ -318,6 +469,13 @@ impl Single {
     }
 
     fn finish(mut self) -> Finished {
+        if self.syncer.is_some() && !self.shared.is_stopped() {
+            // A failure is recorded as the stop cause and answered; nothing more to do.
+            let _ = self.sync_all();
+        }
+        self.syncer = None;
+        // Only after a stop can anything still be held.
+        self.fail_held();
         self.housekeeping(true);
         let last_seq = self.sequencer.next_seq - 1;
         if self.config.snapshot_on_shutdown
@@ -381,6 +539,18 @@ pub(crate) fn single(
     sleeper: Sleeper,
 ) -> Option<Finished> {
     let Recovered { engine, store, .. } = recovered;
+    let syncer = if store.config().journal.durability == Durability::Durable {
+        match Syncer::start(sleeper.waker()) {
+            Ok(syncer) => Some(syncer),
+            Err(error) => {
+                shared.stop(format!("could not start the sync thread: {error}"));
+                drain_stopped(&mut poller, &shared, &sleeper);
+                return None;
+            }
+        }
+    } else {
+        None
+    };
     let mut state = Single {
         sequencer: Sequencer::new(shared.first_seq),
         snapshots: Snapshots::new(&store, config.snapshot_mode),
@@ -390,6 +560,9 @@ pub(crate) fn single(
         store,
         shared: Arc::clone(&shared),
         config,
+        syncer,
+        held: VecDeque::new(),
+        spare: Vec::new(),
     };
     let batch_max = state.config.batch_max as u64;
     // Replies taken from slots that the ring released during a panic: answered once the stop
@@ -430,8 +603,15 @@ pub(crate) fn single(
                     if shared.may_exit() && !poller.has_available() {
                         break;
                     }
+                    state.pump_sync();
                     state.housekeeping(false);
-                    sleeper.wait_until(|| poller.has_available() || shared.may_exit());
+                    let syncing = state.waiting_for_sync();
+                    let syncer = state.syncer.as_ref();
+                    sleeper.wait_until(|| {
+                        poller.has_available()
+                            || shared.may_exit()
+                            || (syncing && syncer.is_some_and(Syncer::is_done))
+                    });
                 }
             }
         }
@@ -439,10 +619,12 @@ pub(crate) fn single(
     match run {
         Ok(()) => Some(state.finish()),
         Err(panic) => {
-            shared.stop(format!(
+            state.stop(format!(
                 "the engine thread panicked: {}",
                 panic_message(&*panic)
             ));
+            // The sync thread stops after the sync out; nothing it covers is answered.
+            state.syncer = None;
             let cause = shared.stopped().unwrap_or_default();
             let unanswered = state.batch.drain(..).map(|(_, reply)| reply);
             for reply in orphans.into_iter().map(Some).chain(unanswered) {

@@ -78,6 +78,13 @@ impl Sleeper {
         )
     }
 
+    /// The waking side of this sleeper.
+    pub fn waker(&self) -> Waker {
+        Waker {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
     /// Returns once `ready()` is true, or after at most about `park_max` (the caller's loop
     /// checks again either way).
     pub fn wait_until(&self, mut ready: impl FnMut() -> bool) {

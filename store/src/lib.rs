@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 use bourse_engine::codec::encode;
 use bourse_engine::{Command, Engine, Limits};
 use bourse_journal::{FsStorage, Journal, JournalConfig, Storage};
+pub use bourse_journal::SegmentFill;
 
 pub use error::StoreError;
 pub use progress::{ConsoleProgress, Progress, Silent};
@@ -79,6 +80,9 @@ pub struct StoreConfig {
     pub dir: PathBuf,
     /// The journal's configuration (durability, segment size, recovery mode).
     pub journal: JournalConfig,
+    /// How new journal segments reserve their blocks: `Zeroes` makes every later durable
+    /// sync cheaper at the price of writing each segment once when it is created.
+    pub segment_fill: SegmentFill,
     /// How many snapshots are kept (at least 1).
     pub snapshots_kept: usize,
     /// What happens to journal segments older than every kept snapshot.
@@ -93,6 +97,7 @@ impl StoreConfig {
         StoreConfig {
             dir: dir.into(),
             journal: JournalConfig::default(),
+            segment_fill: SegmentFill::Allocate,
             snapshots_kept: 3,
             retention: Retention::Keep,
             limits: Limits::default(),
@@ -230,7 +235,7 @@ impl Store {
         let snapshot_seq = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
 
         let opened = Instant::now();
-        let storage = FsStorage::new(&journal_dir)
+        let storage = FsStorage::with_fill(&journal_dir, config.segment_fill)
             .map_err(|e| StoreError::io("open journal directory", journal_dir.as_path(), e))?;
         let mut journal_config = config.journal;
         let is_empty = storage

@@ -2,6 +2,10 @@
 //! appends and commits, printing each durable sequence number; the parent kills it with
 //! SIGKILL at a random point and checks that every reported record survived.
 //!
+//! The child alternates plain `commit`s with deferred ones (`start_commit`, the sync on
+//! another thread while the next batch is appended, then `finish_commit`), and half the
+//! children write zero-filled segments ([`SegmentFill::Zeroes`]).
+//!
 //! A normal run does 50 rounds (a few seconds). For a soak, set `BOURSE_KILL_ROUNDS` (and
 //! optionally `BOURSE_KILL_SEED`, default `0xC0FFEE00`); the time limit then grows with the
 //! rounds (1 s per round) and progress goes to stderr:
@@ -15,11 +19,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bourse_journal::{Durability, JournalConfig};
+use bourse_journal::{Durability, FsStorage, Journal, JournalConfig, SegmentFill};
 
 use crate::{Rng, assert_records, open_fs, payload, read_all};
 
 const CHILD_DIR_VAR: &str = "BOURSE_JOURNAL_KILL_CHILD_DIR";
+/// Set (to anything) when the child should zero-fill its segments.
+const CHILD_ZEROES_VAR: &str = "BOURSE_JOURNAL_KILL_CHILD_ZEROES";
 /// Overrides [`ROUNDS`] for a soak.
 const ROUNDS_VAR: &str = "BOURSE_KILL_ROUNDS";
 /// Overrides [`SEED`] for a soak.
@@ -55,7 +61,12 @@ fn child_writer() {
     let Some(dir) = std::env::var_os(CHILD_DIR_VAR) else {
         return;
     };
-    let mut journal = open_fs(std::path::Path::new(&dir), config()).unwrap();
+    let fill = match std::env::var_os(CHILD_ZEROES_VAR) {
+        Some(_) => SegmentFill::Zeroes,
+        None => SegmentFill::Allocate,
+    };
+    let storage = FsStorage::with_fill(std::path::Path::new(&dir), fill).unwrap();
+    let mut journal = Journal::open(storage, config()).unwrap();
     let mut stdout = std::io::stdout().lock();
     let mut seq = journal.next_seq();
     for batch in 0..COMMITS_PER_CHILD_MAX {
@@ -63,7 +74,22 @@ fn child_writer() {
             journal.append(seq, &payload(seq)).unwrap();
             seq += 1;
         }
-        let durable = journal.commit().unwrap().unwrap();
+        let durable = if batch % 2 == 0 {
+            journal.commit().unwrap().unwrap()
+        } else {
+            // Deferred: the sync runs on another thread while this one appends what the next
+            // commit covers (enough records to roll a 4 KiB segment now and then).
+            let pending = journal.start_commit().unwrap();
+            let synced = std::thread::scope(|scope| {
+                let syncer = scope.spawn(move || pending.sync());
+                for _ in 0..(batch % 7) * 10 {
+                    journal.append(seq, &payload(seq)).unwrap();
+                    seq += 1;
+                }
+                syncer.join().unwrap()
+            });
+            journal.finish_commit(synced).unwrap().unwrap()
+        };
         writeln!(stdout, "durable {durable}").unwrap();
         stdout.flush().unwrap();
     }
@@ -90,7 +116,8 @@ fn sigkill_never_loses_a_reported_durable_record() {
         let mut durable_max = 0;
         for _ in 0..n_children {
             let kill_after = 1 + rng.below(30);
-            let reported = run_child_and_kill(&exe, dir.path(), kill_after);
+            let zeroes = rng.below(2) == 0;
+            let reported = run_child_and_kill(&exe, dir.path(), kill_after, zeroes);
             assert!(reported >= durable_max, "durable went backwards");
             durable_max = reported;
             let journal = open_fs(dir.path(), config()).unwrap();
@@ -122,8 +149,17 @@ fn sigkill_never_loses_a_reported_durable_record() {
 
 /// Runs a child on `dir`, kills it after `kill_after` reported commits; returns the highest
 /// sequence number it reported durable.
-fn run_child_and_kill(exe: &std::path::Path, dir: &std::path::Path, kill_after: u64) -> u64 {
-    let mut child = Command::new(exe)
+fn run_child_and_kill(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    kill_after: u64,
+    zeroes: bool,
+) -> u64 {
+    let mut command = Command::new(exe);
+    if zeroes {
+        command.env(CHILD_ZEROES_VAR, "1");
+    }
+    let mut child = command
         .args([
             "kill::child_writer",
             "--exact",

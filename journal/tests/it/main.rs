@@ -1,6 +1,7 @@
 //! Integration tests of the journal, one binary with a module per topic.
 
 mod corruption;
+mod deferred;
 mod faults;
 mod format_doc;
 mod kill;
