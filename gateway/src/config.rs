@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bourse_journal::{Durability, JournalConfig};
-use bourse_pipeline::{PipelineConfig, RING_SIZE_MIN, SnapshotMode, Topology};
-use bourse_store::{Retention, StoreConfig};
+use bourse_pipeline::{PipelineConfig, RING_SIZE_MIN, SnapshotMode, SyncMode, Topology};
+use bourse_store::{Retention, SegmentFill, StoreConfig};
 
 /// One setting: its name (flag without `--`, TOML key), environment variable, default and
 /// meaning, as `bourse serve --help` and `docs/serve.md` show them.
@@ -48,6 +48,20 @@ pub const SETTINGS: &[Setting] = &[
         default: "durable",
         values: "durable, async, none",
         help: "what a commit waits for before anything is acknowledged",
+    },
+    Setting {
+        key: "sync",
+        env: "BOURSE_SYNC",
+        default: "thread",
+        values: "thread, inline",
+        help: "durable, single topology: sync on a sync thread while the engine applies, or on the engine thread",
+    },
+    Setting {
+        key: "segment-fill",
+        env: "BOURSE_SEGMENT_FILL",
+        default: "zeroes",
+        values: "zeroes, allocate",
+        help: "new journal segments are written with zeros once (cheaper syncs) or only fallocate()d",
     },
     Setting {
         key: "ring-size",
@@ -150,6 +164,8 @@ pub enum AckLog {
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub durability: Durability,
+    pub sync: SyncMode,
+    pub segment_fill: SegmentFill,
     pub ring_size: usize,
     pub topology: Topology,
     pub batch_max: usize,
@@ -171,6 +187,8 @@ impl Default for ServeConfig {
         let mut config = ServeConfig {
             data_dir: PathBuf::new(),
             durability: Durability::Durable,
+            sync: SyncMode::Thread,
+            segment_fill: SegmentFill::Zeroes,
             ring_size: 0,
             topology: Topology::Single,
             batch_max: 0,
@@ -431,6 +449,20 @@ impl ServeConfig {
                     _ => return Err("unknown durability".into()),
                 }
             }
+            "sync" => {
+                self.sync = match value {
+                    "thread" => SyncMode::Thread,
+                    "inline" => SyncMode::Inline,
+                    _ => return Err("unknown sync mode".into()),
+                }
+            }
+            "segment-fill" => {
+                self.segment_fill = match value {
+                    "zeroes" => SegmentFill::Zeroes,
+                    "allocate" => SegmentFill::Allocate,
+                    _ => return Err("unknown segment fill".into()),
+                }
+            }
             "ring-size" => {
                 let n = usize_of(parse_u64(value)?)?;
                 if !n.is_power_of_two() || n < RING_SIZE_MIN {
@@ -511,6 +543,16 @@ impl ServeConfig {
                 Durability::None => "none",
             }
             .to_string(),
+            "sync" => match self.sync {
+                SyncMode::Thread => "thread",
+                SyncMode::Inline => "inline",
+            }
+            .to_string(),
+            "segment-fill" => match self.segment_fill {
+                SegmentFill::Zeroes => "zeroes",
+                SegmentFill::Allocate => "allocate",
+            }
+            .to_string(),
             "ring-size" => self.ring_size.to_string(),
             "topology" => match self.topology {
                 Topology::Single => "single",
@@ -551,6 +593,7 @@ impl ServeConfig {
                 durability: self.durability,
                 ..JournalConfig::default()
             },
+            segment_fill: self.segment_fill,
             snapshots_kept: self.snapshots_kept,
             retention: self.retention.clone(),
             ..StoreConfig::new(&self.data_dir)
@@ -566,6 +609,7 @@ impl ServeConfig {
             spin: Duration::from_micros(self.spin_us),
             snapshot_mode: self.snapshot_mode,
             snapshot_on_shutdown: self.snapshot_on_shutdown,
+            sync: self.sync,
             ..PipelineConfig::default()
         }
     }

@@ -177,8 +177,11 @@ pub struct Journal<S: Storage> {
 pub struct PendingCommit {
     through: Option<u64>,
     segment: Option<(SyncHandle, PathBuf)>,
-    dir: Option<(Box<dyn Fn() -> io::Result<()> + Send>, PathBuf)>,
+    dir: Option<(DirSync, PathBuf)>,
 }
+
+/// Syncs the journal directory (after a segment was created).
+type DirSync = Box<dyn Fn() -> io::Result<()> + Send>;
 
 impl std::fmt::Debug for PendingCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -447,7 +450,7 @@ impl<S: Storage> Journal<S> {
         });
         let dir = self.dir_dirty.then(|| {
             let storage = Arc::clone(&self.storage);
-            let sync: Box<dyn Fn() -> io::Result<()> + Send> = Box::new(move || storage.sync_dir());
+            let sync: DirSync = Box::new(move || storage.sync_dir());
             (sync, dir_of(&*self.storage))
         });
         self.in_flight = Some(self.dirty_start);

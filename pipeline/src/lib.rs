@@ -1,7 +1,9 @@
 //! The LMAX-style pipeline: producers publish commands into a `disruptor` ring; an engine
 //! thread journals each batch, commits it once (group commit), applies each command in
 //! sequence order and publishes the results. Nothing is answered before it is durable under
-//! the journal's durability mode.
+//! the journal's durability mode. With a durable journal the single topology syncs on a sync
+//! thread by default ([`SyncMode::Thread`]): the engine applies a batch while the disk syncs
+//! it and holds the answers until the sync is done.
 //!
 //! ```text
 //! Handle::try_submit --try_publish--> [ring: disruptor, multi-producer]
@@ -108,6 +110,19 @@ pub struct PipelineConfig {
     pub snapshot_mode: SnapshotMode,
     /// Write a snapshot at shutdown (after the ring is drained).
     pub snapshot_on_shutdown: bool,
+    /// Single topology, durable journal: where the sync runs. `Thread` (a sync thread while
+    /// the engine applies, answers held until durable) or `Inline` (the engine thread
+    /// appends, syncs, then applies each batch).
+    pub sync: SyncMode,
+}
+
+/// Where the single topology's durable sync runs; see [`PipelineConfig::sync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// On the engine thread, between appending a batch and applying it.
+    Inline,
+    /// On a sync thread, overlapping the engine's work.
+    Thread,
 }
 
 impl Default for PipelineConfig {
@@ -120,6 +135,7 @@ impl Default for PipelineConfig {
             bus_capacity: 4096,
             snapshot_mode: SnapshotMode::Fork,
             snapshot_on_shutdown: false,
+            sync: SyncMode::Thread,
         }
     }
 }
@@ -277,6 +293,17 @@ impl Pipeline {
     /// The pipeline's counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// How long each durable sync of the sync thread took, in ns (empty unless the single
+    /// topology runs a durable journal with [`SyncMode::Thread`]): the disk's real sync
+    /// latency under this load, against which acknowledgement latency is judged.
+    pub fn sync_times(&self) -> hdrhistogram::Histogram<u64> {
+        self.shared
+            .sync_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Why the pipeline stopped, if it did (journal failure, panic).

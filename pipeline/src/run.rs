@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bourse_engine::{Command, CommandKind, Engine, Event};
-use bourse_snapshots::SnapshotChild;
 use bourse_journal::Durability;
+use bourse_snapshots::SnapshotChild;
 use bourse_store::{Recovered, Store};
 use disruptor::{EventPoller, MultiConsumerBarrier, MultiProducerBarrier, Polling};
 
@@ -18,11 +18,14 @@ use crate::shared::Shared;
 use crate::slot::{Applied, ReplyTx, Request, Slot};
 use crate::syncer::Syncer;
 use crate::wake::{Sleeper, Waker};
-use crate::{EventBatch, Finished, PipelineConfig, SnapshotMode, Topology};
+use crate::{EventBatch, Finished, PipelineConfig, SnapshotMode, SyncMode, Topology};
 
 /// Longest park: an idle engine thread looks around this often (to reap a finished snapshot
 /// child); nothing waits on it.
 pub(crate) const PARK_MAX: Duration = Duration::from_millis(20);
+
+/// How long the engine thread spins for new commands while it waits for a sync.
+const SYNC_WAIT_SPIN: Duration = Duration::from_micros(5);
 
 /// How long shutdown waits for a snapshot child before killing it.
 const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(15 * 60);
@@ -335,6 +338,10 @@ impl Single {
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         self.held.push_back(held);
         if self.syncer.is_some() {
+            // A snapshot in this batch may have committed it already (`sync_all`).
+            if let Some(committed) = self.store.journal().committed_seq() {
+                self.release(committed);
+            }
             self.pump_sync();
         } else {
             self.release(last_seq);
@@ -430,7 +437,9 @@ impl Single {
 
     /// Answers and publishes every held batch that `committed` covers.
     fn release(&mut self, committed: u64) {
-        self.shared.committed_seq.store(committed, Ordering::Release);
+        self.shared
+            .committed_seq
+            .store(committed, Ordering::Release);
         while self
             .held
             .front()
@@ -440,7 +449,12 @@ impl Single {
             for (reply, outcome) in held.answers.drain(..) {
                 answer(reply, outcome);
             }
-            publish(&self.shared, held.first_seq, held.last_seq, &mut held.events);
+            publish(
+                &self.shared,
+                held.first_seq,
+                held.last_seq,
+                &mut held.events,
+            );
             held.events.clear();
             self.spare.push(held);
         }
@@ -539,8 +553,10 @@ pub(crate) fn single(
     sleeper: Sleeper,
 ) -> Option<Finished> {
     let Recovered { engine, store, .. } = recovered;
-    let syncer = if store.config().journal.durability == Durability::Durable {
-        match Syncer::start(sleeper.waker()) {
+    let syncer = if store.config().journal.durability == Durability::Durable
+        && config.sync == SyncMode::Thread
+    {
+        match Syncer::start(sleeper.waker(), Arc::clone(&shared)) {
             Ok(syncer) => Some(syncer),
             Err(error) => {
                 shared.stop(format!("could not start the sync thread: {error}"));
@@ -607,7 +623,14 @@ pub(crate) fn single(
                     state.housekeeping(false);
                     let syncing = state.waiting_for_sync();
                     let syncer = state.syncer.as_ref();
-                    sleeper.wait_until(|| {
+                    // While a sync is out, the sync thread wakes this one when it is done:
+                    // spinning for it would only take the CPU from the producers.
+                    let spin = if syncing {
+                        SYNC_WAIT_SPIN
+                    } else {
+                        state.config.spin
+                    };
+                    sleeper.wait_until_spinning(spin, || {
                         poller.has_available()
                             || shared.may_exit()
                             || (syncing && syncer.is_some_and(Syncer::is_done))

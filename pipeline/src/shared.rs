@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) consumed: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) ring_size: usize,
+    /// Durations of the sync thread's syncs, ns.
+    pub(crate) sync_times: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 impl Shared {
@@ -60,6 +62,9 @@ impl Shared {
             consumed: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             ring_size,
+            sync_times: Mutex::new(
+                hdrhistogram::Histogram::new(3).expect("3 significant digits are valid"),
+            ),
         }
     }
 

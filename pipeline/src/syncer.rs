@@ -11,9 +11,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use bourse_journal::{PendingCommit, SyncedCommit};
 
+use crate::shared::Shared;
 use crate::wake::Waker;
 
 pub(crate) const SYNCER_NAME: &str = "bourse-sync";
@@ -32,6 +34,8 @@ struct Inner {
     /// Set with `done`, for the engine thread's lock-free check.
     done_flag: AtomicBool,
     engine: Waker,
+    /// Where each sync's duration is recorded.
+    shared: Arc<Shared>,
 }
 
 /// The engine thread's side of the sync thread.
@@ -44,12 +48,13 @@ pub(crate) struct Syncer {
 
 impl Syncer {
     /// Starts the thread; it wakes `engine` whenever a sync is done.
-    pub(crate) fn start(engine: Waker) -> std::io::Result<Syncer> {
+    pub(crate) fn start(engine: Waker, shared: Arc<Shared>) -> std::io::Result<Syncer> {
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             done_flag: AtomicBool::new(false),
             engine,
+            shared,
         });
         let thread = {
             let inner = Arc::clone(&inner);
@@ -147,7 +152,15 @@ fn run(inner: &Inner) {
                 state = inner.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         };
+        let started = Instant::now();
         let synced = job.sync();
+        let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        inner
+            .shared
+            .sync_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .saturating_record(took.max(1));
         lock(&inner.state).done = Some(synced);
         inner.done_flag.store(true, Ordering::Release);
         inner.changed.notify_all();

@@ -87,13 +87,18 @@ impl Sleeper {
 
     /// Returns once `ready()` is true, or after at most about `park_max` (the caller's loop
     /// checks again either way).
-    pub fn wait_until(&self, mut ready: impl FnMut() -> bool) {
+    pub fn wait_until(&self, ready: impl FnMut() -> bool) {
+        self.wait_until_spinning(self.spin, ready)
+    }
+
+    /// As [`Sleeper::wait_until`], spinning for `spin` instead of the configured budget.
+    pub fn wait_until_spinning(&self, spin: Duration, mut ready: impl FnMut() -> bool) {
         let started = Instant::now();
         let mut spins = 0u32;
         while !ready() {
             spins = spins.wrapping_add(1);
             // Reading the clock every spin costs more than the spin; every 64th is plenty.
-            if spins.is_multiple_of(64) && started.elapsed() >= self.spin {
+            if spins.is_multiple_of(64) && started.elapsed() >= spin {
                 self.inner.sleeping.store(true, Ordering::Relaxed);
                 fence(Ordering::SeqCst);
                 if !ready() {

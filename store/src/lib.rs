@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use bourse_engine::codec::encode;
 use bourse_engine::{Command, Engine, Limits};
-use bourse_journal::{FsStorage, Journal, JournalConfig, Storage};
 pub use bourse_journal::SegmentFill;
+use bourse_journal::{FsStorage, Journal, JournalConfig, Storage};
 
 pub use error::StoreError;
 pub use progress::{ConsoleProgress, Progress, Silent};

@@ -1,4 +1,4 @@
-//! The pipeline (`bourse_pipeline`) under concurrent producers, in both topologies: every
+//! The pipeline (`bourse_pipeline`) under concurrent producers, in both topologies and both durable sync modes: every
 //! command gets exactly one answer, sequence numbers are dense, every answer is what a
 //! single-threaded replay of the journal gives, and the final state equals the replay's.
 
@@ -10,12 +10,18 @@ use bourse_engine::codec::decode;
 use bourse_engine::*;
 use bourse_journal::{Durability, JournalConfig};
 use bourse_pipeline::{
-    Handle, Outcome, Pipeline, PipelineConfig, SnapshotMode, SubmitError, Topology,
+    Handle, Outcome, Pipeline, PipelineConfig, SnapshotMode, SubmitError, SyncMode, Topology,
 };
 use bourse_store::{Silent, Store, StoreConfig};
 use bourse_tests::workload::{Generator, N_ACCOUNTS, PRODUCTS, START_MID, SplitMix64};
 
 const TOPOLOGIES: [Topology; 2] = [Topology::Single, Topology::Parallel];
+/// Every way the pipeline can run a durable journal.
+const VARIANTS: [(Topology, SyncMode); 3] = [
+    (Topology::Single, SyncMode::Thread),
+    (Topology::Single, SyncMode::Inline),
+    (Topology::Parallel, SyncMode::Thread),
+];
 
 fn store_config(dir: &std::path::Path, durability: Durability) -> StoreConfig {
     StoreConfig {
@@ -133,14 +139,15 @@ fn concurrent_threads_and_tasks_each_get_exactly_one_answer() {
     const THREADS: u64 = 3;
     const TASKS: u64 = 3;
     const PER_PRODUCER: usize = 3_000;
-    for topology in TOPOLOGIES {
+    for (topology, sync) in VARIANTS {
         let dir = tempfile::tempdir().unwrap();
         let config = PipelineConfig {
             topology,
             ring_size: 256,
+            sync,
             ..PipelineConfig::default()
         };
-        let pipeline = start(dir.path(), config, Durability::Async);
+        let pipeline = start(dir.path(), config, Durability::Durable);
         let mut handle = pipeline.handle();
         let mut answers: BTreeMap<u64, Outcome> = BTreeMap::new();
         for outcome in setup(&mut handle) {

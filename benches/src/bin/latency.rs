@@ -58,9 +58,9 @@ use bourse_benches::report::{
 use bourse_engine::CommandKind;
 use bourse_journal::{Durability, JournalConfig};
 use bourse_pipeline::{
-    Handle, Outcome, Pipeline, PipelineConfig, Stats, SubmitError, Ticket, Topology,
+    Handle, Outcome, Pipeline, PipelineConfig, Stats, SubmitError, SyncMode, Ticket, Topology,
 };
-use bourse_store::{Silent, Store, StoreConfig};
+use bourse_store::{SegmentFill, Silent, Store, StoreConfig};
 use hdrhistogram::Histogram;
 
 const USAGE: &str = "usage: latency [--rates LIST (100k,250k,500k,1M,1.5M,2M,3M)] \
@@ -68,7 +68,7 @@ const USAGE: &str = "usage: latency [--rates LIST (100k,250k,500k,1M,1.5M,2M,3M)
 [--seconds S (2)] [--commands N] [--warmup S (0.5)] [--out-json PATH] [--out-svg PATH] \
 [--markdown] [--quick] [--dir DIR] [--ring-size N (65536)] [--batch-max N (4096)] \
 [--spin-us N (50)] [--client one|two (one)] [--sender-wait spin|yield (yield)] \
-[--fsync-samples N (1000)] \
+[--fsync-samples N (1000)] [--fill zeroes|allocate (zeroes)] [--sync thread|inline (thread)] \
 [--idle-secs S (1)] [--seed N]";
 
 /// A run is cut short when the sender falls this far behind its schedule.
@@ -111,6 +111,8 @@ struct Args {
     sender_wait: SenderWait,
     client: Client,
     fsync_samples: usize,
+    fill: SegmentFill,
+    sync: SyncMode,
     idle_secs: f64,
     seed: u64,
 }
@@ -148,6 +150,8 @@ fn parse_args() -> Result<Args, String> {
         sender_wait: SenderWait::Yield,
         client: Client::One,
         fsync_samples: 1_000,
+        fill: SegmentFill::Zeroes,
+        sync: PipelineConfig::default().sync,
         idle_secs: 1.0,
         seed: MixConfig::default().seed,
     };
@@ -194,6 +198,21 @@ fn parse_args() -> Result<Args, String> {
                 args.sender_wait = value.one_of(
                     "--sender-wait",
                     &[("spin", SenderWait::Spin), ("yield", SenderWait::Yield)],
+                )?
+            }
+            "--fill" => {
+                args.fill = value.one_of(
+                    "--fill",
+                    &[
+                        ("zeroes", SegmentFill::Zeroes),
+                        ("allocate", SegmentFill::Allocate),
+                    ],
+                )?
+            }
+            "--sync" => {
+                args.sync = value.one_of(
+                    "--sync",
+                    &[("thread", SyncMode::Thread), ("inline", SyncMode::Inline)],
                 )?
             }
             "--client" => {
@@ -288,6 +307,9 @@ struct RunResult {
     /// CPU time of the pipeline's threads (and the journal's helper) over the timed part,
     /// warm-up included, per command sent in it.
     pipeline_cpu_per_command: f64,
+    /// Durations of the pipeline's durable syncs during the run (warm-up included), ns;
+    /// empty when nothing runs on a sync thread.
+    sync_times: Histogram<u64>,
     failures: Vec<String>,
 }
 
@@ -303,12 +325,13 @@ impl RunResult {
     }
 }
 
-fn store_config(dir: &Path, durability: Durability) -> StoreConfig {
+fn store_config(dir: &Path, durability: Durability, fill: SegmentFill) -> StoreConfig {
     StoreConfig {
         journal: JournalConfig {
             durability,
             ..JournalConfig::default()
         },
+        segment_fill: fill,
         ..StoreConfig::new(dir)
     }
 }
@@ -319,6 +342,7 @@ fn pipeline_config(args: &Args, topology: Topology) -> PipelineConfig {
         ring_size: args.ring_size,
         batch_max: args.batch_max,
         spin: Duration::from_micros(args.spin_us),
+        sync: args.sync,
         ..PipelineConfig::default()
     }
 }
@@ -373,7 +397,7 @@ fn run_once(
         .prefix("bourse-latency-")
         .tempdir_in(base)
         .expect("temporary directory");
-    let config = store_config(tmp.path(), durability);
+    let config = store_config(tmp.path(), durability, args.fill);
     let recovered = Store::open(&config, &mut Silent).expect("open store");
     let pipeline =
         Pipeline::start(recovered, pipeline_config(args, topology)).expect("start pipeline");
@@ -412,6 +436,7 @@ fn run_once(
     };
     let period_ns = plan.period_ns;
     let stats_end = pipeline.stats();
+    let sync_times = pipeline.sync_times();
     let pipeline_cpu_ns = threads_cpu_ns("bourse-").saturating_sub(cpu_before);
     if let Some(error) = sent.error {
         failures.push(error);
@@ -476,6 +501,7 @@ fn run_once(
         aborted: sent.aborted,
         sender_late_max: sent.late_max,
         pipeline_cpu_per_command: pipeline_cpu_ns as f64 / received.received.max(1) as f64,
+        sync_times,
         failures,
     }
 }
@@ -740,8 +766,11 @@ fn idle_cpu(args: &Args, base: &Path, topology: Topology) -> Idle {
         .prefix("bourse-latency-idle-")
         .tempdir_in(base)
         .expect("temporary directory");
-    let recovered =
-        Store::open(&store_config(tmp.path(), Durability::Durable), &mut Silent).expect("open");
+    let recovered = Store::open(
+        &store_config(tmp.path(), Durability::Durable, args.fill),
+        &mut Silent,
+    )
+    .expect("open");
     let pipeline = Pipeline::start(recovered, pipeline_config(args, topology)).expect("start");
     let mut handle = pipeline.handle();
     handle
@@ -1214,7 +1243,7 @@ fn json(report: &Report) -> String {
             .collect();
         write!(
             s,
-            "{}\n    {{\"durability\": \"{}\", \"topology\": \"{}\", \"offered_per_s\": {}, \"achieved_per_s\": {:.0}, \"measured\": {}, \"latency\": {}, \"busy_retries\": {}, \"batches\": {}, \"mean_batch\": {:.2}, \"consumer_parks\": {}, \"sender_late_max_ns\": {}, \"pipeline_cpu_ns_per_command\": {:.0}, \"aborted\": {}, \"sustainable\": {}, \"check_ok\": {}, \"failures\": [{}], \"percentile_curve\": [{}]}}",
+            "{}\n    {{\"durability\": \"{}\", \"topology\": \"{}\", \"offered_per_s\": {}, \"achieved_per_s\": {:.0}, \"measured\": {}, \"latency\": {}, \"busy_retries\": {}, \"batches\": {}, \"mean_batch\": {:.2}, \"consumer_parks\": {}, \"sender_late_max_ns\": {}, \"pipeline_cpu_ns_per_command\": {:.0}, \"sync_under_load\": {}, \"aborted\": {}, \"sustainable\": {}, \"check_ok\": {}, \"failures\": [{}], \"percentile_curve\": [{}]}}",
             if i > 0 { "," } else { "" },
             mode_name(r.durability),
             topology_name(r.topology),
@@ -1228,6 +1257,11 @@ fn json(report: &Report) -> String {
             r.parks,
             r.sender_late_max,
             r.pipeline_cpu_per_command,
+            if r.sync_times.is_empty() {
+                "null".to_string()
+            } else {
+                json_hist(&r.sync_times)
+            },
             r.aborted,
             r.sustainable(),
             r.failures.is_empty(),
@@ -1334,19 +1368,19 @@ fn markdown(report: &Report) -> String {
     .unwrap();
     writeln!(
         s,
-        "| durability | topology | offered /s | achieved /s | p50 | p90 | p99 | p99.9 | p99.99 | max | busy retries | mean batch | parks | pipeline CPU /cmd | verdict |"
+        "| durability | topology | offered /s | achieved /s | p50 | p90 | p99 | p99.9 | p99.99 | max | busy retries | mean batch | parks | pipeline CPU /cmd | sync under load p50 / p99 / max | verdict |"
     )
     .unwrap();
     writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     .unwrap();
     for r in &report.runs {
         let q: Vec<f64> = QUANTILES.iter().map(|&(q, _)| q).collect();
         writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
             mode_name(r.durability),
             topology_name(r.topology),
             fmt_rate(r.rate as f64),
@@ -1356,6 +1390,7 @@ fn markdown(report: &Report) -> String {
             r.mean_batch(),
             fmt_int(r.parks),
             fmt_ns(r.pipeline_cpu_per_command as u64),
+            sync_summary(&r.sync_times),
             verdict(r)
         )
         .unwrap();
@@ -1465,7 +1500,7 @@ fn main() {
                     measured_n(rate),
                 );
                 eprintln!(
-                    "{:>7} {:>8} {:>7}/s: achieved {:>7}/s {}; busy {} batch {:.1} parks {} late max {} cpu/cmd {} -> {}",
+                    "{:>7} {:>8} {:>7}/s: achieved {:>7}/s {}; busy {} batch {:.1} parks {} late max {} cpu/cmd {} sync {} -> {}",
                     mode_name(durability),
                     topology_name(topology),
                     fmt_rate(rate as f64),
@@ -1476,6 +1511,7 @@ fn main() {
                     r.parks,
                     fmt_ns(r.sender_late_max),
                     fmt_ns(r.pipeline_cpu_per_command as u64),
+                    sync_summary(&r.sync_times),
                     verdict(&r)
                 );
                 for f in &r.failures {
@@ -1520,4 +1556,12 @@ fn main() {
         eprintln!("FAILED: a correctness check failed (see above)");
         std::process::exit(1);
     }
+}
+
+/// "p50 / p99 / max" of the syncs of a run, or "–" when none ran on a sync thread.
+fn sync_summary(times: &Histogram<u64>) -> String {
+    if times.is_empty() {
+        return "–".into();
+    }
+    percentiles(times, &[0.5, 0.99, 1.0], fmt_ns).join(" / ")
 }
