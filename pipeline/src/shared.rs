@@ -63,7 +63,9 @@ impl Shared {
             batches: AtomicU64::new(0),
             ring_size,
             sync_times: Mutex::new(
-                hdrhistogram::Histogram::new(3).expect("3 significant digits are valid"),
+                // 1 ns to 1 h; longer syncs are recorded as 1 h.
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                    .expect("valid bounds"),
             ),
         }
     }

@@ -232,6 +232,15 @@ fn concurrent_threads_and_tasks_each_get_exactly_one_answer() {
             .filter(|e| matches!(e.kind, EventKind::Fill { .. }))
             .count();
         assert!(fills > 1_000, "{topology:?}: only {fills} fills");
+        // The sync thread, when there is one, recorded its syncs (each a real syscall).
+        let syncs = pipeline.sync_times();
+        let stats = pipeline.stats();
+        if topology == Topology::Single && sync == SyncMode::Thread {
+            assert!(syncs.len() > 0 && syncs.len() <= stats.batches);
+            assert!(syncs.max() > 100, "a sync of {} ns", syncs.max());
+        } else {
+            assert_eq!(syncs.len(), 0);
+        }
 
         drop(handle);
         let finished = pipeline.shutdown().unwrap();
