@@ -236,7 +236,7 @@ fn concurrent_threads_and_tasks_each_get_exactly_one_answer() {
         let syncs = pipeline.sync_times();
         let stats = pipeline.stats();
         if topology == Topology::Single && sync == SyncMode::Thread {
-            assert!(syncs.len() > 0 && syncs.len() <= stats.batches);
+            assert!(!syncs.is_empty() && syncs.len() <= stats.batches);
             assert!(syncs.max() > 100, "a sync of {} ns", syncs.max());
         } else {
             assert_eq!(syncs.len(), 0);
