@@ -43,6 +43,13 @@ pub const SETTINGS: &[Setting] = &[
         help: "journal/ and snapshots/ live here; created if missing",
     },
     Setting {
+        key: "http-addr",
+        env: "BOURSE_HTTP_ADDR",
+        default: "127.0.0.1:8080",
+        values: "HOST:PORT (port 0: any free one), off",
+        help: "where the HTTP API listens; the bound address is printed at start-up",
+    },
+    Setting {
         key: "durability",
         env: "BOURSE_DURABILITY",
         default: "durable",
@@ -163,6 +170,7 @@ pub enum AckLog {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    pub http_addr: Option<std::net::SocketAddr>,
     pub durability: Durability,
     pub sync: SyncMode,
     pub segment_fill: SegmentFill,
@@ -186,6 +194,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         let mut config = ServeConfig {
             data_dir: PathBuf::new(),
+            http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
             durability: Durability::Durable,
             sync: SyncMode::Thread,
             segment_fill: SegmentFill::Zeroes,
@@ -249,7 +258,7 @@ impl std::error::Error for ConfigError {}
 pub enum Invocation {
     /// `--help`: print [`help`] and exit.
     Help,
-    Serve(Loaded),
+    Serve(Box<Loaded>),
 }
 
 /// The effective configuration and where each value came from.
@@ -341,7 +350,7 @@ pub fn load(
     for (setting, value) in flags {
         loaded.set(setting, &value, Origin::Flag)?;
     }
-    Ok(Invocation::Serve(loaded))
+    Ok(Invocation::Serve(Box::new(loaded)))
 }
 
 impl Loaded {
@@ -449,6 +458,15 @@ impl ServeConfig {
                     _ => return Err("unknown durability".into()),
                 }
             }
+            "http-addr" => {
+                self.http_addr = match value {
+                    "off" => None,
+                    addr => Some(
+                        addr.parse::<std::net::SocketAddr>()
+                            .map_err(|e| format!("not HOST:PORT ({e})"))?,
+                    ),
+                }
+            }
             "sync" => {
                 self.sync = match value {
                     "thread" => SyncMode::Thread,
@@ -543,6 +561,10 @@ impl ServeConfig {
                 Durability::None => "none",
             }
             .to_string(),
+            "http-addr" => match self.http_addr {
+                Some(addr) => addr.to_string(),
+                None => "off".to_string(),
+            },
             "sync" => match self.sync {
                 SyncMode::Thread => "thread",
                 SyncMode::Inline => "inline",
@@ -650,7 +672,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         match load(&args(argv), &|name| env.get(name).cloned())? {
-            Invocation::Serve(loaded) => Ok(loaded),
+            Invocation::Serve(loaded) => Ok(*loaded),
             Invocation::Help => panic!("help"),
         }
     }

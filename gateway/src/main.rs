@@ -18,6 +18,7 @@
 //! refusing it (it says how many records that drops).
 
 mod config;
+mod http;
 mod load;
 mod serve;
 

@@ -110,6 +110,15 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
     let pipeline = Pipeline::start(recovered, config.pipeline())
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     let mut handle = pipeline.handle();
+    let http = match config.http_addr {
+        Some(addr) => {
+            let state = crate::http::AppState::new(pipeline.handle(), next_seq - 1);
+            let server = crate::http::Server::start(addr, state)?;
+            eprintln!("bourse: HTTP on http://{}", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
     eprintln!(
         "bourse: serving {} (ring {}, {} topology), next seq {next_seq}; SIGINT or SIGTERM stops",
         config.data_dir.display(),
@@ -169,6 +178,11 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
             ""
         }
     );
+    if let Some(http) = http
+        && let Err(error) = http.stop()
+    {
+        eprintln!("bourse: {error}");
+    }
     let load_summary = load.map(Load::stop);
     if let Some(cause) = pipeline.stopped() {
         engine_stopped(&cause);

@@ -193,6 +193,11 @@ impl Handle {
     }
 
     /// The pipeline's counters.
+    /// Why the pipeline stopped, if it did (journal failure, engine panic).
+    pub fn stopped(&self) -> Option<String> {
+        self.shared.stopped()
+    }
+
     pub fn stats(&self) -> crate::Stats {
         self.shared.stats()
     }

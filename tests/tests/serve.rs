@@ -116,6 +116,8 @@ impl Server {
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
+            // Any free port: tests run in parallel. A test may override it.
+            .args(["--http-addr", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -398,6 +400,130 @@ fn sigterm_drains_commits_and_snapshots() {
     assert_eq!(recovered_to, last_seq);
     assert_eq!(snapshot, Some(last_seq));
     assert_eq!(replayed, 0, "a clean shutdown leaves nothing to replay");
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`); returns the status code
+/// and the body. Enough for the health and metrics endpoints; the API tests of issue 6 bring
+/// a real client.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
+    stream
+        .set_read_timeout(Some(LINE_TIMEOUT))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {response:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "chunked bodies are not decoded here: {head}"
+    );
+    (status, body.to_string())
+}
+
+#[test]
+fn health_and_metrics_answer_over_http_and_shutdown_stops_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--load-rate", "5000", "--ack-log", "-"]);
+    let line = server.wait_for_log("HTTP on http://");
+    let addr = line
+        .split("HTTP on http://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    // Some commands are through before the first request.
+    for _ in 0..100 {
+        server.next_ack().expect("an acknowledgement");
+    }
+
+    let (status, body) = http_get(&addr, "/api/v1/health");
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "up", "{body}");
+    assert_eq!(health["recovered"], true, "{body}");
+    assert_eq!(health["recoveredSeq"], 0, "{body}");
+    assert!(health["committedSeq"].as_u64().unwrap() >= 100, "{body}");
+    assert!(
+        health["appliedSeq"].as_u64().unwrap() >= health["committedSeq"].as_u64().unwrap(),
+        "{body}"
+    );
+
+    let (status, text) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let metric = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(metric("bourse_engine_up"), 1);
+    assert!(metric("bourse_committed_seq") >= 100);
+    assert!(metric("bourse_commands_consumed_total") >= 100);
+    assert_eq!(metric("bourse_ring_size"), 65_536);
+    // The health request above was counted (this one is counted after it is answered).
+    assert!(
+        text.contains("bourse_http_requests_total{class=\"2xx\"} 1"),
+        "{text}"
+    );
+
+    // Anything else has the contract's error shape.
+    let (status, body) = http_get(&addr, "/api/v1/no-such-thing");
+    assert_eq!(status, 404, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "not_found", "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/no-such-thing"),
+        "{body}"
+    );
+
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    while server.next_ack().is_some() {}
+    let status = server.child.wait().unwrap();
+    let log = server.rest_of_log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "still listening on {addr} after the process ended"
+    );
+}
+
+#[test]
+fn a_taken_http_port_fails_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Process::new(bourse_bin())
+        .args(["serve", "--http-addr", &addr, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }
 
 #[test]

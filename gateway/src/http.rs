@@ -1,0 +1,311 @@
+//! The HTTP side of `bourse serve` (issue 6, first part): the server's lifecycle, the error
+//! shape of the API contract, `GET /api/v1/health` and `GET /metrics`.
+//!
+//! The server runs on its own tokio runtime (2 worker threads: the machines here have 2
+//! cores and the engine thread is the one that must not wait). It binds before the pipeline
+//! takes traffic, so a port that is taken fails the start-up, and it stops accepting first at
+//! shutdown (graceful: requests in flight finish), before the ring is drained.
+//!
+//! Every answer that is not a success has the contract's shape,
+//! `{"error": {"code": "...", "message": "..."}}`, including unknown paths (404) and wrong
+//! methods (405).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bourse_pipeline::Handle;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+/// A failure in the contract's shape.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// Request counters for `/metrics`, by status class, and their total latency.
+#[derive(Debug, Default)]
+struct RequestMetrics {
+    /// Index: status / 100 (1xx..5xx).
+    by_class: [AtomicU64; 6],
+    latency_ns_total: AtomicU64,
+    latency_ns_max: AtomicU64,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    handle: Handle,
+    /// The sequence number recovery ended at.
+    recovered_seq: u64,
+    started: Instant,
+    requests: Arc<RequestMetrics>,
+}
+
+impl AppState {
+    pub fn new(handle: Handle, recovered_seq: u64) -> Self {
+        AppState {
+            handle,
+            recovered_seq,
+            started: Instant::now(),
+            requests: Arc::new(RequestMetrics::default()),
+        }
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+    let class = (response.status().as_u16() / 100).min(5) as usize;
+    let metrics = &state.requests;
+    metrics.by_class[class].fetch_add(1, Ordering::Relaxed);
+    metrics.latency_ns_total.fetch_add(took, Ordering::Relaxed);
+    metrics.latency_ns_max.fetch_max(took, Ordering::Relaxed);
+    response
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such path: {}", request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// `GET /api/v1/health`: 200 while the engine runs (recovery is done before the server
+/// starts), 503 with the cause once it stopped.
+async fn health(State(state): State<AppState>) -> Response {
+    if let Some(cause) = state.handle.stopped() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_stopped",
+            format!("the engine stopped: {cause}"),
+        )
+        .into_response();
+    }
+    let stats = state.handle.stats();
+    axum::Json(json!({
+        "status": "up",
+        "recovered": true,
+        "recoveredSeq": state.recovered_seq,
+        "appliedSeq": stats.applied_seq,
+        "committedSeq": stats.committed_seq,
+        "uptimeMs": state.started.elapsed().as_millis() as u64,
+    }))
+    .into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.handle.stats();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    gauge(
+        "bourse_engine_up",
+        "1 while the engine runs, 0 once it stopped",
+        "gauge",
+        u64::from(state.handle.stopped().is_none()),
+    );
+    gauge(
+        "bourse_applied_seq",
+        "the highest sequence number applied by the engine",
+        "gauge",
+        stats.applied_seq,
+    );
+    gauge(
+        "bourse_committed_seq",
+        "the highest sequence number durable in the journal",
+        "gauge",
+        stats.committed_seq,
+    );
+    gauge(
+        "bourse_journal_lag",
+        "commands applied but not yet durable (their answers wait)",
+        "gauge",
+        stats.applied_seq.saturating_sub(stats.committed_seq),
+    );
+    gauge(
+        "bourse_ring_size",
+        "entries in the command ring",
+        "gauge",
+        stats.ring_size as u64,
+    );
+    gauge(
+        "bourse_commands_consumed_total",
+        "commands taken from the ring by the engine",
+        "counter",
+        stats.consumed,
+    );
+    gauge(
+        "bourse_batches_total",
+        "batches (group commits) processed",
+        "counter",
+        stats.batches,
+    );
+    gauge(
+        "bourse_ring_busy_total",
+        "submissions refused because the ring was full",
+        "counter",
+        stats.busy,
+    );
+    gauge(
+        "bourse_event_subscribers",
+        "receivers of the engine's event bus",
+        "gauge",
+        stats.bus_subscribers as u64,
+    );
+    let requests = &state.requests;
+    let _ = writeln!(
+        out,
+        "# HELP bourse_http_requests_total HTTP requests answered, by status class\n\
+         # TYPE bourse_http_requests_total counter"
+    );
+    for (class, count) in requests.by_class.iter().enumerate().skip(1) {
+        let _ = writeln!(
+            out,
+            "bourse_http_requests_total{{class=\"{class}xx\"}} {}",
+            count.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP bourse_http_request_seconds_total time spent answering HTTP requests\n\
+         # TYPE bourse_http_request_seconds_total counter\n\
+         bourse_http_request_seconds_total {:.9}\n\
+         # HELP bourse_http_request_seconds_max the slowest HTTP request so far\n\
+         # TYPE bourse_http_request_seconds_max gauge\n\
+         bourse_http_request_seconds_max {:.9}",
+        requests.latency_ns_total.load(Ordering::Relaxed) as f64 / 1e9,
+        requests.latency_ns_max.load(Ordering::Relaxed) as f64 / 1e9,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A running HTTP server.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free one) and serves on a runtime of its own.
+    pub fn start(addr: SocketAddr, state: AppState) -> Result<Server, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bourse-http")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(state);
+        let thread = std::thread::Builder::new()
+            .name("bourse-http-main".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.await;
+                        })
+                        .await
+                        .map_err(|e| format!("the HTTP server failed: {e}"))
+                })
+            })
+            .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns once it has.
+    pub fn stop(mut self) -> Result<(), String> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err("the HTTP thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
