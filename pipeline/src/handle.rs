@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bourse_engine::{CommandKind, Event, Reject};
+use bourse_engine::{CommandKind, Engine, Event, Reject};
 use disruptor::{MultiProducer, Producer, SingleConsumerBarrier};
 use tokio::sync::oneshot;
 
+use crate::query::{QueryJob, QueryTicket};
 use crate::shared::Shared;
 use crate::slot::{Request, Slot};
 
@@ -53,6 +55,7 @@ pub enum SubmitError {
 pub struct Handle {
     producer: MultiProducer<Slot, SingleConsumerBarrier>,
     shared: Arc<Shared>,
+    queries: SyncSender<QueryJob>,
 }
 
 impl Clone for Handle {
@@ -60,6 +63,7 @@ impl Clone for Handle {
         Handle {
             producer: self.producer.clone(),
             shared: Arc::clone(&self.shared),
+            queries: self.queries.clone(),
         }
     }
 }
@@ -122,8 +126,13 @@ impl Handle {
     pub(crate) fn new(
         producer: MultiProducer<Slot, SingleConsumerBarrier>,
         shared: Arc<Shared>,
+        queries: SyncSender<QueryJob>,
     ) -> Self {
-        Handle { producer, shared }
+        Handle {
+            producer,
+            shared,
+            queries,
+        }
     }
 
     /// Submits `kind`; its sequence number and timestamp are assigned here, at entry to the
@@ -192,12 +201,51 @@ impl Handle {
         self.shared.bus.subscribe()
     }
 
-    /// The pipeline's counters.
     /// Why the pipeline stopped, if it did (journal failure, engine panic).
     pub fn stopped(&self) -> Option<String> {
         self.shared.stopped()
     }
 
+    /// Reads the engine's state on the engine thread (see [`crate::query`]): `read` runs
+    /// between batches on the state after every command applied so far, and its answer comes
+    /// once that state is durable. A full query channel answers [`SubmitError::Busy`] at once.
+    pub fn try_query<T, F>(&self, read: F) -> Result<QueryTicket<T>, SubmitError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> T + Send + 'static,
+    {
+        let shared = &*self.shared;
+        shared.active_submitters.fetch_add(1, Ordering::SeqCst);
+        let result = if let Some(error) = shared.refusal() {
+            Err(error)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            shared.pending_queries.fetch_add(1, Ordering::SeqCst);
+            match self.queries.try_send(crate::query::job(read, tx)) {
+                Ok(()) => Ok(QueryTicket {
+                    rx,
+                    shared: Arc::clone(&self.shared),
+                }),
+                Err(error) => {
+                    shared.pending_queries.fetch_sub(1, Ordering::SeqCst);
+                    match error {
+                        TrySendError::Full(_) => {
+                            shared.busy.fetch_add(1, Ordering::Relaxed);
+                            Err(SubmitError::Busy)
+                        }
+                        TrySendError::Disconnected(_) => Err(shared.stopped_error()),
+                    }
+                }
+            }
+        };
+        shared.active_submitters.fetch_sub(1, Ordering::SeqCst);
+        if result.is_ok() {
+            shared.wake_consumers();
+        }
+        result
+    }
+
+    /// The pipeline's counters.
     pub fn stats(&self) -> crate::Stats {
         self.shared.stats()
     }

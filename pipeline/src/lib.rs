@@ -36,6 +36,7 @@
 //!   snapshot is written.
 
 mod handle;
+pub mod query;
 mod run;
 mod shared;
 mod slot;
@@ -52,6 +53,7 @@ use bourse_store::{Recovered, Store};
 use disruptor::{BusySpin, build_multi_producer};
 
 pub use handle::{Handle, Outcome, SubmitError, Ticket};
+pub use query::{QUERY_CAPACITY_DEFAULT, QueryTicket};
 
 use crate::shared::Shared;
 use crate::slot::Slot;
@@ -219,6 +221,8 @@ impl Pipeline {
             config.ring_size,
             config.bus_capacity,
         ));
+        let (query_tx, query_rx) = std::sync::mpsc::sync_channel(QUERY_CAPACITY_DEFAULT);
+        *shared.query_rx.lock().unwrap_or_else(|e| e.into_inner()) = Some(query_rx);
         let builder = build_multi_producer(config.ring_size, Slot::default, BusySpin);
         let (sleepers_tx, sleepers_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
@@ -275,7 +279,7 @@ impl Pipeline {
         let wakers: Vec<_> = sleepers_rx.iter().take(threads.len()).collect();
         run::register_wakers(&shared, config.topology, wakers);
         Ok(Pipeline {
-            handle: Some(Handle::new(producer, Arc::clone(&shared))),
+            handle: Some(Handle::new(producer, Arc::clone(&shared), query_tx)),
             shared,
             threads,
             config,

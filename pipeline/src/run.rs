@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use bourse_engine::{Command, CommandKind, Engine, Event};
@@ -14,6 +15,7 @@ use bourse_store::{Recovered, Store};
 use disruptor::{EventPoller, MultiConsumerBarrier, MultiProducerBarrier, Polling};
 
 use crate::handle::{Outcome, SubmitError};
+use crate::query::{Deliver, QueryJob};
 use crate::shared::Shared;
 use crate::slot::{Applied, ReplyTx, Request, Slot};
 use crate::syncer::Syncer;
@@ -259,6 +261,7 @@ struct Single {
     held: VecDeque<Held>,
     /// Emptied `Held`s, for reuse.
     spare: Vec<Held>,
+    queries: Option<Receiver<QueryJob>>,
 }
 
 /// An applied batch waiting for its commit.
@@ -268,6 +271,8 @@ struct Held {
     last_seq: u64,
     answers: Vec<(Option<ReplyTx>, Result<Outcome, SubmitError>)>,
     events: Vec<Event>,
+    /// Answers to queries that read the state after this batch.
+    deliveries: Vec<Deliver>,
 }
 
 impl Single {
@@ -346,6 +351,7 @@ impl Single {
         } else {
             self.release(last_seq);
         }
+        self.run_queries();
         self.housekeeping(false);
     }
 
@@ -366,6 +372,8 @@ impl Single {
             for (reply, _) in held.answers.drain(..) {
                 answer(reply, Err(SubmitError::Stopped(cause.clone())));
             }
+            // Dropping a delivery closes its ticket, which then reports the stop.
+            held.deliveries.clear();
         }
     }
 
@@ -456,6 +464,9 @@ impl Single {
                 &mut held.events,
             );
             held.events.clear();
+            for deliver in held.deliveries.drain(..) {
+                deliver();
+            }
             self.spare.push(held);
         }
     }
@@ -467,6 +478,26 @@ impl Single {
             self.sync_all()?;
         }
         self.snapshots.start(&self.engine, seq)
+    }
+
+    /// Runs the queries waiting for the engine: each reads the state after every applied
+    /// command and is answered when that state is durable (at once if it is already).
+    fn run_queries(&mut self) {
+        let Some(queries) = &self.queries else {
+            return;
+        };
+        while let Ok(job) = queries.try_recv() {
+            self.shared.pending_queries.fetch_sub(1, Ordering::SeqCst);
+            if self.shared.is_stopped() {
+                // Dropped: the ticket reports the stop.
+                continue;
+            }
+            let deliver = job(&self.engine);
+            match self.held.back_mut() {
+                Some(newest) => newest.deliveries.push(deliver),
+                None => deliver(),
+            }
+        }
     }
 
     /// Whether answers wait for a sync (durable mode).
@@ -579,6 +610,7 @@ pub(crate) fn single(
         syncer,
         held: VecDeque::new(),
         spare: Vec::new(),
+        queries: shared.take_query_rx(),
     };
     let batch_max = state.config.batch_max as u64;
     // Replies taken from slots that the ring released during a panic: answered once the stop
@@ -616,7 +648,8 @@ pub(crate) fn single(
                 }
                 Err(Polling::Shutdown) => break,
                 Err(Polling::NoEvents) => {
-                    if shared.may_exit() && !poller.has_available() {
+                    state.run_queries();
+                    if shared.may_exit() && !poller.has_available() && !shared.has_queries() {
                         break;
                     }
                     state.pump_sync();
@@ -632,6 +665,7 @@ pub(crate) fn single(
                     };
                     sleeper.wait_until_spinning(spin, || {
                         poller.has_available()
+                            || shared.has_queries()
                             || shared.may_exit()
                             || (syncing && syncer.is_some_and(Syncer::is_done))
                     });
@@ -695,6 +729,7 @@ impl Parallel {
                 sequencer: Sequencer::new(first_seq),
                 shared: Arc::clone(&self.shared),
                 config: self.config.clone(),
+                queries: self.shared.take_query_rx(),
             },
             Publisher {
                 events: Vec::new(),
@@ -711,6 +746,10 @@ trait Stage {
     fn batch(&mut self, poller: &mut dyn Poller, limit: u64) -> Result<usize, Polling>;
     /// Housekeeping while the ring is empty.
     fn idle(&mut self) {}
+    /// Work that arrives outside the ring (queries) is waiting.
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `stage` over batches from `poller` until the ring closes. On a panic, records it as
@@ -735,11 +774,11 @@ fn stage_loop(
                 Ok(_) => {}
                 Err(Polling::Shutdown) => break,
                 Err(Polling::NoEvents) => {
-                    if may_exit() && !poller.has_available() {
+                    stage.idle();
+                    if may_exit() && !poller.has_available() && !stage.pending() {
                         break;
                     }
-                    stage.idle();
-                    sleeper.wait_until(|| poller.has_available() || may_exit());
+                    sleeper.wait_until(|| poller.has_available() || stage.pending() || may_exit());
                 }
             }
         }
@@ -867,6 +906,7 @@ pub(crate) struct Applier {
     sequencer: Sequencer,
     shared: Arc<Shared>,
     config: PipelineConfig,
+    queries: Option<Receiver<QueryJob>>,
 }
 
 impl Stage for Applier {
@@ -914,8 +954,36 @@ impl Stage for Applier {
     }
 
     fn idle(&mut self) {
+        self.run_queries();
         if self.snapshots.poll(false) {
             self.shared.retention_due.store(true, Ordering::Release);
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.shared.has_queries()
+    }
+}
+
+impl Applier {
+    /// Runs the waiting queries on the state after every applied command, and answers them
+    /// once the journaler has committed that far (it is at most a batch behind).
+    fn run_queries(&mut self) {
+        let Some(queries) = &self.queries else {
+            return;
+        };
+        let applied = self.sequencer.next_seq - 1;
+        while let Ok(job) = queries.try_recv() {
+            self.shared.pending_queries.fetch_sub(1, Ordering::SeqCst);
+            let deliver = job(&self.engine);
+            while self.shared.committed_seq.load(Ordering::Acquire) < applied
+                && !self.shared.is_stopped()
+            {
+                std::thread::yield_now();
+            }
+            if !self.shared.is_stopped() {
+                deliver();
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ pub(crate) struct Shared {
     pub(crate) consumed: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) ring_size: usize,
+    /// Queries sent and not yet taken by the engine thread.
+    pub(crate) pending_queries: AtomicUsize,
+    /// The engine thread's end of the query channel, until it takes it.
+    pub(crate) query_rx: Mutex<Option<std::sync::mpsc::Receiver<crate::query::QueryJob>>>,
     /// Durations of the sync thread's syncs, ns.
     pub(crate) sync_times: Mutex<hdrhistogram::Histogram<u64>>,
 }
@@ -62,6 +66,8 @@ impl Shared {
             consumed: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             ring_size,
+            pending_queries: AtomicUsize::new(0),
+            query_rx: Mutex::new(None),
             sync_times: Mutex::new(
                 // 1 ns to 1 h; longer syncs are recorded as 1 h.
                 hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
@@ -109,6 +115,21 @@ impl Shared {
             *stopped = Some(cause);
         }
         self.stopped_flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether queries wait for the engine thread.
+    pub(crate) fn has_queries(&self) -> bool {
+        self.pending_queries.load(Ordering::SeqCst) > 0
+    }
+
+    /// Takes the engine thread's end of the query channel (once).
+    pub(crate) fn take_query_rx(
+        &self,
+    ) -> Option<std::sync::mpsc::Receiver<crate::query::QueryJob>> {
+        self.query_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     pub(crate) fn wake_consumers(&self) {

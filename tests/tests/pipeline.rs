@@ -493,3 +493,126 @@ fn the_event_bus_carries_every_event_in_order_and_a_slow_reader_lags_without_blo
         }
     }
 }
+
+fn new_account(i: u64) -> CommandKind {
+    let mut token = [0u8; 32];
+    token[..8].copy_from_slice(&i.to_le_bytes());
+    CommandKind::create_account(CreateAccount {
+        name: format!("Reader {i}"),
+        proof: format!("passport:{i:06}"),
+        currency_preference: AssetCode::new("USD").unwrap(),
+        token_hash: TokenHash(token),
+        initial_status: ProfileStatus::Verified,
+    })
+}
+
+#[test]
+fn queries_read_the_engine_and_never_show_what_is_not_durable() {
+    const ACCOUNTS: u64 = 3_000;
+    let runs = VARIANTS
+        .iter()
+        .map(|&(topology, sync)| (topology, sync, Durability::Durable))
+        .chain([(Topology::Single, SyncMode::Thread, Durability::None)]);
+    for (topology, sync, durability) in runs {
+        let what = format!("{topology:?}, {sync:?}, {durability:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let config = PipelineConfig {
+            topology,
+            ring_size: 1024,
+            sync,
+            ..PipelineConfig::default()
+        };
+        let pipeline = start(dir.path(), config, durability);
+        // (`n_accounts` counts the fee account too, hence the `- 1`s.)
+        // A reader thread queries the number of accounts over and over while accounts are
+        // being created; each answer k means the k-th creation was applied, and it may only
+        // arrive once that creation is committed.
+        let seq_of_kth: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let handle = pipeline.handle();
+            let seq_of_kth = Arc::clone(&seq_of_kth);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut last = 0;
+                let mut answers = 0u64;
+                while !done.load(Ordering::Acquire) {
+                    let ticket = match handle.try_query(|engine| engine.n_accounts() as u64 - 1) {
+                        Ok(ticket) => ticket,
+                        Err(SubmitError::Busy) => {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        Err(error) => panic!("query refused: {error}"),
+                    };
+                    let k = ticket.wait().unwrap();
+                    let committed = handle.stats().committed_seq;
+                    assert!(k >= last, "went back from {last} to {k} accounts");
+                    last = k;
+                    answers += 1;
+                    if k > 0 {
+                        // The submitter records seqs in creation order; the k-th may not be
+                        // recorded yet (its answer comes after this one), so only check the
+                        // ones that are.
+                        let seqs = seq_of_kth.lock().unwrap();
+                        if let Some(&seq) = seqs.get(k as usize - 1) {
+                            assert!(
+                                committed >= seq,
+                                "saw {k} accounts (seq {seq}) with only {committed} committed"
+                            );
+                        }
+                    }
+                }
+                (last, answers)
+            })
+        };
+        let mut handle = pipeline.handle();
+        for i in 0..ACCOUNTS {
+            let outcome = submit(&mut handle, new_account(i));
+            assert_eq!(outcome.result, Ok(()), "{what}");
+            seq_of_kth.lock().unwrap().push(outcome.seq);
+            // Read your writes: a query sent after an answer sees that command.
+            if i % 500 == 0 {
+                let n = handle
+                    .try_query(|engine| engine.n_accounts() as u64 - 1)
+                    .unwrap()
+                    .wait()
+                    .unwrap();
+                assert!(n > i, "{what}: created {} accounts, a query saw {n}", i + 1);
+            }
+        }
+        done.store(true, Ordering::Release);
+        let (last, answers) = reader.join().unwrap();
+        assert!(
+            answers > 0 && last <= ACCOUNTS,
+            "{what}: {answers} answers, {last}"
+        );
+        let n = handle
+            .try_query(|engine| engine.n_accounts() as u64 - 1)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(n, ACCOUNTS, "{what}");
+
+        drop(handle);
+        let finished = pipeline.shutdown().unwrap();
+        assert_eq!(finished.engine.n_accounts() as u64 - 1, ACCOUNTS, "{what}");
+    }
+}
+
+#[test]
+fn a_query_after_shutdown_began_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = start(dir.path(), PipelineConfig::default(), Durability::Durable);
+    let handle = pipeline.handle();
+    let ticket = handle.try_query(|engine| engine.n_accounts()).unwrap();
+    assert_eq!(ticket.wait().unwrap(), 1, "the fee account");
+    let keep = handle.clone();
+    drop(handle);
+    let finished = pipeline.shutdown().unwrap();
+    assert_eq!(finished.last_seq, 0);
+    assert!(matches!(
+        keep.try_query(|engine| engine.n_accounts()),
+        Err(SubmitError::ShuttingDown | SubmitError::Stopped(_))
+    ));
+}
