@@ -974,6 +974,17 @@ impl Engine {
         self.account(account).ok().map(|a| a.name.as_str())
     }
 
+    /// An account's profile (what `GET /account` shows), if the account exists.
+    pub fn account_profile(&self, account: AccountId) -> Option<AccountProfile> {
+        self.account(account).ok().map(|a| AccountProfile {
+            name: a.name.clone(),
+            status: a.status,
+            currency_preference: a.currency_preference,
+            created_at_ms: a.created_at_ms,
+            token_hash: a.token_hash,
+        })
+    }
+
     pub fn account_token_hash(&self, account: AccountId) -> Option<TokenHash> {
         self.account(account).ok().map(|a| a.token_hash)
     }
@@ -1268,4 +1279,14 @@ fn withdrawn(r: &FundsRequest, duplicate: bool, original_command_seq: u64) -> Ev
         duplicate,
         original_command_seq,
     }
+}
+
+/// A copy of an account's profile; see [`Engine::account_profile`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountProfile {
+    pub name: String,
+    pub status: ProfileStatus,
+    pub currency_preference: AssetCode,
+    pub created_at_ms: i64,
+    pub token_hash: TokenHash,
 }

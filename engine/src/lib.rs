@@ -63,7 +63,7 @@ pub use account::Balance;
 pub use command::{
     AddProduct, AmendOrder, Command, CommandKind, CreateAccount, FundsRequest, NewOrder,
 };
-pub use engine::{Engine, FeeQuote, LevelView, OrderView};
+pub use engine::{AccountProfile, Engine, FeeQuote, LevelView, OrderView};
 pub use event::{CancelReason, CountingSink, Event, EventKind, EventSink};
 pub use fees::{FeeSchedule, FeeTier, VOLUME_WINDOW_DAYS, fee_for};
 pub use hash::StateHash;

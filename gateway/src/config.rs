@@ -50,6 +50,13 @@ pub const SETTINGS: &[Setting] = &[
         help: "where the HTTP API listens; the bound address is printed at start-up",
     },
     Setting {
+        key: "auto-verify",
+        env: "BOURSE_AUTO_VERIFY",
+        default: "true",
+        values: "true, false",
+        help: "new accounts are verified at once (the embedded demo) instead of pending",
+    },
+    Setting {
         key: "durability",
         env: "BOURSE_DURABILITY",
         default: "durable",
@@ -171,6 +178,7 @@ pub enum AckLog {
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub http_addr: Option<std::net::SocketAddr>,
+    pub auto_verify: bool,
     pub durability: Durability,
     pub sync: SyncMode,
     pub segment_fill: SegmentFill,
@@ -195,6 +203,7 @@ impl Default for ServeConfig {
         let mut config = ServeConfig {
             data_dir: PathBuf::new(),
             http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+            auto_verify: true,
             durability: Durability::Durable,
             sync: SyncMode::Thread,
             segment_fill: SegmentFill::Zeroes,
@@ -467,6 +476,13 @@ impl ServeConfig {
                     ),
                 }
             }
+            "auto-verify" => {
+                self.auto_verify = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err("not true or false".into()),
+                }
+            }
             "sync" => {
                 self.sync = match value {
                     "thread" => SyncMode::Thread,
@@ -565,6 +581,7 @@ impl ServeConfig {
                 Some(addr) => addr.to_string(),
                 None => "off".to_string(),
             },
+            "auto-verify" => self.auto_verify.to_string(),
             "sync" => match self.sync {
                 SyncMode::Thread => "thread",
                 SyncMode::Inline => "inline",

@@ -63,7 +63,9 @@ struct RequestMetrics {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    handle: Handle,
+    pub(crate) handle: Handle,
+    /// New accounts are verified at once (the embedded demo) instead of `pending`.
+    pub(crate) auto_verify: bool,
     /// The sequence number recovery ended at.
     recovered_seq: u64,
     started: Instant,
@@ -71,9 +73,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(handle: Handle, recovered_seq: u64) -> Self {
+    pub fn new(handle: Handle, recovered_seq: u64, auto_verify: bool) -> Self {
         AppState {
             handle,
+            auto_verify,
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),
@@ -85,6 +88,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route(
+            "/api/v1/account",
+            axum::routing::put(crate::account_api::create).get(crate::account_api::read),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -17,6 +17,7 @@
 //! and the recovered state hash; `--repair` cuts damage in the middle of the journal instead of
 //! refusing it (it says how many records that drops).
 
+mod account_api;
 mod config;
 mod http;
 mod load;

@@ -112,7 +112,8 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
     let mut handle = pipeline.handle();
     let http = match config.http_addr {
         Some(addr) => {
-            let state = crate::http::AppState::new(pipeline.handle(), next_seq - 1);
+            let state =
+                crate::http::AppState::new(pipeline.handle(), next_seq - 1, config.auto_verify);
             let server = crate::http::Server::start(addr, state)?;
             eprintln!("bourse: HTTP on http://{}", server.addr);
             Some(server)

@@ -403,19 +403,31 @@ fn sigterm_drains_commits_and_snapshots() {
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`); returns the status code
-/// and the body. Enough for the health and metrics endpoints; the API tests of issue 6 bring
-/// a real client.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
+/// and the body. Enough for these tests; the API tests of issue 6 bring a real client.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
     stream
         .set_read_timeout(Some(LINE_TIMEOUT))
         .expect("read timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
@@ -437,17 +449,169 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path, &[], "")
+}
+
+fn http_addr(server: &mut Server) -> String {
+    let line = server.wait_for_log("HTTP on http://");
+    line.split("HTTP on http://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[test]
+fn accounts_are_created_with_a_token_that_only_opens_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = http_addr(&mut server);
+    let json_type = ("Content-Type", "application/json");
+    let create = |name: &str| {
+        let body = format!(
+            r#"{{"name": "{name}", "proof": "passport:123", "currencyPreference": "USD"}}"#
+        );
+        let (status, body) = http(&addr, "PUT", "/api/v1/account", &[json_type], &body);
+        assert_eq!(status, 201, "{body}");
+        json(&body)
+    };
+    let alice = create("Alice");
+    let bob = create("Bob");
+    assert_eq!(
+        alice["profileStatus"], "verified",
+        "auto-verify is on by default"
+    );
+    let alice_token = alice["token"].as_str().unwrap().to_string();
+    let bob_token = bob["token"].as_str().unwrap().to_string();
+    assert_ne!(alice["accountId"], bob["accountId"]);
+    assert!(alice_token.starts_with(&format!("{}.", alice["accountId"].as_str().unwrap())));
+
+    let get = |token: Option<&str>| {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        http(&addr, "GET", "/api/v1/account", &headers, "")
+    };
+    let (status, body) = get(Some(&alice_token));
+    assert_eq!(status, 200, "{body}");
+    let profile = json(&body);
+    assert_eq!(profile["accountId"], alice["accountId"]);
+    assert_eq!(profile["name"], "Alice");
+    assert_eq!(profile["currencyPreference"], "USD");
+    assert_eq!(profile["profileStatus"], "verified");
+    assert!(
+        profile["createdAt"].as_i64().unwrap() > 1_600_000_000_000,
+        "{body}"
+    );
+    let (status, body) = get(Some(&bob_token));
+    assert_eq!((status, json(&body)["name"].clone()), (200, "Bob".into()));
+
+    // No token, a malformed one, a wrong secret, another account's id with this secret, and
+    // the fee account: 401 in the contract's shape, and nothing about who exists.
+    let bob_id = bob["accountId"].as_str().unwrap();
+    let alice_secret = alice_token.split_once('.').unwrap().1;
+    for token in [
+        None,
+        Some("nonsense".to_string()),
+        Some(format!(
+            "{}.{}",
+            alice["accountId"].as_str().unwrap(),
+            "00".repeat(32)
+        )),
+        Some(format!("{bob_id}.{alice_secret}")),
+        Some(format!("0.{alice_secret}")),
+        Some("99999.abc".to_string()),
+    ] {
+        let (status, body) = get(token.as_deref());
+        assert_eq!(status, 401, "{token:?}: {body}");
+        assert_eq!(json(&body)["error"]["code"], "unauthorized", "{body}");
+    }
+
+    // Bad bodies: each a 4xx with a precise message, and no account created.
+    for (headers, body, status, needle) in [
+        (vec![json_type], "{", 400, "invalid JSON"),
+        (
+            vec![json_type],
+            r#"{"name": "X", "proof": "", "currencyPreference": "USD", "admin": true}"#,
+            400,
+            "unknown field",
+        ),
+        (
+            vec![json_type],
+            r#"{"name": "", "proof": "", "currencyPreference": "USD"}"#,
+            400,
+            "name must be",
+        ),
+        (
+            vec![json_type],
+            r#"{"name": 5, "proof": "", "currencyPreference": "USD"}"#,
+            400,
+            "invalid type",
+        ),
+        (
+            vec![json_type],
+            r#"{"name": "X", "proof": "", "currencyPreference": "dollars and cents"}"#,
+            400,
+            "currencyPreference",
+        ),
+        (
+            vec![],
+            r#"{"name": "X", "proof": "", "currencyPreference": "USD"}"#,
+            415,
+            "Content-Type",
+        ),
+    ] {
+        let (got, answer) = http(&addr, "PUT", "/api/v1/account", &headers, body);
+        assert_eq!(got, status, "{body}: {answer}");
+        let message = json(&answer)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    let carol = create("Carol");
+    let ids: Vec<u64> = [&alice, &bob, &carol]
+        .iter()
+        .map(|a| a["accountId"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids[2], ids[1] + 1, "the refused bodies created no account");
+
+    // The token survives a restart: only its hash is journaled.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    assert!(server.child.wait().unwrap().success());
+    let mut server = Server::start(dir.path(), &[]);
+    let addr2 = http_addr(&mut server);
+    let auth = format!("Bearer {alice_token}");
+    let (status, body) = http(
+        &addr2,
+        "GET",
+        "/api/v1/account",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["name"], "Alice");
+    let journal = std::fs::read_dir(dir.path().join("journal")).unwrap();
+    for entry in journal {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let secret = alice_secret.as_bytes();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "the token's secret is in the journal"
+        );
+    }
+}
+
 #[test]
 fn health_and_metrics_answer_over_http_and_shutdown_stops_the_listener() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &["--load-rate", "5000", "--ack-log", "-"]);
-    let line = server.wait_for_log("HTTP on http://");
-    let addr = line
-        .split("HTTP on http://")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let addr = http_addr(&mut server);
     // Some commands are through before the first request.
     for _ in 0..100 {
         server.next_ack().expect("an acknowledgement");

@@ -1,0 +1,228 @@
+//! `PUT /api/v1/account` (create) and `GET /api/v1/account`, and bearer-token checks.
+//!
+//! A token is `<accountId>.<64 hex digits>` (32 random bytes from the OS). It is shown once,
+//! in the answer to the creation; the engine keeps only its SHA-256 (`CreateAccount`'s
+//! `token_hash`, journaled with the command), so a token survives restarts and the data
+//! directory never holds one. The account id in front lets a request be checked with one
+//! lookup; an unknown id and a wrong secret get the same answer.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bourse_engine::{
+    AccountId, AssetCode, CommandKind, CreateAccount, EventKind, NAME_BYTES_MAX, PROOF_BYTES_MAX,
+    ProfileStatus, TokenHash,
+};
+use bourse_pipeline::SubmitError;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::http::{ApiError, AppState};
+
+/// The body of `PUT /account`; unknown fields are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateBody {
+    name: String,
+    proof: String,
+    currency_preference: String,
+}
+
+pub(crate) fn status_name(status: ProfileStatus) -> &'static str {
+    match status {
+        ProfileStatus::Pending => "pending",
+        ProfileStatus::Verified => "verified",
+        ProfileStatus::Rejected => "rejected",
+    }
+}
+
+fn hash_token(token: &str) -> TokenHash {
+    TokenHash(Sha256::digest(token.as_bytes()).into())
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+/// Maps a pipeline refusal to the contract's error.
+pub(crate) fn submit_error(error: SubmitError) -> ApiError {
+    match error {
+        SubmitError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the engine is busy; retry shortly",
+        ),
+        other => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            other.to_string(),
+        ),
+    }
+}
+
+/// Parses a JSON body into `T`, with the contract's error for anything malformed.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// `PUT /account`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: CreateBody = parse_json(&headers, &body)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > NAME_BYTES_MAX {
+        return Err(bad_request(format!(
+            "name must be 1 to {NAME_BYTES_MAX} bytes"
+        )));
+    }
+    if body.proof.len() > PROOF_BYTES_MAX {
+        return Err(bad_request(format!(
+            "proof must be at most {PROOF_BYTES_MAX} bytes"
+        )));
+    }
+    let currency = AssetCode::new(&body.currency_preference).ok_or_else(|| {
+        bad_request(format!(
+            "currencyPreference {:?} is not a currency code",
+            body.currency_preference
+        ))
+    })?;
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("no randomness for a token: {e}"),
+        )
+    })?;
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let initial_status = if state.auto_verify {
+        ProfileStatus::Verified
+    } else {
+        ProfileStatus::Pending
+    };
+    // The token names the account, whose id is only known once the engine created it; so the
+    // hash covers the secret alone and the id is checked against the account it names.
+    let token_hash = hash_token(&secret);
+    let kind = CommandKind::create_account(CreateAccount {
+        name: name.to_string(),
+        proof: body.proof,
+        currency_preference: currency,
+        token_hash,
+        initial_status,
+    });
+    let outcome = state
+        .handle
+        .clone()
+        .submit(kind)
+        .await
+        .map_err(submit_error)?;
+    if let Err(reject) = outcome.result {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected",
+            reject.to_string(),
+        ));
+    }
+    let (account, status) = outcome
+        .events
+        .iter()
+        .find_map(|event| match event.kind {
+            EventKind::AccountCreated { account, status } => Some((account, status)),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the engine created no account",
+            )
+        })?;
+    let body = json!({
+        "accountId": account.to_string(),
+        "token": format!("{account}.{secret}"),
+        "profileStatus": status_name(status),
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// Checks `Authorization: Bearer <token>` and returns the account it names.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<AccountId, ApiError> {
+    let unauthorized =
+        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
+    let invalid = || unauthorized("invalid token");
+    let (id, secret) = token.split_once('.').ok_or_else(invalid)?;
+    let id: u32 = id.parse().map_err(|_| invalid())?;
+    let account = AccountId::new(id);
+    // The fee account has no owner and no token.
+    if account == AccountId::FEES {
+        return Err(invalid());
+    }
+    let presented = hash_token(secret);
+    let stored = state
+        .handle
+        .try_query(move |engine| engine.account_token_hash(account))
+        .map_err(submit_error)?
+        .await
+        .map_err(submit_error)?;
+    match stored {
+        Some(stored) if constant_time_eq(&stored.0, &presented.0) => Ok(account),
+        _ => Err(invalid()),
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /account`.
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let profile = state
+        .handle
+        .try_query(move |engine| engine.account_profile(account))
+        .map_err(submit_error)?
+        .await
+        .map_err(submit_error)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
+    Ok(axum::Json(json!({
+        "accountId": account.to_string(),
+        "name": profile.name,
+        "profileStatus": status_name(profile.status),
+        "currencyPreference": profile.currency_preference.as_str(),
+        "createdAt": profile.created_at_ms,
+    }))
+    .into_response())
+}
