@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/account",
             axum::routing::put(crate::account_api::create).get(crate::account_api::read),
         )
+        .route(
+            "/api/v1/funds",
+            axum::routing::put(crate::funds_api::deposit).get(crate::funds_api::balances),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

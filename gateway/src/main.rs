@@ -19,6 +19,7 @@
 
 mod account_api;
 mod config;
+mod funds_api;
 mod http;
 mod load;
 mod serve;

@@ -723,3 +723,156 @@ fn a_bad_setting_is_refused_with_its_name() {
         "nothing is created before the settings are good"
     );
 }
+
+#[test]
+fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Until the catalogue arrives (issue 7), the load generator's set-up adds the USD asset
+    // (2 decimals); a slow rate keeps it out of the way.
+    let mut server = Server::start(dir.path(), &["--load-rate", "10", "--ack-log", "-"]);
+    let addr = http_addr(&mut server);
+    server
+        .next_ack()
+        .expect("the load generator's set-up is done");
+    let json_type = ("Content-Type", "application/json");
+    let (status, body) = http(
+        &addr,
+        "PUT",
+        "/api/v1/account",
+        &[json_type],
+        r#"{"name": "Dana", "proof": "passport:9", "currencyPreference": "USD"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let token = json(&body)["token"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {token}");
+    let headers = [json_type, ("Authorization", auth.as_str())];
+    let balances = || {
+        let (status, body) = http(&addr, "GET", "/api/v1/funds", &headers[1..], "");
+        assert_eq!(status, 200, "{body}");
+        json(&body)
+    };
+    assert_eq!(balances(), serde_json::json!([]));
+
+    let card = r#"{"amount": "1000.25", "currency": "USD", "type": "card", "requestId": "dep-1",
+        "additionalInformation": {"cardNumber": "4111 1111 1111 1111", "cvv": "123"}}"#;
+    let (status, body) = http(&addr, "PUT", "/api/v1/funds", &headers, card);
+    assert_eq!(status, 200, "{body}");
+    let receipt = json(&body);
+    assert_eq!(receipt["status"], "credited");
+    assert_eq!(receipt["amount"], "1000.25");
+    assert_eq!(receipt["details"]["cardLast4"], "1111");
+    assert!(
+        !body.contains("4111111111111111") && !body.contains("123\""),
+        "{body}"
+    );
+    let upi = r#"{"amount": "0.75", "currency": "USD", "type": "upi", "requestId": "dep-2",
+        "additionalInformation": {"vpa": "dana@bank"}}"#;
+    let (status, body) = http(&addr, "PUT", "/api/v1/funds", &headers, upi);
+    assert_eq!(status, 200, "{body}");
+    let expected = serde_json::json!([{"currency": "USD", "available": "1001.00", "held": "0.00"}]);
+    assert_eq!(balances(), expected);
+
+    // The same request again changes nothing; the same id with another body is a conflict.
+    let (status, body) = http(&addr, "PUT", "/api/v1/funds", &headers, card);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        &addr,
+        "PUT",
+        "/api/v1/funds",
+        &headers,
+        &card.replace("1000.25", "5"),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(balances(), expected);
+
+    // Bad deposits: a precise 4xx each, and the wallet unchanged.
+    let deposit = |amount: &str, currency: &str, method: &str, details: &str| {
+        format!(
+            r#"{{"amount": {amount}, "currency": "{currency}", "type": "{method}", "requestId": "bad-{method}-{}", "additionalInformation": {details}}}"#,
+            amount.len()
+        )
+    };
+    let good_card = r#"{"cardNumber": "4111111111111111", "cvv": "123"}"#;
+    for (body, status, needle) in [
+        (deposit("\"-5\"", "USD", "card", good_card), 400, "positive"),
+        (deposit("\"0\"", "USD", "card", good_card), 400, "positive"),
+        (
+            deposit("\"1.001\"", "USD", "card", good_card),
+            400,
+            "too many decimals",
+        ),
+        (
+            deposit("\"1e400\"", "USD", "card", good_card),
+            400,
+            "not a decimal",
+        ),
+        (
+            deposit("\"99999999999999999999\"", "USD", "card", good_card),
+            400,
+            "too large",
+        ),
+        (deposit("10", "USD", "card", good_card), 400, "invalid type"),
+        (
+            deposit("\"10\"", "XYZ", "card", good_card),
+            400,
+            "unknown currency",
+        ),
+        (
+            deposit("\"10\"", "USD", "cash", good_card),
+            400,
+            "not one of card, upi, bank",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cardNumber": "4111111111111112", "cvv": "123"}"#,
+            ),
+            400,
+            "not a valid card number",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cardNumber": "4111111111111111", "cvv": "12"}"#,
+            ),
+            400,
+            "cvv",
+        ),
+        (
+            deposit("\"10\"", "USD", "upi", r#"{"vpa": "nobank"}"#),
+            400,
+            "name@bank",
+        ),
+        (deposit("\"10\"", "USD", "bank", "{}"), 400, "accountNumber"),
+    ] {
+        let (got, answer) = http(&addr, "PUT", "/api/v1/funds", &headers, &body);
+        assert_eq!(got, status, "{body}: {answer}");
+        let message = json(&answer)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    // Without a token nothing is read or credited.
+    let (status, _) = http(&addr, "PUT", "/api/v1/funds", &[json_type], card);
+    assert_eq!(status, 401);
+    let (status, _) = http(&addr, "GET", "/api/v1/funds", &[], "");
+    assert_eq!(status, 401);
+    assert_eq!(balances(), expected);
+
+    // The card number and CVV never reach the journal.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    while server.next_ack().is_some() {}
+    assert!(server.child.wait().unwrap().success());
+    for entry in std::fs::read_dir(dir.path().join("journal")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(16).any(|w| w == b"4111111111111111"),
+            "a card number is in the journal"
+        );
+    }
+}
