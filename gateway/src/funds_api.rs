@@ -112,17 +112,48 @@ pub(crate) async fn deposit(
     let account = authenticate(&state, &headers).await?;
     let body: DepositBody = parse_json(&headers, &body)?;
     let kept = check_method(&body.method, body.additional_information.as_ref())?;
-    let amount = Decimal::from_str(body.amount.trim())
-        .map_err(|_| bad_request(format!("amount {:?} is not a decimal number", body.amount)))?;
+    let request = funds_request(
+        &state,
+        account,
+        &body.amount,
+        &body.currency,
+        &body.request_id,
+    )
+    .await?;
+    let amount = request.1;
+    let kind = CommandKind::Deposit(request.0);
+    let seq = submit_funds(&state, kind).await?;
+    Ok(axum::Json(json!({
+        "requestId": body.request_id,
+        "currency": body.currency,
+        "amount": amount.normalize().to_string(),
+        "type": body.method,
+        "details": kept,
+        "status": "credited",
+        "seq": seq,
+    }))
+    .into_response())
+}
+
+/// Checks a funds request's amount, currency and request id, and resolves the currency and
+/// the amount's units with one engine query.
+async fn funds_request(
+    state: &AppState,
+    account: bourse_engine::AccountId,
+    amount_text: &str,
+    currency: &str,
+    request_id_text: &str,
+) -> Result<(FundsRequest, Decimal), ApiError> {
+    let amount = Decimal::from_str(amount_text.trim())
+        .map_err(|_| bad_request(format!("amount {amount_text:?} is not a decimal number")))?;
     if amount <= Decimal::ZERO {
         return Err(bad_request("amount must be positive"));
     }
-    let code = AssetCode::new(&body.currency)
-        .ok_or_else(|| bad_request(format!("{:?} is not a currency code", body.currency)))?;
-    let request_id = RequestId::new(&body.request_id)
-        .filter(|_| !body.request_id.is_empty())
+    let code = AssetCode::new(currency)
+        .ok_or_else(|| bad_request(format!("{currency:?} is not a currency code")))?;
+    let request_id = RequestId::new(request_id_text)
+        .filter(|_| !request_id_text.is_empty())
         .ok_or_else(|| bad_request("requestId must be 1 to 36 characters"))?;
-    // Resolve the currency and the amount's units on the engine thread (a short read).
     let resolved = state
         .handle
         .try_query(move |engine| {
@@ -134,18 +165,22 @@ pub(crate) async fn deposit(
         .await
         .map_err(submit_error)?;
     let (asset, units) = resolved.map_err(|reject| match reject {
-        Reject::UnknownAsset => bad_request(format!("unknown currency {:?}", body.currency)),
+        Reject::UnknownAsset => bad_request(format!("unknown currency {currency:?}")),
         _ => bad_request(format!(
-            "amount {} is not a valid amount of {} (too many decimals or too large)",
-            body.amount, body.currency
+            "amount {amount_text} is not a valid amount of {currency} (too many decimals or too large)"
         )),
     })?;
-    let kind = CommandKind::Deposit(FundsRequest {
+    let request = FundsRequest {
         account,
         asset,
         amount: units,
         request_id,
-    });
+    };
+    Ok((request, amount))
+}
+
+/// Submits a deposit or withdrawal; maps the engine's refusals. Returns the command's seq.
+async fn submit_funds(state: &AppState, kind: CommandKind) -> Result<u64, ApiError> {
     let outcome = state
         .handle
         .clone()
@@ -153,30 +188,66 @@ pub(crate) async fn deposit(
         .await
         .map_err(submit_error)?;
     match outcome.result {
-        Ok(()) => {}
-        Err(Reject::RequestIdMismatch) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "duplicate_request",
-                "requestId was used before for a different request",
-            ));
-        }
-        Err(reject) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rejected",
-                reject.to_string(),
-            ));
-        }
+        Ok(()) => Ok(outcome.seq),
+        Err(Reject::RequestIdMismatch) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_request",
+            "requestId was used before for a different request",
+        )),
+        Err(Reject::InsufficientFunds) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "insufficient_funds",
+            "the available balance is smaller than the amount",
+        )),
+        Err(reject) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rejected",
+            reject.to_string(),
+        )),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct WithdrawBody {
+    amount: String,
+    currency: String,
+    request_id: String,
+    /// Where the money goes (free-form; paying it out is out of scope).
+    #[serde(default)]
+    destination_details: Option<Value>,
+}
+
+/// `POST /funds`: a withdrawal from the available balance.
+pub(crate) async fn withdraw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let body: WithdrawBody = parse_json(&headers, &body)?;
+    if body
+        .destination_details
+        .as_ref()
+        .is_some_and(|d| !d.is_object())
+    {
+        return Err(bad_request("destinationDetails must be an object"));
+    }
+    let (request, amount) = funds_request(
+        &state,
+        account,
+        &body.amount,
+        &body.currency,
+        &body.request_id,
+    )
+    .await?;
+    let seq = submit_funds(&state, CommandKind::Withdraw(request)).await?;
     Ok(axum::Json(json!({
         "requestId": body.request_id,
         "currency": body.currency,
         "amount": amount.normalize().to_string(),
-        "type": body.method,
-        "details": kept,
-        "status": "credited",
-        "seq": outcome.seq,
+        "status": "withdrawn",
+        "seq": seq,
     }))
     .into_response())
 }

@@ -94,7 +94,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/funds",
-            axum::routing::put(crate::funds_api::deposit).get(crate::funds_api::balances),
+            axum::routing::put(crate::funds_api::deposit)
+                .get(crate::funds_api::balances)
+                .post(crate::funds_api::withdraw),
         )
         .route("/metrics", get(metrics))
         .fallback(not_found)

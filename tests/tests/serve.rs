@@ -864,6 +864,35 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     assert_eq!(status, 401);
     assert_eq!(balances(), expected);
 
+    // Withdrawals come from the available balance, idempotently; more than it is refused.
+    let withdraw = |amount: &str, id: &str| {
+        let body = format!(
+            r#"{{"amount": "{amount}", "currency": "USD", "requestId": "{id}", "destinationDetails": {{"iban": "DE00"}}}}"#
+        );
+        http(&addr, "POST", "/api/v1/funds", &headers, &body)
+    };
+    let (status, body) = withdraw("0.01", "wd-1");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["status"], "withdrawn");
+    let (status, body) = withdraw("0.01", "wd-1");
+    assert_eq!(
+        status, 200,
+        "a repeat is answered, not applied again: {body}"
+    );
+    let (status, body) = withdraw("1001.00", "wd-2");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "insufficient_funds", "{body}");
+    let (status, body) = withdraw("0.001", "wd-3");
+    assert_eq!(status, 400, "{body}");
+    let expected = serde_json::json!([{"currency": "USD", "available": "1000.99", "held": "0.00"}]);
+    assert_eq!(balances(), expected);
+    let (status, body) = withdraw("1000.99", "wd-4");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        balances(),
+        serde_json::json!([{"currency": "USD", "available": "0.00", "held": "0.00"}])
+    );
+
     // The card number and CVV never reach the journal.
     assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
     while server.next_ack().is_some() {}
