@@ -92,6 +92,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/account",
             axum::routing::put(crate::account_api::create).get(crate::account_api::read),
         )
+        .route("/api/v1/bookmarks", get(crate::bookmarks_api::get))
+        .route(
+            "/api/v1/bookmarks/{symbol}",
+            axum::routing::put(crate::bookmarks_api::put).delete(crate::bookmarks_api::delete),
+        )
         .route(
             "/api/v1/funds",
             axum::routing::put(crate::funds_api::deposit)

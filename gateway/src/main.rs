@@ -18,6 +18,7 @@
 //! refusing it (it says how many records that drops).
 
 mod account_api;
+mod bookmarks_api;
 mod config;
 mod funds_api;
 mod http;

@@ -905,3 +905,74 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
         );
     }
 }
+
+#[test]
+fn bookmarks_are_kept_per_account_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The load generator's set-up lists the product LOAD-USD (the catalogue is issue 7).
+    let mut server = Server::start(dir.path(), &["--load-rate", "10", "--ack-log", "-"]);
+    let addr = http_addr(&mut server);
+    server
+        .next_ack()
+        .expect("the load generator's set-up is done");
+    let account = |name: &str| {
+        let body = format!(r#"{{"name": "{name}", "proof": "p", "currencyPreference": "USD"}}"#);
+        let (status, body) = http(
+            &addr,
+            "PUT",
+            "/api/v1/account",
+            &[("Content-Type", "application/json")],
+            &body,
+        );
+        assert_eq!(status, 201, "{body}");
+        format!("Bearer {}", json(&body)["token"].as_str().unwrap())
+    };
+    let erin = account("Erin");
+    let finn = account("Finn");
+    let call = |addr: &str, method: &str, path: &str, auth: &str| {
+        let (status, body) = http(addr, method, path, &[("Authorization", auth)], "");
+        (status, json(&body))
+    };
+    let none = serde_json::json!({"symbols": []});
+    let one = serde_json::json!({"symbols": ["LOAD-USD"]});
+    assert_eq!(
+        call(&addr, "GET", "/api/v1/bookmarks", &erin),
+        (200, none.clone())
+    );
+    assert_eq!(
+        call(&addr, "PUT", "/api/v1/bookmarks/LOAD-USD", &erin),
+        (200, one.clone())
+    );
+    assert_eq!(
+        call(&addr, "PUT", "/api/v1/bookmarks/LOAD-USD", &erin),
+        (200, one.clone()),
+        "bookmarking twice is not an error"
+    );
+    assert_eq!(
+        call(&addr, "GET", "/api/v1/bookmarks", &finn),
+        (200, none.clone()),
+        "per account"
+    );
+    let (status, error) = call(&addr, "PUT", "/api/v1/bookmarks/NOPE-USD", &erin);
+    assert_eq!(
+        (status, error["error"]["code"].clone()),
+        (404, "unknown_symbol".into())
+    );
+    let (status, _) = http(&addr, "PUT", "/api/v1/bookmarks/LOAD-USD", &[], "");
+    assert_eq!(status, 401);
+
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    while server.next_ack().is_some() {}
+    assert!(server.child.wait().unwrap().success());
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = http_addr(&mut server);
+    assert_eq!(call(&addr, "GET", "/api/v1/bookmarks", &erin), (200, one));
+    assert_eq!(
+        call(&addr, "DELETE", "/api/v1/bookmarks/LOAD-USD", &erin),
+        (200, none.clone())
+    );
+    assert_eq!(
+        call(&addr, "DELETE", "/api/v1/bookmarks/LOAD-USD", &erin),
+        (200, none)
+    );
+}

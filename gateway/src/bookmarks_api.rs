@@ -1,0 +1,111 @@
+//! `GET /api/v1/bookmarks`, `PUT /api/v1/bookmarks/{symbol}`, `DELETE /api/v1/bookmarks/{symbol}`.
+//!
+//! Bookmarks are engine state (a sorted, bounded set per account), so they survive restarts
+//! with the journal. Adding one that is there, or removing one that is not, is answered as
+//! success with the current list (the request's intent holds), not as an error.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bourse_engine::{AccountId, CommandKind, LimitKind, Reject, Symbol};
+use serde_json::{Value, json};
+
+use crate::account_api::{authenticate, submit_error};
+use crate::http::{ApiError, AppState};
+
+/// The account's bookmarks as symbols, in the engine's order.
+async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {
+    let symbols = state
+        .handle
+        .try_query(move |engine| {
+            engine
+                .bookmarks(account)
+                .iter()
+                .filter_map(|&product| engine.product_info(product))
+                .map(|info| Value::String(info.symbol().as_str().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .map_err(submit_error)?
+        .await
+        .map_err(submit_error)?;
+    Ok(json!({ "symbols": symbols }))
+}
+
+/// `GET /bookmarks`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    Ok(axum::Json(list(&state, account).await?).into_response())
+}
+
+/// `PUT /bookmarks/{symbol}` and `DELETE /bookmarks/{symbol}`.
+async fn change(
+    state: AppState,
+    headers: HeaderMap,
+    symbol: String,
+    add: bool,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_symbol",
+            format!("no product {symbol:?}"),
+        )
+    };
+    let parsed = Symbol::new(&symbol).ok_or_else(unknown)?;
+    let product = state
+        .handle
+        .try_query(move |engine| engine.product_by_symbol(&parsed))
+        .map_err(submit_error)?
+        .await
+        .map_err(submit_error)?
+        .ok_or_else(unknown)?;
+    let kind = if add {
+        CommandKind::AddBookmark { account, product }
+    } else {
+        CommandKind::RemoveBookmark { account, product }
+    };
+    let outcome = state
+        .handle
+        .clone()
+        .submit(kind)
+        .await
+        .map_err(submit_error)?;
+    match outcome.result {
+        Ok(()) | Err(Reject::AlreadyBookmarked | Reject::NotBookmarked) => {}
+        Err(Reject::LimitReached(LimitKind::Bookmarks)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "limit_reached",
+                "the account has as many bookmarks as it may have",
+            ));
+        }
+        Err(reject) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rejected",
+                reject.to_string(),
+            ));
+        }
+    }
+    Ok(axum::Json(list(&state, account).await?).into_response())
+}
+
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(symbol): Path<String>,
+) -> Result<Response, ApiError> {
+    change(state, headers, symbol, true).await
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(symbol): Path<String>,
+) -> Result<Response, ApiError> {
+    change(state, headers, symbol, false).await
+}
