@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::http::{ApiError, AppState};
+use crate::http::{ApiError, AppState, bad_request, rejected};
 
 /// The body of `PUT /account`; unknown fields are refused.
 #[derive(Debug, Deserialize)]
@@ -40,10 +40,6 @@ pub(crate) fn status_name(status: ProfileStatus) -> &'static str {
 
 fn hash_token(token: &str) -> TokenHash {
     TokenHash(Sha256::digest(token.as_bytes()).into())
-}
-
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 /// Maps a pipeline refusal to the contract's error.
@@ -129,18 +125,9 @@ pub(crate) async fn create(
         token_hash,
         initial_status,
     });
-    let outcome = state
-        .handle
-        .clone()
-        .submit(kind)
-        .await
-        .map_err(submit_error)?;
+    let outcome = state.submit(kind).await?;
     if let Err(reject) = outcome.result {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "rejected",
-            reject.to_string(),
-        ));
+        return Err(rejected(reject));
     }
     let (account, status) = outcome
         .events
@@ -189,11 +176,8 @@ pub(crate) async fn authenticate(
     }
     let presented = hash_token(secret);
     let stored = state
-        .handle
-        .try_query(move |engine| engine.account_token_hash(account))
-        .map_err(submit_error)?
-        .await
-        .map_err(submit_error)?;
+        .query(move |engine| engine.account_token_hash(account))
+        .await?;
     match stored {
         Some(stored) if constant_time_eq(&stored.0, &presented.0) => Ok(account),
         _ => Err(invalid()),
@@ -211,11 +195,8 @@ pub(crate) async fn read(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let profile = state
-        .handle
-        .try_query(move |engine| engine.account_profile(account))
-        .map_err(submit_error)?
-        .await
-        .map_err(submit_error)?
+        .query(move |engine| engine.account_profile(account))
+        .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
     Ok(axum::Json(json!({
         "accountId": account.to_string(),

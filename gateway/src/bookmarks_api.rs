@@ -10,14 +10,13 @@ use axum::response::{IntoResponse, Response};
 use bourse_engine::{AccountId, CommandKind, LimitKind, Reject, Symbol};
 use serde_json::{Value, json};
 
-use crate::account_api::{authenticate, submit_error};
-use crate::http::{ApiError, AppState};
+use crate::account_api::authenticate;
+use crate::http::{ApiError, AppState, rejected};
 
 /// The account's bookmarks as symbols, in the engine's order.
 async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {
     let symbols = state
-        .handle
-        .try_query(move |engine| {
+        .query(move |engine| {
             engine
                 .bookmarks(account)
                 .iter()
@@ -25,9 +24,7 @@ async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {
                 .map(|info| Value::String(info.symbol().as_str().to_string()))
                 .collect::<Vec<_>>()
         })
-        .map_err(submit_error)?
-        .await
-        .map_err(submit_error)?;
+        .await?;
     Ok(json!({ "symbols": symbols }))
 }
 
@@ -57,23 +54,15 @@ async fn change(
     };
     let parsed = Symbol::new(&symbol).ok_or_else(unknown)?;
     let product = state
-        .handle
-        .try_query(move |engine| engine.product_by_symbol(&parsed))
-        .map_err(submit_error)?
-        .await
-        .map_err(submit_error)?
+        .query(move |engine| engine.product_by_symbol(&parsed))
+        .await?
         .ok_or_else(unknown)?;
     let kind = if add {
         CommandKind::AddBookmark { account, product }
     } else {
         CommandKind::RemoveBookmark { account, product }
     };
-    let outcome = state
-        .handle
-        .clone()
-        .submit(kind)
-        .await
-        .map_err(submit_error)?;
+    let outcome = state.submit(kind).await?;
     match outcome.result {
         Ok(()) | Err(Reject::AlreadyBookmarked | Reject::NotBookmarked) => {}
         Err(Reject::LimitReached(LimitKind::Bookmarks)) => {
@@ -84,11 +73,7 @@ async fn change(
             ));
         }
         Err(reject) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rejected",
-                reject.to_string(),
-            ));
+            return Err(rejected(reject));
         }
     }
     Ok(axum::Json(list(&state, account).await?).into_response())

@@ -18,8 +18,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::account_api::{authenticate, parse_json, submit_error};
-use crate::http::{ApiError, AppState};
+use crate::account_api::{authenticate, parse_json};
+use crate::http::{ApiError, AppState, bad_request, rejected};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -31,10 +31,6 @@ struct DepositBody {
     request_id: String,
     #[serde(default)]
     additional_information: Option<Value>,
-}
-
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 /// The string field `key` of the details object.
@@ -155,15 +151,12 @@ async fn funds_request(
         .filter(|_| !request_id_text.is_empty())
         .ok_or_else(|| bad_request("requestId must be 1 to 36 characters"))?;
     let resolved = state
-        .handle
-        .try_query(move |engine| {
+        .query(move |engine| {
             let asset = engine.asset_by_code(&code).ok_or(Reject::UnknownAsset)?;
             let info = engine.asset_info(asset).ok_or(Reject::UnknownAsset)?;
             Ok::<_, Reject>((asset, info.amount_from_decimal(amount)?))
         })
-        .map_err(submit_error)?
-        .await
-        .map_err(submit_error)?;
+        .await?;
     let (asset, units) = resolved.map_err(|reject| match reject {
         Reject::UnknownAsset => bad_request(format!("unknown currency {currency:?}")),
         _ => bad_request(format!(
@@ -181,12 +174,7 @@ async fn funds_request(
 
 /// Submits a deposit or withdrawal; maps the engine's refusals. Returns the command's seq.
 async fn submit_funds(state: &AppState, kind: CommandKind) -> Result<u64, ApiError> {
-    let outcome = state
-        .handle
-        .clone()
-        .submit(kind)
-        .await
-        .map_err(submit_error)?;
+    let outcome = state.submit(kind).await?;
     match outcome.result {
         Ok(()) => Ok(outcome.seq),
         Err(Reject::RequestIdMismatch) => Err(ApiError::new(
@@ -199,11 +187,7 @@ async fn submit_funds(state: &AppState, kind: CommandKind) -> Result<u64, ApiErr
             "insufficient_funds",
             "the available balance is smaller than the amount",
         )),
-        Err(reject) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "rejected",
-            reject.to_string(),
-        )),
+        Err(reject) => Err(rejected(reject)),
     }
 }
 
@@ -259,8 +243,7 @@ pub(crate) async fn balances(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let rows = state
-        .handle
-        .try_query(move |engine| {
+        .query(move |engine| {
             engine
                 .balances(account)
                 .iter()
@@ -276,8 +259,6 @@ pub(crate) async fn balances(
                 })
                 .collect::<Vec<_>>()
         })
-        .map_err(submit_error)?
-        .await
-        .map_err(submit_error)?;
+        .await?;
     Ok(axum::Json(Value::Array(rows)).into_response())
 }

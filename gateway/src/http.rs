@@ -84,6 +84,47 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Reads engine state (see `Handle::try_query`), with the contract's errors.
+    pub(crate) async fn query<T, F>(&self, read: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&bourse_engine::Engine) -> T + Send + 'static,
+    {
+        let ticket = self
+            .handle
+            .try_query(read)
+            .map_err(crate::account_api::submit_error)?;
+        ticket.await.map_err(crate::account_api::submit_error)
+    }
+
+    /// Submits a command and awaits its outcome, with the contract's errors.
+    pub(crate) async fn submit(
+        &self,
+        kind: bourse_engine::CommandKind,
+    ) -> Result<bourse_pipeline::Outcome, ApiError> {
+        self.handle
+            .clone()
+            .submit(kind)
+            .await
+            .map_err(crate::account_api::submit_error)
+    }
+}
+
+/// 400 `invalid_request` with `message`.
+pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+/// 422 `rejected`: the engine refused, for a reason the endpoint has no better code for.
+pub(crate) fn rejected(reject: bourse_engine::Reject) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "rejected",
+        reject.to_string(),
+    )
+}
+
 /// The routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
