@@ -21,8 +21,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bourse_pipeline::Handle;
+
+use crate::history::HistoryHandle;
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -66,6 +68,8 @@ pub struct AppState {
     pub(crate) handle: Handle,
     /// New accounts are verified at once (the embedded demo) instead of `pending`.
     pub(crate) auto_verify: bool,
+    /// The history read model (orders, trades, funds).
+    pub(crate) history: HistoryHandle,
     /// The sequence number recovery ended at.
     recovered_seq: u64,
     started: Instant,
@@ -73,10 +77,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(handle: Handle, recovered_seq: u64, auto_verify: bool) -> Self {
+    pub fn new(
+        handle: Handle,
+        history: HistoryHandle,
+        recovered_seq: u64,
+        auto_verify: bool,
+    ) -> Self {
         AppState {
             handle,
             auto_verify,
+            history,
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),
@@ -108,6 +118,28 @@ impl AppState {
             .submit(kind)
             .await
             .map_err(crate::account_api::submit_error)
+    }
+}
+
+/// `Query<T>` whose refusal has the contract's shape (400 `invalid_request`, naming the
+/// parameter), where axum's own answers in plain text.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection| bad_request(rejection.body_text()))
     }
 }
 
@@ -144,6 +176,28 @@ pub fn router(state: AppState) -> Router {
                 .get(crate::funds_api::balances)
                 .post(crate::funds_api::withdraw),
         )
+        .route(
+            "/api/v1/funds/history",
+            get(crate::orders_api::funds_history),
+        )
+        .route("/api/v1/products", get(crate::products_api::catalogue))
+        .route(
+            "/api/v1/products/{symbol}",
+            get(crate::products_api::product),
+        )
+        .route(
+            "/api/v1/products/{symbol}/book",
+            get(crate::products_api::book),
+        )
+        .route("/api/v1/product/buy", post(crate::orders_api::buy))
+        .route("/api/v1/product/sell", post(crate::orders_api::sell))
+        .route("/api/v1/orders", get(crate::orders_api::list))
+        .route(
+            "/api/v1/orders/{id}",
+            get(crate::orders_api::get).delete(crate::orders_api::cancel),
+        )
+        .route("/api/v1/trades", get(crate::orders_api::trades))
+        .route("/api/v1/fees", get(crate::orders_api::fee_quote))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -272,6 +326,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "receivers of the engine's event bus",
         "gauge",
         stats.bus_subscribers as u64,
+    );
+    gauge(
+        "bourse_history_event_seq",
+        "the newest engine event folded into the history read model",
+        "gauge",
+        state.history.event_seq(),
     );
     let requests = &state.requests;
     let _ = writeln!(

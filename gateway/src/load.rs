@@ -81,7 +81,7 @@ impl Rng {
 }
 
 /// What of the generator's world the recovered state already has; taken from the engine
-/// before the pipeline starts (afterwards only the engine thread may look at it).
+/// before the pipeline starts, or in a query (only the engine thread may look at it).
 #[derive(Debug, Clone, Default)]
 pub struct Existing {
     quote: Option<AssetId>,

@@ -19,10 +19,15 @@
 
 mod account_api;
 mod bookmarks_api;
+mod catalogue;
 mod config;
 mod funds_api;
+mod history;
 mod http;
 mod load;
+mod orders_api;
+mod products_api;
+mod render;
 mod serve;
 
 use std::str::FromStr;

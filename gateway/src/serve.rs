@@ -38,6 +38,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{self, AckLog, Invocation, ServeConfig};
+use crate::history::{self, History, HistoryHandle, HistoryLog};
 use crate::load::{self, Load};
 
 /// Exit code of a clean shutdown.
@@ -89,7 +90,7 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
     let ack_log = open_ack_log(config)?;
 
     let store_config = config.store();
-    let recovered = Store::open(&store_config, &mut ConsoleProgress::stderr())
+    let mut recovered = Store::open(&store_config, &mut ConsoleProgress::stderr())
         .map_err(|e| format!("recovery of {} failed: {e}", store_config.dir.display()))?;
     eprintln!("bourse: {}", recovered.report);
     for skipped in &recovered.report.skipped_snapshots {
@@ -99,21 +100,41 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
             skipped.error
         );
     }
+    let (history, history_log) = open_history(&store_config, &mut recovered)?;
     let next_seq = recovered.next_seq();
     let last_snapshot = recovered
         .report
         .snapshot
         .as_ref()
         .map_or(0, |(seq, _)| *seq);
-    let existing = (config.load_rate > 0).then(|| load::survey(&recovered.engine));
 
     let pipeline = Pipeline::start(recovered, config.pipeline())
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     let mut handle = pipeline.handle();
+    // Subscribed before anything can submit a command, so the history misses no event.
+    let (history, history_thread) = HistoryHandle::spawn(history, history_log, handle.subscribe())?;
+    let added = crate::catalogue::ensure(&mut handle)?;
+    if added > 0 {
+        eprintln!("bourse: default catalogue: {added} assets and products added");
+    }
+    // After the catalogue, which may have added the generator's quote currency.
+    let existing = if config.load_rate > 0 {
+        let survey = handle
+            .try_query(load::survey)
+            .and_then(|ticket| ticket.wait())
+            .map_err(|e| format!("cannot survey the state for the load generator: {e}"))?;
+        Some(survey)
+    } else {
+        None
+    };
     let http = match config.http_addr {
         Some(addr) => {
-            let state =
-                crate::http::AppState::new(pipeline.handle(), next_seq - 1, config.auto_verify);
+            let state = crate::http::AppState::new(
+                pipeline.handle(),
+                history.clone(),
+                next_seq - 1,
+                config.auto_verify,
+            );
             let server = crate::http::Server::start(addr, state)?;
             eprintln!("bourse: HTTP on http://{}", server.addr);
             Some(server)
@@ -195,6 +216,7 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         Err(PipelineError::Stopped(cause)) => engine_stopped(&cause),
         Err(error) => return Err(format!("shutdown failed: {error}")),
     };
+    finish_history(&history, history_thread, finished.engine.event_seq());
     let snapshot = match bourse_snapshots::list_snapshots(&store_config.snapshots_dir()) {
         Ok(list) => match list.last() {
             Some((seq, _)) if *seq == finished.last_seq => format!("snapshot at seq {seq}"),
@@ -209,6 +231,61 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         finished.last_seq, finished.state_hash
     );
     Ok(EXIT_OK)
+}
+
+/// Opens the history read model and brings it up to the recovered engine (see
+/// [`crate::history`]). A history ahead of the engine (a journal that lost its tail with
+/// durability none) is thrown away and rebuilt.
+fn open_history(
+    store_config: &bourse_store::StoreConfig,
+    recovered: &mut bourse_store::Recovered,
+) -> Result<(History, HistoryLog), String> {
+    let dir = store_config.dir.join(history::HISTORY_DIR);
+    let engine_event_seq = recovered.engine.event_seq();
+    let (mut log, mut model) = HistoryLog::open(&dir)?;
+    if model.event_seq() > engine_event_seq {
+        eprintln!(
+            "bourse: the history (to event {}) is ahead of the engine (event {}): rebuilding it",
+            model.event_seq(),
+            engine_event_seq
+        );
+        drop(log);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+        (log, model) = HistoryLog::open(&dir)?;
+    }
+    let started = std::time::Instant::now();
+    let from_event = model.event_seq();
+    let replayed = history::catch_up(
+        &mut model,
+        &mut log,
+        recovered.store.journal(),
+        &store_config.snapshots_dir(),
+        store_config.limits,
+        engine_event_seq,
+    )?;
+    if replayed > 0 {
+        eprintln!(
+            "bourse: history caught up from event {from_event} to {} ({replayed} commands replayed in {} ms)",
+            model.event_seq(),
+            started.elapsed().as_millis()
+        );
+    }
+    Ok((model, log))
+}
+
+/// Lets the history fold the last events before the process ends (it would rebuild them at
+/// the next start anyway).
+fn finish_history(history: &HistoryHandle, thread: std::thread::JoinHandle<()>, event_seq: u64) {
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(history.read(event_seq, |_| ())));
+    if let Err(why) = waited {
+        eprintln!("bourse: the history did not finish: {why}; the next start rebuilds it");
+    }
+    drop(thread);
 }
 
 /// Says why the pipeline stopped and ends the process: nothing more can be acknowledged, and

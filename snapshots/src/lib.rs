@@ -48,6 +48,6 @@ pub use format::{
     MAGIC, PAYLOAD_LEN_MAX, check_header, decode, decode_image, encode, read_aligned,
 };
 pub use store::{
-    Recovered, Skipped, SnapshotBytes, list_snapshots, load_newest, open_snapshot,
-    snapshot_file_name, write_encoded, write_snapshot,
+    Recovered, Skipped, SnapshotBytes, list_snapshots, load_newest, load_newest_at_most,
+    open_snapshot, snapshot_file_name, write_encoded, write_snapshot,
 };

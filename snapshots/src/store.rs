@@ -118,8 +118,15 @@ pub struct Recovered {
 /// Errors only if the directory cannot be listed; a snapshot that cannot be read or fails a
 /// check is reported in [`Recovered::skipped`].
 pub fn load_newest(dir: &Path) -> Result<Recovered, SnapshotError> {
+    load_newest_at_most(dir, u64::MAX)
+}
+
+/// [`load_newest`] among the snapshots at or before `max_seq` (a read model that is behind
+/// the newest snapshot rebuilds from an older one).
+pub fn load_newest_at_most(dir: &Path, max_seq: u64) -> Result<Recovered, SnapshotError> {
     let mut skipped = Vec::new();
-    for (seq, path) in list_snapshots(dir)?.into_iter().rev() {
+    let listed = list_snapshots(dir)?;
+    for (seq, path) in listed.into_iter().rev().filter(|(seq, _)| *seq <= max_seq) {
         match load_file(&path, seq) {
             Ok(engine) => {
                 return Ok(Recovered {

@@ -1,0 +1,127 @@
+//! The default catalogue: the quote currency (USD, cents) and a set of products that every
+//! `bourse serve` lists, so that a new data directory can be traded at once.
+//!
+//! At every start, whatever of it the recovered state lacks is added through the pipeline
+//! (journaled like any command, so replay gives the same ids); what exists is left alone.
+//! Products are whole units (lot 1) priced in cents (tick 0.01 USD), with fees tiered by the
+//! account's 30-day volume in USD: 0.10% maker / 0.20% taker, from 100,000 USD 0.08% / 0.15%,
+//! from 1,000,000 USD 0.05% / 0.10%. The market-data issue replaces this list with products
+//! created from the feed or a catalogue file.
+
+use bourse_engine::{
+    AddProduct, AssetCode, AssetId, CommandKind, EventKind, FeeSchedule, FeeTier, Symbol,
+};
+use bourse_pipeline::Handle;
+
+/// The quote currency of every default product.
+pub const QUOTE: &str = "USD";
+
+/// `(symbol, name)` of the default products.
+pub const PRODUCTS: &[(&str, &str)] = &[
+    ("AAPL", "Apple Inc."),
+    ("MSFT", "Microsoft Corporation"),
+    ("GOOGL", "Alphabet Inc."),
+    ("AMZN", "Amazon.com, Inc."),
+    ("NVDA", "NVIDIA Corporation"),
+    ("TSLA", "Tesla, Inc."),
+    ("META", "Meta Platforms, Inc."),
+    ("NFLX", "Netflix, Inc."),
+];
+
+/// The fee schedule of the default products.
+pub fn fees() -> FeeSchedule {
+    FeeSchedule::new(&[
+        FeeTier {
+            volume_min: 0,
+            maker_ppm: 1_000,
+            taker_ppm: 2_000,
+        },
+        FeeTier {
+            volume_min: 10_000_000,
+            maker_ppm: 800,
+            taker_ppm: 1_500,
+        },
+        FeeTier {
+            volume_min: 100_000_000,
+            maker_ppm: 500,
+            taker_ppm: 1_000,
+        },
+    ])
+    .expect("the default fee schedule is valid")
+}
+
+/// Adds what the engine lacks of the default catalogue; returns how many commands that took.
+pub fn ensure(handle: &mut Handle) -> Result<usize, String> {
+    let mut added = 0;
+    let quote = ensure_asset(handle, QUOTE, 2, &mut added)?;
+    for (symbol, name) in PRODUCTS {
+        let parsed = Symbol::new(symbol).expect("valid symbol");
+        let exists = handle
+            .try_query(move |engine| engine.product_by_symbol(&parsed).is_some())
+            .and_then(|ticket| ticket.wait())
+            .map_err(|e| format!("cannot read the catalogue: {e}"))?;
+        if exists {
+            continue;
+        }
+        let base = ensure_asset(handle, symbol, 0, &mut added)?;
+        let kind = CommandKind::add_product(AddProduct {
+            symbol: parsed,
+            name: (*name).to_string(),
+            base,
+            quote,
+            price_scale: 2,
+            tick_size: 1,
+            qty_scale: 0,
+            lot_size: 1,
+            fees: fees(),
+        });
+        submit(handle, kind, &mut added)?;
+    }
+    Ok(added)
+}
+
+fn ensure_asset(
+    handle: &mut Handle,
+    code: &str,
+    scale: u8,
+    added: &mut usize,
+) -> Result<AssetId, String> {
+    let parsed = AssetCode::new(code).expect("valid code");
+    let existing = handle
+        .try_query(move |engine| engine.asset_by_code(&parsed))
+        .and_then(|ticket| ticket.wait())
+        .map_err(|e| format!("cannot read the assets: {e}"))?;
+    if let Some(asset) = existing {
+        return Ok(asset);
+    }
+    let events = submit(
+        handle,
+        CommandKind::AddAsset {
+            code: parsed,
+            scale,
+        },
+        added,
+    )?;
+    events
+        .iter()
+        .find_map(|event| match event.kind {
+            EventKind::AssetAdded { asset, .. } => Some(asset),
+            _ => None,
+        })
+        .ok_or_else(|| format!("adding the asset {code} gave no asset"))
+}
+
+fn submit(
+    handle: &mut Handle,
+    kind: CommandKind,
+    added: &mut usize,
+) -> Result<Vec<bourse_engine::Event>, String> {
+    let outcome = handle
+        .submit_blocking(kind)
+        .map_err(|e| format!("cannot add to the catalogue: {e}"))?;
+    outcome
+        .result
+        .map_err(|reject| format!("the engine refused a catalogue entry: {reject}"))?;
+    *added += 1;
+    Ok(outcome.events)
+}

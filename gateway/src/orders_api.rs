@@ -1,0 +1,530 @@
+//! Trading: `POST /api/v1/product/buy` and `/product/sell`, `GET /orders`, `GET /orders/{id}`,
+//! `DELETE /orders/{id}`, `GET /trades`, `GET /funds/history` and the fee quote `GET /fees`.
+//!
+//! An order's body is `{symbol, quantity, type: market|limit, price?, timeInForce?,
+//! clientOrderId?}`; quantity and price are decimal strings in the product's units (on its lot
+//! and tick grid). `timeInForce` is `GTC` (the default for limit orders), `IOC` (the default,
+//! and the only choice, for market orders), `FOK` or `POST_ONLY`. The answer is the order as the
+//! engine left it, with its fills: a market order is filled or expired, a limit order rests
+//! (`open`), is filled, or expired.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bourse_engine::{
+    AccountId, ClientOrderId, CommandKind, LimitKind, NewOrder, OrderId, OrderType, Reject,
+    SelfTradePrevention, Side, Symbol, TimeInForce,
+};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::account_api::{authenticate, parse_json};
+use crate::history::{Entry, History, OrderRecord, TradeRecord};
+use crate::http::{ApiError, ApiQuery, AppState, bad_request, rejected};
+use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
+
+/// The body of an order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct OrderBody {
+    symbol: String,
+    quantity: String,
+    #[serde(rename = "type")]
+    order_type: String,
+    #[serde(default)]
+    price: Option<String>,
+    #[serde(default)]
+    time_in_force: Option<String>,
+    #[serde(default)]
+    client_order_id: Option<String>,
+}
+
+fn unknown_symbol(symbol: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_symbol",
+        format!("no product {symbol:?}"),
+    )
+}
+
+fn parse_tif(text: &str) -> Result<TimeInForce, ApiError> {
+    Ok(match text.to_ascii_uppercase().as_str() {
+        "GTC" => TimeInForce::Gtc,
+        "IOC" => TimeInForce::Ioc,
+        "FOK" => TimeInForce::Fok,
+        "POST_ONLY" | "POSTONLY" => TimeInForce::PostOnly,
+        _ => {
+            return Err(bad_request(format!(
+                "timeInForce {text:?} is not one of GTC, IOC, FOK, POST_ONLY"
+            )));
+        }
+    })
+}
+
+/// Resolves the symbol and converts the decimals, in one engine query.
+async fn resolve_product(
+    state: &AppState,
+    symbol: &str,
+) -> Result<(bourse_engine::ProductId, ProductUnits), ApiError> {
+    let parsed = Symbol::new(symbol).ok_or_else(|| unknown_symbol(symbol))?;
+    state
+        .query(move |engine| {
+            let product = engine.product_by_symbol(&parsed)?;
+            Some((product, ProductUnits::of(engine, product)?))
+        })
+        .await?
+        .ok_or_else(|| unknown_symbol(symbol))
+}
+
+/// Checks an order's body and builds the engine's order.
+fn new_order(
+    account: AccountId,
+    side: Side,
+    body: &OrderBody,
+    product: bourse_engine::ProductId,
+    units: &ProductUnits,
+) -> Result<NewOrder, ApiError> {
+    let order_type = match body.order_type.as_str() {
+        "market" => OrderType::Market,
+        "limit" => OrderType::Limit,
+        other => {
+            return Err(bad_request(format!(
+                "type {other:?} is not one of market, limit"
+            )));
+        }
+    };
+    let quantity = positive_decimal("quantity", &body.quantity)?;
+    let qty = units.product.qty_from_decimal(quantity).map_err(|_| {
+        bad_request(format!(
+            "quantity {} is not a whole number of lots of {} (lot size {}) or is too large",
+            body.quantity,
+            units.symbol(),
+            units.qty(1)
+        ))
+    })?;
+    let price = match (order_type, &body.price) {
+        (OrderType::Market, Some(_)) => {
+            return Err(bad_request("a market order takes no price"));
+        }
+        (OrderType::Market, None) => None,
+        (OrderType::Limit, None) => return Err(bad_request("a limit order needs a price")),
+        (OrderType::Limit, Some(text)) => {
+            let price = positive_decimal("price", text)?;
+            Some(units.product.price_from_decimal(price).map_err(|_| {
+                bad_request(format!(
+                    "price {text} is not on the tick grid of {} (tick size {}) or is too large",
+                    units.symbol(),
+                    units.price(1)
+                ))
+            })?)
+        }
+    };
+    let time_in_force = match (&body.time_in_force, order_type) {
+        (Some(text), _) => parse_tif(text)?,
+        (None, OrderType::Market) => TimeInForce::Ioc,
+        (None, OrderType::Limit) => TimeInForce::Gtc,
+    };
+    if order_type == OrderType::Market && time_in_force != TimeInForce::Ioc {
+        return Err(bad_request("a market order's timeInForce can only be IOC"));
+    }
+    let client_order_id = match &body.client_order_id {
+        None => None,
+        Some(text) => Some(ClientOrderId::new(text).ok_or_else(|| {
+            bad_request("clientOrderId must be 1 to 36 printable characters without spaces")
+        })?),
+    };
+    Ok(NewOrder {
+        account,
+        product,
+        side,
+        order_type,
+        price,
+        qty,
+        time_in_force,
+        self_trade: SelfTradePrevention::CancelResting,
+        client_order_id,
+    })
+}
+
+/// The engine's refusal of an order or a cancel, in the contract's terms.
+fn order_rejected(reject: Reject) -> ApiError {
+    let (status, code) = match reject {
+        Reject::InsufficientFunds => (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds"),
+        Reject::AccountNotVerified | Reject::AccountRejected => {
+            (StatusCode::FORBIDDEN, "account_not_verified")
+        }
+        Reject::ProductHalted => (StatusCode::UNPROCESSABLE_ENTITY, "product_halted"),
+        Reject::WouldTakeLiquidity => (StatusCode::UNPROCESSABLE_ENTITY, "would_take_liquidity"),
+        Reject::FillOrKillUnfillable => (StatusCode::UNPROCESSABLE_ENTITY, "would_not_fill"),
+        Reject::DuplicateClientOrderId => (StatusCode::CONFLICT, "duplicate_client_order_id"),
+        Reject::LimitReached(LimitKind::OpenOrdersPerAccount) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "too_many_open_orders")
+        }
+        Reject::InvalidPrice
+        | Reject::InvalidQuantity
+        | Reject::InvalidPriceForOrderType
+        | Reject::InvalidTimeInForce
+        | Reject::Overflow => (StatusCode::BAD_REQUEST, "invalid_request"),
+        _ => return rejected(reject),
+    };
+    ApiError::new(status, code, reject.to_string())
+}
+
+/// The orders of a command's events, folded on their own (to answer the command without
+/// waiting for the history thread).
+fn fold_outcome(outcome: &bourse_pipeline::Outcome) -> History {
+    let entries: Vec<Entry> = outcome.events.iter().filter_map(Entry::of).collect();
+    let mut history = History::default();
+    history.fold(outcome.seq, 0, &entries);
+    history
+}
+
+/// Places an order for `account` (the HTTP endpoints and the WebSocket `order` op).
+pub(crate) async fn place(
+    state: &AppState,
+    account: AccountId,
+    side: Side,
+    body: &OrderBody,
+) -> Result<Value, ApiError> {
+    let (product, units) = resolve_product(state, &body.symbol).await?;
+    let order = new_order(account, side, body, product, &units)?;
+    let outcome = state.submit(CommandKind::PlaceOrder(order)).await?;
+    outcome.result.map_err(order_rejected)?;
+    let id = outcome
+        .events
+        .iter()
+        .find_map(|event| match event.kind {
+            bourse_engine::EventKind::OrderAccepted { order, .. } => Some(order.get()),
+            _ => None,
+        })
+        .ok_or_else(|| internal("the engine accepted the order without an id"))?;
+    let folded = fold_outcome(&outcome);
+    let record = folded
+        .order(account.get(), id)
+        .ok_or_else(|| internal("the accepted order is missing from its events"))?;
+    let fills = folded.trades(account.get(), None, usize::MAX).items;
+    Ok(render::order(&units, &record, Some(&oldest_first(fills))))
+}
+
+fn oldest_first(mut trades: Vec<TradeRecord>) -> Vec<TradeRecord> {
+    trades.reverse();
+    trades
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+}
+
+async fn submit_order(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    side: Side,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let body: OrderBody = parse_json(&headers, &body)?;
+    let order = place(&state, account, side, &body).await?;
+    Ok((StatusCode::CREATED, axum::Json(order)).into_response())
+}
+
+/// `POST /product/buy`.
+pub(crate) async fn buy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    submit_order(state, headers, body, Side::Buy).await
+}
+
+/// `POST /product/sell`.
+pub(crate) async fn sell(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    submit_order(state, headers, body, Side::Sell).await
+}
+
+/// Reads the history once it holds every event the engine had emitted when asked (so a
+/// client sees what it was answered before).
+pub(crate) async fn read_history<T: Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&History) -> T,
+) -> Result<T, ApiError> {
+    let engine_event_seq = state.query(|engine| engine.event_seq()).await?;
+    state
+        .history
+        .read(engine_event_seq, read)
+        .await
+        .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_unavailable", why))
+}
+
+/// `?status=open|closed&limit=&cursor=` of `GET /orders`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrdersQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /orders`: the account's open (default) or closed orders, newest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<OrdersQuery>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let open = match query.status.as_deref() {
+        None | Some("open") => true,
+        Some("closed") => false,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "status {other:?} is not one of open, closed"
+            )));
+        }
+    };
+    let (cursor, limit) = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .parse()?;
+    let page = read_history(&state, move |h| {
+        h.orders(account.get(), open, cursor, limit)
+    })
+    .await?;
+    let ids = render::products_in(&page.items, |o| Some(o.product));
+    let units = state.query(move |e| render::units_of(e, &ids)).await?;
+    Ok(render::page_of(
+        &page,
+        &units,
+        |o| o.product,
+        |u, o| render::order(u, o, None),
+    ))
+}
+
+fn parse_order_id(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| bad_request(format!("{text:?} is not an order id")))
+}
+
+fn unknown_order(id: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_order",
+        format!("the account has no order {id}"),
+    )
+}
+
+/// One order of the account with its fills, from the history.
+async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Value, ApiError> {
+    let found = read_history(state, move |h| {
+        let order = h.order(account.get(), id)?;
+        let fills: Vec<TradeRecord> = order_fills(h, account, &order);
+        Some((order, fills))
+    })
+    .await?;
+    let (order, fills) = found.ok_or_else(|| unknown_order(id))?;
+    let product = order.product;
+    let units = state
+        .query(move |e| ProductUnits::of(e, bourse_engine::ProductId::new(product)))
+        .await?
+        .ok_or_else(|| internal("the order's product is missing"))?;
+    Ok(render::order(&units, &order, Some(&fills)))
+}
+
+fn order_fills(history: &History, account: AccountId, order: &OrderRecord) -> Vec<TradeRecord> {
+    let Some(&oldest) = order.trades.first() else {
+        return Vec::new();
+    };
+    // Trades are newest first; the order's are at or after its first.
+    let mut fills: Vec<TradeRecord> = history
+        .trades(account.get(), None, usize::MAX)
+        .items
+        .into_iter()
+        .take_while(|t| t.id >= oldest)
+        .filter(|t| t.order == order.id)
+        .collect();
+    fills.reverse();
+    fills
+}
+
+/// `GET /orders/{id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let id = parse_order_id(&id)?;
+    Ok(axum::Json(one_order(&state, account, id).await?).into_response())
+}
+
+/// Cancels an open order of `account` (the HTTP endpoint and the WebSocket `cancel` op).
+pub(crate) async fn cancel_order(
+    state: &AppState,
+    account: AccountId,
+    id: u64,
+) -> Result<Value, ApiError> {
+    let outcome = state
+        .submit(CommandKind::CancelOrder {
+            account,
+            order: OrderId::new(id),
+        })
+        .await?;
+    match outcome.result {
+        Ok(()) => one_order(state, account, id).await,
+        Err(Reject::UnknownOrder) => {
+            // Closed already, or not the account's (which looks the same as not existing).
+            let known = read_history(state, move |h| h.order(account.get(), id)).await?;
+            match known {
+                Some(order) => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "order_closed",
+                    format!("order {id} is no longer open ({:?})", order.status).to_lowercase(),
+                )),
+                None => Err(unknown_order(id)),
+            }
+        }
+        Err(reject) => Err(order_rejected(reject)),
+    }
+}
+
+/// `DELETE /orders/{id}`.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let id = parse_order_id(&id)?;
+    Ok(axum::Json(cancel_order(&state, account, id).await?).into_response())
+}
+
+/// `GET /trades`: the account's trades, newest first.
+pub(crate) async fn trades(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let (cursor, limit) = query.parse()?;
+    let page = read_history(&state, move |h| h.trades(account.get(), cursor, limit)).await?;
+    let ids = render::products_in(&page.items, |t| Some(t.product));
+    let units = state.query(move |e| render::units_of(e, &ids)).await?;
+    Ok(render::page_of(&page, &units, |t| t.product, render::trade))
+}
+
+/// `GET /funds/history`: deposits, withdrawals and fees, newest first.
+pub(crate) async fn funds_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let (cursor, limit) = query.parse()?;
+    let page = read_history(&state, move |h| h.funds(account.get(), cursor, limit)).await?;
+    let products = render::products_in(&page.items, |f| f.product);
+    let mut assets: Vec<u16> = page.items.iter().filter_map(|f| f.asset).collect();
+    assets.sort_unstable();
+    assets.dedup();
+    let (units, assets) = state
+        .query(move |e| {
+            (
+                render::units_of(e, &products),
+                render::assets_of(e, &assets),
+            )
+        })
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .map(|f| render::funds(f, &assets, &units))
+        .collect();
+    Ok(render::page_response(items, page.next))
+}
+
+/// `?symbol=&side=&quantity=&price=` of `GET /fees`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeeQuery {
+    symbol: Option<String>,
+    side: Option<String>,
+    quantity: Option<String>,
+    price: Option<String>,
+}
+
+/// `GET /fees`: what an order would pay now, as maker or taker (the account's tier applies).
+/// Without a price, the quote is for a market order's first fill at the best opposite price.
+pub(crate) async fn fee_quote(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<FeeQuery>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let need = |value: Option<String>, name: &str| {
+        value.ok_or_else(|| bad_request(format!("the query needs {name}")))
+    };
+    let symbol = need(query.symbol, "symbol")?;
+    let side = match need(query.side, "side")?.as_str() {
+        "buy" => Side::Buy,
+        "sell" => Side::Sell,
+        other => return Err(bad_request(format!("side {other:?} is not buy or sell"))),
+    };
+    let quantity = need(query.quantity, "quantity")?;
+    let (product, units) = resolve_product(&state, &symbol).await?;
+    let body = OrderBody {
+        symbol: symbol.clone(),
+        quantity,
+        order_type: if query.price.is_some() {
+            "limit".into()
+        } else {
+            "market".into()
+        },
+        price: query.price,
+        time_in_force: None,
+        client_order_id: None,
+    };
+    let order = new_order(account, side, &body, product, &units)?;
+    let quote = state
+        .query(move |engine| engine.quote_fee(account, product, side, order.qty, order.price))
+        .await?;
+    let quote = quote.map_err(|reject| match reject {
+        Reject::InvalidPriceForOrderType => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_liquidity",
+            "the book has no opposite side to quote a market order against; give a price",
+        ),
+        other => order_rejected(other),
+    })?;
+    let rate = Decimal::new(i64::from(quote.rate_ppm), 6).normalize();
+    Ok(axum::Json(json!({
+        "symbol": symbol,
+        "side": if side == Side::Buy { "buy" } else { "sell" },
+        "quantity": units.qty(order.qty.lots()),
+        "price": units.price(quote.price.ticks()),
+        "liquidity": match quote.liquidity {
+            bourse_engine::Liquidity::Maker => "maker",
+            bourse_engine::Liquidity::Taker => "taker",
+        },
+        "rate": rate.to_string(),
+        "notional": units.quote_amount(quote.notional.minor()),
+        "fee": units.quote_amount(quote.fee.minor()),
+        "feeCurrency": units.quote_code(),
+        "hold": if side == Side::Buy {
+            units.quote_amount(quote.hold.minor())
+        } else {
+            render::amount(&units.base, quote.hold.minor())
+        },
+        "holdCurrency": if side == Side::Buy {
+            units.quote_code()
+        } else {
+            units.base.code().as_str().to_string()
+        },
+    }))
+    .into_response())
+}

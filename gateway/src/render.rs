@@ -1,0 +1,261 @@
+//! How the API shows the engine's integers: prices, quantities and amounts as decimal
+//! strings in the product's or asset's units, times in unix milliseconds, and the records of
+//! the history as JSON objects. Pagination: every list is a JSON array, newest first, and the
+//! cursor of the next (older) page is in the `X-Next-Cursor` header (absent on the last page).
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bourse_engine::{Amount, Asset, AssetId, Engine, Price, Product, ProductId, Qty};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::history::{FundsRecord, OrderRecord, OrderStatus, Page, TradeRecord};
+use crate::http::{ApiError, bad_request};
+
+/// Page size when a request names none, and the largest a request may ask for.
+pub const PAGE_DEFAULT: usize = 50;
+pub const PAGE_MAX: usize = 500;
+
+/// `limit` and `cursor` of a list request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// `(cursor, limit)`, checked.
+    pub fn parse(&self) -> Result<(Option<u64>, usize), ApiError> {
+        let limit = match &self.limit {
+            None => PAGE_DEFAULT,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+                _ => {
+                    return Err(bad_request(format!(
+                        "limit must be a whole number from 1 to {PAGE_MAX}"
+                    )));
+                }
+            },
+        };
+        let cursor = match &self.cursor {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .map_err(|_| bad_request(format!("cursor {text:?} is not a cursor")))?,
+            ),
+        };
+        Ok((cursor, limit))
+    }
+}
+
+/// A JSON array with the next page's cursor in `X-Next-Cursor`.
+pub fn page_response(items: Vec<Value>, next: Option<u64>) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(Value::Array(items))).into_response();
+    if let Some(next) = next
+        && let Ok(value) = HeaderValue::from_str(&next.to_string())
+    {
+        response.headers_mut().insert("x-next-cursor", value);
+    }
+    response
+}
+
+/// What it takes to show one product's numbers.
+#[derive(Debug, Clone)]
+pub struct ProductUnits {
+    pub product: Product,
+    pub base: Asset,
+    pub quote: Asset,
+}
+
+impl ProductUnits {
+    pub fn of(engine: &Engine, product: ProductId) -> Option<ProductUnits> {
+        let info = engine.product_info(product)?;
+        Some(ProductUnits {
+            base: engine.asset_info(info.base())?.clone(),
+            quote: engine.asset_info(info.quote())?.clone(),
+            product: info.clone(),
+        })
+    }
+
+    pub fn symbol(&self) -> String {
+        self.product.symbol().as_str().to_string()
+    }
+
+    pub fn price(&self, ticks: i64) -> String {
+        self.product
+            .price_to_decimal(Price::from_ticks(ticks))
+            .normalize()
+            .to_string()
+    }
+
+    pub fn qty(&self, lots: i64) -> String {
+        self.product
+            .qty_to_decimal(Qty::from_lots(lots))
+            .normalize()
+            .to_string()
+    }
+
+    /// Quote minor units, at the quote currency's scale (`"12.30"` for USD).
+    pub fn quote_amount(&self, minor: i64) -> String {
+        amount(&self.quote, minor)
+    }
+
+    pub fn quote_code(&self) -> String {
+        self.quote.code().as_str().to_string()
+    }
+}
+
+/// Minor units at the asset's scale.
+pub fn amount(asset: &Asset, minor: i64) -> String {
+    asset
+        .amount_to_decimal(Amount::from_minor(minor))
+        .to_string()
+}
+
+/// The units of every product in `products`, read in one engine query.
+pub fn units_of(engine: &Engine, products: &[u32]) -> HashMap<u32, ProductUnits> {
+    products
+        .iter()
+        .filter_map(|&id| Some((id, ProductUnits::of(engine, ProductId::new(id))?)))
+        .collect()
+}
+
+/// The assets of `ids` (for funds records).
+pub fn assets_of(engine: &Engine, ids: &[u16]) -> HashMap<u16, Asset> {
+    ids.iter()
+        .filter_map(|&id| Some((id, engine.asset_info(AssetId::new(id))?.clone())))
+        .collect()
+}
+
+fn status_name(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::New | OrderStatus::Open => "open",
+        OrderStatus::Filled => "filled",
+        OrderStatus::Cancelled => "cancelled",
+        OrderStatus::Expired => "expired",
+    }
+}
+
+/// The average fill price, `notional / filled`, in quote units per base unit, to the
+/// product's price scale plus 4 digits (it need not be on the tick grid).
+fn average_price(units: &ProductUnits, order: &OrderRecord) -> Option<String> {
+    if order.filled == 0 {
+        return None;
+    }
+    let notional = units
+        .quote
+        .amount_to_decimal(Amount::from_minor(order.notional));
+    let qty = units.product.qty_to_decimal(Qty::from_lots(order.filled));
+    let digits = u32::from(units.product.price_scale()) + 4;
+    notional
+        .checked_div(qty)
+        .map(|p| p.round_dp(digits).normalize().to_string())
+}
+
+/// An order; `fills` are its trades (given for one order, left out of lists).
+pub fn order(units: &ProductUnits, order: &OrderRecord, fills: Option<&[TradeRecord]>) -> Value {
+    let mut value = json!({
+        "orderId": order.id,
+        "clientOrderId": order.client_order_id,
+        "symbol": units.symbol(),
+        "side": order.side,
+        "type": if order.market { "market" } else { "limit" },
+        "timeInForce": order.tif,
+        "price": order.price.map(|p| units.price(p)),
+        "quantity": units.qty(order.qty),
+        "filledQuantity": units.qty(order.filled),
+        "remainingQuantity": units.qty(order.remaining),
+        "averagePrice": average_price(units, order),
+        "notional": units.quote_amount(order.notional),
+        "fees": units.quote_amount(order.fees),
+        "feeCurrency": units.quote_code(),
+        "status": status_name(order.status),
+        "endReason": order.end_reason,
+        "createdAt": order.created_ms,
+        "updatedAt": order.updated_ms,
+    });
+    if let Some(fills) = fills {
+        value["fills"] = Value::Array(fills.iter().map(|t| trade(units, t)).collect());
+    }
+    value
+}
+
+/// One trade of the account.
+pub fn trade(units: &ProductUnits, trade: &TradeRecord) -> Value {
+    json!({
+        "tradeId": trade.id,
+        "orderId": trade.order,
+        "symbol": units.symbol(),
+        "side": trade.side,
+        "liquidity": trade.liquidity,
+        "price": units.price(trade.price),
+        "quantity": units.qty(trade.qty),
+        "notional": units.quote_amount(trade.notional),
+        "fee": units.quote_amount(trade.fee),
+        "feeCurrency": units.quote_code(),
+        "timestamp": trade.ts,
+    })
+}
+
+/// One funds movement.
+pub fn funds(
+    record: &FundsRecord,
+    assets: &HashMap<u16, Asset>,
+    units: &HashMap<u32, ProductUnits>,
+) -> Value {
+    let asset = match (record.asset, record.product) {
+        (Some(asset), _) => assets.get(&asset),
+        (None, Some(product)) => units.get(&product).map(|u| &u.quote),
+        (None, None) => None,
+    };
+    json!({
+        "id": record.id,
+        "kind": record.kind,
+        "currency": asset.map(|a| a.code().as_str().to_string()),
+        "amount": asset.map(|a| amount(a, record.amount)),
+        "requestId": record.request_id,
+        "orderId": record.order,
+        "symbol": record.product.and_then(|p| units.get(&p)).map(ProductUnits::symbol),
+        "timestamp": record.ts,
+    })
+}
+
+/// The products a page of records refers to, each once.
+pub fn products_in<T>(items: &[T], product: impl Fn(&T) -> Option<u32>) -> Vec<u32> {
+    let mut ids: Vec<u32> = items.iter().filter_map(product).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// A page rendered with `show`, skipping records whose product is gone (never, today).
+pub fn page_of<T>(
+    page: &Page<T>,
+    units: &HashMap<u32, ProductUnits>,
+    product: impl Fn(&T) -> u32,
+    show: impl Fn(&ProductUnits, &T) -> Value,
+) -> Response {
+    let items = page
+        .items
+        .iter()
+        .filter_map(|item| Some(show(units.get(&product(item))?, item)))
+        .collect();
+    page_response(items, page.next)
+}
+
+/// A decimal from a request's text field, positive.
+pub fn positive_decimal(field: &str, text: &str) -> Result<Decimal, ApiError> {
+    let value: Decimal = text.trim().parse().map_err(|_| {
+        bad_request(format!(
+            "{field} {text:?} is not a decimal number (give it as a string, e.g. \"1.5\")"
+        ))
+    })?;
+    if value <= Decimal::ZERO {
+        return Err(bad_request(format!("{field} must be positive")));
+    }
+    Ok(value)
+}
