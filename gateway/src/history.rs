@@ -438,7 +438,7 @@ fn page<T: Clone>(
 ) -> Page<T> {
     let mut items: Vec<T> = newest_first
         .skip_while(|item| cursor.is_some_and(|c| id(item) >= c))
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .collect();
     let next = if items.len() > limit {
         items.truncate(limit);

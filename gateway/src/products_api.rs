@@ -92,7 +92,7 @@ fn catalogue_page(
                 || units.product.name().to_ascii_lowercase().contains(&needle);
             matches.then_some((id, units))
         })
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .collect()
 }
 

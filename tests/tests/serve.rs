@@ -27,177 +27,19 @@
 //! `BOURSE_SERVE_ROUNDS` (default 6) and `BOURSE_SERVE_SEED` make a longer soak.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command as Process;
 
 use bourse_engine::codec::decode;
 use bourse_engine::{Engine, Limits};
 use bourse_store::{DiscardEvents, Silent, Store, StoreConfig};
 use bourse_tests::workload::SplitMix64;
 
-/// The longest any one expected line may take (a bound for a failing server, not a pace).
-const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+mod common;
+use common::*;
+
 const ROUNDS: u64 = 6;
-
-/// The `bourse` binary built from this workspace (see the module docs).
-fn bourse_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("BOURSE_BIN") {
-            return PathBuf::from(bin);
-        }
-        let exe = std::env::current_exe().expect("the test executable");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in target/<profile>/deps");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(other) => other,
-            None => panic!("no profile directory above {}", exe.display()),
-        };
-        let status = Process::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "bourse-gateway",
-                "--bin",
-                "bourse",
-            ])
-            .args(["--profile", profile])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().expect("the target directory"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the bourse binary failed");
-        let bin = profile_dir.join("bourse");
-        assert!(
-            bin.exists(),
-            "{} is missing after the build (set BOURSE_BIN to the binary)",
-            bin.display()
-        );
-        bin
-    })
-}
-
-/// Forwards a child's output, line by line, to a channel.
-fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// A running `bourse serve`; killed if the test fails.
-struct Server {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    /// Every stderr line read so far (for failure messages).
-    log: Vec<String>,
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
-        let mut child = Process::new(bourse_bin())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            // Any free port: tests run in parallel. A test may override it.
-            .args(["--http-addr", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bourse serve");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        Server {
-            child,
-            stdout,
-            stderr,
-            log: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Reads stderr until a line contains `needle`; returns that line.
-    fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(error) => panic!(
-                    "no line with {needle:?} on stderr ({error:?}); stderr so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// The next acknowledgement line, or `None` once stdout is closed.
-    fn next_ack(&mut self) -> Option<(u64, u32)> {
-        match self.stdout.recv_timeout(LINE_TIMEOUT) {
-            Ok(line) => Some(parse_ack(&line)),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                self.log.extend(self.stderr.try_iter());
-                panic!(
-                    "no acknowledgement for {LINE_TIMEOUT:?}; stderr:\n{}",
-                    self.log.join("\n")
-                )
-            }
-        }
-    }
-
-    /// The rest of stderr, once the process has ended.
-    fn rest_of_log(&mut self) -> String {
-        while let Ok(line) = self.stderr.recv_timeout(LINE_TIMEOUT) {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn parse_ack(line: &str) -> (u64, u32) {
-    let mut parts = line.split(' ');
-    let parsed = (|| {
-        let seq = parts.next()?.parse().ok()?;
-        let crc = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some((seq, crc))
-    })();
-    parsed.unwrap_or_else(|| panic!("not an ack line: {line:?}"))
-}
 
 /// `recovered to seq N in ...` → N.
 fn recovered_seq(line: &str) -> u64 {
@@ -400,70 +242,6 @@ fn sigterm_drains_commits_and_snapshots() {
     assert_eq!(recovered_to, last_seq);
     assert_eq!(snapshot, Some(last_seq));
     assert_eq!(replayed, 0, "a clean shutdown leaves nothing to replay");
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`); returns the status code
-/// and the body. Enough for these tests; the API tests of issue 6 bring a real client.
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
-    stream
-        .set_read_timeout(Some(LINE_TIMEOUT))
-        .expect("read timeout");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream
-        .write_all(request.as_bytes())
-        .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {response:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "chunked bodies are not decoded here: {head}"
-    );
-    (status, body.to_string())
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    http(addr, "GET", path, &[], "")
-}
-
-fn http_addr(server: &mut Server) -> String {
-    let line = server.wait_for_log("HTTP on http://");
-    line.split("HTTP on http://")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
 #[test]
