@@ -38,8 +38,12 @@ pub(crate) fn status_name(status: ProfileStatus) -> &'static str {
     }
 }
 
+pub(crate) fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
 fn hash_token(token: &str) -> TokenHash {
-    TokenHash(Sha256::digest(token.as_bytes()).into())
+    TokenHash(sha256(token))
 }
 
 /// Maps a pipeline refusal to the contract's error.
@@ -179,12 +183,23 @@ pub(crate) async fn authenticate(
         .query(move |engine| engine.account_token_hash(account))
         .await?;
     match stored {
-        Some(stored) if constant_time_eq(&stored.0, &presented.0) => Ok(account),
-        _ => Err(invalid()),
+        Some(stored) if constant_time_eq(&stored.0, &presented.0) => {}
+        _ => return Err(invalid()),
     }
+    if let Err(wait) = state.rate_limiter.take(account) {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this account; retry in {seconds} s"),
+        );
+        error.retry_after = Some(seconds);
+        return Err(error);
+    }
+    Ok(account)
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -57,6 +57,20 @@ pub const SETTINGS: &[Setting] = &[
         help: "new accounts are verified at once (the embedded demo) instead of pending",
     },
     Setting {
+        key: "admin-token",
+        env: "BOURSE_ADMIN_TOKEN",
+        default: "off",
+        values: "a secret of at least 16 characters, off",
+        help: "the bearer token of /api/v1/admin/* (status, profile checks); off disables them; never printed",
+    },
+    Setting {
+        key: "rate-limit",
+        env: "BOURSE_RATE_LIMIT",
+        default: "1000",
+        values: "requests per second, 0 for none",
+        help: "per-account limit on authenticated requests (a burst of the same size); more get 429 with Retry-After",
+    },
+    Setting {
         key: "durability",
         env: "BOURSE_DURABILITY",
         default: "durable",
@@ -179,6 +193,10 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub http_addr: Option<std::net::SocketAddr>,
     pub auto_verify: bool,
+    /// The admin API's bearer token; `None`: the admin API is off.
+    pub admin_token: Option<String>,
+    /// Authenticated requests per second per account; 0: no limit.
+    pub rate_limit: u32,
     pub durability: Durability,
     pub sync: SyncMode,
     pub segment_fill: SegmentFill,
@@ -204,6 +222,8 @@ impl Default for ServeConfig {
             data_dir: PathBuf::new(),
             http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
             auto_verify: true,
+            admin_token: None,
+            rate_limit: 0,
             durability: Durability::Durable,
             sync: SyncMode::Thread,
             segment_fill: SegmentFill::Zeroes,
@@ -483,6 +503,24 @@ impl ServeConfig {
                     _ => return Err("not true or false".into()),
                 }
             }
+            "admin-token" => {
+                self.admin_token = match value {
+                    "off" => None,
+                    token if token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()) => {
+                        Some(token.to_string())
+                    }
+                    _ => {
+                        return Err(
+                            "at least 16 printable characters without spaces, or off".into()
+                        );
+                    }
+                }
+            }
+            "rate-limit" => {
+                self.rate_limit = value
+                    .parse()
+                    .map_err(|_| "not a whole number of requests per second".to_string())?
+            }
             "sync" => {
                 self.sync = match value {
                     "thread" => SyncMode::Thread,
@@ -582,6 +620,11 @@ impl ServeConfig {
                 None => "off".to_string(),
             },
             "auto-verify" => self.auto_verify.to_string(),
+            "admin-token" => match self.admin_token {
+                Some(_) => "(set, not shown)".to_string(),
+                None => "off".to_string(),
+            },
+            "rate-limit" => self.rate_limit.to_string(),
             "sync" => match self.sync {
                 SyncMode::Thread => "thread",
                 SyncMode::Inline => "inline",

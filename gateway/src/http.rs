@@ -34,6 +34,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, for `Retry-After` (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -42,6 +44,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -49,9 +52,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
+
+/// The largest request body accepted (413 `payload_too_large` above it).
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
 /// Request counters for `/metrics`, by status class, and their total latency.
 #[derive(Debug, Default)]
@@ -70,6 +82,9 @@ pub struct AppState {
     pub(crate) auto_verify: bool,
     /// The history read model (orders, trades, funds).
     pub(crate) history: HistoryHandle,
+    /// SHA-256 of the admin token; `None`: the admin API is off.
+    pub(crate) admin_token_hash: Option<[u8; 32]>,
+    pub(crate) rate_limiter: Arc<crate::limits::RateLimiter>,
     /// The sequence number recovery ended at.
     recovered_seq: u64,
     started: Instant,
@@ -81,12 +96,17 @@ impl AppState {
         handle: Handle,
         history: HistoryHandle,
         recovered_seq: u64,
-        auto_verify: bool,
+        config: &crate::config::ServeConfig,
     ) -> Self {
         AppState {
             handle,
-            auto_verify,
+            auto_verify: config.auto_verify,
             history,
+            admin_token_hash: config
+                .admin_token
+                .as_deref()
+                .map(crate::account_api::sha256),
+            rate_limiter: Arc::new(crate::limits::RateLimiter::new(config.rate_limit)),
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),
@@ -198,9 +218,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/trades", get(crate::orders_api::trades))
         .route("/api/v1/fees", get(crate::orders_api::fee_quote))
+        .route("/api/v1/admin/status", get(crate::admin_api::status))
+        .route(
+            "/api/v1/admin/accounts/{id}/status",
+            axum::routing::put(crate::admin_api::set_status),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error_shape))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -218,6 +245,36 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     metrics.latency_ns_total.fetch_add(took, Ordering::Relaxed);
     metrics.latency_ns_max.fetch_max(took, Ordering::Relaxed);
     response
+}
+
+/// Gives the contract's error shape to refusals that axum's extractors answer in plain text
+/// (a body over the limit, a path that does not parse).
+async fn error_shape(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), BODY_BYTES_MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is larger than {BODY_BYTES_MAX} bytes")
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 async fn not_found(request: Request) -> ApiError {

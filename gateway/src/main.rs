@@ -18,12 +18,14 @@
 //! refusing it (it says how many records that drops).
 
 mod account_api;
+mod admin_api;
 mod bookmarks_api;
 mod catalogue;
 mod config;
 mod funds_api;
 mod history;
 mod http;
+mod limits;
 mod load;
 mod orders_api;
 mod products_api;

@@ -133,7 +133,7 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
                 pipeline.handle(),
                 history.clone(),
                 next_seq - 1,
-                config.auto_verify,
+                config,
             );
             let server = crate::http::Server::start(addr, state)?;
             eprintln!("bourse: HTTP on http://{}", server.addr);

@@ -492,3 +492,714 @@ fn every_private_endpoint_refuses_a_missing_or_wrong_token() {
     assert_eq!(history, json!([]));
     server.stop();
 }
+
+const ADMIN: &str = "admin-secret-for-tests-0123456789";
+
+/// The engine's state hash, through the admin API.
+fn state_hash(client: &Client) -> String {
+    let status = client.expect(200, "GET", "/api/v1/admin/status", Some(ADMIN), Value::Null);
+    status["stateHash"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_corpus_of_bad_requests_is_refused_precisely_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--admin-token", ADMIN]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let seller = client.account("Seller");
+    let buyer = client.account("Buyer");
+    client.deposit(&seller, "10", "AAPL", "s-1");
+    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    client.expect(
+        201,
+        "POST",
+        "/api/v1/product/sell",
+        Some(&seller),
+        json!({"symbol": "AAPL", "quantity": "5", "type": "limit", "price": "150.00",
+               "clientOrderId": "ask-1"}),
+    );
+    let hash = state_hash(&client);
+    let balances = (client.balances(&seller), client.balances(&buyer));
+
+    let order = |extra: Value| {
+        let mut body = json!({"symbol": "AAPL", "quantity": "1", "type": "limit", "price": "140"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        body.to_string()
+    };
+    let deposit = |amount: &str, currency: &str, request_id: &str| {
+        json!({"amount": amount, "currency": currency, "type": "upi", "requestId": request_id,
+               "additionalInformation": {"vpa": "me@bank"}})
+        .to_string()
+    };
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
+    let fee_token = format!("0.{}", "a".repeat(64));
+    let b = Some(buyer.as_str());
+    let s = Some(seller.as_str());
+    // (method, path, token, content type, body, status, code, part of the message)
+    let corpus: Vec<(&str, &str, Option<&str>, &str, String, u16, &str, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            "{\"symbol\":".into(),
+            400,
+            "invalid_request",
+            "invalid JSON body",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            "[1,2]".into(),
+            400,
+            "invalid_request",
+            "invalid JSON body",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"leverage": "100"})),
+            400,
+            "invalid_request",
+            "unknown field `leverage`",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": 1})),
+            400,
+            "invalid_request",
+            "invalid type: integer `1`, expected a string",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "-1"})),
+            400,
+            "invalid_request",
+            "quantity must be positive",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "0"})),
+            400,
+            "invalid_request",
+            "quantity must be positive",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "1e40"})),
+            400,
+            "invalid_request",
+            "is not a decimal number",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "99999999999999999999"})),
+            400,
+            "invalid_request",
+            "too large",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "1.5"})),
+            400,
+            "invalid_request",
+            "lot size 1",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"price": "140.001"})),
+            400,
+            "invalid_request",
+            "tick size 0.01",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"price": "-140"})),
+            400,
+            "invalid_request",
+            "price must be positive",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"price": null})),
+            400,
+            "invalid_request",
+            "a limit order needs a price",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"type": "market"})),
+            400,
+            "invalid_request",
+            "a market order takes no price",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"type": "stop"})),
+            400,
+            "invalid_request",
+            "not one of market, limit",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"timeInForce": "GTD"})),
+            400,
+            "invalid_request",
+            "not one of GTC, IOC, FOK, POST_ONLY",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"type": "market", "price": null, "timeInForce": "FOK"})),
+            400,
+            "invalid_request",
+            "can only be IOC",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"clientOrderId": "has space"})),
+            400,
+            "invalid_request",
+            "clientOrderId",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"symbol": "NOPE"})),
+            404,
+            "unknown_symbol",
+            "no product \"NOPE\"",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "100", "price": "150"})),
+            422,
+            "insufficient_funds",
+            "insufficient",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"price": "150", "timeInForce": "POST_ONLY"})),
+            422,
+            "would_take_liquidity",
+            "post-only",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "application/json",
+            order(json!({"quantity": "6", "price": "150", "timeInForce": "FOK"})),
+            422,
+            "would_not_fill",
+            "fill-or-kill",
+        ),
+        (
+            "POST",
+            "/api/v1/product/sell",
+            s,
+            "application/json",
+            order(json!({"price": "160", "clientOrderId": "ask-1"})),
+            409,
+            "duplicate_client_order_id",
+            "client order id",
+        ),
+        (
+            "POST",
+            "/api/v1/product/sell",
+            s,
+            "application/json",
+            order(json!({"quantity": "6", "price": "160"})),
+            422,
+            "insufficient_funds",
+            "insufficient",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            None,
+            "application/json",
+            order(json!({})),
+            401,
+            "unauthorized",
+            "missing Authorization",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            Some("1.abc"),
+            "application/json",
+            order(json!({})),
+            401,
+            "unauthorized",
+            "invalid token",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            Some(&fee_token),
+            "application/json",
+            order(json!({})),
+            401,
+            "unauthorized",
+            "invalid token",
+        ),
+        (
+            "POST",
+            "/api/v1/product/buy",
+            b,
+            "text/plain",
+            order(json!({})),
+            415,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
+        (
+            "PUT",
+            "/api/v1/account",
+            None,
+            "application/json",
+            big,
+            413,
+            "payload_too_large",
+            "larger than 65536 bytes",
+        ),
+        (
+            "PUT",
+            "/api/v1/funds",
+            b,
+            "application/json",
+            deposit("-5", "USD", "d-1"),
+            400,
+            "invalid_request",
+            "amount must be positive",
+        ),
+        (
+            "PUT",
+            "/api/v1/funds",
+            b,
+            "application/json",
+            deposit("1.001", "USD", "d-1"),
+            400,
+            "invalid_request",
+            "too many decimals",
+        ),
+        (
+            "PUT",
+            "/api/v1/funds",
+            b,
+            "application/json",
+            deposit("1", "XXX", "d-1"),
+            400,
+            "invalid_request",
+            "unknown currency",
+        ),
+        (
+            "PUT",
+            "/api/v1/funds",
+            b,
+            "application/json",
+            deposit("1", "USD", &"r".repeat(37)),
+            400,
+            "invalid_request",
+            "requestId",
+        ),
+        (
+            "PUT",
+            "/api/v1/funds",
+            b,
+            "application/json",
+            deposit("1", "USD", "b-1"),
+            409,
+            "duplicate_request",
+            "requestId",
+        ),
+        (
+            "POST",
+            "/api/v1/funds",
+            b,
+            "application/json",
+            json!({"amount": "1000.01", "currency": "USD", "requestId": "w-1"}).to_string(),
+            422,
+            "insufficient_funds",
+            "available balance",
+        ),
+        (
+            "GET",
+            "/api/v1/orders?status=bogus",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "not one of open, closed",
+        ),
+        (
+            "GET",
+            "/api/v1/orders?limit=0",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "limit must be",
+        ),
+        (
+            "GET",
+            "/api/v1/trades?cursor=abc",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "is not a cursor",
+        ),
+        (
+            "GET",
+            "/api/v1/trades?page=2",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "unknown field `page`",
+        ),
+        (
+            "GET",
+            "/api/v1/orders/abc",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "is not an order id",
+        ),
+        (
+            "DELETE",
+            "/api/v1/orders/0",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "is not an order id",
+        ),
+        (
+            "DELETE",
+            "/api/v1/orders/999999",
+            b,
+            "application/json",
+            String::new(),
+            404,
+            "unknown_order",
+            "no order 999999",
+        ),
+        (
+            "DELETE",
+            "/api/v1/orders/1",
+            b,
+            "application/json",
+            String::new(),
+            404,
+            "unknown_order",
+            "no order 1",
+        ),
+        (
+            "GET",
+            "/api/v1/fees?side=buy&quantity=1",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "needs symbol",
+        ),
+        (
+            "GET",
+            "/api/v1/fees?symbol=AAPL&side=up&quantity=1",
+            b,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "not buy or sell",
+        ),
+        (
+            "GET",
+            "/api/v1/products?limit=100000",
+            None,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "limit must be",
+        ),
+        (
+            "GET",
+            "/api/v1/products/NOPE/book",
+            None,
+            "application/json",
+            String::new(),
+            404,
+            "unknown_symbol",
+            "NOPE",
+        ),
+        (
+            "GET",
+            "/api/v1/products/AAPL/book?depth=-1",
+            None,
+            "application/json",
+            String::new(),
+            400,
+            "invalid_request",
+            "depth must be",
+        ),
+        (
+            "PUT",
+            "/api/v1/bookmarks/NOPE",
+            b,
+            "application/json",
+            String::new(),
+            404,
+            "unknown_symbol",
+            "NOPE",
+        ),
+        (
+            "PUT",
+            "/api/v1/account",
+            None,
+            "application/json",
+            json!({"name": "", "proof": "p", "currencyPreference": "USD"}).to_string(),
+            400,
+            "invalid_request",
+            "name must be",
+        ),
+        (
+            "PUT",
+            "/api/v1/admin/accounts/1/status",
+            None,
+            "application/json",
+            json!({"status": "rejected"}).to_string(),
+            401,
+            "unauthorized",
+            "admin",
+        ),
+        (
+            "PUT",
+            "/api/v1/admin/accounts/1/status",
+            b,
+            "application/json",
+            json!({"status": "rejected"}).to_string(),
+            401,
+            "unauthorized",
+            "admin",
+        ),
+        (
+            "PUT",
+            "/api/v1/admin/accounts/1/status",
+            Some(ADMIN),
+            "application/json",
+            json!({"status": "banned"}).to_string(),
+            400,
+            "invalid_request",
+            "not one of pending",
+        ),
+        (
+            "PUT",
+            "/api/v1/admin/accounts/999/status",
+            Some(ADMIN),
+            "application/json",
+            json!({"status": "verified"}).to_string(),
+            404,
+            "unknown_account",
+            "999",
+        ),
+        (
+            "PATCH",
+            "/api/v1/orders",
+            b,
+            "application/json",
+            String::new(),
+            405,
+            "method_not_allowed",
+            "PATCH",
+        ),
+        (
+            "GET",
+            "/api/v1/nowhere",
+            b,
+            "application/json",
+            String::new(),
+            404,
+            "not_found",
+            "/api/v1/nowhere",
+        ),
+    ];
+    for (method, path, token, content_type, body, status, code, message) in &corpus {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", *content_type)];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        let (got, answer) = http(&client.addr, method, path, &headers, body);
+        let shown = &body[..body.len().min(120)];
+        assert_eq!(got, *status, "{method} {path} {shown}: {answer}");
+        let answer = json(&answer);
+        assert_eq!(
+            answer["error"]["code"], *code,
+            "{method} {path} {shown}: {answer}"
+        );
+        let text = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            text.contains(message),
+            "{method} {path} {shown}: {text:?} lacks {message:?}"
+        );
+    }
+    assert_eq!(
+        state_hash(&client),
+        hash,
+        "a refused request changed the state"
+    );
+    assert_eq!(
+        (client.balances(&seller), client.balances(&buyer)),
+        balances
+    );
+    server.stop();
+}
+
+#[test]
+fn pending_accounts_cannot_trade_until_the_admin_verifies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &["--admin-token", ADMIN, "--auto-verify", "false"],
+    );
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let created = client.expect(
+        201,
+        "PUT",
+        "/api/v1/account",
+        None,
+        json!({"name": "New", "proof": "passport", "currencyPreference": "USD"}),
+    );
+    assert_eq!(created["profileStatus"], "pending");
+    let token = created["token"].as_str().unwrap();
+    let id = created["accountId"].as_str().unwrap();
+    client.deposit(token, "100.00", "USD", "d-1");
+    let buy = json!({"symbol": "AAPL", "quantity": "1", "type": "limit", "price": "10"});
+    let refused = client.expect(403, "POST", "/api/v1/product/buy", Some(token), buy.clone());
+    assert_eq!(refused["error"]["code"], "account_not_verified");
+    let path = format!("/api/v1/admin/accounts/{id}/status");
+    let set = client.expect(
+        200,
+        "PUT",
+        &path,
+        Some(ADMIN),
+        json!({"status": "verified"}),
+    );
+    assert_eq!(set["profileStatus"], "verified");
+    let account = client.expect(200, "GET", "/api/v1/account", Some(token), Value::Null);
+    assert_eq!(account["profileStatus"], "verified");
+    let placed = client.expect(201, "POST", "/api/v1/product/buy", Some(token), buy);
+    assert_eq!(placed["status"], "open");
+    server.stop();
+}
+
+#[test]
+fn an_account_over_its_rate_limit_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--rate-limit", "5"]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let token = client.account("Busy");
+    let other = client.account("Calm");
+    let auth = format!("Bearer {token}");
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..30 {
+        let (status, head, body) = http_with_head(
+            &client.addr,
+            "GET",
+            "/api/v1/funds",
+            &[("Authorization", &auth)],
+            "",
+        );
+        if status == 429 {
+            assert_eq!(json(&body)["error"]["code"], "rate_limited");
+            retry_after = header(&head, "retry-after").map(str::to_string);
+        }
+        statuses.push(status);
+    }
+    // A burst of 5 passes; refills are 1 per 200 ms, so at most a few more in the loop.
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert!((5..30).contains(&passed), "{statuses:?}");
+    assert_eq!(statuses[..5], [200; 5]);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    // The other account has its own budget.
+    client.expect(200, "GET", "/api/v1/funds", Some(&other), Value::Null);
+    server.stop();
+}
