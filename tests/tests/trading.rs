@@ -493,6 +493,19 @@ fn every_private_endpoint_refuses_a_missing_or_wrong_token() {
     server.stop();
 }
 
+/// A refused request: method, path, token, content type, body; then the answer's status,
+/// error code and a part of its message.
+type BadRequest<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    String,
+    u16,
+    &'a str,
+    &'a str,
+);
+
 const ADMIN: &str = "admin-secret-for-tests-0123456789";
 
 /// The engine's state hash, through the admin API.
@@ -543,8 +556,7 @@ fn a_corpus_of_bad_requests_is_refused_precisely_and_changes_nothing() {
     let fee_token = format!("0.{}", "a".repeat(64));
     let b = Some(buyer.as_str());
     let s = Some(seller.as_str());
-    // (method, path, token, content type, body, status, code, part of the message)
-    let corpus: Vec<(&str, &str, Option<&str>, &str, String, u16, &str, &str)> = vec![
+    let corpus: Vec<BadRequest> = vec![
         (
             "POST",
             "/api/v1/product/buy",
