@@ -170,6 +170,14 @@ pub(crate) async fn authenticate(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
+    check_token(state, token).await
+}
+
+/// Checks a token (HTTP bearer or WebSocket `auth`) and the account's rate limit; returns
+/// the account it names.
+pub(crate) async fn check_token(state: &AppState, token: &str) -> Result<AccountId, ApiError> {
+    let unauthorized =
+        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
     let invalid = || unauthorized("invalid token");
     let (id, secret) = token.split_once('.').ok_or_else(invalid)?;
     let id: u32 = id.parse().map_err(|_| invalid())?;

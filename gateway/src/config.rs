@@ -71,6 +71,13 @@ pub const SETTINGS: &[Setting] = &[
         help: "per-account limit on authenticated requests (a burst of the same size); more get 429 with Retry-After",
     },
     Setting {
+        key: "ws-queue",
+        env: "BOURSE_WS_QUEUE",
+        default: "1024",
+        values: "messages, at least 1",
+        help: "a WebSocket client's outgoing queue; one that overflows is told (slow_consumer) and closed",
+    },
+    Setting {
         key: "durability",
         env: "BOURSE_DURABILITY",
         default: "durable",
@@ -197,6 +204,8 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Authenticated requests per second per account; 0: no limit.
     pub rate_limit: u32,
+    /// Messages a WebSocket client's queue holds.
+    pub ws_queue: usize,
     pub durability: Durability,
     pub sync: SyncMode,
     pub segment_fill: SegmentFill,
@@ -224,6 +233,7 @@ impl Default for ServeConfig {
             auto_verify: true,
             admin_token: None,
             rate_limit: 0,
+            ws_queue: 0,
             durability: Durability::Durable,
             sync: SyncMode::Thread,
             segment_fill: SegmentFill::Zeroes,
@@ -516,6 +526,12 @@ impl ServeConfig {
                     }
                 }
             }
+            "ws-queue" => {
+                self.ws_queue = match value.parse::<usize>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => return Err("not a whole number of messages, at least 1".into()),
+                }
+            }
             "rate-limit" => {
                 self.rate_limit = value
                     .parse()
@@ -625,6 +641,7 @@ impl ServeConfig {
                 None => "off".to_string(),
             },
             "rate-limit" => self.rate_limit.to_string(),
+            "ws-queue" => self.ws_queue.to_string(),
             "sync" => match self.sync {
                 SyncMode::Thread => "thread",
                 SyncMode::Inline => "inline",

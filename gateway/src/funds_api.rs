@@ -243,22 +243,27 @@ pub(crate) async fn balances(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let rows = state
-        .query(move |engine| {
-            engine
-                .balances(account)
-                .iter()
-                .filter_map(|&(asset, balance)| {
-                    let info = engine.asset_info(asset)?;
-                    let decimal =
-                        |minor: i64| Decimal::new(minor, u32::from(info.scale())).to_string();
-                    Some(json!({
-                        "currency": info.code().as_str(),
-                        "available": decimal(balance.available),
-                        "held": decimal(balance.held),
-                    }))
-                })
-                .collect::<Vec<_>>()
-        })
+        .query(move |engine| balances_json(engine, account))
         .await?;
-    Ok(axum::Json(Value::Array(rows)).into_response())
+    Ok(axum::Json(rows).into_response())
+}
+
+/// The account's wallet, `[{currency, available, held}]`, in asset order.
+pub(crate) fn balances_json(
+    engine: &bourse_engine::Engine,
+    account: bourse_engine::AccountId,
+) -> Value {
+    engine
+        .balances(account)
+        .iter()
+        .filter_map(|&(asset, balance)| {
+            let info = engine.asset_info(asset)?;
+            let decimal = |minor: i64| Decimal::new(minor, u32::from(info.scale())).to_string();
+            Some(json!({
+                "currency": info.code().as_str(),
+                "available": decimal(balance.available),
+                "held": decimal(balance.held),
+            }))
+        })
+        .collect()
 }

@@ -37,9 +37,12 @@ use bourse_engine::{CancelReason, Engine, Event, EventKind, Limits, OrderType, S
 use bourse_journal::{
     Durability, FsStorage, Journal, JournalConfig, PrepareNext, RecoveryMode, Storage,
 };
-use bourse_pipeline::EventBatch;
+use bourse_pipeline::{EventBatch, Handle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
+
+use crate::fanout::{self, UnitsCache};
+use crate::hub::Hub;
 
 /// Subdirectory of the data directory that holds the history log.
 pub const HISTORY_DIR: &str = "history";
@@ -663,6 +666,22 @@ impl History {
         }
     }
 
+    /// The product an entry is about.
+    pub fn product_of(&self, entry: &Entry) -> Option<u32> {
+        match entry {
+            Entry::Accepted { product, .. } | Entry::Fill { product, .. } => Some(*product),
+            Entry::Rested { order, .. } | Entry::Cancelled { order, .. } => {
+                self.orders.get(order).map(|o| o.product)
+            }
+            Entry::Funds { .. } => None,
+        }
+    }
+
+    /// One order, whoever's it is (for publishing).
+    pub fn order_any(&self, order: u64) -> Option<OrderRecord> {
+        self.orders.get(&order).cloned()
+    }
+
     /// One order, if it exists and belongs to `account`.
     pub fn order(&self, account: u32, order: u64) -> Option<OrderRecord> {
         self.orders
@@ -890,10 +909,14 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 impl HistoryHandle {
     /// Starts the history thread on the bus receiver `rx` (subscribed before any new command
     /// was applied).
+    /// After each batch it also publishes to the WebSocket channels of `hub` (see
+    /// [`crate::fanout`]); `handle` serves the engine reads that takes.
     pub fn spawn(
         history: History,
         mut log: HistoryLog,
         mut rx: broadcast::Receiver<Arc<EventBatch>>,
+        hub: Arc<Hub>,
+        handle: Handle,
     ) -> Result<(HistoryHandle, std::thread::JoinHandle<()>), String> {
         let (progress_tx, progress) = watch::channel(history.event_seq());
         let model = Arc::new(RwLock::new(history));
@@ -902,6 +925,7 @@ impl HistoryHandle {
             .name("bourse-history".into())
             .spawn(move || {
                 let mut entries = Vec::new();
+                let mut units = UnitsCache::default();
                 loop {
                     let batch = match rx.blocking_recv() {
                         Ok(batch) => batch,
@@ -926,9 +950,16 @@ impl HistoryHandle {
                     }
                     let mut model = write_model(&writer);
                     model.fold(batch.last_seq, newest, &entries);
+                    // Units of every product the entries touch (engine reads only for
+                    // products not seen before).
+                    let products: Vec<u32> =
+                        entries.iter().filter_map(|e| model.product_of(e)).collect();
+                    units.load(&handle, &products);
+                    let dirty = fanout::publish_entries(&hub, &model, &entries, &units);
                     let seen = model.event_seq;
                     drop(model);
                     progress_tx.send_replace(seen);
+                    fanout::publish_states(&hub, &handle, dirty, &units);
                 }
             })
             .map_err(|e| format!("cannot start the history thread: {e}"))?;
@@ -960,6 +991,11 @@ impl HistoryHandle {
     /// The newest event folded.
     pub fn event_seq(&self) -> u64 {
         *self.progress.borrow()
+    }
+
+    /// Runs `f` with the model read-locked: nothing is folded (or published) meanwhile.
+    pub fn with_model<T>(&self, f: impl FnOnce(&History) -> T) -> T {
+        f(&self.model.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Reads without waiting (the catalogue's recent prices need not be exact to the event).

@@ -85,6 +85,8 @@ pub struct AppState {
     /// SHA-256 of the admin token; `None`: the admin API is off.
     pub(crate) admin_token_hash: Option<[u8; 32]>,
     pub(crate) rate_limiter: Arc<crate::limits::RateLimiter>,
+    /// The WebSocket connections and channels.
+    pub(crate) hub: Arc<crate::hub::Hub>,
     /// The sequence number recovery ended at.
     recovered_seq: u64,
     started: Instant,
@@ -95,6 +97,7 @@ impl AppState {
     pub fn new(
         handle: Handle,
         history: HistoryHandle,
+        hub: Arc<crate::hub::Hub>,
         recovered_seq: u64,
         config: &crate::config::ServeConfig,
     ) -> Self {
@@ -107,6 +110,7 @@ impl AppState {
                 .as_deref()
                 .map(crate::account_api::sha256),
             rate_limiter: Arc::new(crate::limits::RateLimiter::new(config.rate_limit)),
+            hub,
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),
@@ -218,6 +222,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/trades", get(crate::orders_api::trades))
         .route("/api/v1/fees", get(crate::orders_api::fee_quote))
+        .route("/api/v1/ws", get(crate::ws::upgrade))
         .route("/api/v1/admin/status", get(crate::admin_api::status))
         .route(
             "/api/v1/admin/accounts/{id}/status",
@@ -389,6 +394,37 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "the newest engine event folded into the history read model",
         "gauge",
         state.history.event_seq(),
+    );
+    let (connections, authenticated, subscriptions) = state.hub.sizes();
+    gauge(
+        "bourse_ws_connections",
+        "open WebSocket connections",
+        "gauge",
+        connections as u64,
+    );
+    gauge(
+        "bourse_ws_authenticated",
+        "WebSocket connections authenticated as an account",
+        "gauge",
+        authenticated as u64,
+    );
+    gauge(
+        "bourse_ws_subscriptions",
+        "channel subscriptions over all WebSocket connections",
+        "gauge",
+        subscriptions as u64,
+    );
+    gauge(
+        "bourse_ws_messages_total",
+        "messages queued to WebSocket clients",
+        "counter",
+        state.hub.counters.messages.load(Ordering::Relaxed),
+    );
+    gauge(
+        "bourse_ws_slow_consumers_total",
+        "WebSocket clients dropped because their queue overflowed",
+        "counter",
+        state.hub.counters.overflows.load(Ordering::Relaxed),
     );
     let requests = &state.requests;
     let _ = writeln!(

@@ -22,15 +22,18 @@ mod admin_api;
 mod bookmarks_api;
 mod catalogue;
 mod config;
+mod fanout;
 mod funds_api;
 mod history;
 mod http;
+mod hub;
 mod limits;
 mod load;
 mod orders_api;
 mod products_api;
 mod render;
 mod serve;
+mod ws;
 
 use std::str::FromStr;
 

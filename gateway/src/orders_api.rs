@@ -41,6 +41,12 @@ pub(crate) struct OrderBody {
     client_order_id: Option<String>,
 }
 
+impl OrderBody {
+    pub(crate) fn symbol(&self) -> &str {
+        &self.symbol
+    }
+}
+
 fn unknown_symbol(symbol: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -79,7 +85,7 @@ async fn resolve_product(
 }
 
 /// Checks an order's body and builds the engine's order.
-fn new_order(
+pub(crate) fn new_order(
     account: AccountId,
     side: Side,
     body: &OrderBody,
@@ -149,7 +155,7 @@ fn new_order(
 }
 
 /// The engine's refusal of an order or a cancel, in the contract's terms.
-fn order_rejected(reject: Reject) -> ApiError {
+pub(crate) fn order_rejected(reject: Reject) -> ApiError {
     let (status, code) = match reject {
         Reject::InsufficientFunds => (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds"),
         Reject::AccountNotVerified | Reject::AccountRejected => {
@@ -191,6 +197,15 @@ pub(crate) async fn place(
     let (product, units) = resolve_product(state, &body.symbol).await?;
     let order = new_order(account, side, body, product, &units)?;
     let outcome = state.submit(CommandKind::PlaceOrder(order)).await?;
+    order_answer(&outcome, account, &units)
+}
+
+/// The answer to a placed order: the order as its events left it, with its fills.
+pub(crate) fn order_answer(
+    outcome: &bourse_pipeline::Outcome,
+    account: AccountId,
+    units: &ProductUnits,
+) -> Result<Value, ApiError> {
     outcome.result.map_err(order_rejected)?;
     let id = outcome
         .events
@@ -200,12 +215,12 @@ pub(crate) async fn place(
             _ => None,
         })
         .ok_or_else(|| internal("the engine accepted the order without an id"))?;
-    let folded = fold_outcome(&outcome);
+    let folded = fold_outcome(outcome);
     let record = folded
         .order(account.get(), id)
         .ok_or_else(|| internal("the accepted order is missing from its events"))?;
     let fills = folded.trades(account.get(), None, usize::MAX).items;
-    Ok(render::order(&units, &record, Some(&oldest_first(fills))))
+    Ok(render::order(units, &record, Some(&oldest_first(fills))))
 }
 
 fn oldest_first(mut trades: Vec<TradeRecord>) -> Vec<TradeRecord> {

@@ -188,32 +188,38 @@ pub(crate) async fn book(
         },
     };
     let (id, units) = product_of(&state, &symbol).await?;
-    let product = ProductId::new(id);
-    let (bids, asks, seq) = state
-        .query(move |engine| {
-            let side = |side| {
-                engine
-                    .book_levels(product, side)
-                    .take(depth)
-                    .map(|l| (l.price.ticks(), l.qty.lots(), l.n_orders))
-                    .collect::<Vec<_>>()
-            };
-            (side(Side::Buy), side(Side::Sell), engine.event_seq())
-        })
+    let book = state
+        .query(move |engine| book_json(engine, &units, id, depth))
         .await?;
-    let levels = |levels: Vec<(i64, i64, u32)>| {
-        levels
-            .into_iter()
-            .map(
-                |(p, q, n)| json!({"price": units.price(p), "quantity": units.qty(q), "orders": n}),
-            )
+    Ok(axum::Json(book).into_response())
+}
+
+/// The aggregated book of `product`, `depth` levels a side, best first, with the engine's
+/// newest event sequence number (`eventSeq`) it was read at.
+pub(crate) fn book_json(
+    engine: &Engine,
+    units: &ProductUnits,
+    product: u32,
+    depth: usize,
+) -> Value {
+    let product = ProductId::new(product);
+    let side = |side| {
+        engine
+            .book_levels(product, side)
+            .take(depth)
+            .map(|l| {
+                json!({
+                    "price": units.price(l.price.ticks()),
+                    "quantity": units.qty(l.qty.lots()),
+                    "orders": l.n_orders,
+                })
+            })
             .collect::<Vec<_>>()
     };
-    Ok(axum::Json(json!({
+    json!({
         "symbol": units.symbol(),
-        "bids": levels(bids),
-        "asks": levels(asks),
-        "seq": seq,
-    }))
-    .into_response())
+        "bids": side(Side::Buy),
+        "asks": side(Side::Sell),
+        "eventSeq": engine.event_seq(),
+    })
 }

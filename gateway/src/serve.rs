@@ -112,7 +112,14 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     let mut handle = pipeline.handle();
     // Subscribed before anything can submit a command, so the history misses no event.
-    let (history, history_thread) = HistoryHandle::spawn(history, history_log, handle.subscribe())?;
+    let hub = std::sync::Arc::new(crate::hub::Hub::new(config.ws_queue));
+    let (history, history_thread) = HistoryHandle::spawn(
+        history,
+        history_log,
+        handle.subscribe(),
+        std::sync::Arc::clone(&hub),
+        pipeline.handle(),
+    )?;
     let added = crate::catalogue::ensure(&mut handle)?;
     if added > 0 {
         eprintln!("bourse: default catalogue: {added} assets and products added");
@@ -132,6 +139,7 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
             let state = crate::http::AppState::new(
                 pipeline.handle(),
                 history.clone(),
+                hub,
                 next_seq - 1,
                 config,
             );

@@ -1,0 +1,572 @@
+//! The WebSocket API at `/api/v1/ws`: text frames of JSON.
+//!
+//! Client messages: `{"op": "auth", "token"}`, `{"op": "subscribe", "channels": [...]}`,
+//! `{"op": "unsubscribe", "channels": [...]}`, `{"op": "order", "side": "buy"|"sell", ...the
+//! body of POST /product/buy}`, `{"op": "cancel", "orderId"}`, `{"op": "ping"}`. Each may carry
+//! an `id` (any JSON value), echoed in its answer: `{"id", "op", "ok": true, ...}` or
+//! `{"id", "op", "error": {"code", "message"}}` with the codes of the HTTP API. Channel
+//! messages are described in [`crate::fanout`].
+//!
+//! - Orders and cancels are handed to the engine in the order they arrive on the connection;
+//!   their answers come when each is durable, so answers to pipelined orders may interleave
+//!   with channel messages but each names its `id`.
+//! - A binary frame, malformed JSON or an unknown op is answered with an error and changes
+//!   nothing; the connection stays open. A message over [`MESSAGE_BYTES_MAX`] gets a
+//!   `payload_too_large` error and a close (1009), since the rest of such a frame cannot be
+//!   read.
+//! - Every message of an authenticated connection counts against the account's rate limit
+//!   (`rate_limited` errors; the message is dropped).
+//! - A client whose queue overflows gets `{"error": {"code": "slow_consumer"}}` and a close
+//!   (1013, try again later); on reconnecting it subscribes again and starts from snapshots.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bourse_engine::{AccountId, CommandKind, ProductId, Side};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+
+use crate::fanout;
+use crate::http::{ApiError, AppState, bad_request};
+use crate::hub::{ChannelKey, Hub, HubError, Registration};
+use crate::orders_api::{self, OrderBody};
+use crate::render::ProductUnits;
+
+/// The largest client message (and frame).
+pub const MESSAGE_BYTES_MAX: usize = 16 * 1024;
+
+/// `GET /api/v1/ws`: the upgrade.
+pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MESSAGE_BYTES_MAX)
+        .max_frame_size(MESSAGE_BYTES_MAX)
+        .on_upgrade(move |socket| connection(state, socket))
+}
+
+fn error_message(id: &Value, op: &str, error: &ApiError) -> String {
+    let mut message = json!({
+        "op": op,
+        "error": {"code": error.code, "message": error.message},
+    });
+    if !id.is_null() {
+        message["id"] = id.clone();
+    }
+    message.to_string()
+}
+
+fn ok_message(id: &Value, op: &str, mut extra: Value) -> String {
+    extra["op"] = json!(op);
+    extra["ok"] = json!(true);
+    if !id.is_null() {
+        extra["id"] = id.clone();
+    }
+    extra.to_string()
+}
+
+/// One connection's state.
+struct Session {
+    state: AppState,
+    hub: Arc<Hub>,
+    id: u64,
+    account: Option<AccountId>,
+    handle: bourse_pipeline::Handle,
+    /// Products by symbol (they never change).
+    products: HashMap<String, (u32, ProductUnits)>,
+}
+
+async fn connection(state: AppState, socket: WebSocket) {
+    let hub = Arc::clone(&state.hub);
+    let Registration { id, mut rx, kill } = hub.register();
+    let (mut sink, mut stream) = socket.split();
+    let mut session = Session {
+        handle: state.handle.clone(),
+        state,
+        hub: Arc::clone(&hub),
+        id,
+        account: None,
+        products: HashMap::new(),
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = kill.notified() => {
+                close_with(&mut sink, &slow_consumer(hub.queue_len()), close_code::AGAIN).await;
+                break;
+            }
+            out = rx.recv() => match out {
+                Some(text) => {
+                    let send = sink.send(Message::Text(text));
+                    tokio::pin!(send);
+                    tokio::select! {
+                        sent = &mut send => if sent.is_err() {
+                            break;
+                        },
+                        () = kill.notified() => {
+                            // Overflowed while this send waits on a full socket: finish the
+                            // frame if the client reads within CLOSE_WAIT, then say why.
+                            let finished = tokio::time::timeout(CLOSE_WAIT, &mut send).await;
+                            if matches!(finished, Ok(Ok(()))) {
+                                close_with(&mut sink, &slow_consumer(hub.queue_len()), close_code::AGAIN).await;
+                            }
+                            break;
+                        }
+                    }
+                }
+                None => break,
+            },
+            incoming = stream.next() => match incoming {
+                None | Some(Ok(Message::Close(_))) => break,
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    if text.contains("too long") || text.contains("Space limit") {
+                        let error = ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "payload_too_large",
+                            format!("a message is larger than {MESSAGE_BYTES_MAX} bytes"),
+                        );
+                        close_with(&mut sink, &error, close_code::SIZE).await;
+                    }
+                    break;
+                }
+                Some(Ok(Message::Text(text))) => session.handle_text(&text).await,
+                Some(Ok(Message::Binary(_))) => session.answer(error_message(
+                    &Value::Null,
+                    "",
+                    &bad_request("binary frames are not accepted; send JSON text"),
+                )),
+                // Pings are answered by the library.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            },
+        }
+    }
+    hub.unregister(id);
+}
+
+fn slow_consumer(queue_len: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "slow_consumer",
+        format!(
+            "more than {queue_len} messages were waiting for this connection; reconnect and \
+             subscribe again"
+        ),
+    )
+}
+
+/// How long a connection that is being closed waits for a client that does not read.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends `error` and a close frame (best effort: the peer may be gone or not reading; at most
+/// [`CLOSE_WAIT`]).
+async fn close_with<S>(sink: &mut S, error: &ApiError, code: u16)
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let close = async {
+        sink.send(Message::Text(error_message(&Value::Null, "", error).into()))
+            .await
+            .ok()?;
+        sink.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(error.code),
+        })))
+        .await
+        .ok()
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+}
+
+impl Session {
+    /// Queues a message for the client (a full queue closes the connection).
+    fn answer(&self, message: String) {
+        let _ = self.hub.send(self.id, message.into());
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let parsed: Result<Map<String, Value>, _> = serde_json::from_str(text);
+        let mut fields = match parsed {
+            Ok(fields) => fields,
+            Err(e) => {
+                let error = bad_request(format!("invalid JSON message (an object expected): {e}"));
+                return self.answer(error_message(&Value::Null, "", &error));
+            }
+        };
+        let id = fields.remove("id").unwrap_or(Value::Null);
+        let op = match fields.remove("op") {
+            Some(Value::String(op)) => op,
+            _ => {
+                let error = bad_request("a message needs \"op\" (a string)");
+                return self.answer(error_message(&id, "", &error));
+            }
+        };
+        if let Some(account) = self.account
+            && let Err(wait) = self.state.rate_limiter.take(account)
+        {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many messages for this account; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+            );
+            error.retry_after = Some(wait.as_secs().max(1));
+            return self.answer(error_message(&id, &op, &error));
+        }
+        let result = match op.as_str() {
+            "auth" => self.auth(fields).await,
+            "subscribe" => return self.subscribe(id, fields).await,
+            "unsubscribe" => self.unsubscribe(fields),
+            "order" => return self.order(id, fields).await,
+            "cancel" => return self.cancel(id, fields),
+            "ping" => no_fields(&fields).map(|()| json!({"time": now_ms()})),
+            other => Err(bad_request(format!(
+                "unknown op {other:?} (auth, subscribe, unsubscribe, order, cancel, ping)"
+            ))),
+        };
+        let message = match result {
+            Ok(extra) => ok_message(&id, &op, extra),
+            Err(error) => error_message(&id, &op, &error),
+        };
+        self.answer(message);
+    }
+
+    fn account(&self) -> Result<AccountId, ApiError> {
+        self.account.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authenticate first: {\"op\": \"auth\", \"token\": ...}",
+            )
+        })
+    }
+
+    async fn auth(&mut self, mut fields: Map<String, Value>) -> Result<Value, ApiError> {
+        let token = match fields.remove("token") {
+            Some(Value::String(token)) => token,
+            _ => return Err(bad_request("auth needs \"token\" (a string)")),
+        };
+        no_fields(&fields)?;
+        let account = crate::account_api::check_token(&self.state, &token).await?;
+        match self.account {
+            Some(existing) if existing == account => {
+                return Ok(json!({"accountId": account.to_string()}));
+            }
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "already_authenticated",
+                    "this connection is authenticated as another account",
+                ));
+            }
+            None => {}
+        }
+        self.hub
+            .authenticate(self.id, account.get())
+            .map_err(|e| match e {
+                HubError::TooManyConnections => ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections",
+                    format!(
+                        "the account has {} WebSocket connections already",
+                        crate::hub::CONNECTIONS_PER_ACCOUNT_MAX
+                    ),
+                ),
+                _ => closed(),
+            })?;
+        self.account = Some(account);
+        Ok(json!({"accountId": account.to_string()}))
+    }
+
+    async fn product(&mut self, symbol: &str) -> Result<(u32, ProductUnits), ApiError> {
+        if let Some(found) = self.products.get(symbol) {
+            return Ok(found.clone());
+        }
+        let owned = symbol.to_string();
+        let found = self
+            .state
+            .query(move |engine| fanout::resolve(engine, &owned))
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_symbol",
+                    format!("no product {symbol:?}"),
+                )
+            })?;
+        self.products.insert(symbol.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// The channels of a subscribe or unsubscribe, parsed and checked, all or nothing.
+    async fn channels(
+        &mut self,
+        fields: &mut Map<String, Value>,
+    ) -> Result<Vec<(ChannelKey, String, Option<ProductUnits>)>, ApiError> {
+        let names = match fields.remove("channels") {
+            Some(Value::Array(names)) if !names.is_empty() => names,
+            _ => {
+                return Err(bad_request(
+                    "\"channels\" must be a non-empty array of names",
+                ));
+            }
+        };
+        no_fields(fields)?;
+        let mut keys = Vec::new();
+        for name in names {
+            let Value::String(name) = name else {
+                return Err(bad_request("a channel name is a string"));
+            };
+            let key = match name.split_once(':') {
+                None => {
+                    let account = self.account()?.get();
+                    match name.as_str() {
+                        "orders" => (ChannelKey::Orders(account), None),
+                        "trades" => (ChannelKey::Trades(account), None),
+                        "balances" => (ChannelKey::Balances(account), None),
+                        _ => return Err(unknown_channel(&name)),
+                    }
+                }
+                Some(("book", symbol)) => {
+                    let (product, units) = self.product(symbol).await?;
+                    (ChannelKey::Book(product), Some(units))
+                }
+                Some(("ticks", symbol)) => {
+                    let (product, units) = self.product(symbol).await?;
+                    (ChannelKey::Ticks(product), Some(units))
+                }
+                Some(("candles", _)) => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_available",
+                        "candles come with the market-data feed (not yet in this build)",
+                    ));
+                }
+                Some(_) => return Err(unknown_channel(&name)),
+            };
+            keys.push((key.0, name, key.1));
+        }
+        Ok(keys)
+    }
+
+    /// Answers first, then queues each channel's snapshot.
+    async fn subscribe(&mut self, id: Value, mut fields: Map<String, Value>) {
+        let keys = match self.channels(&mut fields).await {
+            Ok(keys) => keys,
+            Err(error) => return self.answer(error_message(&id, "subscribe", &error)),
+        };
+        let names: Vec<&str> = keys.iter().map(|(_, name, _)| name.as_str()).collect();
+        self.answer(ok_message(&id, "subscribe", json!({"channels": names})));
+        for (key, name, units) in keys {
+            if let Err(error) = self.subscribe_one(key, &name, units).await {
+                let error = ApiError::new(
+                    error.status,
+                    error.code,
+                    format!("{name}: {}", error.message),
+                );
+                return self.answer(error_message(&id, "subscribe", &error));
+            }
+        }
+    }
+
+    async fn subscribe_one(
+        &mut self,
+        key: ChannelKey,
+        name: &str,
+        units: Option<ProductUnits>,
+    ) -> Result<(), ApiError> {
+        let result = if key.carries_engine_state() {
+            // Whole states: read, then subscribe with the state as the snapshot.
+            let data = match key {
+                ChannelKey::Balances(account) => {
+                    self.state
+                        .query(move |engine| fanout::balances_data(engine, account))
+                        .await?
+                }
+                ChannelKey::Book(product) => {
+                    let units = units.ok_or_else(closed)?;
+                    self.state
+                        .query(move |engine| fanout::book_data(engine, &units, product))
+                        .await?
+                }
+                _ => Value::Null,
+            };
+            self.hub
+                .subscribe(self.id, key, |seq| fanout::message(name, true, seq, &data))
+        } else {
+            // From the model, under its read lock: no batch is folded or published between
+            // the snapshot and the subscription.
+            let products = self
+                .state
+                .history
+                .with_model(|model| fanout::model_products(model, key));
+            let mut units: HashMap<u32, ProductUnits> = HashMap::new();
+            if !products.is_empty() {
+                units = self
+                    .state
+                    .query(move |engine| crate::render::units_of(engine, &products))
+                    .await?;
+            }
+            let hub = Arc::clone(&self.hub);
+            let id = self.id;
+            self.state.history.with_model(|model| {
+                let data = fanout::model_snapshot(model, key, &units);
+                hub.subscribe(id, key, |seq| fanout::message(name, true, seq, &data))
+            })
+        };
+        result.map_err(|e| match e {
+            HubError::TooManySubscriptions => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscriptions",
+                format!(
+                    "a connection may subscribe to {} channels",
+                    crate::hub::SUBSCRIPTIONS_MAX
+                ),
+            ),
+            _ => closed(),
+        })
+    }
+
+    fn unsubscribe(&mut self, mut fields: Map<String, Value>) -> Result<Value, ApiError> {
+        let names = match fields.remove("channels") {
+            Some(Value::Array(names)) if !names.is_empty() => names,
+            _ => {
+                return Err(bad_request(
+                    "\"channels\" must be a non-empty array of names",
+                ));
+            }
+        };
+        no_fields(&fields)?;
+        let mut done = Vec::new();
+        for name in names {
+            let Value::String(name) = name else {
+                return Err(bad_request("a channel name is a string"));
+            };
+            let key = match (name.as_str(), name.split_once(':'), self.account) {
+                ("orders", _, Some(a)) => Some(ChannelKey::Orders(a.get())),
+                ("trades", _, Some(a)) => Some(ChannelKey::Trades(a.get())),
+                ("balances", _, Some(a)) => Some(ChannelKey::Balances(a.get())),
+                (_, Some(("book", symbol)), _) => {
+                    self.products.get(symbol).map(|(p, _)| ChannelKey::Book(*p))
+                }
+                (_, Some(("ticks", symbol)), _) => self
+                    .products
+                    .get(symbol)
+                    .map(|(p, _)| ChannelKey::Ticks(*p)),
+                _ => None,
+            };
+            if let Some(key) = key {
+                self.hub.unsubscribe(self.id, key);
+            }
+            done.push(name);
+        }
+        Ok(json!({"channels": done}))
+    }
+
+    /// Hands the order to the engine now (so orders keep their order on the connection) and
+    /// answers when it is durable, from a task of its own.
+    async fn order(&mut self, id: Value, mut fields: Map<String, Value>) {
+        let side = match fields.remove("side") {
+            Some(Value::String(side)) if side == "buy" => Side::Buy,
+            Some(Value::String(side)) if side == "sell" => Side::Sell,
+            _ => {
+                let error = bad_request("an order needs \"side\": \"buy\" or \"sell\"");
+                return self.answer(error_message(&id, "order", &error));
+            }
+        };
+        let prepared = async {
+            let account = self.account()?;
+            let body: OrderBody = serde_json::from_value(Value::Object(fields))
+                .map_err(|e| bad_request(format!("invalid order: {e}")))?;
+            let (product, units) = self.product(body.symbol()).await?;
+            let order =
+                orders_api::new_order(account, side, &body, ProductId::new(product), &units)?;
+            let ticket = self
+                .handle
+                .try_submit(CommandKind::PlaceOrder(order))
+                .map_err(crate::account_api::submit_error)?;
+            Ok::<_, ApiError>((ticket, account, units))
+        }
+        .await;
+        let (ticket, account, units) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return self.answer(error_message(&id, "order", &error)),
+        };
+        let hub = Arc::clone(&self.hub);
+        let conn = self.id;
+        tokio::spawn(async move {
+            let answer = ticket
+                .await
+                .map_err(crate::account_api::submit_error)
+                .and_then(|outcome| orders_api::order_answer(&outcome, account, &units));
+            let message = match answer {
+                Ok(order) => ok_message(&id, "order", json!({"order": order})),
+                Err(error) => error_message(&id, "order", &error),
+            };
+            let _ = hub.send(conn, message.into());
+        });
+    }
+
+    fn cancel(&mut self, id: Value, mut fields: Map<String, Value>) {
+        let prepared = (|| {
+            let account = self.account()?;
+            let order = match fields.remove("orderId") {
+                Some(Value::Number(n)) => n.as_u64().filter(|n| *n > 0),
+                Some(Value::String(s)) => s.parse::<u64>().ok().filter(|n| *n > 0),
+                _ => None,
+            }
+            .ok_or_else(|| bad_request("cancel needs \"orderId\" (a positive integer)"))?;
+            no_fields(&fields)?;
+            Ok::<_, ApiError>((account, order))
+        })();
+        let (account, order) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return self.answer(error_message(&id, "cancel", &error)),
+        };
+        let state = self.state.clone();
+        let hub = Arc::clone(&self.hub);
+        let conn = self.id;
+        tokio::spawn(async move {
+            let message = match orders_api::cancel_order(&state, account, order).await {
+                Ok(order) => ok_message(&id, "cancel", json!({"order": order})),
+                Err(error) => error_message(&id, "cancel", &error),
+            };
+            let _ = hub.send(conn, message.into());
+        });
+    }
+}
+
+fn no_fields(fields: &Map<String, Value>) -> Result<(), ApiError> {
+    match fields.keys().next() {
+        None => Ok(()),
+        Some(key) => Err(bad_request(format!("unknown field {key:?}"))),
+    }
+}
+
+fn unknown_channel(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_channel",
+        format!(
+            "no channel {name:?} (orders, trades, balances, book:SYMBOL, ticks:SYMBOL, \
+             candles:SYMBOL:INTERVAL)"
+        ),
+    )
+}
+
+fn closed() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "closed",
+        "the connection is closing",
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
