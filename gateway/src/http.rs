@@ -22,6 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use bourse_pipeline::Handle;
 
 use crate::history::HistoryHandle;
@@ -453,6 +454,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// The kernel's send buffer per connection (`SO_SNDBUF`). Linux grows it up to
+/// `net.ipv4.tcp_wmem`'s maximum (4 MiB by default) for a peer that does not read; with 10,000
+/// WebSocket clients that is 40 GiB the server does not have. Bounded, a client that stops
+/// reading fills its own queue soon and is dropped as a slow consumer.
+pub const SEND_BUFFER_BYTES: libc::c_int = 256 * 1024;
+
+fn bound_send_buffer(tcp: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size = SEND_BUFFER_BYTES;
+    // SAFETY: a valid socket and a pointer to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// A running HTTP server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -482,6 +504,12 @@ impl Server {
             .name("bourse-http-main".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    // No Nagle: WebSocket answers and channel messages are small and must
+                    // not wait for the peer's delayed ACK (40 ms otherwise).
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                        bound_send_buffer(tcp);
+                    });
                     axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = stopped.await;

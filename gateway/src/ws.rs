@@ -322,13 +322,13 @@ impl Session {
             };
             let key = match name.split_once(':') {
                 None => {
-                    let account = self.account()?.get();
-                    match name.as_str() {
-                        "orders" => (ChannelKey::Orders(account), None),
-                        "trades" => (ChannelKey::Trades(account), None),
-                        "balances" => (ChannelKey::Balances(account), None),
+                    let private: fn(u32) -> ChannelKey = match name.as_str() {
+                        "orders" => ChannelKey::Orders,
+                        "trades" => ChannelKey::Trades,
+                        "balances" => ChannelKey::Balances,
                         _ => return Err(unknown_channel(&name)),
-                    }
+                    };
+                    (private(self.account()?.get()), None)
                 }
                 Some(("book", symbol)) => {
                     let (product, units) = self.product(symbol).await?;

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 /// The longest any one expected line may take (a bound for a failing server, not a pace).
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -261,4 +263,119 @@ pub fn parse_ack(line: &str) -> (u64, u32) {
         parts.next().is_none().then_some((seq, crc))
     })();
     parsed.unwrap_or_else(|| panic!("not an ack line: {line:?}"))
+}
+
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// An HTTP API client of a test server.
+pub struct Client {
+    pub addr: String,
+}
+
+impl Client {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        let (status, _, body) = self.call_with_head(method, path, token, body);
+        (status, body)
+    }
+
+    pub fn call_with_head(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, String, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![JSON];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        let text = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (status, head, body) = http_with_head(&self.addr, method, path, &headers, &text);
+        (status, head, json(&body))
+    }
+
+    /// A call that must answer `status`; returns the body.
+    pub fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Value {
+        let (got, answer) = self.call(method, path, token, &body);
+        assert_eq!(got, status, "{method} {path} {body} answered {answer}");
+        answer
+    }
+
+    pub fn account(&self, name: &str) -> String {
+        let created = self.expect(
+            201,
+            "PUT",
+            "/api/v1/account",
+            None,
+            json!({"name": name, "proof": "passport", "currencyPreference": "USD"}),
+        );
+        created["token"].as_str().unwrap().to_string()
+    }
+
+    pub fn deposit(&self, token: &str, amount: &str, currency: &str, request_id: &str) {
+        self.expect(
+            200,
+            "PUT",
+            "/api/v1/funds",
+            Some(token),
+            json!({"amount": amount, "currency": currency, "type": "bank",
+                   "requestId": request_id,
+                   "additionalInformation": {"accountNumber": "DE89370400440532013000"}}),
+        );
+    }
+
+    /// `{currency: (available, held)}`.
+    pub fn balances(&self, token: &str) -> Vec<(String, String, String)> {
+        let rows = self.expect(200, "GET", "/api/v1/funds", Some(token), Value::Null);
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["currency"].as_str().unwrap().to_string(),
+                    r["available"].as_str().unwrap().to_string(),
+                    r["held"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn row(currency: &str, available: &str, held: &str) -> (String, String, String) {
+    (currency.into(), available.into(), held.into())
+}
+
+/// The fields of a list of objects, for compact assertions.
+pub fn pluck(list: &Value, fields: &[&str]) -> Vec<Vec<String>> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            fields
+                .iter()
+                .map(|f| match &item[*f] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect()
 }

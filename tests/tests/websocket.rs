@@ -1,0 +1,462 @@
+//! The WebSocket API against a real `bourse serve`: a client that trades over the socket sees
+//! its fill, its order and its balance change on its channels, with snapshots first and
+//! per-channel sequence numbers without gaps; bad messages get errors in the contract's shape
+//! and change nothing; a client that does not read does not delay one that does, and is told
+//! and dropped when its queue overflows.
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tungstenite::{Message, WebSocket};
+
+type Socket = WebSocket<TcpStream>;
+
+fn connect(addr: &str) -> Socket {
+    connect_with(addr, |_| {})
+}
+
+/// Connects, letting `tune` set socket options first.
+fn connect_with(addr: &str, tune: impl FnOnce(&TcpStream)) -> Socket {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    tune(&stream);
+    let (socket, _) =
+        tungstenite::client(format!("ws://{addr}/api/v1/ws"), stream).expect("handshake");
+    socket
+}
+
+fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::text(message.to_string())).unwrap();
+}
+
+fn read(socket: &mut Socket) -> Value {
+    loop {
+        match socket.read().expect("a message") {
+            Message::Text(text) => return json(text.as_str()),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Reads until the answer with `id`; channel messages on the way are kept in `seen`.
+fn answer(socket: &mut Socket, id: u64, seen: &mut Vec<Value>) -> Value {
+    loop {
+        let message = read(socket);
+        if message["id"] == id {
+            return message;
+        }
+        seen.push(message);
+    }
+}
+
+/// Reads channel messages until `done` says the ones so far are enough.
+fn until(socket: &mut Socket, seen: &mut Vec<Value>, done: impl Fn(&[Value]) -> bool) {
+    while !done(seen) {
+        let message = read(socket);
+        seen.push(message);
+    }
+}
+
+fn on<'a>(seen: &'a [Value], channel: &str) -> Vec<&'a Value> {
+    seen.iter().filter(|m| m["channel"] == channel).collect()
+}
+
+/// Every channel's messages: a snapshot, then updates numbered one after the other.
+fn assert_sequenced(seen: &[Value]) {
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for message in seen.iter().filter(|m| m.get("channel").is_some()) {
+        let channel = message["channel"].as_str().unwrap().to_string();
+        let seq = message["seq"].as_u64().unwrap();
+        match (message["type"].as_str().unwrap(), last.get(&channel)) {
+            ("snapshot", None) => {}
+            ("update", Some(previous)) => {
+                assert_eq!(seq, previous + 1, "a gap on {channel}: {message}")
+            }
+            other => panic!("{other:?} out of place on {channel}: {message}"),
+        }
+        last.insert(channel, seq);
+    }
+}
+
+#[test]
+fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let seller = client.account("Seller");
+    let buyer = client.account("Buyer");
+    client.deposit(&seller, "10", "AAPL", "s-1");
+    client.deposit(&buyer, "1000.00", "USD", "b-1");
+
+    let mut ws = connect(&client.addr);
+    let mut seen = Vec::new();
+    send(&mut ws, json!({"op": "ping", "id": 1}));
+    assert_eq!(answer(&mut ws, 1, &mut seen)["ok"], true);
+    // Private channels need auth first.
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "id": 2, "channels": ["orders"]}),
+    );
+    assert_eq!(
+        answer(&mut ws, 2, &mut seen)["error"]["code"],
+        "unauthorized"
+    );
+    send(&mut ws, json!({"op": "auth", "id": 3, "token": buyer}));
+    let authed = answer(&mut ws, 3, &mut seen);
+    assert_eq!(authed["ok"], true, "{authed}");
+    let channels = ["orders", "trades", "balances", "book:AAPL", "ticks:AAPL"];
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "id": 4, "channels": channels}),
+    );
+    assert_eq!(answer(&mut ws, 4, &mut seen)["channels"], json!(channels));
+    until(&mut ws, &mut seen, |s| s.len() == channels.len());
+    assert!(seen.iter().all(|m| m["type"] == "snapshot"), "{seen:?}");
+    let balances = on(&seen, "balances")[0];
+    assert_eq!(
+        balances["data"]["balances"],
+        json!([{"currency": "USD", "available": "1000.00", "held": "0.00"}])
+    );
+
+    // The seller's offer rests (over HTTP); the buyer's book shows it.
+    client.expect(
+        201,
+        "POST",
+        "/api/v1/product/sell",
+        Some(&seller),
+        json!({"symbol": "AAPL", "quantity": "5", "type": "limit", "price": "150.00"}),
+    );
+    until(&mut ws, &mut seen, |s| {
+        on(s, "book:AAPL")
+            .iter()
+            .any(|m| m["data"]["asks"] == json!([{"price": "150", "quantity": "5", "orders": 1}]))
+    });
+
+    // The buyer buys 3 at market over the socket.
+    send(
+        &mut ws,
+        json!({"op": "order", "id": 5, "side": "buy", "symbol": "AAPL", "quantity": "3",
+               "type": "market"}),
+    );
+    let bought = answer(&mut ws, 5, &mut seen);
+    assert_eq!(bought["ok"], true, "{bought}");
+    assert_eq!(bought["order"]["status"], "filled");
+    assert_eq!(bought["order"]["fees"], "0.90");
+    until(&mut ws, &mut seen, |s| {
+        let paid = on(s, "balances").iter().any(|m| {
+            m["data"]["balances"][0]["available"] == "549.10"
+                && m["data"]["balances"][1]
+                    == json!({"currency": "AAPL", "available": "3", "held": "0"})
+        });
+        paid && !on(s, "trades").is_empty()
+            && on(s, "ticks:AAPL").len() > 1
+            && on(s, "orders")
+                .iter()
+                .any(|m| m["data"]["status"] == "filled")
+    });
+    let trade = on(&seen, "trades").last().unwrap()["data"].clone();
+    assert_eq!(
+        (
+            &trade["side"],
+            &trade["liquidity"],
+            &trade["price"],
+            &trade["quantity"],
+            &trade["fee"]
+        ),
+        (
+            &json!("buy"),
+            &json!("taker"),
+            &json!("150"),
+            &json!("3"),
+            &json!("0.90")
+        )
+    );
+    let tick = on(&seen, "ticks:AAPL").last().unwrap()["data"].clone();
+    assert_eq!(
+        (&tick["price"], &tick["quantity"]),
+        (&json!("150"), &json!("3"))
+    );
+
+    // A limit order, then its cancel over the socket.
+    send(
+        &mut ws,
+        json!({"op": "order", "id": 6, "side": "buy", "symbol": "AAPL", "quantity": "1",
+               "type": "limit", "price": "100.00"}),
+    );
+    let resting = answer(&mut ws, 6, &mut seen);
+    assert_eq!(resting["order"]["status"], "open");
+    let order_id = resting["order"]["orderId"].clone();
+    send(
+        &mut ws,
+        json!({"op": "cancel", "id": 7, "orderId": order_id}),
+    );
+    let cancelled = answer(&mut ws, 7, &mut seen);
+    assert_eq!(cancelled["order"]["status"], "cancelled", "{cancelled}");
+    until(&mut ws, &mut seen, |s| {
+        on(s, "orders")
+            .iter()
+            .any(|m| m["data"]["orderId"] == order_id && m["data"]["status"] == "cancelled")
+    });
+    assert_sequenced(&seen);
+    server.stop();
+}
+
+const ADMIN: &str = "admin-secret-for-tests-0123456789";
+
+#[test]
+fn bad_websocket_messages_get_precise_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--admin-token", ADMIN]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let buyer = client.account("Buyer");
+    client.deposit(&buyer, "100.00", "USD", "b-1");
+    let hash = |client: &Client| {
+        client.expect(200, "GET", "/api/v1/admin/status", Some(ADMIN), Value::Null)["stateHash"]
+            .clone()
+    };
+    let before = hash(&client);
+
+    let mut ws = connect(&client.addr);
+    let mut seen = Vec::new();
+    ws.send(Message::binary(vec![1u8, 2, 3])).unwrap();
+    let binary = read(&mut ws);
+    assert_eq!(binary["error"]["code"], "invalid_request");
+    assert!(
+        binary["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("binary frames")
+    );
+    ws.send(Message::text("{not json")).unwrap();
+    assert!(
+        read(&mut ws)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"id": 1, "op": "order", "side": "buy", "symbol": "AAPL", "quantity": "1", "type": "market"}),
+            "unauthorized",
+            "authenticate first",
+        ),
+        (
+            json!({"id": 2, "op": "fly"}),
+            "invalid_request",
+            "unknown op",
+        ),
+        (json!({"id": 3}), "invalid_request", "needs \"op\""),
+        (
+            json!({"id": 4, "op": "auth", "token": "1.bad"}),
+            "unauthorized",
+            "invalid token",
+        ),
+        (
+            json!({"id": 5, "op": "auth"}),
+            "invalid_request",
+            "needs \"token\"",
+        ),
+        (
+            json!({"id": 6, "op": "subscribe", "channels": ["ticks:NOPE"]}),
+            "unknown_symbol",
+            "NOPE",
+        ),
+        (
+            json!({"id": 7, "op": "subscribe", "channels": ["weather"]}),
+            "unknown_channel",
+            "weather",
+        ),
+        (
+            json!({"id": 8, "op": "subscribe", "channels": []}),
+            "invalid_request",
+            "non-empty array",
+        ),
+        (
+            json!({"id": 9, "op": "ping", "extra": 1}),
+            "invalid_request",
+            "unknown field \"extra\"",
+        ),
+    ];
+    for (message, code, text) in &cases {
+        let id = message["id"].as_u64().unwrap();
+        send(&mut ws, message.clone());
+        let got = answer(&mut ws, id, &mut seen);
+        assert_eq!(got["error"]["code"], *code, "{message}: {got}");
+        assert!(
+            got["error"]["message"].as_str().unwrap().contains(text),
+            "{message}: {got}"
+        );
+    }
+    send(&mut ws, json!({"op": "auth", "id": 10, "token": buyer}));
+    assert_eq!(answer(&mut ws, 10, &mut seen)["ok"], true);
+    let orders: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"id": 11, "op": "order", "side": "up", "symbol": "AAPL"}),
+            "invalid_request",
+            "\"side\"",
+        ),
+        (
+            json!({"id": 12, "op": "order", "side": "buy", "symbol": "AAPL", "quantity": "1", "type": "market", "leverage": 5}),
+            "invalid_request",
+            "unknown field `leverage`",
+        ),
+        (
+            json!({"id": 13, "op": "order", "side": "buy", "symbol": "AAPL", "quantity": "-1", "type": "market"}),
+            "invalid_request",
+            "quantity must be positive",
+        ),
+        (
+            json!({"id": 14, "op": "order", "side": "buy", "symbol": "AAPL", "quantity": "1", "type": "limit", "price": "1000"}),
+            "insufficient_funds",
+            "insufficient",
+        ),
+        (
+            json!({"id": 15, "op": "cancel", "orderId": "x"}),
+            "invalid_request",
+            "orderId",
+        ),
+        (
+            json!({"id": 16, "op": "cancel", "orderId": 424242}),
+            "unknown_order",
+            "424242",
+        ),
+    ];
+    for (message, code, text) in &orders {
+        let id = message["id"].as_u64().unwrap();
+        send(&mut ws, message.clone());
+        let got = answer(&mut ws, id, &mut seen);
+        assert_eq!(got["error"]["code"], *code, "{message}: {got}");
+        assert!(
+            got["error"]["message"].as_str().unwrap().contains(text),
+            "{message}: {got}"
+        );
+    }
+    assert!(seen.is_empty(), "nothing but answers: {seen:?}");
+    // An oversized message: an error, then the close.
+    ws.send(Message::text(format!(
+        "{{\"op\": \"ping\", \"pad\": \"{}\"}}",
+        "x".repeat(20_000)
+    )))
+    .unwrap();
+    let too_big = read(&mut ws);
+    assert_eq!(too_big["error"]["code"], "payload_too_large");
+    match ws.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    assert_eq!(hash(&client), before, "a refused message changed the state");
+    server.stop();
+}
+
+#[test]
+fn a_client_that_does_not_read_delays_no_one_and_is_dropped_when_its_queue_overflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--ws-queue", "16", "--rate-limit", "0"]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let seller = client.account("Seller");
+    let buyer = client.account("Buyer");
+    const TRADES: u64 = 1500;
+    client.deposit(&seller, &TRADES.to_string(), "AAPL", "s-1");
+    client.deposit(&buyer, "1000000.00", "USD", "b-1");
+    client.expect(
+        201,
+        "POST",
+        "/api/v1/product/sell",
+        Some(&seller),
+        json!({"symbol": "AAPL", "quantity": TRADES.to_string(), "type": "limit", "price": "100.00"}),
+    );
+    // Twenty more levels, so that every book message is about 1.5 KB.
+    client.deposit(&seller, "20", "AAPL", "s-2");
+    for level in 1..=20 {
+        client.expect(
+            201,
+            "POST",
+            "/api/v1/product/sell",
+            Some(&seller),
+            json!({"symbol": "AAPL", "quantity": "1", "type": "limit",
+                   "price": format!("{}.00", 100 + level)}),
+        );
+    }
+
+    // The slow client: a bounded receive buffer, subscribed, never reading.
+    let mut slow = connect_with(&client.addr, |stream| {
+        let size: libc::c_int = 64 * 1024;
+        let set = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+    });
+    send(
+        &mut slow,
+        json!({"op": "subscribe", "id": 1, "channels": ["ticks:AAPL", "book:AAPL"]}),
+    );
+    // The fast client trades and reads everything.
+    let mut fast = connect(&client.addr);
+    let mut seen = Vec::new();
+    send(&mut fast, json!({"op": "auth", "id": 1, "token": buyer}));
+    answer(&mut fast, 1, &mut seen);
+    send(
+        &mut fast,
+        json!({"op": "subscribe", "id": 2, "channels": ["ticks:AAPL"]}),
+    );
+    answer(&mut fast, 2, &mut seen);
+    // One order at a time, reading as it goes (its queue is as small as the slow one's).
+    for i in 0..TRADES {
+        send(
+            &mut fast,
+            json!({"op": "order", "id": 100 + i, "side": "buy", "symbol": "AAPL",
+                   "quantity": "1", "type": "market"}),
+        );
+        let answer = answer(&mut fast, 100 + i, &mut seen);
+        assert_eq!(answer["order"]["status"], "filled", "{answer}");
+    }
+    until(&mut fast, &mut seen, |s| {
+        s.iter()
+            .filter(|m| m["channel"] == "ticks:AAPL" && m["type"] == "update")
+            .count()
+            == TRADES as usize
+    });
+    assert_sequenced(&seen);
+    let metrics = http_get(&client.addr, "/metrics").1;
+    assert!(
+        metrics.contains("bourse_ws_slow_consumers_total 1"),
+        "the slow client was not dropped:\n{metrics}"
+    );
+    // Now the slow client reads: what was queued, then the reason, then the close.
+    let mut last = Value::Null;
+    loop {
+        match slow.read() {
+            Ok(Message::Text(text)) => last = json(text.as_str()),
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(u16::from(frame.code), 1013);
+                break;
+            }
+            Ok(_) => {}
+            Err(error) => panic!("no clean close ({error}); last message {last}"),
+        }
+    }
+    assert_eq!(last["error"]["code"], "slow_consumer", "{last}");
+    server.stop();
+}
