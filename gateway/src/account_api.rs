@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::http::{ApiError, AppState, bad_request, rejected};
 
 /// The body of `PUT /account`; unknown fields are refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
     name: String,
@@ -82,6 +82,13 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 }
 
 /// `PUT /account`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/account",
+    tag = "account",
+    request_body(content = CreateBody, content_type = "application/json"),
+    responses((status = 201, description = "created: {accountId, token (shown once), profileStatus}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -212,6 +219,13 @@ pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// `GET /account`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/account",
+    tag = "account",
+    responses((status = 200, description = "{accountId, name, profileStatus, currencyPreference, createdAt}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn read(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -39,6 +39,13 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `GET /admin/status`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/status",
+    tag = "admin",
+    responses((status = 200, description = "{appliedSeq, committedSeq, eventSeq, historyEventSeq, stateHash, accounts, products, openOrders}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("admin" = []))
+)]
 pub(crate) async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -70,13 +77,22 @@ pub(crate) async fn status(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
     status: String,
 }
 
 /// `PUT /admin/accounts/{id}/status`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/accounts/{id}/status",
+    tag = "admin",
+    request_body(content = StatusBody, content_type = "application/json"),
+    params(("id" = u32, Path, description = "the account id")),
+    responses((status = 200, description = "{accountId, profileStatus}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("admin" = []))
+)]
 pub(crate) async fn set_status(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -29,6 +29,13 @@ async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {
 }
 
 /// `GET /bookmarks`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bookmarks",
+    tag = "bookmarks",
+    responses((status = 200, description = "{symbols}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -79,6 +86,14 @@ async fn change(
     Ok(axum::Json(list(&state, account).await?).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/bookmarks/{symbol}",
+    tag = "bookmarks",
+    params(("symbol" = String, Path, description = "the product's symbol")),
+    responses((status = 200, description = "{symbols} after adding"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -87,6 +102,14 @@ pub(crate) async fn put(
     change(state, headers, symbol, true).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/bookmarks/{symbol}",
+    tag = "bookmarks",
+    params(("symbol" = String, Path, description = "the product's symbol")),
+    responses((status = 200, description = "{symbols} after removing"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,

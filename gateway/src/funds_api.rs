@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::account_api::{authenticate, parse_json};
 use crate::http::{ApiError, AppState, bad_request, rejected};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DepositBody {
     amount: String,
@@ -30,6 +30,7 @@ struct DepositBody {
     method: String,
     request_id: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     additional_information: Option<Value>,
 }
 
@@ -100,6 +101,14 @@ fn check_method(method: &str, details: Option<&Value>) -> Result<Value, ApiError
 }
 
 /// `PUT /funds`: a deposit.
+#[utoipa::path(
+    put,
+    path = "/api/v1/funds",
+    tag = "funds",
+    request_body(content = DepositBody, content_type = "application/json"),
+    responses((status = 200, description = "{requestId, currency, amount, type, details, status, seq}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn deposit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -191,7 +200,7 @@ async fn submit_funds(state: &AppState, kind: CommandKind) -> Result<u64, ApiErr
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct WithdrawBody {
     amount: String,
@@ -199,10 +208,19 @@ struct WithdrawBody {
     request_id: String,
     /// Where the money goes (free-form; paying it out is out of scope).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     destination_details: Option<Value>,
 }
 
 /// `POST /funds`: a withdrawal from the available balance.
+#[utoipa::path(
+    post,
+    path = "/api/v1/funds",
+    tag = "funds",
+    request_body(content = WithdrawBody, content_type = "application/json"),
+    responses((status = 200, description = "{requestId, currency, amount, status, seq}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn withdraw(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -237,6 +255,13 @@ pub(crate) async fn withdraw(
 }
 
 /// `GET /funds`: the wallet, `[{currency, available, held}]`, in asset order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/funds",
+    tag = "funds",
+    responses((status = 200, description = "[{currency, available, held}]"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn balances(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::serve::ListenerExt;
 use bourse_pipeline::Handle;
 
@@ -182,54 +182,57 @@ pub(crate) fn rejected(reject: bourse_engine::Reject) -> ApiError {
     )
 }
 
-/// The routes.
+/// The routes: the documented ones from their handlers (so the OpenAPI document and the
+/// router cannot drift apart), then the document itself and the fallbacks.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (documented, api) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(
+            crate::account_api::create,
+            crate::account_api::read
+        ))
+        .routes(routes!(crate::bookmarks_api::get))
+        .routes(routes!(
+            crate::bookmarks_api::put,
+            crate::bookmarks_api::delete
+        ))
+        .routes(routes!(
+            crate::funds_api::deposit,
+            crate::funds_api::balances,
+            crate::funds_api::withdraw
+        ))
+        .routes(routes!(crate::orders_api::funds_history))
+        .routes(routes!(crate::products_api::catalogue))
+        .routes(routes!(crate::products_api::product))
+        .routes(routes!(crate::products_api::book))
+        .routes(routes!(crate::orders_api::buy))
+        .routes(routes!(crate::orders_api::sell))
+        .routes(routes!(crate::orders_api::list))
+        .routes(routes!(crate::orders_api::get, crate::orders_api::cancel))
+        .routes(routes!(crate::orders_api::trades))
+        .routes(routes!(crate::orders_api::fee_quote))
+        .routes(routes!(crate::ws::upgrade))
+        .routes(routes!(crate::admin_api::status))
+        .routes(routes!(crate::admin_api::set_status))
+        .split_for_parts();
+    let document: Arc<str> = api
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        .into();
+    documented
         .route(
-            "/api/v1/account",
-            axum::routing::put(crate::account_api::create).get(crate::account_api::read),
+            "/api/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.to_string(),
+                )
+            }),
         )
-        .route("/api/v1/bookmarks", get(crate::bookmarks_api::get))
-        .route(
-            "/api/v1/bookmarks/{symbol}",
-            axum::routing::put(crate::bookmarks_api::put).delete(crate::bookmarks_api::delete),
-        )
-        .route(
-            "/api/v1/funds",
-            axum::routing::put(crate::funds_api::deposit)
-                .get(crate::funds_api::balances)
-                .post(crate::funds_api::withdraw),
-        )
-        .route(
-            "/api/v1/funds/history",
-            get(crate::orders_api::funds_history),
-        )
-        .route("/api/v1/products", get(crate::products_api::catalogue))
-        .route(
-            "/api/v1/products/{symbol}",
-            get(crate::products_api::product),
-        )
-        .route(
-            "/api/v1/products/{symbol}/book",
-            get(crate::products_api::book),
-        )
-        .route("/api/v1/product/buy", post(crate::orders_api::buy))
-        .route("/api/v1/product/sell", post(crate::orders_api::sell))
-        .route("/api/v1/orders", get(crate::orders_api::list))
-        .route(
-            "/api/v1/orders/{id}",
-            get(crate::orders_api::get).delete(crate::orders_api::cancel),
-        )
-        .route("/api/v1/trades", get(crate::orders_api::trades))
-        .route("/api/v1/fees", get(crate::orders_api::fee_quote))
-        .route("/api/v1/ws", get(crate::ws::upgrade))
-        .route("/api/v1/admin/status", get(crate::admin_api::status))
-        .route(
-            "/api/v1/admin/accounts/{id}/status",
-            axum::routing::put(crate::admin_api::set_status),
-        )
-        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(error_shape))
@@ -305,6 +308,12 @@ async fn method_not_allowed(request: Request) -> ApiError {
 
 /// `GET /api/v1/health`: 200 while the engine runs (recovery is done before the server
 /// starts), 503 with the cause once it stopped.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "service",
+    responses((status = 200, description = "{status, recovered, recoveredSeq, appliedSeq, committedSeq, uptimeMs}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 async fn health(State(state): State<AppState>) -> Response {
     if let Some(cause) = state.handle.stopped() {
         return ApiError::new(
@@ -327,6 +336,12 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses((status = 200, description = "Prometheus text"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 async fn metrics(State(state): State<AppState>) -> Response {
     let stats = state.handle.stats();
     let mut out = String::new();

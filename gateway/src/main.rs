@@ -29,6 +29,7 @@ mod http;
 mod hub;
 mod limits;
 mod load;
+mod openapi;
 mod orders_api;
 mod products_api;
 mod render;

@@ -26,7 +26,7 @@ use crate::http::{ApiError, ApiQuery, AppState, bad_request, rejected};
 use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
 
 /// The body of an order.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct OrderBody {
     symbol: String,
@@ -245,6 +245,14 @@ async fn submit_order(
 }
 
 /// `POST /product/buy`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/product/buy",
+    tag = "trading",
+    request_body(content = OrderBody, content_type = "application/json"),
+    responses((status = 201, description = "the order with its fills"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn buy(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -254,6 +262,14 @@ pub(crate) async fn buy(
 }
 
 /// `POST /product/sell`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/product/sell",
+    tag = "trading",
+    request_body(content = OrderBody, content_type = "application/json"),
+    responses((status = 201, description = "the order with its fills"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn sell(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -277,7 +293,8 @@ pub(crate) async fn read_history<T: Send + 'static>(
 }
 
 /// `?status=open|closed&limit=&cursor=` of `GET /orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OrdersQuery {
     status: Option<String>,
@@ -286,6 +303,14 @@ pub(crate) struct OrdersQuery {
 }
 
 /// `GET /orders`: the account's open (default) or closed orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "trading",
+    params(OrdersQuery),
+    responses((status = 200, description = "the orders, newest first; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -369,6 +394,14 @@ fn order_fills(history: &History, account: AccountId, order: &OrderRecord) -> Ve
 }
 
 /// `GET /orders/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "trading",
+    params(("id" = u64, Path, description = "the order id")),
+    responses((status = 200, description = "the order with its fills"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -410,6 +443,14 @@ pub(crate) async fn cancel_order(
 }
 
 /// `DELETE /orders/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orders/{id}",
+    tag = "trading",
+    params(("id" = u64, Path, description = "the order id")),
+    responses((status = 200, description = "the cancelled order"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -421,6 +462,14 @@ pub(crate) async fn cancel(
 }
 
 /// `GET /trades`: the account's trades, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trades",
+    tag = "trading",
+    params(PageQuery),
+    responses((status = 200, description = "the trades, newest first; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn trades(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -435,6 +484,14 @@ pub(crate) async fn trades(
 }
 
 /// `GET /funds/history`: deposits, withdrawals and fees, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/funds/history",
+    tag = "funds",
+    params(PageQuery),
+    responses((status = 200, description = "deposits, withdrawals and fees, newest first; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn funds_history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -464,7 +521,8 @@ pub(crate) async fn funds_history(
 }
 
 /// `?symbol=&side=&quantity=&price=` of `GET /fees`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeeQuery {
     symbol: Option<String>,
@@ -475,6 +533,14 @@ pub(crate) struct FeeQuery {
 
 /// `GET /fees`: what an order would pay now, as maker or taker (the account's tier applies).
 /// Without a price, the quote is for a market order's first fill at the best opposite price.
+#[utoipa::path(
+    get,
+    path = "/api/v1/fees",
+    tag = "trading",
+    params(FeeQuery),
+    responses((status = 200, description = "{symbol, side, quantity, price, liquidity, rate, notional, fee, feeCurrency, hold, holdCurrency}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(crate) async fn fee_quote(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -22,7 +22,8 @@ use crate::http::{ApiError, ApiQuery, AppState, bad_request};
 use crate::render::{self, ProductUnits};
 
 /// `?query=&limit=&cursor=` of `GET /products`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CatalogueQuery {
     query: Option<String>,
@@ -97,6 +98,13 @@ fn catalogue_page(
 }
 
 /// `GET /products`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "products",
+    params(CatalogueQuery),
+    responses((status = 200, description = "[{productName, symbol, currentPrice, timestamp, currency, histories}]; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 pub(crate) async fn catalogue(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CatalogueQuery>,
@@ -153,6 +161,13 @@ async fn product_of(state: &AppState, symbol: &str) -> Result<(u32, ProductUnits
 }
 
 /// `GET /products/{symbol}`: the product with its units, fees and recent history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{symbol}",
+    tag = "products",
+    params(("symbol" = String, Path, description = "the product's symbol")),
+    responses((status = 200, description = "the product with units, fees and recent history"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 pub(crate) async fn product(
     State(state): State<AppState>,
     Path(symbol): Path<String>,
@@ -163,7 +178,8 @@ pub(crate) async fn product(
 }
 
 /// `?depth=` of the book.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BookQuery {
     depth: Option<String>,
@@ -171,6 +187,13 @@ pub(crate) struct BookQuery {
 
 /// `GET /products/{symbol}/book?depth=`: aggregated levels, best first, with the engine's
 /// event sequence number the book was read at.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{symbol}/book",
+    tag = "products",
+    params(("symbol" = String, Path, description = "the product's symbol"), BookQuery),
+    responses((status = 200, description = "{symbol, bids, asks, eventSeq}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 pub(crate) async fn book(
     State(state): State<AppState>,
     Path(symbol): Path<String>,

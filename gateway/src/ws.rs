@@ -40,6 +40,12 @@ use crate::render::ProductUnits;
 pub const MESSAGE_BYTES_MAX: usize = 16 * 1024;
 
 /// `GET /api/v1/ws`: the upgrade.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ws",
+    tag = "websocket",
+    responses((status = 101, description = "switching to the WebSocket protocol (see docs/api.md)"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+)]
 pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MESSAGE_BYTES_MAX)
         .max_frame_size(MESSAGE_BYTES_MAX)

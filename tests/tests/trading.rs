@@ -1107,3 +1107,77 @@ fn an_account_over_its_rate_limit_gets_429_with_retry_after() {
     client.expect(200, "GET", "/api/v1/funds", Some(&other), Value::Null);
     server.stop();
 }
+
+#[test]
+fn the_openapi_document_covers_every_route_and_every_documented_route_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let doc = client.expect(200, "GET", "/api/v1/openapi.json", None, Value::Null);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for method in ["get", "put", "post", "delete"] {
+            if item.get(method).is_some() {
+                operations.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    // Every endpoint of the contract is there.
+    for (method, path) in [
+        ("PUT", "/api/v1/account"),
+        ("GET", "/api/v1/account"),
+        ("GET", "/api/v1/products"),
+        ("GET", "/api/v1/products/{symbol}"),
+        ("GET", "/api/v1/products/{symbol}/book"),
+        ("POST", "/api/v1/product/buy"),
+        ("POST", "/api/v1/product/sell"),
+        ("GET", "/api/v1/orders"),
+        ("GET", "/api/v1/orders/{id}"),
+        ("DELETE", "/api/v1/orders/{id}"),
+        ("GET", "/api/v1/trades"),
+        ("GET", "/api/v1/fees"),
+        ("PUT", "/api/v1/funds"),
+        ("GET", "/api/v1/funds"),
+        ("POST", "/api/v1/funds"),
+        ("GET", "/api/v1/funds/history"),
+        ("GET", "/api/v1/bookmarks"),
+        ("PUT", "/api/v1/bookmarks/{symbol}"),
+        ("DELETE", "/api/v1/bookmarks/{symbol}"),
+        ("GET", "/api/v1/ws"),
+    ] {
+        assert!(
+            operations.iter().any(|(m, p)| m == method && p == path),
+            "{method} {path} is not in the document"
+        );
+    }
+    // The order body is described from the struct the handler parses.
+    let order = &doc["components"]["schemas"]["OrderBody"]["properties"];
+    for field in [
+        "symbol",
+        "quantity",
+        "type",
+        "price",
+        "timeInForce",
+        "clientOrderId",
+    ] {
+        assert!(
+            order.get(field).is_some(),
+            "OrderBody lacks {field}: {order}"
+        );
+    }
+    // Every documented operation is routed (whatever it answers without a token or a body,
+    // it is not "no such path" or "method not allowed").
+    for (method, path) in &operations {
+        let concrete = path.replace("{symbol}", "AAPL").replace("{id}", "1");
+        let (status, body) = http(&client.addr, method, &concrete, &[], "");
+        assert!(
+            status != 405 && !body.contains("\"not_found\""),
+            "{method} {path} is documented but answers {status} {body}"
+        );
+    }
+    server.stop();
+}
