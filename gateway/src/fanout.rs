@@ -13,8 +13,9 @@
 //! - `balances`: `{eventSeq, balances: [{currency, available, held}]}`.
 //! - `book:SYMBOL`: `{symbol, bids, asks, eventSeq}`, [`BOOK_DEPTH`] levels a side.
 //! - `ticks:SYMBOL`: snapshot = the recent trades `[{price, timestamp}]` (oldest first);
-//!   update = `{symbol, price, quantity, timestamp, tradeId}` per trade on Bourse (the
-//!   market-data feed adds the exchange's ticks).
+//!   update = `{symbol, price, quantity, timestamp, tradeId, publishedUs}` per trade on
+//!   Bourse (the market-data feed adds the exchange's ticks); `publishedUs` is when the
+//!   server published it (unix microseconds), so a client can measure its own lag.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -231,6 +232,7 @@ pub fn publish_entries(hub: &Hub, model: &History, entries: &[Entry], units: &Un
                         "quantity": u.qty(*qty),
                         "timestamp": ts,
                         "tradeId": seq,
+                        "publishedUs": unix_micros(),
                     });
                     let name = channel_name(key, Some(u));
                     hub.publish(key, |n| message(&name, false, n, &tick));
@@ -322,4 +324,11 @@ pub fn resolve(engine: &bourse_engine::Engine, symbol: &str) -> Option<(u32, Pro
     let symbol = bourse_engine::Symbol::new(symbol)?;
     let product: ProductId = engine.product_by_symbol(&symbol)?;
     Some((product.get(), ProductUnits::of(engine, product)?))
+}
+
+/// Unix time in microseconds.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -1,0 +1,557 @@
+//! The WebSocket API under load, against a real `bourse serve` (durable journal, the
+//! default settings but `rate-limit 0`), started by this program on 127.0.0.1.
+//!
+//! 1. **Order → acknowledgement.** `--connections` clients (one account each, tokio-tungstenite)
+//!    send limit orders open loop at a fixed total rate: order `k` of a connection is due at
+//!    `start + k / (rate / connections)`, and its latency runs from that due time to its
+//!    answer (`{"op": "order", "ok": true}`, sent once the order is durable), so a stall
+//!    counts in full (no coordinated omission). Sides alternate at one price, so the book
+//!    stays a few orders deep and most orders trade. Per rate: `--warmup` s, then
+//!    `--seconds` s measured.
+//! 2. **Fan-out.** `N` clients subscribe to `ticks:AAPL`; a driver connection makes
+//!    `--fanout-rate` trades per second; every client counts what it receives and the delay
+//!    from the server's publication (`publishedUs` in each tick) to its receipt. Reported:
+//!    messages delivered per second over all clients, delay percentiles, and clients that
+//!    saw a gap or were dropped as slow consumers.
+//!
+//! Client and server share this machine's cores: the figures are for both together.
+//!
+//! `cargo build --release -p bourse-gateway && cargo run --release -p bourse-benches --bin ws`
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bourse_benches::args::{Flags, or_exit};
+use bourse_benches::report::{fmt_int, fmt_ns};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const USAGE: &str = "usage: ws [--bourse PATH (target/release/bourse)] \
+[--rates 10000,50000,100000] [--connections 16] [--seconds 5] [--warmup 1] \
+[--fanout 1000,10000] [--fanout-rate 100] [--fanout-seconds 5] [--quick] [--out PATH.json]";
+
+struct Config {
+    bourse: PathBuf,
+    rates: Vec<u64>,
+    connections: u64,
+    seconds: f64,
+    warmup: f64,
+    fanout: Vec<u64>,
+    fanout_rate: u64,
+    fanout_seconds: f64,
+    out: Option<PathBuf>,
+}
+
+fn parse() -> Result<Config, String> {
+    let mut config = Config {
+        bourse: PathBuf::from("target/release/bourse"),
+        rates: vec![10_000, 50_000, 100_000],
+        connections: 16,
+        seconds: 5.0,
+        warmup: 1.0,
+        fanout: vec![1_000, 10_000],
+        fanout_rate: 100,
+        fanout_seconds: 5.0,
+        out: None,
+    };
+    let mut flags = Flags::from_env(USAGE);
+    let list = |text: &str| -> Result<Vec<u64>, String> {
+        text.split(',')
+            .map(|n| n.trim().parse::<u64>().map_err(|_| format!("{n:?} is not a number")))
+            .collect()
+    };
+    while let Some(flag) = flags.next_flag()? {
+        if flag == "--quick" {
+            config.rates = vec![2_000];
+            config.connections = 4;
+            config.seconds = 1.0;
+            config.warmup = 0.2;
+            config.fanout = vec![100];
+            config.fanout_rate = 50;
+            config.fanout_seconds = 1.0;
+            continue;
+        }
+        let value = flags.value(&flag)?;
+        match flag.as_str() {
+            "--bourse" => config.bourse = value.into_path(),
+            "--rates" => config.rates = list(value.as_str())?,
+            "--connections" => config.connections = value.number()?.max(1),
+            "--seconds" => config.seconds = value.positive_seconds()?,
+            "--warmup" => config.warmup = value.positive_seconds()?,
+            "--fanout" => config.fanout = list(value.as_str())?,
+            "--fanout-rate" => config.fanout_rate = value.number()?.max(1),
+            "--fanout-seconds" => config.fanout_seconds = value.positive_seconds()?,
+            "--out" => config.out = Some(value.into_path()),
+            _ => return Err(flags.unknown(&flag)),
+        }
+    }
+    Ok(config)
+}
+
+/// Raises the open-file limit to its hard maximum (10,000 sockets on each side).
+fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to an rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+/// The server, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(bourse: &PathBuf) -> Result<Server, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut child = Command::new(bourse)
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--rate-limit", "0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} ({e}); build it first: cargo build --release -p bourse-gateway",
+                bourse.display()
+            )
+        })?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .ok_or("the server ended before it listened")?
+            .map_err(|e| e.to_string())?;
+        if let Some(rest) = line.split("HTTP on http://").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server {
+        child,
+        addr,
+        _dir: dir,
+    })
+}
+
+/// One HTTP/1.1 request (set-up only).
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &Value) -> Value {
+    let text = body.to_string();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a response");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+/// A funded account: its token.
+fn account(addr: &str, name: &str) -> String {
+    let created = http(
+        addr,
+        "PUT",
+        "/api/v1/account",
+        None,
+        &json!({"name": name, "proof": "bench", "currencyPreference": "USD"}),
+    );
+    let token = created["token"].as_str().expect("a token").to_string();
+    for (currency, amount) in [("USD", "1000000000.00"), ("AAPL", "100000000")] {
+        http(
+            addr,
+            "PUT",
+            "/api/v1/funds",
+            Some(&token),
+            &json!({"amount": amount, "currency": currency, "type": "upi",
+                    "requestId": format!("{name}-{currency}"),
+                    "additionalInformation": {"vpa": "bench@bank"}}),
+        );
+    }
+    token
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
+        .await
+        .expect("websocket handshake");
+    ws
+}
+
+async fn authenticate(ws: &mut Ws, token: &str) {
+    ws.send(Message::text(json!({"op": "auth", "id": 0, "token": token}).to_string()))
+        .await
+        .expect("send auth");
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = message
+            && text.contains("\"auth\"")
+        {
+            assert!(text.contains("\"ok\":true"), "auth refused: {text}");
+            return;
+        }
+    }
+    panic!("no answer to auth");
+}
+
+fn order(id: u64, price: &str) -> Message {
+    let side = if id.is_multiple_of(2) { "sell" } else { "buy" };
+    Message::text(
+        json!({"op": "order", "id": id, "side": side, "symbol": "AAPL", "quantity": "1",
+               "type": "limit", "price": price})
+        .to_string(),
+    )
+}
+
+/// The outcome of one rate.
+struct RateResult {
+    offered: u64,
+    acked: u64,
+    errors: u64,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, seconds: f64) -> RateResult {
+    let per_conn = rate as f64 / tokens.len() as f64;
+    let interval = Duration::from_secs_f64(1.0 / per_conn);
+    let total = warmup + seconds;
+    let n_orders = (per_conn * total).ceil() as u64;
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let start_at = tokio::time::Instant::now() + Duration::from_millis(300);
+    for token in tokens {
+        let mut ws = connect(addr).await;
+        authenticate(&mut ws, token).await;
+        let errors = Arc::clone(&errors);
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let start = start_at.into_std();
+            let writer = tokio::spawn(async move {
+                for k in 1..=n_orders {
+                    tokio::time::sleep_until(start_at + interval * k as u32).await;
+                    if sink.send(order(k, "100.00")).await.is_err() {
+                        break;
+                    }
+                }
+                sink
+            });
+            let mut histogram = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3)
+                .expect("histogram bounds");
+            let mut acked = 0u64;
+            let measured_from = Duration::from_secs_f64(warmup);
+            let mut answered = 0u64;
+            while answered < n_orders {
+                let Some(Ok(message)) = stream.next().await else {
+                    break;
+                };
+                let Message::Text(text) = message else { continue };
+                if !text.contains("\"op\":\"order\"") {
+                    continue;
+                }
+                let now = Instant::now();
+                answered += 1;
+                let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                let Some(k) = value["id"].as_u64() else { continue };
+                if value["ok"] != true {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let due = interval * k as u32;
+                if due < measured_from {
+                    continue;
+                }
+                let latency = now.saturating_duration_since(start + due);
+                histogram.saturating_record(latency.as_nanos() as u64);
+                acked += 1;
+            }
+            let _ = writer.await;
+            (histogram, acked)
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
+    let mut acked = 0;
+    for task in tasks {
+        let (h, n) = task.await.expect("a connection task");
+        latency.add(h).expect("same bounds");
+        acked += n;
+    }
+    RateResult {
+        offered: rate,
+        acked,
+        errors: errors.load(Ordering::Relaxed),
+        seconds,
+        latency,
+    }
+}
+
+struct FanoutResult {
+    clients: u64,
+    connected: u64,
+    trades: u64,
+    delivered: u64,
+    seconds: f64,
+    gaps: u64,
+    dropped: u64,
+    delay: Histogram<u64>,
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, seconds: f64) -> FanoutResult {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let mut connected = 0;
+    // Connect in waves so the listen backlog is not overrun.
+    for wave in (0..clients).collect::<Vec<_>>().chunks(256) {
+        let mut joins = Vec::new();
+        for _ in wave {
+            let addr = addr.to_string();
+            joins.push(tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
+                    .await
+                    .ok()?
+                    .0;
+                ws.send(Message::text(
+                    json!({"op": "subscribe", "channels": ["ticks:AAPL"]}).to_string(),
+                ))
+                .await
+                .ok()?;
+                Some(ws)
+            }));
+        }
+        for join in joins {
+            let Ok(Some(ws)) = join.await else { continue };
+            connected += 1;
+            let stop = Arc::clone(&stop);
+            let delivered = Arc::clone(&delivered);
+            tasks.push(tokio::spawn(async move {
+                let mut ws = ws;
+                let mut delay = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let (mut last_seq, mut gaps, mut dropped) = (None::<u64>, 0u64, 0u64);
+                loop {
+                    let message = tokio::select! {
+                        () = stop.notified() => break,
+                        message = ws.next() => message,
+                    };
+                    let Some(Ok(Message::Text(text))) = message else {
+                        dropped = 1;
+                        break;
+                    };
+                    let received = unix_micros();
+                    let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                        continue;
+                    };
+                    if value["error"]["code"] == "slow_consumer" {
+                        dropped = 1;
+                        break;
+                    }
+                    let Some(seq) = value["seq"].as_u64() else { continue };
+                    if let Some(last) = last_seq
+                        && seq != last + 1
+                    {
+                        gaps += 1;
+                    }
+                    last_seq = Some(seq);
+                    if value["type"] == "update" {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        if let Some(published) = value["data"]["publishedUs"].as_u64() {
+                            delay.saturating_record(received.saturating_sub(published).max(1));
+                        }
+                    }
+                }
+                (delay, gaps, dropped)
+            }));
+        }
+    }
+    // Let the snapshots arrive, then trade.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = delivered.load(Ordering::Relaxed);
+    let mut a = connect(addr).await;
+    authenticate(&mut a, &drivers[0]).await;
+    let mut b = connect(addr).await;
+    authenticate(&mut b, &drivers[1]).await;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let n = (rate as f64 * seconds) as u64;
+    let started = Instant::now();
+    let start_at = tokio::time::Instant::now();
+    let (mut a_sink, mut a_stream) = a.split();
+    let (mut b_sink, mut b_stream) = b.split();
+    let drain_a = tokio::spawn(async move { while let Some(Ok(_)) = a_stream.next().await {} });
+    let drain_b = tokio::spawn(async move { while let Some(Ok(_)) = b_stream.next().await {} });
+    for k in 0..n {
+        tokio::time::sleep_until(start_at + interval * k as u32).await;
+        // One sells, the other buys the same share: one trade, one tick.
+        let sell = json!({"op": "order", "side": "sell", "symbol": "AAPL", "quantity": "1",
+                          "type": "limit", "price": "100.00"});
+        let buy = json!({"op": "order", "side": "buy", "symbol": "AAPL", "quantity": "1",
+                         "type": "limit", "price": "100.00"});
+        let _ = a_sink.send(Message::text(sell.to_string())).await;
+        let _ = b_sink.send(Message::text(buy.to_string())).await;
+    }
+    // Let the last ticks arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Delivered per second of trading: every tick of the trades made in `seconds`.
+    let elapsed = started.elapsed().as_secs_f64().min(seconds.max(1e-9)).max(seconds);
+    let delivered_n = delivered.load(Ordering::Relaxed) - before;
+    stop.notify_waiters();
+    let mut delay = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut gaps, mut dropped) = (0, 0);
+    for task in tasks {
+        if let Ok((h, g, d)) = task.await {
+            delay.add(h).expect("same bounds");
+            gaps += g;
+            dropped += d;
+        }
+    }
+    drain_a.abort();
+    drain_b.abort();
+    FanoutResult {
+        clients,
+        connected,
+        trades: n,
+        delivered: delivered_n,
+        seconds: elapsed,
+        gaps,
+        dropped,
+        delay,
+    }
+}
+
+fn main() {
+    let config = or_exit(parse());
+    let fds = raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    println!(
+        "WebSocket benchmark: bourse serve (durable journal) and this client on one machine, \
+         {} CPUs, open-file limit {fds}.\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut json_rates = Vec::new();
+    println!("| offered orders/s | connections | acked /s | errors | p50 | p90 | p99 | p99.9 | max |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &rate in &config.rates {
+        // A fresh server per rate: each run starts from the same state.
+        let server = or_exit(start_server(&config.bourse));
+        let tokens: Vec<String> = (0..config.connections)
+            .map(|i| account(&server.addr, &format!("trader-{i}")))
+            .collect();
+        let result = runtime.block_on(order_run(
+            &server.addr,
+            &tokens,
+            rate,
+            config.warmup,
+            config.seconds,
+        ));
+        let h = &result.latency;
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt_int(result.offered),
+            config.connections,
+            fmt_int((result.acked as f64 / result.seconds) as u64),
+            result.errors,
+            fmt_ns(h.value_at_quantile(0.5)),
+            fmt_ns(h.value_at_quantile(0.9)),
+            fmt_ns(h.value_at_quantile(0.99)),
+            fmt_ns(h.value_at_quantile(0.999)),
+            fmt_ns(h.max()),
+        );
+        json_rates.push(json!({
+            "offered": result.offered, "connections": config.connections,
+            "acked_per_s": result.acked as f64 / result.seconds, "errors": result.errors,
+            "p50_ns": h.value_at_quantile(0.5), "p90_ns": h.value_at_quantile(0.9),
+            "p99_ns": h.value_at_quantile(0.99), "p999_ns": h.value_at_quantile(0.999),
+            "max_ns": h.max(),
+        }));
+    }
+    println!();
+    println!(
+        "| clients | connected | trades/s | delivered msgs/s | delay p50 | p99 | p99.9 | max | gaps | dropped |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut json_fanout = Vec::new();
+    for &clients in &config.fanout {
+        let server = or_exit(start_server(&config.bourse));
+        let drivers = vec![
+            account(&server.addr, "driver-a"),
+            account(&server.addr, "driver-b"),
+        ];
+        let r = runtime.block_on(fanout_run(
+            &server.addr,
+            &drivers,
+            clients,
+            config.fanout_rate,
+            config.fanout_seconds,
+        ));
+        let us = |v: u64| fmt_ns(v * 1_000);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt_int(r.clients),
+            fmt_int(r.connected),
+            fmt_int((r.trades as f64 / config.fanout_seconds) as u64),
+            fmt_int((r.delivered as f64 / r.seconds) as u64),
+            us(r.delay.value_at_quantile(0.5)),
+            us(r.delay.value_at_quantile(0.99)),
+            us(r.delay.value_at_quantile(0.999)),
+            us(r.delay.max()),
+            r.gaps,
+            r.dropped,
+        );
+        json_fanout.push(json!({
+            "clients": r.clients, "connected": r.connected,
+            "trades_per_s": r.trades as f64 / config.fanout_seconds,
+            "delivered_per_s": r.delivered as f64 / r.seconds,
+            "delay_p50_us": r.delay.value_at_quantile(0.5),
+            "delay_p99_us": r.delay.value_at_quantile(0.99),
+            "delay_p999_us": r.delay.value_at_quantile(0.999),
+            "delay_max_us": r.delay.max(), "gaps": r.gaps, "dropped": r.dropped,
+        }));
+    }
+    if let Some(out) = &config.out {
+        let doc = json!({"orders": json_rates, "fanout": json_fanout});
+        std::fs::write(out, serde_json::to_string_pretty(&doc).unwrap())
+            .unwrap_or_else(|e| eprintln!("cannot write {}: {e}", out.display()));
+    }
+}
