@@ -241,6 +241,8 @@ struct RateResult {
     offered: u64,
     acked: u64,
     errors: u64,
+    /// Connections closed by the server before all their answers came.
+    dropped: u64,
     seconds: f64,
     latency: Histogram<u64>,
 }
@@ -251,12 +253,14 @@ async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, second
     let total = warmup + seconds;
     let n_orders = (per_conn * total).ceil() as u64;
     let errors = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     let start_at = tokio::time::Instant::now() + Duration::from_millis(300);
     for token in tokens {
         let mut ws = connect(addr).await;
         authenticate(&mut ws, token).await;
         let errors = Arc::clone(&errors);
+        let dropped = Arc::clone(&dropped);
         tasks.push(tokio::spawn(async move {
             let (mut sink, mut stream) = ws.split();
             let start = start_at.into_std();
@@ -276,10 +280,17 @@ async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, second
             let mut answered = 0u64;
             while answered < n_orders {
                 let Some(Ok(message)) = stream.next().await else {
+                    // The server closed the connection (a slow consumer: this client did
+                    // not read its answers fast enough).
+                    dropped.fetch_add(1, Ordering::Relaxed);
                     break;
                 };
                 let Message::Text(text) = message else { continue };
                 if !text.contains("\"op\":\"order\"") {
+                    if text.contains("slow_consumer") {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
                     continue;
                 }
                 let now = Instant::now();
@@ -313,6 +324,7 @@ async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, second
         offered: rate,
         acked,
         errors: errors.load(Ordering::Relaxed),
+        dropped: dropped.load(Ordering::Relaxed),
         seconds,
         latency,
     }
@@ -336,12 +348,13 @@ fn unix_micros() -> u64 {
 }
 
 async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, seconds: f64) -> FanoutResult {
-    let stop = Arc::new(tokio::sync::Notify::new());
+    // A watch, not a Notify: a task busy with a message when the stop comes still sees it.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     let mut connected = 0;
     // Connect in waves so the listen backlog is not overrun.
-    for wave in (0..clients).collect::<Vec<_>>().chunks(256) {
+    for wave in (0..clients).collect::<Vec<_>>().chunks(100) {
         let mut joins = Vec::new();
         for _ in wave {
             let addr = addr.to_string();
@@ -361,7 +374,7 @@ async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, sec
         for join in joins {
             let Ok(Some(ws)) = join.await else { continue };
             connected += 1;
-            let stop = Arc::clone(&stop);
+            let mut stop = stop.clone();
             let delivered = Arc::clone(&delivered);
             tasks.push(tokio::spawn(async move {
                 let mut ws = ws;
@@ -369,7 +382,7 @@ async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, sec
                 let (mut last_seq, mut gaps, mut dropped) = (None::<u64>, 0u64, 0u64);
                 loop {
                     let message = tokio::select! {
-                        () = stop.notified() => break,
+                        _ = stop.changed() => break,
                         message = ws.next() => message,
                     };
                     let Some(Ok(Message::Text(text))) = message else {
@@ -432,7 +445,7 @@ async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, sec
     // Delivered per second of trading: every tick of the trades made in `seconds`.
     let elapsed = started.elapsed().as_secs_f64().min(seconds.max(1e-9)).max(seconds);
     let delivered_n = delivered.load(Ordering::Relaxed) - before;
-    stop.notify_waiters();
+    let _ = stop_tx.send(true);
     let mut delay = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let (mut gaps, mut dropped) = (0, 0);
     for task in tasks {
@@ -470,8 +483,10 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let mut json_rates = Vec::new();
-    println!("| offered orders/s | connections | acked /s | errors | p50 | p90 | p99 | p99.9 | max |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| offered orders/s | connections | acked /s | errors | dropped | p50 | p90 | p99 | p99.9 | max |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &rate in &config.rates {
         // A fresh server per rate: each run starts from the same state.
         let server = or_exit(start_server(&config.bourse));
@@ -487,11 +502,12 @@ fn main() {
         ));
         let h = &result.latency;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_int(result.offered),
             config.connections,
             fmt_int((result.acked as f64 / result.seconds) as u64),
             result.errors,
+            result.dropped,
             fmt_ns(h.value_at_quantile(0.5)),
             fmt_ns(h.value_at_quantile(0.9)),
             fmt_ns(h.value_at_quantile(0.99)),
@@ -501,6 +517,7 @@ fn main() {
         json_rates.push(json!({
             "offered": result.offered, "connections": config.connections,
             "acked_per_s": result.acked as f64 / result.seconds, "errors": result.errors,
+            "dropped": result.dropped,
             "p50_ns": h.value_at_quantile(0.5), "p90_ns": h.value_at_quantile(0.9),
             "p99_ns": h.value_at_quantile(0.99), "p999_ns": h.value_at_quantile(0.999),
             "max_ns": h.max(),
