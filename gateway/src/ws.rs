@@ -36,6 +36,9 @@ use crate::hub::{ChannelKey, Hub, HubError, Registration};
 use crate::orders_api::{self, OrderBody};
 use crate::render::ProductUnits;
 
+/// Queued messages written before one flush.
+const WRITE_BATCH_MAX: usize = 64;
+
 /// The largest client message (and frame).
 pub const MESSAGE_BYTES_MAX: usize = 16 * 1024;
 
@@ -104,8 +107,22 @@ async fn connection(state: AppState, socket: WebSocket) {
             }
             out = rx.recv() => match out {
                 Some(text) => {
-                    let send = sink.send(Message::Text(text));
-                    tokio::pin!(send);
+                    // Everything queued goes out with one flush (one write for many small
+                    // messages, instead of one each).
+                    let mut batch = vec![text];
+                    while batch.len() < WRITE_BATCH_MAX {
+                        match rx.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let writer = &mut sink;
+                    let mut send = Box::pin(async move {
+                        for text in batch {
+                            writer.feed(Message::Text(text)).await?;
+                        }
+                        writer.flush().await
+                    });
                     tokio::select! {
                         sent = &mut send => if sent.is_err() {
                             break;
@@ -114,6 +131,7 @@ async fn connection(state: AppState, socket: WebSocket) {
                             // Overflowed while this send waits on a full socket: finish the
                             // frame if the client reads within CLOSE_WAIT, then say why.
                             let finished = tokio::time::timeout(CLOSE_WAIT, &mut send).await;
+                            drop(send);
                             if matches!(finished, Ok(Ok(()))) {
                                 close_with(&mut sink, &slow_consumer(hub.queue_len()), close_code::AGAIN).await;
                             }

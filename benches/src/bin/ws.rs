@@ -64,7 +64,11 @@ fn parse() -> Result<Config, String> {
     let mut flags = Flags::from_env(USAGE);
     let list = |text: &str| -> Result<Vec<u64>, String> {
         text.split(',')
-            .map(|n| n.trim().parse::<u64>().map_err(|_| format!("{n:?} is not a number")))
+            .map(|n| {
+                n.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("{n:?} is not a number"))
+            })
             .collect()
     };
     while let Some(flag) = flags.next_flag()? {
@@ -203,7 +207,8 @@ fn account(addr: &str, name: &str) -> String {
     token
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: &str) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
@@ -213,9 +218,11 @@ async fn connect(addr: &str) -> Ws {
 }
 
 async fn authenticate(ws: &mut Ws, token: &str) {
-    ws.send(Message::text(json!({"op": "auth", "id": 0, "token": token}).to_string()))
-        .await
-        .expect("send auth");
+    ws.send(Message::text(
+        json!({"op": "auth", "id": 0, "token": token}).to_string(),
+    ))
+    .await
+    .expect("send auth");
     while let Some(Ok(message)) = ws.next().await {
         if let Message::Text(text) = message
             && text.contains("\"auth\"")
@@ -247,7 +254,13 @@ struct RateResult {
     latency: Histogram<u64>,
 }
 
-async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, seconds: f64) -> RateResult {
+async fn order_run(
+    addr: &str,
+    tokens: &[String],
+    rate: u64,
+    warmup: f64,
+    seconds: f64,
+) -> RateResult {
     let per_conn = rate as f64 / tokens.len() as f64;
     let interval = Duration::from_secs_f64(1.0 / per_conn);
     let total = warmup + seconds;
@@ -285,7 +298,9 @@ async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, second
                     dropped.fetch_add(1, Ordering::Relaxed);
                     break;
                 };
-                let Message::Text(text) = message else { continue };
+                let Message::Text(text) = message else {
+                    continue;
+                };
                 if !text.contains("\"op\":\"order\"") {
                     if text.contains("slow_consumer") {
                         dropped.fetch_add(1, Ordering::Relaxed);
@@ -296,7 +311,9 @@ async fn order_run(addr: &str, tokens: &[String], rate: u64, warmup: f64, second
                 let now = Instant::now();
                 answered += 1;
                 let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
-                let Some(k) = value["id"].as_u64() else { continue };
+                let Some(k) = value["id"].as_u64() else {
+                    continue;
+                };
                 if value["ok"] != true {
                     errors.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -347,7 +364,13 @@ fn unix_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, seconds: f64) -> FanoutResult {
+async fn fanout_run(
+    addr: &str,
+    drivers: &[String],
+    clients: u64,
+    rate: u64,
+    seconds: f64,
+) -> FanoutResult {
     // A watch, not a Notify: a task busy with a message when the stop comes still sees it.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
@@ -397,7 +420,9 @@ async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, sec
                         dropped = 1;
                         break;
                     }
-                    let Some(seq) = value["seq"].as_u64() else { continue };
+                    let Some(seq) = value["seq"].as_u64() else {
+                        continue;
+                    };
                     if let Some(last) = last_seq
                         && seq != last + 1
                     {
@@ -443,7 +468,11 @@ async fn fanout_run(addr: &str, drivers: &[String], clients: u64, rate: u64, sec
     // Let the last ticks arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Delivered per second of trading: every tick of the trades made in `seconds`.
-    let elapsed = started.elapsed().as_secs_f64().min(seconds.max(1e-9)).max(seconds);
+    let elapsed = started
+        .elapsed()
+        .as_secs_f64()
+        .min(seconds.max(1e-9))
+        .max(seconds);
     let delivered_n = delivered.load(Ordering::Relaxed) - before;
     let _ = stop_tx.send(true);
     let mut delay = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
