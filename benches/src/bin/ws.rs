@@ -1,5 +1,7 @@
 //! The WebSocket API under load, against a real `bourse serve` (durable journal, the
-//! default settings but `rate-limit 0`), started by this program on 127.0.0.1.
+//! default settings but `rate-limit 0` and `ws-queue 1000000`, so that a client of this
+//! benchmark that falls behind is measured as late rather than dropped), started by this
+//! program on 127.0.0.1.
 //!
 //! 1. **Order → acknowledgement.** `--connections` clients (one account each, tokio-tungstenite)
 //!    send limit orders open loop at a fixed total rate: order `k` of a connection is due at
@@ -132,7 +134,10 @@ impl Drop for Server {
 fn start_server(bourse: &PathBuf) -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut child = Command::new(bourse)
+        // A deep per-client queue: a bench client that falls behind on this shared machine is
+        // measured as late, not dropped as a slow consumer.
         .args(["serve", "--http-addr", "127.0.0.1:0", "--rate-limit", "0"])
+        .args(["--ws-queue", "1000000"])
         .arg("--data-dir")
         .arg(dir.path())
         .stdin(Stdio::null())
