@@ -66,13 +66,21 @@ impl IntoResponse for ApiError {
 /// The largest request body accepted (413 `payload_too_large` above it).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// Request counters for `/metrics`, by status class, and their total latency.
+/// Upper bounds (seconds) of the request-duration histogram's buckets (then `+Inf`).
+const DURATION_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Request counters for `/metrics`, by status class, and their durations.
 #[derive(Debug, Default)]
 struct RequestMetrics {
     /// Index: status / 100 (1xx..5xx).
     by_class: [AtomicU64; 6],
     latency_ns_total: AtomicU64,
     latency_ns_max: AtomicU64,
+    /// Requests at or under each bound of [`DURATION_BUCKETS`] (not cumulative; the last
+    /// counts the rest).
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
 }
 
 /// What the handlers share.
@@ -253,6 +261,12 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     metrics.by_class[class].fetch_add(1, Ordering::Relaxed);
     metrics.latency_ns_total.fetch_add(took, Ordering::Relaxed);
     metrics.latency_ns_max.fetch_max(took, Ordering::Relaxed);
+    let seconds = took as f64 / 1e9;
+    let bucket = DURATION_BUCKETS
+        .iter()
+        .position(|bound| seconds <= *bound)
+        .unwrap_or(DURATION_BUCKETS.len());
+    metrics.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     response
 }
 
@@ -382,6 +396,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
         stats.ring_size as u64,
     );
     gauge(
+        "bourse_ring_occupancy",
+        "commands published to the ring and not yet taken by the engine",
+        "gauge",
+        stats.published.saturating_sub(stats.consumed),
+    );
+    gauge(
         "bourse_commands_consumed_total",
         "commands taken from the ring by the engine",
         "counter",
@@ -455,6 +475,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
             count.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP bourse_http_request_duration_seconds time to answer an HTTP request\n\
+         # TYPE bourse_http_request_duration_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, count) in requests.buckets.iter().enumerate() {
+        cumulative += count.load(Ordering::Relaxed);
+        let le = DURATION_BUCKETS
+            .get(i)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "bourse_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "bourse_http_request_duration_seconds_sum {:.9}\nbourse_http_request_duration_seconds_count {cumulative}",
+        requests.latency_ns_total.load(Ordering::Relaxed) as f64 / 1e9,
+    );
     let _ = writeln!(
         out,
         "# HELP bourse_http_request_seconds_total time spent answering HTTP requests\n\

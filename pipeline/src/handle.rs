@@ -178,10 +178,16 @@ impl Handle {
             match self.producer.try_publish(|slot| {
                 slot.fill(request.take(), timestamp_ms, tx.take());
             }) {
-                Ok(_) => Ok(Ticket {
-                    rx,
-                    shared: Arc::clone(&self.shared),
-                }),
+                Ok(sequence) => {
+                    // Ring positions count from 0: this one makes `sequence + 1` published.
+                    shared
+                        .published
+                        .fetch_max(sequence as u64 + 1, Ordering::Relaxed);
+                    Ok(Ticket {
+                        rx,
+                        shared: Arc::clone(&self.shared),
+                    })
+                }
                 Err(_) => {
                     shared.busy.fetch_add(1, Ordering::Relaxed);
                     Err(SubmitError::Busy)

@@ -160,6 +160,8 @@ pub struct Stats {
     pub applied_seq: u64,
     /// Ring entries taken so far by the first consumer.
     pub consumed: u64,
+    /// Ring entries published so far; `published - consumed` are waiting in the ring.
+    pub published: u64,
     /// Batches (commits) so far.
     pub batches: u64,
     /// Submissions refused as busy.

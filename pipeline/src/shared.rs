@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) committed_seq: AtomicU64,
     pub(crate) applied_seq: AtomicU64,
     pub(crate) consumed: AtomicU64,
+    /// Ring entries published so far (the highest published position + 1).
+    pub(crate) published: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) ring_size: usize,
     /// Queries sent and not yet taken by the engine thread.
@@ -64,6 +66,7 @@ impl Shared {
             committed_seq: AtomicU64::new(first_seq - 1),
             applied_seq: AtomicU64::new(first_seq - 1),
             consumed: AtomicU64::new(0),
+            published: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             ring_size,
             pending_queries: AtomicUsize::new(0),
@@ -160,6 +163,7 @@ impl Shared {
             committed_seq: self.committed_seq.load(Ordering::Relaxed),
             applied_seq: self.applied_seq.load(Ordering::Relaxed),
             consumed,
+            published: self.published.load(Ordering::Relaxed).max(consumed),
             batches: self.batches.load(Ordering::Relaxed),
             busy: self.busy.load(Ordering::Relaxed),
             ring_size: self.ring_size,

@@ -425,6 +425,14 @@ fn health_and_metrics_answer_over_http_and_shutdown_stops_the_listener() {
         text.contains("bourse_http_requests_total{class=\"2xx\"} 1"),
         "{text}"
     );
+    assert!(
+        text.contains("bourse_http_request_duration_seconds_bucket{le=\"+Inf\"} 1"),
+        "{text}"
+    );
+    assert_eq!(metric("bourse_http_request_duration_seconds_count"), 1);
+    // What waits in the ring fits in the ring.
+    assert!(metric("bourse_ring_occupancy") < 65_536, "{text}");
+    assert_eq!(metric("bourse_ws_connections"), 0);
 
     // Anything else has the contract's error shape.
     let (status, body) = http_get(&addr, "/api/v1/no-such-thing");
