@@ -27,6 +27,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::StatusCode;
 use axum::response::Response;
 use bourse_engine::{AccountId, CommandKind, ProductId, Side};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 
@@ -35,6 +36,9 @@ use crate::http::{ApiError, AppState, bad_request};
 use crate::hub::{ChannelKey, Hub, HubError, Registration};
 use crate::orders_api::{self, OrderBody};
 use crate::render::ProductUnits;
+
+/// The answer to an order or a cancel, once the engine has decided.
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
 
 /// Queued messages written before one flush.
 const WRITE_BATCH_MAX: usize = 64;
@@ -98,6 +102,9 @@ async fn connection(state: AppState, socket: WebSocket) {
         account: None,
         products: HashMap::new(),
     };
+    // Orders and cancels handed to the engine, waiting to be answered: polled here rather
+    // than in tasks of their own (one wake-up per answer fewer).
+    let mut pending: FuturesUnordered<Answer> = FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
@@ -141,6 +148,7 @@ async fn connection(state: AppState, socket: WebSocket) {
                 }
                 None => break,
             },
+            Some(answer) = pending.next(), if !pending.is_empty() => session.answer(answer),
             incoming = stream.next() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Err(error)) => {
@@ -155,7 +163,11 @@ async fn connection(state: AppState, socket: WebSocket) {
                     }
                     break;
                 }
-                Some(Ok(Message::Text(text))) => session.handle_text(&text).await,
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(answer) = session.handle_text(&text).await {
+                        pending.push(answer);
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => session.answer(error_message(
                     &Value::Null,
                     "",
@@ -204,18 +216,25 @@ where
 }
 
 impl Session {
+    /// [`Session::answer`], for a handler that has nothing more to do.
+    fn answer_none(&self, message: String) -> Option<Answer> {
+        self.answer(message);
+        None
+    }
+
     /// Queues a message for the client (a full queue closes the connection).
     fn answer(&self, message: String) {
         let _ = self.hub.send(self.id, message.into());
     }
 
-    async fn handle_text(&mut self, text: &str) {
+    /// Handles one client message; an order or a cancel returns the future of its answer.
+    async fn handle_text(&mut self, text: &str) -> Option<Answer> {
         let parsed: Result<Map<String, Value>, _> = serde_json::from_str(text);
         let mut fields = match parsed {
             Ok(fields) => fields,
             Err(e) => {
                 let error = bad_request(format!("invalid JSON message (an object expected): {e}"));
-                return self.answer(error_message(&Value::Null, "", &error));
+                return self.answer_none(error_message(&Value::Null, "", &error));
             }
         };
         let id = fields.remove("id").unwrap_or(Value::Null);
@@ -223,7 +242,7 @@ impl Session {
             Some(Value::String(op)) => op,
             _ => {
                 let error = bad_request("a message needs \"op\" (a string)");
-                return self.answer(error_message(&id, "", &error));
+                return self.answer_none(error_message(&id, "", &error));
             }
         };
         if let Some(account) = self.account
@@ -238,11 +257,14 @@ impl Session {
                 ),
             );
             error.retry_after = Some(wait.as_secs().max(1));
-            return self.answer(error_message(&id, &op, &error));
+            return self.answer_none(error_message(&id, &op, &error));
         }
         let result = match op.as_str() {
             "auth" => self.auth(fields).await,
-            "subscribe" => return self.subscribe(id, fields).await,
+            "subscribe" => {
+                self.subscribe(id, fields).await;
+                return None;
+            }
             "unsubscribe" => self.unsubscribe(fields),
             "order" => return self.order(id, fields).await,
             "cancel" => return self.cancel(id, fields),
@@ -256,6 +278,7 @@ impl Session {
             Err(error) => error_message(&id, &op, &error),
         };
         self.answer(message);
+        None
     }
 
     fn account(&self) -> Result<AccountId, ApiError> {
@@ -492,13 +515,14 @@ impl Session {
 
     /// Hands the order to the engine now (so orders keep their order on the connection) and
     /// answers when it is durable, from a task of its own.
-    async fn order(&mut self, id: Value, mut fields: Map<String, Value>) {
+    async fn order(&mut self, id: Value, mut fields: Map<String, Value>) -> Option<Answer> {
         let side = match fields.remove("side") {
             Some(Value::String(side)) if side == "buy" => Side::Buy,
             Some(Value::String(side)) if side == "sell" => Side::Sell,
             _ => {
                 let error = bad_request("an order needs \"side\": \"buy\" or \"sell\"");
-                return self.answer(error_message(&id, "order", &error));
+                self.answer(error_message(&id, "order", &error));
+                return None;
             }
         };
         let prepared = async {
@@ -517,24 +541,24 @@ impl Session {
         .await;
         let (ticket, account, units) = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => return self.answer(error_message(&id, "order", &error)),
+            Err(error) => {
+                self.answer(error_message(&id, "order", &error));
+                return None;
+            }
         };
-        let hub = Arc::clone(&self.hub);
-        let conn = self.id;
-        tokio::spawn(async move {
+        Some(Box::pin(async move {
             let answer = ticket
                 .await
                 .map_err(crate::account_api::submit_error)
                 .and_then(|outcome| orders_api::order_answer(&outcome, account, &units));
-            let message = match answer {
+            match answer {
                 Ok(order) => ok_message(&id, "order", json!({"order": order})),
                 Err(error) => error_message(&id, "order", &error),
-            };
-            let _ = hub.send(conn, message.into());
-        });
+            }
+        }))
     }
 
-    fn cancel(&mut self, id: Value, mut fields: Map<String, Value>) {
+    fn cancel(&mut self, id: Value, mut fields: Map<String, Value>) -> Option<Answer> {
         let prepared = (|| {
             let account = self.account()?;
             let order = match fields.remove("orderId") {
@@ -548,18 +572,18 @@ impl Session {
         })();
         let (account, order) = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => return self.answer(error_message(&id, "cancel", &error)),
+            Err(error) => {
+                self.answer(error_message(&id, "cancel", &error));
+                return None;
+            }
         };
         let state = self.state.clone();
-        let hub = Arc::clone(&self.hub);
-        let conn = self.id;
-        tokio::spawn(async move {
-            let message = match orders_api::cancel_order(&state, account, order).await {
+        Some(Box::pin(async move {
+            match orders_api::cancel_order(&state, account, order).await {
                 Ok(order) => ok_message(&id, "cancel", json!({"order": order})),
                 Err(error) => error_message(&id, "cancel", &error),
-            };
-            let _ = hub.send(conn, message.into());
-        });
+            }
+        }))
     }
 }
 
