@@ -264,14 +264,28 @@ fn open_history(
     }
     let started = std::time::Instant::now();
     let from_event = model.event_seq();
-    let replayed = history::catch_up(
+    let caught_up = history::catch_up(
         &mut model,
         &mut log,
         recovered.store.journal(),
         &store_config.snapshots_dir(),
         store_config.limits,
         engine_event_seq,
-    )?;
+    );
+    let replayed = match caught_up {
+        Ok(replayed) => replayed,
+        Err(why) => {
+            // Serving matters more than old history: start it over from here, and say so.
+            eprintln!(
+                "bourse: {why}; the history starts over at event {engine_event_seq} (older \
+                 orders, trades and funds movements are not shown)"
+            );
+            let last_seq = recovered.report.last_seq;
+            log.append(last_seq, engine_event_seq, &[])?;
+            model.fold(last_seq, engine_event_seq, &[]);
+            0
+        }
+    };
     if replayed > 0 {
         eprintln!(
             "bourse: history caught up from event {from_event} to {} ({replayed} commands replayed in {} ms)",

@@ -1181,3 +1181,70 @@ fn the_openapi_document_covers_every_route_and_every_documented_route_answers() 
     }
     server.stop();
 }
+
+#[test]
+fn a_history_that_cannot_be_rebuilt_starts_over_and_the_server_still_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--retention",
+        "delete",
+        "--snapshots-kept",
+        "1",
+        "--segment-size-mib",
+        "1",
+        "--snapshot-every",
+        "2000",
+    ];
+    let mut with_load: Vec<&str> = args.to_vec();
+    with_load.extend(["--load-rate", "20000", "--ack-log", "-"]);
+    let mut server = Server::start(dir.path(), &with_load);
+    // Enough commands for several 1 MiB segments, snapshots, and deleted segments.
+    for _ in 0..40_000 {
+        server.next_ack().expect("an acknowledgement");
+    }
+    server.stop();
+    // Without its log, the history would need the journal from seq 1, which is gone.
+    std::fs::remove_dir_all(dir.path().join("history")).unwrap();
+    let mut server = Server::start(dir.path(), &args);
+    let line = server.wait_for_log("the history starts over at event");
+    assert!(line.contains("cannot be rebuilt"), "{line}");
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let token = client.account("After");
+    client.deposit(&token, "10.00", "USD", "a-1");
+    let history = client.expect(
+        200,
+        "GET",
+        "/api/v1/funds/history",
+        Some(&token),
+        Value::Null,
+    );
+    assert_eq!(
+        pluck(&history, &["kind", "amount"]),
+        vec![vec!["deposit", "10.00"]]
+    );
+    server.stop();
+    // The next start does not try again.
+    let mut server = Server::start(dir.path(), &args);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    assert!(
+        !server.log.iter().any(|l| l.contains("starts over")),
+        "{:?}",
+        server.log
+    );
+    let history = client.expect(
+        200,
+        "GET",
+        "/api/v1/funds/history",
+        Some(&token),
+        Value::Null,
+    );
+    assert_eq!(
+        pluck(&history, &["kind", "amount"]),
+        vec![vec!["deposit", "10.00"]]
+    );
+    server.stop();
+}
