@@ -23,7 +23,7 @@ use bourse_engine::{AccountId, ProductId};
 use bourse_pipeline::Handle;
 use serde_json::{Value, json};
 
-use crate::history::{Entry, History, Liquidity, SideName, TradeRecord};
+use crate::history::{Entry, History, fill_sides};
 use crate::hub::{ChannelKey, Hub};
 use crate::render::{self, ProductUnits};
 
@@ -173,12 +173,8 @@ pub fn publish_entries(hub: &Hub, model: &History, entries: &[Entry], units: &Un
                 taker_order,
                 maker_account,
                 taker_account,
-                taker_side,
                 price,
                 qty,
-                notional,
-                maker_fee,
-                taker_fee,
                 ..
             } => {
                 orders.insert(*maker_order);
@@ -188,38 +184,7 @@ pub fn publish_entries(hub: &Hub, model: &History, entries: &[Entry], units: &Un
                 let Some(u) = units.get(*product) else {
                     continue;
                 };
-                let maker_side = match taker_side {
-                    SideName::Buy => SideName::Sell,
-                    SideName::Sell => SideName::Buy,
-                };
-                for (account, order, side, liquidity, fee) in [
-                    (
-                        *maker_account,
-                        *maker_order,
-                        maker_side,
-                        Liquidity::Maker,
-                        *maker_fee,
-                    ),
-                    (
-                        *taker_account,
-                        *taker_order,
-                        *taker_side,
-                        Liquidity::Taker,
-                        *taker_fee,
-                    ),
-                ] {
-                    let trade = TradeRecord {
-                        id: *seq,
-                        order,
-                        product: *product,
-                        side,
-                        liquidity,
-                        price: *price,
-                        qty: *qty,
-                        notional: *notional,
-                        fee,
-                        ts: *ts,
-                    };
+                for (account, trade, _) in fill_sides(entry).into_iter().flatten() {
                     hub.publish(ChannelKey::Trades(account), |n| {
                         message("trades", false, n, &render::trade(u, &trade))
                     });

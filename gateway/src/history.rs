@@ -300,6 +300,59 @@ impl Entry {
     }
 }
 
+/// The two sides of a fill entry, maker first: each side's account, its trade, and the open
+/// quantity its order has left. `None` for any other entry.
+pub fn fill_sides(entry: &Entry) -> Option<[(u32, TradeRecord, i64); 2]> {
+    let Entry::Fill {
+        seq,
+        ts,
+        product,
+        maker_order,
+        taker_order,
+        maker_account,
+        taker_account,
+        taker_side,
+        price,
+        qty,
+        notional,
+        maker_fee,
+        taker_fee,
+        maker_remaining,
+        taker_remaining,
+    } = entry
+    else {
+        return None;
+    };
+    let trade = |order: u64, side: SideName, liquidity: Liquidity, fee: i64| TradeRecord {
+        id: *seq,
+        order,
+        product: *product,
+        side,
+        liquidity,
+        price: *price,
+        qty: *qty,
+        notional: *notional,
+        fee,
+        ts: *ts,
+    };
+    let maker_side = match taker_side {
+        SideName::Buy => SideName::Sell,
+        SideName::Sell => SideName::Buy,
+    };
+    Some([
+        (
+            *maker_account,
+            trade(*maker_order, maker_side, Liquidity::Maker, *maker_fee),
+            *maker_remaining,
+        ),
+        (
+            *taker_account,
+            trade(*taker_order, *taker_side, Liquidity::Taker, *taker_fee),
+            *taker_remaining,
+        ),
+    ])
+}
+
 /// Where an order stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -527,46 +580,15 @@ impl History {
                 seq,
                 ts,
                 product,
-                maker_order,
-                taker_order,
-                maker_account,
-                taker_account,
-                taker_side,
                 price,
-                qty,
-                notional,
-                maker_fee,
-                taker_fee,
-                maker_remaining,
-                taker_remaining,
+                ..
             } => {
-                let maker_side = match taker_side {
-                    SideName::Buy => SideName::Sell,
-                    SideName::Sell => SideName::Buy,
-                };
-                let sides = [
-                    (
-                        *maker_order,
-                        *maker_account,
-                        maker_side,
-                        Liquidity::Maker,
-                        *maker_fee,
-                        *maker_remaining,
-                    ),
-                    (
-                        *taker_order,
-                        *taker_account,
-                        *taker_side,
-                        Liquidity::Taker,
-                        *taker_fee,
-                        *taker_remaining,
-                    ),
-                ];
-                for (order, account, side, liquidity, fee, remaining) in sides {
+                for (account, trade, remaining) in fill_sides(entry).into_iter().flatten() {
+                    let (order, fee) = (trade.order, trade.fee);
                     if let Some(record) = self.orders.get_mut(&order) {
-                        record.filled += qty;
+                        record.filled += trade.qty;
                         record.remaining = remaining;
-                        record.notional += notional;
+                        record.notional += trade.notional;
                         record.fees += fee;
                         record.updated_ms = *ts;
                         record.trades.push(*seq);
@@ -575,18 +597,7 @@ impl History {
                         }
                     }
                     let account = self.accounts.entry(account).or_default();
-                    account.trades.push(TradeRecord {
-                        id: *seq,
-                        order,
-                        product: *product,
-                        side,
-                        liquidity,
-                        price: *price,
-                        qty: *qty,
-                        notional: *notional,
-                        fee,
-                        ts: *ts,
-                    });
+                    account.trades.push(trade);
                     if fee > 0 {
                         account.funds.push(FundsRecord {
                             id: *seq,
@@ -718,6 +729,25 @@ impl History {
             .get(&account)
             .map_or(&[][..], |a| &a.trades[..]);
         page(trades.iter().rev().cloned(), |t| t.id, cursor, limit)
+    }
+
+    /// The account's trades of one order, oldest first (walking back from the newest trade
+    /// only as far as the order's first).
+    pub fn order_trades(&self, account: u32, order: &OrderRecord) -> Vec<TradeRecord> {
+        let (Some(&oldest), Some(history)) = (order.trades.first(), self.accounts.get(&account))
+        else {
+            return Vec::new();
+        };
+        let mut fills: Vec<TradeRecord> = history
+            .trades
+            .iter()
+            .rev()
+            .take_while(|t| t.id >= oldest)
+            .filter(|t| t.order == order.id)
+            .cloned()
+            .collect();
+        fills.reverse();
+        fills
     }
 
     /// The account's funds movements, newest first.

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account_api::{authenticate, parse_json};
-use crate::history::{Entry, History, OrderRecord, TradeRecord};
+use crate::history::{Entry, History, TradeRecord};
 use crate::http::{ApiError, ApiQuery, AppState, bad_request, rejected};
 use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
 
@@ -364,7 +364,7 @@ fn unknown_order(id: u64) -> ApiError {
 async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Value, ApiError> {
     let found = read_history(state, move |h| {
         let order = h.order(account.get(), id)?;
-        let fills: Vec<TradeRecord> = order_fills(h, account, &order);
+        let fills: Vec<TradeRecord> = h.order_trades(account.get(), &order);
         Some((order, fills))
     })
     .await?;
@@ -375,22 +375,6 @@ async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Valu
         .await?
         .ok_or_else(|| internal("the order's product is missing"))?;
     Ok(render::order(&units, &order, Some(&fills)))
-}
-
-fn order_fills(history: &History, account: AccountId, order: &OrderRecord) -> Vec<TradeRecord> {
-    let Some(&oldest) = order.trades.first() else {
-        return Vec::new();
-    };
-    // Trades are newest first; the order's are at or after its first.
-    let mut fills: Vec<TradeRecord> = history
-        .trades(account.get(), None, usize::MAX)
-        .items
-        .into_iter()
-        .take_while(|t| t.id >= oldest)
-        .filter(|t| t.order == order.id)
-        .collect();
-    fills.reverse();
-    fills
 }
 
 /// `GET /orders/{id}`.
