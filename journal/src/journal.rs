@@ -136,6 +136,92 @@ pub struct Repair {
     pub segments_removed: usize,
 }
 
+/// Where a record lies: the segment (named by its first sequence number) and the byte offset
+/// of the record in it. [`Journal::append`] returns it; [`PositionReader::read_at`] reads the
+/// record back without scanning, which lets a caller chain records (each holding the position
+/// of an earlier one) into per-key lists inside one journal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// The first sequence number of the segment.
+    pub segment: u64,
+    /// The byte offset of the record's header in the segment file.
+    pub offset: u64,
+}
+
+/// Reads records at [`Position`]s, from any thread, independently of the writer: it maps the
+/// segment files itself (keeping the last few mapped). A record is read only after the
+/// writer's `append` returned its position (the caller publishes positions with the usual
+/// happens-before, e.g. a lock), so the bytes read are never being written.
+pub struct PositionReader<S: Storage> {
+    storage: S,
+    maps: Vec<(u64, S::Segment)>,
+}
+
+/// Segments a [`PositionReader`] keeps mapped.
+const POSITION_READER_MAPS: usize = 8;
+
+impl<S: Storage> std::fmt::Debug for PositionReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PositionReader")
+            .field(
+                "mapped",
+                &self.maps.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl<S: Storage> PositionReader<S> {
+    /// A reader over the segments of `storage` (the writer's directory).
+    pub fn new(storage: S) -> Self {
+        Self {
+            storage,
+            maps: Vec::new(),
+        }
+    }
+
+    /// The record at `position`, checked (checksum, bounds) like any read. A position that was
+    /// never returned by `append`, or whose segment was removed, gives an error, never a panic.
+    pub fn read_at(&mut self, position: Position) -> Result<RecordRef<'_>> {
+        let index = match self.maps.iter().position(|(s, _)| *s == position.segment) {
+            Some(index) => index,
+            None => {
+                let segment = self.storage.open(position.segment).map_err(|source| {
+                    io_error(
+                        "open segment",
+                        self.storage.segment_path(position.segment),
+                        source,
+                    )
+                })?;
+                if self.maps.len() == POSITION_READER_MAPS {
+                    self.maps.remove(0);
+                }
+                self.maps.push((position.segment, segment));
+                self.maps.len() - 1
+            }
+        };
+        let bytes = self.maps[index].1.bytes();
+        let offset = usize::try_from(position.offset).unwrap_or(usize::MAX);
+        let corruption = |kind| Error::Corruption {
+            path: self.storage.segment_path(position.segment),
+            offset: position.offset,
+            kind,
+        };
+        if offset < HEADER_LEN {
+            return Err(corruption(CorruptionKind::Record(
+                crate::format::RecordError::HeaderTruncated,
+            )));
+        }
+        decode_record(bytes.get(offset..).unwrap_or(&[]))
+            .map_err(|error| corruption(CorruptionKind::Record(error)))
+    }
+
+    /// Unmaps the segments that come before `segment` (retired by retention).
+    pub fn forget_before(&mut self, segment: u64) {
+        self.maps.retain(|(s, _)| *s >= segment);
+    }
+}
+
 /// A record read back, owning its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -372,9 +458,9 @@ impl<S: Storage> Journal<S> {
         Ok(journal)
     }
 
-    /// Appends a record. `seq` must be [`Journal::next_seq`]. Not durable until
-    /// [`Journal::commit`].
-    pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<()> {
+    /// Appends a record and returns where it lies (for [`PositionReader`]). `seq` must be
+    /// [`Journal::next_seq`]. Not durable until [`Journal::commit`].
+    pub fn append(&mut self, seq: u64, payload: &[u8]) -> Result<Position> {
         self.check_running()?;
         if seq != self.next_seq {
             return Err(Error::SequenceOutOfOrder {
@@ -401,7 +487,13 @@ impl<S: Storage> Journal<S> {
         debug_assert!(decode_record(&self.current.bytes()[range.start..]).is_ok());
         self.write_offset = range.end;
         self.next_seq += 1;
-        Ok(())
+        Ok(Position {
+            segment: *self
+                .segment_first_seqs
+                .last()
+                .expect("a journal always has a segment"),
+            offset: range.start as u64,
+        })
     }
 
     /// Makes everything appended so far durable under the configured [`Durability`] (one
@@ -669,6 +761,7 @@ impl<S: Storage> Journal<S> {
             next_seq: seq,
             end_seq: self.next_seq,
             failed: false,
+            last: None,
         })
     }
 
@@ -914,6 +1007,7 @@ pub struct Reader<'j, S: Storage> {
     next_seq: u64,
     end_seq: u64,
     failed: bool,
+    last: Option<Position>,
 }
 
 enum Step {
@@ -982,6 +1076,10 @@ impl<S: Storage> Reader<'_, S> {
                     encoded_len,
                 }) => {
                     let start = self.offset + RECORD_HEADER_LEN;
+                    self.last = Some(Position {
+                        segment: self.segment_first_seqs[self.segment_index],
+                        offset: self.offset as u64,
+                    });
                     let seq = self.next_seq;
                     self.offset += encoded_len;
                     self.next_seq += 1;
@@ -1001,6 +1099,11 @@ impl<S: Storage> Reader<'_, S> {
             }
         }
         None
+    }
+
+    /// Where the record the reader returned last lies (`None` before the first).
+    pub fn position(&self) -> Option<Position> {
+        self.last
     }
 
     /// The sequence number of the next record this reader returns (if there is one).

@@ -50,8 +50,8 @@ mod storage;
 pub use error::{CorruptionKind, Error, Result};
 pub use format::{FORMAT_VERSION, RecordRef};
 pub use journal::{
-    Durability, Journal, JournalConfig, PendingCommit, PrepareNext, Reader, Record, RecoveryMode,
-    RecoveryReport, Repair, SEQ_MAX, SyncedCommit, TailCut,
+    Durability, Journal, JournalConfig, PendingCommit, Position, PositionReader, PrepareNext,
+    Reader, Record, RecoveryMode, RecoveryReport, Repair, SEQ_MAX, SyncedCommit, TailCut,
 };
 pub use storage::{
     Faults, FaultySegment, FaultyStorage, FsSegment, FsStorage, SPARE_FILE_NAME, SegmentFill,

@@ -54,7 +54,7 @@ fn enospc_on_preallocation_is_a_clear_error_and_the_writer_recovers() {
     let n_files = storage.list().unwrap().len();
     let error = loop {
         match journal.append(seq, &payload(seq)) {
-            Ok(()) => seq += 1,
+            Ok(_) => seq += 1,
             Err(error) => break error,
         }
     };
@@ -128,7 +128,7 @@ fn failed_sync_while_rolling_stops_the_writer() {
     let mut seq = 4;
     let error = loop {
         match journal.append(seq, &payload(seq)) {
-            Ok(()) => seq += 1,
+            Ok(_) => seq += 1,
             Err(error) => break error,
         }
     };
@@ -228,7 +228,7 @@ fn enospc_while_preparing_is_reported_at_the_roll_and_loses_nothing() {
     let mut seq = 9;
     let error = loop {
         match journal.append(seq, &payload(seq)) {
-            Ok(()) => seq += 1,
+            Ok(_) => seq += 1,
             Err(error) => break error,
         }
         if seq.is_multiple_of(3) {
