@@ -1,0 +1,258 @@
+//! The market-data checkpoint: the whole in-memory state and the tick log's next sequence
+//! number, written atomically to `market.ckpt` (temporary file, fsync, rename, fsync of the
+//! directory).
+//!
+//! Layout: magic `BRSMKT01` (8 bytes), payload length u64, CRC-32C of the payload u32, 4 zero
+//! bytes, then the payload: an `rkyv` archive of [`Wire`], whose per-product state is a flat
+//! array of [`STRIDE`] `u64`s per product (the order is in `encode_state`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use crate::MarketError;
+use crate::candle::{Candle, N_INTERVALS, SeqWindow};
+use crate::market::ProductState;
+use crate::record::Link;
+use crate::tick::{Key, ProductDef, Source, Symbol};
+
+const MAGIC: &[u8; 8] = b"BRSMKT01";
+const HEADER_LEN: usize = 24;
+const FILE_NAME: &str = "market.ckpt";
+const VERSION: u32 = 1;
+const CANDLE_WORDS: usize = 11;
+/// `u64`s per product: 7 candles, 2 windows, newest time, the tick link, 7 candle links.
+pub const STRIDE: usize = N_INTERVALS * CANDLE_WORDS + 4 + 1 + 3 + N_INTERVALS * 2;
+
+/// The state a checkpoint holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Every product, in id order.
+    pub products: Vec<ProductDef>,
+    /// Every product's state, in id order.
+    pub states: Vec<ProductState>,
+    /// Offsets to resume from.
+    pub offsets: BTreeMap<(Source, i32), i64>,
+    /// Newest exchange time.
+    pub newest_ts: i64,
+    /// The tick log's next sequence number when it was taken.
+    pub tick_next: u64,
+    /// Newest time of each segment: the tick log's, then each candle log's.
+    pub segments: Vec<Vec<(u64, i64)>>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct Wire {
+    version: u32,
+    products: Vec<(String, String, String, i64)>,
+    states: Vec<u64>,
+    offsets: Vec<(u8, i32, i64)>,
+    newest_ts: i64,
+    tick_next: u64,
+    segments: Vec<Vec<(u64, i64)>>,
+}
+
+fn encode_state(state: &ProductState, out: &mut Vec<u64>) {
+    for c in &state.candles.open {
+        out.extend([
+            c.start as u64,
+            c.open as u64,
+            c.high as u64,
+            c.low as u64,
+            c.close as u64,
+            c.volume,
+            u64::from(c.count),
+            c.first.ts as u64,
+            c.first.tag,
+            c.last.ts as u64,
+            c.last.tag,
+        ]);
+    }
+    let (f, b) = (state.candles.feed, state.candles.bourse);
+    out.extend([
+        f.max,
+        f.below,
+        b.max,
+        b.below,
+        state.candles.newest_ts as u64,
+    ]);
+    let t = state.tick_head;
+    out.extend([t.segment, u64::from(t.offset), u64::from(t.item)]);
+    for l in &state.candle_heads {
+        out.extend([l.segment, u64::from(l.offset)]);
+    }
+}
+
+fn decode_state(w: &[u64]) -> ProductState {
+    let mut state = ProductState::default();
+    for (i, c) in state.candles.open.iter_mut().enumerate() {
+        let x = &w[i * CANDLE_WORDS..(i + 1) * CANDLE_WORDS];
+        *c = Candle {
+            start: x[0] as i64,
+            open: x[1] as i64,
+            high: x[2] as i64,
+            low: x[3] as i64,
+            close: x[4] as i64,
+            volume: x[5],
+            count: x[6] as u32,
+            first: Key {
+                ts: x[7] as i64,
+                tag: x[8],
+            },
+            last: Key {
+                ts: x[9] as i64,
+                tag: x[10],
+            },
+        };
+    }
+    let mut at = N_INTERVALS * CANDLE_WORDS;
+    state.candles.feed = SeqWindow {
+        max: w[at],
+        below: w[at + 1],
+    };
+    state.candles.bourse = SeqWindow {
+        max: w[at + 2],
+        below: w[at + 3],
+    };
+    state.candles.newest_ts = w[at + 4] as i64;
+    at += 5;
+    state.tick_head = Link {
+        segment: w[at],
+        offset: w[at + 1] as u32,
+        item: w[at + 2] as u32,
+    };
+    at += 3;
+    for (i, l) in state.candle_heads.iter_mut().enumerate() {
+        *l = Link {
+            segment: w[at + 2 * i],
+            offset: w[at + 2 * i + 1] as u32,
+            item: 0,
+        };
+    }
+    state
+}
+
+/// Encodes an image (header and payload).
+pub fn encode(image: &Image) -> Result<Vec<u8>, MarketError> {
+    let mut states = Vec::with_capacity(image.states.len() * STRIDE);
+    for state in &image.states {
+        encode_state(state, &mut states);
+    }
+    let wire = Wire {
+        version: VERSION,
+        products: image
+            .products
+            .iter()
+            .map(|p| {
+                (
+                    p.symbol.to_string(),
+                    p.name.clone(),
+                    p.currency.to_string(),
+                    p.tick_size,
+                )
+            })
+            .collect(),
+        states,
+        offsets: image
+            .offsets
+            .iter()
+            .map(|((s, p), o)| (*s as u8, *p, *o))
+            .collect(),
+        newest_ts: image.newest_ts,
+        tick_next: image.tick_next,
+        segments: image.segments.clone(),
+    };
+    let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&wire)
+        .map_err(|e| MarketError::Checkpoint(format!("encode: {e}")))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes and checks an image.
+pub fn decode(bytes: &[u8]) -> Result<Image, MarketError> {
+    let bad = |what: &str| MarketError::Checkpoint(what.to_string());
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err(bad("not a market checkpoint (bad magic)"));
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let payload = bytes
+        .get(HEADER_LEN..)
+        .filter(|p| p.len() == len)
+        .ok_or_else(|| bad("truncated"))?;
+    if crc32c::crc32c(payload) != crc {
+        return Err(bad("checksum mismatch"));
+    }
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(payload.len());
+    aligned.extend_from_slice(payload);
+    let wire = rkyv::from_bytes::<Wire, rkyv::rancor::Error>(&aligned)
+        .map_err(|e| MarketError::Checkpoint(format!("decode: {e}")))?;
+    if wire.version != VERSION {
+        return Err(MarketError::Checkpoint(format!(
+            "checkpoint version {} is not {VERSION}",
+            wire.version
+        )));
+    }
+    if wire.states.len() != wire.products.len() * STRIDE || wire.segments.len() != N_INTERVALS + 1 {
+        return Err(bad("state size does not match the products"));
+    }
+    let products = wire
+        .products
+        .iter()
+        .map(|(s, n, c, t)| {
+            Some(ProductDef {
+                symbol: Symbol::new(s)?,
+                name: n.clone(),
+                currency: Symbol::new(c)?,
+                tick_size: *t,
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("invalid symbol"))?;
+    let offsets = wire
+        .offsets
+        .iter()
+        .map(|(s, p, o)| Some(((Source::from_u8(*s)?, *p), *o)))
+        .collect::<Option<BTreeMap<_, _>>>()
+        .ok_or_else(|| bad("invalid source"))?;
+    Ok(Image {
+        products,
+        states: wire.states.chunks_exact(STRIDE).map(decode_state).collect(),
+        offsets,
+        newest_ts: wire.newest_ts,
+        tick_next: wire.tick_next,
+        segments: wire.segments,
+    })
+}
+
+/// Writes the checkpoint atomically.
+pub fn save(dir: &Path, image: &Image) -> Result<(), MarketError> {
+    let bytes = encode(image)?;
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()
+    };
+    write().map_err(|e| MarketError::io("write checkpoint", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| MarketError::io("rename checkpoint", &path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| MarketError::io("sync market directory", dir, e))
+}
+
+/// Loads the checkpoint if there is one.
+pub fn load(dir: &Path) -> Result<Option<Image>, MarketError> {
+    let path = dir.join(FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(MarketError::io("read checkpoint", &path, e)),
+    }
+}

@@ -1,0 +1,61 @@
+//! Market data of Bourse: what the central exchange's feed says, kept and summarised.
+//!
+//! - [`tick`]: ticks, symbols and the feed's message format (`docs/market-data.md`).
+//! - [`fixed`]: prices and sizes as `i64` counts of 10^-8.
+//! - [`candle`]: intervals, candles and the rules that build them (alignment, empty
+//!   intervals, late and out-of-order ticks, duplicates).
+
+pub mod candle;
+pub mod catalogue;
+pub mod checkpoint;
+pub mod fixed;
+mod log;
+pub mod market;
+pub mod record;
+pub mod tick;
+
+pub use log::LogReader;
+pub use market::{Applied, Batch, Counters, Market, MarketConfig, MarketReader, ProductState};
+
+use std::path::{Path, PathBuf};
+
+/// Why market data could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MarketError {
+    /// A log failed.
+    #[error("market-data log: {0}")]
+    Journal(#[from] bourse_journal::Error),
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The checkpoint is damaged or does not fit the logs.
+    #[error("market-data checkpoint: {0}")]
+    Checkpoint(String),
+    /// A stored record is malformed.
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
+    /// The catalogue is full.
+    #[error(transparent)]
+    Catalogue(#[from] catalogue::CatalogueError),
+    /// An earlier error stopped ingestion; reopen to recover from the logs.
+    #[error("market data stopped after an earlier error")]
+    Failed,
+}
+
+impl MarketError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
