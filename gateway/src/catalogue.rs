@@ -28,6 +28,31 @@ pub const PRODUCTS: &[(&str, &str)] = &[
     ("NFLX", "Netflix, Inc."),
 ];
 
+/// Where the embedded simulator starts each default product, in cents.
+pub const START_PRICES_CENTS: &[i64] = &[
+    18_900, 41_500, 16_500, 18_500, 12_000, 24_000, 50_000, 65_000,
+];
+
+/// The default products as the embedded simulator lists them, with their starting prices.
+pub fn simulated() -> Vec<(bourse_marketdata::tick::ProductDef, i64)> {
+    use bourse_marketdata::fixed::ONE;
+    use bourse_marketdata::tick::{ProductDef, Symbol};
+    let usd = Symbol::new(QUOTE).expect("valid");
+    PRODUCTS
+        .iter()
+        .zip(START_PRICES_CENTS)
+        .map(|((symbol, name), cents)| {
+            let def = ProductDef {
+                symbol: Symbol::new(symbol).expect("valid"),
+                name: (*name).to_string(),
+                currency: usd,
+                tick_size: ONE / 100,
+            };
+            (def, cents * (ONE / 100))
+        })
+        .collect()
+}
+
 /// The fee schedule of the default products.
 pub fn fees() -> FeeSchedule {
     FeeSchedule::new(&[

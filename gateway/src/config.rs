@@ -22,6 +22,17 @@ use bourse_journal::{Durability, JournalConfig};
 use bourse_pipeline::{PipelineConfig, RING_SIZE_MIN, SnapshotMode, SyncMode, Topology};
 use bourse_store::{Retention, SegmentFill, StoreConfig};
 
+/// Where `bourse serve` takes its ticks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedMode {
+    /// The embedded exchange simulator.
+    Sim,
+    /// The Kafka topic.
+    Kafka,
+    /// No feed (only Bourse's own trades make ticks).
+    Off,
+}
+
 /// One setting: its name (flag without `--`, TOML key), environment variable, default and
 /// meaning, as `bourse serve --help` and `docs/serve.md` show them.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +87,69 @@ pub const SETTINGS: &[Setting] = &[
         default: "1024",
         values: "messages, at least 1",
         help: "a WebSocket client's outgoing queue; one that overflows is told (slow_consumer) and closed",
+    },
+    Setting {
+        key: "feed",
+        env: "BOURSE_FEED",
+        default: "sim",
+        values: "sim, kafka, off",
+        help: "where ticks come from: the embedded exchange simulator, the Kafka topic (kafka-brokers), or nowhere",
+    },
+    Setting {
+        key: "kafka-brokers",
+        env: "BOURSE_KAFKA_BROKERS",
+        default: "off",
+        values: "HOST:PORT[,HOST:PORT...], off",
+        help: "the Kafka brokers of the tick feed (feed = kafka)",
+    },
+    Setting {
+        key: "kafka-topic",
+        env: "BOURSE_KAFKA_TOPIC",
+        default: "ticks",
+        values: "a topic name",
+        help: "the topic of ticks, keyed by symbol (docs/market-data.md)",
+    },
+    Setting {
+        key: "kafka-group",
+        env: "BOURSE_KAFKA_GROUP",
+        default: "bourse",
+        values: "a consumer group id",
+        help: "gateways of one group share the topic's partitions",
+    },
+    Setting {
+        key: "sim-products",
+        env: "BOURSE_SIM_PRODUCTS",
+        default: "0",
+        values: "a number of products",
+        help: "synthetic products SIM0000001... the simulator adds to the eight default stocks",
+    },
+    Setting {
+        key: "sim-rate",
+        env: "BOURSE_SIM_RATE",
+        default: "20",
+        values: "ticks per second",
+        help: "how many ticks per second the simulator makes, over all its products",
+    },
+    Setting {
+        key: "late-ms",
+        env: "BOURSE_LATE_MS",
+        default: "60000",
+        values: "milliseconds",
+        help: "a tick this far behind its product's newest one is refused (candle rule 6)",
+    },
+    Setting {
+        key: "tick-retention-hours",
+        env: "BOURSE_TICK_RETENTION_HOURS",
+        default: "168",
+        values: "hours of exchange time",
+        help: "how long raw ticks are kept; candles are kept longer (docs/market-data.md)",
+    },
+    Setting {
+        key: "liquidity",
+        env: "BOURSE_LIQUIDITY",
+        default: "true",
+        values: "true, false",
+        help: "a liquidity-provider account quotes around each tradable product's feed price",
     },
     Setting {
         key: "durability",
@@ -206,6 +280,17 @@ pub struct ServeConfig {
     pub rate_limit: u32,
     /// Messages a WebSocket client's queue holds.
     pub ws_queue: usize,
+    /// Where ticks come from.
+    pub feed: FeedMode,
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: String,
+    pub kafka_group: String,
+    pub sim_products: usize,
+    pub sim_rate: u64,
+    pub late_ms: i64,
+    pub tick_retention_hours: u64,
+    /// Whether the liquidity provider quotes.
+    pub liquidity: bool,
     pub durability: Durability,
     pub sync: SyncMode,
     pub segment_fill: SegmentFill,
@@ -234,6 +319,15 @@ impl Default for ServeConfig {
             admin_token: None,
             rate_limit: 0,
             ws_queue: 0,
+            feed: FeedMode::Sim,
+            kafka_brokers: None,
+            kafka_topic: String::new(),
+            kafka_group: String::new(),
+            sim_products: 0,
+            sim_rate: 0,
+            late_ms: 0,
+            tick_retention_hours: 0,
+            liquidity: true,
             durability: Durability::Durable,
             sync: SyncMode::Thread,
             segment_fill: SegmentFill::Zeroes,
@@ -532,6 +626,62 @@ impl ServeConfig {
                     _ => return Err("not a whole number of messages, at least 1".into()),
                 }
             }
+            "feed" => {
+                self.feed = match value {
+                    "sim" => FeedMode::Sim,
+                    "kafka" => FeedMode::Kafka,
+                    "off" => FeedMode::Off,
+                    _ => return Err("not sim, kafka or off".into()),
+                }
+            }
+            "kafka-brokers" => {
+                self.kafka_brokers = match value {
+                    "off" => None,
+                    list if !list.is_empty() && list.split(',').all(|b| b.contains(':')) => {
+                        Some(list.to_string())
+                    }
+                    _ => return Err("not HOST:PORT[,HOST:PORT...] or off".into()),
+                }
+            }
+            "kafka-topic" | "kafka-group" => {
+                let valid = !value.is_empty()
+                    && value.len() <= 249
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if !valid {
+                    return Err("1 to 249 of A-Z a-z 0-9 . _ -".into());
+                }
+                if key == "kafka-topic" {
+                    self.kafka_topic = value.to_string();
+                } else {
+                    self.kafka_group = value.to_string();
+                }
+            }
+            "sim-products" => {
+                let n = usize_of(parse_u64(value)?)?;
+                if n > 10_000_000 {
+                    return Err("at most 10000000".into());
+                }
+                self.sim_products = n;
+            }
+            "sim-rate" => self.sim_rate = parse_u64(value)?,
+            "late-ms" => {
+                self.late_ms =
+                    i64::try_from(parse_u64(value)?).map_err(|_| "too large".to_string())?
+            }
+            "tick-retention-hours" => match parse_u64(value)? {
+                0 => return Err("at least 1 hour".into()),
+                n if n > 24 * 365 * 100 => return Err("at most 100 years".into()),
+                n => self.tick_retention_hours = n,
+            },
+            "liquidity" => {
+                self.liquidity = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err("not true or false".into()),
+                }
+            }
             "rate-limit" => {
                 self.rate_limit = value
                     .parse()
@@ -621,6 +771,16 @@ impl ServeConfig {
         Ok(())
     }
 
+    /// The market data's configuration.
+    pub fn market(&self) -> bourse_marketdata::MarketConfig {
+        bourse_marketdata::MarketConfig {
+            late_ms: self.late_ms,
+            tick_retention_ms: i64::try_from(self.tick_retention_hours.saturating_mul(3_600_000))
+                .unwrap_or(i64::MAX),
+            ..bourse_marketdata::MarketConfig::new(self.data_dir.join("market"))
+        }
+    }
+
     /// The setting `key` as text (what `set` would take back).
     pub fn value(&self, key: &str) -> String {
         match key {
@@ -642,6 +802,20 @@ impl ServeConfig {
             },
             "rate-limit" => self.rate_limit.to_string(),
             "ws-queue" => self.ws_queue.to_string(),
+            "feed" => match self.feed {
+                FeedMode::Sim => "sim",
+                FeedMode::Kafka => "kafka",
+                FeedMode::Off => "off",
+            }
+            .to_string(),
+            "kafka-brokers" => self.kafka_brokers.clone().unwrap_or_else(|| "off".into()),
+            "kafka-topic" => self.kafka_topic.clone(),
+            "kafka-group" => self.kafka_group.clone(),
+            "sim-products" => self.sim_products.to_string(),
+            "sim-rate" => self.sim_rate.to_string(),
+            "late-ms" => self.late_ms.to_string(),
+            "tick-retention-hours" => self.tick_retention_hours.to_string(),
+            "liquidity" => self.liquidity.to_string(),
             "sync" => match self.sync {
                 SyncMode::Thread => "thread",
                 SyncMode::Inline => "inline",

@@ -12,16 +12,17 @@
 //! - `trades`: snapshot = the newest 50 trades; update = one trade.
 //! - `balances`: `{eventSeq, balances: [{currency, available, held}]}`.
 //! - `book:SYMBOL`: `{symbol, bids, asks, eventSeq}`, [`BOOK_DEPTH`] levels a side.
-//! - `ticks:SYMBOL`: snapshot = the recent trades `[{price, timestamp}]` (oldest first);
-//!   update = `{symbol, price, quantity, timestamp, tradeId, publishedUs}` per trade on
-//!   Bourse (the market-data feed adds the exchange's ticks); `publishedUs` is when the
-//!   server published it (unix microseconds), so a client can measure its own lag.
+//! - `ticks:SYMBOL` and `candles:SYMBOL:INTERVAL` are published by the market data
+//!   ([`crate::market`]); Bourse's own fills reach them as ticks through [`bourse_ticks`].
 
 use std::collections::{BTreeSet, HashMap};
 
 use bourse_engine::{AccountId, ProductId};
 use bourse_pipeline::Handle;
 use serde_json::{Value, json};
+
+use bourse_marketdata::fixed;
+use bourse_marketdata::tick::{FeedItem, Source, Tick};
 
 use crate::history::{Entry, History, fill_sides};
 use crate::hub::{ChannelKey, Hub};
@@ -54,6 +55,7 @@ pub fn channel_name(key: ChannelKey, units: Option<&ProductUnits>) -> String {
         ChannelKey::Balances(_) => "balances".into(),
         ChannelKey::Book(_) => format!("book:{}", symbol()),
         ChannelKey::Ticks(_) => format!("ticks:{}", symbol()),
+        ChannelKey::Candles(..) => format!("candles:{}", symbol()),
     }
 }
 
@@ -80,17 +82,10 @@ pub fn model_snapshot(
                 .filter_map(|t| Some(render::trade(units.get(&t.product)?, t)))
                 .collect(),
         ),
-        ChannelKey::Ticks(product) => match units.get(&product) {
-            Some(u) => Value::Array(
-                model
-                    .recent_prices(product)
-                    .iter()
-                    .map(|(p, t)| json!({"price": u.price(*p), "timestamp": t}))
-                    .collect(),
-            ),
-            None => json!([]),
-        },
-        ChannelKey::Balances(_) | ChannelKey::Book(_) => Value::Null,
+        ChannelKey::Balances(_)
+        | ChannelKey::Book(_)
+        | ChannelKey::Ticks(_)
+        | ChannelKey::Candles(..) => Value::Null,
     }
 }
 
@@ -106,8 +101,8 @@ pub fn model_products(model: &History, key: ChannelKey) -> Vec<u32> {
                 Some(t.product)
             })
         }
-        ChannelKey::Ticks(product) | ChannelKey::Book(product) => vec![product],
-        ChannelKey::Balances(_) => Vec::new(),
+        ChannelKey::Book(product) => vec![product],
+        ChannelKey::Balances(_) | ChannelKey::Ticks(_) | ChannelKey::Candles(..) => Vec::new(),
     }
 }
 
@@ -134,6 +129,11 @@ impl UnitsCache {
         {
             self.units.extend(found);
         }
+    }
+
+    /// Adds units read elsewhere.
+    pub fn extend(&mut self, units: HashMap<u32, ProductUnits>) {
+        self.units.extend(units);
     }
 
     pub fn get(&self, product: u32) -> Option<&ProductUnits> {
@@ -166,15 +166,11 @@ pub fn publish_entries(hub: &Hub, model: &History, entries: &[Entry], units: &Un
                 }
             }
             Entry::Fill {
-                seq,
-                ts,
                 product,
                 maker_order,
                 taker_order,
                 maker_account,
                 taker_account,
-                price,
-                qty,
                 ..
             } => {
                 orders.insert(*maker_order);
@@ -188,19 +184,6 @@ pub fn publish_entries(hub: &Hub, model: &History, entries: &[Entry], units: &Un
                     hub.publish(ChannelKey::Trades(account), |n| {
                         message("trades", false, n, &render::trade(u, &trade))
                     });
-                }
-                let key = ChannelKey::Ticks(*product);
-                if hub.has_subscribers(key) {
-                    let tick = json!({
-                        "symbol": u.symbol(),
-                        "price": u.price(*price),
-                        "quantity": u.qty(*qty),
-                        "timestamp": ts,
-                        "tradeId": seq,
-                        "publishedUs": unix_micros(),
-                    });
-                    let name = channel_name(key, Some(u));
-                    hub.publish(key, |n| message(&name, false, n, &tick));
                 }
             }
             Entry::Funds { account, .. } => {
@@ -291,9 +274,37 @@ pub fn resolve(engine: &bourse_engine::Engine, symbol: &str) -> Option<(u32, Pro
     Some((product.get(), ProductUnits::of(engine, product)?))
 }
 
-/// Unix time in microseconds.
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+/// Bourse's fills among `entries` as ticks for the market data (source Bourse, sequence
+/// number = the fill's event sequence number), for the products whose units are known.
+pub fn bourse_ticks(entries: &[Entry], units: &UnitsCache) -> Vec<FeedItem> {
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let Entry::Fill {
+                seq,
+                ts,
+                product,
+                price,
+                qty,
+                ..
+            } = entry
+            else {
+                return None;
+            };
+            let u = units.get(*product)?;
+            let symbol = bourse_marketdata::tick::Symbol::new(&u.symbol())?;
+            let price = fixed::from_decimal(u.price(*price).parse().ok()?)?;
+            let size = fixed::from_decimal(u.qty(*qty).parse().ok()?)?;
+            (price > 0 && size > 0).then_some(FeedItem::Tick {
+                symbol,
+                tick: Tick {
+                    price,
+                    size,
+                    ts: *ts,
+                    seq: *seq,
+                    source: Source::Bourse,
+                },
+            })
+        })
+        .collect()
 }

@@ -1,6 +1,6 @@
 //! The history read model: every account's orders (open and closed), trades and funds
-//! movements (deposits, withdrawals, fees), and the recent trade prices of every product,
-//! derived from the engine's events.
+//! movements (deposits, withdrawals, fees), derived from the engine's events. (Prices,
+//! ticks and candles are the market data's: [`crate::market`].)
 //!
 //! - **Derived.** A history thread takes every event batch from the pipeline's bus, turns the
 //!   events it needs into [`Entry`]s, appends them to its own log and folds them into the
@@ -28,7 +28,7 @@
 //! Everything is kept in memory (about 200 bytes per order and per trade); paging old history
 //! out to the log is left for when accounts trade that much.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -46,8 +46,6 @@ use crate::hub::Hub;
 
 /// Subdirectory of the data directory that holds the history log.
 pub const HISTORY_DIR: &str = "history";
-/// Recent trade prices kept per product (the catalogue's `histories`).
-pub const RECENT_PRICES: usize = 50;
 /// Commands replayed per log record while catching up.
 const CATCH_UP_CHUNK: usize = 4096;
 
@@ -472,8 +470,6 @@ pub struct History {
     through_seq: u64,
     orders: HashMap<u64, OrderRecord>,
     accounts: HashMap<u32, AccountHistory>,
-    /// Recent trades per product, `(price ticks, unix ms)`, oldest first.
-    prices: HashMap<u32, VecDeque<(i64, i64)>>,
     /// Set when the model missed events (see the module's "Lag").
     broken: Option<String>,
 }
@@ -577,11 +573,7 @@ impl History {
                     .push(*order);
             }
             Entry::Fill {
-                seq,
-                ts,
-                product,
-                price,
-                ..
+                seq, ts, product, ..
             } => {
                 for (account, trade, remaining) in fill_sides(entry).into_iter().flatten() {
                     let (order, fee) = (trade.order, trade.fee);
@@ -611,11 +603,6 @@ impl History {
                         });
                     }
                 }
-                let prices = self.prices.entry(*product).or_default();
-                if prices.len() == RECENT_PRICES {
-                    prices.pop_front();
-                }
-                prices.push_back((*price, *ts));
             }
             Entry::Cancelled {
                 ts, order, reason, ..
@@ -759,12 +746,33 @@ impl History {
         page(funds.iter().rev().cloned(), |f| f.id, cursor, limit)
     }
 
-    /// The product's recent trades, `(price ticks, unix ms)`, oldest first.
-    pub fn recent_prices(&self, product: u32) -> Vec<(i64, i64)> {
-        self.prices
-            .get(&product)
-            .map(|p| p.iter().copied().collect())
-            .unwrap_or_default()
+    /// Every fill with an event sequence number of at least `from`, oldest first, as
+    /// [`Entry::Fill`]s with what the market data needs (product, price, quantity, time).
+    pub fn fills_from(&self, from: u64) -> Vec<Entry> {
+        let mut fills: BTreeMap<u64, Entry> = BTreeMap::new();
+        for account in self.accounts.values() {
+            let start = account.trades.partition_point(|t| t.id < from);
+            for t in &account.trades[start..] {
+                fills.entry(t.id).or_insert_with(|| Entry::Fill {
+                    seq: t.id,
+                    ts: t.ts,
+                    product: t.product,
+                    maker_order: 0,
+                    taker_order: 0,
+                    maker_account: 0,
+                    taker_account: 0,
+                    taker_side: t.side,
+                    price: t.price,
+                    qty: t.qty,
+                    notional: t.notional,
+                    maker_fee: 0,
+                    taker_fee: 0,
+                    maker_remaining: 0,
+                    taker_remaining: 0,
+                });
+            }
+        }
+        fills.into_values().collect()
     }
 }
 
@@ -839,7 +847,7 @@ impl HistoryLog {
         let seq = self.journal.next_seq();
         self.journal
             .append(seq, &self.buf)
-            .and_then(|()| self.journal.commit().map(|_| ()))
+            .and_then(|_| self.journal.commit().map(|_| ()))
             .map_err(|e| format!("cannot append to the history log: {e}"))
     }
 }
@@ -947,6 +955,7 @@ impl HistoryHandle {
         mut rx: broadcast::Receiver<Arc<EventBatch>>,
         hub: Arc<Hub>,
         handle: Handle,
+        market: Option<std::sync::mpsc::SyncSender<crate::market::Input>>,
     ) -> Result<(HistoryHandle, std::thread::JoinHandle<()>), String> {
         let (progress_tx, progress) = watch::channel(history.event_seq());
         let model = Arc::new(RwLock::new(history));
@@ -988,6 +997,16 @@ impl HistoryHandle {
                     let dirty = fanout::publish_entries(&hub, &model, &entries, &units);
                     let seen = model.event_seq;
                     drop(model);
+                    if let Some(market) = &market {
+                        let items = fanout::bourse_ticks(&entries, &units);
+                        if !items.is_empty() {
+                            let next_event_seq = newest + 1;
+                            let _ = market.send(crate::market::Input::Bourse {
+                                next_event_seq,
+                                items,
+                            });
+                        }
+                    }
                     progress_tx.send_replace(seen);
                     fanout::publish_states(&hub, &handle, dirty, &units);
                 }
@@ -1026,11 +1045,6 @@ impl HistoryHandle {
     /// Runs `f` with the model read-locked: nothing is folded (or published) meanwhile.
     pub fn with_model<T>(&self, f: impl FnOnce(&History) -> T) -> T {
         f(&self.model.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Reads without waiting (the catalogue's recent prices need not be exact to the event).
-    pub fn read_now<T>(&self, read: impl FnOnce(&History) -> T) -> T {
-        read(&self.model.read().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -1118,7 +1132,6 @@ mod tests {
         assert_eq!(h.funds(8, None, 10).items[0].kind, FundsKind::Fee);
         assert_eq!(h.orders(7, true, None, 10).items.len(), 1);
         assert_eq!(h.orders(8, false, None, 10).items.len(), 1);
-        assert_eq!(h.recent_prices(1), vec![(100, 1004)]);
         // Folding the same entries again changes nothing.
         h.fold(3, 4, &entries);
         assert_eq!(h.trades(7, None, 10).items.len(), 1);

@@ -96,6 +96,8 @@ pub struct AppState {
     pub(crate) rate_limiter: Arc<crate::limits::RateLimiter>,
     /// The WebSocket connections and channels.
     pub(crate) hub: Arc<crate::hub::Hub>,
+    /// Market data: the catalogue, ticks and candles.
+    pub(crate) market: Arc<crate::market::MarketService>,
     /// The sequence number recovery ended at.
     recovered_seq: u64,
     started: Instant,
@@ -107,11 +109,13 @@ impl AppState {
         handle: Handle,
         history: HistoryHandle,
         hub: Arc<crate::hub::Hub>,
+        market: Arc<crate::market::MarketService>,
         recovered_seq: u64,
         config: &crate::config::ServeConfig,
     ) -> Self {
         AppState {
             handle,
+            market,
             auto_verify: config.auto_verify,
             history,
             admin_token_hash: config
@@ -217,6 +221,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::products_api::catalogue))
         .routes(routes!(crate::products_api::product))
         .routes(routes!(crate::products_api::book))
+        .routes(routes!(crate::products_api::candles))
+        .routes(routes!(crate::products_api::ticks))
         .routes(routes!(crate::orders_api::buy))
         .routes(routes!(crate::orders_api::sell))
         .routes(routes!(crate::orders_api::list))
@@ -430,6 +436,76 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "the newest engine event folded into the history read model",
         "gauge",
         state.history.event_seq(),
+    );
+    {
+        let market = state.market.read();
+        let counters = market.counters();
+        for (name, help, value) in [
+            (
+                "bourse_market_ticks_total",
+                "ticks taken into history and candles",
+                counters.ticks,
+            ),
+            (
+                "bourse_market_duplicates_total",
+                "ticks dropped as duplicates (same source and seq)",
+                counters.duplicates,
+            ),
+            (
+                "bourse_market_late_total",
+                "ticks refused as too late",
+                counters.late,
+            ),
+            (
+                "bourse_market_candles_amended_total",
+                "stored candles amended by late ticks",
+                counters.amended,
+            ),
+            (
+                "bourse_market_records_total",
+                "tick-log records written",
+                counters.records,
+            ),
+        ] {
+            gauge(name, help, "counter", value);
+        }
+        gauge(
+            "bourse_market_products",
+            "products in the market-data catalogue",
+            "gauge",
+            market.catalogue().len() as u64,
+        );
+    }
+    gauge(
+        "bourse_market_messages_total",
+        "feed messages received",
+        "counter",
+        state.market.stats.messages.load(Ordering::Relaxed),
+    );
+    for (kind, counter) in bourse_marketdata::tick::Malformed::KINDS
+        .iter()
+        .zip(&state.market.stats.malformed)
+    {
+        gauge(
+            &format!("bourse_market_malformed_{kind}_total"),
+            "feed messages skipped as malformed, by kind",
+            "counter",
+            counter.load(Ordering::Relaxed),
+        );
+    }
+    gauge(
+        "bourse_market_up",
+        "1 while market data is taken in, 0 after it stopped on an error",
+        "gauge",
+        u64::from(
+            state
+                .market
+                .stats
+                .failed
+                .lock()
+                .map(|f| f.is_none())
+                .unwrap_or(false),
+        ),
     );
     let (connections, authenticated, subscriptions) = state.hub.sizes();
     gauge(

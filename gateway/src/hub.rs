@@ -36,7 +36,10 @@ pub enum ChannelKey {
     Trades(u32),
     Balances(u32),
     Book(u32),
+    /// A market-data product id (not the engine's).
     Ticks(u32),
+    /// A market-data product id and an interval index.
+    Candles(u32, u8),
 }
 
 impl ChannelKey {

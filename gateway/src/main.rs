@@ -29,6 +29,7 @@ mod http;
 mod hub;
 mod limits;
 mod load;
+mod market;
 mod openapi;
 mod orders_api;
 mod products_api;

@@ -37,9 +37,10 @@ use bourse_store::{ConsoleProgress, Store};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{self, AckLog, Invocation, ServeConfig};
+use crate::config::{self, AckLog, FeedMode, Invocation, ServeConfig};
 use crate::history::{self, History, HistoryHandle, HistoryLog};
 use crate::load::{self, Load};
+use crate::market::MarketService;
 
 /// Exit code of a clean shutdown.
 pub const EXIT_OK: i32 = 0;
@@ -108,22 +109,31 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         .as_ref()
         .map_or(0, |(seq, _)| *seq);
 
+    let hub = std::sync::Arc::new(crate::hub::Hub::new(config.ws_queue));
+    let market = MarketService::start(config.market(), std::sync::Arc::clone(&hub))?;
     let pipeline = Pipeline::start(recovered, config.pipeline())
         .map_err(|e| format!("cannot start the pipeline: {e}"))?;
     let mut handle = pipeline.handle();
     // Subscribed before anything can submit a command, so the history misses no event.
-    let hub = std::sync::Arc::new(crate::hub::Hub::new(config.ws_queue));
+    let events = handle.subscribe();
+    // Bourse's fills the market data missed (a crash between the two), before newer ones.
+    let caught_up = crate::market::catch_up_bourse(&market, &history, &handle)?;
+    if caught_up > 0 {
+        eprintln!("bourse: market data: {caught_up} of Bourse's fills taken from the history");
+    }
     let (history, history_thread) = HistoryHandle::spawn(
         history,
         history_log,
-        handle.subscribe(),
+        events,
         std::sync::Arc::clone(&hub),
         pipeline.handle(),
+        Some(market.sender()),
     )?;
     let added = crate::catalogue::ensure(&mut handle)?;
     if added > 0 {
         eprintln!("bourse: default catalogue: {added} assets and products added");
     }
+    start_feed(config, &market, &handle)?;
     // After the catalogue, which may have added the generator's quote currency.
     let existing = if config.load_rate > 0 {
         let survey = handle
@@ -140,6 +150,7 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
                 pipeline.handle(),
                 history.clone(),
                 hub,
+                std::sync::Arc::clone(&market),
                 next_seq - 1,
                 config,
             );
@@ -225,6 +236,9 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         Err(error) => return Err(format!("shutdown failed: {error}")),
     };
     finish_history(&history, history_thread, finished.engine.event_seq());
+    if let Err(error) = market.stop() {
+        eprintln!("bourse: market data: the last checkpoint failed: {error}");
+    }
     let snapshot = match bourse_snapshots::list_snapshots(&store_config.snapshots_dir()) {
         Ok(list) => match list.last() {
             Some((seq, _)) if *seq == finished.last_seq => format!("snapshot at seq {seq}"),
@@ -239,6 +253,36 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         finished.last_seq, finished.state_hash
     );
     Ok(EXIT_OK)
+}
+
+/// Defines the engine's products in the market data, then starts the feed: the embedded
+/// simulator (the default stocks at their usual prices, plus `sim-products` synthetic ones)
+/// or the Kafka consumer.
+fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> Result<(), String> {
+    let defs = handle
+        .try_query(crate::market::engine_products)
+        .and_then(|ticket| ticket.wait())
+        .map_err(|e| format!("cannot read the engine's products: {e}"))?;
+    market
+        .sender()
+        .send(crate::market::Input::Define(defs))
+        .map_err(|_| "the market-data thread has stopped".to_string())?;
+    match config.feed {
+        FeedMode::Off => Ok(()),
+        FeedMode::Sim => {
+            let mut products = crate::catalogue::simulated();
+            products.extend(bourse_marketdata::sim::Simulator::synthetic(
+                config.sim_products,
+            ));
+            eprintln!(
+                "bourse: market data: the embedded exchange simulator, {} products, {} ticks/s",
+                products.len(),
+                config.sim_rate
+            );
+            market.start_simulator(products, config.sim_rate)
+        }
+        FeedMode::Kafka => Err("feed = kafka is not in this build yet".to_string()),
+    }
 }
 
 /// Opens the history read model and brings it up to the recovered engine (see

@@ -348,6 +348,17 @@ impl Session {
         Ok(found)
     }
 
+    /// The market-data id of a symbol.
+    fn market_product(&self, symbol: &str) -> Result<u32, ApiError> {
+        self.state.market.product_id(symbol).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_symbol",
+                format!("no product {symbol:?}"),
+            )
+        })
+    }
+
     /// The channels of a subscribe or unsubscribe, parsed and checked, all or nothing.
     async fn channels(
         &mut self,
@@ -381,16 +392,14 @@ impl Session {
                     let (product, units) = self.product(symbol).await?;
                     (ChannelKey::Book(product), Some(units))
                 }
-                Some(("ticks", symbol)) => {
-                    let (product, units) = self.product(symbol).await?;
-                    (ChannelKey::Ticks(product), Some(units))
-                }
-                Some(("candles", _)) => {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "not_available",
-                        "candles come with the market-data feed (not yet in this build)",
-                    ));
+                Some(("ticks", symbol)) => (ChannelKey::Ticks(self.market_product(symbol)?), None),
+                Some(("candles", rest)) => {
+                    let Some((symbol, interval)) = rest.rsplit_once(':') else {
+                        return Err(bad_request("a candles channel is candles:SYMBOL:INTERVAL"));
+                    };
+                    let interval = crate::products_api::interval(interval)?;
+                    let product = self.market_product(symbol)?;
+                    (ChannelKey::Candles(product, interval.index() as u8), None)
                 }
                 Some(_) => return Err(unknown_channel(&name)),
             };
@@ -425,7 +434,18 @@ impl Session {
         name: &str,
         units: Option<ProductUnits>,
     ) -> Result<(), ApiError> {
-        let result = if key.carries_engine_state() {
+        let result = if matches!(key, ChannelKey::Ticks(_) | ChannelKey::Candles(..)) {
+            self.state
+                .market
+                .subscribe(&self.hub, self.id, key, name)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "market_data_unavailable",
+                        e,
+                    )
+                })?
+        } else if key.carries_engine_state() {
             // Whole states: read, then subscribe with the state as the snapshot.
             let data = match key {
                 ChannelKey::Balances(account) => {
@@ -499,10 +519,14 @@ impl Session {
                 (_, Some(("book", symbol)), _) => {
                     self.products.get(symbol).map(|(p, _)| ChannelKey::Book(*p))
                 }
-                (_, Some(("ticks", symbol)), _) => self
-                    .products
-                    .get(symbol)
-                    .map(|(p, _)| ChannelKey::Ticks(*p)),
+                (_, Some(("ticks", symbol)), _) => {
+                    self.state.market.product_id(symbol).map(ChannelKey::Ticks)
+                }
+                (_, Some(("candles", rest)), _) => rest.rsplit_once(':').and_then(|(symbol, i)| {
+                    let interval = bourse_marketdata::candle::Interval::parse(i)?;
+                    let product = self.state.market.product_id(symbol)?;
+                    Some(ChannelKey::Candles(product, interval.index() as u8))
+                }),
                 _ => None,
             };
             if let Some(key) = key {

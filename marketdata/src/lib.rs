@@ -12,6 +12,7 @@ pub mod fixed;
 mod log;
 pub mod market;
 pub mod record;
+pub mod sim;
 pub mod tick;
 
 pub use log::LogReader;

@@ -291,12 +291,34 @@ fn two_accounts_trade_with_fees_orders_and_histories_to_the_cent() {
     );
     assert_eq!(pluck(&older, &["price"]), vec![vec!["150"]]);
 
-    // The catalogue shows the last trade and the recent ones.
+    // Bourse's fills are the product's ticks: the catalogue shows the last one, and the
+    // histories the one-minute closes (both fills may fall in one minute or two).
     let product = client.expect(200, "GET", "/api/v1/products/AAPL", None, Value::Null);
     assert_eq!(product["currentPrice"], "151");
+    assert_eq!(product["tradable"], true);
+    let closes = pluck(&product["histories"], &["price"]);
+    assert!(
+        closes == vec![vec!["151"]] || closes == vec![vec!["150"], vec!["151"]],
+        "{closes:?}"
+    );
+    let ticks = client.expect(200, "GET", "/api/v1/products/AAPL/ticks", None, Value::Null);
     assert_eq!(
-        pluck(&product["histories"], &["price"]),
-        vec![vec!["150"], vec!["151"]]
+        pluck(&ticks, &["price", "size", "source"]),
+        vec![vec!["150", "3", "bourse"], vec!["151", "1", "bourse"]]
+    );
+    let candles = client.expect(
+        200,
+        "GET",
+        "/api/v1/products/AAPL/candles?interval=1d",
+        None,
+        Value::Null,
+    );
+    assert_eq!(
+        pluck(
+            &candles,
+            &["open", "high", "low", "close", "volume", "count"]
+        ),
+        vec![vec!["150", "151", "150", "151", "4", "2"]]
     );
     assert_eq!(
         (&product["tickSize"], &product["lotSize"]),

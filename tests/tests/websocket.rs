@@ -116,7 +116,14 @@ fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
     send(&mut ws, json!({"op": "auth", "id": 3, "token": buyer}));
     let authed = answer(&mut ws, 3, &mut seen);
     assert_eq!(authed["ok"], true, "{authed}");
-    let channels = ["orders", "trades", "balances", "book:AAPL", "ticks:AAPL"];
+    let channels = [
+        "orders",
+        "trades",
+        "balances",
+        "book:AAPL",
+        "ticks:AAPL",
+        "candles:AAPL:1m",
+    ];
     send(
         &mut ws,
         json!({"op": "subscribe", "id": 4, "channels": channels}),
@@ -162,6 +169,7 @@ fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
         });
         paid && !on(s, "trades").is_empty()
             && on(s, "ticks:AAPL").len() > 1
+            && on(s, "candles:AAPL:1m").len() > 1
             && on(s, "orders")
                 .iter()
                 .any(|m| m["data"]["status"] == "filled")
@@ -183,11 +191,24 @@ fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
             &json!("0.90")
         )
     );
+    // The fill is a tick of the product (source bourse) and goes into its open candle.
     let tick = on(&seen, "ticks:AAPL").last().unwrap()["data"].clone();
     assert_eq!(
-        (&tick["price"], &tick["quantity"]),
-        (&json!("150"), &json!("3"))
+        (&tick["price"], &tick["size"], &tick["source"]),
+        (&json!("150"), &json!("3"), &json!("bourse"))
     );
+    assert_eq!(on(&seen, "candles:AAPL:1m")[0]["data"], json!([]));
+    let candle = on(&seen, "candles:AAPL:1m").last().unwrap()["data"].clone();
+    assert_eq!(
+        (
+            &candle["open"],
+            &candle["close"],
+            &candle["volume"],
+            &candle["closed"]
+        ),
+        (&json!("150"), &json!("150"), &json!("3"), &json!(false))
+    );
+    assert_eq!(candle["start"].as_i64().unwrap() % 60_000, 0);
 
     // A limit order, then its cancel over the socket.
     send(

@@ -82,7 +82,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// `bourse serve` without market-data feed and liquidity provider, so that books and
+    /// prices hold only what the test does.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
+        let mut quiet = vec!["--feed", "off", "--liquidity", "false"];
+        quiet.extend_from_slice(args);
+        Server::start_with_market(dir, &quiet)
+    }
+
+    /// `bourse serve` with its defaults: the embedded simulator feeds it.
+    pub fn start_with_market(dir: &Path, args: &[&str]) -> Server {
         let mut child = Process::new(bourse_bin())
             .arg("serve")
             .arg("--data-dir")

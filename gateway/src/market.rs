@@ -1,0 +1,551 @@
+//! Market data in the server: one ingest thread owns the [`Market`] (behind a lock that
+//! readers share) and takes messages from the sources (the embedded simulator or the Kafka
+//! consumer, and Bourse's own trades from the history thread) over one bounded channel. It
+//! applies each message, then publishes ticks and candles to the WebSocket hub while still
+//! holding the write lock, so that a subscription (a snapshot taken under the read lock)
+//! is followed by exactly the updates after it.
+//!
+//! A malformed feed message is counted by kind, logged once per kind, and skipped (its offset
+//! is still taken, so it is not read again).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bourse_marketdata::candle::{Candle, Interval};
+use bourse_marketdata::fixed;
+use bourse_marketdata::sim::Simulator;
+use bourse_marketdata::tick::{FeedItem, Malformed, ProductDef, Source, Tick};
+use bourse_marketdata::{Applied, Batch, Market, MarketConfig};
+use serde_json::{Value, json};
+
+use crate::fanout::message;
+use crate::hub::{ChannelKey, Hub, HubError};
+
+/// Messages waiting for the ingest thread before sources wait.
+const INPUT_QUEUE: usize = 4096;
+/// Messages applied under one write lock.
+const INPUTS_PER_LOCK: usize = 256;
+/// Ticks in a `ticks:` snapshot.
+pub const TICKS_SNAPSHOT: usize = 50;
+/// Candles in a `candles:` snapshot.
+pub const CANDLES_SNAPSHOT: usize = 100;
+
+/// What the ingest thread takes.
+#[derive(Debug)]
+pub enum Input {
+    /// A feed message: its partition, its offset, and what it says (or why not).
+    Feed {
+        partition: i32,
+        offset: i64,
+        items: Result<Vec<FeedItem>, Malformed>,
+    },
+    /// Bourse's trades (or product definitions) up to an engine event.
+    Bourse {
+        next_event_seq: u64,
+        items: Vec<FeedItem>,
+    },
+    /// Product definitions from Bourse's engine (the offsets stay as they are).
+    Define(Vec<ProductDef>),
+    /// A checkpoint, answered when written.
+    Checkpoint(mpsc::Sender<Result<(), String>>),
+}
+
+/// Counters of the ingest thread, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct MarketStats {
+    pub messages: AtomicU64,
+    pub malformed: [AtomicU64; Malformed::KINDS.len()],
+    logged: Mutex<u32>,
+    /// Set when ingestion stopped on an error.
+    pub failed: Mutex<Option<String>>,
+}
+
+impl MarketStats {
+    fn malformed(&self, error: &Malformed, partition: i32, offset: i64) {
+        let kind = Malformed::KINDS
+            .iter()
+            .position(|k| *k == error.kind())
+            .unwrap_or(0);
+        self.malformed[kind].fetch_add(1, Ordering::Relaxed);
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if *logged & (1 << kind) == 0 {
+            *logged |= 1 << kind;
+            eprintln!(
+                "bourse: market data: skipped a malformed message (partition {partition}, offset {offset}): {error} (logged once per kind; /metrics counts them)"
+            );
+        }
+    }
+}
+
+/// The market data of a running server.
+pub struct MarketService {
+    market: Arc<RwLock<Market>>,
+    tx: SyncSender<Input>,
+    ingest: Mutex<Option<JoinHandle<()>>>,
+    stop_sources: Arc<AtomicBool>,
+    sources: Mutex<Vec<JoinHandle<()>>>,
+    pub stats: Arc<MarketStats>,
+}
+
+impl std::fmt::Debug for MarketService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketService").finish_non_exhaustive()
+    }
+}
+
+impl MarketService {
+    /// Opens the market data (checkpoint + replay) and starts the ingest thread.
+    pub fn start(config: MarketConfig, hub: Arc<Hub>) -> Result<Arc<Self>, String> {
+        let dir = config.dir.clone();
+        let market =
+            Market::open(config).map_err(|e| format!("market data in {}: {e}", dir.display()))?;
+        let market = Arc::new(RwLock::new(market));
+        let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
+        let stats = Arc::new(MarketStats::default());
+        let thread = {
+            let market = Arc::clone(&market);
+            let stats = Arc::clone(&stats);
+            std::thread::Builder::new()
+                .name("market-ingest".into())
+                .spawn(move || ingest_loop(&market, &rx, &hub, &stats))
+                .map_err(|e| format!("cannot start the market-data thread: {e}"))?
+        };
+        Ok(Arc::new(Self {
+            market,
+            tx,
+            ingest: Mutex::new(Some(thread)),
+            stop_sources: Arc::new(AtomicBool::new(false)),
+            sources: Mutex::new(Vec::new()),
+            stats,
+        }))
+    }
+
+    /// Reads the market.
+    pub fn read(&self) -> RwLockReadGuard<'_, Market> {
+        self.market.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A sender for sources.
+    pub fn sender(&self) -> SyncSender<Input> {
+        self.tx.clone()
+    }
+
+    /// Keeps a source thread to join at [`MarketService::stop`].
+    pub fn add_source(&self, thread: JoinHandle<()>) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thread);
+    }
+
+    /// Starts the embedded exchange simulator over `products` at `rate` ticks per second.
+    /// It goes on from the prices and sequence numbers the market data holds.
+    pub fn start_simulator(
+        &self,
+        products: Vec<(ProductDef, i64)>,
+        rate: u64,
+    ) -> Result<(), String> {
+        let mut sim = Simulator::new(products, unix_ms() as u64);
+        let mut offset = {
+            let market = self.read();
+            for p in sim.products().to_vec() {
+                let Some(id) = market.catalogue().id(&p.def.symbol) else {
+                    continue;
+                };
+                let Some(state) = market.product(id) else {
+                    continue;
+                };
+                let c = state.candles;
+                if c.feed.max > 0 {
+                    sim.resume(&p.def.symbol, c.open[0].close, c.feed.max, c.newest_ts);
+                }
+            }
+            market.offset(Source::Feed, 0).unwrap_or(0)
+        };
+        let tx = self.tx.clone();
+        let stop = Arc::clone(&self.stop_sources);
+        let thread = std::thread::Builder::new()
+            .name("feed-sim".into())
+            .spawn(move || {
+                let definitions: Vec<FeedItem> = sim
+                    .products()
+                    .iter()
+                    .map(|p| FeedItem::Product(p.def.clone()))
+                    .collect();
+                for chunk in definitions.chunks(1000) {
+                    let input = Input::Feed {
+                        partition: 0,
+                        offset,
+                        items: Ok(chunk.to_vec()),
+                    };
+                    if tx.send(input).is_err() {
+                        return;
+                    }
+                    offset += 1;
+                }
+                run_simulator(&mut sim, rate, offset, &tx, &stop);
+            })
+            .map_err(|e| format!("cannot start the simulator: {e}"))?;
+        self.add_source(thread);
+        Ok(())
+    }
+
+    /// The market-data id of a symbol.
+    pub fn product_id(&self, symbol: &str) -> Option<u32> {
+        let symbol = bourse_marketdata::tick::Symbol::new(symbol)?;
+        self.read().catalogue().id(&symbol)
+    }
+
+    /// Subscribes connection `conn` to a `ticks:` or `candles:` channel: the snapshot is
+    /// taken under the read lock, so the updates published after it follow it exactly.
+    pub fn subscribe(
+        &self,
+        hub: &Hub,
+        conn: u64,
+        key: ChannelKey,
+        name: &str,
+    ) -> Result<Result<(), HubError>, String> {
+        let market = self.read();
+        let mut reader = market.reader().map_err(|e| e.to_string())?;
+        let data = match key {
+            ChannelKey::Ticks(id) => {
+                let state = market.product(id).ok_or("unknown product")?;
+                let symbol = symbol_of(&market, id);
+                let ticks = reader
+                    .ticks(id, state.tick_head, 0, i64::MAX, TICKS_SNAPSHOT)
+                    .map_err(|e| e.to_string())?;
+                Value::Array(ticks.iter().map(|t| tick_json(&symbol, t, None)).collect())
+            }
+            ChannelKey::Candles(id, index) => {
+                let state = market.product(id).ok_or("unknown product")?;
+                let interval = Interval::ALL[usize::from(index)];
+                let candles = reader
+                    .candles(
+                        id,
+                        interval,
+                        state.candle_heads[interval.index()],
+                        Some(state.candles.open[interval.index()]),
+                        0,
+                        i64::MAX,
+                        CANDLES_SNAPSHOT,
+                    )
+                    .map_err(|e| e.to_string())?;
+                let open_start = state.candles.open[interval.index()].start;
+                Value::Array(
+                    candles
+                        .iter()
+                        .map(|c| candle_json(c, c.start != open_start))
+                        .collect(),
+                )
+            }
+            _ => Value::Null,
+        };
+        Ok(hub.subscribe(conn, key, |seq| message(name, true, seq, &data)))
+    }
+
+    /// Stops the sources, then the ingest thread after a last checkpoint.
+    pub fn stop(&self) -> Result<(), String> {
+        self.stop_sources.store(true, Ordering::Release);
+        let sources: Vec<_> =
+            std::mem::take(&mut *self.sources.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in sources {
+            let _ = thread.join();
+        }
+        let result = self.checkpoint();
+        // The ingest thread ends when every sender is gone; the service keeps one, so it is
+        // detached here (it only waits on the channel).
+        drop(self.ingest.lock().unwrap_or_else(|e| e.into_inner()).take());
+        result
+    }
+
+    /// Writes a checkpoint (through the ingest thread, after what is queued).
+    pub fn checkpoint(&self) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Input::Checkpoint(tx))
+            .map_err(|_| "the market-data thread has stopped".to_string())?;
+        rx.recv()
+            .map_err(|_| "the market-data thread has stopped".to_string())?
+    }
+}
+
+fn run_simulator(
+    sim: &mut Simulator,
+    rate: u64,
+    mut offset: i64,
+    tx: &SyncSender<Input>,
+    stop: &AtomicBool,
+) {
+    if sim.is_empty() || rate == 0 {
+        return;
+    }
+    // Ticks go out every 10 ms (or slower for low rates), spread over the products in turn.
+    let period = Duration::from_millis(10).max(Duration::from_secs(1) / rate.min(100) as u32);
+    let per_period = (rate as f64 * period.as_secs_f64()).max(1.0) as usize;
+    let started = std::time::Instant::now();
+    let mut next = 0usize;
+    let mut n_periods: u32 = 0;
+    while !stop.load(Ordering::Acquire) {
+        let now = unix_ms();
+        let mut by_product: Vec<(usize, Vec<Tick>)> = Vec::new();
+        for _ in 0..per_period {
+            let index = next % sim.len();
+            next += 1;
+            let tick = sim.step(index, now);
+            match by_product.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, ticks)) => ticks.push(tick),
+                None => by_product.push((index, vec![tick])),
+            }
+        }
+        for (index, ticks) in by_product {
+            let symbol = sim.products()[index].def.symbol;
+            let items = ticks
+                .into_iter()
+                .map(|tick| FeedItem::Tick { symbol, tick })
+                .collect();
+            if tx
+                .send(Input::Feed {
+                    partition: 0,
+                    offset,
+                    items: Ok(items),
+                })
+                .is_err()
+            {
+                return;
+            }
+            offset += 1;
+        }
+        n_periods += 1;
+        // Paces the generator (this is the exchange's clock, not synchronisation).
+        let due = period * n_periods;
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+fn ingest_loop(market: &RwLock<Market>, rx: &Receiver<Input>, hub: &Hub, stats: &MarketStats) {
+    let mut applied = Applied::default();
+    while let Ok(first) = rx.recv() {
+        let mut guard = market.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = Some(first);
+        let mut n_applied = 0;
+        while let Some(input) = next {
+            match apply(&mut guard, input, &mut applied, stats) {
+                Ok(()) => publish(hub, &guard, &applied),
+                Err(error) => {
+                    let mut failed = stats.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    if failed.is_none() {
+                        eprintln!("bourse: market data stopped: {error}");
+                        *failed = Some(error);
+                    }
+                }
+            }
+            n_applied += 1;
+            next = if n_applied < INPUTS_PER_LOCK {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+    }
+}
+
+fn apply(
+    market: &mut Market,
+    input: Input,
+    applied: &mut Applied,
+    stats: &MarketStats,
+) -> Result<(), String> {
+    let (source, partition, next_offset, items) = match input {
+        Input::Checkpoint(answer) => {
+            let _ = answer.send(market.checkpoint().map_err(|e| e.to_string()));
+            applied.ticks.clear();
+            applied.amended.clear();
+            return Ok(());
+        }
+        Input::Feed {
+            partition,
+            offset,
+            items,
+        } => {
+            stats.messages.fetch_add(1, Ordering::Relaxed);
+            let items = items.unwrap_or_else(|error| {
+                stats.malformed(&error, partition, offset);
+                Vec::new()
+            });
+            (Source::Feed, partition, offset + 1, items)
+        }
+        Input::Bourse {
+            next_event_seq,
+            items,
+        } => (Source::Bourse, 0, next_event_seq as i64, items),
+        Input::Define(defs) => {
+            let next = market.offset(Source::Bourse, 0).unwrap_or(0);
+            (
+                Source::Bourse,
+                0,
+                next,
+                defs.into_iter().map(FeedItem::Product).collect(),
+            )
+        }
+    };
+    let batch = Batch {
+        source,
+        partition,
+        next_offset,
+        items: &items,
+    };
+    market.ingest(&batch, applied).map_err(|e| e.to_string())
+}
+
+/// Publishes what a message changed (under the market's write lock).
+fn publish(hub: &Hub, market: &Market, applied: &Applied) {
+    let mut last_product = None;
+    for (id, tick) in &applied.ticks {
+        let key = ChannelKey::Ticks(*id);
+        if hub.has_subscribers(key) {
+            let symbol = symbol_of(market, *id);
+            let data = tick_json(&symbol, tick, Some(unix_micros()));
+            hub.publish(key, |n| {
+                message(&format!("ticks:{symbol}"), false, n, &data)
+            });
+        }
+        if last_product == Some(*id) {
+            continue;
+        }
+        last_product = Some(*id);
+        let Some(state) = market.product(*id) else {
+            continue;
+        };
+        for interval in Interval::ALL {
+            let key = ChannelKey::Candles(*id, interval.index() as u8);
+            if hub.has_subscribers(key) {
+                let data = candle_json(&state.candles.open[interval.index()], false);
+                let name = candles_channel(&symbol_of(market, *id), interval);
+                hub.publish(key, |n| message(&name, false, n, &data));
+            }
+        }
+    }
+    for (id, interval, candle) in &applied.amended {
+        let key = ChannelKey::Candles(*id, interval.index() as u8);
+        if hub.has_subscribers(key) {
+            let data = candle_json(candle, true);
+            let name = candles_channel(&symbol_of(market, *id), *interval);
+            hub.publish(key, |n| message(&name, false, n, &data));
+        }
+    }
+}
+
+fn symbol_of(market: &Market, id: u32) -> String {
+    market
+        .catalogue()
+        .get(id)
+        .map(|l| l.symbol.to_string())
+        .unwrap_or_default()
+}
+
+/// The definitions of the engine's products (tradable on Bourse), for the catalogue.
+pub fn engine_products(engine: &bourse_engine::Engine) -> Vec<ProductDef> {
+    (0..engine.n_products() as u32)
+        .filter_map(|id| {
+            let units = crate::render::ProductUnits::of(engine, bourse_engine::ProductId::new(id))?;
+            Some(ProductDef {
+                symbol: bourse_marketdata::tick::Symbol::new(&units.symbol())?,
+                name: units.product.name().to_string(),
+                currency: bourse_marketdata::tick::Symbol::new(&units.quote_code())?,
+                tick_size: fixed::from_decimal(units.price(1).parse().ok()?)?,
+            })
+        })
+        .collect()
+}
+
+/// Sends Bourse's fills the market data has not taken yet (from the history read model,
+/// which holds every fill), and defines the engine's products: at start-up, before the
+/// history thread sends newer fills.
+pub fn catch_up_bourse(
+    market: &MarketService,
+    history: &crate::history::History,
+    handle: &bourse_pipeline::Handle,
+) -> Result<usize, String> {
+    let from = market.read().offset(Source::Bourse, 0).unwrap_or(1).max(1) as u64;
+    let fills = history.fills_from(from);
+    let products: Vec<u32> = fills.iter().filter_map(|f| history.product_of(f)).collect();
+    let (defs, units) = handle
+        .try_query(move |engine| {
+            (
+                engine_products(engine),
+                crate::render::units_of(engine, &products),
+            )
+        })
+        .and_then(|ticket| ticket.wait())
+        .map_err(|e| format!("cannot read the engine's products: {e}"))?;
+    let mut cache = crate::fanout::UnitsCache::default();
+    cache.extend(units);
+    let mut items: Vec<FeedItem> = defs.into_iter().map(FeedItem::Product).collect();
+    let ticks = crate::fanout::bourse_ticks(&fills, &cache);
+    let n_ticks = ticks.len();
+    items.extend(ticks);
+    let next_event_seq = history.event_seq() + 1;
+    market
+        .sender()
+        .send(Input::Bourse {
+            next_event_seq,
+            items,
+        })
+        .map_err(|_| "the market-data thread has stopped".to_string())?;
+    Ok(n_ticks)
+}
+
+/// The channel name of a product's candles.
+pub fn candles_channel(symbol: &str, interval: Interval) -> String {
+    format!("candles:{symbol}:{}", interval.name())
+}
+
+/// A tick as the API shows it.
+pub fn tick_json(symbol: &str, tick: &Tick, published_us: Option<u64>) -> Value {
+    let mut value = json!({
+        "symbol": symbol,
+        "price": fixed::to_decimal(tick.price).to_string(),
+        "size": fixed::to_decimal(tick.size).to_string(),
+        "timestamp": tick.ts,
+        "seq": tick.seq,
+        "source": tick.source.name(),
+    });
+    if let Some(us) = published_us {
+        value["publishedUs"] = json!(us);
+    }
+    value
+}
+
+/// A candle as the API shows it (`closed`: it will not change again unless a late tick
+/// amends it).
+pub fn candle_json(candle: &Candle, closed: bool) -> Value {
+    json!({
+        "start": candle.start,
+        "open": fixed::to_decimal(candle.open).to_string(),
+        "high": fixed::to_decimal(candle.high).to_string(),
+        "low": fixed::to_decimal(candle.low).to_string(),
+        "close": fixed::to_decimal(candle.close).to_string(),
+        "volume": fixed::volume_to_decimal(candle.volume).to_string(),
+        "count": candle.count,
+        "closed": closed,
+    })
+}
+
+/// Unix time in ms.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Unix time in µs.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
