@@ -28,6 +28,7 @@ mod history;
 mod http;
 mod hub;
 mod limits;
+mod liquidity;
 mod load;
 mod market;
 mod openapi;

@@ -134,6 +134,17 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         eprintln!("bourse: default catalogue: {added} assets and products added");
     }
     start_feed(config, &market, &handle)?;
+    let liquidity = if config.liquidity && config.feed != FeedMode::Off {
+        let started = crate::liquidity::Liquidity::start(
+            pipeline.handle(),
+            std::sync::Arc::clone(&market),
+            &history,
+        )?;
+        eprintln!("bourse: liquidity provider quoting every product the feed prices");
+        Some(started)
+    } else {
+        None
+    };
     // After the catalogue, which may have added the generator's quote currency.
     let existing = if config.load_rate > 0 {
         let survey = handle
@@ -225,6 +236,9 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
         eprintln!("bourse: {error}");
     }
     let load_summary = load.map(Load::stop);
+    if let Some(liquidity) = liquidity {
+        liquidity.stop();
+    }
     if let Some(cause) = pipeline.stopped() {
         engine_stopped(&cause);
     }
