@@ -8,8 +8,8 @@
 //! so a page after a cursor is a binary search away.
 //!
 //! The index maps each 1-, 2- and 3-byte prefix of every word to the ids that have such a
-//! word (ascending): a query looks up its longest word's first three bytes and checks the
-//! candidates from the cursor on.
+//! word (ascending): a query looks up the first three bytes of each of its words, takes the
+//! shortest of those lists, and checks its candidates from the cursor on.
 
 use rustc_hash::FxHashMap;
 
@@ -170,14 +170,21 @@ impl Catalogue {
     pub fn search(&self, query: &str, after: Option<u32>, limit: usize) -> Vec<u32> {
         let start = after.map_or(0, |a| a as usize + 1);
         let query: Vec<&[u8]> = words(query).collect();
-        let Some(longest) = query.iter().max_by_key(|w| w.len()) else {
+        if query.is_empty() {
             let end = start.saturating_add(limit).min(self.products.len());
             return (start..end.max(start)).map(|id| id as u32).collect();
-        };
-        let Some(list) = self
-            .postings
-            .get(&prefix_key(longest, longest.len().min(3)))
-        else {
+        }
+        // The shortest list of candidates: the rarest prefix among the query's words.
+        let mut shortest: Option<&Vec<u32>> = None;
+        for word in &query {
+            let Some(list) = self.postings.get(&prefix_key(word, word.len().min(3))) else {
+                return Vec::new();
+            };
+            if shortest.is_none_or(|s| list.len() < s.len()) {
+                shortest = Some(list);
+            }
+        }
+        let Some(list) = shortest else {
             return Vec::new();
         };
         let from = list.partition_point(|&id| (id as usize) < start);

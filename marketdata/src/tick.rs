@@ -233,7 +233,7 @@ impl Malformed {
     ];
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct WireItem<'a> {
     #[serde(rename = "type", borrow)]
@@ -310,8 +310,164 @@ fn symbol_field(text: Option<&str>, field: &'static str) -> Result<Symbol, Malfo
     symbol(text.ok_or(Malformed::Missing(field))?)
 }
 
+/// A hand-written scanner for the usual shape of feed messages (objects of plain strings and
+/// integers): several times faster than serde. It gives up (`None`) on anything else, and
+/// serde then parses the message and says precisely what is wrong; so both paths accept and
+/// refuse exactly the same messages (a property test checks it).
+mod fast {
+    use std::borrow::Cow;
+
+    use super::WireItem;
+
+    struct Scan<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    enum Value<'a> {
+        Str(&'a str),
+        Int(&'a [u8]),
+    }
+
+    impl<'a> Scan<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, byte: u8) -> Option<()> {
+            (self.b.get(self.i) == Some(&byte)).then(|| self.i += 1)
+        }
+
+        /// A string without escapes or control characters.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                match *self.b.get(self.i)? {
+                    b'"' => break,
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => self.i += 1,
+                }
+            }
+            let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+            self.i += 1;
+            Some(text)
+        }
+
+        /// A non-negative integer as JSON writes it: `0|[1-9][0-9]*`, then a delimiter.
+        /// (Negative numbers are left to serde, which also reads `-0` as a float.)
+        fn int(&mut self) -> Option<&'a [u8]> {
+            let start = self.i;
+            let digits = self.i;
+            while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+            }
+            let n = self.i - digits;
+            if n == 0 || (n > 1 && self.b[digits] == b'0') {
+                return None;
+            }
+            matches!(
+                self.b.get(self.i),
+                Some(b' ' | b'\n' | b'\r' | b'\t' | b',' | b'}')
+            )
+            .then(|| &self.b[start..self.i])
+        }
+
+        fn value(&mut self) -> Option<Value<'a>> {
+            match self.b.get(self.i)? {
+                b'"' => self.string().map(Value::Str),
+                b'0'..=b'9' => self.int().map(Value::Int),
+                _ => None,
+            }
+        }
+
+        fn object(&mut self) -> Option<WireItem<'a>> {
+            self.eat(b'{')?;
+            let mut item = WireItem::default();
+            let mut symbol = None;
+            loop {
+                self.ws();
+                let key = self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                let value = self.value()?;
+                let text = |v: &Value<'a>| match v {
+                    Value::Str(s) => Some(Some(Cow::Borrowed(*s))),
+                    Value::Int(_) => None,
+                };
+                let int = |v: &Value<'a>| match v {
+                    Value::Int(digits) => std::str::from_utf8(digits).ok(),
+                    Value::Str(_) => None,
+                };
+                fn set<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+                    slot.is_none().then_some(())?;
+                    *slot = Some(value?);
+                    Some(())
+                }
+                match key {
+                    "symbol" => set(&mut symbol, text(&value)?)?,
+                    "type" => set(&mut item.kind, text(&value)?)?,
+                    "price" => set(&mut item.price, text(&value)?)?,
+                    "size" => set(&mut item.size, text(&value)?)?,
+                    "name" => set(&mut item.name, text(&value)?)?,
+                    "currency" => set(&mut item.currency, text(&value)?)?,
+                    "tickSize" => set(&mut item.tick_size, text(&value)?)?,
+                    "ts" => set(&mut item.ts, int(&value)?.parse().ok())?,
+                    "seq" => set(&mut item.seq, int(&value)?.parse().ok())?,
+                    _ => return None,
+                }
+                self.ws();
+                if self.eat(b'}').is_some() {
+                    break;
+                }
+                self.eat(b',')?;
+            }
+            item.symbol = symbol?;
+            Some(item)
+        }
+    }
+
+    /// The items of a message of the usual shape, or `None` for serde to decide.
+    pub(super) fn scan(payload: &[u8]) -> Option<Vec<WireItem<'_>>> {
+        let mut s = Scan { b: payload, i: 0 };
+        s.ws();
+        let batch = s.eat(b'[').is_some();
+        let mut items = Vec::new();
+        loop {
+            s.ws();
+            items.push(s.object()?);
+            s.ws();
+            if !batch || s.eat(b']').is_some() {
+                break;
+            }
+            s.eat(b',')?;
+        }
+        s.ws();
+        (s.i == s.b.len()).then_some(items)
+    }
+}
+
 /// Parses one feed message into `out` (appending). On error `out` is left as it was.
 pub fn parse_message(payload: &[u8], out: &mut Vec<FeedItem>) -> Result<(), Malformed> {
+    if let Some(items) = fast::scan(payload) {
+        let start = out.len();
+        let result = items
+            .into_iter()
+            .try_for_each(|wire| item(wire).map(|i| out.push(i)));
+        if result.is_err() {
+            out.truncate(start);
+        }
+        return result;
+    }
+    parse_with_serde(payload, out)
+}
+
+/// [`parse_message`] by serde alone: the reference the fast path is checked against.
+pub fn parse_with_serde(payload: &[u8], out: &mut Vec<FeedItem>) -> Result<(), Malformed> {
     let json = |e: serde_json::Error| {
         let mut text = e.to_string();
         text.truncate(120);
@@ -420,6 +576,78 @@ mod tests {
             parse(std::str::from_utf8(&written).unwrap()).unwrap(),
             vec![FeedItem::Product(def)]
         );
+    }
+
+    /// Parses with the fast path and with serde alone: the same verdict and items.
+    fn agree(bytes: &[u8]) {
+        let (mut fast, mut slow) = (vec![], vec![]);
+        let a = parse_message(bytes, &mut fast);
+        let b = parse_with_serde(bytes, &mut slow);
+        assert_eq!(
+            a.as_ref().map_err(Malformed::kind),
+            b.as_ref().map_err(Malformed::kind),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_serde() {
+        let edges = [
+            r#"{"symbol":"A","price":"1","size":"2","ts":03,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":-0,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3,"seq":-4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3.0,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3e2,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":"3","seq":4}"#,
+            r#"{"symbol":"A","price":1,"size":"2","ts":3,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3,"seq":4,"seq":5}"#,
+            r#"{"symbol":"A","type":null,"price":"1","size":"2","ts":3,"seq":4}"#,
+            r#"{"symbol":"AB","price":"1","size":"2","ts":3,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":99999999999999999999,"seq":4}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3,"seq":18446744073709551616}"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3,"seq":4}x"#,
+            r#"{"symbol":"A","price":"1","size":"2","ts":3,"seq":4},"#,
+            r#"[{"symbol":"A","price":"1","size":"2","ts":3,"seq":4},]"#,
+            r#"[{"symbol":"A","price":"1","size":"2","ts":3,"seq":4}"#,
+            r#"{"price":"1","size":"2","ts":3,"seq":4}"#,
+            r#"{}"#,
+            r#"[]"#,
+            "{\"symbol\":\"A\tB\",\"price\":\"1\",\"size\":\"2\",\"ts\":3,\"seq\":4}",
+            r#"{"symbol":"A","price":"1","size":"2","ts":3,"seq":4,"extra":1}"#,
+            r#"{"symbol":"AAPL","price":"189.25","size":"100","ts":1764000000000,"seq":42}"#,
+            r#" [ {"symbol":"A","price":"1.5","size":"2","ts":-3,"seq":0} ] "#,
+        ];
+        for edge in edges {
+            agree(edge.as_bytes());
+        }
+        agree(b"{\"symbol\":\"\xff\",\"price\":\"1\",\"size\":\"2\",\"ts\":3,\"seq\":4}");
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_serde_on_mutated_messages() {
+        use proptest::prelude::*;
+        let seeds = [
+            r#"{"symbol":"AAPL","price":"189.25","size":"100","ts":1764000000000,"seq":42}"#,
+            r#"[{"symbol":"A","price":"1","size":"2","ts":3,"seq":4}, {"seq":5,"ts":6,"size":"7","price":"8","symbol":"B","type":"tick"}]"#,
+            r#"{"type":"product","symbol":"AAPL","name":"Apple \"Inc.\"","currency":"USD","tickSize":"0.01"}"#,
+        ];
+        proptest!(|(seed in 0..seeds.len(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..4))| {
+            let mut bytes = seeds[seed].as_bytes().to_vec();
+            let alphabet = b"{}[]\",: -0123456789.eaz\\";
+            for (at, byte, op) in edits {
+                let at = at % (bytes.len() + 1);
+                let byte = alphabet[byte as usize % alphabet.len()];
+                match op {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ if at < bytes.len() => { bytes.remove(at); }
+                    _ => {}
+                }
+            }
+            agree(&bytes);
+        });
     }
 
     #[test]

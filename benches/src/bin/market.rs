@@ -1,0 +1,326 @@
+//! Market data without the network: how fast feed messages go into tick history and candles,
+//! how much memory a product costs, and how fast candle queries are.
+//!
+//! 1. **Ingest.** `--products` products, messages of `--batch` ticks of one product each (as a
+//!    Kafka message keyed by symbol carries them), `--ticks` ticks in all, written as the
+//!    feed's JSON up front. Timed: parsing alone, then parsing + `Market::ingest` (tick log,
+//!    candles of 7 intervals, duplicate checks) into a fresh directory; median of `--reps`.
+//! 2. **Memory.** `--memory-products` products defined through the feed, each with one tick
+//!    (so all 7 candles are open), against the process's resident set before and after.
+//! 3. **Candle queries.** A product with a day of 1m candles (one tick a minute) and one with a
+//!    year of 1d candles (one tick a day); `--queries` queries of the whole range each,
+//!    latency percentiles (HdrHistogram).
+//!
+//! `cargo run --release -p bourse-benches --bin market`
+
+use std::time::Instant;
+
+use bourse_benches::args::{Flags, or_exit};
+use bourse_benches::report::{fmt_int, median, sorted};
+use bourse_marketdata::candle::Interval;
+use bourse_marketdata::fixed::ONE;
+use bourse_marketdata::tick::{self, FeedItem, ProductDef, Source, Symbol, Tick};
+use bourse_marketdata::{Applied, Batch, Market, MarketConfig};
+use hdrhistogram::Histogram;
+
+const USAGE: &str = "usage: market [--ticks 2000000] [--products 1000] [--batch 100] \
+[--reps 3] [--memory-products 1000000] [--queries 10000] [--quick]";
+
+struct Config {
+    ticks: usize,
+    products: usize,
+    batch: usize,
+    reps: usize,
+    memory_products: usize,
+    queries: usize,
+}
+
+fn parse() -> Result<Config, String> {
+    let mut config = Config {
+        ticks: 2_000_000,
+        products: 1_000,
+        batch: 100,
+        reps: 3,
+        memory_products: 1_000_000,
+        queries: 10_000,
+    };
+    let mut flags = Flags::from_env(USAGE);
+    while let Some(flag) = flags.next_flag()? {
+        if flag == "--quick" {
+            config = Config {
+                ticks: 100_000,
+                products: 100,
+                batch: 100,
+                reps: 1,
+                memory_products: 10_000,
+                queries: 100,
+            };
+            continue;
+        }
+        let value = flags.value(&flag)?;
+        let n = value.number()?.max(1) as usize;
+        match flag.as_str() {
+            "--ticks" => config.ticks = n,
+            "--products" => config.products = n,
+            "--batch" => config.batch = n,
+            "--reps" => config.reps = n,
+            "--memory-products" => config.memory_products = n,
+            "--queries" => config.queries = n,
+            _ => return Err(flags.unknown(&flag)),
+        }
+    }
+    Ok(config)
+}
+
+fn symbol(i: usize) -> Symbol {
+    Symbol::new(&format!("P{i:07}")).expect("valid")
+}
+
+/// The feed's messages: `(key, payload)`.
+fn messages(config: &Config) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut seq = vec![0u64; config.products];
+    let t0 = 1_764_000_000_000i64;
+    let n_messages = config.ticks / config.batch;
+    for m in 0..n_messages {
+        let p = m % config.products;
+        let ticks: Vec<Tick> = (0..config.batch)
+            .map(|k| {
+                seq[p] += 1;
+                Tick {
+                    price: (100 * ONE) + ((m * 7 + k * 13) % 1000) as i64 * (ONE / 100),
+                    size: (1 + (k % 50) as i64) * ONE,
+                    ts: t0 + (m as i64) * 10 + k as i64 / 10,
+                    seq: seq[p],
+                    source: Source::Feed,
+                }
+            })
+            .collect();
+        let mut payload = Vec::new();
+        tick::write_message(symbol(p), &ticks, &mut payload);
+        out.push(payload);
+    }
+    out
+}
+
+fn config_in(dir: &std::path::Path) -> MarketConfig {
+    MarketConfig {
+        checkpoint_ticks: u64::MAX,
+        ..MarketConfig::new(dir)
+    }
+}
+
+fn ingest(config: &Config, messages: &[Vec<u8>]) -> (f64, f64) {
+    let mut items = Vec::new();
+    let started = Instant::now();
+    let mut n = 0;
+    for payload in messages {
+        items.clear();
+        tick::parse_message(payload, &mut items).expect("valid");
+        n += items.len();
+    }
+    let parse_s = started.elapsed().as_secs_f64();
+    assert_eq!(n, messages.len() * config.batch);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut market = Market::open(config_in(dir.path())).expect("open");
+    let mut applied = Applied::default();
+    let started = Instant::now();
+    for (offset, payload) in messages.iter().enumerate() {
+        items.clear();
+        tick::parse_message(payload, &mut items).expect("valid");
+        let batch = Batch {
+            source: Source::Feed,
+            partition: 0,
+            next_offset: offset as i64 + 1,
+            items: &items,
+        };
+        market.ingest(&batch, &mut applied).expect("ingest");
+    }
+    let total_s = started.elapsed().as_secs_f64();
+    assert_eq!(market.counters().ticks as usize, n);
+    (parse_s, total_s)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn memory(config: &Config) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut market = Market::open(config_in(dir.path())).expect("open");
+    let mut applied = Applied::default();
+    let before = rss_bytes();
+    let usd = Symbol::new("USD").expect("valid");
+    let n = config.memory_products;
+    for chunk_start in (0..n).step_by(1000) {
+        let mut items = Vec::with_capacity(2000);
+        for i in chunk_start..(chunk_start + 1000).min(n) {
+            let symbol = symbol(i);
+            items.push(FeedItem::Product(ProductDef {
+                symbol,
+                name: format!("Product number {i} Inc."),
+                currency: usd,
+                tick_size: ONE / 100,
+            }));
+            items.push(FeedItem::Tick {
+                symbol,
+                tick: Tick {
+                    price: 100 * ONE,
+                    size: ONE,
+                    ts: 1_764_000_000_000,
+                    seq: 1,
+                    source: Source::Feed,
+                },
+            });
+        }
+        let batch = Batch {
+            source: Source::Feed,
+            partition: 0,
+            next_offset: chunk_start as i64 + 1,
+            items: &items,
+        };
+        market.ingest(&batch, &mut applied).expect("ingest");
+    }
+    let after = rss_bytes();
+    assert_eq!(market.catalogue().len(), n);
+    let started = Instant::now();
+    let found = market.catalogue().search("product 99999", None, 50);
+    let search_us = started.elapsed().as_secs_f64() * 1e6;
+    assert!(!found.is_empty() || n < 99_999);
+    drop(market);
+    (
+        (after.saturating_sub(before)) as f64 / n as f64,
+        search_us as u64,
+    )
+}
+
+fn queries(config: &Config) -> Vec<(String, Histogram<u64>, usize)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut market = Market::open(config_in(dir.path())).expect("open");
+    let mut applied = Applied::default();
+    let t0 = 1_735_689_600_000i64; // 2025-01-01
+    let day = Symbol::new("DAY").expect("valid");
+    let year = Symbol::new("YEAR").expect("valid");
+    let mut offset = 0;
+    let mut feed = |market: &mut Market, symbol: Symbol, seq: u64, ts: i64| {
+        offset += 1;
+        let items = [FeedItem::Tick {
+            symbol,
+            tick: Tick {
+                price: 100 * ONE + seq as i64,
+                size: ONE,
+                ts,
+                seq,
+                source: Source::Feed,
+            },
+        }];
+        let batch = Batch {
+            source: Source::Feed,
+            partition: 0,
+            next_offset: offset,
+            items: &items,
+        };
+        market.ingest(&batch, &mut applied).expect("ingest");
+    };
+    for minute in 0..1_441u64 {
+        feed(&mut market, day, minute + 1, t0 + minute as i64 * 60_000);
+    }
+    for d in 0..366u64 {
+        feed(&mut market, year, d + 1, t0 + d as i64 * 86_400_000);
+    }
+    let mut out = Vec::new();
+    for (name, symbol, interval, expected) in [
+        ("a day of 1m candles", day, Interval::M1, 1_441),
+        ("a year of 1d candles", year, Interval::D1, 366),
+    ] {
+        let id = market.catalogue().id(&symbol).expect("listed");
+        let mut histogram = Histogram::<u64>::new(3).expect("histogram");
+        let mut n = 0;
+        for _ in 0..config.queries {
+            let started = Instant::now();
+            let state = *market.product(id).expect("state");
+            let mut reader = market.reader().expect("reader");
+            let candles = reader
+                .candles(
+                    id,
+                    interval,
+                    state.candle_heads[interval.index()],
+                    Some(state.candles.open[interval.index()]),
+                    0,
+                    i64::MAX,
+                    5_000,
+                )
+                .expect("query");
+            histogram
+                .record(started.elapsed().as_nanos() as u64)
+                .expect("record");
+            n = candles.len();
+        }
+        assert_eq!(n, expected, "{name}");
+        out.push((name.to_string(), histogram, n));
+    }
+    out
+}
+
+fn main() {
+    let config = or_exit(parse());
+    println!(
+        "market data, {} ({} cores)",
+        bourse_benches::report::cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let messages = messages(&config);
+    let bytes: usize = messages.iter().map(Vec::len).sum();
+    println!(
+        "ingest: {} ticks of {} products in messages of {} ticks ({} bytes of JSON a tick)",
+        fmt_int(config.ticks as u64),
+        config.products,
+        config.batch,
+        bytes / config.ticks.max(1)
+    );
+    let mut parse_rates = Vec::new();
+    let mut total_rates = Vec::new();
+    for _ in 0..config.reps {
+        let (parse_s, total_s) = ingest(&config, &messages);
+        let n = (messages.len() * config.batch) as f64;
+        parse_rates.push(n / parse_s);
+        total_rates.push(n / total_s);
+    }
+    let parse_rate = median(&sorted(&parse_rates));
+    let total_rate = median(&sorted(&total_rates));
+    println!(
+        "  parse only:              {:>12} ticks/s ({:.0} ns a tick)",
+        fmt_int(parse_rate as u64),
+        1e9 / parse_rate
+    );
+    println!(
+        "  parse + history/candles: {:>12} ticks/s ({:.0} ns a tick; {:.0} ns of it after parsing)",
+        fmt_int(total_rate as u64),
+        1e9 / total_rate,
+        1e9 / total_rate - 1e9 / parse_rate
+    );
+    let (per_product, search_us) = memory(&config);
+    println!(
+        "memory: {} products with open candles: {:.0} bytes a product (resident set; the state alone is {} bytes); a search of \"product 99999\" took {} µs",
+        fmt_int(config.memory_products as u64),
+        per_product,
+        Market::state_bytes_per_product(),
+        search_us
+    );
+    for (name, histogram, n) in queries(&config) {
+        println!(
+            "query {name} ({n} candles): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs ({} queries)",
+            histogram.value_at_quantile(0.5) as f64 / 1e3,
+            histogram.value_at_quantile(0.99) as f64 / 1e3,
+            histogram.max() as f64 / 1e3,
+            config.queries
+        );
+    }
+}
