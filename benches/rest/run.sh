@@ -17,7 +17,7 @@ cargo build --release -q --locked -p bourse-gateway
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 target/release/bourse serve --data-dir "$dir/data" --http-addr "127.0.0.1:$port" \
-  --rate-limit 0 2>"$dir/server.log" &
+  --rate-limit 0 --feed off --liquidity false 2>"$dir/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 base="http://127.0.0.1:$port/api/v1"

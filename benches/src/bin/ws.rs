@@ -138,6 +138,8 @@ fn start_server(bourse: &PathBuf) -> Result<Server, String> {
         // measured as late, not dropped as a slow consumer.
         .args(["serve", "--http-addr", "127.0.0.1:0", "--rate-limit", "0"])
         .args(["--ws-queue", "1000000"])
+        // Only the benchmark's own trades: no simulated feed, no liquidity provider.
+        .args(["--feed", "off", "--liquidity", "false"])
         .arg("--data-dir")
         .arg(dir.path())
         .stdin(Stdio::null())
