@@ -117,6 +117,20 @@ pub const SETTINGS: &[Setting] = &[
         help: "gateways of one group share the topic's partitions",
     },
     Setting {
+        key: "kafka-assignment",
+        env: "BOURSE_KAFKA_ASSIGNMENT",
+        default: "group",
+        values: "group, all",
+        help: "group: the consumer group shares the partitions among gateways; all: this gateway reads every partition",
+    },
+    Setting {
+        key: "kafka-dead-letter",
+        env: "BOURSE_KAFKA_DEAD_LETTER",
+        default: "off",
+        values: "a topic name, off",
+        help: "malformed feed messages are also sent there (they are counted and skipped either way)",
+    },
+    Setting {
         key: "sim-products",
         env: "BOURSE_SIM_PRODUCTS",
         default: "0",
@@ -285,6 +299,9 @@ pub struct ServeConfig {
     pub kafka_brokers: Option<String>,
     pub kafka_topic: String,
     pub kafka_group: String,
+    pub kafka_dead_letter: Option<String>,
+    /// Partitions come from the consumer group (else: every partition).
+    pub kafka_assignment_group: bool,
     pub sim_products: usize,
     pub sim_rate: u64,
     pub late_ms: i64,
@@ -323,6 +340,8 @@ impl Default for ServeConfig {
             kafka_brokers: None,
             kafka_topic: String::new(),
             kafka_group: String::new(),
+            kafka_dead_letter: None,
+            kafka_assignment_group: true,
             sim_products: 0,
             sim_rate: 0,
             late_ms: 0,
@@ -643,7 +662,15 @@ impl ServeConfig {
                     _ => return Err("not HOST:PORT[,HOST:PORT...] or off".into()),
                 }
             }
-            "kafka-topic" | "kafka-group" => {
+            "kafka-dead-letter" if value == "off" => self.kafka_dead_letter = None,
+            "kafka-assignment" => {
+                self.kafka_assignment_group = match value {
+                    "group" => true,
+                    "all" => false,
+                    _ => return Err("not group or all".into()),
+                }
+            }
+            "kafka-topic" | "kafka-group" | "kafka-dead-letter" => {
                 let valid = !value.is_empty()
                     && value.len() <= 249
                     && value
@@ -652,10 +679,10 @@ impl ServeConfig {
                 if !valid {
                     return Err("1 to 249 of A-Z a-z 0-9 . _ -".into());
                 }
-                if key == "kafka-topic" {
-                    self.kafka_topic = value.to_string();
-                } else {
-                    self.kafka_group = value.to_string();
+                match key {
+                    "kafka-topic" => self.kafka_topic = value.to_string(),
+                    "kafka-group" => self.kafka_group = value.to_string(),
+                    _ => self.kafka_dead_letter = Some(value.to_string()),
                 }
             }
             "sim-products" => {
@@ -811,6 +838,16 @@ impl ServeConfig {
             "kafka-brokers" => self.kafka_brokers.clone().unwrap_or_else(|| "off".into()),
             "kafka-topic" => self.kafka_topic.clone(),
             "kafka-group" => self.kafka_group.clone(),
+            "kafka-dead-letter" => self
+                .kafka_dead_letter
+                .clone()
+                .unwrap_or_else(|| "off".into()),
+            "kafka-assignment" => if self.kafka_assignment_group {
+                "group"
+            } else {
+                "all"
+            }
+            .to_string(),
             "sim-products" => self.sim_products.to_string(),
             "sim-rate" => self.sim_rate.to_string(),
             "late-ms" => self.late_ms.to_string(),

@@ -507,6 +507,32 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 .unwrap_or(false),
         ),
     );
+    let kafka = state
+        .market
+        .kafka_stats
+        .lock()
+        .ok()
+        .and_then(|stats| stats.clone());
+    if let Some(kafka) = kafka {
+        gauge(
+            "bourse_kafka_lag",
+            "messages of the ticks topic not yet read, over all partitions",
+            "gauge",
+            kafka.total_lag().max(0) as u64,
+        );
+        gauge(
+            "bourse_kafka_broker_reachable",
+            "1 while the Kafka broker answers",
+            "gauge",
+            u64::from(kafka.broker_reachable()),
+        );
+        gauge(
+            "bourse_kafka_errors_total",
+            "errors the Kafka consumer reported (it reconnects by itself)",
+            "counter",
+            kafka.errors(),
+        );
+    }
     let (connections, authenticated, subscriptions) = state.hub.sizes();
     gauge(
         "bourse_ws_connections",

@@ -23,6 +23,7 @@ mod bookmarks_api;
 mod catalogue;
 mod config;
 mod fanout;
+mod feed_sim;
 mod funds_api;
 mod history;
 mod http;
@@ -59,13 +60,18 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             std::process::exit(serve::main(&args))
         }
+        "feed-sim" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            feed_sim::main(&args)
+        }
         "--help" | "-h" | "help" => {
             println!(
-                "usage: bourse [demo | serve [--config FILE] [--KEY VALUE ...] | recover --data-dir DIR [--repair]]\n\n  \
+                "usage: bourse [demo | serve [--config FILE] [--KEY VALUE ...] | recover --data-dir DIR [--repair] | feed-sim --brokers HOST:PORT ...]\n\n  \
                  demo      walk through a trading session on the engine (default)\n  \
                  serve     run the server: recover, run the pipeline until SIGINT/SIGTERM, shut down\n            \
                  cleanly (`bourse serve --help` lists the settings)\n  \
-                 recover   recover a data directory (snapshot + journal replay) and report"
+                 recover   recover a data directory (snapshot + journal replay) and report\n  \
+                 feed-sim  publish the exchange simulator's ticks to a Kafka topic (docs/market-data.md)"
             );
             Ok(())
         }

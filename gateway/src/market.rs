@@ -33,6 +33,8 @@ pub const TICKS_SNAPSHOT: usize = 50;
 /// Candles in a `candles:` snapshot.
 pub const CANDLES_SNAPSHOT: usize = 100;
 
+type KafkaConsumer = bourse_feed::Consumer<Box<dyn FnMut(bourse_feed::FeedMessage<'_>) + Send>>;
+
 /// What the ingest thread takes.
 #[derive(Debug)]
 pub enum Input {
@@ -84,6 +86,10 @@ impl MarketStats {
 pub struct MarketService {
     market: Arc<RwLock<Market>>,
     tx: SyncSender<Input>,
+    /// The Kafka consumer, when the feed is Kafka.
+    kafka: Mutex<Option<KafkaConsumer>>,
+    /// Its counters (lag, reachability), for `/metrics`.
+    pub kafka_stats: Mutex<Option<Arc<bourse_feed::FeedStats>>>,
     ingest: Mutex<Option<JoinHandle<()>>>,
     stop_sources: Arc<AtomicBool>,
     sources: Mutex<Vec<JoinHandle<()>>>,
@@ -116,6 +122,8 @@ impl MarketService {
         Ok(Arc::new(Self {
             market,
             tx,
+            kafka: Mutex::new(None),
+            kafka_stats: Mutex::new(None),
             ingest: Mutex::new(Some(thread)),
             stop_sources: Arc::new(AtomicBool::new(false)),
             sources: Mutex::new(Vec::new()),
@@ -246,8 +254,74 @@ impl MarketService {
         Ok(hub.subscribe(conn, key, |seq| message(name, true, seq, &data)))
     }
 
+    /// Starts the Kafka consumer of `topic`: each partition starts at the offset the market
+    /// data stored with its state, every message is parsed on the consumer's thread and
+    /// handed to the ingest thread. A malformed message also goes to `dead_letter`, if set.
+    /// With `use_group` the group coordinator shares the partitions among the gateways of
+    /// `group`; without, this gateway reads every partition.
+    pub fn start_kafka(
+        &self,
+        brokers: &str,
+        topic: &str,
+        group: &str,
+        use_group: bool,
+        dead_letter: Option<String>,
+    ) -> Result<(), String> {
+        let market = Arc::clone(&self.market);
+        let offsets = move |partition: i32| {
+            market
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .offset(Source::Feed, partition)
+        };
+        let producer = match &dead_letter {
+            Some(_) => Some(
+                bourse_feed::Producer::new(&bourse_feed::ProducerConfig::new(brokers))
+                    .map_err(|e| format!("cannot create the dead-letter producer: {e}"))?,
+            ),
+            None => None,
+        };
+        let tx = self.tx.clone();
+        let handler: Box<dyn FnMut(bourse_feed::FeedMessage<'_>) + Send> =
+            Box::new(move |message: bourse_feed::FeedMessage<'_>| {
+                let mut items = Vec::new();
+                let items = bourse_marketdata::tick::parse_message(message.payload, &mut items)
+                    .map(|()| items);
+                if let (Err(_), Some(producer), Some(topic)) = (&items, &producer, &dead_letter) {
+                    let record = bourse_feed::Record {
+                        topic,
+                        key: message.key,
+                        payload: message.payload,
+                        partition: None,
+                    };
+                    // Best effort: the message is counted and skipped either way.
+                    let _ = producer.send(&record);
+                }
+                let input = Input::Feed {
+                    partition: message.partition,
+                    offset: message.offset,
+                    items,
+                };
+                // Blocks while the ingest thread is behind: back-pressure on the consumer.
+                let _ = tx.send(input);
+            });
+        let mut config = bourse_feed::ConsumerConfig::new(brokers, topic, group);
+        if !use_group {
+            config.assignment = bourse_feed::AssignmentMode::AllPartitions;
+        }
+        let consumer = bourse_feed::Consumer::start(config, offsets, handler)
+            .map_err(|e| format!("cannot start the Kafka consumer: {e}"))?;
+        *self.kafka_stats.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::clone(consumer.stats()));
+        *self.kafka.lock().unwrap_or_else(|e| e.into_inner()) = Some(consumer);
+        Ok(())
+    }
+
     /// Stops the sources, then the ingest thread after a last checkpoint.
     pub fn stop(&self) -> Result<(), String> {
+        if let Some(consumer) = self.kafka.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = consumer.stop();
+        }
         self.stop_sources.store(true, Ordering::Release);
         let sources: Vec<_> =
             std::mem::take(&mut *self.sources.lock().unwrap_or_else(|e| e.into_inner()));
@@ -365,6 +439,18 @@ fn apply(
             let _ = answer.send(market.checkpoint().map_err(|e| e.to_string()));
             applied.ticks.clear();
             applied.amended.clear();
+            return Ok(());
+        }
+        Input::Feed {
+            partition, offset, ..
+        } if market
+            .offset(Source::Feed, partition)
+            .is_some_and(|next| offset < next) =>
+        {
+            // Taken already (read again after a rebalance while it was queued): once only.
+            applied.ticks.clear();
+            applied.amended.clear();
+            applied.products.clear();
             return Ok(());
         }
         Input::Feed {

@@ -295,7 +295,23 @@ fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> 
             );
             market.start_simulator(products, config.sim_rate)
         }
-        FeedMode::Kafka => Err("feed = kafka is not in this build yet".to_string()),
+        FeedMode::Kafka => {
+            let brokers = config
+                .kafka_brokers
+                .as_deref()
+                .ok_or("feed = kafka needs kafka-brokers")?;
+            eprintln!(
+                "bourse: market data: Kafka topic {} on {brokers}, group {}",
+                config.kafka_topic, config.kafka_group
+            );
+            market.start_kafka(
+                brokers,
+                &config.kafka_topic,
+                &config.kafka_group,
+                config.kafka_assignment_group,
+                config.kafka_dead_letter.clone(),
+            )
+        }
     }
 }
 

@@ -1,0 +1,645 @@
+//! The consumer: one OS thread running an rdkafka `BaseConsumer` on one topic, starting each
+//! partition at the caller's offset and handing every message to the caller's handler.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::FeedError;
+use crate::context::{AssignmentChange, FeedContext};
+use crate::stats::FeedStats;
+
+/// The largest `partitions_max` a consumer accepts.
+pub const PARTITIONS_MAX: usize = 4096;
+/// The largest `batch_messages_max` a consumer accepts.
+pub const BATCH_MESSAGES_MAX: usize = 65_536;
+/// The longest `poll_timeout` a consumer accepts: it bounds how long [`Consumer::stop`] waits
+/// for the loop to notice.
+pub const POLL_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+/// The longest `close_timeout` a consumer accepts.
+pub const CLOSE_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+
+/// librdkafka properties that this crate sets itself, because the offset contract depends on
+/// them or because a [`ConsumerConfig`] field holds them.
+const RESERVED_PROPERTIES: [&str; 6] = [
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "statistics.interval.ms",
+    "enable.partition.eof",
+];
+
+/// How the consumer gets its partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignmentMode {
+    /// Subscribe with the consumer group `group_id`; the group coordinator assigns partitions
+    /// and each assignment (rebalance) starts at the caller's offsets.
+    Group,
+    /// Assign every partition the topic has when the consumer starts, without group membership
+    /// (no rebalances; partitions added later are not read). `group_id` is still used for the
+    /// monitoring commits.
+    AllPartitions,
+}
+
+/// Configuration of a [`Consumer`]. Build it with [`ConsumerConfig::new`] and change fields.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// The one topic to read.
+    pub topic: String,
+    /// The consumer group (`group.id`).
+    pub group_id: String,
+    /// Group membership or a static assignment of every partition.
+    pub assignment: AssignmentMode,
+    /// Partition numbers must be below this (the size of the statistics table).
+    pub partitions_max: usize,
+    /// Messages handed over in one batch before the loop checks for stop and commits.
+    pub batch_messages_max: usize,
+    /// How long one poll waits when no message is queued; bounds the latency of `stop`.
+    pub poll_timeout: Duration,
+    /// Interval of the asynchronous offset commits made for monitoring only; `None`: never.
+    pub commit_interval: Option<Duration>,
+    /// Interval of librdkafka's statistics reports, the source of lag and reachability;
+    /// `Duration::ZERO` disables them.
+    pub statistics_interval: Duration,
+    /// How long stopping waits for the client to close (leave the group, finish the last
+    /// monitoring commit). A client that cannot close in time (its broker is unreachable:
+    /// librdkafka then waits for the broker's return) is released on a background thread.
+    pub close_timeout: Duration,
+    /// Further librdkafka properties (`fetch.min.bytes`, `queued.min.messages`,
+    /// `socket.timeout.ms`, ...). Those this crate owns are refused (see `validate`).
+    pub properties: Vec<(String, String)>,
+}
+
+impl ConsumerConfig {
+    /// A configuration with the defaults: group assignment, 256 partitions at most, batches of
+    /// 1024 messages, 100 ms polls, commits every 5 s, statistics every second.
+    pub fn new(
+        brokers: impl Into<String>,
+        topic: impl Into<String>,
+        group_id: impl Into<String>,
+    ) -> ConsumerConfig {
+        ConsumerConfig {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            group_id: group_id.into(),
+            assignment: AssignmentMode::Group,
+            partitions_max: 256,
+            batch_messages_max: 1024,
+            poll_timeout: Duration::from_millis(100),
+            commit_interval: Some(Duration::from_secs(5)),
+            statistics_interval: Duration::from_secs(1),
+            close_timeout: Duration::from_secs(5),
+            properties: Vec::new(),
+        }
+    }
+
+    /// Adds a librdkafka property.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// Checks every field against its range.
+    pub fn validate(&self) -> Result<(), FeedError> {
+        let fail = |message: String| Err(FeedError::Config(message));
+        if self.brokers.is_empty() || self.topic.is_empty() || self.group_id.is_empty() {
+            return fail("brokers, topic and group_id must not be empty".into());
+        }
+        if !(1..=PARTITIONS_MAX).contains(&self.partitions_max) {
+            return fail(format!("partitions_max must be in 1..={PARTITIONS_MAX}"));
+        }
+        if !(1..=BATCH_MESSAGES_MAX).contains(&self.batch_messages_max) {
+            return fail(format!(
+                "batch_messages_max must be in 1..={BATCH_MESSAGES_MAX}"
+            ));
+        }
+        if self.poll_timeout.is_zero() || self.poll_timeout > POLL_TIMEOUT_MAX {
+            return fail(format!("poll_timeout must be in (0, {POLL_TIMEOUT_MAX:?}]"));
+        }
+        if self.close_timeout > CLOSE_TIMEOUT_MAX {
+            return fail(format!(
+                "close_timeout must be at most {CLOSE_TIMEOUT_MAX:?}"
+            ));
+        }
+        if self
+            .commit_interval
+            .is_some_and(|interval| interval.is_zero())
+        {
+            return fail("commit_interval must not be zero (use None)".into());
+        }
+        if let Some((key, _)) = self
+            .properties
+            .iter()
+            .find(|(key, _)| RESERVED_PROPERTIES.contains(&key.as_str()))
+        {
+            return fail(format!("the property {key} is set by the feed itself"));
+        }
+        Ok(())
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("client.id", "bourse-feed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "statistics.interval.ms",
+                self.statistics_interval.as_millis().to_string(),
+            );
+        for (key, value) in &self.properties {
+            client.set(key, value);
+        }
+        client
+    }
+}
+
+/// One message as handed to the handler. Borrowed from the consumer: copy what you keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedMessage<'a> {
+    /// The partition the message came from.
+    pub partition: i32,
+    /// Its offset; strictly increasing per partition across the handler calls.
+    pub offset: i64,
+    /// The key, if the producer set one.
+    pub key: Option<&'a [u8]>,
+    /// The payload; empty for a message without one.
+    pub payload: &'a [u8],
+    /// The message's timestamp in milliseconds since the epoch, if the broker gave one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A running consumer. Its thread owns the rdkafka client and the handler; dropping the
+/// `Consumer` stops the thread too, but only [`Consumer::stop`] gives the handler back.
+pub struct Consumer<H> {
+    stop_requested: Arc<AtomicBool>,
+    stats: Arc<FeedStats>,
+    thread: Option<JoinHandle<Result<H, FeedError>>>,
+}
+
+impl<H> std::fmt::Debug for Consumer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H> Consumer<H>
+where
+    H: FnMut(FeedMessage<'_>) + Send + 'static,
+{
+    /// Creates the client and starts the consumer thread.
+    ///
+    /// `offsets(partition)` gives the next offset to read for a partition (`None`: from the
+    /// earliest). It is called on the consumer thread whenever partitions are assigned (at
+    /// start, and at every rebalance in [`AssignmentMode::Group`]), between two handler calls,
+    /// so it must answer from the state the handler has built so far. `handler` receives every
+    /// message on the consumer thread, in offset order per partition, each offset at most once
+    /// per assignment.
+    pub fn start<O>(
+        config: ConsumerConfig,
+        offsets: O,
+        handler: H,
+    ) -> Result<Consumer<H>, FeedError>
+    where
+        O: Fn(i32) -> Option<i64> + Send + Sync + 'static,
+    {
+        config.validate()?;
+        let stats = Arc::new(FeedStats::new(config.partitions_max));
+        let context = FeedContext::new(
+            config.topic.clone(),
+            config.partitions_max,
+            Box::new(offsets),
+            Arc::clone(&stats),
+        );
+        let consumer = BaseConsumer::from_config_and_context(&config.client_config(), context)
+            .map_err(FeedError::kafka("consumer creation"))?;
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop_requested = Arc::clone(&stop_requested);
+            let stats = Arc::clone(&stats);
+            std::thread::Builder::new()
+                .name("bourse-feed".into())
+                .spawn(move || {
+                    let close_timeout = config.close_timeout;
+                    let mut run = Run::new(consumer, config, stop_requested);
+                    let result = run.run(handler);
+                    close_within(run.consumer, close_timeout);
+                    stats.set_stopped();
+                    result
+                })
+                .map_err(FeedError::Spawn)?
+        };
+        Ok(Consumer {
+            stop_requested,
+            stats,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread, waits for it, and gives the handler back (with the state it holds).
+    /// An error says why the thread had stopped by itself (a refused assignment or a fatal
+    /// client error) or that the handler panicked.
+    pub fn stop(mut self) -> Result<H, FeedError> {
+        self.request_stop();
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| FeedError::ThreadPanicked)?,
+            None => Err(FeedError::ThreadPanicked),
+        }
+    }
+}
+
+impl<H> Consumer<H> {
+    /// Asks the thread to stop after the batch in hand, without waiting (see
+    /// [`Consumer::stop`]).
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::Relaxed);
+    }
+
+    /// The live counters of this consumer.
+    pub fn stats(&self) -> &Arc<FeedStats> {
+        &self.stats
+    }
+
+    /// Whether the thread has ended by itself (see [`Consumer::stop`] for why).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl<H> Drop for Consumer<H> {
+    fn drop(&mut self) {
+        self.stop_requested.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // The result is dropped with the consumer: whoever wanted it called `stop`.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Where each partition stands, as the consumer thread sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Unassigned,
+    Assigned {
+        /// The next offset to hand over; `None`: from the earliest, nothing seen yet.
+        next: Option<i64>,
+        /// The offset last committed for monitoring.
+        committed: Option<i64>,
+    },
+}
+
+/// The consumer thread's state.
+struct Run {
+    consumer: BaseConsumer<FeedContext>,
+    config: ConsumerConfig,
+    stop_requested: Arc<AtomicBool>,
+    slots: Vec<Slot>,
+}
+
+impl Run {
+    fn new(
+        consumer: BaseConsumer<FeedContext>,
+        config: ConsumerConfig,
+        stop_requested: Arc<AtomicBool>,
+    ) -> Run {
+        let slots = vec![Slot::Unassigned; config.partitions_max];
+        Run {
+            consumer,
+            config,
+            stop_requested,
+            slots,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop_requested.load(Ordering::Relaxed)
+    }
+
+    fn run<H: FnMut(FeedMessage<'_>)>(&mut self, mut handler: H) -> Result<H, FeedError> {
+        match self.config.assignment {
+            AssignmentMode::Group => self
+                .consumer
+                .subscribe(&[&self.config.topic])
+                .map_err(FeedError::kafka("subscribe"))?,
+            AssignmentMode::AllPartitions => self.assign_all()?,
+        }
+        let mut last_commit = Instant::now();
+        while !self.stopping() {
+            self.poll_batch(&mut handler)?;
+            if let Some(interval) = self.config.commit_interval
+                && last_commit.elapsed() >= interval
+            {
+                self.commit_positions();
+                last_commit = Instant::now();
+            }
+        }
+        if self.config.commit_interval.is_some() {
+            self.commit_positions();
+        }
+        Ok(handler)
+    }
+
+    /// Polls up to `batch_messages_max` messages: waits `poll_timeout` for the first, then takes
+    /// what is already queued.
+    fn poll_batch<H: FnMut(FeedMessage<'_>)>(&mut self, handler: &mut H) -> Result<(), FeedError> {
+        let mut timeout = self.config.poll_timeout;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        for _ in 0..self.config.batch_messages_max {
+            let polled = self.consumer.poll(timeout);
+            let context = self.consumer.context();
+            if context.has_pending() {
+                for change in context.take_pending() {
+                    apply_change(&mut self.slots, context.stats(), change)?;
+                }
+            }
+            match polled {
+                None => break,
+                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    return Err(FeedError::Kafka {
+                        what: "consume (fatal)",
+                        source: KafkaError::MessageConsumptionFatal(code),
+                    });
+                }
+                // Counted and logged by the context's error callback, which saw it first.
+                Some(Err(_)) => break,
+                Some(Ok(message)) => {
+                    timeout = Duration::ZERO;
+                    let (partition, offset) = (message.partition(), message.offset());
+                    if admit(&mut self.slots, context.stats(), partition, offset) {
+                        let feed = feed_message(&message);
+                        messages += 1;
+                        bytes += feed.payload.len() as u64;
+                        handler(feed);
+                    }
+                }
+            }
+        }
+        if messages > 0 {
+            let stats = self.consumer.context().stats();
+            stats.add_delivered(messages, bytes);
+            if !stats.broker_reachable() {
+                self.consumer.context().set_reachable(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Assigns every partition of the topic at the caller's offsets, retrying the metadata
+    /// request until the topic is known or a stop is requested.
+    fn assign_all(&mut self) -> Result<(), FeedError> {
+        let topic = self.config.topic.clone();
+        let metadata_timeout = self.config.poll_timeout.max(Duration::from_secs(1));
+        while !self.stopping() {
+            let partitions = match self.consumer.fetch_metadata(Some(&topic), metadata_timeout) {
+                Ok(metadata) => metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                    .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                Err(error) => {
+                    self.consumer.context().note_error("metadata", &error);
+                    Vec::new()
+                }
+            };
+            if partitions.is_empty() {
+                let message = format_args!("topic {topic} has no partitions yet; waiting");
+                self.consumer.context().log().once("no-partitions", message);
+                // Serves the client's events (errors, statistics) while waiting, for at most
+                // poll_timeout; nothing is assigned yet, so no message can come.
+                let _ = self.consumer.poll(self.config.poll_timeout);
+                continue;
+            }
+            let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+            for partition in partitions {
+                tpl.add_partition(&topic, partition);
+            }
+            let context = self.consumer.context();
+            let starts = context.start_offsets(&mut tpl)?;
+            self.consumer
+                .assign(&tpl)
+                .map_err(FeedError::kafka("assign"))?;
+            let change = AssignmentChange::Assigned(starts);
+            apply_change(&mut self.slots, context.stats(), change)?;
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Commits, asynchronously and for monitoring only, the positions that moved. Skipped
+    /// while the broker is unreachable: a commit waiting for the coordinator would hold the
+    /// client's close until the broker returns.
+    fn commit_positions(&mut self) {
+        if !self.consumer.context().stats().broker_reachable() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if let Slot::Assigned {
+                next: Some(next),
+                committed,
+            } = slot
+                && *committed != Some(*next)
+                && let Ok(partition) = i32::try_from(index)
+            {
+                tpl.add_partition_offset(&self.config.topic, partition, Offset::Offset(*next))
+                    .ok();
+                *committed = Some(*next);
+            }
+        }
+        if tpl.count() > 0
+            && let Err(error) = self.consumer.commit(&tpl, CommitMode::Async)
+        {
+            self.consumer.context().note_error("commit", &error);
+        }
+    }
+}
+
+/// Drops (closes) the client, waiting at most `timeout`. Closing leaves the group and waits for
+/// outstanding commits, which librdkafka holds until the coordinator answers: with the broker
+/// gone that could be forever, so the close goes on in a background thread and the consumer
+/// stops anyway. Without group or commits in flight it takes milliseconds.
+fn close_within(consumer: BaseConsumer<FeedContext>, timeout: Duration) {
+    let (closed, wait_closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bourse-feed-close".into())
+        .spawn(move || {
+            drop(consumer);
+            // The receiver may have given up waiting; nothing else to tell.
+            let _ = closed.send(());
+        });
+    // If the thread could not be spawned the closure, and with it the client, was dropped
+    // here already, blocking: nothing is left to wait for.
+    if spawned.is_ok() && wait_closed.recv_timeout(timeout).is_err() {
+        eprintln!(
+            "bourse feed: the Kafka client did not close within {timeout:?} (broker \
+             unreachable?); it is released in the background"
+        );
+    }
+}
+
+/// Applies an assignment change to the slots and the shared statistics.
+fn apply_change(
+    slots: &mut [Slot],
+    stats: &FeedStats,
+    change: AssignmentChange,
+) -> Result<(), FeedError> {
+    match change {
+        AssignmentChange::Assigned(starts) => {
+            for (partition, next) in starts {
+                // The context refused partitions beyond the table before assigning them.
+                let index = usize::try_from(partition).ok().filter(|i| *i < slots.len());
+                let Some(index) = index else {
+                    unreachable!("partition {partition} beyond the checked range");
+                };
+                slots[index] = Slot::Assigned {
+                    next,
+                    committed: None,
+                };
+                stats.set_assigned(partition, true, next);
+            }
+        }
+        AssignmentChange::Revoked(partitions) => {
+            for partition in partitions {
+                if let Some(slot) = usize::try_from(partition)
+                    .ok()
+                    .and_then(|index| slots.get_mut(index))
+                {
+                    *slot = Slot::Unassigned;
+                    stats.set_assigned(partition, false, None);
+                }
+            }
+        }
+        AssignmentChange::RevokedAll => {
+            for (index, slot) in slots.iter_mut().enumerate() {
+                if *slot != Slot::Unassigned
+                    && let Ok(partition) = i32::try_from(index)
+                {
+                    *slot = Slot::Unassigned;
+                    stats.set_assigned(partition, false, None);
+                }
+            }
+        }
+        AssignmentChange::Rejected(error) => return Err(error),
+    }
+    Ok(())
+}
+
+/// Whether a polled message is handed over: its partition is assigned and its offset is not
+/// behind the position (a message prefetched before a reassignment could be).
+fn admit(slots: &mut [Slot], stats: &FeedStats, partition: i32, offset: i64) -> bool {
+    let slot = usize::try_from(partition)
+        .ok()
+        .and_then(|index| slots.get_mut(index));
+    match slot {
+        Some(Slot::Assigned { next, .. }) if next.is_none_or(|next| offset >= next) => {
+            *next = Some(offset + 1);
+            stats.set_next_offset(partition, offset + 1);
+            true
+        }
+        _ => {
+            stats.add_discarded();
+            false
+        }
+    }
+}
+
+fn feed_message<'a>(message: &'a BorrowedMessage<'_>) -> FeedMessage<'a> {
+    FeedMessage {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        payload: message.payload().unwrap_or_default(),
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_refuses_reserved_properties_and_bad_ranges() {
+        let config = ConsumerConfig::new("127.0.0.1:9092", "ticks", "bourse");
+        assert!(config.validate().is_ok());
+        let reserved = config.clone().property("enable.auto.commit", "true");
+        assert!(matches!(reserved.validate(), Err(FeedError::Config(_))));
+        let mut zero_batch = config.clone();
+        zero_batch.batch_messages_max = 0;
+        assert!(zero_batch.validate().is_err());
+        let mut huge = config.clone();
+        huge.partitions_max = PARTITIONS_MAX + 1;
+        assert!(huge.validate().is_err());
+        let mut slow = config;
+        slow.poll_timeout = POLL_TIMEOUT_MAX + Duration::from_millis(1);
+        assert!(slow.validate().is_err());
+    }
+
+    #[test]
+    fn slots_follow_assignments() {
+        let stats = FeedStats::new(4);
+        let mut slots = vec![Slot::Unassigned; 4];
+        let assigned = AssignmentChange::Assigned(vec![(0, Some(5)), (2, None)]);
+        apply_change(&mut slots, &stats, assigned).expect("in range");
+        assert_eq!(
+            slots[0],
+            Slot::Assigned {
+                next: Some(5),
+                committed: None
+            }
+        );
+        assert!(stats.is_assigned(2));
+        apply_change(&mut slots, &stats, AssignmentChange::Revoked(vec![0])).expect("ok");
+        assert_eq!(slots[0], Slot::Unassigned);
+        assert!(!stats.is_assigned(0));
+        apply_change(&mut slots, &stats, AssignmentChange::RevokedAll).expect("ok");
+        assert!(slots.iter().all(|slot| *slot == Slot::Unassigned));
+        let rejected = AssignmentChange::Rejected(FeedError::Timeout("test"));
+        assert!(apply_change(&mut slots, &stats, rejected).is_err());
+    }
+
+    #[test]
+    fn admit_passes_each_offset_once_and_only_from_assigned_partitions() {
+        let stats = FeedStats::new(4);
+        let mut slots = vec![Slot::Unassigned; 4];
+        let assigned = AssignmentChange::Assigned(vec![(0, Some(10)), (1, None)]);
+        apply_change(&mut slots, &stats, assigned).expect("in range");
+        assert!(
+            !admit(&mut slots, &stats, 0, 9),
+            "behind the caller's offset"
+        );
+        assert!(admit(&mut slots, &stats, 0, 10));
+        assert!(!admit(&mut slots, &stats, 0, 10), "twice");
+        assert!(
+            admit(&mut slots, &stats, 0, 12),
+            "a gap (compaction, control records)"
+        );
+        assert!(!admit(&mut slots, &stats, 0, 11), "backwards");
+        assert!(admit(&mut slots, &stats, 1, 0), "from the earliest");
+        assert!(!admit(&mut slots, &stats, 2, 0), "unassigned");
+        assert!(!admit(&mut slots, &stats, 9, 0), "out of range");
+        assert!(!admit(&mut slots, &stats, -1, 0), "negative");
+        assert_eq!(stats.discarded(), 6);
+        assert_eq!(
+            stats.lags().first().and_then(|lag| lag.next_offset),
+            Some(13)
+        );
+    }
+}

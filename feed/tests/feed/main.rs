@@ -1,0 +1,7 @@
+//! Integration tests of the feed against a real tansu broker (one binary, a module per topic).
+
+mod consume;
+mod outage;
+mod rebalance;
+mod restart;
+mod support;
