@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use bourse_benches::args::{Flags, or_exit};
 use bourse_benches::report::fmt_int;
 use bourse_feed::tansu::TansuBroker;
-use bourse_feed::{AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record, create_topic};
+use bourse_feed::{
+    AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record,
+    create_topic,
+};
 use bourse_marketdata::fixed::ONE;
 use bourse_marketdata::tick::{self, Source, Symbol, Tick};
 use bourse_marketdata::{Applied, Batch, Market, MarketConfig};
@@ -63,7 +66,11 @@ fn main() {
         fmt_int((n_messages * batch) as u64),
         filled.elapsed().as_secs_f64()
     );
-    for stage in ["consume only", "consume + parse", "consume + parse + history/candles"] {
+    for stage in [
+        "consume only",
+        "consume + parse",
+        "consume + parse + history/candles",
+    ] {
         let (seconds, ticks) = run(&brokers, stage, n_messages);
         println!(
             "  {stage:<36} {:>12} ticks/s ({:.0} ns a tick, {:.2} s)",
@@ -102,7 +109,10 @@ fn fill(brokers: &str, n_messages: usize, products: usize, batch: usize) {
         payload.clear();
         tick::write_message(symbol, &ticks, &mut payload);
         producer
-            .send_blocking(&Record::keyed(TOPIC, symbol.as_bytes(), &payload), Duration::from_secs(60))
+            .send_blocking(
+                &Record::keyed(TOPIC, symbol.as_bytes(), &payload),
+                Duration::from_secs(60),
+            )
             .expect("send");
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
@@ -112,7 +122,11 @@ fn fill(brokers: &str, n_messages: usize, products: usize, batch: usize) {
 /// and the ticks seen.
 fn run(brokers: &str, stage: &'static str, n_messages: usize) -> (f64, u64) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut market = Market::open(MarketConfig { checkpoint_ticks: u64::MAX, ..MarketConfig::new(dir.path()) }).expect("market");
+    let mut market = Market::open(MarketConfig {
+        checkpoint_ticks: u64::MAX,
+        ..MarketConfig::new(dir.path())
+    })
+    .expect("market");
     let seen = Arc::new(AtomicU64::new(0));
     let ticks = Arc::new(AtomicU64::new(0));
     let handler = {
@@ -123,7 +137,11 @@ fn run(brokers: &str, stage: &'static str, n_messages: usize) -> (f64, u64) {
             match stage {
                 "consume only" => {
                     // Count the ticks without parsing: one `seq` per tick.
-                    let n = message.payload.windows(6).filter(|w| w == b"\"seq\":").count();
+                    let n = message
+                        .payload
+                        .windows(6)
+                        .filter(|w| w == b"\"seq\":")
+                        .count();
                     ticks.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 _ => {
@@ -131,7 +149,12 @@ fn run(brokers: &str, stage: &'static str, n_messages: usize) -> (f64, u64) {
                     tick::parse_message(message.payload, &mut items).expect("valid");
                     ticks.fetch_add(items.len() as u64, Ordering::Relaxed);
                     if stage.ends_with("candles") {
-                        let batch = Batch { source: Source::Feed, partition: message.partition, next_offset: message.offset + 1, items: &items };
+                        let batch = Batch {
+                            source: Source::Feed,
+                            partition: message.partition,
+                            next_offset: message.offset + 1,
+                            items: &items,
+                        };
                         market.ingest(&batch, &mut applied).expect("ingest");
                     }
                 }
@@ -151,7 +174,11 @@ fn run(brokers: &str, stage: &'static str, n_messages: usize) -> (f64, u64) {
     // Waits for the consumer thread to have handled every message (bounded).
     let deadline = started + Duration::from_secs(600);
     while seen.load(Ordering::Acquire) < n_messages as u64 {
-        assert!(Instant::now() < deadline, "the consumer stalled at {}", seen.load(Ordering::Acquire));
+        assert!(
+            Instant::now() < deadline,
+            "the consumer stalled at {}",
+            seen.load(Ordering::Acquire)
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let seconds = started.elapsed().as_secs_f64();
