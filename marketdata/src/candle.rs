@@ -276,7 +276,15 @@ impl ProductCandles {
         let mut steps = [Step::Updated; N_INTERVALS];
         for (i, interval) in Interval::ALL.into_iter().enumerate() {
             let open = &mut self.open[i];
-            let bucket = interval.bucket(tick.ts);
+            // Most ticks fall in the open candle's bucket: no division then.
+            let bucket = if !open.is_empty()
+                && tick.ts >= open.start
+                && tick.ts - open.start < interval.millis()
+            {
+                open.start
+            } else {
+                interval.bucket(tick.ts)
+            };
             steps[i] = if open.is_empty() {
                 *open = Candle::of(bucket, tick);
                 Step::Updated

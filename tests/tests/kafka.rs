@@ -332,3 +332,71 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
     });
     server.stop();
 }
+
+#[test]
+fn feed_sim_publishes_what_a_gateway_consumes_and_the_liquidity_provider_quotes_on_it() {
+    let broker = TansuBroker::start().expect("tansu");
+    let brokers = broker.brokers();
+    let status = std::process::Command::new(common::bourse_bin())
+        .args([
+            "feed-sim",
+            "--brokers",
+            &brokers,
+            "--count",
+            "400",
+            "--rate",
+            "0",
+            "--batch",
+            "5",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_market(
+        dir.path(),
+        &[
+            "--feed",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+            "--kafka-assignment",
+            "all",
+        ],
+    );
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let symbols = [
+        "AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "TSLA", "META", "NFLX",
+    ];
+    eventually("the 400 simulated ticks", || {
+        let n: usize = symbols.iter().map(|s| ticks_of(&client, s).len()).sum();
+        (n == 400).then_some(())
+    });
+    for symbol in symbols {
+        let seqs: Vec<u64> = ticks_of(&client, symbol)
+            .iter()
+            .map(|t| t["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "{symbol}");
+    }
+    let product = client.expect(200, "GET", "/api/v1/products/NVDA", None, Value::Null);
+    assert_eq!(product["productName"], "NVIDIA Corporation");
+    // The liquidity provider quotes around the Kafka price of a tradable product.
+    let price = dec(&product["currentPrice"]);
+    let book = eventually("quotes on NVDA", || {
+        let book = client.expect(200, "GET", "/api/v1/products/NVDA/book", None, Value::Null);
+        (!book["asks"].as_array()?.is_empty()).then_some(book)
+    });
+    let (ask, bid) = (
+        dec(&book["asks"][0]["price"]),
+        dec(&book["bids"][0]["price"]),
+    );
+    assert!(bid < ask, "{book}");
+    assert!(
+        (ask - price).abs() * Decimal::from(100) < price,
+        "ask {ask} around {price}"
+    );
+    server.stop();
+}
