@@ -14,12 +14,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bourse_feed::tansu::TansuBroker;
-use bourse_feed::{Producer, ProducerConfig, Record, create_topic};
+use std::sync::{Arc, Mutex};
+
+use bourse_feed::{
+    AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record,
+    create_topic,
+};
 use common::{Client, Server, http_addr};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 const TOPIC: &str = "ticks";
+const DEAD_LETTER: &str = "ticks-dead";
 const T0: i64 = 1_764_000_000_000;
 
 fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
@@ -63,6 +69,8 @@ fn serve(dir: &std::path::Path, brokers: &str) -> (Server, Client) {
             brokers,
             "--kafka-assignment",
             "all",
+            "--kafka-dead-letter",
+            DEAD_LETTER,
             "--liquidity",
             "false",
         ],
@@ -104,6 +112,7 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
         .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore --locked)");
     let brokers = broker.brokers();
     create_topic(&brokers, TOPIC, 3).unwrap();
+    create_topic(&brokers, DEAD_LETTER, 1).unwrap();
     let p = producer(&brokers);
 
     // A product definition, 30 ticks, a duplicate, two out of order, a late one, and three
@@ -189,6 +198,35 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
     assert_eq!(metric(&client, "bourse_market_late_total"), 1);
     assert_eq!(metric(&client, "bourse_market_malformed_json_total"), 1);
     assert_eq!(metric(&client, "bourse_market_malformed_number_total"), 1);
+    // The three malformed messages went to the dead-letter topic as they were.
+    let dead: Arc<Mutex<Vec<String>>> = Arc::default();
+    let consumer = {
+        let dead = Arc::clone(&dead);
+        let mut config = ConsumerConfig::new(brokers.clone(), DEAD_LETTER, "dead-letter-reader");
+        config.assignment = AssignmentMode::AllPartitions;
+        Consumer::start(
+            config,
+            |_| None,
+            move |m: FeedMessage<'_>| {
+                dead.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(m.payload).into_owned());
+            },
+        )
+        .unwrap()
+    };
+    eventually("the dead letters", || {
+        (dead.lock().unwrap().len() == 3).then_some(())
+    });
+    drop(consumer);
+    assert_eq!(
+        *dead.lock().unwrap(),
+        [
+            "not json",
+            r#"{"symbol":"KA","price":"-1","size":"1","ts":1,"seq":99}"#,
+            "[]"
+        ]
+    );
     let product = client.expect(200, "GET", "/api/v1/products/KA", None, Value::Null);
     assert_eq!(
         (&product["productName"], &product["tradable"]),
