@@ -14,7 +14,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::FeedError;
-use crate::context::{AssignmentChange, FeedContext};
+use crate::context::{AssignmentChange, FeedContext, fetch_start};
 use crate::stats::FeedStats;
 
 /// The largest `partitions_max` a consumer accepts.
@@ -37,6 +37,10 @@ const RESERVED_PROPERTIES: [&str; 6] = [
     "statistics.interval.ms",
     "enable.partition.eof",
 ];
+
+/// The longest `fetch_wait_max` a consumer accepts (librdkafka's own limit is 300 s; a longer
+/// wait than this only delays a fetch that has nothing to return).
+pub const FETCH_WAIT_MAX_MAX: Duration = Duration::from_secs(1);
 
 /// How the consumer gets its partitions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +76,23 @@ pub struct ConsumerConfig {
     /// Interval of librdkafka's statistics reports, the source of lag and reachability;
     /// `Duration::ZERO` disables them.
     pub statistics_interval: Duration,
+    /// How long the broker may hold a fetch request that has too little data to return
+    /// (librdkafka's `fetch.wait.max.ms`). With Apache Kafka it only matters on an idle topic
+    /// (one fetch per interval per broker then). tansu 0.6.0, though, holds *every* fetch for
+    /// this long (half of it above 250 ms) even when data is ready, and returns at most 5 MiB
+    /// per fetch: the wait bounds both its latency and its throughput. Hence 10 ms by default
+    /// rather than librdkafka's 500 ms (measured on tansu: about 0.15 against 1 to 1.5 million
+    /// 100-byte messages/s). A `fetch.wait.max.ms` in `properties` overrides it.
+    pub fetch_wait_max: Duration,
+    /// How many messages before the caller's offset each assignment starts to fetch, dropping
+    /// them: a broker may answer a fetch at an offset inside a record batch with the next
+    /// batch, skipping the rest of that one (tansu 0.6.0 does; Apache Kafka does not). Make it
+    /// at least the largest record batch the producers write (librdkafka's producer writes up
+    /// to `batch.num.messages`, 10000 by default). Should the first message still come after
+    /// the caller's offset, the consumer fetches again from 8 times further back, until it gets
+    /// an earlier one or offset 0 (then the gap is real and counted in `FeedStats::gaps`); that
+    /// needs a later message to exist, hence the rewind ahead of time. 0: start exactly there.
+    pub start_rewind_messages: i64,
     /// How long stopping waits for the client to close (leave the group, finish the last
     /// monitoring commit). A client that cannot close in time (its broker is unreachable:
     /// librdkafka then waits for the broker's return) is released on a background thread.
@@ -83,7 +104,8 @@ pub struct ConsumerConfig {
 
 impl ConsumerConfig {
     /// A configuration with the defaults: group assignment, 256 partitions at most, batches of
-    /// 1024 messages, 100 ms polls, commits every 5 s, statistics every second.
+    /// 1024 messages, 100 ms polls, commits every 5 s, statistics every second, fetches held
+    /// 10 ms at most, 5 s to close.
     pub fn new(
         brokers: impl Into<String>,
         topic: impl Into<String>,
@@ -99,7 +121,9 @@ impl ConsumerConfig {
             poll_timeout: Duration::from_millis(100),
             commit_interval: Some(Duration::from_secs(5)),
             statistics_interval: Duration::from_secs(1),
+            fetch_wait_max: Duration::from_millis(10),
             close_timeout: Duration::from_secs(5),
+            start_rewind_messages: 10_000,
             properties: Vec::new(),
         }
     }
@@ -126,6 +150,14 @@ impl ConsumerConfig {
         }
         if self.poll_timeout.is_zero() || self.poll_timeout > POLL_TIMEOUT_MAX {
             return fail(format!("poll_timeout must be in (0, {POLL_TIMEOUT_MAX:?}]"));
+        }
+        if self.fetch_wait_max > FETCH_WAIT_MAX_MAX {
+            return fail(format!(
+                "fetch_wait_max must be at most {FETCH_WAIT_MAX_MAX:?}"
+            ));
+        }
+        if self.start_rewind_messages < 0 {
+            return fail("start_rewind_messages must not be negative".into());
         }
         if self.close_timeout > CLOSE_TIMEOUT_MAX {
             return fail(format!(
@@ -161,6 +193,10 @@ impl ConsumerConfig {
             .set(
                 "statistics.interval.ms",
                 self.statistics_interval.as_millis().to_string(),
+            )
+            .set(
+                "fetch.wait.max.ms",
+                self.fetch_wait_max.as_millis().to_string(),
             );
         for (key, value) in &self.properties {
             client.set(key, value);
@@ -225,6 +261,7 @@ where
         let context = FeedContext::new(
             config.topic.clone(),
             config.partitions_max,
+            config.start_rewind_messages,
             Box::new(offsets),
             Arc::clone(&stats),
         );
@@ -302,7 +339,70 @@ enum Slot {
         next: Option<i64>,
         /// The offset last committed for monitoring.
         committed: Option<i64>,
+        /// Set until the first message after the assignment proves that the fetch started at
+        /// or before the caller's offset.
+        probe: Option<Probe>,
     },
+}
+
+/// The check of the first fetch after an assignment at offset `target`. A broker may answer a
+/// fetch at an offset inside a record batch with the *next* batch (tansu 0.6.0 does), which
+/// would silently skip the rest of that batch. The fetch starts `start_rewind_messages` early;
+/// when the first message still comes after `target`, the consumer fetches again from
+/// `REWIND_FACTOR` times further back, dropping what comes before `target`, until a message at
+/// or before `target` arrives, or the fetch started at offset 0 and the gap is real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    /// The caller's offset.
+    target: i64,
+    /// Where the current fetch started.
+    start: i64,
+}
+
+/// The first rewind of a [`Probe`] that started exactly at its target, in messages.
+const REWIND_FIRST: i64 = 256;
+/// Each further rewind goes this many times further back.
+const REWIND_FACTOR: i64 = 8;
+/// How long a seek for a rewind may take (it waits for librdkafka's fetcher, not the broker).
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Probe {
+    /// A probe for an assignment at `next` fetched from `rewind` messages earlier, unless there
+    /// is nothing before it to skip.
+    fn at(next: Option<i64>, rewind: i64) -> Option<Probe> {
+        next.filter(|target| *target > 0).map(|target| Probe {
+            target,
+            start: fetch_start(target, rewind),
+        })
+    }
+
+    /// Where to fetch from next, further back than `start`.
+    fn rewound(self) -> Probe {
+        let distance = self.target - self.start;
+        let distance = if distance == 0 {
+            REWIND_FIRST
+        } else {
+            distance.saturating_mul(REWIND_FACTOR)
+        };
+        Probe {
+            target: self.target,
+            start: self.target.saturating_sub(distance).max(0),
+        }
+    }
+}
+
+/// What to do with a polled message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admission {
+    /// Hand it to the handler.
+    Deliver,
+    /// Drop it: behind the position, or not assigned.
+    Discard,
+    /// Drop it and fetch the partition again from this offset (see [`Probe`]).
+    Rewind { from: i64 },
+    /// Hand it over although it comes after the caller's offset: the offsets between are not on
+    /// the broker.
+    DeliverAfterGap { expected: i64 },
 }
 
 /// The consumer thread's state.
@@ -365,8 +465,9 @@ impl Run {
             let polled = self.consumer.poll(timeout);
             let context = self.consumer.context();
             if context.has_pending() {
+                let rewind = self.config.start_rewind_messages;
                 for change in context.take_pending() {
-                    apply_change(&mut self.slots, context.stats(), change)?;
+                    apply_change(&mut self.slots, context.stats(), rewind, change)?;
                 }
             }
             match polled {
@@ -381,12 +482,10 @@ impl Run {
                 Some(Err(_)) => break,
                 Some(Ok(message)) => {
                     timeout = Duration::ZERO;
-                    let (partition, offset) = (message.partition(), message.offset());
-                    if admit(&mut self.slots, context.stats(), partition, offset) {
-                        let feed = feed_message(&message);
+                    let slots = &mut self.slots;
+                    if let Some(payload_len) = deliver(&self.consumer, slots, &message, handler) {
                         messages += 1;
-                        bytes += feed.payload.len() as u64;
-                        handler(feed);
+                        bytes += payload_len as u64;
                     }
                 }
             }
@@ -437,7 +536,8 @@ impl Run {
                 .assign(&tpl)
                 .map_err(FeedError::kafka("assign"))?;
             let change = AssignmentChange::Assigned(starts);
-            apply_change(&mut self.slots, context.stats(), change)?;
+            let rewind = self.config.start_rewind_messages;
+            apply_change(&mut self.slots, context.stats(), rewind, change)?;
             return Ok(());
         }
         Ok(())
@@ -455,6 +555,7 @@ impl Run {
             if let Slot::Assigned {
                 next: Some(next),
                 committed,
+                ..
             } = slot
                 && *committed != Some(*next)
                 && let Ok(partition) = i32::try_from(index)
@@ -468,6 +569,48 @@ impl Run {
             && let Err(error) = self.consumer.commit(&tpl, CommitMode::Async)
         {
             self.consumer.context().note_error("commit", &error);
+        }
+    }
+}
+
+/// Hands a message to the handler if [`admit`] lets it through, or rewinds its partition.
+/// Returns the payload length of a delivered message.
+fn deliver<H: FnMut(FeedMessage<'_>)>(
+    consumer: &BaseConsumer<FeedContext>,
+    slots: &mut [Slot],
+    message: &BorrowedMessage<'_>,
+    handler: &mut H,
+) -> Option<usize> {
+    let context = consumer.context();
+    let (partition, offset) = (message.partition(), message.offset());
+    match admit(slots, context.stats(), partition, offset) {
+        Admission::Discard => None,
+        Admission::Rewind { from } => {
+            let why = format_args!(
+                "partition {partition}: a fetch at the assigned offset began at {offset}; \
+                 fetching again from {from} (the broker skipped the rest of a record batch)"
+            );
+            context.log().once(&format!("rewind/{partition}"), why);
+            let topic = message.topic();
+            let seek = consumer.seek(topic, partition, Offset::Offset(from), SEEK_TIMEOUT);
+            if let Err(error) = seek {
+                context.note_error("seek", &error);
+            }
+            None
+        }
+        admission => {
+            if let Admission::DeliverAfterGap { expected } = admission {
+                let why = format_args!(
+                    "partition {partition}: offsets {expected} to {} are not on the broker; \
+                     continuing from {offset}",
+                    offset - 1
+                );
+                context.log().once(&format!("gap/{partition}"), why);
+            }
+            let feed = feed_message(message);
+            let payload_len = feed.payload.len();
+            handler(feed);
+            Some(payload_len)
         }
     }
 }
@@ -499,6 +642,7 @@ fn close_within(consumer: BaseConsumer<FeedContext>, timeout: Duration) {
 fn apply_change(
     slots: &mut [Slot],
     stats: &FeedStats,
+    start_rewind_messages: i64,
     change: AssignmentChange,
 ) -> Result<(), FeedError> {
     match change {
@@ -512,6 +656,7 @@ fn apply_change(
                 slots[index] = Slot::Assigned {
                     next,
                     committed: None,
+                    probe: Probe::at(next, start_rewind_messages),
                 };
                 stats.set_assigned(partition, true, next);
             }
@@ -543,22 +688,42 @@ fn apply_change(
 }
 
 /// Whether a polled message is handed over: its partition is assigned and its offset is not
-/// behind the position (a message prefetched before a reassignment could be).
-fn admit(slots: &mut [Slot], stats: &FeedStats, partition: i32, offset: i64) -> bool {
+/// behind the position (a message prefetched before a reassignment could be), and the first
+/// message after an assignment does not skip past the caller's offset (see [`Probe`]).
+fn admit(slots: &mut [Slot], stats: &FeedStats, partition: i32, offset: i64) -> Admission {
     let slot = usize::try_from(partition)
         .ok()
         .and_then(|index| slots.get_mut(index));
-    match slot {
-        Some(Slot::Assigned { next, .. }) if next.is_none_or(|next| offset >= next) => {
-            *next = Some(offset + 1);
-            stats.set_next_offset(partition, offset + 1);
-            true
-        }
-        _ => {
+    let Some(Slot::Assigned { next, probe, .. }) = slot else {
+        stats.add_discarded();
+        return Admission::Discard;
+    };
+    let mut admitted = Admission::Deliver;
+    if let Some(check) = *probe {
+        if offset <= check.target {
+            *probe = None;
+        } else if check.start > 0 {
+            let rewound = check.rewound();
+            *probe = Some(rewound);
             stats.add_discarded();
-            false
+            return Admission::Rewind {
+                from: rewound.start,
+            };
+        } else {
+            *probe = None;
+            stats.add_gap();
+            admitted = Admission::DeliverAfterGap {
+                expected: check.target,
+            };
         }
     }
+    if next.is_some_and(|next| offset < next) {
+        stats.add_discarded();
+        return Admission::Discard;
+    }
+    *next = Some(offset + 1);
+    stats.set_next_offset(partition, offset + 1);
+    admitted
 }
 
 fn feed_message<'a>(message: &'a BorrowedMessage<'_>) -> FeedMessage<'a> {
@@ -597,49 +762,100 @@ mod tests {
         let stats = FeedStats::new(4);
         let mut slots = vec![Slot::Unassigned; 4];
         let assigned = AssignmentChange::Assigned(vec![(0, Some(5)), (2, None)]);
-        apply_change(&mut slots, &stats, assigned).expect("in range");
+        apply_change(&mut slots, &stats, 0, assigned).expect("in range");
         assert_eq!(
             slots[0],
             Slot::Assigned {
                 next: Some(5),
-                committed: None
+                committed: None,
+                probe: Some(Probe {
+                    target: 5,
+                    start: 5
+                }),
             }
         );
         assert!(stats.is_assigned(2));
-        apply_change(&mut slots, &stats, AssignmentChange::Revoked(vec![0])).expect("ok");
+        apply_change(&mut slots, &stats, 0, AssignmentChange::Revoked(vec![0])).expect("ok");
         assert_eq!(slots[0], Slot::Unassigned);
         assert!(!stats.is_assigned(0));
-        apply_change(&mut slots, &stats, AssignmentChange::RevokedAll).expect("ok");
+        apply_change(&mut slots, &stats, 0, AssignmentChange::RevokedAll).expect("ok");
         assert!(slots.iter().all(|slot| *slot == Slot::Unassigned));
         let rejected = AssignmentChange::Rejected(FeedError::Timeout("test"));
-        assert!(apply_change(&mut slots, &stats, rejected).is_err());
+        assert!(apply_change(&mut slots, &stats, 0, rejected).is_err());
     }
 
     #[test]
     fn admit_passes_each_offset_once_and_only_from_assigned_partitions() {
+        use Admission::{Deliver, Discard};
         let stats = FeedStats::new(4);
         let mut slots = vec![Slot::Unassigned; 4];
         let assigned = AssignmentChange::Assigned(vec![(0, Some(10)), (1, None)]);
-        apply_change(&mut slots, &stats, assigned).expect("in range");
-        assert!(
-            !admit(&mut slots, &stats, 0, 9),
-            "behind the caller's offset"
-        );
-        assert!(admit(&mut slots, &stats, 0, 10));
-        assert!(!admit(&mut slots, &stats, 0, 10), "twice");
-        assert!(
-            admit(&mut slots, &stats, 0, 12),
-            "a gap (compaction, control records)"
-        );
-        assert!(!admit(&mut slots, &stats, 0, 11), "backwards");
-        assert!(admit(&mut slots, &stats, 1, 0), "from the earliest");
-        assert!(!admit(&mut slots, &stats, 2, 0), "unassigned");
-        assert!(!admit(&mut slots, &stats, 9, 0), "out of range");
-        assert!(!admit(&mut slots, &stats, -1, 0), "negative");
+        apply_change(&mut slots, &stats, 0, assigned).expect("in range");
+        let mut admit = |partition, offset| admit(&mut slots, &stats, partition, offset);
+        assert_eq!(admit(0, 9), Discard, "behind the caller's offset");
+        assert_eq!(admit(0, 10), Deliver);
+        assert_eq!(admit(0, 10), Discard, "twice");
+        assert_eq!(admit(0, 12), Deliver, "a gap (compaction, control records)");
+        assert_eq!(admit(0, 11), Discard, "backwards");
+        assert_eq!(admit(1, 0), Deliver, "from the earliest");
+        assert_eq!(admit(1, 5), Deliver, "no probe from the earliest");
+        assert_eq!(admit(2, 0), Discard, "unassigned");
+        assert_eq!(admit(9, 0), Discard, "out of range");
+        assert_eq!(admit(-1, 0), Discard, "negative");
         assert_eq!(stats.discarded(), 6);
-        assert_eq!(
-            stats.lags().first().and_then(|lag| lag.next_offset),
-            Some(13)
-        );
+        assert_eq!(stats.gaps(), 0);
+        let next_offset = stats.lags().first().and_then(|lag| lag.next_offset);
+        assert_eq!(next_offset, Some(13));
+    }
+
+    #[test]
+    fn a_fetch_that_skips_the_callers_offset_is_rewound_until_it_does_not() {
+        use Admission::{Deliver, Discard, Rewind};
+        let stats = FeedStats::new(4);
+        let mut slots = vec![Slot::Unassigned; 4];
+        let assigned = AssignmentChange::Assigned(vec![(0, Some(5000))]);
+        apply_change(&mut slots, &stats, 0, assigned).expect("in range");
+        let mut admit = |offset| admit(&mut slots, &stats, 0, offset);
+        // The broker answered from the next record batch: fetch again from further back.
+        assert_eq!(admit(5300), Rewind { from: 5000 - 256 });
+        assert_eq!(admit(5300), Rewind { from: 5000 - 2048 });
+        // That fetch starts before the caller's offset: drop up to it, deliver from it.
+        assert_eq!(admit(2952), Discard);
+        assert_eq!(admit(4999), Discard);
+        assert_eq!(admit(5000), Deliver);
+        assert_eq!(admit(5001), Deliver);
+        assert_eq!(stats.gaps(), 0);
+    }
+
+    #[test]
+    fn a_rewound_start_rewinds_further_by_the_factor() {
+        use Admission::{Deliver, Discard, Rewind};
+        let stats = FeedStats::new(4);
+        let mut slots = vec![Slot::Unassigned; 4];
+        let assigned = AssignmentChange::Assigned(vec![(0, Some(50_000)), (1, Some(500))]);
+        apply_change(&mut slots, &stats, 1_000, assigned).expect("in range");
+        let mut admit = |partition, offset| admit(&mut slots, &stats, partition, offset);
+        // The fetch started at 49 000; the broker began at 50 300: 8 000 further back.
+        assert_eq!(admit(0, 50_300), Rewind { from: 42_000 });
+        assert_eq!(admit(0, 41_000), Discard);
+        assert_eq!(admit(0, 50_000), Deliver);
+        // Partition 1 was fetched from 0 already: 600 is a real gap.
+        assert_eq!(admit(1, 600), Admission::DeliverAfterGap { expected: 500 });
+        assert_eq!(stats.gaps(), 1);
+    }
+
+    #[test]
+    fn a_gap_that_remains_from_offset_zero_is_real() {
+        use Admission::{Deliver, DeliverAfterGap, Rewind};
+        let stats = FeedStats::new(4);
+        let mut slots = vec![Slot::Unassigned; 4];
+        let assigned = AssignmentChange::Assigned(vec![(0, Some(300))]);
+        apply_change(&mut slots, &stats, 0, assigned).expect("in range");
+        let mut admit = |offset| admit(&mut slots, &stats, 0, offset);
+        assert_eq!(admit(1000), Rewind { from: 44 });
+        assert_eq!(admit(1000), Rewind { from: 0 });
+        assert_eq!(admit(1000), DeliverAfterGap { expected: 300 });
+        assert_eq!(admit(1001), Deliver);
+        assert_eq!(stats.gaps(), 1);
     }
 }

@@ -68,6 +68,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct FeedContext {
     topic: String,
     partitions_max: usize,
+    start_rewind_messages: i64,
     offsets: Box<OffsetsFn>,
     stats: Arc<FeedStats>,
     pending: Mutex<Vec<AssignmentChange>>,
@@ -80,12 +81,14 @@ impl FeedContext {
     pub(crate) fn new(
         topic: String,
         partitions_max: usize,
+        start_rewind_messages: i64,
         offsets: Box<OffsetsFn>,
         stats: Arc<FeedStats>,
     ) -> FeedContext {
         FeedContext {
             topic,
             partitions_max,
+            start_rewind_messages,
             offsets,
             stats,
             pending: Mutex::new(Vec::new()),
@@ -129,8 +132,9 @@ impl FeedContext {
         self.has_pending.store(true, Ordering::Release);
     }
 
-    /// Sets each partition of our topic in `tpl` to start at the caller's offset and returns the
-    /// starting points, or refuses a partition number beyond `partitions_max`.
+    /// Sets each partition of our topic in `tpl` to start at the caller's offset (less the
+    /// rewind, see [`fetch_start`]) and returns the caller's offsets, or refuses a partition
+    /// number beyond `partitions_max`.
     pub(crate) fn start_offsets(
         &self,
         tpl: &mut TopicPartitionList,
@@ -152,7 +156,9 @@ impl FeedContext {
             }
             let next = (self.offsets)(partition);
             let offset = match next {
-                Some(offset) if offset >= 0 => Offset::Offset(offset),
+                Some(offset) if offset >= 0 => {
+                    Offset::Offset(fetch_start(offset, self.start_rewind_messages))
+                }
                 Some(offset) => {
                     return Err(FeedError::Config(format!(
                         "the offsets callback gave {offset} for partition {partition}"
@@ -242,6 +248,13 @@ impl FeedContext {
             self.log.reset();
         }
     }
+}
+
+/// Where to fetch from to hand over messages from `target` on: `rewind` messages earlier, as a
+/// broker may answer a fetch at an offset inside a record batch with the next batch (tansu
+/// 0.6.0 does); the consumer drops what comes before `target`.
+pub(crate) fn fetch_start(target: i64, rewind: i64) -> i64 {
+    target.saturating_sub(rewind.max(0)).max(0)
 }
 
 /// Whether every broker leading an assigned partition of `topic` is `UP`; without known leaders,
@@ -385,7 +398,7 @@ mod tests {
     fn statistics_set_the_watermarks() {
         let stats = Arc::new(FeedStats::new(8));
         stats.set_assigned(1, true, Some(4000));
-        let context = FeedContext::new("ticks".into(), 8, Box::new(|_| None), stats.clone());
+        let context = FeedContext::new("ticks".into(), 8, 0, Box::new(|_| None), stats.clone());
         context.stats_raw(SAMPLE.as_bytes());
         assert_eq!(stats.lag(1), Some(4600 - 4000));
         assert!(stats.broker_reachable());
@@ -400,14 +413,14 @@ mod tests {
             _ => Some(-5),
         };
         let stats = Arc::new(FeedStats::new(4));
-        let context = FeedContext::new("ticks".into(), 4, Box::new(offsets), stats);
+        let context = FeedContext::new("ticks".into(), 4, 10, Box::new(offsets), stats);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition("ticks", 0);
         tpl.add_partition("ticks", 1);
         let starts = context.start_offsets(&mut tpl).expect("in range");
         assert_eq!(starts, vec![(0, Some(42)), (1, None)]);
         let offset_of = |partition| tpl.find_partition("ticks", partition).map(|e| e.offset());
-        assert_eq!(offset_of(0), Some(Offset::Offset(42)));
+        assert_eq!(offset_of(0), Some(Offset::Offset(42 - 10)), "rewound");
         assert_eq!(offset_of(1), Some(Offset::Beginning));
 
         let mut negative = TopicPartitionList::new();

@@ -15,6 +15,7 @@ pub struct FeedStats {
     bytes: AtomicU64,
     errors: AtomicU64,
     discarded: AtomicU64,
+    gaps: AtomicU64,
     broker_reachable: AtomicBool,
     running: AtomicBool,
     partitions: Box<[PartitionSlot]>,
@@ -59,6 +60,7 @@ impl FeedStats {
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
             broker_reachable: AtomicBool::new(false),
             running: AtomicBool::new(true),
             partitions,
@@ -81,10 +83,18 @@ impl FeedStats {
         self.errors.load(Ordering::Relaxed)
     }
 
-    /// Messages dropped because they were behind the partition's position (already handed over)
-    /// or came from a partition no longer assigned. Normally zero.
+    /// Messages dropped: behind the partition's position (handed over already, or fetched early
+    /// on purpose after an assignment, see `ConsumerConfig::start_rewind_messages`), or from a
+    /// partition no longer assigned.
     pub fn discarded(&self) -> u64 {
         self.discarded.load(Ordering::Relaxed)
+    }
+
+    /// Assignments whose first message came after the caller's offset although the fetch
+    /// started at offset 0: the offsets between are not on the broker (retention, compaction,
+    /// a recreated topic). Normally zero.
+    pub fn gaps(&self) -> u64 {
+        self.gaps.load(Ordering::Relaxed)
     }
 
     /// Whether the brokers leading the assigned partitions answer: false after a transport
@@ -156,6 +166,10 @@ impl FeedStats {
 
     pub(crate) fn add_discarded(&self) {
         self.discarded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_gap(&self) {
+        self.gaps.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn set_broker_reachable(&self, reachable: bool) -> bool {

@@ -234,7 +234,7 @@ impl MarketService {
                     .candles(
                         id,
                         interval,
-                        state.candle_heads[interval.index()],
+                        state.candle_heads[interval.index()].link(),
                         Some(state.candles.open[interval.index()]),
                         0,
                         i64::MAX,

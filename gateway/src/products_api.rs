@@ -67,7 +67,7 @@ fn listing_json(market: &Market, reader: &mut MarketReader, id: u32) -> Result<V
         .candles(
             id,
             Interval::M1,
-            state.candle_heads[m1],
+            state.candle_heads[m1].link(),
             Some(state.candles.open[m1]),
             0,
             i64::MAX,
@@ -293,7 +293,7 @@ pub(crate) async fn candles(
     let market = state.market.read();
     let state_of = market.product(id).ok_or_else(|| unknown_symbol(&symbol))?;
     let open = state_of.candles.open[interval.index()];
-    let head = state_of.candle_heads[interval.index()];
+    let head = state_of.candle_heads[interval.index()].link();
     let mut reader = market.reader().map_err(unavailable)?;
     let candles = reader
         .candles(id, interval, head, Some(open), from, to, limit)

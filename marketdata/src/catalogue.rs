@@ -11,7 +11,9 @@
 //! word (ascending): a query looks up the first three bytes of each of its words, takes the
 //! shortest of those lists, and checks its candidates from the cursor on.
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::tick::{ProductDef, Symbol};
 
@@ -29,12 +31,23 @@ pub struct Listing {
 }
 
 /// The listed products and their search index.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Catalogue {
     products: Vec<Listing>,
-    by_symbol: FxHashMap<Symbol, u32>,
+    /// Ids by symbol: the table holds only ids (4 bytes a product), hashed by their symbol.
+    by_symbol: hashbrown::HashTable<u32>,
+    hasher: FxBuildHasher,
     currencies: Vec<Symbol>,
     postings: FxHashMap<u32, Vec<u32>>,
+}
+
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogue")
+            .field("products", &self.products.len())
+            .field("currencies", &self.currencies)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a definition was refused.
@@ -85,7 +98,7 @@ impl Catalogue {
             currency,
             tick_size: def.tick_size,
         };
-        if let Some(&id) = self.by_symbol.get(&def.symbol) {
+        if let Some(id) = self.id(&def.symbol) {
             let renamed = self.products[id as usize].name != listing.name;
             self.products[id as usize] = listing;
             if renamed {
@@ -95,7 +108,11 @@ impl Catalogue {
         }
         let id = u32::try_from(self.products.len()).map_err(|_| CatalogueError::TooManyProducts)?;
         self.products.push(listing);
-        self.by_symbol.insert(def.symbol, id);
+        let (products, hasher) = (&self.products, &self.hasher);
+        self.by_symbol
+            .insert_unique(hasher.hash_one(def.symbol), id, |&i| {
+                hasher.hash_one(products[i as usize].symbol)
+            });
         self.index(id);
         Ok((id, true))
     }
@@ -123,7 +140,11 @@ impl Catalogue {
 
     /// The id of a symbol.
     pub fn id(&self, symbol: &Symbol) -> Option<u32> {
-        self.by_symbol.get(symbol).copied()
+        self.by_symbol
+            .find(self.hasher.hash_one(symbol), |&i| {
+                self.products[i as usize].symbol == *symbol
+            })
+            .copied()
     }
 
     /// A product by id.

@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::MarketError;
 use crate::candle::{Candle, N_INTERVALS, SeqWindow};
 use crate::market::ProductState;
-use crate::record::Link;
+use crate::record::{CandleLink, Link};
 use crate::tick::{Key, ProductDef, Source, Symbol};
 
 const MAGIC: &[u8; 8] = b"BRSMKT01";
@@ -78,7 +78,7 @@ fn encode_state(state: &ProductState, out: &mut Vec<u64>) {
     ]);
     let t = state.tick_head;
     out.extend([t.segment, u64::from(t.offset), u64::from(t.item)]);
-    for l in &state.candle_heads {
+    for l in state.candle_heads.map(CandleLink::link) {
         out.extend([l.segment, u64::from(l.offset)]);
     }
 }
@@ -127,7 +127,8 @@ fn decode_state(w: &[u64]) -> ProductState {
             segment: w[at + 2 * i],
             offset: w[at + 2 * i + 1] as u32,
             item: 0,
-        };
+        }
+        .into();
     }
     state
 }

@@ -28,7 +28,7 @@ use crate::catalogue::Catalogue;
 use crate::checkpoint;
 use crate::fixed::ONE;
 use crate::log::{Log, LogReader};
-use crate::record::{self, CANDLE_LEN, Item, Link, SAME_RECORD};
+use crate::record::{self, CANDLE_LEN, CandleLink, Item, Link, SAME_RECORD};
 use crate::tick::{FeedItem, ProductDef, Source, Symbol, Tick};
 
 /// How market data is kept.
@@ -88,7 +88,7 @@ pub struct ProductState {
     /// The product's newest tick in the tick log.
     pub tick_head: Link,
     /// The product's newest stored candle of each interval.
-    pub candle_heads: [Link; N_INTERVALS],
+    pub candle_heads: [CandleLink; N_INTERVALS],
 }
 
 /// Counts since start.
@@ -443,9 +443,9 @@ impl Market {
     ) -> Result<(), MarketError> {
         let head = &mut self.states[id as usize].candle_heads[interval_idx];
         let mut bytes = [0u8; CANDLE_LEN];
-        record::write_candle(&mut bytes, id, candle, *head);
+        record::write_candle(&mut bytes, id, candle, head.link());
         let position = self.candles[interval_idx].append(&bytes, candle.start, self.newest_ts)?;
-        *head = Link::at(position, 0);
+        *head = Link::at(position, 0).into();
         self.counters.candles_written += 1;
         Ok(())
     }
@@ -459,7 +459,7 @@ impl Market {
     ) -> Result<Option<Candle>, MarketError> {
         let interval = Interval::ALL[interval_idx];
         let stop_before = bucket.saturating_sub(self.config.late_ms + interval.millis());
-        let mut link = self.states[id as usize].candle_heads[interval_idx];
+        let mut link = self.states[id as usize].candle_heads[interval_idx].link();
         let reader = &mut self.candle_readers[interval_idx];
         while !link.is_none() {
             let Some(record) = reader.read(link.position())? else {

@@ -41,6 +41,34 @@ pub struct Link {
     pub item: u32,
 }
 
+/// A [`Link`] to a candle record (no item): 12 bytes, for the seven per product in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C, packed(4))]
+pub struct CandleLink {
+    segment: u64,
+    offset: u32,
+}
+
+impl CandleLink {
+    /// The link as a [`Link`].
+    pub fn link(self) -> Link {
+        Link {
+            segment: self.segment,
+            offset: self.offset,
+            item: 0,
+        }
+    }
+}
+
+impl From<Link> for CandleLink {
+    fn from(link: Link) -> Self {
+        Self {
+            segment: link.segment,
+            offset: link.offset,
+        }
+    }
+}
+
 /// [`Link::segment`] of a link to an item of the same record.
 pub const SAME_RECORD: u64 = u64::MAX;
 

@@ -140,7 +140,7 @@ fn summary(market: &Market) -> Summary {
                         .candles(
                             id,
                             i,
-                            state.candle_heads[i.index()],
+                            state.candle_heads[i.index()].link(),
                             Some(state.candles.open[i.index()]),
                             0,
                             i64::MAX,
@@ -231,7 +231,7 @@ fn candles_equal_the_aggregate_of_the_stored_ticks() {
         .candles(
             0,
             Interval::M1,
-            state.candle_heads[1],
+            state.candle_heads[1].link(),
             Some(state.candles.open[1]),
             m1[5].start,
             m1[20].start,
@@ -375,7 +375,7 @@ fn retention_drops_old_segments_and_queries_stop_there() {
         .candles(
             0,
             Interval::H1,
-            state.candle_heads[Interval::H1.index()],
+            state.candle_heads[Interval::H1.index()].link(),
             Some(state.candles.open[4]),
             0,
             i64::MAX,

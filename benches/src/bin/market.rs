@@ -251,7 +251,7 @@ fn queries(config: &Config) -> Vec<(String, Histogram<u64>, usize)> {
                 .candles(
                     id,
                     interval,
-                    state.candle_heads[interval.index()],
+                    state.candle_heads[interval.index()].link(),
                     Some(state.candles.open[interval.index()]),
                     0,
                     i64::MAX,

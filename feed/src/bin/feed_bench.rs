@@ -118,37 +118,55 @@ fn prefill(brokers: &str, topic: &str, args: &Args) -> anyhow::Result<()> {
 
 struct Scenario {
     name: &'static str,
+    fetch_wait_max_ms: u64,
     batch_messages_max: usize,
     properties: &'static [(&'static str, &'static str)],
 }
 
+/// Larger fetches and local queue, for the scenarios that add them.
+const BIG_FETCHES: &[(&str, &str)] = &[
+    ("queued.min.messages", "1000000"),
+    ("queued.max.messages.kbytes", "1048576"),
+    ("fetch.max.bytes", "52428800"),
+    ("max.partition.fetch.bytes", "8388608"),
+];
+
 const SCENARIOS: &[Scenario] = &[
     Scenario {
-        name: "defaults (batch 1024)",
+        name: "librdkafka defaults (fetch.wait.max.ms=500)",
+        fetch_wait_max_ms: 500,
         batch_messages_max: 1024,
         properties: &[],
     },
     Scenario {
-        name: "batch 1 (housekeeping per message)",
+        name: "fetch.wait.max.ms=100 fetch.min.bytes=1MB",
+        fetch_wait_max_ms: 100,
+        batch_messages_max: 1024,
+        properties: &[("fetch.min.bytes", "1048576")],
+    },
+    Scenario {
+        name: "fetch.wait.max.ms=10",
+        fetch_wait_max_ms: 10,
+        batch_messages_max: 1024,
+        properties: &[],
+    },
+    Scenario {
+        name: "fetch.wait.max.ms=10, loop batch 1",
+        fetch_wait_max_ms: 10,
         batch_messages_max: 1,
         properties: &[],
     },
     Scenario {
-        name: "fetch.min.bytes=1MB fetch.wait.max.ms=100",
-        batch_messages_max: 1024,
-        properties: &[("fetch.min.bytes", "1048576"), ("fetch.wait.max.ms", "100")],
+        name: "fetch.wait.max.ms=10 + big fetches/queue",
+        fetch_wait_max_ms: 10,
+        batch_messages_max: 4096,
+        properties: BIG_FETCHES,
     },
     Scenario {
-        name: "+ queued.min.messages=1M, 8 MB fetches",
+        name: "fetch.wait.max.ms=1 + big fetches/queue",
+        fetch_wait_max_ms: 1,
         batch_messages_max: 4096,
-        properties: &[
-            ("fetch.min.bytes", "1048576"),
-            ("fetch.wait.max.ms", "100"),
-            ("queued.min.messages", "1000000"),
-            ("queued.max.messages.kbytes", "1048576"),
-            ("fetch.max.bytes", "52428800"),
-            ("max.partition.fetch.bytes", "8388608"),
-        ],
+        properties: BIG_FETCHES,
     },
 ];
 
@@ -162,6 +180,7 @@ fn consume(
     let mut config = ConsumerConfig::new(brokers, topic, format!("bench-{}", std::process::id()));
     config.assignment = AssignmentMode::AllPartitions;
     config.batch_messages_max = scenario.batch_messages_max;
+    config.fetch_wait_max = Duration::from_millis(scenario.fetch_wait_max_ms);
     config.commit_interval = None;
     for (key, value) in scenario.properties {
         config.properties.push(((*key).into(), (*value).into()));
@@ -223,6 +242,44 @@ fn consume(
     Ok(())
 }
 
+/// How long the idle measurement watches a consumer of an empty topic.
+const IDLE_WATCH: Duration = Duration::from_secs(5);
+
+/// CPU spent by the consumer and the broker while the consumer waits on an empty topic.
+fn idle(brokers: &str, fetch_wait_max_ms: u64, broker_pid: Option<u32>) -> anyhow::Result<()> {
+    let topic = format!("idle-{fetch_wait_max_ms}-{}", std::process::id());
+    create_topic(brokers, &topic, 3)?;
+    let mut config = ConsumerConfig::new(brokers, &topic, format!("idle-{}", std::process::id()));
+    config.assignment = AssignmentMode::AllPartitions;
+    config.fetch_wait_max = Duration::from_millis(fetch_wait_max_ms);
+    let consumer = Consumer::start(config, |_| None, |_: FeedMessage<'_>| {})?;
+    let stats = Arc::clone(consumer.stats());
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while !stats.broker_reachable() || stats.lags().len() < 3 {
+        if Instant::now() >= deadline {
+            bail!("the idle consumer never got its partitions");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (cpu_before, broker_before) = (cpu_time(), process_cpu_time(broker_pid));
+    // A measurement window, not synchronisation.
+    std::thread::sleep(IDLE_WATCH);
+    let cpu = cpu_time().saturating_sub(cpu_before);
+    let broker = match (process_cpu_time(broker_pid), broker_before) {
+        (Some(after), Some(before)) => {
+            let share = after.saturating_sub(before).as_secs_f64() / IDLE_WATCH.as_secs_f64();
+            format!("{:.1}%", share * 100.0)
+        }
+        _ => "n/a".into(),
+    };
+    let _handler = consumer.stop()?;
+    println!(
+        "idle topic, fetch.wait.max.ms={fetch_wait_max_ms:<4} consumer cpu {:.1}% of a core, broker {broker}",
+        cpu.as_secs_f64() / IDLE_WATCH.as_secs_f64() * 100.0
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let broker = match &args.brokers {
@@ -256,6 +313,13 @@ fn main() -> anyhow::Result<()> {
             &topic,
             &args,
             scenario,
+            broker.as_ref().map(TansuBroker::pid),
+        )?;
+    }
+    for fetch_wait_max_ms in [500, 10, 1] {
+        idle(
+            &brokers,
+            fetch_wait_max_ms,
             broker.as_ref().map(TansuBroker::pid),
         )?;
     }

@@ -1,5 +1,6 @@
 //! Integration tests of the feed against a real tansu broker (one binary, a module per topic).
 
+mod admin;
 mod consume;
 mod outage;
 mod rebalance;

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use bourse_feed::{FeedMessage, Producer, ProducerConfig, Record, TopicCreation, create_topic};
+use bourse_feed::{
+    AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record,
+    TopicCreation, create_topic,
+};
 
 /// Distinct keys (symbols) the messages are spread over.
 pub const KEYS: u64 = 50;
@@ -38,7 +41,21 @@ pub fn create(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()>
 
 /// Produces messages `range` keyed by symbol and waits until all are acknowledged.
 pub fn produce(brokers: &str, topic: &str, range: std::ops::Range<u64>) -> anyhow::Result<()> {
-    let producer = Producer::new(&ProducerConfig::new(brokers))?;
+    produce_with(brokers, topic, range, &[])
+}
+
+/// [`produce`] with librdkafka producer properties.
+pub fn produce_with(
+    brokers: &str,
+    topic: &str,
+    range: std::ops::Range<u64>,
+    properties: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new(brokers);
+    for (key, value) in properties {
+        config = config.property(*key, *value);
+    }
+    let producer = Producer::new(&config)?;
     for index in range {
         let (key, payload) = (key_of(index), payload_of(index));
         let record = Record::keyed(topic, &key, &payload);
@@ -46,6 +63,27 @@ pub fn produce(brokers: &str, topic: &str, range: std::ops::Range<u64>) -> anyho
     }
     producer.flush(WAIT_MAX)?;
     Ok(())
+}
+
+/// The number of messages in each partition, read by a consumer of the whole topic.
+pub fn partition_sizes(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let store = SharedStore::default();
+    let (offsets, handler) = callbacks(&store);
+    let mut config = ConsumerConfig::new(brokers, topic, "sizes");
+    config.assignment = AssignmentMode::AllPartitions;
+    let consumer = Consumer::start(config, offsets, handler)?;
+    let stats = Arc::clone(consumer.stats());
+    wait_until("every partition's high watermark", || {
+        let lags = stats.lags();
+        lags.len() == partitions as usize && lags.iter().all(|lag| lag.lag == Some(0))
+    })?;
+    drop(consumer.stop()?);
+    let store = lock(&store);
+    Ok(store.next.clone())
 }
 
 /// One message as the caller stored it.
