@@ -233,6 +233,21 @@ pub(crate) fn interval(name: &str) -> Result<Interval, ApiError> {
     })
 }
 
+/// `from`, `to` (unix ms, default everything) and `limit` of a series request.
+fn series_params(
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    limit_default: usize,
+) -> Result<(i64, i64, usize), ApiError> {
+    let from = time_param(from, "from", 0)?;
+    let to = time_param(to, "to", i64::MAX)?;
+    if from > to {
+        return Err(bad_request("from must not be after to"));
+    }
+    Ok((from, to, limit_param(limit, limit_default)?))
+}
+
 fn time_param(value: Option<String>, name: &str, default: i64) -> Result<i64, ApiError> {
     match value {
         None => Ok(default),
@@ -283,12 +298,7 @@ pub(crate) async fn candles(
     ApiQuery(query): ApiQuery<CandlesQuery>,
 ) -> Result<Response, ApiError> {
     let interval = interval(query.interval.as_deref().unwrap_or("1m"))?;
-    let from = time_param(query.from, "from", 0)?;
-    let to = time_param(query.to, "to", i64::MAX)?;
-    if from > to {
-        return Err(bad_request("from must not be after to"));
-    }
-    let limit = limit_param(query.limit, CANDLES_DEFAULT)?;
+    let (from, to, limit) = series_params(query.from, query.to, query.limit, CANDLES_DEFAULT)?;
     let id = listed(&state, &symbol)?;
     let market = state.market.read();
     let state_of = market.product(id).ok_or_else(|| unknown_symbol(&symbol))?;
@@ -330,12 +340,7 @@ pub(crate) async fn ticks(
     Path(symbol): Path<String>,
     ApiQuery(query): ApiQuery<TicksQuery>,
 ) -> Result<Response, ApiError> {
-    let from = time_param(query.from, "from", 0)?;
-    let to = time_param(query.to, "to", i64::MAX)?;
-    if from > to {
-        return Err(bad_request("from must not be after to"));
-    }
-    let limit = limit_param(query.limit, TICKS_DEFAULT)?;
+    let (from, to, limit) = series_params(query.from, query.to, query.limit, TICKS_DEFAULT)?;
     let id = listed(&state, &symbol)?;
     let market = state.market.read();
     let head = market

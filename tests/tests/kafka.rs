@@ -20,24 +20,13 @@ use bourse_feed::{
     AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record,
     create_topic,
 };
-use common::{Client, Server, http_addr};
+use common::{Client, Server, eventually, http_addr};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 const TOPIC: &str = "ticks";
 const DEAD_LETTER: &str = "ticks-dead";
 const T0: i64 = 1_764_000_000_000;
-
-fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(found) = condition() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
 
 fn producer(brokers: &str) -> Producer {
     Producer::new(&ProducerConfig::new(brokers).property("linger.ms", "1")).unwrap()

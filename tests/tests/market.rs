@@ -6,23 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
-use common::{Client, Server, http_addr, pluck};
+use common::{Client, Server, eventually, http_addr, pluck};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-
-/// Polls `condition` (a read of the server's state) until it holds, for at most 30 s.
-fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(found) = condition() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
 
 fn dec(v: &Value) -> Decimal {
     v.as_str()

@@ -180,6 +180,18 @@ impl Drop for Server {
     }
 }
 
+/// Polls `condition` (a read of a server's state) until it gives something, for at most 90 s.
+pub fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(found) = condition() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`); returns the status code
 /// and the body. Enough for these tests; the API tests of issue 6 bring a real client.
 pub fn http(
