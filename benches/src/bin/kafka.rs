@@ -66,6 +66,14 @@ fn main() {
         fmt_int((n_messages * batch) as u64),
         filled.elapsed().as_secs_f64()
     );
+    let (seconds, ticks) = run_stream(&brokers, n_messages);
+    println!(
+        "  {:<36} {:>12} ticks/s ({:.0} ns a tick, {:.2} s)",
+        "consume only, StreamConsumer (tokio)",
+        fmt_int((ticks as f64 / seconds) as u64),
+        seconds * 1e9 / ticks as f64,
+        seconds
+    );
     for stage in [
         "consume only",
         "consume + parse",
@@ -79,6 +87,48 @@ fn main() {
             seconds
         );
     }
+}
+
+/// Ticks in a message without parsing it: one `"seq":` per tick.
+fn count_ticks(payload: &[u8]) -> u64 {
+    payload.windows(6).filter(|w| w == b"\"seq\":").count() as u64
+}
+
+/// Consume only, with rdkafka's StreamConsumer on a current-thread tokio runtime: the
+/// comparison with the dedicated BaseConsumer thread of `bourse_feed::Consumer`.
+fn run_stream(brokers: &str, n_messages: usize) -> (f64, u64) {
+    use futures_util::StreamExt;
+    use rdkafka::consumer::{Consumer as _, StreamConsumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "bench-stream")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.min.bytes", "1048576")
+            .set("queued.min.messages", "100000")
+            .create()
+            .expect("stream consumer");
+        let mut partitions = TopicPartitionList::new();
+        partitions
+            .add_partition_offset(TOPIC, 0, Offset::Beginning)
+            .expect("partition");
+        consumer.assign(&partitions).expect("assign");
+        let started = Instant::now();
+        let (mut n, mut ticks) = (0, 0);
+        let mut stream = consumer.stream();
+        while n < n_messages {
+            let message = stream.next().await.expect("a message").expect("no error");
+            ticks += count_ticks(message.payload().unwrap_or(&[]));
+            n += 1;
+        }
+        (started.elapsed().as_secs_f64(), ticks)
+    })
 }
 
 fn fill(brokers: &str, n_messages: usize, products: usize, batch: usize) {
@@ -136,13 +186,7 @@ fn run(brokers: &str, stage: &'static str, n_messages: usize) -> (f64, u64) {
         move |message: FeedMessage<'_>| {
             match stage {
                 "consume only" => {
-                    // Count the ticks without parsing: one `seq` per tick.
-                    let n = message
-                        .payload
-                        .windows(6)
-                        .filter(|w| w == b"\"seq\":")
-                        .count();
-                    ticks.fetch_add(n as u64, Ordering::Relaxed);
+                    ticks.fetch_add(count_ticks(message.payload), Ordering::Relaxed);
                 }
                 _ => {
                     items.clear();
