@@ -83,12 +83,16 @@ fn ticks_of(client: &Client, symbol: &str) -> Vec<Value> {
     body.as_array().cloned().unwrap_or_default()
 }
 
-fn metric(client: &Client, name: &str) -> u64 {
+/// A metric's value, if `/metrics` has it.
+fn metric_of(client: &Client, name: &str) -> Option<u64> {
     let (_, text) = common::http_get(&client.addr, "/metrics");
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+}
+
+fn metric(client: &Client, name: &str) -> u64 {
+    metric_of(client, name).unwrap_or(0)
 }
 
 fn dec(v: &Value) -> Decimal {
@@ -314,6 +318,13 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
         (1..=3_000).collect::<Vec<_>>(),
         "every tick once, in order"
     );
+    // Caught up: the consumer's lag (from librdkafka's statistics, every second) falls to 0,
+    // and the broker counts as reachable.
+    eventually("a lag of 0", || {
+        (metric_of(&client, "bourse_kafka_lag") == Some(0)
+            && metric_of(&client, "bourse_kafka_broker_reachable") == Some(1))
+        .then_some(())
+    });
     let day = client.expect(
         200,
         "GET",
