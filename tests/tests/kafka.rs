@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bourse_feed::tansu::TansuBroker;
@@ -20,7 +19,7 @@ use bourse_feed::{
     AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record,
     create_topic,
 };
-use common::{Client, Server, eventually, http_addr};
+use common::{Client, Server, aggregate, candle_rows, dec, eventually, http_addr};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -93,10 +92,6 @@ fn metric_of(client: &Client, name: &str) -> Option<u64> {
 
 fn metric(client: &Client, name: &str) -> u64 {
     metric_of(client, name).unwrap_or(0)
-}
-
-fn dec(v: &Value) -> Decimal {
-    v.as_str().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -227,21 +222,6 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
     );
 
     // Candles of 1s, exactly: by bucket, open/close by time, high, low, volume, count.
-    let mut buckets: BTreeMap<i64, (Decimal, Decimal, Decimal, Decimal, Decimal, u64)> =
-        BTreeMap::new();
-    for t in &taken {
-        let ts = t["ts"].as_i64().unwrap();
-        let (price, size) = (dec(&t["price"]), dec(&t["size"]));
-        let c =
-            buckets
-                .entry(ts - ts % 1000)
-                .or_insert((price, price, price, price, Decimal::ZERO, 0));
-        c.1 = c.1.max(price);
-        c.2 = c.2.min(price);
-        c.3 = price;
-        c.4 += size;
-        c.5 += 1;
-    }
     let candles = client.expect(
         200,
         "GET",
@@ -249,27 +229,7 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
         None,
         Value::Null,
     );
-    let rows: Vec<(i64, Decimal, Decimal, Decimal, Decimal, Decimal, u64)> = candles
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["start"].as_i64().unwrap(),
-                dec(&c["open"]),
-                dec(&c["high"]),
-                dec(&c["low"]),
-                dec(&c["close"]),
-                dec(&c["volume"]),
-                c["count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let want: Vec<_> = buckets
-        .into_iter()
-        .map(|(s, (o, h, l, c, v, n))| (s, o, h, l, c, v, n))
-        .collect();
-    assert_eq!(rows, want);
+    assert_eq!(candle_rows(&candles), aggregate(&taken, "ts", 1_000));
 
     // SIGKILL while a producer publishes 3,000 ticks of KC (10 a message); restart.
     let producing = {

@@ -5,63 +5,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{Client, Server, eventually, http_addr, pluck};
+use common::{Client, Server, aggregate, candle_rows, dec, eventually, http_addr, pluck};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-
-fn dec(v: &Value) -> Decimal {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a decimal string: {v}"))
-        .parse()
-        .unwrap()
-}
-
-/// Candles of `interval_ms` as the aggregate of `ticks` (sorted by exchange time, then seq).
-fn aggregate(
-    ticks: &[Value],
-    interval_ms: i64,
-) -> Vec<(i64, Decimal, Decimal, Decimal, Decimal, Decimal, u64)> {
-    let mut buckets: BTreeMap<i64, (Decimal, Decimal, Decimal, Decimal, Decimal, u64)> =
-        BTreeMap::new();
-    for t in ticks {
-        let ts = t["timestamp"].as_i64().unwrap();
-        let (price, size) = (dec(&t["price"]), dec(&t["size"]));
-        let start = ts - ts.rem_euclid(interval_ms);
-        let c = buckets
-            .entry(start)
-            .or_insert((price, price, price, price, Decimal::ZERO, 0));
-        c.1 = c.1.max(price);
-        c.2 = c.2.min(price);
-        c.3 = price;
-        c.4 += size;
-        c.5 += 1;
-    }
-    buckets
-        .into_iter()
-        .map(|(s, (o, h, l, c, v, n))| (s, o, h, l, c, v, n))
-        .collect()
-}
-
-fn candle_rows(candles: &Value) -> Vec<(i64, Decimal, Decimal, Decimal, Decimal, Decimal, u64)> {
-    candles
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["start"].as_i64().unwrap(),
-                dec(&c["open"]),
-                dec(&c["high"]),
-                dec(&c["low"]),
-                dec(&c["close"]),
-                dec(&c["volume"]),
-                c["count"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
 
 #[test]
 fn the_simulator_feeds_candles_and_the_liquidity_provider_fills_a_new_users_market_order() {
@@ -147,7 +93,7 @@ fn the_simulator_feeds_candles_and_the_liquidity_provider_fills_a_new_users_mark
         Value::Null,
     );
     assert!(candles.as_array().unwrap().len() >= 2, "{candles}");
-    assert_eq!(candle_rows(&candles), aggregate(&done, 1_000));
+    assert_eq!(candle_rows(&candles), aggregate(&done, "timestamp", 1_000));
     assert!(done.iter().all(|t| t["source"] == "feed"));
 
     // The user's fill is a Bourse tick of AAPL.

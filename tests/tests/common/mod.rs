@@ -180,6 +180,72 @@ impl Drop for Server {
     }
 }
 
+/// A decimal string of the API as a number.
+pub fn dec(v: &Value) -> rust_decimal::Decimal {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a decimal string: {v}"))
+        .parse()
+        .unwrap()
+}
+
+/// A candle as the tests compare them: start, open, high, low, close, volume, count.
+pub type CandleRow = (
+    i64,
+    rust_decimal::Decimal,
+    rust_decimal::Decimal,
+    rust_decimal::Decimal,
+    rust_decimal::Decimal,
+    rust_decimal::Decimal,
+    u64,
+);
+
+/// Candles of `interval_ms` as the aggregate of `ticks` (JSON ticks with `price`, `size` and
+/// the time in `ts_key`, sorted by exchange time, then seq): the reference the candle rules
+/// must agree with.
+pub fn aggregate(ticks: &[Value], ts_key: &str, interval_ms: i64) -> Vec<CandleRow> {
+    let mut buckets: std::collections::BTreeMap<i64, CandleRow> = Default::default();
+    for t in ticks {
+        let ts = t[ts_key].as_i64().unwrap();
+        let (price, size) = (dec(&t["price"]), dec(&t["size"]));
+        let start = ts - ts.rem_euclid(interval_ms);
+        let c = buckets.entry(start).or_insert((
+            start,
+            price,
+            price,
+            price,
+            price,
+            rust_decimal::Decimal::ZERO,
+            0,
+        ));
+        c.2 = c.2.max(price);
+        c.3 = c.3.min(price);
+        c.4 = price;
+        c.5 += size;
+        c.6 += 1;
+    }
+    buckets.into_values().collect()
+}
+
+/// The candles of a `GET /products/{symbol}/candles` answer.
+pub fn candle_rows(candles: &Value) -> Vec<CandleRow> {
+    candles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["start"].as_i64().unwrap(),
+                dec(&c["open"]),
+                dec(&c["high"]),
+                dec(&c["low"]),
+                dec(&c["close"]),
+                dec(&c["volume"]),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Polls `condition` (a read of a server's state) until it gives something, for at most 90 s.
 pub fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(90);
