@@ -386,7 +386,10 @@ fn bad_websocket_messages_get_precise_errors_and_change_nothing() {
 #[test]
 fn a_client_that_does_not_read_delays_no_one_and_is_dropped_when_its_queue_overflows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), &["--ws-queue", "16", "--rate-limit", "0"]);
+    // A queue of 256 messages: the fast client must absorb the bursts in which the market-data
+    // thread publishes the ticks of several fills at once; the slow one overflows it anyway
+    // (1,500 book messages of ~1.5 KB against ~320 KB of socket buffers).
+    let mut server = Server::start(dir.path(), &["--ws-queue", "256", "--rate-limit", "0"]);
     let client = Client {
         addr: http_addr(&mut server),
     };
