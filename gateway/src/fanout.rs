@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use bourse_marketdata::fixed;
 use bourse_marketdata::tick::{FeedItem, Source, Tick};
 
-use crate::history::{Entry, History, fill_sides};
+use crate::history::{Entry, FillTick, History, fill_sides};
 use crate::hub::{ChannelKey, Hub};
 use crate::render::{self, ProductUnits};
 
@@ -274,34 +274,26 @@ pub fn resolve(engine: &bourse_engine::Engine, symbol: &str) -> Option<(u32, Pro
     Some((product.get(), ProductUnits::of(engine, product)?))
 }
 
-/// Bourse's fills among `entries` as ticks for the market data (source Bourse, sequence
-/// number = the fill's event sequence number), for the products whose units are known.
-pub fn bourse_ticks(entries: &[Entry], units: &UnitsCache) -> Vec<FeedItem> {
-    entries
-        .iter()
-        .filter_map(|entry| {
-            let Entry::Fill {
-                seq,
-                ts,
-                product,
-                price,
-                qty,
-                ..
-            } = entry
-            else {
-                return None;
-            };
-            let u = units.get(*product)?;
+/// Bourse's fills as ticks for the market data (source Bourse, sequence number = the fill's
+/// event sequence number), for the products whose units are known.
+pub fn bourse_ticks(
+    fills: impl IntoIterator<Item = FillTick>,
+    units: &UnitsCache,
+) -> Vec<FeedItem> {
+    fills
+        .into_iter()
+        .filter_map(|fill| {
+            let u = units.get(fill.product)?;
             let symbol = bourse_marketdata::tick::Symbol::new(&u.symbol())?;
-            let price = fixed::from_decimal(u.price(*price).parse().ok()?)?;
-            let size = fixed::from_decimal(u.qty(*qty).parse().ok()?)?;
+            let price = fixed::from_decimal(u.price(fill.price).parse().ok()?)?;
+            let size = fixed::from_decimal(u.qty(fill.qty).parse().ok()?)?;
             (price > 0 && size > 0).then_some(FeedItem::Tick {
                 symbol,
                 tick: Tick {
                     price,
                     size,
-                    ts: *ts,
-                    seq: *seq,
+                    ts: fill.ts,
+                    seq: fill.seq,
                     source: Source::Bourse,
                 },
             })

@@ -746,33 +746,56 @@ impl History {
         page(funds.iter().rev().cloned(), |f| f.id, cursor, limit)
     }
 
-    /// Every fill with an event sequence number of at least `from`, oldest first, as
-    /// [`Entry::Fill`]s with what the market data needs (product, price, quantity, time).
-    pub fn fills_from(&self, from: u64) -> Vec<Entry> {
-        let mut fills: BTreeMap<u64, Entry> = BTreeMap::new();
+    /// Every fill with an event sequence number of at least `from`, oldest first.
+    pub fn fills_from(&self, from: u64) -> Vec<FillTick> {
+        let mut fills: BTreeMap<u64, FillTick> = BTreeMap::new();
         for account in self.accounts.values() {
             let start = account.trades.partition_point(|t| t.id < from);
             for t in &account.trades[start..] {
-                fills.entry(t.id).or_insert_with(|| Entry::Fill {
+                fills.entry(t.id).or_insert(FillTick {
                     seq: t.id,
                     ts: t.ts,
                     product: t.product,
-                    maker_order: 0,
-                    taker_order: 0,
-                    maker_account: 0,
-                    taker_account: 0,
-                    taker_side: t.side,
                     price: t.price,
                     qty: t.qty,
-                    notional: t.notional,
-                    maker_fee: 0,
-                    taker_fee: 0,
-                    maker_remaining: 0,
-                    taker_remaining: 0,
                 });
             }
         }
         fills.into_values().collect()
+    }
+}
+
+/// What the market data takes of a fill (engine integers: price ticks, quantity lots).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FillTick {
+    /// The fill's event sequence number.
+    pub seq: u64,
+    pub ts: i64,
+    pub product: u32,
+    pub price: i64,
+    pub qty: i64,
+}
+
+impl FillTick {
+    /// The fill an entry records, if it is one.
+    pub fn of(entry: &Entry) -> Option<FillTick> {
+        match *entry {
+            Entry::Fill {
+                seq,
+                ts,
+                product,
+                price,
+                qty,
+                ..
+            } => Some(FillTick {
+                seq,
+                ts,
+                product,
+                price,
+                qty,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -998,7 +1021,8 @@ impl HistoryHandle {
                     let seen = model.event_seq;
                     drop(model);
                     if let Some(market) = &market {
-                        let items = fanout::bourse_ticks(&entries, &units);
+                        let fills = entries.iter().filter_map(FillTick::of);
+                        let items = fanout::bourse_ticks(fills, &units);
                         if !items.is_empty() {
                             let next_event_seq = newest + 1;
                             let _ = market.send(crate::market::Input::Bourse {

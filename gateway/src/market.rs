@@ -437,8 +437,7 @@ fn apply(
     let (source, partition, next_offset, items) = match input {
         Input::Checkpoint(answer) => {
             let _ = answer.send(market.checkpoint().map_err(|e| e.to_string()));
-            applied.ticks.clear();
-            applied.amended.clear();
+            applied.clear();
             return Ok(());
         }
         Input::Feed {
@@ -448,9 +447,7 @@ fn apply(
             .is_some_and(|next| offset < next) =>
         {
             // Taken already (read again after a rebalance while it was queued): once only.
-            applied.ticks.clear();
-            applied.amended.clear();
-            applied.products.clear();
+            applied.clear();
             return Ok(());
         }
         Input::Feed {
@@ -559,7 +556,7 @@ pub fn catch_up_bourse(
 ) -> Result<usize, String> {
     let from = market.read().offset(Source::Bourse, 0).unwrap_or(1).max(1) as u64;
     let fills = history.fills_from(from);
-    let products: Vec<u32> = fills.iter().filter_map(|f| history.product_of(f)).collect();
+    let products: Vec<u32> = fills.iter().map(|f| f.product).collect();
     let (defs, units) = handle
         .try_query(move |engine| {
             (
@@ -572,7 +569,7 @@ pub fn catch_up_bourse(
     let mut cache = crate::fanout::UnitsCache::default();
     cache.extend(units);
     let mut items: Vec<FeedItem> = defs.into_iter().map(FeedItem::Product).collect();
-    let ticks = crate::fanout::bourse_ticks(&fills, &cache);
+    let ticks = crate::fanout::bourse_ticks(fills, &cache);
     let n_ticks = ticks.len();
     items.extend(ticks);
     let next_event_seq = history.event_seq() + 1;

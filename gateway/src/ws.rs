@@ -268,7 +268,7 @@ impl Session {
             "unsubscribe" => self.unsubscribe(fields),
             "order" => return self.order(id, fields).await,
             "cancel" => return self.cancel(id, fields),
-            "ping" => no_fields(&fields).map(|()| json!({"time": now_ms()})),
+            "ping" => no_fields(&fields).map(|()| json!({"time": crate::market::unix_ms()})),
             other => Err(bad_request(format!(
                 "unknown op {other:?} (auth, subscribe, unsubscribe, order, cancel, ping)"
             ))),
@@ -635,10 +635,4 @@ fn closed() -> ApiError {
         "closed",
         "the connection is closing",
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -135,7 +135,8 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn clear(&mut self) {
+    /// Empties it (what `Market::ingest` does first).
+    pub fn clear(&mut self) {
         self.ticks.clear();
         self.products.clear();
         self.amended.clear();
