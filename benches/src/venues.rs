@@ -23,8 +23,9 @@ use std::sync::Arc;
 use bourse_engine as be;
 use bourse_engine::{
     AccountId, AddProduct, AmendOrder, AssetCode, AssetId, Command, CommandKind, CountingSink,
-    CreateAccount, Engine, FeeSchedule, FundsRequest, Limits, NewOrder, OrderId, OrderType, Price,
-    ProductId, ProfileStatus, Qty, RequestId, SelfTradePrevention, Symbol, TimeInForce, TokenHash,
+    CreateAccount, Engine, FeeSchedule, FundsMethod, FundsRequest, Limits, NewOrder, OrderId,
+    OrderType, Price, ProductId, ProfileStatus, Qty, RequestId, SelfTradePrevention, Symbol,
+    TimeInForce, TokenHash,
 };
 
 use crate::mix::{Op, RestingOrder, Side};
@@ -122,6 +123,7 @@ pub fn bourse_setup(users: u32, mut each: impl FnMut(CommandKind)) {
                 asset,
                 amount: be::Amount::from_minor(amount),
                 request_id: RequestId::new(rid).expect("request id"),
+                method: FundsMethod::Unspecified,
             }));
         }
     }

@@ -113,6 +113,16 @@
 //! | 6      | 8     | `amount`, `i64`          |
 //! | 14     | 1 + n | `request_id`, short<36>  |
 //!
+//! These two carry [`FundsMethod::Unspecified`]. A deposit or withdrawal with a stated method
+//! is **tag 14, `Deposit` with a method; tag 15, `Withdraw` with a method** (added after the
+//! first journals were written, as new tags, so that old records keep their meaning and every
+//! command still has one encoding): the same body, then
+//!
+//! | offset | size  | field                                              |
+//! |--------|-------|----------------------------------------------------|
+//! | +      | 1     | `method`: Card 1, Upi 2, Bank 3 (0 is an error)    |
+//! | +      | 0 or 4| a card's last four digits, ASCII `0`–`9`           |
+//!
 //! **Tag 10, `PlaceOrder`**
 //!
 //! | offset | size       | field                                   |
@@ -155,8 +165,8 @@ use crate::limits::FEE_TIERS_MAX;
 #[cfg(doc)]
 use crate::limits::{NAME_BYTES_MAX, PROOF_BYTES_MAX};
 use crate::types::{
-    AccountId, Amount, AssetId, OrderId, OrderType, Price, ProductId, ProductStatus, ProfileStatus,
-    Qty, SelfTradePrevention, ShortStr, Side, TimeInForce, TokenHash,
+    AccountId, Amount, AssetId, CardLast4, FundsMethod, OrderId, OrderType, Price, ProductId,
+    ProductStatus, ProfileStatus, Qty, SelfTradePrevention, ShortStr, Side, TimeInForce, TokenHash,
 };
 
 /// The version byte [`encode`] writes.
@@ -181,6 +191,12 @@ const TAG_PLACE_ORDER: u8 = 10;
 const TAG_CANCEL_ORDER: u8 = 11;
 const TAG_AMEND_ORDER: u8 = 12;
 const TAG_SNAPSHOT: u8 = 13;
+const TAG_DEPOSIT_VIA: u8 = 14;
+const TAG_WITHDRAW_VIA: u8 = 15;
+
+const METHOD_CARD: u8 = 1;
+const METHOD_UPI: u8 = 2;
+const METHOD_BANK: u8 = 3;
 
 /// Why bytes are not a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -236,8 +252,10 @@ pub fn encode(cmd: &Command, out: &mut Vec<u8>) {
         CommandKind::AddAsset { .. } => TAG_ADD_ASSET,
         CommandKind::AddProduct(_) => TAG_ADD_PRODUCT,
         CommandKind::SetProductStatus { .. } => TAG_SET_PRODUCT_STATUS,
-        CommandKind::Deposit(_) => TAG_DEPOSIT,
-        CommandKind::Withdraw(_) => TAG_WITHDRAW,
+        CommandKind::Deposit(r) if r.method == FundsMethod::Unspecified => TAG_DEPOSIT,
+        CommandKind::Deposit(_) => TAG_DEPOSIT_VIA,
+        CommandKind::Withdraw(r) if r.method == FundsMethod::Unspecified => TAG_WITHDRAW,
+        CommandKind::Withdraw(_) => TAG_WITHDRAW_VIA,
         CommandKind::PlaceOrder(_) => TAG_PLACE_ORDER,
         CommandKind::CancelOrder { .. } => TAG_CANCEL_ORDER,
         CommandKind::AmendOrder(_) => TAG_AMEND_ORDER,
@@ -295,6 +313,15 @@ pub fn encode(cmd: &Command, out: &mut Vec<u8>) {
             out.extend_from_slice(&r.asset.get().to_le_bytes());
             out.extend_from_slice(&r.amount.minor().to_le_bytes());
             put_short(out, &r.request_id);
+            match r.method {
+                FundsMethod::Unspecified => {}
+                FundsMethod::Card(last4) => {
+                    out.push(METHOD_CARD);
+                    out.extend_from_slice(last4.as_bytes());
+                }
+                FundsMethod::Upi => out.push(METHOD_UPI),
+                FundsMethod::Bank => out.push(METHOD_BANK),
+            }
         }
         CommandKind::PlaceOrder(o) => {
             out.extend_from_slice(&o.account.get().to_le_bytes());
@@ -478,14 +505,18 @@ pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
             product: ProductId::new(r.u32()?),
             status: r.product_status("status")?,
         },
-        TAG_DEPOSIT | TAG_WITHDRAW => {
-            let request = FundsRequest {
+        TAG_DEPOSIT | TAG_WITHDRAW | TAG_DEPOSIT_VIA | TAG_WITHDRAW_VIA => {
+            let mut request = FundsRequest {
                 account: AccountId::new(r.u32()?),
                 asset: AssetId::new(r.u16()?),
                 amount: Amount::from_minor(r.i64()?),
                 request_id: r.short("request_id")?,
+                method: FundsMethod::Unspecified,
             };
-            if tag == TAG_DEPOSIT {
+            if tag == TAG_DEPOSIT_VIA || tag == TAG_WITHDRAW_VIA {
+                request.method = r.funds_method()?;
+            }
+            if tag == TAG_DEPOSIT || tag == TAG_DEPOSIT_VIA {
                 CommandKind::Deposit(request)
             } else {
                 CommandKind::Withdraw(request)
@@ -598,6 +629,31 @@ impl<'a> Reader<'a> {
         match std::str::from_utf8(raw) {
             Ok(s) => Ok(s.to_owned()),
             Err(_) => Err(DecodeError::InvalidUtf8 { field, offset }),
+        }
+    }
+
+    /// A stated method: its code, then a card's digits (never `Unspecified`, which has tags of
+    /// its own).
+    fn funds_method(&mut self) -> Result<FundsMethod, DecodeError> {
+        let offset = self.offset;
+        match self.u8()? {
+            METHOD_CARD => {
+                let digits_at = self.offset;
+                let digits = self.array::<4>()?;
+                CardLast4::new(&digits)
+                    .map(FundsMethod::Card)
+                    .ok_or(DecodeError::InvalidShortStr {
+                        field: "card_last4",
+                        offset: digits_at,
+                    })
+            }
+            METHOD_UPI => Ok(FundsMethod::Upi),
+            METHOD_BANK => Ok(FundsMethod::Bank),
+            value => Err(DecodeError::InvalidEnum {
+                field: "method",
+                value,
+                offset,
+            }),
         }
     }
 
@@ -735,15 +791,41 @@ mod tests {
         proptest::option::of(any::<i64>().prop_map(Price::from_ticks))
     }
 
+    fn funds_method() -> impl Strategy<Value = FundsMethod> {
+        prop_oneof![
+            Just(FundsMethod::Unspecified),
+            (0u16..10_000).prop_map(|n| {
+                let digits = format!("{n:04}");
+                FundsMethod::Card(CardLast4::new(digits.as_bytes()).expect("four digits"))
+            }),
+            Just(FundsMethod::Upi),
+            Just(FundsMethod::Bank),
+        ]
+    }
+
     fn funds() -> impl Strategy<Value = FundsRequest> {
-        (any::<u32>(), any::<u16>(), any::<i64>(), short::<36>()).prop_map(
-            |(account, asset, amount, request_id): (u32, u16, i64, RequestId)| FundsRequest {
-                account: AccountId::new(account),
-                asset: AssetId::new(asset),
-                amount: Amount::from_minor(amount),
-                request_id,
-            },
+        (
+            any::<u32>(),
+            any::<u16>(),
+            any::<i64>(),
+            short::<36>(),
+            funds_method(),
         )
+            .prop_map(
+                |(account, asset, amount, request_id, method): (
+                    u32,
+                    u16,
+                    i64,
+                    RequestId,
+                    FundsMethod,
+                )| FundsRequest {
+                    account: AccountId::new(account),
+                    asset: AssetId::new(asset),
+                    amount: Amount::from_minor(amount),
+                    request_id,
+                    method,
+                },
+            )
     }
 
     fn fee_schedule() -> impl Strategy<Value = FeeSchedule> {
@@ -987,7 +1069,7 @@ mod tests {
         /// The same with a valid version and tag, so that the bodies are exercised.
         #[test]
         fn arbitrary_bodies_never_panic(
-            tag in 0u8..=14,
+            tag in 0u8..=16,
             body in proptest::collection::vec(any::<u8>(), 0..160),
         ) {
             let mut bytes = vec![CODEC_VERSION, tag];
@@ -1043,8 +1125,8 @@ mod tests {
         let mut header = vec![1, 0];
         header.extend_from_slice(&[0; 16]);
         assert_eq!(decode(&header), Err(DecodeError::UnknownTag(0)));
-        header[1] = 14;
-        assert_eq!(decode(&header), Err(DecodeError::UnknownTag(14)));
+        header[1] = 16;
+        assert_eq!(decode(&header), Err(DecodeError::UnknownTag(16)));
 
         // Deposit with an empty request id, then with a space in it.
         let mut deposit = header.clone();
@@ -1072,6 +1154,63 @@ mod tests {
         let mut fine = deposit.clone();
         fine.extend_from_slice(&[2, b'd', b'1']);
         assert!(decode(&fine).is_ok());
+
+        // With a method: a card's four digits follow its code; a missing or unknown method,
+        // a digit that is not one, or a method after the plain tag is refused.
+        let mut via = fine.clone();
+        via[1] = TAG_DEPOSIT_VIA;
+        let card = |digits: &[u8]| {
+            let mut bytes = via.clone();
+            bytes.push(METHOD_CARD);
+            bytes.extend_from_slice(digits);
+            bytes
+        };
+        match decode(&card(b"1111")).map(|c| c.kind) {
+            Ok(CommandKind::Deposit(r)) => {
+                assert_eq!(r.method.name(), "card");
+                assert!(matches!(r.method, FundsMethod::Card(d) if d.as_str() == "1111"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode(&card(b"11a1")),
+            Err(DecodeError::InvalidShortStr {
+                field: "card_last4",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(&card(b"111")),
+            Err(DecodeError::Truncated { .. })
+        ));
+        assert!(matches!(decode(&via), Err(DecodeError::Truncated { .. })));
+        for bad in [0, 4] {
+            let mut bytes = via.clone();
+            bytes.push(bad);
+            assert!(matches!(
+                decode(&bytes),
+                Err(DecodeError::InvalidEnum {
+                    field: "method",
+                    ..
+                })
+            ));
+        }
+        let mut upi = via.clone();
+        upi[1] = TAG_WITHDRAW_VIA;
+        upi.push(METHOD_UPI);
+        assert!(matches!(
+            decode(&upi).map(|c| c.kind),
+            Ok(CommandKind::Withdraw(FundsRequest {
+                method: FundsMethod::Upi,
+                ..
+            }))
+        ));
+        let mut plain_with_method = fine.clone();
+        plain_with_method.push(METHOD_BANK);
+        assert_eq!(
+            decode(&plain_with_method),
+            Err(DecodeError::TrailingBytes(1))
+        );
 
         // A text length above the cap, and one above the input.
         let mut account = header.clone();

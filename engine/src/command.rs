@@ -3,9 +3,9 @@
 
 use crate::fees::FeeSchedule;
 use crate::types::{
-    AccountId, Amount, AssetCode, AssetId, ClientOrderId, OrderId, OrderType, Price, ProductId,
-    ProductStatus, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol, TimeInForce,
-    TokenHash,
+    AccountId, Amount, AssetCode, AssetId, ClientOrderId, FundsMethod, OrderId, OrderType, Price,
+    ProductId, ProductStatus, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol,
+    TimeInForce, TokenHash,
 };
 
 /// One command with its place in the global order.
@@ -108,6 +108,8 @@ pub struct FundsRequest {
     pub asset: AssetId,
     pub amount: Amount,
     pub request_id: RequestId,
+    /// How the money came or goes; carried into the events, not checked by the engine.
+    pub method: FundsMethod,
 }
 
 /// A new order.

@@ -1265,6 +1265,7 @@ fn deposited(r: &FundsRequest, duplicate: bool, original_command_seq: u64) -> Ev
         asset: r.asset,
         amount: r.amount,
         request_id: r.request_id,
+        method: r.method,
         duplicate,
         original_command_seq,
     }
@@ -1276,6 +1277,7 @@ fn withdrawn(r: &FundsRequest, duplicate: bool, original_command_seq: u64) -> Ev
         asset: r.asset,
         amount: r.amount,
         request_id: r.request_id,
+        method: r.method,
         duplicate,
         original_command_seq,
     }

@@ -2,8 +2,8 @@
 //! one per event, and the sequence number of the command that caused it.
 
 use crate::types::{
-    AccountId, Amount, AssetCode, AssetId, ClientOrderId, OrderId, OrderType, Price, ProductId,
-    ProductStatus, ProfileStatus, Qty, RequestId, Side, Symbol, TimeInForce,
+    AccountId, Amount, AssetCode, AssetId, ClientOrderId, FundsMethod, OrderId, OrderType, Price,
+    ProductId, ProductStatus, ProfileStatus, Qty, RequestId, Side, Symbol, TimeInForce,
 };
 
 /// Where the engine puts its events; the caller provides it so the hot path allocates nothing.
@@ -91,6 +91,8 @@ pub enum EventKind {
         asset: AssetId,
         amount: Amount,
         request_id: RequestId,
+        /// The method of this request (of a repeat, the repeat's own).
+        method: FundsMethod,
         duplicate: bool,
         original_command_seq: u64,
     },
@@ -100,6 +102,7 @@ pub enum EventKind {
         asset: AssetId,
         amount: Amount,
         request_id: RequestId,
+        method: FundsMethod,
         duplicate: bool,
         original_command_seq: u64,
     },

@@ -35,6 +35,7 @@
 //! let ada = AccountId::new(1);
 //! run(&mut engine, CommandKind::Deposit(FundsRequest {
 //!     account: ada, asset: usd, amount: Amount::from_minor(100_000), request_id: RequestId::new("d-1").unwrap(),
+//!     method: FundsMethod::Upi,
 //! }), &mut events).unwrap();
 //! // A limit buy of 2 shares at 189.25 holds 2 * (189.25 + 0.38 highest fee, rounded up).
 //! run(&mut engine, CommandKind::PlaceOrder(NewOrder {
@@ -76,7 +77,8 @@ pub use limits::{FEE_PPM_MAX, FEE_TIERS_MAX, Limits, NAME_BYTES_MAX, PROOF_BYTES
 pub use product::{Asset, Product};
 pub use reject::{LimitKind, Reject};
 pub use types::{
-    AMOUNT_MAX, AccountId, Amount, AssetCode, AssetId, ClientOrderId, Liquidity, OrderId,
-    OrderType, PRICE_TICKS_MAX, Price, ProductId, ProductStatus, ProfileStatus, QTY_LOTS_MAX, Qty,
-    RequestId, SelfTradePrevention, ShortStr, Side, Symbol, TimeInForce, TokenHash,
+    AMOUNT_MAX, AccountId, Amount, AssetCode, AssetId, CardLast4, ClientOrderId, FundsMethod,
+    Liquidity, OrderId, OrderType, PRICE_TICKS_MAX, Price, ProductId, ProductStatus, ProfileStatus,
+    QTY_LOTS_MAX, Qty, RequestId, SelfTradePrevention, ShortStr, Side, Symbol, TimeInForce,
+    TokenHash,
 };

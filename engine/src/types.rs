@@ -263,6 +263,63 @@ pub type ClientOrderId = ShortStr<36>;
 /// A client's id for a deposit or withdrawal, unique per account forever.
 pub type RequestId = ShortStr<36>;
 
+/// How a deposit was paid or where a withdrawal goes: only what may be kept. A card is
+/// remembered by its last four digits; its number and CVV never reach the engine. Paying
+/// and paying out are out of scope, so the engine only carries the method into its events
+/// (and so into the funds history); it is not part of a request's idempotency check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum FundsMethod {
+    /// Not stated: the demo's and the liquidity provider's own funding, and every request
+    /// journaled before methods were recorded.
+    #[default]
+    Unspecified,
+    Card(CardLast4),
+    Upi,
+    Bank,
+}
+
+impl FundsMethod {
+    /// The method's name in the API: `card`, `upi`, `bank`, or `unspecified`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FundsMethod::Unspecified => "unspecified",
+            FundsMethod::Card(_) => "card",
+            FundsMethod::Upi => "upi",
+            FundsMethod::Bank => "bank",
+        }
+    }
+}
+
+/// The last four digits of a card number: four ASCII digits, nothing else.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CardLast4([u8; 4]);
+
+impl CardLast4 {
+    /// `None` unless `digits` is exactly four ASCII digits.
+    pub fn new(digits: &[u8]) -> Option<Self> {
+        let digits: [u8; 4] = digits.try_into().ok()?;
+        digits
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then_some(CardLast4(digits))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // The constructor admits only ASCII digits.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 4] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CardLast4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
 /// The SHA-256 (or other 32-byte) digest of an API token; the token itself never reaches the
 /// engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,8 +3,9 @@
 //! A deposit names its method (`type`: card, upi or bank) with the method's details in
 //! `additionalInformation`. Payment processing is out of scope: a deposit the engine accepts
 //! is credited at once. The details are checked here and then dropped: a card number or CVV is
-//! never stored, logged or journaled (the journaled command holds the account, asset, amount
-//! and request id only). Deposits are idempotent by `requestId` (the engine's rule: a repeat
+//! never stored, logged or journaled. The journaled command holds the account, asset, amount,
+//! request id and the method: `card` with the card's last four digits, `upi` or `bank`, which
+//! the funds history shows. Deposits are idempotent by `requestId` (the engine's rule: a repeat
 //! with the same body changes nothing, one with a different body is a 409).
 
 use std::str::FromStr;
@@ -13,7 +14,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bourse_engine::{AssetCode, CommandKind, FundsRequest, Reject, RequestId};
+use bourse_engine::{
+    AssetCode, CardLast4, CommandKind, FundsMethod, FundsRequest, Reject, RequestId,
+};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -55,7 +58,7 @@ fn luhn_ok(digits: &str) -> bool {
 }
 
 /// Checks the method's details; returns what may be kept (at most a card's last four digits).
-fn check_method(method: &str, details: Option<&Value>) -> Result<Value, ApiError> {
+fn check_method(method: &str, details: Option<&Value>) -> Result<FundsMethod, ApiError> {
     match method {
         "card" => {
             let number = detail(details, "cardNumber").ok_or_else(|| {
@@ -73,14 +76,16 @@ fn check_method(method: &str, details: Option<&Value>) -> Result<Value, ApiError
             if !(3..=4).contains(&cvv.len()) || !cvv.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad_request("cvv must be 3 or 4 digits"));
             }
-            Ok(json!({"cardLast4": &number[number.len() - 4..]}))
+            let last4 = CardLast4::new(&number.as_bytes()[number.len() - 4..])
+                .ok_or_else(|| bad_request("cardNumber is not a valid card number"))?;
+            Ok(FundsMethod::Card(last4))
         }
         "upi" => {
             let vpa = detail(details, "vpa")
                 .ok_or_else(|| bad_request("a UPI deposit needs additionalInformation.vpa"))?;
             match vpa.split_once('@') {
                 Some((name, bank)) if !name.is_empty() && !bank.is_empty() && vpa.len() <= 100 => {
-                    Ok(json!({}))
+                    Ok(FundsMethod::Upi)
                 }
                 _ => Err(bad_request("vpa must look like name@bank")),
             }
@@ -92,7 +97,7 @@ fn check_method(method: &str, details: Option<&Value>) -> Result<Value, ApiError
             if account.is_empty() || account.len() > 34 {
                 return Err(bad_request("accountNumber must be 1 to 34 characters"));
             }
-            Ok(json!({}))
+            Ok(FundsMethod::Bank)
         }
         other => Err(bad_request(format!(
             "type {other:?} is not one of card, upi, bank"
@@ -116,13 +121,14 @@ pub(crate) async fn deposit(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let body: DepositBody = parse_json(&headers, &body)?;
-    let kept = check_method(&body.method, body.additional_information.as_ref())?;
+    let method = check_method(&body.method, body.additional_information.as_ref())?;
     let request = funds_request(
         &state,
         account,
         &body.amount,
         &body.currency,
         &body.request_id,
+        method,
     )
     .await?;
     let amount = request.1;
@@ -132,12 +138,20 @@ pub(crate) async fn deposit(
         "requestId": body.request_id,
         "currency": body.currency,
         "amount": amount.normalize().to_string(),
-        "type": body.method,
-        "details": kept,
+        "type": method.name(),
+        "details": method_details(method),
         "status": "credited",
         "seq": seq,
     }))
     .into_response())
+}
+
+/// What a funds record may show of its method: a card's last four digits, nothing else.
+pub(crate) fn method_details(method: FundsMethod) -> Value {
+    match method {
+        FundsMethod::Card(last4) => json!({"cardLast4": last4.as_str()}),
+        FundsMethod::Unspecified | FundsMethod::Upi | FundsMethod::Bank => json!({}),
+    }
 }
 
 /// Checks a funds request's amount, currency and request id, and resolves the currency and
@@ -148,6 +162,7 @@ async fn funds_request(
     amount_text: &str,
     currency: &str,
     request_id_text: &str,
+    method: FundsMethod,
 ) -> Result<(FundsRequest, Decimal), ApiError> {
     let amount = Decimal::from_str(amount_text.trim())
         .map_err(|_| bad_request(format!("amount {amount_text:?} is not a decimal number")))?;
@@ -177,6 +192,7 @@ async fn funds_request(
         asset,
         amount: units,
         request_id,
+        method,
     };
     Ok((request, amount))
 }
@@ -241,6 +257,7 @@ pub(crate) async fn withdraw(
         &body.amount,
         &body.currency,
         &body.request_id,
+        FundsMethod::Unspecified,
     )
     .await?;
     let seq = submit_funds(&state, CommandKind::Withdraw(request)).await?;

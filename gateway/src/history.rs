@@ -33,7 +33,10 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bourse_engine::{CancelReason, Engine, Event, EventKind, Limits, OrderType, Side, TimeInForce};
+use bourse_engine::{
+    CancelReason, CardLast4, Engine, Event, EventKind, FundsMethod, Limits, OrderType, Side,
+    TimeInForce,
+};
 use bourse_journal::{
     Durability, FsStorage, Journal, JournalConfig, PrepareNext, RecoveryMode, Storage,
 };
@@ -172,6 +175,13 @@ pub enum Entry {
         amount: i64,
         withdrawal: bool,
         request_id: String,
+        /// `card`, `upi`, `bank` or `unspecified` ([`FundsMethod::name`]); absent (so
+        /// unspecified) in logs written before methods were recorded.
+        #[serde(default)]
+        method: String,
+        /// A card's last four digits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card_last4: Option<String>,
     },
 }
 
@@ -264,6 +274,7 @@ impl Entry {
                 asset,
                 amount,
                 request_id,
+                method,
                 duplicate: false,
                 ..
             }
@@ -272,6 +283,7 @@ impl Entry {
                 asset,
                 amount,
                 request_id,
+                method,
                 duplicate: false,
                 ..
             } => Entry::Funds {
@@ -282,6 +294,11 @@ impl Entry {
                 amount: amount.minor(),
                 withdrawal: matches!(event.kind, EventKind::Withdrawn { .. }),
                 request_id: request_id.as_str().to_string(),
+                method: method.name().to_string(),
+                card_last4: match method {
+                    FundsMethod::Card(last4) => Some(last4.as_str().to_string()),
+                    _ => None,
+                },
             },
             _ => return None,
         })
@@ -424,6 +441,17 @@ pub struct TradeRecord {
     pub ts: i64,
 }
 
+/// The method a log entry names (the inverse of [`FundsMethod::name`]); anything else,
+/// such as an entry written before methods were recorded, is unspecified.
+fn funds_method(name: &str, card_last4: Option<&str>) -> FundsMethod {
+    match (name, card_last4.and_then(|d| CardLast4::new(d.as_bytes()))) {
+        ("card", Some(last4)) => FundsMethod::Card(last4),
+        ("upi", _) => FundsMethod::Upi,
+        ("bank", _) => FundsMethod::Bank,
+        _ => FundsMethod::Unspecified,
+    }
+}
+
 /// What moved an account's funds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -447,6 +475,8 @@ pub struct FundsRecord {
     /// Minor units, positive.
     pub amount: i64,
     pub request_id: Option<String>,
+    /// How a deposit was paid or a withdrawal paid out; `None` for fees.
+    pub method: Option<FundsMethod>,
     /// The order that paid a fee.
     pub order: Option<u64>,
     pub ts: i64,
@@ -598,6 +628,7 @@ impl History {
                             product: Some(*product),
                             amount: fee,
                             request_id: None,
+                            method: None,
                             order: Some(order),
                             ts: *ts,
                         });
@@ -641,6 +672,8 @@ impl History {
                 amount,
                 withdrawal,
                 request_id,
+                method,
+                card_last4,
             } => {
                 self.accounts
                     .entry(*account)
@@ -657,6 +690,7 @@ impl History {
                         product: None,
                         amount: *amount,
                         request_id: Some(request_id.clone()),
+                        method: Some(funds_method(method, card_last4.as_deref())),
                         order: None,
                         ts: *ts,
                     });
@@ -1196,6 +1230,43 @@ mod tests {
     }
 
     #[test]
+    fn funds_entries_keep_their_method_and_old_entries_read_as_unspecified() {
+        let card = Entry::Funds {
+            seq: 1,
+            ts: 1,
+            account: 3,
+            asset: 1,
+            amount: 100,
+            withdrawal: false,
+            request_id: "r1".into(),
+            method: "card".into(),
+            card_last4: Some("1111".into()),
+        };
+        let text = serde_json::to_string(&card).unwrap();
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), card);
+        // As the log had it before methods were recorded.
+        let old: Entry = serde_json::from_str(
+            r#"{"k":"funds","seq":2,"ts":2,"account":3,"asset":1,"amount":5,"withdrawal":true,"requestId":"r2"}"#,
+        )
+        .unwrap();
+        let mut h = History::default();
+        h.fold(2, 2, &[card, old]);
+        let methods: Vec<_> = h
+            .funds(3, None, 10)
+            .items
+            .iter()
+            .map(|f| f.method)
+            .collect();
+        assert_eq!(
+            methods,
+            vec![
+                Some(FundsMethod::Unspecified),
+                Some(FundsMethod::Card(CardLast4::new(b"1111").unwrap()))
+            ]
+        );
+    }
+
+    #[test]
     fn pages_are_newest_first_with_a_cursor() {
         let mut h = History::default();
         let entries: Vec<Entry> = (1..=5)
@@ -1207,6 +1278,8 @@ mod tests {
                 amount: 100 * i as i64,
                 withdrawal: false,
                 request_id: format!("r{i}"),
+                method: "bank".into(),
+                card_last4: None,
             })
             .collect();
         h.fold(5, 5, &entries);

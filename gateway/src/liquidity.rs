@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bourse_engine::{
-    AccountId, Amount, AssetCode, CommandKind, CreateAccount, EventKind, FundsRequest, NewOrder,
-    OrderId, OrderType, Price, ProductId, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side,
-    TimeInForce, TokenHash,
+    AccountId, Amount, AssetCode, CommandKind, CreateAccount, EventKind, FundsMethod, FundsRequest,
+    NewOrder, OrderId, OrderType, Price, ProductId, ProfileStatus, Qty, RequestId,
+    SelfTradePrevention, Side, TimeInForce, TokenHash,
 };
 use bourse_marketdata::fixed;
 use bourse_pipeline::Handle;
@@ -293,6 +293,7 @@ fn fund(handle: &mut Handle, account: AccountId, products: &[(u32, Tradable)]) {
             asset,
             amount,
             request_id,
+            method: FundsMethod::Unspecified,
         }));
     }
 }

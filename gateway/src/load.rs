@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 use bourse_engine::codec::encode;
 use bourse_engine::{
     AccountId, AddProduct, Amount, AssetCode, AssetId, Command, CommandKind, CreateAccount, Engine,
-    Event, EventKind, FeeSchedule, FundsRequest, NewOrder, OrderId, OrderType, Price, ProductId,
-    ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol, TimeInForce, TokenHash,
+    Event, EventKind, FeeSchedule, FundsMethod, FundsRequest, NewOrder, OrderId, OrderType, Price,
+    ProductId, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol, TimeInForce,
+    TokenHash,
 };
 use bourse_pipeline::{Handle, Outcome, SubmitError, Ticket};
 
@@ -405,6 +406,7 @@ impl Driver {
                 asset,
                 amount: Amount::from_minor(amount),
                 request_id,
+                method: FundsMethod::Unspecified,
             }))
             .map(drop)
         };
@@ -559,6 +561,7 @@ impl Flow {
                 amount: Amount::from_minor(QUOTE_LOW / 10),
                 request_id: RequestId::new(&format!("load-{}-{}", self.run_id, self.deposits))
                     .expect("valid request id"),
+                method: FundsMethod::Unspecified,
             });
         }
         if !self.open.is_empty() && (roll < 350 || self.open.len() >= OPEN_MAX) {
@@ -727,6 +730,7 @@ mod tests {
                         asset,
                         amount: Amount::from_minor(amount),
                         request_id,
+                        method: FundsMethod::Unspecified,
                     }),
                 );
                 result.unwrap();

@@ -44,8 +44,9 @@ use std::str::FromStr;
 use anyhow::{Context, Result, anyhow, bail};
 use bourse_engine::{
     AccountId, AddProduct, Amount, AssetCode, AssetId, Command, CommandKind, CreateAccount, Engine,
-    Event, EventKind, FeeSchedule, FeeTier, FundsRequest, Limits, NewOrder, OrderType, ProductId,
-    ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol, TimeInForce, TokenHash,
+    Event, EventKind, FeeSchedule, FeeTier, FundsMethod, FundsRequest, Limits, NewOrder, OrderType,
+    ProductId, ProfileStatus, Qty, RequestId, SelfTradePrevention, Side, Symbol, TimeInForce,
+    TokenHash,
 };
 use rust_decimal::Decimal;
 
@@ -284,6 +285,7 @@ fn deposit(
         asset,
         amount,
         request_id,
+        method: FundsMethod::Unspecified,
     }))?;
     Ok(())
 }

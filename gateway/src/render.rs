@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bourse_engine::{Amount, Asset, AssetId, Engine, Price, Product, ProductId, Qty};
+use bourse_engine::{Amount, Asset, AssetId, Engine, FundsMethod, Price, Product, ProductId, Qty};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -219,6 +219,8 @@ pub fn funds(
         "currency": asset.map(|a| a.code().as_str().to_string()),
         "amount": asset.map(|a| amount(a, record.amount)),
         "requestId": record.request_id,
+        "type": record.method.map(FundsMethod::name),
+        "details": record.method.map(crate::funds_api::method_details),
         "orderId": record.order,
         "symbol": record.product.and_then(|p| units.get(&p)).map(ProductUnits::symbol),
         "timestamp": record.ts,

@@ -132,6 +132,7 @@ fn build(n_accounts: u32) -> (Engine, u64, Vec<OrderId>, Vec<(u32, OrderId)>) {
                 asset,
                 amount: Amount::from_minor(10_000_000),
                 request_id: RequestId::new("d-1").unwrap(),
+                method: FundsMethod::Unspecified,
             }),
         );
         run(&mut engine, CommandKind::PlaceOrder(order_of(a, true)));

@@ -168,6 +168,16 @@ impl Generator {
             asset,
             amount: Amount::from_minor(amount),
             request_id: RequestId::new(&format!("r-{}", self.next_request)).unwrap(),
+            // Every method, so that journals carry both funds encodings.
+            method: match self.next_request % 4 {
+                0 => FundsMethod::Unspecified,
+                1 => {
+                    let digits = format!("{:04}", self.next_request % 10_000);
+                    FundsMethod::Card(CardLast4::new(digits.as_bytes()).unwrap())
+                }
+                2 => FundsMethod::Upi,
+                _ => FundsMethod::Bank,
+            },
         }
     }
 

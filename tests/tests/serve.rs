@@ -679,17 +679,65 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
         serde_json::json!([{"currency": "USD", "available": "0.00", "held": "0.00"}])
     );
 
-    // The card number and CVV never reach the journal.
+    // The funds history names each method, with a card's last four digits and nothing more.
+    let (status, body) = http(&addr, "GET", "/api/v1/funds/history", &headers[1..], "");
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<_> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["requestId"].as_str().unwrap().to_string(),
+                f["amount"].as_str().unwrap().to_string(),
+                f["type"].as_str().unwrap().to_string(),
+                f["details"].clone(),
+            )
+        })
+        .collect();
+    let row = |kind: &str, id: &str, amount: &str, method: &str, details: serde_json::Value| {
+        (
+            kind.to_string(),
+            id.to_string(),
+            amount.to_string(),
+            method.to_string(),
+            details,
+        )
+    };
+    let none = serde_json::json!({});
+    assert_eq!(
+        rows,
+        vec![
+            row("withdrawal", "wd-4", "1000.99", "unspecified", none.clone()),
+            row("withdrawal", "wd-1", "0.01", "unspecified", none.clone()),
+            row("deposit", "dep-2", "0.75", "upi", none),
+            row(
+                "deposit",
+                "dep-1",
+                "1000.25",
+                "card",
+                serde_json::json!({"cardLast4": "1111"})
+            ),
+        ]
+    );
+
+    // The card number and CVV never reach the journal or the history's log.
     assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
     while server.next_ack().is_some() {}
     assert!(server.child.wait().unwrap().success());
-    for entry in std::fs::read_dir(dir.path().join("journal")).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(
-            !bytes.windows(16).any(|w| w == b"4111111111111111"),
-            "a card number is in the journal"
-        );
+    let mut n_files = 0;
+    for sub in ["journal", "history"] {
+        for entry in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            n_files += 1;
+            assert!(
+                !bytes.windows(16).any(|w| w == b"4111111111111111"),
+                "a card number is in {sub}"
+            );
+        }
     }
+    assert!(n_files >= 2);
 }
 
 #[test]

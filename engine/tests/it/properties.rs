@@ -1427,6 +1427,7 @@ impl Harness {
                 asset,
                 amount,
                 request_id,
+                method,
                 duplicate,
                 original_command_seq,
             }
@@ -1435,10 +1436,17 @@ impl Harness {
                 asset,
                 amount,
                 request_id,
+                method,
                 duplicate,
                 original_command_seq,
             } => {
                 let deposit = matches!(event.kind, EventKind::Deposited { .. });
+                match &command.kind {
+                    CommandKind::Deposit(r) | CommandKind::Withdraw(r) => {
+                        assert_eq!(method, r.method, "the event carries the request's method")
+                    }
+                    other => panic!("a funds event from {other:?}"),
+                }
                 let key = (account, request_id);
                 if duplicate {
                     let original = self

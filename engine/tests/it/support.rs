@@ -209,6 +209,7 @@ pub fn funds(account: AccountId, asset: AssetId, amount: i64, request_id: &str) 
         asset,
         amount: Amount::from_minor(amount),
         request_id: RequestId::new(request_id).unwrap(),
+        method: FundsMethod::Unspecified,
     }
 }
 

@@ -58,6 +58,7 @@ fn funds(account: u32, asset: u16, amount: i64, id: &str) -> FundsRequest {
         asset: AssetId::new(asset),
         amount: Amount::from_minor(amount),
         request_id: RequestId::new(id).unwrap(),
+        method: FundsMethod::Unspecified,
     }
 }
 

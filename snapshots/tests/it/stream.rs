@@ -141,6 +141,7 @@ impl Stream {
             asset: AssetId::new(asset),
             amount: Amount::from_minor(amount),
             request_id: RequestId::new(&format!("r-{id}")).unwrap(),
+            method: FundsMethod::Unspecified,
         };
         if deposit {
             CommandKind::Deposit(request)
