@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::account_api::{authenticate, parse_json};
-use crate::history::{Entry, History, TradeRecord};
+use crate::history::{Entry, History, OrderRecord, TradeRecord};
 use crate::http::{ApiError, ApiQuery, AppState, bad_request, rejected};
 use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
 
@@ -206,6 +206,15 @@ pub(crate) fn order_answer(
     account: AccountId,
     units: &ProductUnits,
 ) -> Result<Value, ApiError> {
+    let (record, fills) = placed_order(outcome, account)?;
+    Ok(render::order(units, &record, Some(&fills)))
+}
+
+/// A placed order as its events left it, and its fills, oldest first.
+pub(crate) fn placed_order(
+    outcome: &bourse_pipeline::Outcome,
+    account: AccountId,
+) -> Result<(OrderRecord, Vec<TradeRecord>), ApiError> {
     outcome.result.map_err(order_rejected)?;
     let id = outcome
         .events
@@ -220,7 +229,7 @@ pub(crate) fn order_answer(
         .order(account.get(), id)
         .ok_or_else(|| internal("the accepted order is missing from its events"))?;
     let fills = folded.trades(account.get(), None, usize::MAX).items;
-    Ok(render::order(units, &record, Some(&oldest_first(fills))))
+    Ok((record, oldest_first(fills)))
 }
 
 fn oldest_first(mut trades: Vec<TradeRecord>) -> Vec<TradeRecord> {

@@ -7,12 +7,17 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bourse_engine::{Amount, Asset, AssetId, Engine, FundsMethod, Price, Product, ProductId, Qty};
+use bourse_engine::{
+    Amount, Asset, AssetCode, AssetId, Engine, FundsMethod, Price, Product, ProductId, Qty,
+    ShortStr, Symbol,
+};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::history::{FundsRecord, OrderRecord, OrderStatus, Page, TradeRecord};
+use crate::history::{
+    EndReason, FundsRecord, Liquidity, OrderRecord, OrderStatus, Page, SideName, Tif, TradeRecord,
+};
 use crate::http::{ApiError, bad_request};
 
 /// Page size when a request names none, and the largest a request may ask for.
@@ -157,49 +162,124 @@ fn average_price(units: &ProductUnits, order: &OrderRecord) -> Option<String> {
         .map(|p| p.round_dp(digits).normalize().to_string())
 }
 
+/// An order as the API shows it. Typed rather than built as a `Value`, so that a hot path
+/// (the answer to a WebSocket order) serialises it straight to text; [`order`] gives the
+/// same object as a `Value`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView<'a> {
+    order_id: u64,
+    client_order_id: &'a Option<String>,
+    #[serde(serialize_with = "short_str")]
+    symbol: Symbol,
+    side: SideName,
+    #[serde(rename = "type")]
+    order_type: &'static str,
+    time_in_force: Tif,
+    price: Option<String>,
+    quantity: String,
+    filled_quantity: String,
+    remaining_quantity: String,
+    average_price: Option<String>,
+    notional: String,
+    fees: String,
+    #[serde(serialize_with = "short_str")]
+    fee_currency: AssetCode,
+    status: &'static str,
+    end_reason: Option<EndReason>,
+    created_at: i64,
+    updated_at: i64,
+    /// Given for one order, left out of lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fills: Option<Vec<TradeView>>,
+}
+
+/// One trade of the account, as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TradeView {
+    trade_id: u64,
+    order_id: u64,
+    #[serde(serialize_with = "short_str")]
+    symbol: Symbol,
+    side: SideName,
+    liquidity: Liquidity,
+    price: String,
+    quantity: String,
+    notional: String,
+    fee: String,
+    #[serde(serialize_with = "short_str")]
+    fee_currency: AssetCode,
+    timestamp: i64,
+}
+
 /// An order; `fills` are its trades (given for one order, left out of lists).
-pub fn order(units: &ProductUnits, order: &OrderRecord, fills: Option<&[TradeRecord]>) -> Value {
-    let mut value = json!({
-        "orderId": order.id,
-        "clientOrderId": order.client_order_id,
-        "symbol": units.symbol(),
-        "side": order.side,
-        "type": if order.market { "market" } else { "limit" },
-        "timeInForce": order.tif,
-        "price": order.price.map(|p| units.price(p)),
-        "quantity": units.qty(order.qty),
-        "filledQuantity": units.qty(order.filled),
-        "remainingQuantity": units.qty(order.remaining),
-        "averagePrice": average_price(units, order),
-        "notional": units.quote_amount(order.notional),
-        "fees": units.quote_amount(order.fees),
-        "feeCurrency": units.quote_code(),
-        "status": status_name(order.status),
-        "endReason": order.end_reason,
-        "createdAt": order.created_ms,
-        "updatedAt": order.updated_ms,
-    });
-    if let Some(fills) = fills {
-        value["fills"] = Value::Array(fills.iter().map(|t| trade(units, t)).collect());
+pub fn order_view<'a>(
+    units: &'a ProductUnits,
+    order: &'a OrderRecord,
+    fills: Option<&[TradeRecord]>,
+) -> OrderView<'a> {
+    OrderView {
+        order_id: order.id,
+        client_order_id: &order.client_order_id,
+        symbol: units.product.symbol(),
+        side: order.side,
+        order_type: if order.market { "market" } else { "limit" },
+        time_in_force: order.tif,
+        price: order.price.map(|p| units.price(p)),
+        quantity: units.qty(order.qty),
+        filled_quantity: units.qty(order.filled),
+        remaining_quantity: units.qty(order.remaining),
+        average_price: average_price(units, order),
+        notional: units.quote_amount(order.notional),
+        fees: units.quote_amount(order.fees),
+        fee_currency: units.quote.code(),
+        status: status_name(order.status),
+        end_reason: order.end_reason,
+        created_at: order.created_ms,
+        updated_at: order.updated_ms,
+        fills: fills.map(|fills| fills.iter().map(|t| trade_view(units, t)).collect()),
     }
-    value
+}
+
+/// [`order_view`] as a `Value`.
+pub fn order(units: &ProductUnits, order: &OrderRecord, fills: Option<&[TradeRecord]>) -> Value {
+    to_value(&order_view(units, order, fills))
 }
 
 /// One trade of the account.
+pub fn trade_view(units: &ProductUnits, trade: &TradeRecord) -> TradeView {
+    TradeView {
+        trade_id: trade.id,
+        order_id: trade.order,
+        symbol: units.product.symbol(),
+        side: trade.side,
+        liquidity: trade.liquidity,
+        price: units.price(trade.price),
+        quantity: units.qty(trade.qty),
+        notional: units.quote_amount(trade.notional),
+        fee: units.quote_amount(trade.fee),
+        fee_currency: units.quote.code(),
+        timestamp: trade.ts,
+    }
+}
+
+/// [`trade_view`] as a `Value`.
 pub fn trade(units: &ProductUnits, trade: &TradeRecord) -> Value {
-    json!({
-        "tradeId": trade.id,
-        "orderId": trade.order,
-        "symbol": units.symbol(),
-        "side": trade.side,
-        "liquidity": trade.liquidity,
-        "price": units.price(trade.price),
-        "quantity": units.qty(trade.qty),
-        "notional": units.quote_amount(trade.notional),
-        "fee": units.quote_amount(trade.fee),
-        "feeCurrency": units.quote_code(),
-        "timestamp": trade.ts,
-    })
+    to_value(&trade_view(units, trade))
+}
+
+fn short_str<S: serde::Serializer, const N: usize>(
+    s: &ShortStr<N>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(s.as_str())
+}
+
+/// A view as a `Value` (the views hold only strings, numbers and options, which cannot fail
+/// to serialise).
+fn to_value(view: &impl Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
 /// One funds movement.

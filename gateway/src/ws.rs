@@ -28,14 +28,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bourse_engine::{AccountId, CommandKind, ProductId, Side};
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 
 use crate::fanout;
 use crate::http::{ApiError, AppState, bad_request};
 use crate::hub::{ChannelKey, Hub, HubError, Registration};
 use crate::orders_api::{self, OrderBody};
-use crate::render::ProductUnits;
+use crate::render::{self, ProductUnits};
 
 /// The answer to an order or a cancel, once the engine has decided.
 type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
@@ -77,6 +77,17 @@ fn ok_message(id: &Value, op: &str, mut extra: Value) -> String {
         extra["id"] = id.clone();
     }
     extra.to_string()
+}
+
+/// `{"op": "order", "ok": true, "id": ..., "order": {...}}`: what [`ok_message`] makes of an
+/// order, typed.
+#[derive(serde::Serialize)]
+struct OrderAnswer<'a> {
+    op: &'static str,
+    ok: bool,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    id: &'a Value,
+    order: render::OrderView<'a>,
 }
 
 /// One connection's state.
@@ -148,7 +159,14 @@ async fn connection(state: AppState, socket: WebSocket) {
                 }
                 None => break,
             },
-            Some(answer) = pending.next(), if !pending.is_empty() => session.answer(answer),
+            Some(answer) = pending.next(), if !pending.is_empty() => {
+                session.answer(answer);
+                // Orders durable in the same group commit are answered together, and so go
+                // out in one write.
+                while let Some(Some(answer)) = pending.next().now_or_never() {
+                    session.answer(answer);
+                }
+            }
             incoming = stream.next() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Err(error)) => {
@@ -574,9 +592,16 @@ impl Session {
             let answer = ticket
                 .await
                 .map_err(crate::account_api::submit_error)
-                .and_then(|outcome| orders_api::order_answer(&outcome, account, &units));
+                .and_then(|outcome| orders_api::placed_order(&outcome, account));
             match answer {
-                Ok(order) => ok_message(&id, "order", json!({"order": order})),
+                // Serialised straight to text (no `Value` in between): this is the hot path.
+                Ok((record, fills)) => serde_json::to_string(&OrderAnswer {
+                    op: "order",
+                    ok: true,
+                    id: &id,
+                    order: render::order_view(&units, &record, Some(&fills)),
+                })
+                .unwrap_or_default(),
                 Err(error) => error_message(&id, "order", &error),
             }
         }))

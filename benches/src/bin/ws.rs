@@ -37,7 +37,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 const USAGE: &str = "usage: ws [--bourse PATH (target/release/bourse)] \
 [--rates 10000,50000,100000] [--connections 16] [--seconds 5] [--warmup 1] \
-[--fanout 1000,10000] [--fanout-rate 100] [--fanout-seconds 5] [--quick] [--out PATH.json]";
+[--fanout 1000,10000] [--fanout-rate 100] [--fanout-seconds 5] [--feed-fanout 1000,10000] \
+[--feed-rate 8000] [--quick] [--out PATH.json]";
 
 struct Config {
     bourse: PathBuf,
@@ -48,6 +49,8 @@ struct Config {
     fanout: Vec<u64>,
     fanout_rate: u64,
     fanout_seconds: f64,
+    feed_fanout: Vec<u64>,
+    feed_rate: u64,
     out: Option<PathBuf>,
 }
 
@@ -61,6 +64,8 @@ fn parse() -> Result<Config, String> {
         fanout: vec![1_000, 10_000],
         fanout_rate: 100,
         fanout_seconds: 5.0,
+        feed_fanout: vec![1_000, 10_000],
+        feed_rate: 8_000,
         out: None,
     };
     let mut flags = Flags::from_env(USAGE);
@@ -82,6 +87,8 @@ fn parse() -> Result<Config, String> {
             config.fanout = vec![100];
             config.fanout_rate = 50;
             config.fanout_seconds = 1.0;
+            config.feed_fanout = vec![100];
+            config.feed_rate = 800;
             continue;
         }
         let value = flags.value(&flag)?;
@@ -94,6 +101,8 @@ fn parse() -> Result<Config, String> {
             "--fanout" => config.fanout = list(value.as_str())?,
             "--fanout-rate" => config.fanout_rate = value.number()?.max(1),
             "--fanout-seconds" => config.fanout_seconds = value.positive_seconds()?,
+            "--feed-fanout" => config.feed_fanout = list(value.as_str())?,
+            "--feed-rate" => config.feed_rate = value.number()?.max(1),
             "--out" => config.out = Some(value.into_path()),
             _ => return Err(flags.unknown(&flag)),
         }
@@ -131,15 +140,30 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bourse: &PathBuf) -> Result<Server, String> {
+/// The server's market data for a run: only the benchmark's own trades, or also the
+/// embedded simulator's ticks at this many per second over the eight default stocks.
+fn market_args(sim_rate: Option<u64>) -> Vec<String> {
+    let feed: &[&str] = match sim_rate {
+        None => &["--feed", "off"],
+        Some(_) => &["--feed", "sim"],
+    };
+    let mut args: Vec<String> = feed.iter().map(|s| s.to_string()).collect();
+    if let Some(rate) = sim_rate {
+        args.extend(["--sim-rate".to_string(), rate.to_string()]);
+    }
+    // No liquidity provider: its quotes would trade with the benchmark's orders.
+    args.extend(["--liquidity".to_string(), "false".to_string()]);
+    args
+}
+
+fn start_server(bourse: &PathBuf, market: &[String]) -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut child = Command::new(bourse)
         // A deep per-client queue: a bench client that falls behind on this shared machine is
         // measured as late, not dropped as a slow consumer.
         .args(["serve", "--http-addr", "127.0.0.1:0", "--rate-limit", "0"])
         .args(["--ws-queue", "1000000"])
-        // Only the benchmark's own trades: no simulated feed, no liquidity provider.
-        .args(["--feed", "off", "--liquidity", "false"])
+        .args(market)
         .arg("--data-dir")
         .arg(dir.path())
         .stdin(Stdio::null())
@@ -243,11 +267,40 @@ async fn authenticate(ws: &mut Ws, token: &str) {
 
 fn order(id: u64, price: &str) -> Message {
     let side = if id.is_multiple_of(2) { "sell" } else { "buy" };
-    Message::text(
-        json!({"op": "order", "id": id, "side": side, "symbol": "AAPL", "quantity": "1",
-               "type": "limit", "price": price})
-        .to_string(),
-    )
+    Message::text(format!(
+        r#"{{"op":"order","id":{id},"side":"{side}","symbol":"AAPL","quantity":"1","type":"limit","price":"{price}"}}"#
+    ))
+}
+
+/// What the order benchmark reads of an answer: serde skips the rest (the order and its
+/// fills) without building it, so the client spends little of the shared CPUs on parsing.
+#[derive(serde::Deserialize)]
+struct OrderAnswer {
+    op: Option<String>,
+    id: Option<u64>,
+    ok: Option<bool>,
+    error: Option<AnswerError>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerError {
+    code: String,
+}
+
+/// What the fan-out benchmark reads of a channel message.
+#[derive(serde::Deserialize)]
+struct ChannelMessage {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    seq: Option<u64>,
+    data: Option<TickData>,
+    error: Option<AnswerError>,
+}
+
+#[derive(serde::Deserialize)]
+struct TickData {
+    #[serde(rename = "publishedUs")]
+    published_us: Option<u64>,
 }
 
 /// The outcome of one rate.
@@ -285,9 +338,20 @@ async fn order_run(
             let (mut sink, mut stream) = ws.split();
             let start = start_at.into_std();
             let writer = tokio::spawn(async move {
-                for k in 1..=n_orders {
+                // Open loop: wake at the next order's due time, then send every order due by
+                // now in one write (the timer wakes at millisecond granularity; latency is
+                // still measured from each order's own due time).
+                let mut k = 1;
+                while k <= n_orders {
                     tokio::time::sleep_until(start_at + interval * k as u32).await;
-                    if sink.send(order(k, "100.00")).await.is_err() {
+                    let now = tokio::time::Instant::now();
+                    while k <= n_orders && start_at + interval * k as u32 <= now {
+                        if sink.feed(order(k, "100.00")).await.is_err() {
+                            return sink;
+                        }
+                        k += 1;
+                    }
+                    if sink.flush().await.is_err() {
                         break;
                     }
                 }
@@ -308,20 +372,22 @@ async fn order_run(
                 let Message::Text(text) = message else {
                     continue;
                 };
-                if !text.contains("\"op\":\"order\"") {
-                    if text.contains("slow_consumer") {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    continue;
-                }
                 let now = Instant::now();
-                answered += 1;
-                let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
-                let Some(k) = value["id"].as_u64() else {
+                let Ok(answer) = serde_json::from_str::<OrderAnswer>(text.as_str()) else {
                     continue;
                 };
-                if value["ok"] != true {
+                if answer.error.is_some_and(|e| e.code == "slow_consumer") {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                if answer.op.as_deref() != Some("order") {
+                    continue;
+                }
+                answered += 1;
+                let Some(k) = answer.id else {
+                    continue;
+                };
+                if answer.ok != Some(true) {
                     errors.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -371,13 +437,17 @@ fn unix_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-async fn fanout_run(
-    addr: &str,
-    drivers: &[String],
-    clients: u64,
-    rate: u64,
-    seconds: f64,
-) -> FanoutResult {
+/// What makes the ticks of a fan-out run.
+enum Ticks<'a> {
+    /// Two driver accounts trade one share with each other `rate` times a second: one tick a
+    /// trade, published alone.
+    Trades { drivers: &'a [String], rate: u64 },
+    /// The server's embedded exchange simulator (as a Kafka feed would): every 10 ms a batch
+    /// of ticks, an eighth of them AAPL's.
+    Feed,
+}
+
+async fn fanout_run(addr: &str, ticks: Ticks<'_>, clients: u64, seconds: f64) -> FanoutResult {
     // A watch, not a Notify: a task busy with a message when the stop comes still sees it.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
@@ -420,14 +490,14 @@ async fn fanout_run(
                         break;
                     };
                     let received = unix_micros();
-                    let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else {
+                    let Ok(value) = serde_json::from_str::<ChannelMessage>(text.as_str()) else {
                         continue;
                     };
-                    if value["error"]["code"] == "slow_consumer" {
+                    if value.error.is_some_and(|e| e.code == "slow_consumer") {
                         dropped = 1;
                         break;
                     }
-                    let Some(seq) = value["seq"].as_u64() else {
+                    let Some(seq) = value.seq else {
                         continue;
                     };
                     if let Some(last) = last_seq
@@ -436,9 +506,9 @@ async fn fanout_run(
                         gaps += 1;
                     }
                     last_seq = Some(seq);
-                    if value["type"] == "update" {
+                    if value.kind.as_deref() == Some("update") {
                         delivered.fetch_add(1, Ordering::Relaxed);
-                        if let Some(published) = value["data"]["publishedUs"].as_u64() {
+                        if let Some(published) = value.data.and_then(|d| d.published_us) {
                             delay.saturating_record(received.saturating_sub(published).max(1));
                         }
                     }
@@ -450,13 +520,34 @@ async fn fanout_run(
     // Let the snapshots arrive, then trade.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = delivered.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let (drivers, rate) = match ticks {
+        Ticks::Trades { drivers, rate } => (drivers, rate),
+        Ticks::Feed => {
+            // The measurement window: the simulator publishes on its own clock.
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            let delivered_n = delivered.load(Ordering::Relaxed) - before;
+            let elapsed = started.elapsed().as_secs_f64();
+            let _ = stop_tx.send(true);
+            let (delay, gaps, dropped) = collect(tasks).await;
+            return FanoutResult {
+                clients,
+                connected,
+                trades: 0,
+                delivered: delivered_n,
+                seconds: elapsed,
+                gaps,
+                dropped,
+                delay,
+            };
+        }
+    };
     let mut a = connect(addr).await;
     authenticate(&mut a, &drivers[0]).await;
     let mut b = connect(addr).await;
     authenticate(&mut b, &drivers[1]).await;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let n = (rate as f64 * seconds) as u64;
-    let started = Instant::now();
     let start_at = tokio::time::Instant::now();
     let (mut a_sink, mut a_stream) = a.split();
     let (mut b_sink, mut b_stream) = b.split();
@@ -482,15 +573,7 @@ async fn fanout_run(
         .max(seconds);
     let delivered_n = delivered.load(Ordering::Relaxed) - before;
     let _ = stop_tx.send(true);
-    let mut delay = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    let (mut gaps, mut dropped) = (0, 0);
-    for task in tasks {
-        if let Ok((h, g, d)) = task.await {
-            delay.add(h).expect("same bounds");
-            gaps += g;
-            dropped += d;
-        }
-    }
+    let (delay, gaps, dropped) = collect(tasks).await;
     drain_a.abort();
     drain_b.abort();
     FanoutResult {
@@ -503,6 +586,22 @@ async fn fanout_run(
         dropped,
         delay,
     }
+}
+
+/// The clients' delay histograms merged, and their gaps and drops summed.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64, u64)>>,
+) -> (Histogram<u64>, u64, u64) {
+    let mut delay = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut gaps, mut dropped) = (0, 0);
+    for task in tasks {
+        if let Ok((h, g, d)) = task.await {
+            delay.add(h).expect("same bounds");
+            gaps += g;
+            dropped += d;
+        }
+    }
+    (delay, gaps, dropped)
 }
 
 fn main() {
@@ -525,7 +624,7 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &rate in &config.rates {
         // A fresh server per rate: each run starts from the same state.
-        let server = or_exit(start_server(&config.bourse));
+        let server = or_exit(start_server(&config.bourse, &market_args(None)));
         let tokens: Vec<String> = (0..config.connections)
             .map(|i| account(&server.addr, &format!("trader-{i}")))
             .collect();
@@ -561,29 +660,46 @@ fn main() {
     }
     println!();
     println!(
-        "| clients | connected | trades/s | delivered msgs/s | delay p50 | p99 | p99.9 | max | gaps | dropped |"
+        "| ticks from | clients | connected | delivered msgs/s | delay p50 | p99 | p99.9 | max | gaps | dropped |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut json_fanout = Vec::new();
-    for &clients in &config.fanout {
-        let server = or_exit(start_server(&config.bourse));
+    let runs = config.fanout.iter().map(|&n| (n, None)).chain(
+        config
+            .feed_fanout
+            .iter()
+            .map(|&n| (n, Some(config.feed_rate))),
+    );
+    for (clients, sim_rate) in runs {
+        let server = or_exit(start_server(&config.bourse, &market_args(sim_rate)));
         let drivers = vec![
             account(&server.addr, "driver-a"),
             account(&server.addr, "driver-b"),
         ];
+        let (ticks, source) = match sim_rate {
+            None => (
+                Ticks::Trades {
+                    drivers: &drivers,
+                    rate: config.fanout_rate,
+                },
+                format!("{} trades/s", fmt_int(config.fanout_rate)),
+            ),
+            Some(rate) => (
+                Ticks::Feed,
+                format!("feed, {} ticks/s of AAPL", fmt_int(rate / 8)),
+            ),
+        };
         let r = runtime.block_on(fanout_run(
             &server.addr,
-            &drivers,
+            ticks,
             clients,
-            config.fanout_rate,
             config.fanout_seconds,
         ));
         let us = |v: u64| fmt_ns(v * 1_000);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {source} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_int(r.clients),
             fmt_int(r.connected),
-            fmt_int((r.trades as f64 / config.fanout_seconds) as u64),
             fmt_int((r.delivered as f64 / r.seconds) as u64),
             us(r.delay.value_at_quantile(0.5)),
             us(r.delay.value_at_quantile(0.99)),
@@ -593,6 +709,7 @@ fn main() {
             r.dropped,
         );
         json_fanout.push(json!({
+            "source": source, "sim_rate": sim_rate,
             "clients": r.clients, "connected": r.connected,
             "trades_per_s": r.trades as f64 / config.fanout_seconds,
             "delivered_per_s": r.delivered as f64 / r.seconds,
