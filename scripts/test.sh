@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. This is the README's test command and what CI
 # runs (.ci/run). It installs what the tests need on a fresh machine: the rustfmt and clippy
-# components of the machine's toolchain, and tansu (a Kafka-protocol broker the market-data
-# tests start on 127.0.0.1; about 10 to 15 minutes to build on two cores, once).
+# components of the machine's toolchain, tansu (a Kafka-protocol broker the market-data
+# tests start on 127.0.0.1; about 10 to 15 minutes to build on two cores, once), Debian's
+# chromium (the web terminal's end-to-end test drives it headless), and the web terminal's
+# npm packages, which it then builds (web/dist, served by `bourse serve`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,17 @@ if ! command -v tansu > /dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tan
   echo "== cargo install tansu (the Kafka-protocol broker of the market-data tests)"
   cargo install tansu --version 0.6.0 --features dynostore --locked
 fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== apt-get install chromium (the web terminal's end-to-end test runs it headless)"
+  apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+  apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium > /dev/null
+fi
+
+echo "== npm ci and build of the web terminal (web/)"
+npm --prefix web ci --no-audit --no-fund
+npm --prefix web run build
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

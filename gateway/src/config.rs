@@ -61,6 +61,13 @@ pub const SETTINGS: &[Setting] = &[
         help: "where the HTTP API listens; the bound address is printed at start-up",
     },
     Setting {
+        key: "web-dir",
+        env: "BOURSE_WEB_DIR",
+        default: "web/dist",
+        values: "a directory",
+        help: "the web terminal's built files (npm --prefix web run build), served at / next to the API",
+    },
+    Setting {
         key: "auto-verify",
         env: "BOURSE_AUTO_VERIFY",
         default: "true",
@@ -287,6 +294,8 @@ pub enum AckLog {
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub http_addr: Option<std::net::SocketAddr>,
+    /// The web terminal's built files, served at `/` (the API keeps `/api/`).
+    pub web_dir: PathBuf,
     pub auto_verify: bool,
     /// The admin API's bearer token; `None`: the admin API is off.
     pub admin_token: Option<String>,
@@ -332,6 +341,7 @@ impl Default for ServeConfig {
         let mut config = ServeConfig {
             data_dir: PathBuf::new(),
             http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+            web_dir: PathBuf::new(),
             auto_verify: true,
             admin_token: None,
             rate_limit: 0,
@@ -619,6 +629,12 @@ impl ServeConfig {
                     ),
                 }
             }
+            "web-dir" => {
+                if value.is_empty() {
+                    return Err("empty".into());
+                }
+                self.web_dir = PathBuf::from(value);
+            }
             "auto-verify" => {
                 self.auto_verify = match value {
                     "true" => true,
@@ -822,6 +838,7 @@ impl ServeConfig {
                 Some(addr) => addr.to_string(),
                 None => "off".to_string(),
             },
+            "web-dir" => self.web_dir.display().to_string(),
             "auto-verify" => self.auto_verify.to_string(),
             "admin-token" => match self.admin_token {
                 Some(_) => "(set, not shown)".to_string(),
@@ -976,6 +993,7 @@ mod tests {
         let loaded = run("", &[]).unwrap();
         let c = &loaded.config;
         assert_eq!(c.data_dir, PathBuf::from("./bourse-data"));
+        assert_eq!(c.web_dir, PathBuf::from("web/dist"));
         assert_eq!(c.durability, Durability::Durable);
         assert_eq!(c.ring_size, 65536);
         assert_eq!(c.topology, Topology::Single);

@@ -98,6 +98,8 @@ pub struct AppState {
     pub(crate) hub: Arc<crate::hub::Hub>,
     /// Market data: the catalogue, ticks and candles.
     pub(crate) market: Arc<crate::market::MarketService>,
+    /// The web terminal's built files, served on every path outside the API.
+    pub(crate) web: Arc<crate::web::WebFiles>,
     /// The sequence number recovery ended at.
     recovered_seq: u64,
     started: Instant,
@@ -124,6 +126,7 @@ impl AppState {
                 .map(crate::account_api::sha256),
             rate_limiter: Arc::new(crate::limits::RateLimiter::new(config.rate_limit)),
             hub,
+            web: Arc::new(crate::web::WebFiles::new(&config.web_dir)),
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),
@@ -195,7 +198,8 @@ pub(crate) fn rejected(reject: bourse_engine::Reject) -> ApiError {
 }
 
 /// The routes: the documented ones from their handlers (so the OpenAPI document and the
-/// router cannot drift apart), then the document itself and the fallbacks.
+/// router cannot drift apart), then the document itself and the fallbacks: an unknown path
+/// under `/api/` is the contract's 404, any other path is the web terminal (`web.rs`).
 pub fn router(state: AppState) -> Router {
     use utoipa::OpenApi;
     use utoipa_axum::router::OpenApiRouter;
@@ -247,7 +251,7 @@ pub fn router(state: AppState) -> Router {
                 )
             }),
         )
-        .fallback(not_found)
+        .fallback(crate::web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(error_shape))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -277,15 +281,15 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 }
 
 /// Gives the contract's error shape to refusals that axum's extractors answer in plain text
-/// (a body over the limit, a path that does not parse).
+/// (a body over the limit, a path that does not parse). A page for people (`text/html`: the
+/// web terminal's "not built yet") is left as it is.
 async fn error_shape(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let is_json = content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_page = content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return response;
     }
     let text = axum::body::to_bytes(response.into_body(), BODY_BYTES_MAX)
@@ -306,7 +310,7 @@ async fn error_shape(request: Request, next: Next) -> Response {
     ApiError::new(status, code, message).into_response()
 }
 
-async fn not_found(request: Request) -> ApiError {
+pub(crate) async fn not_found(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",

@@ -8,8 +8,9 @@
 //! - **Quotes.** Every [`PERIOD`], for each product the engine trades and the market data
 //!   prices, it keeps [`LEVELS`] bids and asks, level `k` at `k * 0.05%` (at least `k` ticks)
 //!   below and above the newest price, [`LOT_QTY`] lots each. When the price has moved by
-//!   0.1% or more since the quotes went up, or an order of the ladder filled, it cancels its
-//!   orders in that product and places a fresh ladder.
+//!   0.1% or more since the quotes went up, or an order of the ladder filled, it places a
+//!   fresh ladder and then cancels its older orders in that product (in that order, so that
+//!   the book is never empty between the two).
 //! - At start it cancels whatever it left resting, then quotes afresh.
 
 use std::collections::HashMap;
@@ -167,11 +168,15 @@ fn run(handle: &mut Handle, account: AccountId, market: &MarketService, stop: &A
             };
             let ladder = ladders.entry(*id).or_default();
             if needs_requote(handle, ladder, reference) {
-                for order in ladder.orders.drain(..) {
-                    cancel(handle, account, order);
-                }
+                // The new ladder goes up before the old one comes down, so the book is never
+                // empty in between (a market order then would find no liquidity). Where a new
+                // quote crosses an old one, self-trade prevention cancels the old one.
+                let old = std::mem::take(&mut ladder.orders);
                 ladder.reference = reference;
                 ladder.orders = place_ladder(handle, account, ProductId::new(*id), reference);
+                for order in old {
+                    cancel(handle, account, order);
+                }
             }
         }
         // Pacing: the provider looks at prices twice a second.

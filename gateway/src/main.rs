@@ -37,6 +37,7 @@ mod orders_api;
 mod products_api;
 mod render;
 mod serve;
+mod web;
 mod ws;
 
 use std::str::FromStr;

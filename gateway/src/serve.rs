@@ -167,6 +167,10 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
             );
             let server = crate::http::Server::start(addr, state)?;
             eprintln!("bourse: HTTP on http://{}", server.addr);
+            eprintln!(
+                "{}",
+                crate::web::WebFiles::new(&config.web_dir).startup_line(server.addr)
+            );
             Some(server)
         }
         None => None,

@@ -1,0 +1,301 @@
+// Funds: deposit (card, UPI or bank transfer) and withdraw, and the history of funds
+// movements (deposits, withdrawals and trading fees). Card numbers and CVVs go to the server
+// in the deposit request only; the page clears them once sent.
+
+import { type DepositMethod, type FundsRecord, api, describe } from '../api';
+import type { Ctx, Screen } from '../app';
+import { format, isPositive } from '../dec';
+import { capitalise, fill, h, notify, table, when } from '../ui';
+import { signInPrompt } from './prompt';
+
+type Method = DepositMethod['type'];
+
+/** The Luhn check a card number must pass (the server checks it too). */
+export function luhn(digits: string): boolean {
+  let sum = 0;
+  for (let i = 0; i < digits.length; i += 1) {
+    let d = Number(digits[digits.length - 1 - i]);
+    if (i % 2 === 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return digits.length >= 12 && sum % 10 === 0;
+}
+
+function field(label: string, input: HTMLElement, hintText = ''): HTMLElement {
+  return h('div', { class: 'field' }, h('label', { for: input.id }, label), input, h('div', { class: 'field-hint' }, hintText));
+}
+
+function input(id: string, attrs: Record<string, string> = {}): HTMLInputElement {
+  return h('input', { id, type: 'text', autocomplete: 'off', ...attrs });
+}
+
+export function fundsScreen(ctx: Ctx): Screen {
+  const el = h('section', { class: 'funds-screen' });
+  const stops: (() => void)[] = [];
+  let moneyCodes: string[] = [];
+  let shareCodes: string[] = [];
+
+  const selects: HTMLSelectElement[] = [];
+
+  /** Fills a currency choice: the account's money first, then shares (deposited and
+   * withdrawn like money); keeps what was chosen. */
+  function fillCurrencies(select: HTMLSelectElement): void {
+    const chosen = select.value;
+    const preferred = ctx.session.account?.currencyPreference ?? 'USD';
+    const money = [...new Set([preferred, ...moneyCodes])];
+    const shares = shareCodes.filter((c) => !money.includes(c));
+    fill(
+      select,
+      h('optgroup', { label: 'Money' }, ...money.map((c) => h('option', { value: c }, c))),
+      shares.length ? h('optgroup', { label: 'Shares' }, ...shares.map((c) => h('option', { value: c }, c))) : null,
+    );
+    if (chosen && [...money, ...shares].includes(chosen)) select.value = chosen;
+  }
+
+  function currencySelect(id: string): HTMLSelectElement {
+    const select = h('select', { id, 'data-testid': id });
+    fillCurrencies(select);
+    selects.push(select);
+    return select;
+  }
+
+  function depositForm(onDone: () => void): HTMLElement {
+    let method: Method = 'card';
+    const currency = currencySelect('deposit-currency');
+    const amount = input('deposit-amount', { inputmode: 'decimal', placeholder: '1000.00', 'data-testid': 'deposit-amount' });
+    const cardNumber = input('card-number', { inputmode: 'numeric', placeholder: '4111 1111 1111 1111', 'data-testid': 'card-number', autocomplete: 'cc-number' });
+    const cvv = input('card-cvv', { inputmode: 'numeric', placeholder: '123', maxlength: '4', 'data-testid': 'card-cvv', autocomplete: 'cc-csc' });
+    const vpa = input('upi-vpa', { placeholder: 'name@bank', 'data-testid': 'upi-vpa' });
+    const bankAccount = input('bank-account', { inputmode: 'numeric', placeholder: 'account number', 'data-testid': 'bank-account' });
+    const cardFields = h('div', { class: 'field-row card-row' }, field('Card number', cardNumber), field('CVV', cvv));
+    const upiFields = field('UPI address (VPA)', vpa);
+    const bankFields = field('Your bank account', bankAccount);
+    const methods = (['card', 'upi', 'bank'] as Method[]).map((m) =>
+      h('button', { type: 'button', class: 'seg', 'data-method': m, 'data-testid': `method-${m}` }, m === 'card' ? 'Card' : m === 'upi' ? 'UPI' : 'Bank'),
+    );
+    const submit = h('button', { type: 'submit', class: 'btn btn-block', 'data-testid': 'deposit-submit' }, 'Deposit');
+    const problem = h('p', { class: 'field-error small', role: 'alert' });
+    const showMethod = () => {
+      for (const b of methods) b.setAttribute('aria-pressed', String(b.dataset.method === method));
+      cardFields.hidden = method !== 'card';
+      upiFields.hidden = method !== 'upi';
+      bankFields.hidden = method !== 'bank';
+    };
+    for (const b of methods) {
+      b.addEventListener('click', () => {
+        method = b.dataset.method as Method;
+        showMethod();
+      });
+    }
+    showMethod();
+    const form = h(
+      'form',
+      { class: 'funds-form', novalidate: true, 'data-testid': 'deposit-form' },
+      h('div', { class: 'field-row' }, field('Currency', currency), field('Amount', amount)),
+      h('div', { class: 'segments', role: 'group', 'aria-label': 'Payment method' }, ...methods),
+      cardFields,
+      upiFields,
+      bankFields,
+      problem,
+      submit,
+      h('p', { class: 'muted small' }, 'Payments are simulated: no card is charged. Only the last four digits of a card are kept.'),
+    );
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      void (async () => {
+        const value = amount.value.trim();
+        let details: DepositMethod;
+        problem.textContent = '';
+        if (!isPositive(value)) {
+          problem.textContent = 'Enter a positive amount, like 1000 or 250.50.';
+          return;
+        }
+        if (method === 'card') {
+          const digits = cardNumber.value.replace(/[\s-]/g, '');
+          if (!/^\d{12,19}$/.test(digits) || !luhn(digits)) {
+            problem.textContent = 'That card number is not valid: check the digits.';
+            return;
+          }
+          if (!/^\d{3,4}$/.test(cvv.value.trim())) {
+            problem.textContent = 'The CVV is the 3 or 4 digits on the back of the card.';
+            return;
+          }
+          details = { type: 'card', additionalInformation: { cardNumber: digits, cvv: cvv.value.trim() } };
+        } else if (method === 'upi') {
+          if (!/^[^@\s]+@[^@\s]+$/.test(vpa.value.trim())) {
+            problem.textContent = 'A UPI address looks like name@bank.';
+            return;
+          }
+          details = { type: 'upi', additionalInformation: { vpa: vpa.value.trim() } };
+        } else {
+          if (!bankAccount.value.trim()) {
+            problem.textContent = 'Enter the bank account the transfer comes from.';
+            return;
+          }
+          details = { type: 'bank', additionalInformation: { accountNumber: bankAccount.value.trim() } };
+        }
+        submit.disabled = true;
+        try {
+          const done = await api.deposit(currency.value, value, details);
+          const how = done.details?.cardLast4 ? ` by card ending ${done.details.cardLast4}` : method === 'upi' ? ' by UPI' : method === 'bank' ? ' by bank transfer' : '';
+          notify.success(`Deposited ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}${how}.`);
+          amount.value = '';
+          cardNumber.value = '';
+          cvv.value = '';
+          onDone();
+        } catch (error) {
+          notify.error(describe(error));
+        } finally {
+          submit.disabled = false;
+        }
+      })();
+    });
+    return form;
+  }
+
+  function withdrawForm(onDone: () => void): HTMLElement {
+    const currency = currencySelect('withdraw-currency');
+    const amount = input('withdraw-amount', { inputmode: 'decimal', placeholder: '100.00', 'data-testid': 'withdraw-amount' });
+    const destination = input('withdraw-destination', { placeholder: 'bank account number', 'data-testid': 'withdraw-destination' });
+    const available = h('div', { class: 'field-hint' });
+    const showAvailable = () => {
+      available.textContent = `Available ${format(ctx.session.balance(currency.value).available)} ${currency.value}`;
+    };
+    currency.addEventListener('change', showAvailable);
+    stops.push(ctx.session.onChange(showAvailable));
+    showAvailable();
+    const submit = h('button', { type: 'submit', class: 'btn btn-block btn-ghost', 'data-testid': 'withdraw-submit' }, 'Withdraw');
+    const problem = h('p', { class: 'field-error small', role: 'alert' });
+    const form = h(
+      'form',
+      { class: 'funds-form', novalidate: true, 'data-testid': 'withdraw-form' },
+      h('div', { class: 'field-row' }, field('Currency', currency), h('div', { class: 'field' }, h('label', { for: amount.id }, 'Amount'), amount, available)),
+      field('To bank account', destination),
+      problem,
+      submit,
+    );
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      void (async () => {
+        problem.textContent = '';
+        const value = amount.value.trim();
+        if (!isPositive(value)) {
+          problem.textContent = 'Enter a positive amount.';
+          return;
+        }
+        if (!destination.value.trim()) {
+          problem.textContent = 'Enter the bank account the money goes to.';
+          return;
+        }
+        submit.disabled = true;
+        try {
+          const done = await api.withdraw(currency.value, value, destination.value.trim());
+          notify.success(`Withdrew ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}.`);
+          amount.value = '';
+          onDone();
+        } catch (error) {
+          notify.error(describe(error));
+        } finally {
+          submit.disabled = false;
+        }
+      })();
+    });
+    return form;
+  }
+
+  function method(record: FundsRecord): string {
+    if (record.kind === 'fee') return `trading fee${record.symbol ? `, ${record.symbol}` : ''}${record.orderId ? ` order #${record.orderId}` : ''}`;
+    if (record.type === 'card') return `card ending ${record.details?.cardLast4 ?? '????'}`;
+    if (record.type === 'upi') return 'UPI';
+    if (record.type === 'bank') return 'bank transfer';
+    return record.kind === 'withdrawal' ? 'to your bank' : 'internal';
+  }
+
+  function build(): void {
+    for (const stop of stops.splice(0)) stop();
+    fill(el, h('div', { class: 'screen-head' }, h('h1', {}, 'Funds')));
+    if (!ctx.session.signedIn) {
+      el.append(signInPrompt('Deposits and withdrawals need an account. Creating one takes a few seconds.'));
+      return;
+    }
+    const history = h('div', { 'data-testid': 'funds-history' });
+    const forms = h('div', { class: 'funds-forms' });
+    el.append(
+      h(
+        'div',
+        { class: 'funds-grid' },
+        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Deposit')), forms),
+        h('div', { class: 'panel', id: 'withdraw-panel' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Withdraw'))),
+        h('div', { class: 'panel span-2' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Funds history')), history),
+      ),
+    );
+
+    let generation = 0;
+    let timer: number | undefined;
+    const loadHistory = async () => {
+      const mine = ++generation;
+      try {
+        const records = await api.fundsHistory(50);
+        if (mine !== generation) return;
+        const rows = records.map((r) =>
+          h(
+            'tr',
+            { 'data-testid': 'funds-row', 'data-kind': r.kind },
+            h('td', { class: 'muted' }, when(r.timestamp)),
+            h('td', {}, capitalise(r.kind)),
+            h('td', { class: `num ${r.kind === 'deposit' ? 'up' : 'down'}` }, `${r.kind === 'deposit' ? '+' : '−'}${format(r.amount)}`),
+            h('td', {}, r.currency ?? ''),
+            h('td', { class: 'muted' }, method(r)),
+            h('td', { class: 'muted hide-phone mono' }, r.requestId ?? ''),
+          ),
+        );
+        fill(history, table('grid compact', ['Time', 'What', ['Amount', 'num'], 'Currency', 'How', ['Request', 'hide-phone']], rows, 'No deposits or withdrawals yet.'));
+      } catch (error) {
+        if (mine === generation) notify.error(describe(error));
+      }
+    };
+    const later = () => {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => void loadHistory(), 400);
+    };
+    stops.push(() => {
+      generation += 1;
+      window.clearTimeout(timer);
+    });
+    // Fees of trades change balances too: the history follows the balances.
+    stops.push(ctx.session.onChange(later));
+
+    selects.length = 0;
+    fill(forms, depositForm(later));
+    el.querySelector('#withdraw-panel')?.append(withdrawForm(later));
+    void loadHistory();
+    api
+      .products()
+      .then((products) => {
+        moneyCodes = [...new Set(products.map((p) => p.currency))];
+        shareCodes = products.map((p) => p.symbol);
+        for (const select of selects) fillCurrencies(select);
+      })
+      .catch((error: unknown) => notify.error(describe(error)));
+  }
+
+  let signedIn = ctx.session.signedIn;
+  const stopSession = ctx.session.onChange(() => {
+    if (signedIn !== ctx.session.signedIn) {
+      signedIn = ctx.session.signedIn;
+      build();
+    }
+  });
+  build();
+
+  return {
+    el,
+    dispose() {
+      stopSession();
+      for (const stop of stops.splice(0)) stop();
+    },
+  };
+}
