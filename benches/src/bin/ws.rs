@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const USAGE: &str = "usage: ws [--bourse PATH (target/release/bourse)] \
 [--rates 10000,50000,100000] [--connections 16] [--seconds 5] [--warmup 1] \
-[--fanout 1000,10000] [--fanout-rate 100] [--fanout-seconds 5] [--feed-fanout 1000,10000] \
+[--fanout 1000,10000] [--fanout-rate 100] [--fanout-seconds 5] [--feed-fanout 1000] \
 [--feed-rate 8000] [--quick] [--out PATH.json]";
 
 struct Config {
@@ -64,7 +64,7 @@ fn parse() -> Result<Config, String> {
         fanout: vec![1_000, 10_000],
         fanout_rate: 100,
         fanout_seconds: 5.0,
-        feed_fanout: vec![1_000, 10_000],
+        feed_fanout: vec![1_000],
         feed_rate: 8_000,
         out: None,
     };
