@@ -34,6 +34,18 @@ export class Session {
     return () => this.listeners.delete(listener);
   }
 
+  /** Calls `listener` when the user signs in or out (not on every balance change); returns
+   * the unsubscribe function. */
+  onSignInChange(listener: Listener): () => void {
+    let signedIn = this.signedIn;
+    return this.onChange(() => {
+      if (signedIn !== this.signedIn) {
+        signedIn = this.signedIn;
+        listener();
+      }
+    });
+  }
+
   private changed(): void {
     for (const listener of [...this.listeners]) listener();
   }

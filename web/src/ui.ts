@@ -1,6 +1,8 @@
 // Small DOM helpers, the toasts that carry messages to the user, and display formatting.
 // Text from the API always goes in through textContent (never as HTML).
 
+import { describe } from './api';
+
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
 
@@ -177,4 +179,30 @@ export function table(className: string, headers: (string | [string, string])[],
     body.append(...rows);
   }
   return h('div', { class: 'table-wrap' }, h('table', { class: className }, h('thead', {}, head), body));
+}
+
+/** A form's submit: `handle` checks the input and returns what is wrong (shown in `problem`),
+ * or starts the work, during which `submit` is disabled; a failure of the work is shown to
+ * the user in plain words. */
+export function onSubmit(
+  form: HTMLFormElement,
+  submit: HTMLButtonElement,
+  problem: HTMLElement,
+  handle: () => string | Promise<void>,
+): void {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    problem.textContent = '';
+    const outcome = handle();
+    if (typeof outcome === 'string') {
+      problem.textContent = outcome;
+      return;
+    }
+    submit.disabled = true;
+    outcome
+      .catch((error: unknown) => notify.error(describe(error)))
+      .finally(() => {
+        submit.disabled = false;
+      });
+  });
 }

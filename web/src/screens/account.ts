@@ -2,9 +2,9 @@
 // and handle the token: shown once after creating the account with a copy button, kept in
 // this browser, pasted to sign in elsewhere, removed by signing out.
 
-import { api, describe, looksLikeToken } from '../api';
+import { api, looksLikeToken } from '../api';
 import type { Ctx, Screen } from '../app';
-import { copyText, dateTime, fill, h, notify } from '../ui';
+import { copyText, dateTime, fill, h, notify, onSubmit } from '../ui';
 
 const STATUS_TEXT: Record<string, string> = {
   verified: 'Verified: you can deposit, withdraw and trade.',
@@ -55,28 +55,17 @@ export function accountScreen(ctx: Ctx): Screen {
       problem,
       submit,
     );
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      void (async () => {
-        problem.textContent = '';
-        if (!name.value.trim()) {
-          problem.textContent = 'Enter your name.';
-          return;
-        }
-        if (!proof.value.trim()) {
-          problem.textContent = 'Enter the reference of an ID document.';
-          return;
-        }
-        submit.disabled = true;
-        try {
-          const created = await api.createAccount(name.value.trim(), proof.value.trim(), currency.value);
-          await ctx.session.created(created.token);
-          notify.success(`Welcome, ${name.value.trim()}. Save your token below before you go on.`);
-        } catch (error) {
-          notify.error(describe(error));
-        } finally {
-          submit.disabled = false;
-        }
+    onSubmit(form, submit, problem, () => {
+      if (!name.value.trim()) {
+        return 'Enter your name.';
+      }
+      if (!proof.value.trim()) {
+        return 'Enter the reference of an ID document.';
+      }
+      return (async () => {
+        const created = await api.createAccount(name.value.trim(), proof.value.trim(), currency.value);
+        await ctx.session.created(created.token);
+        notify.success(`Welcome, ${name.value.trim()}. Save your token below before you go on.`);
       })();
     });
     return form;
@@ -101,24 +90,14 @@ export function accountScreen(ctx: Ctx): Screen {
       problem,
       submit,
     );
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      void (async () => {
-        problem.textContent = '';
-        const value = token.value.trim();
-        if (!looksLikeToken(value)) {
-          problem.textContent = 'A token looks like 12.5f0c… : the account number, a dot and 64 letters and digits.';
-          return;
-        }
-        submit.disabled = true;
-        try {
-          const account = await ctx.session.signIn(value);
-          notify.success(`Signed in as ${account.name}.`);
-        } catch (error) {
-          notify.error(describe(error));
-        } finally {
-          submit.disabled = false;
-        }
+    onSubmit(form, submit, problem, () => {
+      const value = token.value.trim();
+      if (!looksLikeToken(value)) {
+        return 'A token looks like 12.5f0c… : the account number, a dot and 64 letters and digits.';
+      }
+      return (async () => {
+        const account = await ctx.session.signIn(value);
+        notify.success(`Signed in as ${account.name}.`);
       })();
     });
     return form;

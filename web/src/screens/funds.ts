@@ -5,7 +5,7 @@
 import { type DepositMethod, type FundsRecord, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
 import { format, isPositive } from '../dec';
-import { capitalise, fill, h, notify, table, when } from '../ui';
+import { capitalise, fill, h, notify, onSubmit, table, when } from '../ui';
 import { signInPrompt } from './prompt';
 
 type Method = DepositMethod['type'];
@@ -103,54 +103,40 @@ export function fundsScreen(ctx: Ctx): Screen {
       submit,
       h('p', { class: 'muted small' }, 'Payments are simulated: no card is charged. Only the last four digits of a card are kept.'),
     );
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      void (async () => {
-        const value = amount.value.trim();
-        let details: DepositMethod;
-        problem.textContent = '';
-        if (!isPositive(value)) {
-          problem.textContent = 'Enter a positive amount, like 1000 or 250.50.';
-          return;
+    onSubmit(form, submit, problem, () => {
+      const value = amount.value.trim();
+      let details: DepositMethod;
+      if (!isPositive(value)) {
+        return 'Enter a positive amount, like 1000 or 250.50.';
+      }
+      if (method === 'card') {
+        const digits = cardNumber.value.replace(/[\s-]/g, '');
+        if (!/^\d{12,19}$/.test(digits) || !luhn(digits)) {
+          return 'That card number is not valid: check the digits.';
         }
-        if (method === 'card') {
-          const digits = cardNumber.value.replace(/[\s-]/g, '');
-          if (!/^\d{12,19}$/.test(digits) || !luhn(digits)) {
-            problem.textContent = 'That card number is not valid: check the digits.';
-            return;
-          }
-          if (!/^\d{3,4}$/.test(cvv.value.trim())) {
-            problem.textContent = 'The CVV is the 3 or 4 digits on the back of the card.';
-            return;
-          }
-          details = { type: 'card', additionalInformation: { cardNumber: digits, cvv: cvv.value.trim() } };
-        } else if (method === 'upi') {
-          if (!/^[^@\s]+@[^@\s]+$/.test(vpa.value.trim())) {
-            problem.textContent = 'A UPI address looks like name@bank.';
-            return;
-          }
-          details = { type: 'upi', additionalInformation: { vpa: vpa.value.trim() } };
-        } else {
-          if (!bankAccount.value.trim()) {
-            problem.textContent = 'Enter the bank account the transfer comes from.';
-            return;
-          }
-          details = { type: 'bank', additionalInformation: { accountNumber: bankAccount.value.trim() } };
+        if (!/^\d{3,4}$/.test(cvv.value.trim())) {
+          return 'The CVV is the 3 or 4 digits on the back of the card.';
         }
-        submit.disabled = true;
-        try {
-          const done = await api.deposit(currency.value, value, details);
-          const how = done.details?.cardLast4 ? ` by card ending ${done.details.cardLast4}` : method === 'upi' ? ' by UPI' : method === 'bank' ? ' by bank transfer' : '';
-          notify.success(`Deposited ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}${how}.`);
-          amount.value = '';
-          cardNumber.value = '';
-          cvv.value = '';
-          onDone();
-        } catch (error) {
-          notify.error(describe(error));
-        } finally {
-          submit.disabled = false;
+        details = { type: 'card', additionalInformation: { cardNumber: digits, cvv: cvv.value.trim() } };
+      } else if (method === 'upi') {
+        if (!/^[^@\s]+@[^@\s]+$/.test(vpa.value.trim())) {
+          return 'A UPI address looks like name@bank.';
         }
+        details = { type: 'upi', additionalInformation: { vpa: vpa.value.trim() } };
+      } else {
+        if (!bankAccount.value.trim()) {
+          return 'Enter the bank account the transfer comes from.';
+        }
+        details = { type: 'bank', additionalInformation: { accountNumber: bankAccount.value.trim() } };
+      }
+      return (async () => {
+        const done = await api.deposit(currency.value, value, details);
+        const how = done.details?.cardLast4 ? ` by card ending ${done.details.cardLast4}` : method === 'upi' ? ' by UPI' : method === 'bank' ? ' by bank transfer' : '';
+        notify.success(`Deposited ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}${how}.`);
+        amount.value = '';
+        cardNumber.value = '';
+        cvv.value = '';
+        onDone();
       })();
     });
     return form;
@@ -177,30 +163,19 @@ export function fundsScreen(ctx: Ctx): Screen {
       problem,
       submit,
     );
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      void (async () => {
-        problem.textContent = '';
-        const value = amount.value.trim();
-        if (!isPositive(value)) {
-          problem.textContent = 'Enter a positive amount.';
-          return;
-        }
-        if (!destination.value.trim()) {
-          problem.textContent = 'Enter the bank account the money goes to.';
-          return;
-        }
-        submit.disabled = true;
-        try {
-          const done = await api.withdraw(currency.value, value, destination.value.trim());
-          notify.success(`Withdrew ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}.`);
-          amount.value = '';
-          onDone();
-        } catch (error) {
-          notify.error(describe(error));
-        } finally {
-          submit.disabled = false;
-        }
+    onSubmit(form, submit, problem, () => {
+      const value = amount.value.trim();
+      if (!isPositive(value)) {
+        return 'Enter a positive amount.';
+      }
+      if (!destination.value.trim()) {
+        return 'Enter the bank account the money goes to.';
+      }
+      return (async () => {
+        const done = await api.withdraw(currency.value, value, destination.value.trim());
+        notify.success(`Withdrew ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}.`);
+        amount.value = '';
+        onDone();
       })();
     });
     return form;
@@ -282,13 +257,7 @@ export function fundsScreen(ctx: Ctx): Screen {
       .catch((error: unknown) => notify.error(describe(error)));
   }
 
-  let signedIn = ctx.session.signedIn;
-  const stopSession = ctx.session.onChange(() => {
-    if (signedIn !== ctx.session.signedIn) {
-      signedIn = ctx.session.signedIn;
-      build();
-    }
-  });
+  const stopSession = ctx.session.onSignInChange(build);
   build();
 
   return {

@@ -128,13 +128,7 @@ export function portfolioScreen(ctx: Ctx): Screen {
     });
   }
 
-  let signedIn = ctx.session.signedIn;
-  const stopSession = ctx.session.onChange(() => {
-    if (signedIn !== ctx.session.signedIn) {
-      signedIn = ctx.session.signedIn;
-      build();
-    }
-  });
+  const stopSession = ctx.session.onSignInChange(build);
   build();
 
   return {
