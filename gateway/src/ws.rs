@@ -556,7 +556,7 @@ impl Session {
     }
 
     /// Hands the order to the engine now (so orders keep their order on the connection) and
-    /// answers when it is durable, from a task of its own.
+    /// answers when it is durable (the future is polled by the connection's own task).
     async fn order(&mut self, id: Value, mut fields: Map<String, Value>) -> Option<Answer> {
         let side = match fields.remove("side") {
             Some(Value::String(side)) if side == "buy" => Side::Buy,

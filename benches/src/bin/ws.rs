@@ -523,27 +523,36 @@ async fn fanout_run(addr: &str, ticks: Ticks<'_>, clients: u64, seconds: f64) ->
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = delivered.load(Ordering::Relaxed);
     let started = Instant::now();
-    let (drivers, rate) = match ticks {
-        Ticks::Trades { drivers, rate } => (drivers, rate),
+    // The number of trades made, and the seconds the delivered messages are counted over.
+    let (trades, window) = match ticks {
+        Ticks::Trades { drivers, rate } => {
+            // Delivered per second of trading: every tick of the trades made in `seconds`.
+            (drive_trades(addr, drivers, rate, seconds).await, seconds)
+        }
         Ticks::Feed => {
             // The measurement window: the simulator publishes on its own clock.
             tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-            let delivered_n = delivered.load(Ordering::Relaxed) - before;
-            let elapsed = started.elapsed().as_secs_f64();
-            let _ = stop_tx.send(true);
-            let (delay, gaps, dropped) = collect(tasks).await;
-            return FanoutResult {
-                clients,
-                connected,
-                trades: 0,
-                delivered: delivered_n,
-                seconds: elapsed,
-                gaps,
-                dropped,
-                delay,
-            };
+            (0, started.elapsed().as_secs_f64())
         }
     };
+    let delivered_n = delivered.load(Ordering::Relaxed) - before;
+    let _ = stop_tx.send(true);
+    let (delay, gaps, dropped) = collect(tasks).await;
+    FanoutResult {
+        clients,
+        connected,
+        trades,
+        delivered: delivered_n,
+        seconds: window,
+        gaps,
+        dropped,
+        delay,
+    }
+}
+
+/// Two driver accounts trade one share with each other `rate` times a second for `seconds`;
+/// returns once the last ticks have had time to arrive, with the number of trades made.
+async fn drive_trades(addr: &str, drivers: &[String], rate: u64, seconds: f64) -> u64 {
     let mut a = connect(addr).await;
     authenticate(&mut a, &drivers[0]).await;
     let mut b = connect(addr).await;
@@ -567,27 +576,9 @@ async fn fanout_run(addr: &str, ticks: Ticks<'_>, clients: u64, seconds: f64) ->
     }
     // Let the last ticks arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // Delivered per second of trading: every tick of the trades made in `seconds`.
-    let elapsed = started
-        .elapsed()
-        .as_secs_f64()
-        .min(seconds.max(1e-9))
-        .max(seconds);
-    let delivered_n = delivered.load(Ordering::Relaxed) - before;
-    let _ = stop_tx.send(true);
-    let (delay, gaps, dropped) = collect(tasks).await;
     drain_a.abort();
     drain_b.abort();
-    FanoutResult {
-        clients,
-        connected,
-        trades: n,
-        delivered: delivered_n,
-        seconds: elapsed,
-        gaps,
-        dropped,
-        delay,
-    }
+    n
 }
 
 /// The clients' delay histograms merged, and their gaps and drops summed.
