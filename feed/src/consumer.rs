@@ -365,6 +365,11 @@ const REWIND_FIRST: i64 = 256;
 const REWIND_FACTOR: i64 = 8;
 /// How long a seek for a rewind may take (it waits for librdkafka's fetcher, not the broker).
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A probe that no message has settled for this long (checked at this period) is rewound
+/// anyway: tansu 0.6.0 may also answer a fetch inside a record batch with nothing at all, and
+/// then no later message comes to show the skip. A rewind of a partition that merely had
+/// nothing new re-reads a few messages and drops them.
+const PROBE_STALL: Duration = Duration::from_secs(1);
 
 impl Probe {
     /// A probe for an assignment at `next` fetched from `rewind` messages earlier, unless there
@@ -441,8 +446,14 @@ impl Run {
             AssignmentMode::AllPartitions => self.assign_all()?,
         }
         let mut last_commit = Instant::now();
+        let mut probes_seen: Vec<Option<Probe>> = vec![None; self.slots.len()];
+        let mut last_probe_check = Instant::now();
         while !self.stopping() {
             self.poll_batch(&mut handler)?;
+            if last_probe_check.elapsed() >= PROBE_STALL {
+                self.rewind_stalled_probes(&mut probes_seen);
+                last_probe_check = Instant::now();
+            }
             if let Some(interval) = self.config.commit_interval
                 && last_commit.elapsed() >= interval
             {
@@ -498,6 +509,45 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// Rewinds each probe that is the same as at the previous check (no message has come for
+    /// its partition since), as a message after the caller's offset would have.
+    fn rewind_stalled_probes(&mut self, probes_seen: &mut [Option<Probe>]) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Slot::Assigned { probe, .. } = slot else {
+                probes_seen[index] = None;
+                continue;
+            };
+            let previous = std::mem::replace(&mut probes_seen[index], *probe);
+            let Some(check) = *probe else { continue };
+            if previous != Some(check) || check.start == 0 {
+                continue;
+            }
+            let Ok(partition) = i32::try_from(index) else {
+                continue;
+            };
+            let rewound = check.rewound();
+            *probe = Some(rewound);
+            probes_seen[index] = Some(rewound);
+            let context = self.consumer.context();
+            let why = format_args!(
+                "partition {partition}: no message for a fetch at {}; fetching again from {} \
+                 (the broker may have skipped a record batch)",
+                check.start, rewound.start
+            );
+            context.log().once(&format!("stall/{partition}"), why);
+            let topic = self.config.topic.as_str();
+            let seek = self.consumer.seek(
+                topic,
+                partition,
+                Offset::Offset(rewound.start),
+                SEEK_TIMEOUT,
+            );
+            if let Err(error) = seek {
+                context.note_error("seek", &error);
+            }
+        }
     }
 
     /// Assigns every partition of the topic at the caller's offsets, retrying the metadata
