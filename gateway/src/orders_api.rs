@@ -29,16 +29,16 @@ use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct OrderBody {
-    symbol: String,
-    quantity: String,
+    pub(crate) symbol: String,
+    pub(crate) quantity: String,
     #[serde(rename = "type")]
-    order_type: String,
+    pub(crate) order_type: String,
     #[serde(default)]
-    price: Option<String>,
+    pub(crate) price: Option<String>,
     #[serde(default)]
-    time_in_force: Option<String>,
+    pub(crate) time_in_force: Option<String>,
     #[serde(default)]
-    client_order_id: Option<String>,
+    pub(crate) client_order_id: Option<String>,
 }
 
 impl OrderBody {

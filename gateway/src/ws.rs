@@ -46,6 +46,12 @@ const WRITE_BATCH_MAX: usize = 64;
 /// The largest client message (and frame).
 pub const MESSAGE_BYTES_MAX: usize = 16 * 1024;
 
+/// Bytes tungstenite reads from the socket at a time. Its default, 128 KiB, is zero-filled
+/// before every read (also the reads that find nothing), which cost 6% of all CPU at 50,000
+/// orders/s, and is reserved per connection (1.3 GB at 10,000 clients). Messages are small:
+/// a bigger one simply takes more reads.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// `GET /api/v1/ws`: the upgrade.
 #[utoipa::path(
     get,
@@ -56,6 +62,7 @@ pub const MESSAGE_BYTES_MAX: usize = 16 * 1024;
 pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MESSAGE_BYTES_MAX)
         .max_frame_size(MESSAGE_BYTES_MAX)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| connection(state, socket))
 }
 
@@ -88,6 +95,37 @@ struct OrderAnswer<'a> {
     #[serde(skip_serializing_if = "Value::is_null")]
     id: &'a Value,
     order: render::OrderView<'a>,
+}
+
+/// An order message in its usual form, read in one pass (see [`Session::handle_text`]).
+/// The order's own fields are [`OrderBody`]'s, spelled out (serde's `flatten` would read
+/// through an intermediate map, which is what this is here to avoid); an unknown field fails
+/// the typed read, and the general path then reports it.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OrderMessage<'a> {
+    op: &'a str,
+    #[serde(default)]
+    id: Value,
+    side: &'a str,
+    symbol: String,
+    quantity: String,
+    #[serde(rename = "type")]
+    order_type: String,
+    #[serde(default)]
+    price: Option<String>,
+    #[serde(default)]
+    time_in_force: Option<String>,
+    #[serde(default)]
+    client_order_id: Option<String>,
+}
+
+fn side_of(text: &str) -> Option<Side> {
+    match text {
+        "buy" => Some(Side::Buy),
+        "sell" => Some(Side::Sell),
+        _ => None,
+    }
 }
 
 /// One connection's state.
@@ -247,6 +285,26 @@ impl Session {
 
     /// Handles one client message; an order or a cancel returns the future of its answer.
     async fn handle_text(&mut self, text: &str) -> Option<Answer> {
+        // The hot path: a well-formed order is read straight into its typed form. Anything
+        // else (another op, a mistake of any kind) goes the general way below, which finds
+        // the precise error.
+        if let Ok(order) = serde_json::from_str::<OrderMessage>(text)
+            && order.op == "order"
+            && let Some(side) = side_of(order.side)
+        {
+            if let Err(error) = self.rate_limit() {
+                return self.answer_none(error_message(&order.id, "order", &error));
+            }
+            let body = OrderBody {
+                symbol: order.symbol,
+                quantity: order.quantity,
+                order_type: order.order_type,
+                price: order.price,
+                time_in_force: order.time_in_force,
+                client_order_id: order.client_order_id,
+            };
+            return self.place(order.id, side, Ok(body)).await;
+        }
         let parsed: Result<Map<String, Value>, _> = serde_json::from_str(text);
         let mut fields = match parsed {
             Ok(fields) => fields,
@@ -263,18 +321,7 @@ impl Session {
                 return self.answer_none(error_message(&id, "", &error));
             }
         };
-        if let Some(account) = self.account
-            && let Err(wait) = self.state.rate_limiter.take(account)
-        {
-            let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "too many messages for this account; retry in {} ms",
-                    wait.as_millis().max(1)
-                ),
-            );
-            error.retry_after = Some(wait.as_secs().max(1));
+        if let Err(error) = self.rate_limit() {
             return self.answer_none(error_message(&id, &op, &error));
         }
         let result = match op.as_str() {
@@ -297,6 +344,25 @@ impl Session {
         };
         self.answer(message);
         None
+    }
+
+    /// Takes one message from the account's rate budget (nothing before `auth`).
+    fn rate_limit(&self) -> Result<(), ApiError> {
+        let Some(account) = self.account else {
+            return Ok(());
+        };
+        self.state.rate_limiter.take(account).map_err(|wait| {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many messages for this account; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+            );
+            error.retry_after = Some(wait.as_secs().max(1));
+            error
+        })
     }
 
     fn account(&self) -> Result<AccountId, ApiError> {
@@ -559,18 +625,29 @@ impl Session {
     /// answers when it is durable (the future is polled by the connection's own task).
     async fn order(&mut self, id: Value, mut fields: Map<String, Value>) -> Option<Answer> {
         let side = match fields.remove("side") {
-            Some(Value::String(side)) if side == "buy" => Side::Buy,
-            Some(Value::String(side)) if side == "sell" => Side::Sell,
+            Some(Value::String(side)) if let Some(side) = side_of(&side) => side,
             _ => {
                 let error = bad_request("an order needs \"side\": \"buy\" or \"sell\"");
                 self.answer(error_message(&id, "order", &error));
                 return None;
             }
         };
+        let body = serde_json::from_value(Value::Object(fields))
+            .map_err(|e| bad_request(format!("invalid order: {e}")));
+        self.place(id, side, body).await
+    }
+
+    /// Submits an order read by [`Session::order`] or the typed path of
+    /// [`Session::handle_text`]; returns the future of its answer.
+    async fn place(
+        &mut self,
+        id: Value,
+        side: Side,
+        body: Result<OrderBody, ApiError>,
+    ) -> Option<Answer> {
         let prepared = async {
             let account = self.account()?;
-            let body: OrderBody = serde_json::from_value(Value::Object(fields))
-                .map_err(|e| bad_request(format!("invalid order: {e}")))?;
+            let body = body?;
             let (product, units) = self.product(body.symbol()).await?;
             let order =
                 orders_api::new_order(account, side, &body, ProductId::new(product), &units)?;

@@ -135,6 +135,39 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// CPU seconds the server process has used so far (user and system, all threads).
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th,
+        // stime the 13th, in clock ticks.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        ticks as f64 / clock_ticks_per_second()
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// CPU seconds this benchmark process has used so far (user and system).
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -244,10 +277,18 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
-        .await
-        .expect("websocket handshake");
-    ws
+    try_connect(addr).await.expect("websocket handshake")
+}
+
+/// A client with an 8 KiB read buffer, as the server has: tungstenite's default, 128 KiB,
+/// is zero-filled before every read, which would bill this client (on the same CPUs as
+/// the server) for work that is not the server's.
+async fn try_connect(addr: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024);
+    let url = format!("ws://{addr}/api/v1/ws");
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+    Ok(ws)
 }
 
 async fn authenticate(ws: &mut Ws, token: &str) {
@@ -282,6 +323,18 @@ struct OrderAnswer {
     id: Option<u64>,
     ok: Option<bool>,
     error: Option<AnswerError>,
+}
+
+/// The id of an accepted order's answer, read from the start of the message (the gateway
+/// writes `op`, `ok` and `id` first), without parsing the rest; `None` for anything else,
+/// which is then parsed in full. This keeps the client's share of the two CPUs small.
+fn quick_ok(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix(r#"{"op":"order","ok":true,"id":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if !rest[digits..].starts_with(',') {
+        return None;
+    }
+    rest[..digits].parse().ok()
 }
 
 #[derive(serde::Deserialize)]
@@ -375,8 +428,17 @@ async fn order_run(
                     continue;
                 };
                 let now = Instant::now();
-                let Ok(answer) = serde_json::from_str::<OrderAnswer>(text.as_str()) else {
-                    continue;
+                let answer = match quick_ok(text.as_str()) {
+                    Some(k) => OrderAnswer {
+                        op: Some("order".into()),
+                        id: Some(k),
+                        ok: Some(true),
+                        error: None,
+                    },
+                    None => match serde_json::from_str::<OrderAnswer>(text.as_str()) {
+                        Ok(answer) => answer,
+                        Err(_) => continue,
+                    },
                 };
                 if answer.error.is_some_and(|e| e.code == "slow_consumer") {
                     dropped.fetch_add(1, Ordering::Relaxed);
@@ -461,10 +523,7 @@ async fn fanout_run(addr: &str, ticks: Ticks<'_>, clients: u64, seconds: f64) ->
         for _ in wave {
             let addr = addr.to_string();
             joins.push(tokio::spawn(async move {
-                let mut ws = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws"))
-                    .await
-                    .ok()?
-                    .0;
+                let mut ws = try_connect(&addr).await.ok()?;
                 ws.send(Message::text(
                     json!({"op": "subscribe", "channels": ["ticks:AAPL"]}).to_string(),
                 ))
@@ -612,15 +671,16 @@ fn main() {
     );
     let mut json_rates = Vec::new();
     println!(
-        "| offered orders/s | connections | acked /s | errors | dropped | p50 | p90 | p99 | p99.9 | max |"
+        "| offered orders/s | connections | acked /s | errors | dropped | p50 | p90 | p99 | p99.9 | max | server CPU µs/order | client CPU µs/order |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &rate in &config.rates {
         // A fresh server per rate: each run starts from the same state.
         let server = or_exit(start_server(&config.bourse, &market_args(None)));
         let tokens: Vec<String> = (0..config.connections)
             .map(|i| account(&server.addr, &format!("trader-{i}")))
             .collect();
+        let (server_cpu, client_cpu) = (server.cpu_seconds(), own_cpu_seconds());
         let result = runtime.block_on(order_run(
             &server.addr,
             &tokens,
@@ -628,9 +688,13 @@ fn main() {
             config.warmup,
             config.seconds,
         ));
+        // CPU per order over the whole run, warm-up included.
+        let orders = rate as f64 * (config.warmup + config.seconds);
+        let server_us = (server.cpu_seconds() - server_cpu) * 1e6 / orders;
+        let client_us = (own_cpu_seconds() - client_cpu) * 1e6 / orders;
         let h = &result.latency;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {server_us:.1} | {client_us:.1} |",
             fmt_int(result.offered),
             config.connections,
             fmt_int((result.acked as f64 / result.seconds) as u64),
@@ -649,6 +713,7 @@ fn main() {
             "p50_ns": h.value_at_quantile(0.5), "p90_ns": h.value_at_quantile(0.9),
             "p99_ns": h.value_at_quantile(0.99), "p999_ns": h.value_at_quantile(0.999),
             "max_ns": h.max(),
+            "server_cpu_us_per_order": server_us, "client_cpu_us_per_order": client_us,
         }));
     }
     println!();
