@@ -53,7 +53,8 @@ pub enum SegmentFill {
     /// conversion), which roughly doubles a small sync's cost.
     #[default]
     Allocate,
-    /// `posix_fallocate`, then write zeros over the whole file and `fdatasync` it: creating a
+    /// `posix_fallocate`, then write zeros over the whole file (through the map: see
+    /// `zero_fill` for why) and `fdatasync` it: creating a
     /// 64 MiB segment costs a write of 64 MiB (in the background for a spare), and every
     /// later sync writes only data. The choice for a server in durable mode.
     Zeroes,
@@ -161,18 +162,18 @@ fn map_file(file: File) -> io::Result<FsSegment> {
     })
 }
 
-/// Writes zeros over the first `len` bytes of `file` and makes them durable.
-fn zero_fill(file: &File, len: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    const CHUNK: usize = 1 << 20;
-    let zeros = vec![0u8; CHUNK];
-    let mut offset = 0u64;
-    while offset < len {
-        let n = (len - offset).min(CHUNK as u64) as usize;
-        file.write_all_at(&zeros[..n], offset)?;
-        offset += n as u64;
-    }
-    file.sync_data()
+/// Writes zeros over the whole of `segment` through its map and makes them durable.
+///
+/// Through the map, not with `write(2)`: Linux (6.x, ext4) caches a file written in large
+/// chunks in large folios (1 MiB here), and a folio is written back whole, so every later
+/// sync of a few records in it wrote the whole megabyte: at 50,000 orders/s the disk took
+/// 1.3 GB/s for a journal of 5 MB/s, and each sync took longer. Pages first dirtied through
+/// a shared map are cached one 4 KiB page each, so a sync writes only the pages that changed
+/// (6 KiB a sync instead of 1 MiB, measured with small appends).
+fn zero_fill(segment: &mut FsSegment) -> io::Result<()> {
+    segment.map.fill(0);
+    segment.map.flush()?;
+    segment.file.sync_data()
 }
 
 fn preallocate(file: &File, len: u64) -> io::Result<()> {
@@ -280,12 +281,12 @@ fn create_file(path: &Path, len: u64, sync: bool, fill: SegmentFill) -> io::Resu
         .create_new(true)
         .open(path)?;
     let mapped = preallocate(&file, len)
-        .and_then(|()| match fill {
-            SegmentFill::Allocate => Ok(()),
-            SegmentFill::Zeroes => zero_fill(&file, len),
-        })
         .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
-        .and_then(|()| map_file(file));
+        .and_then(|()| map_file(file))
+        .and_then(|mut segment| match fill {
+            SegmentFill::Allocate => Ok(segment),
+            SegmentFill::Zeroes => zero_fill(&mut segment).map(|()| segment),
+        });
     if mapped.is_err() {
         // Best effort: the error that matters is the one returned.
         let _ = std::fs::remove_file(path);
