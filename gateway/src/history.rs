@@ -835,11 +835,19 @@ impl FillTick {
 
 /// One log record: the entries of a run of commands up to `through`, whose newest event
 /// (kept or not) is `event_seq`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct LogRecord {
     through: u64,
     event_seq: u64,
     entries: Vec<Entry>,
+}
+
+/// [`LogRecord`] as it is written: the same fields, the entries borrowed.
+#[derive(Serialize)]
+struct LogRecordRef<'a> {
+    through: u64,
+    event_seq: u64,
+    entries: &'a [Entry],
 }
 
 /// The history's own log.
@@ -894,10 +902,10 @@ impl HistoryLog {
         self.buf.clear();
         serde_json::to_writer(
             &mut self.buf,
-            &LogRecord {
+            &LogRecordRef {
                 through,
                 event_seq,
-                entries: entries.to_vec(),
+                entries,
             },
         )
         .map_err(|e| format!("cannot encode a history record: {e}"))?;

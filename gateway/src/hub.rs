@@ -107,6 +107,8 @@ impl Default for Hub {
 pub struct Registration {
     pub id: u64,
     pub rx: mpsc::Receiver<Utf8Bytes>,
+    /// The connection's own end of its queue, for [`Hub::answer`].
+    pub tx: mpsc::Sender<Utf8Bytes>,
     /// Woken when the connection overflowed.
     pub kill: Arc<Notify>,
 }
@@ -139,13 +141,13 @@ impl Hub {
         inner.conns.insert(
             id,
             Conn {
-                tx,
+                tx: tx.clone(),
                 kill: Arc::clone(&kill),
                 account: None,
                 channels: HashSet::new(),
             },
         );
-        Registration { id, rx, kill }
+        Registration { id, rx, tx, kill }
     }
 
     /// The connection ended.
@@ -167,10 +169,37 @@ impl Hub {
         Ok(())
     }
 
-    /// Sends a message to one connection (an answer to its request).
-    pub fn send(&self, id: u64, message: Utf8Bytes) -> Result<(), HubError> {
-        let mut inner = self.lock();
-        self.push(&mut inner, id, message)
+    /// Sends a message to one connection (an answer to its request), from the connection
+    /// itself, on its [`Registration::tx`]: without the hub's lock, which the publishing
+    /// thread holds while it fans an update out, so an answer never waits for a fan-out. A
+    /// full queue overflows the connection as a publish does.
+    pub fn answer(
+        &self,
+        id: u64,
+        tx: &mpsc::Sender<Utf8Bytes>,
+        message: Utf8Bytes,
+    ) -> Result<(), HubError> {
+        match tx.try_send(message) {
+            Ok(()) => {
+                self.counters.messages.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let mut inner = self.lock();
+                self.overflow(&mut inner, id);
+                Err(HubError::Closed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(HubError::Closed),
+        }
+    }
+
+    /// The connection's queue is full: it is told (its `kill`) and taken off the hub.
+    fn overflow(&self, inner: &mut Inner, id: u64) {
+        if let Some(conn) = inner.conns.get(&id) {
+            self.counters.overflows.fetch_add(1, Ordering::Relaxed);
+            conn.kill.notify_one();
+            drop_conn(inner, id);
+        }
     }
 
     /// Subscribes the connection to `key` and queues the snapshot, made from the channel's
@@ -230,9 +259,7 @@ impl Hub {
                 Ok(())
             }
             Err(_) => {
-                self.counters.overflows.fetch_add(1, Ordering::Relaxed);
-                conn.kill.notify_one();
-                drop_conn(inner, id);
+                self.overflow(inner, id);
                 Err(HubError::Closed)
             }
         }
@@ -317,7 +344,7 @@ mod tests {
         assert_eq!(hub.counters.overflows.load(Ordering::Relaxed), 1);
         assert_eq!(hub.sizes(), (1, 0, 1), "the slow connection is gone");
         assert_eq!(
-            hub.send(slow.id, "x".into()),
+            hub.answer(slow.id, &slow.tx, "x".into()),
             Err(HubError::Closed),
             "and takes nothing more"
         );

@@ -133,6 +133,8 @@ struct Session {
     state: AppState,
     hub: Arc<Hub>,
     id: u64,
+    /// This connection's queue (see [`Hub::answer`]).
+    tx: tokio::sync::mpsc::Sender<Utf8Bytes>,
     account: Option<AccountId>,
     handle: bourse_pipeline::Handle,
     /// Products by symbol (they never change).
@@ -141,13 +143,19 @@ struct Session {
 
 async fn connection(state: AppState, socket: WebSocket) {
     let hub = Arc::clone(&state.hub);
-    let Registration { id, mut rx, kill } = hub.register();
+    let Registration {
+        id,
+        mut rx,
+        tx,
+        kill,
+    } = hub.register();
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
         handle: state.handle.clone(),
         state,
         hub: Arc::clone(&hub),
         id,
+        tx,
         account: None,
         products: HashMap::new(),
     };
@@ -280,7 +288,7 @@ impl Session {
 
     /// Queues a message for the client (a full queue closes the connection).
     fn answer(&self, message: String) {
-        let _ = self.hub.send(self.id, message.into());
+        let _ = self.hub.answer(self.id, &self.tx, message.into());
     }
 
     /// Handles one client message; an order or a cancel returns the future of its answer.
@@ -672,13 +680,21 @@ impl Session {
                 .and_then(|outcome| orders_api::placed_order(&outcome, account));
             match answer {
                 // Serialised straight to text (no `Value` in between): this is the hot path.
-                Ok((record, fills)) => serde_json::to_string(&OrderAnswer {
-                    op: "order",
-                    ok: true,
-                    id: &id,
-                    order: render::order_view(&units, &record, Some(&fills)),
-                })
-                .unwrap_or_default(),
+                Ok((record, fills)) => {
+                    let answer = OrderAnswer {
+                        op: "order",
+                        ok: true,
+                        id: &id,
+                        order: render::order_view(&units, &record, Some(&fills)),
+                    };
+                    // Room for an order and a fill or two, so the text is not regrown.
+                    let mut text = Vec::with_capacity(1024);
+                    match serde_json::to_writer(&mut text, &answer) {
+                        // serde_json writes UTF-8 only.
+                        Ok(()) => String::from_utf8(text).unwrap_or_default(),
+                        Err(_) => String::new(),
+                    }
+                }
                 Err(error) => error_message(&id, "order", &error),
             }
         }))
