@@ -53,7 +53,9 @@ impl ChannelKey {
 #[derive(Debug, Default)]
 struct Channel {
     seq: u64,
-    subscribers: HashSet<u64>,
+    /// Each subscriber's queue, by connection id: a publish goes straight to the queues,
+    /// without looking each connection up.
+    subscribers: HashMap<u64, mpsc::Sender<Utf8Bytes>>,
 }
 
 #[derive(Debug)]
@@ -217,8 +219,9 @@ impl Hub {
             return Err(HubError::TooManySubscriptions);
         }
         conn.channels.insert(key);
+        let tx = conn.tx.clone();
         let channel = inner.channels.entry(key).or_default();
-        channel.subscribers.insert(id);
+        channel.subscribers.insert(id, tx);
         let message = snapshot(channel.seq);
         self.push(&mut inner, id, message.into())
     }
@@ -245,9 +248,17 @@ impl Hub {
         };
         channel.seq += 1;
         let message: Utf8Bytes = update(channel.seq).into();
-        let subscribers: Vec<u64> = channel.subscribers.iter().copied().collect();
-        for id in subscribers {
-            let _ = self.push(&mut inner, id, message.clone());
+        let mut queued = 0;
+        let mut overflowed = Vec::new();
+        for (&id, tx) in &channel.subscribers {
+            match tx.try_send(message.clone()) {
+                Ok(()) => queued += 1,
+                Err(_) => overflowed.push(id),
+            }
+        }
+        self.counters.messages.fetch_add(queued, Ordering::Relaxed);
+        for id in overflowed {
+            self.overflow(&mut inner, id);
         }
     }
 
