@@ -625,18 +625,23 @@ async fn fanout_run(addr: &str, ticks: Ticks<'_>, clients: u64, seconds: f64) ->
     let before = delivered.load(Ordering::Relaxed);
     let started = Instant::now();
     // The number of trades made, and the seconds the delivered messages are counted over.
-    let (trades, window) = match ticks {
+    // Counted inside the window only: what arrives later is a backlog, not throughput.
+    let (trades, window, delivered_n) = match ticks {
         Ticks::Trades { drivers, rate } => {
-            // Delivered per second of trading: every tick of the trades made in `seconds`.
-            (drive_trades(addr, drivers, rate, seconds).await, seconds)
+            let trades = drive_trades(addr, drivers, rate, seconds).await;
+            let window = started.elapsed().as_secs_f64();
+            let delivered_n = delivered.load(Ordering::Relaxed) - before;
+            // Let the last ticks arrive, for their delays.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            (trades, window, delivered_n)
         }
         Ticks::Feed => {
             // The measurement window: the simulator publishes on its own clock.
             tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-            (0, started.elapsed().as_secs_f64())
+            let window = started.elapsed().as_secs_f64();
+            (0, window, delivered.load(Ordering::Relaxed) - before)
         }
     };
-    let delivered_n = delivered.load(Ordering::Relaxed) - before;
     let _ = stop_tx.send(true);
     let (delay, gaps, dropped) = collect(tasks).await;
     FanoutResult {
@@ -675,8 +680,6 @@ async fn drive_trades(addr: &str, drivers: &[String], rate: u64, seconds: f64) -
         let _ = a_sink.send(Message::text(sell.to_string())).await;
         let _ = b_sink.send(Message::text(buy.to_string())).await;
     }
-    // Let the last ticks arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     drain_a.abort();
     drain_b.abort();
     n
