@@ -345,6 +345,29 @@ fn bad_websocket_messages_get_precise_errors_and_change_nothing() {
             "insufficient_funds",
             "insufficient",
         ),
+        // The typed one-pass read of an order and the general path must give the same
+        // answers: a wrong type falls back to the general path, which names it; the rest
+        // are checked after either read.
+        (
+            json!({"id": 17, "op": "order", "side": "buy", "symbol": "AAPL", "quantity": 1, "type": "market"}),
+            "invalid_request",
+            "invalid type: integer `1`, expected a string",
+        ),
+        (
+            json!({"id": 18, "op": "order", "side": "buy", "symbol": "NOPE", "quantity": "1", "type": "market"}),
+            "unknown_symbol",
+            "NOPE",
+        ),
+        (
+            json!({"id": 19, "op": "order", "type": "limit", "price": null, "quantity": "1", "symbol": "AAPL", "side": "buy"}),
+            "invalid_request",
+            "a limit order needs a price",
+        ),
+        (
+            json!({"id": 20, "op": "order", "side": "buy", "symbol": "AAPL", "quantity": "1", "type": "stop"}),
+            "invalid_request",
+            "type \"stop\" is not one of market, limit",
+        ),
         (
             json!({"id": 15, "op": "cancel", "orderId": "x"}),
             "invalid_request",
