@@ -131,13 +131,13 @@ pub(crate) async fn deposit(
         method,
     )
     .await?;
-    let amount = request.1;
-    let kind = CommandKind::Deposit(request.0);
+    let (request, amount) = request;
+    let kind = CommandKind::Deposit(request);
     let seq = submit_funds(&state, kind).await?;
     Ok(axum::Json(json!({
         "requestId": body.request_id,
         "currency": body.currency,
-        "amount": amount.normalize().to_string(),
+        "amount": amount,
         "type": method.name(),
         "details": method_details(method),
         "status": "credited",
@@ -163,7 +163,7 @@ async fn funds_request(
     currency: &str,
     request_id_text: &str,
     method: FundsMethod,
-) -> Result<(FundsRequest, Decimal), ApiError> {
+) -> Result<(FundsRequest, String), ApiError> {
     let amount = Decimal::from_str(amount_text.trim())
         .map_err(|_| bad_request(format!("amount {amount_text:?} is not a decimal number")))?;
     if amount <= Decimal::ZERO {
@@ -178,10 +178,13 @@ async fn funds_request(
         .query(move |engine| {
             let asset = engine.asset_by_code(&code).ok_or(Reject::UnknownAsset)?;
             let info = engine.asset_info(asset).ok_or(Reject::UnknownAsset)?;
-            Ok::<_, Reject>((asset, info.amount_from_decimal(amount)?))
+            let units = info.amount_from_decimal(amount)?;
+            // At the currency's scale ("10000.00"), as balances and the funds history show it.
+            let text = info.amount_to_decimal(units).to_string();
+            Ok::<_, Reject>((asset, units, text))
         })
         .await?;
-    let (asset, units) = resolved.map_err(|reject| match reject {
+    let (asset, units, text) = resolved.map_err(|reject| match reject {
         Reject::UnknownAsset => bad_request(format!("unknown currency {currency:?}")),
         _ => bad_request(format!(
             "amount {amount_text} is not a valid amount of {currency} (too many decimals or too large)"
@@ -194,7 +197,7 @@ async fn funds_request(
         request_id,
         method,
     };
-    Ok((request, amount))
+    Ok((request, text))
 }
 
 /// Submits a deposit or withdrawal; maps the engine's refusals. Returns the command's seq.
@@ -264,7 +267,7 @@ pub(crate) async fn withdraw(
     Ok(axum::Json(json!({
         "requestId": body.request_id,
         "currency": body.currency,
-        "amount": amount.normalize().to_string(),
+        "amount": amount,
         "status": "withdrawn",
         "seq": seq,
     }))

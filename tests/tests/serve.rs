@@ -657,10 +657,12 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
         );
         http(&addr, "POST", "/api/v1/funds", &headers, &body)
     };
-    let (status, body) = withdraw("0.01", "wd-1");
+    let (status, body) = withdraw("0.1", "wd-1");
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["status"], "withdrawn");
-    let (status, body) = withdraw("0.01", "wd-1");
+    // Amounts are answered at the currency's scale, as balances and the history show them.
+    assert_eq!(json(&body)["amount"], "0.10");
+    let (status, body) = withdraw("0.10", "wd-1");
     assert_eq!(
         status, 200,
         "a repeat is answered, not applied again: {body}"
@@ -670,9 +672,9 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     assert_eq!(json(&body)["error"]["code"], "insufficient_funds", "{body}");
     let (status, body) = withdraw("0.001", "wd-3");
     assert_eq!(status, 400, "{body}");
-    let expected = serde_json::json!([{"currency": "USD", "available": "1000.99", "held": "0.00"}]);
+    let expected = serde_json::json!([{"currency": "USD", "available": "1000.90", "held": "0.00"}]);
     assert_eq!(balances(), expected);
-    let (status, body) = withdraw("1000.99", "wd-4");
+    let (status, body) = withdraw("1000.90", "wd-4");
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         balances(),
@@ -709,8 +711,8 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     assert_eq!(
         rows,
         vec![
-            row("withdrawal", "wd-4", "1000.99", "unspecified", none.clone()),
-            row("withdrawal", "wd-1", "0.01", "unspecified", none.clone()),
+            row("withdrawal", "wd-4", "1000.90", "unspecified", none.clone()),
+            row("withdrawal", "wd-1", "0.10", "unspecified", none.clone()),
             row("deposit", "dep-2", "0.75", "upi", none),
             row(
                 "deposit",
