@@ -28,6 +28,7 @@
 //! Everything is kept in memory (about 200 bytes per order and per trade); paging old history
 //! out to the log is left for when accounts trade that much.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -834,20 +835,12 @@ impl FillTick {
 }
 
 /// One log record: the entries of a run of commands up to `through`, whose newest event
-/// (kept or not) is `event_seq`.
-#[derive(Debug, Deserialize)]
-struct LogRecord {
+/// (kept or not) is `event_seq`. Written with the entries borrowed, read owned.
+#[derive(Debug, Serialize, Deserialize)]
+struct LogRecord<'a> {
     through: u64,
     event_seq: u64,
-    entries: Vec<Entry>,
-}
-
-/// [`LogRecord`] as it is written: the same fields, the entries borrowed.
-#[derive(Serialize)]
-struct LogRecordRef<'a> {
-    through: u64,
-    event_seq: u64,
-    entries: &'a [Entry],
+    entries: Cow<'a, [Entry]>,
 }
 
 /// The history's own log.
@@ -902,10 +895,10 @@ impl HistoryLog {
         self.buf.clear();
         serde_json::to_writer(
             &mut self.buf,
-            &LogRecordRef {
+            &LogRecord {
                 through,
                 event_seq,
-                entries,
+                entries: Cow::Borrowed(entries),
             },
         )
         .map_err(|e| format!("cannot encode a history record: {e}"))?;
