@@ -10,6 +10,11 @@
 //!
 //! The state after command `s` is the snapshot *at* `s`; replay starts at `s + 1`.
 //!
+//! The journal's I/O goes through the journal crate's [`Storage`] seam: [`Store::open`] uses
+//! [`FsStorage`], and [`Store::open_with_storage`] takes a storage the caller built (tests
+//! wrap the real one in a [`bourse_journal::FaultyStorage`] to inject ENOSPC and failed
+//! syncs). Snapshots always live on the real file system.
+//!
 //! Retention ([`Retention`]) acts after each snapshot: segments whose records all come at or
 //! before the *oldest* snapshot kept are deleted or archived. The oldest, not the newest: if
 //! the newest snapshot is later found damaged, recovery falls back to an older one and still
@@ -49,7 +54,8 @@ use std::time::{Duration, Instant};
 use bourse_engine::codec::encode;
 use bourse_engine::{Command, Engine, Limits};
 pub use bourse_journal::SegmentFill;
-use bourse_journal::{FsStorage, Journal, JournalConfig, Storage};
+pub use bourse_journal::{FsStorage, Storage};
+use bourse_journal::{Journal, JournalConfig};
 
 pub use error::StoreError;
 pub use progress::{ConsoleProgress, Progress, Silent};
@@ -180,35 +186,78 @@ impl std::fmt::Display for RecoveryReport {
     }
 }
 
-/// A store opened by [`Store::open`], with the engine it recovered.
-#[derive(Debug)]
-pub struct Recovered {
-    pub store: Store,
+/// A store opened by [`Store::open`] (or [`Store::open_with_storage`]), with the engine it
+/// recovered.
+pub struct Recovered<S: Storage = FsStorage> {
+    pub store: Store<S>,
     pub engine: Engine,
     pub report: RecoveryReport,
 }
 
-impl Recovered {
+impl<S: Storage> std::fmt::Debug for Recovered<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovered")
+            .field("store", &self.store)
+            .field("engine", &self.engine)
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+impl<S: Storage> Recovered<S> {
     /// The sequence number the next command must carry.
     pub fn next_seq(&self) -> u64 {
         self.store.journal.next_seq()
     }
 }
 
-/// The journal and snapshots of one data directory, opened for writing.
-#[derive(Debug)]
-pub struct Store {
+/// The journal and snapshots of one data directory, opened for writing. `S` is the storage
+/// of the journal's segments ([`FsStorage`] unless opened with [`Store::open_with_storage`]).
+pub struct Store<S: Storage = FsStorage> {
     config: StoreConfig,
-    journal: Journal<FsStorage>,
+    journal: Journal<S>,
     encode_buf: Vec<u8>,
 }
 
+impl<S: Storage> std::fmt::Debug for Store<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .field("next_seq", &self.journal.next_seq())
+            .field("committed_seq", &self.journal.committed_seq())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
-    /// Start-up: the newest usable snapshot plus a replay of the journal after it.
+    /// Start-up: the newest usable snapshot plus a replay of the journal after it, with the
+    /// journal's segments in [`StoreConfig::journal_dir`] on the real file system (new ones
+    /// filled as [`StoreConfig::segment_fill`] says).
     pub fn open(
         config: &StoreConfig,
         progress: &mut dyn Progress,
     ) -> Result<Recovered, StoreError> {
+        let journal_dir = config.journal_dir();
+        let storage = FsStorage::with_fill(&journal_dir, config.segment_fill)
+            .map_err(|e| StoreError::io("open journal directory", journal_dir.as_path(), e))?;
+        Self::open_with_storage(config, storage, progress)
+    }
+}
+
+impl<S: Storage> Store<S> {
+    /// Start-up as [`Store::open`] does it, with the journal's segments in `storage`, which the
+    /// caller built: a [`bourse_journal::FaultyStorage`] around an [`FsStorage`] of
+    /// [`StoreConfig::journal_dir`] lets a test fail preallocations (ENOSPC) and syncs.
+    /// `storage` should hold the segments of [`StoreConfig::journal_dir`] (errors name that
+    /// directory, and [`Store::open`] reopens it), and it decides how new segments are
+    /// filled ([`StoreConfig::segment_fill`] is not used). Snapshots are read and written in
+    /// [`StoreConfig::snapshots_dir`] on the real file system, not through `storage`; so is
+    /// [`Retention::Archive`].
+    pub fn open_with_storage(
+        config: &StoreConfig,
+        storage: S,
+        progress: &mut dyn Progress,
+    ) -> Result<Recovered<S>, StoreError> {
         if config.snapshots_kept == 0 {
             return Err(StoreError::InvalidConfig(
                 "snapshots_kept must be at least 1",
@@ -217,10 +266,8 @@ impl Store {
         let started = Instant::now();
         let journal_dir = config.journal_dir();
         let snapshots_dir = config.snapshots_dir();
-        for dir in [&journal_dir, &snapshots_dir] {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::io("create directory", dir.as_path(), e))?;
-        }
+        std::fs::create_dir_all(&snapshots_dir)
+            .map_err(|e| StoreError::io("create directory", snapshots_dir.as_path(), e))?;
 
         let loaded = bourse_snapshots::load_newest(&snapshots_dir)?;
         let snapshot_load = started.elapsed();
@@ -235,8 +282,6 @@ impl Store {
         let snapshot_seq = snapshot.as_ref().map_or(0, |(seq, _)| *seq);
 
         let opened = Instant::now();
-        let storage = FsStorage::with_fill(&journal_dir, config.segment_fill)
-            .map_err(|e| StoreError::io("open journal directory", journal_dir.as_path(), e))?;
         let mut journal_config = config.journal;
         let is_empty = storage
             .list()
@@ -294,7 +339,7 @@ impl Store {
     }
 
     /// The journal (for appends and commits in bulk, and for reading).
-    pub fn journal(&mut self) -> &mut Journal<FsStorage> {
+    pub fn journal(&mut self) -> &mut Journal<S> {
         &mut self.journal
     }
 
@@ -390,3 +435,6 @@ fn archive_file(path: &Path, archive: &Path) -> std::io::Result<()> {
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod fault_tests;
