@@ -46,7 +46,8 @@ pub enum MarketError {
     /// The catalogue is full.
     #[error(transparent)]
     Catalogue(#[from] catalogue::CatalogueError),
-    /// An earlier error stopped ingestion; reopen to recover from the logs.
+    /// An earlier error (of an ingest, a log sync or a checkpoint) stopped the market; reopen
+    /// it to recover from the logs.
     #[error("market data stopped after an earlier error")]
     Failed,
 }

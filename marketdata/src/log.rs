@@ -1,41 +1,103 @@
 //! The logs of market data: one journal (the journal crate, memory-mapped segments) for ticks
 //! and one per candle interval, each knowing the newest exchange time in each of its segments
 //! so that retention (rolling up, as RRD does) can drop whole old segments.
+//!
+//! Every log's I/O goes through the journal crate's [`Storage`] seam: a [`StorageFactory`]
+//! makes the storage of a log from the log's directory, for its writer, its syncs and each of
+//! its readers ([`FsStorage`] unless the market was opened with
+//! [`crate::Market::open_with_storage`]).
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bourse_journal::{
     Durability, FsStorage, Journal, JournalConfig, Position, PositionReader, PrepareNext,
-    RecordRef, RecoveryMode,
+    RecordRef, RecoveryMode, SegmentMap, Storage,
 };
 
 use crate::MarketError;
 
+/// The closure behind a [`StorageFactory`].
+type MakeStorage<S> = dyn Fn(&Path) -> io::Result<S> + Send + Sync;
+
+/// Makes the storage of a log from the log's directory; shared by the writer and the readers
+/// of every log of a market, so it is called once per log and once more per reader.
+pub(crate) struct StorageFactory<S> {
+    make: Arc<MakeStorage<S>>,
+}
+
+impl<S> StorageFactory<S> {
+    pub(crate) fn new(make: impl Fn(&Path) -> io::Result<S> + Send + Sync + 'static) -> Self {
+        Self {
+            make: Arc::new(make),
+        }
+    }
+
+    /// The storage of the log in `dir`.
+    pub(crate) fn make(&self, dir: &Path) -> Result<S, MarketError> {
+        (self.make)(dir).map_err(|e| MarketError::io("open log", dir, e))
+    }
+}
+
+impl<S> Clone for StorageFactory<S> {
+    fn clone(&self) -> Self {
+        Self {
+            make: Arc::clone(&self.make),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for StorageFactory<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageFactory")
+    }
+}
+
 /// One log: a journal plus the newest time of each segment.
-#[derive(Debug)]
-pub(crate) struct Log {
-    pub(crate) journal: Journal<FsStorage>,
+pub(crate) struct Log<S: Storage = FsStorage> {
+    pub(crate) journal: Journal<S>,
+    /// The same directory as the journal's, for syncs (the journal keeps its own private).
+    storage: S,
+    make_storage: StorageFactory<S>,
     dir: PathBuf,
     /// `(first sequence number, newest time)` of every segment, ascending.
     pub(crate) newest: Vec<(u64, i64)>,
     retention_ms: i64,
     /// The oldest retained segment, shared with readers so that chain walks stop there.
     first: Arc<AtomicU64>,
-    /// The oldest segment written to since the last [`Log::sync`].
+    /// The oldest segment written to since the last successful [`Log::sync`].
     dirty_from: Option<u64>,
+    /// Set when a sync failed: the log takes and syncs nothing more (after a failed
+    /// `fdatasync` the kernel may have dropped the dirty pages, so a later sync that succeeds
+    /// would report durable what is gone). Reopen to recover.
+    stopped: bool,
 }
 
-impl Log {
+impl<S: Storage> std::fmt::Debug for Log<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("segments", &self.newest.len())
+            .field("next_seq", &self.journal.next_seq())
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> Log<S> {
+    /// Opens the log in `dir` (created on the real file system; `make_storage` says where its
+    /// segments live).
     pub(crate) fn open(
         dir: &Path,
         segment_size_bytes: u64,
         retention_ms: i64,
+        make_storage: &StorageFactory<S>,
     ) -> Result<Self, MarketError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| MarketError::io("create log directory", dir, e))?;
-        let storage = FsStorage::new(dir).map_err(|e| MarketError::io("open log", dir, e))?;
+        let storage = make_storage.make(dir)?;
         let config = JournalConfig {
             segment_size_bytes,
             // Synced at checkpoints only, by `Log::sync` (fdatasync of the segment files
@@ -49,11 +111,14 @@ impl Log {
         let first = Arc::new(AtomicU64::new(journal.first_seq()));
         Ok(Self {
             journal,
+            storage: make_storage.make(dir)?,
+            make_storage: make_storage.clone(),
             dir: dir.to_path_buf(),
             newest: Vec::new(),
             retention_ms,
             first,
             dirty_from: None,
+            stopped: false,
         })
     }
 
@@ -65,6 +130,9 @@ impl Log {
         ts: i64,
         now_ts: i64,
     ) -> Result<Position, MarketError> {
+        if self.stopped {
+            return Err(MarketError::Failed);
+        }
         let seq = self.journal.next_seq();
         let position = self.journal.append(seq, payload)?;
         let n_segments = self.newest.len();
@@ -76,12 +144,24 @@ impl Log {
         Ok(position)
     }
 
-    /// Makes everything appended so far durable: `fdatasync` of every segment file written
-    /// since the last sync (the maps are shared, so that writes their dirty pages), then of
-    /// the directory.
+    /// Makes everything appended so far durable through the storage: `fdatasync` of every
+    /// segment file written since the last sync (the maps are shared, so that writes their
+    /// dirty pages), then of the directory. After a failure the log is stopped: this and
+    /// [`Log::append`] answer [`MarketError::Failed`].
     pub(crate) fn sync(&mut self) -> Result<(), MarketError> {
+        if self.stopped {
+            return Err(MarketError::Failed);
+        }
+        let result = self.sync_dirty();
+        if result.is_err() {
+            self.stopped = true;
+        }
+        result
+    }
+
+    fn sync_dirty(&mut self) -> Result<(), MarketError> {
         self.journal.commit()?;
-        let Some(from) = self.dirty_from.take() else {
+        let Some(from) = self.dirty_from else {
             return Ok(());
         };
         for &segment in self
@@ -90,14 +170,18 @@ impl Log {
             .iter()
             .filter(|s| **s >= from)
         {
-            let path = self.dir.join(bourse_journal::segment_file_name(segment));
-            std::fs::File::open(&path)
-                .and_then(|f| f.sync_data())
-                .map_err(|e| MarketError::io("sync log segment", &path, e))?;
+            self.storage
+                .open(segment)
+                .and_then(|mapped| (mapped.sync_handle())())
+                .map_err(|e| {
+                    MarketError::io("sync log segment", &self.storage.segment_path(segment), e)
+                })?;
         }
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| MarketError::io("sync log directory", &self.dir, e))
+        self.storage
+            .sync_dir()
+            .map_err(|e| MarketError::io("sync log directory", &self.dir, e))?;
+        self.dirty_from = None;
+        Ok(())
     }
 
     /// Records that segment `segment` holds a record of time `ts`.
@@ -143,12 +227,10 @@ impl Log {
         Ok(removed)
     }
 
-    /// A reader for chain walks from any thread.
-    pub(crate) fn reader(&self) -> Result<LogReader, MarketError> {
+    /// A reader for chain walks from any thread, over a storage of its own.
+    pub(crate) fn reader(&self) -> Result<LogReader<S>, MarketError> {
         Ok(LogReader {
-            reader: PositionReader::new(
-                FsStorage::new(&self.dir).map_err(|e| MarketError::io("open log", &self.dir, e))?,
-            ),
+            reader: PositionReader::new(self.make_storage.make(&self.dir)?),
             first: Arc::clone(&self.first),
         })
     }
@@ -156,12 +238,12 @@ impl Log {
 
 /// Reads records of one log at positions, stopping at retired segments.
 #[derive(Debug)]
-pub struct LogReader {
-    reader: PositionReader<FsStorage>,
+pub struct LogReader<S: Storage = FsStorage> {
+    reader: PositionReader<S>,
     first: Arc<AtomicU64>,
 }
 
-impl LogReader {
+impl<S: Storage> LogReader<S> {
     /// The record at `position`, or `None` if its segment was retired (or is being).
     pub(crate) fn read(
         &mut self,

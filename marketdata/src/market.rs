@@ -16,10 +16,20 @@
 //! replays the tick log's records after it, re-deriving candles; the candle records that were
 //! written after the checkpoint are written again (the old copies are unreachable: chains
 //! only follow heads). A restart therefore re-reads neither the topic nor the whole log.
+//!
+//! # Failures
+//! An error of [`Market::ingest`] or [`Market::checkpoint`] stops the market: both answer
+//! [`MarketError::Failed`] from then on, so neither a half-applied message nor anything
+//! after a failed sync is ever written into a checkpoint. Reopening recovers from the logs.
+//! The logs' I/O goes through the journal crate's [`Storage`] seam
+//! ([`Market::open_with_storage`]), which is how the tests inject a full disk and failed
+//! syncs.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use bourse_journal::{FsStorage, Storage};
 use rustc_hash::FxHashMap;
 
 use crate::MarketError;
@@ -27,7 +37,7 @@ use crate::candle::{Candle, Interval, N_INTERVALS, ProductCandles, Refusal, Step
 use crate::catalogue::Catalogue;
 use crate::checkpoint;
 use crate::fixed::ONE;
-use crate::log::{Log, LogReader};
+use crate::log::{Log, LogReader, StorageFactory};
 use crate::record::{self, CANDLE_LEN, CandleLink, Item, Link, SAME_RECORD};
 use crate::tick::{FeedItem, ProductDef, Source, Symbol, Tick};
 
@@ -144,16 +154,16 @@ impl Applied {
 }
 
 /// The market-data state over its logs. One writer (the ingest thread); readers share it
-/// behind a lock and walk the logs with a [`MarketReader`].
-#[derive(Debug)]
-pub struct Market {
+/// behind a lock and walk the logs with a [`MarketReader`]. `S` is the storage of the logs'
+/// segments ([`FsStorage`] unless opened with [`Market::open_with_storage`]).
+pub struct Market<S: Storage = FsStorage> {
     config: MarketConfig,
     catalogue: Catalogue,
     states: Vec<ProductState>,
     offsets: BTreeMap<(Source, i32), i64>,
-    ticks: Log,
-    candles: Vec<Log>,
-    candle_readers: Vec<LogReader>,
+    ticks: Log<S>,
+    candles: Vec<Log<S>>,
+    candle_readers: Vec<LogReader<S>>,
     newest_ts: i64,
     counters: Counters,
     buf: Vec<u8>,
@@ -162,20 +172,59 @@ pub struct Market {
     failed: bool,
 }
 
+impl<S: Storage> std::fmt::Debug for Market<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Market")
+            .field("config", &self.config)
+            .field("products", &self.states.len())
+            .field("offsets", &self.offsets)
+            .field("ticks", &self.ticks)
+            .field("candles", &self.candles)
+            .field("newest_ts", &self.newest_ts)
+            .field("counters", &self.counters)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
 fn log_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
 impl Market {
     /// Opens (or creates) the market data in `config.dir`: loads the checkpoint and replays
-    /// the tick log after it.
+    /// the tick log after it. The logs' segments are files in their directories
+    /// ([`FsStorage`]).
     pub fn open(config: MarketConfig) -> Result<Self, MarketError> {
+        Self::open_with_storage(config, |dir: &Path| FsStorage::new(dir))
+    }
+
+    /// Heap bytes of the in-memory state per product, roughly: for the memory benchmark.
+    pub fn state_bytes_per_product() -> usize {
+        std::mem::size_of::<ProductState>()
+    }
+}
+
+impl<S: Storage> Market<S> {
+    /// Opens (or creates) the market data in `config.dir` as [`Market::open`] does, with the
+    /// segments of each log in the storage `make_storage` makes for the log's directory (one
+    /// log per candle interval plus the tick log; it is called again for every reader, see
+    /// [`Market::reader`]). A test passes a closure that wraps an [`FsStorage`] of the
+    /// directory in a [`bourse_journal::FaultyStorage`] to fail preallocations (ENOSPC) and
+    /// syncs. The log directories and the checkpoint file stay on the real file system;
+    /// [`Market::open`] reopens what the storages wrote there.
+    pub fn open_with_storage(
+        config: MarketConfig,
+        make_storage: impl Fn(&Path) -> io::Result<S> + Send + Sync + 'static,
+    ) -> Result<Self, MarketError> {
+        let make_storage = StorageFactory::new(make_storage);
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| MarketError::io("create market directory", &config.dir, e))?;
         let ticks = Log::open(
             &log_dir(&config.dir, "ticks"),
             config.segment_size_bytes,
             config.tick_retention_ms,
+            &make_storage,
         )?;
         let mut candles = Vec::with_capacity(N_INTERVALS);
         for interval in Interval::ALL {
@@ -183,6 +232,7 @@ impl Market {
                 &log_dir(&config.dir, &format!("candles-{}", interval.name())),
                 config.segment_size_bytes,
                 config.candle_retention_ms[interval.index()],
+                &make_storage,
             )?);
         }
         let candle_readers = candles.iter().map(Log::reader).collect::<Result<_, _>>()?;
@@ -372,7 +422,7 @@ impl Market {
         self.offsets
             .insert((batch.source, batch.partition), batch.next_offset);
         if self.ticks_since_checkpoint >= self.config.checkpoint_ticks {
-            self.checkpoint()?;
+            self.write_checkpoint()?;
         }
         Ok(())
     }
@@ -482,8 +532,23 @@ impl Market {
     }
 
     /// Syncs the logs, then writes the state with the tick log's next sequence number
-    /// (atomically: a crash leaves the old checkpoint or the new one).
+    /// (atomically: a crash leaves the old checkpoint or the new one). An error stops the
+    /// market, as one of [`Market::ingest`] does: both answer [`MarketError::Failed`] from then
+    /// on, so a later sync that happens to succeed never reports durable what a failed one may
+    /// have lost, and no checkpoint holds a half-applied message. Reopen to recover from the
+    /// logs.
     pub fn checkpoint(&mut self) -> Result<(), MarketError> {
+        if self.failed {
+            return Err(MarketError::Failed);
+        }
+        let result = self.write_checkpoint();
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn write_checkpoint(&mut self) -> Result<(), MarketError> {
         self.ticks.sync()?;
         for log in &mut self.candles {
             log.sync()?;
@@ -548,8 +613,9 @@ impl Market {
         &self.config
     }
 
-    /// A reader of the tick and candle history, for any thread.
-    pub fn reader(&self) -> Result<MarketReader, MarketError> {
+    /// A reader of the tick and candle history, for any thread (each of its logs over a
+    /// storage of its own, made as the market's were).
+    pub fn reader(&self) -> Result<MarketReader<S>, MarketError> {
         Ok(MarketReader {
             ticks: self.ticks.reader()?,
             candles: self
@@ -560,25 +626,20 @@ impl Market {
             late_ms: self.config.late_ms,
         })
     }
-
-    /// Heap bytes of the in-memory state per product, roughly: for the memory benchmark.
-    pub fn state_bytes_per_product() -> usize {
-        std::mem::size_of::<ProductState>()
-    }
 }
 
 /// Walks the per-product chains of the tick and candle logs.
 #[derive(Debug)]
-pub struct MarketReader {
-    ticks: LogReader,
-    candles: Vec<LogReader>,
+pub struct MarketReader<S: Storage = FsStorage> {
+    ticks: LogReader<S>,
+    candles: Vec<LogReader<S>>,
     late_ms: i64,
 }
 
 /// Longest chain walk of one query, in records.
 pub const WALK_MAX: usize = 1_000_000;
 
-impl MarketReader {
+impl<S: Storage> MarketReader<S> {
     /// Up to `limit` ticks of the product whose newest tick is `head`, with `from <= ts <= to`:
     /// the latest arrivals if there are more, sorted by exchange time (then source, seq).
     pub fn ticks(
