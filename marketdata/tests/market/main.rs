@@ -1,6 +1,8 @@
 //! The market over real logs: candles equal the aggregate of the stored ticks, and a restart
 //! at any point (with or without a checkpoint) continues to exactly the state of a run that
-//! never stopped.
+//! never stopped. `faults`: a full disk and failed syncs injected into the logs' storage.
+
+mod faults;
 
 use std::collections::BTreeMap;
 
