@@ -43,4 +43,4 @@ cargo run --release --locked -q -p bourse-benches --bin latency -- --quick > /de
 echo "== market-data smoke run (ingest, memory, candle queries; checks every count)"
 cargo run --release --locked -q -p bourse-benches --bin market -- --quick > /dev/null
 echo "== bourse demo"
-cargo run --release --locked -q -p bourse-gateway --bin bourse -- demo > /dev/null
+cargo run --release --locked -q -p bourse -- demo > /dev/null

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 connections=${2:-32}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q --locked -p bourse-gateway
+cargo build --release -q --locked -p bourse
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 target/release/bourse serve --data-dir "$dir/data" --http-addr "127.0.0.1:$port" \

@@ -14,12 +14,12 @@ use bourse_engine::{
     AccountId, AssetCode, CommandKind, CreateAccount, EventKind, NAME_BYTES_MAX, PROOF_BYTES_MAX,
     ProfileStatus, TokenHash,
 };
-use bourse_pipeline::SubmitError;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use crate::http::{ApiError, AppState, bad_request, rejected};
+use crate::auth::{constant_time_eq, sha256};
+use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::state::AppState;
 
 /// The body of `PUT /account`; unknown fields are refused.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -38,47 +38,8 @@ pub(crate) fn status_name(status: ProfileStatus) -> &'static str {
     }
 }
 
-pub(crate) fn sha256(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
-}
-
 fn hash_token(token: &str) -> TokenHash {
     TokenHash(sha256(token))
-}
-
-/// Maps a pipeline refusal to the contract's error.
-pub(crate) fn submit_error(error: SubmitError) -> ApiError {
-    match error {
-        SubmitError::Busy => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the engine is busy; retry shortly",
-        ),
-        other => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            other.to_string(),
-        ),
-    }
-}
-
-/// Parses a JSON body into `T`, with the contract's error for anything malformed.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<T, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be JSON (Content-Type: application/json)",
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// `PUT /account`.
@@ -212,10 +173,6 @@ pub(crate) async fn check_token(state: &AppState, token: &str) -> Result<Account
         return Err(error);
     }
     Ok(account)
-}
-
-pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `GET /account`.

@@ -11,8 +11,10 @@ use bourse_engine::{AccountId, CommandKind, ProfileStatus, Reject};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::account_api::{constant_time_eq, parse_json, sha256, status_name};
-use crate::http::{ApiError, AppState, bad_request, rejected};
+use crate::account_api::status_name;
+use crate::auth::{constant_time_eq, sha256};
+use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::state::AppState;
 
 /// Checks the admin bearer token.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {

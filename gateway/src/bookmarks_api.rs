@@ -11,7 +11,8 @@ use bourse_engine::{AccountId, CommandKind, LimitKind, Reject, Symbol};
 use serde_json::{Value, json};
 
 use crate::account_api::authenticate;
-use crate::http::{ApiError, AppState, rejected};
+use crate::error::{ApiError, rejected};
+use crate::state::AppState;
 
 /// The account's bookmarks as symbols, in the engine's order.
 async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {

@@ -13,7 +13,8 @@
 //! - `balances`: `{eventSeq, balances: [{currency, available, held}]}`.
 //! - `book:SYMBOL`: `{symbol, bids, asks, eventSeq}`, [`BOOK_DEPTH`] levels a side.
 //! - `ticks:SYMBOL` and `candles:SYMBOL:INTERVAL` are published by the market data
-//!   ([`crate::market`]); Bourse's own fills reach them as ticks through [`bourse_ticks`].
+//!   ([`crate::market_channels`]); Bourse's own fills reach them as ticks, handed to the
+//!   market data by [`HistoryFanout`].
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -21,12 +22,14 @@ use bourse_engine::{AccountId, ProductId};
 use bourse_pipeline::Handle;
 use serde_json::{Value, json};
 
-use bourse_marketdata::fixed;
-use bourse_marketdata::tick::{FeedItem, Source, Tick};
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
-use crate::history::{Entry, FillTick, History, fill_sides};
+use bourse_history::{Entry, FillTick, History, Observer, fill_sides};
+use bourse_market_service::{Input, ProductUnits, UnitsCache, bourse_ticks};
+
 use crate::hub::{ChannelKey, Hub};
-use crate::render::{self, ProductUnits};
+use crate::render;
 
 /// Levels per side on `book:` channels.
 pub const BOOK_DEPTH: usize = 20;
@@ -106,38 +109,52 @@ pub fn model_products(model: &History, key: ChannelKey) -> Vec<u32> {
     }
 }
 
-/// Product units, read from the engine once per product (they never change).
-#[derive(Default)]
-pub struct UnitsCache {
-    units: HashMap<u32, ProductUnits>,
+/// The history thread's observer: publishes each batch to the WebSocket channels and hands
+/// Bourse's fills to the market data.
+pub struct HistoryFanout {
+    hub: Arc<Hub>,
+    /// Serves the engine reads (product units, balances, books).
+    handle: Handle,
+    /// Where Bourse's fills go as ticks (`None`: no market data).
+    market: Option<SyncSender<Input>>,
+    units: UnitsCache,
+    /// What the last batch changed, published once the model's lock is released.
+    dirty: Dirty,
 }
 
-impl UnitsCache {
-    /// Makes sure `products` are known (one engine query for the missing ones).
-    pub fn load(&mut self, handle: &Handle, products: &[u32]) {
-        let missing: Vec<u32> = products
-            .iter()
-            .copied()
-            .filter(|p| !self.units.contains_key(p))
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        if let Ok(found) = handle
-            .try_query(move |engine| render::units_of(engine, &missing))
-            .and_then(|ticket| ticket.wait())
-        {
-            self.units.extend(found);
+impl HistoryFanout {
+    pub fn new(hub: Arc<Hub>, handle: Handle, market: Option<SyncSender<Input>>) -> Self {
+        HistoryFanout {
+            hub,
+            handle,
+            market,
+            units: UnitsCache::default(),
+            dirty: Dirty::default(),
         }
     }
+}
 
-    /// Adds units read elsewhere.
-    pub fn extend(&mut self, units: HashMap<u32, ProductUnits>) {
-        self.units.extend(units);
+impl Observer for HistoryFanout {
+    fn folded(&mut self, model: &History, entries: &[Entry]) {
+        // Units of every product the entries touch (engine reads only for products not seen
+        // before).
+        let products: Vec<u32> = entries.iter().filter_map(|e| model.product_of(e)).collect();
+        self.units.load(&self.handle, &products);
+        self.dirty = publish_entries(&self.hub, model, entries, &self.units);
     }
 
-    pub fn get(&self, product: u32) -> Option<&ProductUnits> {
-        self.units.get(&product)
+    fn released(&mut self, entries: &[Entry], newest_event_seq: u64) {
+        if let Some(market) = &self.market {
+            let items = bourse_ticks(entries.iter().filter_map(FillTick::of), &self.units);
+            if !items.is_empty() {
+                let _ = market.send(Input::Bourse {
+                    next_event_seq: newest_event_seq + 1,
+                    items,
+                });
+            }
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        publish_states(&self.hub, &self.handle, dirty, &self.units);
     }
 }
 
@@ -272,31 +289,4 @@ pub fn resolve(engine: &bourse_engine::Engine, symbol: &str) -> Option<(u32, Pro
     let symbol = bourse_engine::Symbol::new(symbol)?;
     let product: ProductId = engine.product_by_symbol(&symbol)?;
     Some((product.get(), ProductUnits::of(engine, product)?))
-}
-
-/// Bourse's fills as ticks for the market data (source Bourse, sequence number = the fill's
-/// event sequence number), for the products whose units are known.
-pub fn bourse_ticks(
-    fills: impl IntoIterator<Item = FillTick>,
-    units: &UnitsCache,
-) -> Vec<FeedItem> {
-    fills
-        .into_iter()
-        .filter_map(|fill| {
-            let u = units.get(fill.product)?;
-            let symbol = bourse_marketdata::tick::Symbol::new(&u.symbol())?;
-            let price = fixed::from_decimal(u.price(fill.price).parse().ok()?)?;
-            let size = fixed::from_decimal(u.qty(fill.qty).parse().ok()?)?;
-            (price > 0 && size > 0).then_some(FeedItem::Tick {
-                symbol,
-                tick: Tick {
-                    price,
-                    size,
-                    ts: fill.ts,
-                    seq: fill.seq,
-                    source: Source::Bourse,
-                },
-            })
-        })
-        .collect()
 }

@@ -21,8 +21,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::account_api::{authenticate, parse_json};
-use crate::http::{ApiError, AppState, bad_request, rejected};
+use crate::account_api::authenticate;
+use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -20,10 +20,11 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::account_api::{authenticate, parse_json};
-use crate::history::{Entry, History, OrderRecord, TradeRecord};
-use crate::http::{ApiError, ApiQuery, AppState, bad_request, rejected};
+use crate::account_api::authenticate;
+use crate::error::{ApiError, ApiQuery, bad_request, parse_json, rejected};
 use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
+use crate::state::AppState;
+use bourse_history::{Entry, History, OrderRecord, TradeRecord};
 
 /// The body of an order.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

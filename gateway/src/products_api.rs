@@ -21,9 +21,10 @@ use bourse_marketdata::{Market, MarketReader, fixed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::http::{ApiError, ApiQuery, AppState, bad_request};
-use crate::market::{candle_json, tick_json};
+use crate::error::{ApiError, ApiQuery, bad_request};
 use crate::render::{self, ProductUnits};
+use crate::render::{candle_json, tick_json};
+use crate::state::AppState;
 
 /// `?query=&limit=&cursor=` of `GET /products`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -8,17 +8,20 @@ use std::collections::HashMap;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bourse_engine::{
-    Amount, Asset, AssetCode, AssetId, Engine, FundsMethod, Price, Product, ProductId, Qty,
-    ShortStr, Symbol,
+    Amount, Asset, AssetCode, AssetId, Engine, FundsMethod, Qty, ShortStr, Symbol,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::history::{
+use crate::error::{ApiError, bad_request};
+use bourse_history::{
     EndReason, FundsRecord, Liquidity, OrderRecord, OrderStatus, Page, SideName, Tif, TradeRecord,
 };
-use crate::http::{ApiError, bad_request};
+pub use bourse_market_service::{ProductUnits, amount, units_of};
+use bourse_marketdata::candle::Candle;
+use bourse_marketdata::fixed;
+use bourse_marketdata::tick::Tick;
 
 /// Page size when a request names none, and the largest a request may ask for.
 pub const PAGE_DEFAULT: usize = 50;
@@ -67,67 +70,6 @@ pub fn page_response(items: Vec<Value>, next: Option<u64>) -> Response {
         response.headers_mut().insert("x-next-cursor", value);
     }
     response
-}
-
-/// What it takes to show one product's numbers.
-#[derive(Debug, Clone)]
-pub struct ProductUnits {
-    pub product: Product,
-    pub base: Asset,
-    pub quote: Asset,
-}
-
-impl ProductUnits {
-    pub fn of(engine: &Engine, product: ProductId) -> Option<ProductUnits> {
-        let info = engine.product_info(product)?;
-        Some(ProductUnits {
-            base: engine.asset_info(info.base())?.clone(),
-            quote: engine.asset_info(info.quote())?.clone(),
-            product: info.clone(),
-        })
-    }
-
-    pub fn symbol(&self) -> String {
-        self.product.symbol().as_str().to_string()
-    }
-
-    pub fn price(&self, ticks: i64) -> String {
-        self.product
-            .price_to_decimal(Price::from_ticks(ticks))
-            .normalize()
-            .to_string()
-    }
-
-    pub fn qty(&self, lots: i64) -> String {
-        self.product
-            .qty_to_decimal(Qty::from_lots(lots))
-            .normalize()
-            .to_string()
-    }
-
-    /// Quote minor units, at the quote currency's scale (`"12.30"` for USD).
-    pub fn quote_amount(&self, minor: i64) -> String {
-        amount(&self.quote, minor)
-    }
-
-    pub fn quote_code(&self) -> String {
-        self.quote.code().as_str().to_string()
-    }
-}
-
-/// Minor units at the asset's scale.
-pub fn amount(asset: &Asset, minor: i64) -> String {
-    asset
-        .amount_to_decimal(Amount::from_minor(minor))
-        .to_string()
-}
-
-/// The units of every product in `products`, read in one engine query.
-pub fn units_of(engine: &Engine, products: &[u32]) -> HashMap<u32, ProductUnits> {
-    products
-        .iter()
-        .filter_map(|&id| Some((id, ProductUnits::of(engine, ProductId::new(id))?)))
-        .collect()
 }
 
 /// The assets of `ids` (for funds records).
@@ -341,4 +283,35 @@ pub fn positive_decimal(field: &str, text: &str) -> Result<Decimal, ApiError> {
         return Err(bad_request(format!("{field} must be positive")));
     }
     Ok(value)
+}
+
+/// A tick as the API shows it.
+pub fn tick_json(symbol: &str, tick: &Tick, published_us: Option<u64>) -> Value {
+    let mut value = json!({
+        "symbol": symbol,
+        "price": fixed::to_decimal(tick.price).to_string(),
+        "size": fixed::to_decimal(tick.size).to_string(),
+        "timestamp": tick.ts,
+        "seq": tick.seq,
+        "source": tick.source.name(),
+    });
+    if let Some(us) = published_us {
+        value["publishedUs"] = json!(us);
+    }
+    value
+}
+
+/// A candle as the API shows it (`closed`: it will not change again unless a late tick
+/// amends it).
+pub fn candle_json(candle: &Candle, closed: bool) -> Value {
+    json!({
+        "start": candle.start,
+        "open": fixed::to_decimal(candle.open).to_string(),
+        "high": fixed::to_decimal(candle.high).to_string(),
+        "low": fixed::to_decimal(candle.low).to_string(),
+        "close": fixed::to_decimal(candle.close).to_string(),
+        "volume": fixed::volume_to_decimal(candle.volume).to_string(),
+        "count": candle.count,
+        "closed": closed,
+    })
 }

@@ -26,7 +26,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
 
-use crate::http::{ApiError, AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The command that builds the terminal, from the repository's root.
 pub const BUILD_COMMAND: &str = "npm --prefix web ci && npm --prefix web run build";
@@ -98,7 +99,7 @@ fn names_a_file(path: &str) -> bool {
 pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
     let path = request.uri().path();
     if is_api_path(path) {
-        return crate::http::not_found(request).await.into_response();
+        return crate::error::not_found(request).await.into_response();
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::new(

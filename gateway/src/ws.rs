@@ -31,11 +31,12 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 
+use crate::error::{ApiError, bad_request};
 use crate::fanout;
-use crate::http::{ApiError, AppState, bad_request};
 use crate::hub::{ChannelKey, Hub, HubError, Registration};
 use crate::orders_api::{self, OrderBody};
 use crate::render::{self, ProductUnits};
+use crate::state::AppState;
 
 /// The answer to an order or a cancel, once the engine has decided.
 type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
@@ -342,7 +343,9 @@ impl Session {
             "unsubscribe" => self.unsubscribe(fields),
             "order" => return self.order(id, fields).await,
             "cancel" => return self.cancel(id, fields),
-            "ping" => no_fields(&fields).map(|()| json!({"time": crate::market::unix_ms()})),
+            "ping" => {
+                no_fields(&fields).map(|()| json!({"time": bourse_market_service::unix_ms()}))
+            }
             other => Err(bad_request(format!(
                 "unknown op {other:?} (auth, subscribe, unsubscribe, order, cancel, ping)"
             ))),
@@ -528,9 +531,7 @@ impl Session {
         units: Option<ProductUnits>,
     ) -> Result<(), ApiError> {
         let result = if matches!(key, ChannelKey::Ticks(_) | ChannelKey::Candles(..)) {
-            self.state
-                .market
-                .subscribe(&self.hub, self.id, key, name)
+            crate::market_channels::subscribe(&self.state.market, &self.hub, self.id, key, name)
                 .map_err(|e| {
                     ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -663,7 +664,7 @@ impl Session {
             let ticket = self
                 .handle
                 .try_submit(CommandKind::PlaceOrder(order))
-                .map_err(crate::account_api::submit_error)?;
+                .map_err(crate::error::submit_error)?;
             Ok::<_, ApiError>((ticket, account, units))
         }
         .await;
@@ -677,7 +678,7 @@ impl Session {
         Some(Box::pin(async move {
             let answer = ticket
                 .await
-                .map_err(crate::account_api::submit_error)
+                .map_err(crate::error::submit_error)
                 .and_then(|outcome| orders_api::placed_order(&outcome, account));
             match answer {
                 // Serialised straight to text (no `Value` in between): this is the hot path.

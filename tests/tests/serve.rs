@@ -4,7 +4,7 @@
 //! **Which binary.** These tests run the real `bourse` binary of this workspace. Cargo only
 //! builds a package's binaries for that package's own integration tests
 //! (`CARGO_BIN_EXE_<name>`), and this is `bourse-tests`, so the first test that needs the
-//! binary runs `cargo build -p bourse-gateway --bin bourse` with the cargo that built this
+//! binary runs `cargo build -p bourse` with the cargo that built this
 //! test (`env!("CARGO")`), the profile this test was built with and its target directory
 //! (both read off the test executable's path, `<target-dir>/<profile-dir>/deps/`), then
 //! uses `<target-dir>/<profile-dir>/bourse`. Cargo releases its build lock before it runs

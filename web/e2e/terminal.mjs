@@ -12,7 +12,7 @@
 //
 // By hand, from the repository's root (apt-get install chromium; npm --prefix web ci):
 //   npm --prefix web run build
-//   cargo run --release -p bourse-gateway --bin bourse -- serve --data-dir /tmp/e2e &
+//   cargo run --release -p bourse -- serve --data-dir /tmp/e2e &
 //   node web/e2e/terminal.mjs --base http://127.0.0.1:8080 --out /tmp/shots [--only phone]
 // `cargo test --release -p bourse-tests --test web` does all of it (tests/tests/web.rs).
 

@@ -18,7 +18,7 @@
 //!
 //! Client and server share this machine's cores: the figures are for both together.
 //!
-//! `cargo build --release -p bourse-gateway && cargo run --release -p bourse-benches --bin ws`
+//! `cargo build --release -p bourse && cargo run --release -p bourse-benches --bin ws`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -207,7 +207,7 @@ fn start_server(bourse: &PathBuf, market: &[String]) -> Result<Server, String> {
         .spawn()
         .map_err(|e| {
             format!(
-                "cannot start {} ({e}); build it first: cargo build --release -p bourse-gateway",
+                "cannot start {} ({e}); build it first: cargo build --release -p bourse",
                 bourse.display()
             )
         })?;

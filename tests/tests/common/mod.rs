@@ -33,14 +33,7 @@ pub fn bourse_bin() -> &'static Path {
             None => panic!("no profile directory above {}", exe.display()),
         };
         let status = Process::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "bourse-gateway",
-                "--bin",
-                "bourse",
-            ])
+            .args(["build", "--quiet", "-p", "bourse", "--bin", "bourse"])
             .args(["--profile", profile])
             .arg("--target-dir")
             .arg(profile_dir.parent().expect("the target directory"))

@@ -1,12 +1,4 @@
-//! Market data in the server: one ingest thread owns the [`Market`] (behind a lock that
-//! readers share) and takes messages from the sources (the embedded simulator or the Kafka
-//! consumer, and Bourse's own trades from the history thread) over one bounded channel. It
-//! applies each message, then publishes ticks and candles to the WebSocket hub while still
-//! holding the write lock, so that a subscription (a snapshot taken under the read lock)
-//! is followed by exactly the updates after it.
-//!
-//! A malformed feed message is counted by kind, logged once per kind, and skipped (its offset
-//! is still taken, so it is not read again).
+//! The service: the ingest thread, the sources, checkpoints and counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -14,24 +6,16 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bourse_marketdata::candle::{Candle, Interval};
-use bourse_marketdata::fixed;
 use bourse_marketdata::sim::Simulator;
 use bourse_marketdata::tick::{FeedItem, Malformed, ProductDef, Source, Tick};
 use bourse_marketdata::{Applied, Batch, Market, MarketConfig};
-use serde_json::{Value, json};
 
-use crate::fanout::message;
-use crate::hub::{ChannelKey, Hub, HubError};
+use crate::unix_ms;
 
 /// Messages waiting for the ingest thread before sources wait.
 const INPUT_QUEUE: usize = 4096;
 /// Messages applied under one write lock.
 const INPUTS_PER_LOCK: usize = 256;
-/// Ticks in a `ticks:` snapshot.
-pub const TICKS_SNAPSHOT: usize = 50;
-/// Candles in a `candles:` snapshot.
-pub const CANDLES_SNAPSHOT: usize = 100;
 
 type KafkaConsumer = bourse_feed::Consumer<Box<dyn FnMut(bourse_feed::FeedMessage<'_>) + Send>>;
 
@@ -53,6 +37,23 @@ pub enum Input {
     Define(Vec<ProductDef>),
     /// A checkpoint, answered when written.
     Checkpoint(mpsc::Sender<Result<(), String>>),
+    /// Ends the ingest thread (after what was queued before it).
+    Stop,
+}
+
+/// What the ingest thread tells after each message it applied (the API's fan-out implements
+/// it).
+pub trait Publisher: Send + 'static {
+    /// Called with the market still write-locked, right after a message was applied:
+    /// `applied` holds the ticks it added and the stored candles it amended. A subscription
+    /// that takes a snapshot under the read lock is followed by exactly what is published
+    /// here.
+    fn applied(&mut self, market: &Market, applied: &Applied);
+}
+
+/// A publisher that tells no one (tools and tests that only need the state).
+impl Publisher for () {
+    fn applied(&mut self, _: &Market, _: &Applied) {}
 }
 
 /// Counters of the ingest thread, for `/metrics`.
@@ -104,7 +105,7 @@ impl std::fmt::Debug for MarketService {
 
 impl MarketService {
     /// Opens the market data (checkpoint + replay) and starts the ingest thread.
-    pub fn start(config: MarketConfig, hub: Arc<Hub>) -> Result<Arc<Self>, String> {
+    pub fn start(config: MarketConfig, publisher: impl Publisher) -> Result<Arc<Self>, String> {
         let dir = config.dir.clone();
         let market =
             Market::open(config).map_err(|e| format!("market data in {}: {e}", dir.display()))?;
@@ -116,7 +117,7 @@ impl MarketService {
             let stats = Arc::clone(&stats);
             std::thread::Builder::new()
                 .name("market-ingest".into())
-                .spawn(move || ingest_loop(&market, &rx, &hub, &stats))
+                .spawn(move || ingest_loop(&market, &rx, publisher, &stats))
                 .map_err(|e| format!("cannot start the market-data thread: {e}"))?
         };
         Ok(Arc::new(Self {
@@ -207,53 +208,6 @@ impl MarketService {
         self.read().catalogue().id(&symbol)
     }
 
-    /// Subscribes connection `conn` to a `ticks:` or `candles:` channel: the snapshot is
-    /// taken under the read lock, so the updates published after it follow it exactly.
-    pub fn subscribe(
-        &self,
-        hub: &Hub,
-        conn: u64,
-        key: ChannelKey,
-        name: &str,
-    ) -> Result<Result<(), HubError>, String> {
-        let market = self.read();
-        let mut reader = market.reader().map_err(|e| e.to_string())?;
-        let data = match key {
-            ChannelKey::Ticks(id) => {
-                let state = market.product(id).ok_or("unknown product")?;
-                let symbol = symbol_of(&market, id);
-                let ticks = reader
-                    .ticks(id, state.tick_head, 0, i64::MAX, TICKS_SNAPSHOT)
-                    .map_err(|e| e.to_string())?;
-                Value::Array(ticks.iter().map(|t| tick_json(&symbol, t, None)).collect())
-            }
-            ChannelKey::Candles(id, index) => {
-                let state = market.product(id).ok_or("unknown product")?;
-                let interval = Interval::ALL[usize::from(index)];
-                let candles = reader
-                    .candles(
-                        id,
-                        interval,
-                        state.candle_heads[interval.index()].link(),
-                        Some(state.candles.open[interval.index()]),
-                        0,
-                        i64::MAX,
-                        CANDLES_SNAPSHOT,
-                    )
-                    .map_err(|e| e.to_string())?;
-                let open_start = state.candles.open[interval.index()].start;
-                Value::Array(
-                    candles
-                        .iter()
-                        .map(|c| candle_json(c, c.start != open_start))
-                        .collect(),
-                )
-            }
-            _ => Value::Null,
-        };
-        Ok(hub.subscribe(conn, key, |seq| message(name, true, seq, &data)))
-    }
-
     /// Starts the Kafka consumer of `topic`: each partition starts at the offset the market
     /// data stored with its state, every message is parsed on the consumer's thread and
     /// handed to the ingest thread. A malformed message also goes to `dead_letter`, if set.
@@ -329,9 +283,13 @@ impl MarketService {
             let _ = thread.join();
         }
         let result = self.checkpoint();
-        // The ingest thread ends when every sender is gone; the service keeps one, so it is
-        // detached here (it only waits on the channel).
-        drop(self.ingest.lock().unwrap_or_else(|e| e.into_inner()).take());
+        // Everything queued before the stop is applied first; the thread then ends and lets
+        // go of the logs, so the directory can be opened again in this process.
+        if self.tx.send(Input::Stop).is_ok()
+            && let Some(thread) = self.ingest.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            let _ = thread.join();
+        }
         result
     }
 
@@ -401,15 +359,23 @@ fn run_simulator(
     }
 }
 
-fn ingest_loop(market: &RwLock<Market>, rx: &Receiver<Input>, hub: &Hub, stats: &MarketStats) {
+fn ingest_loop(
+    market: &RwLock<Market>,
+    rx: &Receiver<Input>,
+    mut publisher: impl Publisher,
+    stats: &MarketStats,
+) {
     let mut applied = Applied::default();
     while let Ok(first) = rx.recv() {
         let mut guard = market.write().unwrap_or_else(|e| e.into_inner());
         let mut next = Some(first);
         let mut n_applied = 0;
         while let Some(input) = next {
+            if matches!(input, Input::Stop) {
+                return;
+            }
             match apply(&mut guard, input, &mut applied, stats) {
-                Ok(()) => publish(hub, &guard, &applied),
+                Ok(()) => publisher.applied(&guard, &applied),
                 Err(error) => {
                     let mut failed = stats.failed.lock().unwrap_or_else(|e| e.into_inner());
                     if failed.is_none() {
@@ -435,6 +401,8 @@ fn apply(
     stats: &MarketStats,
 ) -> Result<(), String> {
     let (source, partition, next_offset, items) = match input {
+        // The loop ends on it before applying anything.
+        Input::Stop => return Ok(()),
         Input::Checkpoint(answer) => {
             let _ = answer.send(market.checkpoint().map_err(|e| e.to_string()));
             applied.clear();
@@ -483,152 +451,4 @@ fn apply(
         items: &items,
     };
     market.ingest(&batch, applied).map_err(|e| e.to_string())
-}
-
-/// Publishes what a message changed (under the market's write lock).
-fn publish(hub: &Hub, market: &Market, applied: &Applied) {
-    let mut last_product = None;
-    for (id, tick) in &applied.ticks {
-        let key = ChannelKey::Ticks(*id);
-        if hub.has_subscribers(key) {
-            let symbol = symbol_of(market, *id);
-            let data = tick_json(&symbol, tick, Some(unix_micros()));
-            hub.publish(key, |n| {
-                message(&format!("ticks:{symbol}"), false, n, &data)
-            });
-        }
-        if last_product == Some(*id) {
-            continue;
-        }
-        last_product = Some(*id);
-        let Some(state) = market.product(*id) else {
-            continue;
-        };
-        for interval in Interval::ALL {
-            let key = ChannelKey::Candles(*id, interval.index() as u8);
-            if hub.has_subscribers(key) {
-                let data = candle_json(&state.candles.open[interval.index()], false);
-                let name = candles_channel(&symbol_of(market, *id), interval);
-                hub.publish(key, |n| message(&name, false, n, &data));
-            }
-        }
-    }
-    for (id, interval, candle) in &applied.amended {
-        let key = ChannelKey::Candles(*id, interval.index() as u8);
-        if hub.has_subscribers(key) {
-            let data = candle_json(candle, true);
-            let name = candles_channel(&symbol_of(market, *id), *interval);
-            hub.publish(key, |n| message(&name, false, n, &data));
-        }
-    }
-}
-
-fn symbol_of(market: &Market, id: u32) -> String {
-    market
-        .catalogue()
-        .get(id)
-        .map(|l| l.symbol.to_string())
-        .unwrap_or_default()
-}
-
-/// The definitions of the engine's products (tradable on Bourse), for the catalogue.
-pub fn engine_products(engine: &bourse_engine::Engine) -> Vec<ProductDef> {
-    (0..engine.n_products() as u32)
-        .filter_map(|id| {
-            let units = crate::render::ProductUnits::of(engine, bourse_engine::ProductId::new(id))?;
-            Some(ProductDef {
-                symbol: bourse_marketdata::tick::Symbol::new(&units.symbol())?,
-                name: units.product.name().to_string(),
-                currency: bourse_marketdata::tick::Symbol::new(&units.quote_code())?,
-                tick_size: fixed::from_decimal(units.price(1).parse().ok()?)?,
-            })
-        })
-        .collect()
-}
-
-/// Sends Bourse's fills the market data has not taken yet (from the history read model,
-/// which holds every fill), and defines the engine's products: at start-up, before the
-/// history thread sends newer fills.
-pub fn catch_up_bourse(
-    market: &MarketService,
-    history: &crate::history::History,
-    handle: &bourse_pipeline::Handle,
-) -> Result<usize, String> {
-    let from = market.read().offset(Source::Bourse, 0).unwrap_or(1).max(1) as u64;
-    let fills = history.fills_from(from);
-    let products: Vec<u32> = fills.iter().map(|f| f.product).collect();
-    let (defs, units) = handle
-        .try_query(move |engine| {
-            (
-                engine_products(engine),
-                crate::render::units_of(engine, &products),
-            )
-        })
-        .and_then(|ticket| ticket.wait())
-        .map_err(|e| format!("cannot read the engine's products: {e}"))?;
-    let mut cache = crate::fanout::UnitsCache::default();
-    cache.extend(units);
-    let mut items: Vec<FeedItem> = defs.into_iter().map(FeedItem::Product).collect();
-    let ticks = crate::fanout::bourse_ticks(fills, &cache);
-    let n_ticks = ticks.len();
-    items.extend(ticks);
-    let next_event_seq = history.event_seq() + 1;
-    market
-        .sender()
-        .send(Input::Bourse {
-            next_event_seq,
-            items,
-        })
-        .map_err(|_| "the market-data thread has stopped".to_string())?;
-    Ok(n_ticks)
-}
-
-/// The channel name of a product's candles.
-pub fn candles_channel(symbol: &str, interval: Interval) -> String {
-    format!("candles:{symbol}:{}", interval.name())
-}
-
-/// A tick as the API shows it.
-pub fn tick_json(symbol: &str, tick: &Tick, published_us: Option<u64>) -> Value {
-    let mut value = json!({
-        "symbol": symbol,
-        "price": fixed::to_decimal(tick.price).to_string(),
-        "size": fixed::to_decimal(tick.size).to_string(),
-        "timestamp": tick.ts,
-        "seq": tick.seq,
-        "source": tick.source.name(),
-    });
-    if let Some(us) = published_us {
-        value["publishedUs"] = json!(us);
-    }
-    value
-}
-
-/// A candle as the API shows it (`closed`: it will not change again unless a late tick
-/// amends it).
-pub fn candle_json(candle: &Candle, closed: bool) -> Value {
-    json!({
-        "start": candle.start,
-        "open": fixed::to_decimal(candle.open).to_string(),
-        "high": fixed::to_decimal(candle.high).to_string(),
-        "low": fixed::to_decimal(candle.low).to_string(),
-        "close": fixed::to_decimal(candle.close).to_string(),
-        "volume": fixed::volume_to_decimal(candle.volume).to_string(),
-        "count": candle.count,
-        "closed": closed,
-    })
-}
-
-/// Unix time in ms.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Unix time in µs.
-pub fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

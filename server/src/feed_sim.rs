@@ -104,7 +104,7 @@ pub fn main(args: &[String]) -> Result<()> {
     while o.count == 0 || sent < o.count {
         let index = next % sim.len();
         next += 1;
-        let now = crate::market::unix_ms();
+        let now = bourse_market_service::unix_ms();
         ticks.clear();
         let n = o
             .batch

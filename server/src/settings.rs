@@ -927,6 +927,16 @@ impl ServeConfig {
         }
     }
 
+    /// The API's settings.
+    pub fn api(&self) -> bourse_gateway::ApiConfig {
+        bourse_gateway::ApiConfig {
+            auto_verify: self.auto_verify,
+            admin_token: self.admin_token.clone(),
+            rate_limit: self.rate_limit,
+            web_dir: self.web_dir.clone(),
+        }
+    }
+
     /// The pipeline's configuration.
     pub fn pipeline(&self) -> PipelineConfig {
         PipelineConfig {

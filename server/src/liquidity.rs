@@ -27,9 +27,9 @@ use bourse_marketdata::fixed;
 use bourse_pipeline::Handle;
 use rust_decimal::Decimal;
 
-use crate::history::HistoryHandle;
-use crate::market::MarketService;
-use crate::render::ProductUnits;
+use bourse_history::HistoryHandle;
+use bourse_market_service::MarketService;
+use bourse_market_service::ProductUnits;
 
 /// The provider's account name.
 pub const NAME: &str = "Bourse liquidity provider";

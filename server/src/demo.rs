@@ -1,44 +1,6 @@
-//! `bourse`: the Bourse server binary.
-//!
-//! `bourse serve` is the server process ([`serve`]): it recovers the data directory (snapshot +
-//! journal, and says how long that took), runs the pipeline until SIGINT or SIGTERM, then
-//! drains the ring, commits and writes a final snapshot. Settings come from flags, `BOURSE_*`
-//! environment variables or a TOML file ([`config`], `docs/serve.md`). Until the HTTP gateway
-//! lands, `--load-rate` runs an embedded load generator ([`load`]) that can log every
-//! acknowledged command (`--ack-log`).
-//!
-//! `bourse demo` (the default) drives the engine directly through a user's first session and
-//! prints what happens: listing a product, a liquidity provider quoting, an account that
-//! deposits, buys at market, sells with a limit order, and the balances, fees and state hash at
-//! the end.
-//!
-//! `bourse recover --data-dir DIR` runs start-up recovery on a data directory (the newest good
-//! snapshot plus a replay of the journal, with progress on stderr) and prints what it found
-//! and the recovered state hash; `--repair` cuts damage in the middle of the journal instead of
-//! refusing it (it says how many records that drops).
-
-mod account_api;
-mod admin_api;
-mod bookmarks_api;
-mod catalogue;
-mod config;
-mod fanout;
-mod feed_sim;
-mod funds_api;
-mod history;
-mod http;
-mod hub;
-mod limits;
-mod liquidity;
-mod load;
-mod market;
-mod openapi;
-mod orders_api;
-mod products_api;
-mod render;
-mod serve;
-mod web;
-mod ws;
+//! `bourse demo`: drives the engine directly through a user's first session and prints what
+//! happens: listing a product, a liquidity provider quoting, an account that deposits, buys
+//! at market, sells with a limit order, and the balances, fees and state hash at the end.
 
 use std::str::FromStr;
 
@@ -50,71 +12,6 @@ use bourse_engine::{
     TokenHash,
 };
 use rust_decimal::Decimal;
-
-fn main() -> Result<()> {
-    let command = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "demo".to_string());
-    match command.as_str() {
-        "demo" => demo(),
-        "recover" => recover(std::env::args().skip(2)),
-        "serve" => {
-            let args: Vec<String> = std::env::args().skip(2).collect();
-            std::process::exit(serve::main(&args))
-        }
-        "feed-sim" => {
-            let args: Vec<String> = std::env::args().skip(2).collect();
-            feed_sim::main(&args)
-        }
-        "--help" | "-h" | "help" => {
-            println!(
-                "usage: bourse [demo | serve [--config FILE] [--KEY VALUE ...] | recover --data-dir DIR [--repair] | feed-sim --brokers HOST:PORT ...]\n\n  \
-                 demo      walk through a trading session on the engine (default)\n  \
-                 serve     run the server: recover, run the pipeline until SIGINT/SIGTERM, shut down\n            \
-                 cleanly (`bourse serve --help` lists the settings)\n  \
-                 recover   recover a data directory (snapshot + journal replay) and report\n  \
-                 feed-sim  publish the exchange simulator's ticks to a Kafka topic (docs/market-data.md)"
-            );
-            Ok(())
-        }
-        other => bail!("unknown command {other:?}; try `bourse help`"),
-    }
-}
-
-/// `bourse recover`: opens a data directory as start-up does and reports.
-fn recover(mut args: impl Iterator<Item = String>) -> Result<()> {
-    let mut data_dir = None;
-    let mut repair = false;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--data-dir" => data_dir = Some(args.next().context("--data-dir needs a directory")?),
-            "--repair" => repair = true,
-            other => bail!("unknown argument {other:?} to `bourse recover`"),
-        }
-    }
-    let data_dir = data_dir.context("`bourse recover` needs --data-dir DIR")?;
-    let mut config = bourse_store::StoreConfig::new(&data_dir);
-    if repair {
-        config.journal.recovery = bourse_journal::RecoveryMode::Repair;
-    }
-    let recovered =
-        bourse_store::Store::open(&config, &mut bourse_store::ConsoleProgress::stderr())
-            .with_context(|| format!("recovering {data_dir}"))?;
-    let engine = &recovered.engine;
-    println!("{}", recovered.report);
-    for skipped in &recovered.report.skipped_snapshots {
-        println!("skipped {}: {}", skipped.path.display(), skipped.error);
-    }
-    println!(
-        "state: {} accounts, {} products, {} open orders, event seq {}, state hash {}",
-        engine.n_accounts(),
-        engine.n_products(),
-        engine.n_open_orders(),
-        engine.event_seq(),
-        engine.state_hash()
-    );
-    Ok(())
-}
 
 /// Applies commands with increasing sequence numbers and a fixed clock.
 struct Session {
@@ -291,7 +188,7 @@ fn deposit(
     Ok(())
 }
 
-fn demo() -> Result<()> {
+pub fn main() -> Result<()> {
     let mut s = Session {
         engine: Engine::new(Limits::default()),
         seq: 0,

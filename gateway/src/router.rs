@@ -1,0 +1,125 @@
+//! The router: every documented route from its handler, the OpenAPI document, the layers,
+//! and the fallbacks.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::ApiError;
+use crate::metrics::{self, count_requests};
+use crate::state::AppState;
+
+/// The largest request body accepted (413 `payload_too_large` above it).
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// The routes: the documented ones from their handlers (so the OpenAPI document and the
+/// router cannot drift apart), then the document itself and the fallbacks: an unknown path
+/// under `/api/` is the contract's 404, any other path is the web terminal (`web.rs`).
+pub fn router(state: AppState) -> Router {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (documented, api) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(metrics::health))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(
+            crate::account_api::create,
+            crate::account_api::read
+        ))
+        .routes(routes!(crate::bookmarks_api::get))
+        .routes(routes!(
+            crate::bookmarks_api::put,
+            crate::bookmarks_api::delete
+        ))
+        .routes(routes!(
+            crate::funds_api::deposit,
+            crate::funds_api::balances,
+            crate::funds_api::withdraw
+        ))
+        .routes(routes!(crate::orders_api::funds_history))
+        .routes(routes!(crate::products_api::catalogue))
+        .routes(routes!(crate::products_api::product))
+        .routes(routes!(crate::products_api::book))
+        .routes(routes!(crate::products_api::candles))
+        .routes(routes!(crate::products_api::ticks))
+        .routes(routes!(crate::orders_api::buy))
+        .routes(routes!(crate::orders_api::sell))
+        .routes(routes!(crate::orders_api::list))
+        .routes(routes!(crate::orders_api::get, crate::orders_api::cancel))
+        .routes(routes!(crate::orders_api::trades))
+        .routes(routes!(crate::orders_api::fee_quote))
+        .routes(routes!(crate::ws::upgrade))
+        .routes(routes!(crate::admin_api::status))
+        .routes(routes!(crate::admin_api::set_status))
+        .split_for_parts();
+    let document: Arc<str> = api
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        .into();
+    documented
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.to_string(),
+                )
+            }),
+        )
+        .fallback(crate::web::fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error_shape))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Gives the contract's error shape to refusals that axum's extractors answer in plain text
+/// (a body over the limit, a path that does not parse). A page for people (`text/html`: the
+/// web terminal's "not built yet") is left as it is.
+async fn error_shape(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let is_json = content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_page = content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), BODY_BYTES_MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is larger than {BODY_BYTES_MAX} bytes")
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}

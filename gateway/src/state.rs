@@ -1,0 +1,93 @@
+//! What the handlers share, and their two ways to the engine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bourse_history::HistoryHandle;
+use bourse_market_service::MarketService;
+use bourse_pipeline::Handle;
+
+use crate::error::{ApiError, submit_error};
+use crate::metrics::RequestMetrics;
+
+/// The API's own settings (the server's settings carry them).
+#[derive(Clone, Debug, Default)]
+pub struct ApiConfig {
+    /// New accounts are verified at once (the embedded demo) instead of `pending`.
+    pub auto_verify: bool,
+    /// The admin API's bearer token; `None`: the admin API is off.
+    pub admin_token: Option<String>,
+    /// Requests per second per account (0: no limit).
+    pub rate_limit: u32,
+    /// The web terminal's built files.
+    pub web_dir: PathBuf,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) handle: Handle,
+    /// New accounts are verified at once (the embedded demo) instead of `pending`.
+    pub(crate) auto_verify: bool,
+    /// The history read model (orders, trades, funds).
+    pub(crate) history: HistoryHandle,
+    /// SHA-256 of the admin token; `None`: the admin API is off.
+    pub(crate) admin_token_hash: Option<[u8; 32]>,
+    pub(crate) rate_limiter: Arc<crate::limits::RateLimiter>,
+    /// The WebSocket connections and channels.
+    pub(crate) hub: Arc<crate::hub::Hub>,
+    /// Market data: the catalogue, ticks and candles.
+    pub(crate) market: Arc<MarketService>,
+    /// The web terminal's built files, served on every path outside the API.
+    pub(crate) web: Arc<crate::web::WebFiles>,
+    /// The sequence number recovery ended at.
+    pub(crate) recovered_seq: u64,
+    pub(crate) started: Instant,
+    pub(crate) requests: Arc<RequestMetrics>,
+}
+
+impl AppState {
+    pub fn new(
+        handle: Handle,
+        history: HistoryHandle,
+        hub: Arc<crate::hub::Hub>,
+        market: Arc<MarketService>,
+        recovered_seq: u64,
+        config: &ApiConfig,
+    ) -> Self {
+        AppState {
+            handle,
+            market,
+            auto_verify: config.auto_verify,
+            history,
+            admin_token_hash: config.admin_token.as_deref().map(crate::auth::sha256),
+            rate_limiter: Arc::new(crate::limits::RateLimiter::new(config.rate_limit)),
+            hub,
+            web: Arc::new(crate::web::WebFiles::new(&config.web_dir)),
+            recovered_seq,
+            started: Instant::now(),
+            requests: Arc::new(RequestMetrics::default()),
+        }
+    }
+}
+
+impl AppState {
+    /// Reads engine state (see `Handle::try_query`), with the contract's errors.
+    pub(crate) async fn query<T, F>(&self, read: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&bourse_engine::Engine) -> T + Send + 'static,
+    {
+        let ticket = self.handle.try_query(read).map_err(submit_error)?;
+        ticket.await.map_err(submit_error)
+    }
+
+    /// Submits a command and awaits its outcome, with the contract's errors.
+    pub(crate) async fn submit(
+        &self,
+        kind: bourse_engine::CommandKind,
+    ) -> Result<bourse_pipeline::Outcome, ApiError> {
+        self.handle.clone().submit(kind).await.map_err(submit_error)
+    }
+}

@@ -1,0 +1,85 @@
+//! The history's own log: one JSON record per event batch in a journal that is never synced.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use bourse_journal::{Durability, FsStorage, Journal, JournalConfig, PrepareNext, RecoveryMode};
+use serde::{Deserialize, Serialize};
+
+use crate::{Entry, History};
+
+/// One log record: the entries of a run of commands up to `through`, whose newest event
+/// (kept or not) is `event_seq`. Written with the entries borrowed, read owned.
+#[derive(Debug, Serialize, Deserialize)]
+struct LogRecord<'a> {
+    through: u64,
+    event_seq: u64,
+    entries: Cow<'a, [Entry]>,
+}
+
+/// The history's own log.
+pub struct HistoryLog {
+    journal: Journal<FsStorage>,
+    buf: Vec<u8>,
+}
+
+impl HistoryLog {
+    /// Opens (or creates) the log in `dir` and folds it into a new [`History`].
+    pub fn open(dir: &Path) -> Result<(HistoryLog, History), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let storage = FsStorage::new(dir)
+            .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
+        let config = JournalConfig {
+            segment_size_bytes: 16 << 20,
+            durability: Durability::None,
+            first_seq: 1,
+            recovery: RecoveryMode::Repair,
+            prepare_next: PrepareNext::Background,
+        };
+        let journal = Journal::open(storage, config)
+            .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
+        let mut history = History::default();
+        let mut reader = journal
+            .read_from(journal.first_seq())
+            .map_err(|e| format!("cannot read the history log: {e}"))?;
+        while let Some(record) = reader.next_ref() {
+            let record = record.map_err(|e| format!("cannot read the history log: {e}"))?;
+            let decoded: LogRecord = serde_json::from_slice(record.payload)
+                .map_err(|e| format!("history log record {} does not decode: {e}", record.seq))?;
+            history.fold(decoded.through, decoded.event_seq, &decoded.entries);
+        }
+        drop(reader);
+        Ok((
+            HistoryLog {
+                journal,
+                buf: Vec::with_capacity(4096),
+            },
+            history,
+        ))
+    }
+
+    /// Appends the entries of the commands up to `through` (see [`History::fold`]).
+    pub fn append(
+        &mut self,
+        through: u64,
+        event_seq: u64,
+        entries: &[Entry],
+    ) -> Result<(), String> {
+        self.buf.clear();
+        serde_json::to_writer(
+            &mut self.buf,
+            &LogRecord {
+                through,
+                event_seq,
+                entries: Cow::Borrowed(entries),
+            },
+        )
+        .map_err(|e| format!("cannot encode a history record: {e}"))?;
+        let seq = self.journal.next_seq();
+        self.journal
+            .append(seq, &self.buf)
+            .and_then(|_| self.journal.commit().map(|_| ()))
+            .map_err(|e| format!("cannot append to the history log: {e}"))
+    }
+}

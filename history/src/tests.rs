@@ -1,0 +1,202 @@
+use super::*;
+use bourse_engine::{CardLast4, FundsMethod};
+
+fn accepted(seq: u64, order: u64, account: u32, qty: i64) -> Entry {
+    Entry::Accepted {
+        seq,
+        ts: 1000 + seq as i64,
+        order,
+        account,
+        product: 1,
+        side: SideName::Sell,
+        market: false,
+        tif: Tif::Gtc,
+        price: Some(100),
+        qty,
+        client_order_id: None,
+    }
+}
+
+fn fill(seq: u64, maker: (u64, u32), taker: (u64, u32), qty: i64, remaining: (i64, i64)) -> Entry {
+    Entry::Fill {
+        seq,
+        ts: 1000 + seq as i64,
+        product: 1,
+        maker_order: maker.0,
+        taker_order: taker.0,
+        maker_account: maker.1,
+        taker_account: taker.1,
+        taker_side: SideName::Buy,
+        price: 100,
+        qty,
+        notional: 100 * qty,
+        maker_fee: qty,
+        taker_fee: 2 * qty,
+        maker_remaining: remaining.0,
+        taker_remaining: remaining.1,
+    }
+}
+
+#[test]
+fn fills_move_orders_to_filled_and_record_both_sides() {
+    let mut h = History::default();
+    let entries = vec![
+        accepted(1, 10, 7, 5),
+        Entry::Rested {
+            seq: 2,
+            ts: 1002,
+            order: 10,
+            price: 100,
+            remaining: 5,
+        },
+        accepted(3, 11, 8, 3),
+        fill(4, (10, 7), (11, 8), 3, (2, 0)),
+    ];
+    h.fold(3, 4, &entries);
+    let maker = h.order(7, 10).unwrap();
+    assert_eq!(
+        (maker.filled, maker.remaining, maker.status),
+        (3, 2, OrderStatus::Open)
+    );
+    assert_eq!((maker.notional, maker.fees), (300, 3));
+    let taker = h.order(8, 11).unwrap();
+    assert_eq!(taker.status, OrderStatus::Filled);
+    assert_eq!(taker.trades, vec![4]);
+    assert!(
+        h.order(7, 11).is_none(),
+        "another account's order is not visible"
+    );
+    assert_eq!(h.trades(7, None, 10).items[0].liquidity, Liquidity::Maker);
+    assert_eq!(h.trades(8, None, 10).items[0].fee, 6);
+    assert_eq!(h.funds(8, None, 10).items[0].kind, FundsKind::Fee);
+    assert_eq!(h.orders(7, true, None, 10).items.len(), 1);
+    assert_eq!(h.orders(8, false, None, 10).items.len(), 1);
+    // Folding the same entries again changes nothing.
+    h.fold(3, 4, &entries);
+    assert_eq!(h.trades(7, None, 10).items.len(), 1);
+    assert_eq!(h.event_seq(), 4);
+}
+
+#[test]
+fn cancels_and_expiries_close_orders() {
+    let mut h = History::default();
+    h.fold(
+        2,
+        4,
+        &[
+            accepted(1, 1, 7, 5),
+            Entry::Cancelled {
+                seq: 2,
+                ts: 5,
+                order: 1,
+                remaining: 5,
+                reason: EndReason::Expired,
+            },
+            accepted(3, 2, 7, 5),
+            Entry::Cancelled {
+                seq: 4,
+                ts: 6,
+                order: 2,
+                remaining: 5,
+                reason: EndReason::Requested,
+            },
+        ],
+    );
+    let closed = h.orders(7, false, None, 10).items;
+    assert_eq!(
+        closed.iter().map(|o| (o.id, o.status)).collect::<Vec<_>>(),
+        vec![(2, OrderStatus::Cancelled), (1, OrderStatus::Expired)]
+    );
+    assert!(h.orders(7, true, None, 10).items.is_empty());
+}
+
+#[test]
+fn funds_entries_keep_their_method_and_old_entries_read_as_unspecified() {
+    let card = Entry::Funds {
+        seq: 1,
+        ts: 1,
+        account: 3,
+        asset: 1,
+        amount: 100,
+        withdrawal: false,
+        request_id: "r1".into(),
+        method: "card".into(),
+        card_last4: Some("1111".into()),
+    };
+    let text = serde_json::to_string(&card).unwrap();
+    assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), card);
+    // As the log had it before methods were recorded.
+    let old: Entry = serde_json::from_str(
+            r#"{"k":"funds","seq":2,"ts":2,"account":3,"asset":1,"amount":5,"withdrawal":true,"requestId":"r2"}"#,
+        )
+        .unwrap();
+    let mut h = History::default();
+    h.fold(2, 2, &[card, old]);
+    let methods: Vec<_> = h
+        .funds(3, None, 10)
+        .items
+        .iter()
+        .map(|f| f.method)
+        .collect();
+    assert_eq!(
+        methods,
+        vec![
+            Some(FundsMethod::Unspecified),
+            Some(FundsMethod::Card(CardLast4::new(b"1111").unwrap()))
+        ]
+    );
+}
+
+#[test]
+fn pages_are_newest_first_with_a_cursor() {
+    let mut h = History::default();
+    let entries: Vec<Entry> = (1..=5)
+        .map(|i| Entry::Funds {
+            seq: i,
+            ts: i as i64,
+            account: 3,
+            asset: 1,
+            amount: 100 * i as i64,
+            withdrawal: false,
+            request_id: format!("r{i}"),
+            method: "bank".into(),
+            card_last4: None,
+        })
+        .collect();
+    h.fold(5, 5, &entries);
+    let first = h.funds(3, None, 2);
+    assert_eq!(
+        first.items.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![5, 4]
+    );
+    assert_eq!(first.next, Some(4));
+    let second = h.funds(3, first.next, 2);
+    assert_eq!(
+        second.items.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+    let last = h.funds(3, second.next, 2);
+    assert_eq!(last.items.iter().map(|f| f.id).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(last.next, None);
+}
+
+#[test]
+fn the_log_folds_back_to_the_same_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = vec![
+        accepted(1, 10, 7, 5),
+        accepted(2, 11, 8, 3),
+        fill(3, (10, 7), (11, 8), 3, (2, 0)),
+    ];
+    {
+        let (mut log, mut h) = HistoryLog::open(dir.path()).unwrap();
+        log.append(2, 2, &entries[..2]).unwrap();
+        log.append(3, 4, &entries[2..]).unwrap();
+        h.fold(3, 4, &entries);
+    }
+    let (_, h) = HistoryLog::open(dir.path()).unwrap();
+    // Event 4 was not kept, but seen.
+    assert_eq!((h.event_seq(), h.through_seq()), (4, 3));
+    assert_eq!(h.order(7, 10).unwrap().filled, 3);
+    assert_eq!(h.trades(8, None, 10).items.len(), 1);
+}

@@ -1,0 +1,39 @@
+//! Market data in the server: one ingest thread owns the [`Market`] (behind a lock that
+//! readers share) and takes messages from the sources (the embedded simulator or the Kafka
+//! consumer, and Bourse's own trades from the history thread) over one bounded channel. It
+//! applies each message, then tells a [`Publisher`] (the API's fan-out) while still holding
+//! the write lock, so that a subscription (a snapshot taken under the read lock) is followed
+//! by exactly the updates after it.
+//!
+//! A malformed feed message is counted by kind, logged once per kind, and skipped (its offset
+//! is still taken, so it is not read again).
+//!
+//! [`units`] turns the engine's integers into decimals per product ([`ProductUnits`]) and
+//! Bourse's fills into ticks ([`bourse_ticks`]); [`catch_up_bourse`] hands the market data the
+//! fills it missed at start-up.
+//!
+//! **Boundary:** the crate knows nothing of HTTP, WebSockets or JSON; the sources are threads
+//! of their own, and the only way in for Bourse's own trades is [`Input::Bourse`].
+
+mod bourse;
+mod service;
+pub mod units;
+
+pub use bourse::{catch_up_bourse, engine_products};
+pub use bourse_marketdata::{Applied, Market};
+pub use service::{Input, MarketService, MarketStats, Publisher};
+pub use units::{ProductUnits, UnitsCache, amount, bourse_ticks, units_of};
+
+/// Unix time in ms.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Unix time in µs.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}

@@ -1,0 +1,30 @@
+//! The Bourse server put together.
+//!
+//! [`Server::start`] takes [`Settings`] and brings the whole server up: start-up recovery of
+//! the data directory (`bourse-store`), the history read model (`bourse-history`) caught up
+//! with the recovered engine, the market data (`bourse-market-service`) with its feed, the
+//! pipeline (`bourse-pipeline`), the default catalogue ([`catalogue`]), the liquidity provider
+//! ([`liquidity`]), the HTTP and WebSocket API (`bourse-gateway`) and, when asked, the
+//! embedded load generator ([`load`]). [`Server::poll`] does the periodic work (snapshots
+//! through the ring) and says whether the server still runs; [`Server::shutdown`] stops it
+//! cleanly: the API first, then the ring drained, the last batch committed and a final
+//! snapshot written.
+//!
+//! [`run`] is `bourse serve`: settings from flags > environment > TOML file > defaults
+//! ([`settings`], `docs/serve.md`), signals, and the exit codes. The other subcommands of the
+//! `bourse` binary live here too: [`demo`], [`recover`] and [`feed_sim`].
+
+pub mod catalogue;
+pub mod demo;
+pub mod feed_sim;
+pub mod liquidity;
+pub mod load;
+pub mod recover;
+mod server;
+pub mod settings;
+
+pub use server::{
+    EXIT_CONFIG, EXIT_ENGINE_STOPPED, EXIT_OK, EXIT_START_FAILED, Server, ShutdownError, Stopped,
+    run,
+};
+pub use settings::ServeConfig as Settings;
