@@ -9,7 +9,10 @@
 
 use anyhow::{Result, bail};
 
+mod logging;
+
 fn main() -> Result<()> {
+    logging::init();
     let command = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "demo".to_string());

@@ -681,8 +681,8 @@ fn close_within(consumer: BaseConsumer<FeedContext>, timeout: Duration) {
     // If the thread could not be spawned the closure, and with it the client, was dropped
     // here already, blocking: nothing is left to wait for.
     if spawned.is_ok() && wait_closed.recv_timeout(timeout).is_err() {
-        eprintln!(
-            "bourse feed: the Kafka client did not close within {timeout:?} (broker \
+        tracing::warn!(
+            "the Kafka client did not close within {timeout:?} (broker \
              unreachable?); it is released in the background"
         );
     }

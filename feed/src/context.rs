@@ -46,7 +46,7 @@ impl OnceLog {
     pub(crate) fn once(&self, kind: &str, message: impl Display) {
         let mut seen = lock(&self.kinds_seen);
         if seen.len() < LOGGED_KINDS_MAX && seen.insert(kind.to_owned()) {
-            eprintln!("bourse feed: {message}");
+            tracing::warn!("{message}");
         }
     }
 
@@ -244,7 +244,7 @@ impl FeedContext {
             );
         }
         if reachable && !was && self.outage_logged.swap(false, Ordering::Relaxed) {
-            eprintln!("bourse feed: the broker is reachable again");
+            tracing::info!("the broker is reachable again");
             self.log.reset();
         }
     }

@@ -59,10 +59,10 @@ impl WebFiles {
     pub fn startup_line(&self, addr: SocketAddr) -> String {
         let url = format!("http://{}/", browsable(addr));
         if self.built() {
-            format!("bourse: web terminal on {url} (open it in a browser)")
+            format!("web terminal on {url} (open it in a browser)")
         } else {
             format!(
-                "bourse: the web terminal is not built ({} has no index.html): run `{BUILD_COMMAND}`, then open {url}",
+                "the web terminal is not built ({} has no index.html): run `{BUILD_COMMAND}`, then open {url}",
                 self.dir.display()
             )
         }
@@ -266,7 +266,7 @@ mod tests {
         let line = built.startup_line("127.0.0.1:9000".parse().unwrap());
         assert_eq!(
             line,
-            "bourse: web terminal on http://127.0.0.1:9000/ (open it in a browser)"
+            "web terminal on http://127.0.0.1:9000/ (open it in a browser)"
         );
         let line = built.startup_line("[::]:9000".parse().unwrap());
         assert!(line.contains("http://[::1]:9000/"), "{line}");

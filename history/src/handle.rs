@@ -60,7 +60,7 @@ impl HistoryHandle {
                                 "the history fell {missed} event batches behind and stopped; \
                                  a restart rebuilds it"
                             );
-                            eprintln!("bourse: {why}");
+                            tracing::error!("{why}");
                             write_model(&writer).broken = Some(why);
                             return;
                         }
@@ -69,7 +69,7 @@ impl HistoryHandle {
                     entries.extend(batch.events.iter().filter_map(Entry::of));
                     let newest = batch.events.last().map_or(0, |e| e.seq);
                     if let Err(why) = log.append(batch.last_seq, newest, &entries) {
-                        eprintln!("bourse: {why}; the history stopped");
+                        tracing::error!("{why}; the history stopped");
                         write_model(&writer).broken = Some(why);
                         return;
                     }

@@ -76,8 +76,8 @@ impl MarketStats {
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         if *logged & (1 << kind) == 0 {
             *logged |= 1 << kind;
-            eprintln!(
-                "bourse: market data: skipped a malformed message (partition {partition}, offset {offset}): {error} (logged once per kind; /metrics counts them)"
+            tracing::warn!(
+                "market data: skipped a malformed message (partition {partition}, offset {offset}): {error} (logged once per kind; /metrics counts them)"
             );
         }
     }
@@ -379,7 +379,7 @@ fn ingest_loop(
                 Err(error) => {
                     let mut failed = stats.failed.lock().unwrap_or_else(|e| e.into_inner());
                     if failed.is_none() {
-                        eprintln!("bourse: market data stopped: {error}");
+                        tracing::error!("market data stopped: {error}");
                         *failed = Some(error);
                     }
                 }

@@ -212,8 +212,8 @@ impl Snapshots {
                     }
                     Ok(None) => {
                         self.child = None;
-                        eprintln!(
-                            "bourse: the snapshot child did not finish in {} s; killed it",
+                        tracing::error!(
+                            "the snapshot child did not finish in {} s; killed it",
                             SNAPSHOT_WAIT_MAX.as_secs()
                         );
                         return false;
@@ -236,7 +236,7 @@ impl Snapshots {
                 self.child = None;
                 // A failed snapshot costs only recovery time; the journal still has
                 // everything. Say so once, where an operator looks.
-                eprintln!("bourse: snapshot failed: {error}");
+                tracing::error!("snapshot failed: {error}");
                 false
             }
         }
@@ -509,7 +509,7 @@ impl Single {
         if self.snapshots.poll(block)
             && let Err(error) = self.store.apply_retention()
         {
-            eprintln!("bourse: journal retention failed: {error}");
+            tracing::error!("journal retention failed: {error}");
         }
     }
 
@@ -530,7 +530,7 @@ impl Single {
         {
             match self.store.write_snapshot(&self.engine, last_seq) {
                 Ok(_) => {}
-                Err(error) => eprintln!("bourse: final snapshot failed: {error}"),
+                Err(error) => tracing::error!("final snapshot failed: {error}"),
             }
         }
         let state_hash = self.engine.state_hash();
@@ -877,7 +877,7 @@ impl Stage for Journaler {
         if self.shared.retention_due.swap(false, Ordering::AcqRel)
             && let Err(error) = self.store.apply_retention()
         {
-            eprintln!("bourse: journal retention failed: {error}");
+            tracing::error!("journal retention failed: {error}");
         }
     }
 }
@@ -1014,7 +1014,7 @@ impl Applier {
                     self.snapshots.keep,
                 ) {
                     Ok(_) => shared.retention_due.store(true, Ordering::Release),
-                    Err(error) => eprintln!("bourse: final snapshot failed: {error}"),
+                    Err(error) => tracing::error!("final snapshot failed: {error}"),
                 }
             }
             let state_hash = self.engine.state_hash();

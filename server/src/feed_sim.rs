@@ -81,7 +81,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let o = options(args)?;
     let created = create_topic(&o.brokers, &o.topic, o.partitions)
         .with_context(|| format!("cannot create the topic {}", o.topic))?;
-    eprintln!("bourse feed-sim: topic {} ({created:?})", o.topic);
+    tracing::info!("topic {} ({created:?})", o.topic);
     let producer = Producer::new(
         &ProducerConfig::new(&o.brokers)
             .property("linger.ms", "5")
@@ -129,8 +129,8 @@ pub fn main(args: &[String]) -> Result<()> {
     producer
         .flush(Duration::from_secs(60))
         .context("cannot flush the producer")?;
-    eprintln!(
-        "bourse feed-sim: {sent} ticks of {} products in {:.1} s",
+    tracing::info!(
+        "{sent} ticks of {} products in {:.1} s",
         sim.len(),
         started.elapsed().as_secs_f64()
     );

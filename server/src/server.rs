@@ -21,7 +21,7 @@
 //!    already in the journal.
 //!
 //! If the pipeline stops by itself (a journal failure, a panic in a pipeline thread), the
-//! process prints `bourse: the engine stopped: <cause>` and exits with [`EXIT_ENGINE_STOPPED`]
+//! process logs `the engine stopped: <cause>` and exits with [`EXIT_ENGINE_STOPPED`]
 //! at once, without waiting for producers or draining anything: the pipeline has already
 //! answered everything uncommitted with `Stopped`, and nothing is acknowledged after the cause.
 //!
@@ -82,18 +82,18 @@ pub fn run(args: &[String]) -> i32 {
         }
         Ok(Invocation::Serve(loaded)) => loaded,
         Err(error) => {
-            eprintln!("bourse serve: configuration error: {error}");
+            tracing::error!("configuration error: {error}");
             return EXIT_CONFIG;
         }
     };
-    eprint!(
-        "bourse: serve, effective configuration:\n{}",
-        loaded.describe()
+    tracing::info!(
+        "serve, effective configuration:\n{}",
+        loaded.describe().trim_end()
     );
     match serve(&loaded.config) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("bourse: {message}");
+            tracing::error!("{message}");
             EXIT_START_FAILED
         }
     }
@@ -117,8 +117,8 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
             engine_stopped(&stopped);
         }
     };
-    eprintln!(
-        "bourse: {} received: shutting down (stop accepting, drain the ring, commit{})",
+    tracing::info!(
+        "{} received: shutting down (stop accepting, drain the ring, commit{})",
         signal_name(signal),
         if config.snapshot_on_shutdown {
             ", snapshot"
@@ -128,7 +128,7 @@ fn serve(config: &ServeConfig) -> Result<i32, String> {
     );
     match server.shutdown() {
         Ok(summary) => {
-            eprintln!("bourse: {summary}");
+            tracing::info!("{summary}");
             Ok(EXIT_OK)
         }
         Err(ShutdownError::Stopped(stopped)) => engine_stopped(&stopped),
@@ -179,18 +179,18 @@ impl Server {
         ack_log: Option<Box<dyn Write + Send>>,
     ) -> Result<Server, String> {
         if config.durability == bourse_journal::Durability::None {
-            eprintln!(
-                "bourse: durability none: acknowledged commands may be lost in a crash or power \
+            tracing::warn!(
+                "durability none: acknowledged commands may be lost in a crash or power \
                  loss"
             );
         }
         let store_config = config.store();
         let mut recovered = Store::open(&store_config, &mut ConsoleProgress::stderr())
             .map_err(|e| format!("recovery of {} failed: {e}", store_config.dir.display()))?;
-        eprintln!("bourse: {}", recovered.report);
+        tracing::info!("{}", recovered.report);
         for skipped in &recovered.report.skipped_snapshots {
-            eprintln!(
-                "bourse: skipped snapshot {}: {}",
+            tracing::warn!(
+                "skipped snapshot {}: {}",
                 skipped.path.display(),
                 skipped.error
             );
@@ -218,18 +218,18 @@ impl Server {
         // Bourse's fills the market data missed (a crash between the two), before newer ones.
         let caught_up = bourse_market_service::catch_up_bourse(&market, &history, &handle)?;
         if caught_up > 0 {
-            eprintln!("bourse: market data: {caught_up} of Bourse's fills taken from the history");
+            tracing::info!("market data: {caught_up} of Bourse's fills taken from the history");
         }
         let fanout = HistoryFanout::new(Arc::clone(&hub), pipeline.handle(), Some(market.sender()));
         let (history, history_thread) = HistoryHandle::spawn(history, history_log, events, fanout)?;
         let added = crate::catalogue::ensure(&mut handle)?;
         if added > 0 {
-            eprintln!("bourse: default catalogue: {added} assets and products added");
+            tracing::info!("default catalogue: {added} assets and products added");
         }
         start_feed(config, &market, &handle)?;
         let liquidity = if config.liquidity && config.feed != FeedMode::Off {
             let started = Liquidity::start(pipeline.handle(), Arc::clone(&market), &history)?;
-            eprintln!("bourse: liquidity provider quoting every product the feed prices");
+            tracing::info!("liquidity provider quoting every product the feed prices");
             Some(started)
         } else {
             None
@@ -256,8 +256,8 @@ impl Server {
                     &api,
                 );
                 let server = bourse_gateway::http::Server::start(addr, state)?;
-                eprintln!("bourse: HTTP on http://{}", server.addr);
-                eprintln!(
+                tracing::info!("HTTP on http://{}", server.addr);
+                tracing::info!(
                     "{}",
                     bourse_gateway::web::WebFiles::new(&api.web_dir).startup_line(server.addr)
                 );
@@ -265,8 +265,8 @@ impl Server {
             }
             None => None,
         };
-        eprintln!(
-            "bourse: serving {} (ring {}, {} topology), next seq {next_seq}; SIGINT or SIGTERM \
+        tracing::info!(
+            "serving {} (ring {}, {} topology), next seq {next_seq}; SIGINT or SIGTERM \
              stops",
             config.data_dir.display(),
             config.ring_size,
@@ -274,8 +274,8 @@ impl Server {
         );
         let load = match existing {
             Some(existing) => {
-                eprintln!(
-                    "bourse: load generator: {} commands/s on {}",
+                tracing::info!(
+                    "load generator: {} commands/s on {}",
                     config.load_rate,
                     load::SYMBOL
                 );
@@ -330,7 +330,7 @@ impl Server {
             .tick(&mut self.handle, self.pipeline.stats().applied_seq);
         if self.load.as_ref().is_some_and(Load::is_finished) {
             let summary = self.load.take().map(Load::stop).unwrap_or_default();
-            eprintln!("bourse: the load generator ended: {summary}");
+            tracing::info!("the load generator ended: {summary}");
         }
         Ok(())
     }
@@ -355,7 +355,7 @@ impl Server {
         if let Some(http) = http
             && let Err(error) = http.stop()
         {
-            eprintln!("bourse: {error}");
+            tracing::error!("{error}");
         }
         let load_summary = load.map(Load::stop);
         if let Some(liquidity) = liquidity {
@@ -375,7 +375,7 @@ impl Server {
         };
         finish_history(&history, history_thread, finished.engine.event_seq());
         if let Err(error) = market.stop() {
-            eprintln!("bourse: market data: the last checkpoint failed: {error}");
+            tracing::error!("market data: the last checkpoint failed: {error}");
         }
         let snapshot = match bourse_snapshots::list_snapshots(&store_config.snapshots_dir()) {
             Ok(list) => match list.last() {
@@ -412,8 +412,8 @@ fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> 
             products.extend(bourse_marketdata::sim::Simulator::synthetic(
                 config.sim_products,
             ));
-            eprintln!(
-                "bourse: market data: the embedded exchange simulator, {} products, {} ticks/s",
+            tracing::info!(
+                "market data: the embedded exchange simulator, {} products, {} ticks/s",
                 products.len(),
                 config.sim_rate
             );
@@ -424,8 +424,8 @@ fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> 
                 .kafka_brokers
                 .as_deref()
                 .ok_or("feed = kafka needs kafka-brokers")?;
-            eprintln!(
-                "bourse: market data: Kafka topic {} on {brokers}, group {}",
+            tracing::info!(
+                "market data: Kafka topic {} on {brokers}, group {}",
                 config.kafka_topic, config.kafka_group
             );
             market.start_kafka(
@@ -450,8 +450,8 @@ fn open_history(
     let engine_event_seq = recovered.engine.event_seq();
     let (mut log, mut model) = HistoryLog::open(&dir)?;
     if model.event_seq() > engine_event_seq {
-        eprintln!(
-            "bourse: the history (to event {}) is ahead of the engine (event {}): rebuilding it",
+        tracing::warn!(
+            "the history (to event {}) is ahead of the engine (event {}): rebuilding it",
             model.event_seq(),
             engine_event_seq
         );
@@ -474,8 +474,8 @@ fn open_history(
         Ok(replayed) => replayed,
         Err(why) => {
             // Serving matters more than old history: start it over from here, and say so.
-            eprintln!(
-                "bourse: {why}; the history starts over at event {engine_event_seq} (older \
+            tracing::warn!(
+                "{why}; the history starts over at event {engine_event_seq} (older \
                  orders, trades and funds movements are not shown)"
             );
             let last_seq = recovered.report.last_seq;
@@ -485,8 +485,8 @@ fn open_history(
         }
     };
     if replayed > 0 {
-        eprintln!(
-            "bourse: history caught up from event {from_event} to {} ({replayed} commands replayed in {} ms)",
+        tracing::info!(
+            "history caught up from event {from_event} to {} ({replayed} commands replayed in {} ms)",
             model.event_seq(),
             started.elapsed().as_millis()
         );
@@ -503,7 +503,7 @@ fn finish_history(history: &HistoryHandle, thread: JoinHandle<()>, event_seq: u6
         .map_err(|e| e.to_string())
         .and_then(|runtime| runtime.block_on(history.read(event_seq, |_| ())));
     if let Err(why) = waited {
-        eprintln!("bourse: the history did not finish: {why}; the next start rebuilds it");
+        tracing::error!("the history did not finish: {why}; the next start rebuilds it");
     }
     // The bus closed with the pipeline, so the thread is ending; joined, it has let go of
     // its log and the directory can be opened again in this process.
@@ -513,7 +513,7 @@ fn finish_history(history: &HistoryHandle, thread: JoinHandle<()>, event_seq: u6
 /// Says why the pipeline stopped and ends the process: nothing more can be acknowledged, and
 /// nothing is waited for.
 fn engine_stopped(stopped: &Stopped) -> ! {
-    eprintln!("bourse: {stopped}");
+    tracing::error!("{stopped}");
     let _ = std::io::stderr().flush();
     std::process::exit(EXIT_ENGINE_STOPPED)
 }
@@ -529,8 +529,8 @@ fn listen_for_signals() -> std::io::Result<mpsc::Receiver<i32>> {
             for signal in signals.forever() {
                 seen += 1;
                 if seen > 1 {
-                    eprintln!(
-                        "bourse: {} again: exiting now (everything acknowledged is in the journal)",
+                    tracing::warn!(
+                        "{} again: exiting now (everything acknowledged is in the journal)",
                         signal_name(signal)
                     );
                     std::process::exit(128 + signal);
@@ -552,7 +552,7 @@ fn signal_name(signal: i32) -> &'static str {
 fn open_ack_log(config: &ServeConfig) -> Result<Option<Box<dyn Write + Send>>, String> {
     if config.load_rate == 0 {
         if config.ack_log.is_some() {
-            eprintln!("bourse: ack-log is set but load-rate is 0: no acknowledgements to log");
+            tracing::warn!("ack-log is set but load-rate is 0: no acknowledgements to log");
         }
         return Ok(None);
     }
@@ -584,7 +584,7 @@ impl PeriodicSnapshots {
                 None => return,
                 Some(Ok(outcome)) => self.last = outcome.seq,
                 Some(Err(SubmitError::Snapshot(why))) => {
-                    eprintln!("bourse: snapshot not taken: {why}");
+                    tracing::warn!("snapshot not taken: {why}");
                 }
                 // Stopping or shutting down: the main loop sees it.
                 Some(Err(_)) => {}
