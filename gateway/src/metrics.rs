@@ -1,6 +1,26 @@
-//! `GET /api/v1/health` and `GET /metrics`, and the request counters behind them.
+//! `GET /api/v1/health` and `GET /metrics`, and the request metrics behind them.
+//!
+//! `/metrics` is encoded by `prometheus-client` (the Prometheus project's Rust client) in the
+//! Prometheus text format 0.0.4, with the same names, help texts and content type as the
+//! hand-written encoder it replaced. Why `prometheus-client` rather than `metrics` with
+//! `metrics-exporter-prometheus`:
+//!
+//! - a `Registry` is a plain value, nothing is installed globally, so several servers in one
+//!   process (the tests) keep their own numbers;
+//! - `bourse_http_request_seconds_total` is a counter of seconds, a float: `metrics`' counters
+//!   are integers, so it would have had to become a gauge;
+//! - its histogram keeps one count per bucket, while the exporter's queues every observation
+//!   until a render or an upkeep task drains it (memory that grows with the request rate
+//!   when nobody scrapes, or one more task to run);
+//! - a `Collector` encodes what is read at scrape time (the pipeline's statistics, the market
+//!   data, the WebSocket hub) with its own help text, in the order written here.
+//!
+//! The request metrics ([`RequestMetrics`]) live as long as the server; each scrape reads the
+//! rest into a [`Collector`] of a fresh `Registry` and encodes both. The histogram takes a
+//! short lock per observation (`prometheus-client` keeps its buckets under one mutex).
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -8,6 +28,13 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -17,19 +44,75 @@ use crate::state::AppState;
 const DURATION_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+/// The status classes counted, `1xx` to `5xx`.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// Request counters for `/metrics`, by status class, and their durations.
-#[derive(Debug, Default)]
+/// The HTTP request metrics of `/metrics`: counts by status class and durations.
+#[derive(Debug)]
 pub struct RequestMetrics {
-    /// Index: status / 100 (1xx..5xx).
-    by_class: [AtomicU64; 6],
-    latency_ns_total: AtomicU64,
+    /// Index: status / 100 - 1 (1xx..5xx).
+    by_class: [Counter; CLASSES.len()],
+    duration: Histogram,
+    seconds_total: Counter<f64, AtomicU64>,
+    /// The slowest request so far (a gauge has no atomic maximum, so it is kept here).
     latency_ns_max: AtomicU64,
-    /// Requests at or under each bound of [`DURATION_BUCKETS`] (not cumulative; the last
-    /// counts the rest).
-    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
 }
 
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        RequestMetrics {
+            by_class: Default::default(),
+            duration: Histogram::new(DURATION_BUCKETS),
+            seconds_total: Counter::default(),
+            latency_ns_max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RequestMetrics {
+    fn record(&self, status: StatusCode, took: std::time::Duration) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, CLASSES.len()) - 1;
+        self.by_class[class].inc();
+        let seconds = took.as_secs_f64();
+        self.duration.observe(seconds);
+        self.seconds_total.inc_by(seconds);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_ns_max.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "bourse_http_requests",
+            "HTTP requests answered, by status class",
+            None,
+            MetricType::Counter,
+        )?;
+        for (class, counter) in CLASSES.iter().zip(&self.by_class) {
+            counter.encode(family.encode_family(&[("class", *class)])?)?;
+        }
+        self.duration.encode(encoder.encode_descriptor(
+            "bourse_http_request_duration_seconds",
+            "time to answer an HTTP request",
+            None,
+            self.duration.metric_type(),
+        )?)?;
+        self.seconds_total.encode(encoder.encode_descriptor(
+            "bourse_http_request_seconds",
+            "time spent answering HTTP requests",
+            None,
+            MetricType::Counter,
+        )?)?;
+        let max = self.latency_ns_max.load(Ordering::Relaxed) as f64 / 1e9;
+        ConstGauge::new(max).encode(encoder.encode_descriptor(
+            "bourse_http_request_seconds_max",
+            "the slowest HTTP request so far",
+            None,
+            MetricType::Gauge,
+        )?)
+    }
+}
+
+/// Counts every request by status class and times it.
 pub async fn count_requests(
     State(state): State<AppState>,
     request: Request,
@@ -37,18 +120,7 @@ pub async fn count_requests(
 ) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
-    let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-    let class = (response.status().as_u16() / 100).min(5) as usize;
-    let metrics = &state.requests;
-    metrics.by_class[class].fetch_add(1, Ordering::Relaxed);
-    metrics.latency_ns_total.fetch_add(took, Ordering::Relaxed);
-    metrics.latency_ns_max.fetch_max(took, Ordering::Relaxed);
-    let seconds = took as f64 / 1e9;
-    let bucket = DURATION_BUCKETS
-        .iter()
-        .position(|bound| seconds <= *bound)
-        .unwrap_or(DURATION_BUCKETS.len());
-    metrics.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    state.requests.record(response.status(), started.elapsed());
     response
 }
 
@@ -89,150 +161,233 @@ pub async fn health(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state.handle.stats();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape {
+        samples: samples(&state),
+        requests: Arc::clone(&state.requests),
+    }));
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    gauge(
-        "bourse_engine_up",
-        "1 while the engine runs, 0 once it stopped",
-        "gauge",
-        u64::from(state.handle.stopped().is_none()),
-    );
-    gauge(
-        "bourse_applied_seq",
-        "the highest sequence number applied by the engine",
-        "gauge",
-        stats.applied_seq,
-    );
-    gauge(
-        "bourse_committed_seq",
-        "the highest sequence number durable in the journal",
-        "gauge",
-        stats.committed_seq,
-    );
-    gauge(
-        "bourse_journal_lag",
-        "commands applied but not yet durable (their answers wait)",
-        "gauge",
-        stats.applied_seq.saturating_sub(stats.committed_seq),
-    );
-    gauge(
-        "bourse_ring_size",
-        "entries in the command ring",
-        "gauge",
-        stats.ring_size as u64,
-    );
-    gauge(
-        "bourse_ring_occupancy",
-        "commands published to the ring and not yet taken by the engine",
-        "gauge",
-        stats.published.saturating_sub(stats.consumed),
-    );
-    gauge(
-        "bourse_commands_consumed_total",
-        "commands taken from the ring by the engine",
-        "counter",
-        stats.consumed,
-    );
-    gauge(
-        "bourse_batches_total",
-        "batches (group commits) processed",
-        "counter",
-        stats.batches,
-    );
-    gauge(
-        "bourse_ring_busy_total",
-        "submissions refused because the ring was full",
-        "counter",
-        stats.busy,
-    );
-    gauge(
-        "bourse_event_subscribers",
-        "receivers of the engine's event bus",
-        "gauge",
-        stats.bus_subscribers as u64,
-    );
-    gauge(
-        "bourse_history_event_seq",
-        "the newest engine event folded into the history read model",
-        "gauge",
-        state.history.event_seq(),
-    );
-    {
+    if prometheus_text::encode(&mut out, &registry).is_err() {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the metrics could not be encoded",
+        )
+        .into_response();
+    }
+    ([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out).into_response()
+}
+
+/// A value read at scrape time.
+#[derive(Debug)]
+struct Sample {
+    /// The full name; a counter's ends in `_total`.
+    name: Cow<'static, str>,
+    help: &'static str,
+    kind: MetricType,
+    value: u64,
+}
+
+fn gauge(name: &'static str, help: &'static str, value: u64) -> Sample {
+    Sample {
+        name: Cow::Borrowed(name),
+        help,
+        kind: MetricType::Gauge,
+        value,
+    }
+}
+
+fn counter(name: impl Into<Cow<'static, str>>, help: &'static str, value: u64) -> Sample {
+    Sample {
+        name: name.into(),
+        help,
+        kind: MetricType::Counter,
+        value,
+    }
+}
+
+/// One scrape: the values read from the server, then the request metrics.
+#[derive(Debug)]
+struct Scrape {
+    samples: Vec<Sample>,
+    requests: Arc<RequestMetrics>,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for sample in &self.samples {
+            if let MetricType::Counter = sample.kind {
+                // The encoder appends `_total` to a counter's name.
+                let name = sample.name.strip_suffix("_total").unwrap_or(&sample.name);
+                let metric = encoder.encode_descriptor(name, sample.help, None, sample.kind)?;
+                ConstCounter::new(sample.value).encode(metric)?;
+            } else {
+                let metric =
+                    encoder.encode_descriptor(&sample.name, sample.help, None, sample.kind)?;
+                ConstGauge::new(sample.value).encode(metric)?;
+            }
+        }
+        self.requests.encode(&mut encoder)
+    }
+}
+
+/// Everything `/metrics` reads at scrape time, in the order it is shown.
+fn samples(state: &AppState) -> Vec<Sample> {
+    let mut samples = engine_samples(state);
+    samples.extend(market_samples(state));
+    let (connections, authenticated, subscriptions) = state.hub.sizes();
+    samples.extend([
+        gauge(
+            "bourse_ws_connections",
+            "open WebSocket connections",
+            connections as u64,
+        ),
+        gauge(
+            "bourse_ws_authenticated",
+            "WebSocket connections authenticated as an account",
+            authenticated as u64,
+        ),
+        gauge(
+            "bourse_ws_subscriptions",
+            "channel subscriptions over all WebSocket connections",
+            subscriptions as u64,
+        ),
+        counter(
+            "bourse_ws_messages_total",
+            "messages queued to WebSocket clients",
+            state.hub.counters.messages.load(Ordering::Relaxed),
+        ),
+        counter(
+            "bourse_ws_slow_consumers_total",
+            "WebSocket clients dropped because their queue overflowed",
+            state.hub.counters.overflows.load(Ordering::Relaxed),
+        ),
+    ]);
+    samples
+}
+
+/// The pipeline's statistics and the history read model's progress.
+fn engine_samples(state: &AppState) -> Vec<Sample> {
+    let stats = state.handle.stats();
+    vec![
+        gauge(
+            "bourse_engine_up",
+            "1 while the engine runs, 0 once it stopped",
+            u64::from(state.handle.stopped().is_none()),
+        ),
+        gauge(
+            "bourse_applied_seq",
+            "the highest sequence number applied by the engine",
+            stats.applied_seq,
+        ),
+        gauge(
+            "bourse_committed_seq",
+            "the highest sequence number durable in the journal",
+            stats.committed_seq,
+        ),
+        gauge(
+            "bourse_journal_lag",
+            "commands applied but not yet durable (their answers wait)",
+            stats.applied_seq.saturating_sub(stats.committed_seq),
+        ),
+        gauge(
+            "bourse_ring_size",
+            "entries in the command ring",
+            stats.ring_size as u64,
+        ),
+        gauge(
+            "bourse_ring_occupancy",
+            "commands published to the ring and not yet taken by the engine",
+            stats.published.saturating_sub(stats.consumed),
+        ),
+        counter(
+            "bourse_commands_consumed_total",
+            "commands taken from the ring by the engine",
+            stats.consumed,
+        ),
+        counter(
+            "bourse_batches_total",
+            "batches (group commits) processed",
+            stats.batches,
+        ),
+        counter(
+            "bourse_ring_busy_total",
+            "submissions refused because the ring was full",
+            stats.busy,
+        ),
+        gauge(
+            "bourse_event_subscribers",
+            "receivers of the engine's event bus",
+            stats.bus_subscribers as u64,
+        ),
+        gauge(
+            "bourse_history_event_seq",
+            "the newest engine event folded into the history read model",
+            state.history.event_seq(),
+        ),
+    ]
+}
+
+/// Market data: the store's counters, the feed's, and the Kafka consumer's when there is one.
+fn market_samples(state: &AppState) -> Vec<Sample> {
+    let mut samples = {
         let market = state.market.read();
         let counters = market.counters();
-        for (name, help, value) in [
-            (
+        vec![
+            counter(
                 "bourse_market_ticks_total",
                 "ticks taken into history and candles",
                 counters.ticks,
             ),
-            (
+            counter(
                 "bourse_market_duplicates_total",
                 "ticks dropped as duplicates (same source and seq)",
                 counters.duplicates,
             ),
-            (
+            counter(
                 "bourse_market_late_total",
                 "ticks refused as too late",
                 counters.late,
             ),
-            (
+            counter(
                 "bourse_market_candles_amended_total",
                 "stored candles amended by late ticks",
                 counters.amended,
             ),
-            (
+            counter(
                 "bourse_market_records_total",
                 "tick-log records written",
                 counters.records,
             ),
-        ] {
-            gauge(name, help, "counter", value);
-        }
-        gauge(
-            "bourse_market_products",
-            "products in the market-data catalogue",
-            "gauge",
-            market.catalogue().len() as u64,
-        );
-    }
-    gauge(
+            gauge(
+                "bourse_market_products",
+                "products in the market-data catalogue",
+                market.catalogue().len() as u64,
+            ),
+        ]
+    };
+    let stats = &state.market.stats;
+    samples.push(counter(
         "bourse_market_messages_total",
         "feed messages received",
-        "counter",
-        state.market.stats.messages.load(Ordering::Relaxed),
-    );
-    for (kind, counter) in bourse_marketdata::tick::Malformed::KINDS
+        stats.messages.load(Ordering::Relaxed),
+    ));
+    for (kind, count) in bourse_marketdata::tick::Malformed::KINDS
         .iter()
-        .zip(&state.market.stats.malformed)
+        .zip(&stats.malformed)
     {
-        gauge(
-            &format!("bourse_market_malformed_{kind}_total"),
+        samples.push(counter(
+            format!("bourse_market_malformed_{kind}_total"),
             "feed messages skipped as malformed, by kind",
-            "counter",
-            counter.load(Ordering::Relaxed),
-        );
+            count.load(Ordering::Relaxed),
+        ));
     }
-    gauge(
+    let running = stats.failed.lock().map(|f| f.is_none()).unwrap_or(false);
+    samples.push(gauge(
         "bourse_market_up",
         "1 while market data is taken in, 0 after it stopped on an error",
-        "gauge",
-        u64::from(
-            state
-                .market
-                .stats
-                .failed
-                .lock()
-                .map(|f| f.is_none())
-                .unwrap_or(false),
-        ),
-    );
+        u64::from(running),
+    ));
     let kafka = state
         .market
         .kafka_stats
@@ -240,100 +395,82 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .ok()
         .and_then(|stats| stats.clone());
     if let Some(kafka) = kafka {
-        gauge(
-            "bourse_kafka_lag",
-            "messages of the ticks topic not yet read, over all partitions",
-            "gauge",
-            kafka.total_lag().max(0) as u64,
-        );
-        gauge(
-            "bourse_kafka_broker_reachable",
-            "1 while the Kafka broker answers",
-            "gauge",
-            u64::from(kafka.broker_reachable()),
-        );
-        gauge(
-            "bourse_kafka_errors_total",
-            "errors the Kafka consumer reported (it reconnects by itself)",
-            "counter",
-            kafka.errors(),
-        );
+        samples.extend([
+            gauge(
+                "bourse_kafka_lag",
+                "messages of the ticks topic not yet read, over all partitions",
+                kafka.total_lag().max(0) as u64,
+            ),
+            gauge(
+                "bourse_kafka_broker_reachable",
+                "1 while the Kafka broker answers",
+                u64::from(kafka.broker_reachable()),
+            ),
+            counter(
+                "bourse_kafka_errors_total",
+                "errors the Kafka consumer reported (it reconnects by itself)",
+                kafka.errors(),
+            ),
+        ]);
     }
-    let (connections, authenticated, subscriptions) = state.hub.sizes();
-    gauge(
-        "bourse_ws_connections",
-        "open WebSocket connections",
-        "gauge",
-        connections as u64,
-    );
-    gauge(
-        "bourse_ws_authenticated",
-        "WebSocket connections authenticated as an account",
-        "gauge",
-        authenticated as u64,
-    );
-    gauge(
-        "bourse_ws_subscriptions",
-        "channel subscriptions over all WebSocket connections",
-        "gauge",
-        subscriptions as u64,
-    );
-    gauge(
-        "bourse_ws_messages_total",
-        "messages queued to WebSocket clients",
-        "counter",
-        state.hub.counters.messages.load(Ordering::Relaxed),
-    );
-    gauge(
-        "bourse_ws_slow_consumers_total",
-        "WebSocket clients dropped because their queue overflowed",
-        "counter",
-        state.hub.counters.overflows.load(Ordering::Relaxed),
-    );
-    let requests = &state.requests;
-    let _ = writeln!(
-        out,
-        "# HELP bourse_http_requests_total HTTP requests answered, by status class\n\
-         # TYPE bourse_http_requests_total counter"
-    );
-    for (class, count) in requests.by_class.iter().enumerate().skip(1) {
-        let _ = writeln!(
-            out,
-            "bourse_http_requests_total{{class=\"{class}xx\"}} {}",
-            count.load(Ordering::Relaxed)
-        );
+    samples
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn render(scrape: Scrape) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
+        let mut out = String::new();
+        prometheus_text::encode(&mut out, &registry).unwrap();
+        out
     }
-    let _ = writeln!(
-        out,
-        "# HELP bourse_http_request_duration_seconds time to answer an HTTP request\n\
-         # TYPE bourse_http_request_duration_seconds histogram"
-    );
-    let mut cumulative = 0;
-    for (i, count) in requests.buckets.iter().enumerate() {
-        cumulative += count.load(Ordering::Relaxed);
-        let le = DURATION_BUCKETS
-            .get(i)
-            .map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(
-            out,
-            "bourse_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
+
+    #[test]
+    fn names_types_and_values_are_those_of_the_prometheus_text_format() {
+        let requests = Arc::new(RequestMetrics::default());
+        requests.record(StatusCode::OK, Duration::from_micros(300));
+        requests.record(StatusCode::NOT_FOUND, Duration::from_millis(3));
+        requests.record(StatusCode::OK, Duration::from_secs(5));
+        let text = render(Scrape {
+            samples: vec![
+                gauge("bourse_ring_size", "entries in the command ring", 65_536),
+                counter(
+                    "bourse_batches_total",
+                    "batches (group commits) processed",
+                    7,
+                ),
+            ],
+            requests,
+        });
+        for line in [
+            "# HELP bourse_ring_size entries in the command ring\n",
+            "# TYPE bourse_ring_size gauge\nbourse_ring_size 65536\n",
+            "# HELP bourse_batches_total batches (group commits) processed\n",
+            "# TYPE bourse_batches_total counter\nbourse_batches_total 7\n",
+            "# TYPE bourse_http_requests_total counter\n",
+            "bourse_http_requests_total{class=\"1xx\"} 0\n",
+            "bourse_http_requests_total{class=\"2xx\"} 2\n",
+            "bourse_http_requests_total{class=\"4xx\"} 1\n",
+            "bourse_http_requests_total{class=\"5xx\"} 0\n",
+            "# TYPE bourse_http_request_duration_seconds histogram\n",
+            "bourse_http_request_duration_seconds_bucket{le=\"0.0005\"} 1\n",
+            "bourse_http_request_duration_seconds_bucket{le=\"0.0025\"} 1\n",
+            "bourse_http_request_duration_seconds_bucket{le=\"0.005\"} 2\n",
+            "bourse_http_request_duration_seconds_bucket{le=\"2.5\"} 2\n",
+            "bourse_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n",
+            "bourse_http_request_duration_seconds_count 3\n",
+            "# TYPE bourse_http_request_seconds_total counter\n",
+            "bourse_http_request_seconds_total 5.0033\n",
+            "# TYPE bourse_http_request_seconds_max gauge\nbourse_http_request_seconds_max 5.0\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in:\n{text}");
+        }
+        // Nothing is named twice (a counter's `_total` is not appended again).
+        assert!(!text.contains("_total_total"), "{text}");
     }
-    let _ = writeln!(
-        out,
-        "bourse_http_request_duration_seconds_sum {:.9}\nbourse_http_request_duration_seconds_count {cumulative}",
-        requests.latency_ns_total.load(Ordering::Relaxed) as f64 / 1e9,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP bourse_http_request_seconds_total time spent answering HTTP requests\n\
-         # TYPE bourse_http_request_seconds_total counter\n\
-         bourse_http_request_seconds_total {:.9}\n\
-         # HELP bourse_http_request_seconds_max the slowest HTTP request so far\n\
-         # TYPE bourse_http_request_seconds_max gauge\n\
-         bourse_http_request_seconds_max {:.9}",
-        requests.latency_ns_total.load(Ordering::Relaxed) as f64 / 1e9,
-        requests.latency_ns_max.load(Ordering::Relaxed) as f64 / 1e9,
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
