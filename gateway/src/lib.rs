@@ -35,6 +35,7 @@ pub mod openapi;
 pub mod orders_api;
 pub mod products_api;
 pub mod render;
+pub mod requests;
 pub mod router;
 pub mod state;
 pub mod web;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -71,7 +71,7 @@ pub fn router(state: AppState) -> Router {
                 )
             }),
         )
-        .fallback(crate::web::fallback)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(error_shape))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -110,6 +110,11 @@ async fn error_shape(request: Request, next: Next) -> Response {
         text
     };
     ApiError::new(status, code, message).into_response()
+}
+
+/// Everything no route matched: the contract's 404 under `/api/`, else the web terminal.
+async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+    crate::web::serve(&state.web, request).await
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {

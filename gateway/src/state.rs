@@ -9,7 +9,7 @@ use bourse_market_service::MarketService;
 use bourse_pipeline::Handle;
 
 use crate::error::{ApiError, submit_error};
-use crate::metrics::RequestMetrics;
+use crate::requests::RequestMetrics;
 
 /// The API's own settings (the server's settings carry them).
 #[derive(Clone, Debug, Default)]

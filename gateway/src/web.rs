@@ -1,4 +1,4 @@
-//! The web terminal's files (issue 8): the page built from `web/` (Vite and TypeScript) is
+//! The web terminal's files: the page built from `web/` (Vite and TypeScript) is
 //! served by the same HTTP server as the API, from the directory of the `web-dir` setting.
 //!
 //! The router's fallback lands here, so what the API routes match is never shadowed by a file:
@@ -21,13 +21,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The command that builds the terminal, from the repository's root.
 pub const BUILD_COMMAND: &str = "npm --prefix web ci && npm --prefix web run build";
@@ -95,8 +94,8 @@ fn names_a_file(path: &str) -> bool {
         .is_some_and(|last| last.contains('.'))
 }
 
-/// The router's fallback: everything no route matched.
-pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+/// Answers what no route matched (the router's fallback) from `files`.
+pub(crate) async fn serve(files: &WebFiles, request: Request) -> Response {
     let path = request.uri().path();
     if is_api_path(path) {
         return crate::error::not_found(request).await.into_response();
@@ -112,7 +111,6 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
         )
         .into_response();
     }
-    let files = &state.web;
     if !files.built() {
         return not_built(files);
     }

@@ -11,8 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::MarketError;
-use crate::candle::{Candle, N_INTERVALS, SeqWindow};
-use crate::market::ProductState;
+use crate::candle::{Candle, N_INTERVALS, ProductCandles, SeqWindow};
 use crate::record::{CandleLink, Link};
 use crate::tick::{Key, ProductDef, Source, Symbol};
 
@@ -21,6 +20,17 @@ const HEADER_LEN: usize = 24;
 const FILE_NAME: &str = "market.ckpt";
 const VERSION: u32 = 1;
 const CANDLE_WORDS: usize = 11;
+/// The market-data state of one product.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProductState {
+    /// Open candles, duplicate windows, newest time.
+    pub candles: ProductCandles,
+    /// The product's newest tick in the tick log.
+    pub tick_head: Link,
+    /// The product's newest stored candle of each interval.
+    pub candle_heads: [CandleLink; N_INTERVALS],
+}
+
 /// `u64`s per product: 7 candles, 2 windows, newest time, the tick link, 7 candle links.
 pub const STRIDE: usize = N_INTERVALS * CANDLE_WORDS + 4 + 1 + 3 + N_INTERVALS * 2;
 

@@ -15,8 +15,9 @@ pub mod record;
 pub mod sim;
 pub mod tick;
 
+pub use checkpoint::ProductState;
 pub use log::LogReader;
-pub use market::{Applied, Batch, Counters, Market, MarketConfig, MarketReader, ProductState};
+pub use market::{Applied, Batch, Counters, Market, MarketConfig, MarketReader};
 
 use std::path::{Path, PathBuf};
 

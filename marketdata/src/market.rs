@@ -33,12 +33,12 @@ use bourse_journal::{FsStorage, Storage};
 use rustc_hash::FxHashMap;
 
 use crate::MarketError;
-use crate::candle::{Candle, Interval, N_INTERVALS, ProductCandles, Refusal, Step};
+use crate::candle::{Candle, Interval, N_INTERVALS, Refusal, Step};
 use crate::catalogue::Catalogue;
-use crate::checkpoint;
+use crate::checkpoint::{self, ProductState};
 use crate::fixed::ONE;
 use crate::log::{Log, LogReader, StorageFactory};
-use crate::record::{self, CANDLE_LEN, CandleLink, Item, Link, SAME_RECORD};
+use crate::record::{self, CANDLE_LEN, Item, Link, SAME_RECORD};
 use crate::tick::{FeedItem, ProductDef, Source, Symbol, Tick};
 
 /// How market data is kept.
@@ -88,17 +88,6 @@ impl MarketConfig {
             default_tick_size: ONE / 100,
         }
     }
-}
-
-/// The market-data state of one product.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProductState {
-    /// Open candles, duplicate windows, newest time.
-    pub candles: ProductCandles,
-    /// The product's newest tick in the tick log.
-    pub tick_head: Link,
-    /// The product's newest stored candle of each interval.
-    pub candle_heads: [CandleLink; N_INTERVALS],
 }
 
 /// Counts since start.

@@ -35,6 +35,7 @@
 //!   (every accepted command is answered), the last batch is committed, and optionally a final
 //!   snapshot is written.
 
+mod answer;
 mod handle;
 pub mod query;
 mod run;
@@ -52,7 +53,8 @@ use bourse_engine::{Engine, Event, StateHash};
 use bourse_store::{Recovered, Store};
 use disruptor::{BusySpin, build_multi_producer};
 
-pub use handle::{Handle, Outcome, SubmitError, Ticket};
+pub use answer::{Outcome, SubmitError};
+pub use handle::{Handle, Ticket};
 pub use query::{QUERY_CAPACITY_DEFAULT, QueryTicket};
 
 use crate::shared::Shared;
@@ -338,6 +340,8 @@ impl Pipeline {
                 Err(panic) => panicked = Some(run::panic_message(&*panic)),
             }
         }
+        // Nothing publishes any more: the bus's subscribers see the end of the stream.
+        self.shared.close_bus();
         if let Some(cause) = self.shared.stopped().or(panicked) {
             return Err(PipelineError::Stopped(cause));
         }

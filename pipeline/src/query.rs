@@ -15,13 +15,8 @@ use std::sync::Arc;
 use bourse_engine::Engine;
 use tokio::sync::oneshot;
 
-use crate::handle::SubmitError;
-use crate::shared::Shared;
-
-/// Sends a query's answer to its ticket.
-pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
-/// A query as the engine thread runs it: read, then give the delivery back.
-pub(crate) type QueryJob = Box<dyn FnOnce(&Engine) -> Deliver + Send>;
+use crate::answer::SubmitError;
+use crate::shared::{Deliver, QueryJob, Shared};
 
 /// How many queries may wait for the engine thread at once.
 pub const QUERY_CAPACITY_DEFAULT: usize = 4096;

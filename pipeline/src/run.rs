@@ -14,9 +14,10 @@ use bourse_snapshots::SnapshotChild;
 use bourse_store::{Recovered, Store};
 use disruptor::{EventPoller, MultiConsumerBarrier, MultiProducerBarrier, Polling};
 
-use crate::handle::{Outcome, SubmitError};
-use crate::query::{Deliver, QueryJob};
-use crate::shared::Shared;
+use crate::answer::Outcome;
+use crate::answer::SubmitError;
+
+use crate::shared::{Deliver, QueryJob, Shared};
 use crate::slot::{Applied, ReplyTx, Request, Slot};
 use crate::syncer::Syncer;
 use crate::wake::{Sleeper, Waker};
@@ -545,14 +546,12 @@ impl Single {
 
 /// Sends a batch's events to the bus if anyone listens.
 fn publish(shared: &Shared, first_seq: u64, last_seq: u64, events: &mut Vec<Event>) {
-    if shared.bus.receiver_count() > 0 && !events.is_empty() {
-        let batch = EventBatch {
+    if !events.is_empty() {
+        shared.publish_events(|| EventBatch {
             first_seq,
             last_seq,
             events: std::mem::take(events),
-        };
-        // No receiver is not an error; a lagging one finds out on its side.
-        let _ = shared.bus.send(Arc::new(batch));
+        });
     }
 }
 

@@ -1,13 +1,20 @@
 //! State shared by the handles and the pipeline threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::broadcast;
 
-use crate::handle::SubmitError;
+use bourse_engine::Engine;
+
+use crate::answer::SubmitError;
 use crate::wake::Waker;
 use crate::{EventBatch, Stats};
+
+/// Sends a query's answer to its ticket (the queries are `crate::query`'s).
+pub(crate) type Deliver = Box<dyn FnOnce() + Send>;
+/// A query as the engine thread runs it: read, then give the delivery back.
+pub(crate) type QueryJob = Box<dyn FnOnce(&Engine) -> Deliver + Send>;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -27,7 +34,9 @@ pub(crate) struct Shared {
     /// What the parallel topology's threads leave behind.
     pub(crate) store_out: Mutex<Option<bourse_store::Store>>,
     pub(crate) engine_out: Mutex<Option<(bourse_engine::Engine, u64, bourse_engine::StateHash)>>,
-    pub(crate) bus: broadcast::Sender<Arc<EventBatch>>,
+    /// The event bus; taken (closed) once the threads that publish have ended, so every
+    /// subscriber sees the end of the stream after the last batch.
+    bus: RwLock<Option<broadcast::Sender<Arc<EventBatch>>>>,
     pub(crate) busy: AtomicU64,
     /// The first sequence number of this run (the one after the recovered state).
     pub(crate) first_seq: u64,
@@ -41,12 +50,41 @@ pub(crate) struct Shared {
     /// Queries sent and not yet taken by the engine thread.
     pub(crate) pending_queries: AtomicUsize,
     /// The engine thread's end of the query channel, until it takes it.
-    pub(crate) query_rx: Mutex<Option<std::sync::mpsc::Receiver<crate::query::QueryJob>>>,
+    pub(crate) query_rx: Mutex<Option<std::sync::mpsc::Receiver<QueryJob>>>,
     /// Durations of the sync thread's syncs, ns.
     pub(crate) sync_times: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 impl Shared {
+    fn bus_read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, Option<broadcast::Sender<Arc<EventBatch>>>> {
+        self.bus.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a batch to the bus if anyone listens (and the bus is still open).
+    pub(crate) fn publish_events(&self, batch: impl FnOnce() -> EventBatch) {
+        if let Some(bus) = self.bus_read().as_ref()
+            && bus.receiver_count() > 0
+        {
+            // No receiver is not an error; a lagging one finds out on its side.
+            let _ = bus.send(Arc::new(batch()));
+        }
+    }
+
+    /// A new subscriber of the bus; after [`Shared::close_bus`] one that sees the end at once.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<EventBatch>> {
+        match self.bus_read().as_ref() {
+            Some(bus) => bus.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    /// Closes the bus: subscribers get the batches sent so far, then the end of the stream.
+    pub(crate) fn close_bus(&self) {
+        self.bus.write().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     pub(crate) fn new(first_seq: u64, ring_size: usize, bus_capacity: usize) -> Self {
         let (bus, _) = broadcast::channel(bus_capacity);
         Shared {
@@ -60,7 +98,7 @@ impl Shared {
             upstream_running: AtomicUsize::new(2),
             store_out: Mutex::new(None),
             engine_out: Mutex::new(None),
-            bus,
+            bus: RwLock::new(Some(bus)),
             busy: AtomicU64::new(0),
             first_seq,
             committed_seq: AtomicU64::new(first_seq - 1),
@@ -126,9 +164,7 @@ impl Shared {
     }
 
     /// Takes the engine thread's end of the query channel (once).
-    pub(crate) fn take_query_rx(
-        &self,
-    ) -> Option<std::sync::mpsc::Receiver<crate::query::QueryJob>> {
+    pub(crate) fn take_query_rx(&self) -> Option<std::sync::mpsc::Receiver<QueryJob>> {
         self.query_rx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -171,7 +207,10 @@ impl Shared {
                 .consumers
                 .get()
                 .map_or(0, |wakers| wakers.iter().map(Waker::parks).sum()),
-            bus_subscribers: self.bus.receiver_count(),
+            bus_subscribers: self
+                .bus_read()
+                .as_ref()
+                .map_or(0, |bus| bus.receiver_count()),
         }
     }
 }

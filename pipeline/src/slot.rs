@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use bourse_engine::{CommandKind, Event, Reject};
 use tokio::sync::oneshot;
 
-use crate::handle::{Outcome, SubmitError};
+use crate::answer::Outcome;
+use crate::answer::SubmitError;
 
 /// Where a command's answer goes.
 pub(crate) type ReplyTx = oneshot::Sender<Result<Outcome, SubmitError>>;

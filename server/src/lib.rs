@@ -24,7 +24,7 @@ mod server;
 pub mod settings;
 
 pub use server::{
-    EXIT_CONFIG, EXIT_ENGINE_STOPPED, EXIT_OK, EXIT_START_FAILED, Server, ShutdownError, Stopped,
-    run,
+    EXIT_CONFIG, EXIT_ENGINE_STOPPED, EXIT_OK, EXIT_START_FAILED, HistoryStart, Server,
+    ShutdownError, StartReport, Stopped, run,
 };
 pub use settings::ServeConfig as Settings;

@@ -75,7 +75,7 @@ impl std::fmt::Display for Stopped {
 
 /// Runs `bourse serve` with the arguments after `serve`; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
-    let loaded = match settings::load(args, &|name| std::env::var(name).ok()) {
+    let loaded = match settings::load(args) {
         Ok(Invocation::Help) => {
             print!("{}", settings::help());
             return EXIT_OK;
@@ -157,6 +157,37 @@ pub struct Server {
     http: Option<bourse_gateway::http::Server>,
     snapshots: PeriodicSnapshots,
     store_config: StoreConfig,
+    report: StartReport,
+}
+
+/// What start-up found and did (each also logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartReport {
+    /// Recovery's report (`recovered to seq N in X ms: ...`).
+    pub recovery: String,
+    /// The last sequence number recovered (0: an empty data directory).
+    pub recovered_seq: u64,
+    /// How the history read model was brought up to the recovered engine.
+    pub history: HistoryStart,
+    /// The web terminal's start-up line (its address, or how to build it); `None` without
+    /// HTTP.
+    pub web: Option<String>,
+}
+
+/// How the history read model was brought up to the recovered engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryStart {
+    /// Its log already held every event.
+    UpToDate,
+    /// The command journal was replayed to fold the events the log lacked.
+    CaughtUp {
+        from_event: u64,
+        to_event: u64,
+        replayed: u64,
+    },
+    /// The journal no longer reaches back far enough (retention removed segments): the
+    /// history starts over at `at_event`; older records are not shown.
+    StartedOver { at_event: u64, why: String },
 }
 
 impl std::fmt::Debug for Server {
@@ -195,7 +226,13 @@ impl Server {
                 skipped.error
             );
         }
-        let (history, history_log) = open_history(&store_config, &mut recovered)?;
+        let (history, history_log, history_start) = open_history(&store_config, &mut recovered)?;
+        let mut report = StartReport {
+            recovery: recovered.report.to_string(),
+            recovered_seq: recovered.report.last_seq,
+            history: history_start,
+            web: None,
+        };
         let next_seq = recovered.next_seq();
         let last_snapshot = recovered
             .report
@@ -257,10 +294,10 @@ impl Server {
                 );
                 let server = bourse_gateway::http::Server::start(addr, state)?;
                 tracing::info!("HTTP on http://{}", server.addr);
-                tracing::info!(
-                    "{}",
-                    bourse_gateway::web::WebFiles::new(&api.web_dir).startup_line(server.addr)
-                );
+                let web =
+                    bourse_gateway::web::WebFiles::new(&api.web_dir).startup_line(server.addr);
+                tracing::info!("{web}");
+                report.web = Some(web);
                 Some(server)
             }
             None => None,
@@ -307,7 +344,13 @@ impl Server {
                 pending: None,
             },
             store_config,
+            report,
         })
+    }
+
+    /// What start-up found and did.
+    pub fn report(&self) -> &StartReport {
+        &self.report
     }
 
     /// The address the HTTP API listens on (`None`: no HTTP).
@@ -351,6 +394,7 @@ impl Server {
             http,
             snapshots,
             store_config,
+            report: _,
         } = self;
         if let Some(http) = http
             && let Err(error) = http.stop()
@@ -426,7 +470,8 @@ fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> 
                 .ok_or("feed = kafka needs kafka-brokers")?;
             tracing::info!(
                 "market data: Kafka topic {} on {brokers}, group {}",
-                config.kafka_topic, config.kafka_group
+                config.kafka_topic,
+                config.kafka_group
             );
             market.start_kafka(
                 brokers,
@@ -445,7 +490,7 @@ fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> 
 fn open_history(
     store_config: &StoreConfig,
     recovered: &mut bourse_store::Recovered,
-) -> Result<(History, HistoryLog), String> {
+) -> Result<(History, HistoryLog, HistoryStart), String> {
     let dir = store_config.dir.join(bourse_history::HISTORY_DIR);
     let engine_event_seq = recovered.engine.event_seq();
     let (mut log, mut model) = HistoryLog::open(&dir)?;
@@ -470,8 +515,13 @@ fn open_history(
         store_config.limits,
         engine_event_seq,
     );
-    let replayed = match caught_up {
-        Ok(replayed) => replayed,
+    let start = match caught_up {
+        Ok(0) => HistoryStart::UpToDate,
+        Ok(replayed) => HistoryStart::CaughtUp {
+            from_event,
+            to_event: model.event_seq(),
+            replayed,
+        },
         Err(why) => {
             // Serving matters more than old history: start it over from here, and say so.
             tracing::warn!(
@@ -481,17 +531,20 @@ fn open_history(
             let last_seq = recovered.report.last_seq;
             log.append(last_seq, engine_event_seq, &[])?;
             model.fold(last_seq, engine_event_seq, &[]);
-            0
+            HistoryStart::StartedOver {
+                at_event: engine_event_seq,
+                why,
+            }
         }
     };
-    if replayed > 0 {
+    if let HistoryStart::CaughtUp { replayed, .. } = start {
         tracing::info!(
             "history caught up from event {from_event} to {} ({replayed} commands replayed in {} ms)",
             model.event_seq(),
             started.elapsed().as_millis()
         );
     }
-    Ok((model, log))
+    Ok((model, log, start))
 }
 
 /// Lets the history fold the last events before the process ends (it would rebuild them at

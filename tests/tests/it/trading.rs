@@ -6,8 +6,8 @@
 //! The default catalogue lists AAPL (whole shares, priced in cents) with fees of 0.10% maker
 //! and 0.20% taker, rounded up to the cent.
 
-mod common;
-use common::*;
+use bourse_tests::client::*;
+use bourse_tests::server::{Server, http_addr};
 
 use serde_json::{Value, json};
 
@@ -337,7 +337,14 @@ fn two_accounts_trade_with_fees_orders_and_histories_to_the_cent() {
     server.stop();
     std::fs::remove_dir_all(dir.path().join("history")).unwrap();
     let mut server = Server::start(dir.path(), &[]);
-    server.wait_for_log("history caught up from event 0");
+    assert!(
+        matches!(
+            server.report().history,
+            bourse_server::HistoryStart::CaughtUp { from_event: 0, .. }
+        ),
+        "{:?}",
+        server.report()
+    );
     let client = Client {
         addr: http_addr(&mut server),
     };
@@ -1218,18 +1225,26 @@ fn a_history_that_cannot_be_rebuilt_starts_over_and_the_server_still_serves() {
         "2000",
     ];
     let mut with_load: Vec<&str> = args.to_vec();
-    with_load.extend(["--load-rate", "20000", "--ack-log", "-"]);
+    with_load.extend(["--load-rate", "20000"]);
     let mut server = Server::start(dir.path(), &with_load);
-    // Enough commands for several 1 MiB segments, snapshots, and deleted segments.
-    for _ in 0..40_000 {
-        server.next_ack().expect("an acknowledgement");
-    }
+    // Enough commands for several 1 MiB segments, snapshots, and deleted segments. The
+    // server's main loop is this thread's: it takes the periodic snapshots.
+    let handle = server.handle();
+    eventually("40,000 commands committed", || {
+        server.poll().expect("the server runs");
+        (handle.stats().committed_seq >= 40_000).then_some(())
+    });
+    drop(handle);
     server.stop();
     // Without its log, the history would need the journal from seq 1, which is gone.
     std::fs::remove_dir_all(dir.path().join("history")).unwrap();
     let mut server = Server::start(dir.path(), &args);
-    let line = server.wait_for_log("the history starts over at event");
-    assert!(line.contains("cannot be rebuilt"), "{line}");
+    match &server.report().history {
+        bourse_server::HistoryStart::StartedOver { why, .. } => {
+            assert!(why.contains("cannot be rebuilt"), "{why}");
+        }
+        other => panic!("the history did not start over: {other:?}"),
+    }
     let client = Client {
         addr: http_addr(&mut server),
     };
@@ -1252,10 +1267,10 @@ fn a_history_that_cannot_be_rebuilt_starts_over_and_the_server_still_serves() {
     let client = Client {
         addr: http_addr(&mut server),
     };
-    assert!(
-        !server.log.iter().any(|l| l.contains("starts over")),
-        "{:?}",
-        server.log
+    assert_eq!(
+        server.report().history,
+        bourse_server::HistoryStart::UpToDate,
+        "the next start does not try again"
     );
     let history = client.expect(
         200,

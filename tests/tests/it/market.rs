@@ -3,9 +3,8 @@
 //! the aggregate of the stored ticks, everything survives a restart, and the catalogue
 //! search pages through many products.
 
-mod common;
-
-use common::{Client, Server, aggregate, candle_rows, dec, eventually, http_addr, pluck};
+use bourse_tests::client::{Client, aggregate, candle_rows, dec, eventually, pluck};
+use bourse_tests::server::{Server, http_addr};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -291,7 +290,7 @@ fn the_catalogue_searches_and_pages_through_many_products() {
                 .into_iter()
                 .map(|r| r[0].clone()),
         );
-        match common::header(&head, "x-next-cursor") {
+        match bourse_tests::client::header(&head, "x-next-cursor") {
             Some(next) => cursor = format!("&cursor={next}"),
             None => break,
         }

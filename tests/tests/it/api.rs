@@ -1,248 +1,8 @@
-//! `bourse serve` as a process: SIGKILL under load loses nothing acknowledged and half-applies
-//! nothing; SIGTERM shuts down cleanly with a final snapshot; a bad setting is refused.
-//!
-//! **Which binary.** These tests run the real `bourse` binary of this workspace. Cargo only
-//! builds a package's binaries for that package's own integration tests
-//! (`CARGO_BIN_EXE_<name>`), and this is `bourse-tests`, so the first test that needs the
-//! binary runs `cargo build -p bourse` with the cargo that built this
-//! test (`env!("CARGO")`), the profile this test was built with and its target directory
-//! (both read off the test executable's path, `<target-dir>/<profile-dir>/deps/`), then
-//! uses `<target-dir>/<profile-dir>/bourse`. Cargo releases its build lock before it runs
-//! tests, and the build is a no-op when `cargo test --workspace` has already built the
-//! binary; either way the binary is current with the sources. `BOURSE_BIN=/path/to/bourse`
-//! overrides this (for a cross-compiled build, whose test executables live under
-//! `<target-dir>/<triple>/`).
-//!
-//! **The kill test** starts `bourse serve --load-rate 20000 --ack-log -` (durable journal,
-//! 1 MiB segments so they roll, a snapshot requested every 500 commands, so at nearly every
-//! 100 ms check), reads the acknowledgement lines (`<seq> <crc32c of the journal payload>`),
-//! SIGKILLs the server after a random number of them, keeps every line that was already in
-//! the pipe (those were acknowledged too), and restarts it on the same directory, several
-//! rounds. Each restart must report its recovery (`recovered to seq N`, N at least every seq
-//! acknowledged before). At the end the test opens the store itself and checks that every
-//! acknowledged command is in the journal, byte for byte (its CRC32C), and that the
-//! recovered state equals a single-threaded replay of the whole journal from seq 1: the
-//! journal is the state, so nothing unacknowledged can be half-applied.
-//!
-//! `BOURSE_SERVE_ROUNDS` (default 6) and `BOURSE_SERVE_SEED` make a longer soak.
+//! The API over HTTP against an in-process server: accounts and tokens, health and metrics,
+//! deposits and withdrawals to the cent, bookmarks across a restart.
 
-use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::Command as Process;
-
-use bourse_engine::codec::decode;
-use bourse_engine::{Engine, Limits};
-use bourse_store::{DiscardEvents, Silent, Store, StoreConfig};
-use bourse_tests::workload::SplitMix64;
-
-mod common;
-use common::*;
-
-const ROUNDS: u64 = 6;
-
-/// `recovered to seq N in ...` → N.
-fn recovered_seq(line: &str) -> u64 {
-    line.split("recovered to seq ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no sequence number in {line:?}"))
-}
-
-/// Adds an acknowledgement; a sequence number is never acknowledged twice.
-fn record(acked: &mut BTreeMap<u64, u32>, (seq, crc): (u64, u32)) {
-    if let Some(before) = acked.insert(seq, crc) {
-        panic!("seq {seq} acknowledged twice (crc {before} then {crc})");
-    }
-}
-
-/// Opens the store and checks it against the acknowledgements: each one is in the journal
-/// with the same payload CRC, and the recovered state is a replay of the whole journal.
-/// Returns the recovery report's (last seq, records replayed, snapshot seq).
-fn check_store(dir: &Path, acked: &BTreeMap<u64, u32>) -> (u64, u64, Option<u64>) {
-    let mut recovered = Store::open(&StoreConfig::new(dir), &mut Silent).expect("recovery");
-    let last_seq = recovered.report.last_seq;
-    if let Some((&highest, _)) = acked.last_key_value() {
-        assert!(
-            last_seq >= highest,
-            "recovered to seq {last_seq}, but seq {highest} was acknowledged"
-        );
-    }
-    let journal = recovered.store.journal();
-    assert_eq!(journal.first_seq(), 1, "retention keep: the whole journal");
-    let mut replayed = Engine::new(Limits::default());
-    let mut matched = 0;
-    let mut next = 1;
-    for record in journal.read_from(1).expect("read the journal") {
-        let record = record.expect("a good record");
-        assert_eq!(record.seq, next);
-        next += 1;
-        if let Some(&crc) = acked.get(&record.seq) {
-            assert_eq!(
-                crc32c::crc32c(&record.payload),
-                crc,
-                "seq {}: the journal holds another command than the one acknowledged",
-                record.seq
-            );
-            matched += 1;
-        }
-        let command = decode(&record.payload).expect("a decodable command");
-        assert_eq!(command.seq, record.seq);
-        let _ = replayed.apply(&command, &mut DiscardEvents);
-    }
-    assert_eq!(next - 1, last_seq);
-    assert_eq!(
-        matched,
-        acked.len(),
-        "acknowledged commands missing from the journal"
-    );
-    assert_eq!(
-        replayed.state_hash(),
-        recovered.engine.state_hash(),
-        "the recovered state is not the journal's"
-    );
-    let snapshot = recovered.report.snapshot.as_ref().map(|(seq, _)| *seq);
-    (last_seq, recovered.report.replayed, snapshot)
-}
-
-fn env_u64(var: &str) -> Option<u64> {
-    std::env::var(var)
-        .ok()
-        .map(|v| v.parse().expect("a number"))
-}
-
-#[test]
-fn sigkill_under_load_loses_nothing_acknowledged() {
-    let rounds = env_u64("BOURSE_SERVE_ROUNDS").unwrap_or(ROUNDS);
-    let mut rng = SplitMix64(env_u64("BOURSE_SERVE_SEED").unwrap_or(0x5E4E_0005));
-    let dir = tempfile::tempdir().unwrap();
-    let mut acked = BTreeMap::new();
-    let mut from_snapshot = 0;
-    for round in 0..rounds {
-        let mut server = Server::start(
-            dir.path(),
-            &[
-                "--load-rate",
-                "20000",
-                "--ack-log",
-                "-",
-                "--durability",
-                "durable",
-                "--segment-size-mib",
-                "1",
-                "--snapshot-every",
-                "500",
-            ],
-        );
-        let report = server.wait_for_log("recovered to seq");
-        let highest = acked.last_key_value().map_or(0, |(&seq, _)| seq);
-        assert!(
-            recovered_seq(&report) >= highest,
-            "round {round}: {report:?}, but seq {highest} was acknowledged"
-        );
-        eprintln!("round {round}: {report}");
-        from_snapshot += report.contains("snapshot at seq") as u32;
-        // Early rounds die in the setup sometimes; later ones mostly in the steady load.
-        let kill_after = match round {
-            0 => 1 + rng.below(200),
-            _ => 500 + rng.below(10_000),
-        };
-        for _ in 0..kill_after {
-            match server.next_ack() {
-                Some(ack) => record(&mut acked, ack),
-                None => panic!("bourse serve ended early:\n{}", server.rest_of_log()),
-            }
-        }
-        server.child.kill().unwrap();
-        // What was in the pipe when it died was acknowledged, too.
-        while let Some(ack) = server.next_ack() {
-            record(&mut acked, ack);
-        }
-        let status = server.child.wait().unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(libc::SIGKILL),
-            "round {round}: {status}"
-        );
-    }
-    // One more start: recovery succeeds and reports at least everything acknowledged.
-    let mut server = Server::start(dir.path(), &[]);
-    let report = server.wait_for_log("recovered to seq");
-    let highest = *acked.last_key_value().unwrap().0;
-    assert!(recovered_seq(&report) >= highest, "{report}");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    drop(server);
-
-    let (last_seq, _, _) = check_store(dir.path(), &acked);
-    assert!(
-        from_snapshot >= 1,
-        "no restart recovered from a snapshot: snapshots are not taken"
-    );
-    eprintln!(
-        "{rounds} SIGKILLs: {} acknowledged commands all present, journal ends at seq {last_seq}, {from_snapshot} restarts from a snapshot",
-        acked.len()
-    );
-}
-
-#[test]
-fn sigterm_drains_commits_and_snapshots() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(
-        dir.path(),
-        &[
-            "--load-rate",
-            "20000",
-            "--ack-log",
-            "-",
-            "--snapshot-every",
-            "0",
-        ],
-    );
-    server.wait_for_log("recovered to seq 0 ");
-    let mut acked = BTreeMap::new();
-    for _ in 0..2_000 {
-        let ack = server.next_ack().expect("an acknowledgement");
-        record(&mut acked, ack);
-    }
-    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
-    while let Some(ack) = server.next_ack() {
-        record(&mut acked, ack);
-    }
-    let status = server.child.wait().unwrap();
-    let log = server.rest_of_log();
-    assert!(status.success(), "{status}:\n{log}");
-    assert!(log.contains("SIGTERM received: shutting down"), "{log}");
-    let summary = log
-        .lines()
-        .find(|line| line.contains("stopped cleanly at seq "))
-        .unwrap_or_else(|| panic!("no summary line:\n{log}"));
-    let last_seq: u64 = summary
-        .split("stopped cleanly at seq ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    assert!(summary.contains("state hash "), "{summary}");
-    assert!(
-        summary.contains(&format!("snapshot at seq {last_seq}")),
-        "{summary}"
-    );
-    assert!(
-        dir.path()
-            .join("snapshots")
-            .join(bourse_snapshots::snapshot_file_name(last_seq))
-            .exists(),
-        "no final snapshot"
-    );
-    // Everything the load generator sent was answered before the end: the drain is complete.
-    assert_eq!(*acked.last_key_value().unwrap().0, last_seq);
-    let (recovered_to, replayed, snapshot) = check_store(dir.path(), &acked);
-    assert_eq!(recovered_to, last_seq);
-    assert_eq!(snapshot, Some(last_seq));
-    assert_eq!(replayed, 0, "a clean shutdown leaves nothing to replay");
-}
+use bourse_tests::client::*;
+use bourse_tests::server::{Server, http_addr};
 
 #[test]
 fn accounts_are_created_with_a_token_that_only_opens_their_own() {
@@ -360,8 +120,7 @@ fn accounts_are_created_with_a_token_that_only_opens_their_own() {
     assert_eq!(ids[2], ids[1] + 1, "the refused bodies created no account");
 
     // The token survives a restart: only its hash is journaled.
-    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
     let mut server = Server::start(dir.path(), &[]);
     let addr2 = http_addr(&mut server);
     let auth = format!("Bearer {alice_token}");
@@ -388,12 +147,13 @@ fn accounts_are_created_with_a_token_that_only_opens_their_own() {
 #[test]
 fn health_and_metrics_answer_over_http_and_shutdown_stops_the_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), &["--load-rate", "5000", "--ack-log", "-"]);
+    let mut server = Server::start(dir.path(), &["--load-rate", "5000"]);
     let addr = http_addr(&mut server);
     // Some commands are through before the first request.
-    for _ in 0..100 {
-        server.next_ack().expect("an acknowledgement");
-    }
+    let handle = server.handle();
+    eventually("100 commands committed", || {
+        (handle.stats().committed_seq >= 100).then_some(())
+    });
 
     let (status, body) = http_get(&addr, "/api/v1/health");
     assert_eq!(status, 200, "{body}");
@@ -447,79 +207,20 @@ fn health_and_metrics_answer_over_http_and_shutdown_stops_the_listener() {
         "{body}"
     );
 
-    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
-    while server.next_ack().is_some() {}
-    let status = server.child.wait().unwrap();
-    let log = server.rest_of_log();
-    assert!(status.success(), "{status}:\n{log}");
+    let summary = server.stop();
+    assert!(summary.contains("stopped cleanly at seq "), "{summary}");
     assert!(
         std::net::TcpStream::connect(&addr).is_err(),
-        "still listening on {addr} after the process ended"
-    );
-}
-
-#[test]
-fn a_taken_http_port_fails_the_start() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let output = Process::new(bourse_bin())
-        .args(["serve", "--http-addr", &addr, "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot listen on {addr}")),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn a_bad_setting_is_refused_with_its_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let output = Process::new(bourse_bin())
-        .args(["serve", "--ring-size", "1000", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--ring-size") && stderr.contains("power of two"),
-        "{stderr}"
-    );
-
-    let output = Process::new(bourse_bin())
-        .args(["serve", "--data-dir"])
-        .arg(&data)
-        .env("BOURSE_DURABILITY", "fast")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("BOURSE_DURABILITY") && stderr.contains("\"fast\""),
-        "{stderr}"
-    );
-    assert!(
-        !data.exists(),
-        "nothing is created before the settings are good"
+        "still listening on {addr} after the shutdown"
     );
 }
 
 #[test]
 fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // Until the catalogue arrives (issue 7), the load generator's set-up adds the USD asset
-    // (2 decimals); a slow rate keeps it out of the way.
-    let mut server = Server::start(dir.path(), &["--load-rate", "10", "--ack-log", "-"]);
+    // The default catalogue lists USD (2 decimals).
+    let mut server = Server::start(dir.path(), &[]);
     let addr = http_addr(&mut server);
-    server
-        .next_ack()
-        .expect("the load generator's set-up is done");
     let json_type = ("Content-Type", "application/json");
     let (status, body) = http(
         &addr,
@@ -725,9 +426,7 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     );
 
     // The card number and CVV never reach the journal or the history's log.
-    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
-    while server.next_ack().is_some() {}
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
     let mut n_files = 0;
     for sub in ["journal", "history"] {
         for entry in std::fs::read_dir(dir.path().join(sub)).unwrap() {
@@ -745,12 +444,9 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
 #[test]
 fn bookmarks_are_kept_per_account_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    // The load generator's set-up lists the product LOAD-USD (the catalogue is issue 7).
-    let mut server = Server::start(dir.path(), &["--load-rate", "10", "--ack-log", "-"]);
+    // The default catalogue lists AAPL.
+    let mut server = Server::start(dir.path(), &[]);
     let addr = http_addr(&mut server);
-    server
-        .next_ack()
-        .expect("the load generator's set-up is done");
     let account = |name: &str| {
         let body = format!(r#"{{"name": "{name}", "proof": "p", "currencyPreference": "USD"}}"#);
         let (status, body) = http(
@@ -770,17 +466,17 @@ fn bookmarks_are_kept_per_account_and_survive_a_restart() {
         (status, json(&body))
     };
     let none = serde_json::json!({"symbols": []});
-    let one = serde_json::json!({"symbols": ["LOAD-USD"]});
+    let one = serde_json::json!({"symbols": ["AAPL"]});
     assert_eq!(
         call(&addr, "GET", "/api/v1/bookmarks", &erin),
         (200, none.clone())
     );
     assert_eq!(
-        call(&addr, "PUT", "/api/v1/bookmarks/LOAD-USD", &erin),
+        call(&addr, "PUT", "/api/v1/bookmarks/AAPL", &erin),
         (200, one.clone())
     );
     assert_eq!(
-        call(&addr, "PUT", "/api/v1/bookmarks/LOAD-USD", &erin),
+        call(&addr, "PUT", "/api/v1/bookmarks/AAPL", &erin),
         (200, one.clone()),
         "bookmarking twice is not an error"
     );
@@ -794,21 +490,19 @@ fn bookmarks_are_kept_per_account_and_survive_a_restart() {
         (status, error["error"]["code"].clone()),
         (404, "unknown_symbol".into())
     );
-    let (status, _) = http(&addr, "PUT", "/api/v1/bookmarks/LOAD-USD", &[], "");
+    let (status, _) = http(&addr, "PUT", "/api/v1/bookmarks/AAPL", &[], "");
     assert_eq!(status, 401);
 
-    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
-    while server.next_ack().is_some() {}
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
     let mut server = Server::start(dir.path(), &[]);
     let addr = http_addr(&mut server);
     assert_eq!(call(&addr, "GET", "/api/v1/bookmarks", &erin), (200, one));
     assert_eq!(
-        call(&addr, "DELETE", "/api/v1/bookmarks/LOAD-USD", &erin),
+        call(&addr, "DELETE", "/api/v1/bookmarks/AAPL", &erin),
         (200, none.clone())
     );
     assert_eq!(
-        call(&addr, "DELETE", "/api/v1/bookmarks/LOAD-USD", &erin),
+        call(&addr, "DELETE", "/api/v1/bookmarks/AAPL", &erin),
         (200, none)
     );
 }

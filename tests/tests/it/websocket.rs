@@ -4,8 +4,8 @@
 //! and change nothing; a client that does not read does not delay one that does, and is told
 //! and dropped when its queue overflows.
 
-mod common;
-use common::*;
+use bourse_tests::client::*;
+use bourse_tests::server::{Server, http_addr};
 
 use std::collections::HashMap;
 use std::net::TcpStream;

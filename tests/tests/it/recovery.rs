@@ -138,7 +138,12 @@ fn sigkill_recovery_restores_the_exact_state() {
     let mut n_from_snapshot = 0;
     for round in 0..rounds {
         let mut child = Process::new(std::env::current_exe().unwrap())
-            .args(["child_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "recovery::child_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR_VAR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,177 +1,12 @@
-//! What the process tests share: the `bourse` binary of this workspace (see `serve.rs` for
-//! how it is found and built), a running server with its output, and a minimal HTTP/1.1
-//! client.
-#![allow(dead_code)]
+//! What the API tests share: a minimal HTTP/1.1 client, a JSON API [`Client`] with the
+//! usual calls, and helpers to compare decimals, candles and lists.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The longest any one expected line may take (a bound for a failing server, not a pace).
-pub const LINE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The `bourse` binary built from this workspace (see the module docs).
-pub fn bourse_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("BOURSE_BIN") {
-            return PathBuf::from(bin);
-        }
-        let exe = std::env::current_exe().expect("the test executable");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in target/<profile>/deps");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(other) => other,
-            None => panic!("no profile directory above {}", exe.display()),
-        };
-        let status = Process::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "bourse", "--bin", "bourse"])
-            .args(["--profile", profile])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().expect("the target directory"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the bourse binary failed");
-        let bin = profile_dir.join("bourse");
-        assert!(
-            bin.exists(),
-            "{} is missing after the build (set BOURSE_BIN to the binary)",
-            bin.display()
-        );
-        bin
-    })
-}
-
-/// Forwards a child's output, line by line, to a channel.
-pub fn lines_of(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// A running `bourse serve`; killed if the test fails.
-pub struct Server {
-    pub child: Child,
-    pub stdout: Receiver<String>,
-    pub stderr: Receiver<String>,
-    /// Every stderr line read so far (for failure messages).
-    pub log: Vec<String>,
-}
-
-impl Server {
-    /// `bourse serve` without market-data feed and liquidity provider, so that books and
-    /// prices hold only what the test does.
-    pub fn start(dir: &Path, args: &[&str]) -> Server {
-        let mut quiet = vec!["--feed", "off", "--liquidity", "false"];
-        quiet.extend_from_slice(args);
-        Server::start_with_market(dir, &quiet)
-    }
-
-    /// `bourse serve` with its defaults: the embedded simulator feeds it.
-    pub fn start_with_market(dir: &Path, args: &[&str]) -> Server {
-        let mut child = Process::new(bourse_bin())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            // Any free port: tests run in parallel. A test may override it.
-            .args(["--http-addr", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start bourse serve");
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
-        Server {
-            child,
-            stdout,
-            stderr,
-            log: Vec::new(),
-        }
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Reads stderr until a line contains `needle`; returns that line.
-    pub fn wait_for_log(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(error) => panic!(
-                    "no line with {needle:?} on stderr ({error:?}); stderr so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// The next acknowledgement line, or `None` once stdout is closed.
-    pub fn next_ack(&mut self) -> Option<(u64, u32)> {
-        match self.stdout.recv_timeout(LINE_TIMEOUT) {
-            Ok(line) => Some(parse_ack(&line)),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                self.log.extend(self.stderr.try_iter());
-                panic!(
-                    "no acknowledgement for {LINE_TIMEOUT:?}; stderr:\n{}",
-                    self.log.join("\n")
-                )
-            }
-        }
-    }
-
-    /// SIGTERM, and checks the clean exit.
-    pub fn stop(mut self) {
-        assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGTERM) }, 0);
-        let status = self.child.wait().unwrap();
-        let log = self.rest_of_log();
-        assert!(
-            status.success(),
-            "bourse serve exited with {status}:\n{log}"
-        );
-    }
-
-    /// The rest of stderr, once the process has ended.
-    pub fn rest_of_log(&mut self) -> String {
-        while let Ok(line) = self.stderr.recv_timeout(LINE_TIMEOUT) {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The longest any one answer may take (a bound for a failing server, not a pace).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A decimal string of the API as a number.
 pub fn dec(v: &Value) -> rust_decimal::Decimal {
@@ -252,7 +87,7 @@ pub fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T 
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`); returns the status code
-/// and the body. Enough for these tests; the API tests of issue 6 bring a real client.
+/// and the body: a client with nothing between the test and the bytes on the wire.
 pub fn http(
     addr: &str,
     method: &str,
@@ -275,7 +110,7 @@ pub fn http_with_head(
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
     stream
-        .set_read_timeout(Some(LINE_TIMEOUT))
+        .set_read_timeout(Some(ANSWER_TIMEOUT))
         .expect("read timeout");
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -322,27 +157,8 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     http(addr, "GET", path, &[], "")
 }
 
-pub fn http_addr(server: &mut Server) -> String {
-    let line = server.wait_for_log("HTTP on http://");
-    line.split("HTTP on http://")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-pub fn parse_ack(line: &str) -> (u64, u32) {
-    let mut parts = line.split(' ');
-    let parsed = (|| {
-        let seq = parts.next()?.parse().ok()?;
-        let crc = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some((seq, crc))
-    })();
-    parsed.unwrap_or_else(|| panic!("not an ack line: {line:?}"))
 }
 
 pub const JSON: (&str, &str) = ("Content-Type", "application/json");

@@ -8,8 +8,6 @@
 //! - The broker goes away (SIGSTOP): the gateway keeps serving; when it comes back
 //!   (SIGCONT), what was published meanwhile arrives.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bourse_feed::tansu::TansuBroker;
@@ -19,7 +17,12 @@ use bourse_feed::{
     AssignmentMode, Consumer, ConsumerConfig, FeedMessage, Producer, ProducerConfig, Record,
     create_topic,
 };
-use common::{Client, Server, aggregate, candle_rows, dec, eventually, http_addr};
+use bourse_tests::client::{Client, aggregate, candle_rows, dec, eventually};
+use bourse_tests::process::http_addr;
+
+use bourse_tests::process::Server;
+
+use crate::{BOURSE, start_with_market};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -45,7 +48,7 @@ fn tick(symbol: &str, seq: u64, ts: i64, price: &str, size: u64) -> Value {
 }
 
 fn serve(dir: &std::path::Path, brokers: &str) -> (Server, Client) {
-    let mut server = Server::start_with_market(
+    let mut server = start_with_market(
         dir,
         // Every partition to this gateway: a restart after SIGKILL resumes at once, instead
         // of waiting out the group's session timeout for the dead member (the consumer
@@ -84,7 +87,7 @@ fn ticks_of(client: &Client, symbol: &str) -> Vec<Value> {
 
 /// A metric's value, if `/metrics` has it.
 fn metric_of(client: &Client, name: &str) -> Option<u64> {
-    let (_, text) = common::http_get(&client.addr, "/metrics");
+    let (_, text) = bourse_tests::client::http_get(&client.addr, "/metrics");
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
@@ -335,7 +338,7 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
 fn feed_sim_publishes_what_a_gateway_consumes_and_the_liquidity_provider_quotes_on_it() {
     let broker = TansuBroker::start().expect("tansu");
     let brokers = broker.brokers();
-    let status = std::process::Command::new(common::bourse_bin())
+    let status = std::process::Command::new(BOURSE)
         .args([
             "feed-sim",
             "--brokers",
@@ -351,7 +354,7 @@ fn feed_sim_publishes_what_a_gateway_consumes_and_the_liquidity_provider_quotes_
         .unwrap();
     assert!(status.success());
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_with_market(
+    let mut server = start_with_market(
         dir.path(),
         &[
             "--feed",

@@ -10,14 +10,14 @@
 //! Needs what `scripts/test.sh` installs: `node`, `chromium` and the terminal built
 //! (`npm --prefix web ci && npm --prefix web run build`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use common::{Server, http_addr, http_get, http_with_head, lines_of};
+use bourse_tests::client::{http_get, http_with_head};
+use bourse_tests::process::lines_of;
+use bourse_tests::server::{Server, http_addr};
 
 /// The bound on the browser run (the script has its own, shorter one).
 const E2E_TIMEOUT: Duration = Duration::from_secs(420);
@@ -69,7 +69,12 @@ fn a_newcomer_trades_through_the_web_terminal_at_desktop_and_phone_sizes() {
         &["--web-dir", dist.to_str().expect("a UTF-8 path")],
     );
     let addr = http_addr(&mut server);
-    let line = server.wait_for_log("web terminal on");
+    let line = server
+        .report()
+        .web
+        .clone()
+        .expect("the web terminal's start-up line");
+    assert!(line.contains("web terminal on"), "{line}");
     assert!(line.contains(&format!("http://{addr}/")), "{line}");
 
     // The terminal's pages and the API side by side: a page path is the app, an unknown API
@@ -123,9 +128,8 @@ fn a_newcomer_trades_through_the_web_terminal_at_desktop_and_phone_sizes() {
     let _ = std::fs::write(out.join("e2e.log"), &output);
     assert!(
         status.success(),
-        "the web terminal's end-to-end run failed ({status}); screenshots in {}:\n{output}\n\nserver log:\n{}",
+        "the web terminal's end-to-end run failed ({status}); screenshots in {}:\n{output}",
         out.display(),
-        server.log.join("\n")
     );
     for size in ["desktop", "phone"] {
         for screen in ["markets", "product", "portfolio", "funds", "account"] {
@@ -146,7 +150,12 @@ fn without_a_built_terminal_the_page_says_how_to_build_it_and_the_api_works() {
     let missing = data.path().join("no-dist");
     let mut server = Server::start(data.path(), &["--web-dir", missing.to_str().unwrap()]);
     let addr = http_addr(&mut server);
-    let line = server.wait_for_log("the web terminal is not built");
+    let line = server
+        .report()
+        .web
+        .clone()
+        .expect("the web terminal's start-up line");
+    assert!(line.contains("the web terminal is not built"), "{line}");
     assert!(
         line.contains("npm --prefix web ci && npm --prefix web run build"),
         "{line}"
@@ -155,7 +164,7 @@ fn without_a_built_terminal_the_page_says_how_to_build_it_and_the_api_works() {
     let (status, head, page) = http_with_head(&addr, "GET", "/", &[], "");
     assert_eq!(status, 503, "{head}");
     assert!(
-        common::header(&head, "content-type")
+        bourse_tests::client::header(&head, "content-type")
             .unwrap()
             .starts_with("text/html")
     );
@@ -194,7 +203,7 @@ fn files_pages_and_api_paths_are_told_apart() {
         assert_eq!(status, 200, "{path}: {head}");
         assert!(body.ends_with("app"), "{path}: {body}");
         assert_eq!(
-            common::header(&head, "cache-control"),
+            bourse_tests::client::header(&head, "cache-control"),
             Some("no-cache"),
             "{path}"
         );
@@ -204,13 +213,13 @@ fn files_pages_and_api_paths_are_told_apart() {
     assert_eq!(status, 200, "{head}");
     assert_eq!(body, "console.log(1)");
     assert!(
-        common::header(&head, "content-type")
+        bourse_tests::client::header(&head, "content-type")
             .unwrap()
             .contains("javascript"),
         "{head}"
     );
     assert!(
-        common::header(&head, "cache-control")
+        bourse_tests::client::header(&head, "cache-control")
             .unwrap()
             .contains("immutable"),
         "{head}"
@@ -227,7 +236,7 @@ fn files_pages_and_api_paths_are_told_apart() {
         assert!(body.contains("\"not_found\""), "{path}: {body}");
     }
     // The app's pages are read, not written.
-    let (status, body) = common::http(&addr, "POST", "/markets", &[], "");
+    let (status, body) = bourse_tests::client::http(&addr, "POST", "/markets", &[], "");
     assert_eq!(status, 405, "{body}");
     assert!(body.contains("\"method_not_allowed\""), "{body}");
     // Nothing outside the directory.

@@ -1,0 +1,28 @@
+//! The `bourse` binary's process tests: what needs a process boundary. The binary is the one
+//! cargo built for these tests (`CARGO_BIN_EXE_bourse`); everything else runs in-process in
+//! `tests/tests/it/`.
+//!
+//! - [`lifecycle`]: SIGKILL under load loses nothing acknowledged; SIGTERM drains, commits
+//!   and snapshots; a taken port and a bad setting fail the start with their exit codes.
+//! - [`kafka`]: a real tansu broker feeding the server, across a SIGKILL and a broker outage;
+//!   `bourse feed-sim` publishing what a server consumes.
+
+mod kafka;
+mod lifecycle;
+
+use std::path::Path;
+
+use bourse_tests::process::Server;
+
+/// The binary under test.
+pub const BOURSE: &str = env!("CARGO_BIN_EXE_bourse");
+
+/// `bourse serve` ([`BOURSE`]) on `dir` without feed and liquidity provider.
+pub fn start(dir: &Path, args: &[&str]) -> Server {
+    Server::start(Path::new(BOURSE), dir, args)
+}
+
+/// `bourse serve` ([`BOURSE`]) on `dir` with its market data.
+pub fn start_with_market(dir: &Path, args: &[&str]) -> Server {
+    Server::start_with_market(Path::new(BOURSE), dir, args)
+}
