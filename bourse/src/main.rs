@@ -7,32 +7,44 @@
 //!   what it found.
 //! - `bourse feed-sim --brokers HOST:PORT ...`: the exchange simulator's ticks to Kafka.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
 mod logging;
 
+/// Bourse, a trading platform core.
+#[derive(Parser)]
+#[command(name = "bourse")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Walk through a trading session on the engine (the default)
+    Demo,
+    /// Run the server: recover, run the pipeline until SIGINT/SIGTERM, shut down cleanly
+    /// (`bourse serve --help` lists the settings)
+    #[command(disable_help_flag = true)]
+    Serve {
+        /// The settings, read by the server with the environment and the configuration file
+        /// (its --help lists them)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        settings: Vec<String>,
+    },
+    /// Recover a data directory (snapshot + journal replay) and report
+    Recover(bourse_server::recover::RecoverArgs),
+    /// Publish the exchange simulator's ticks to a Kafka topic (docs/market-data.md)
+    FeedSim(bourse_server::feed_sim::FeedSimArgs),
+}
+
 fn main() -> Result<()> {
     logging::init();
-    let command = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "demo".to_string());
-    let rest: Vec<String> = std::env::args().skip(2).collect();
-    match command.as_str() {
-        "demo" => bourse_server::demo::main(),
-        "recover" => bourse_server::recover::main(rest.into_iter()),
-        "serve" => std::process::exit(bourse_server::run(&rest)),
-        "feed-sim" => bourse_server::feed_sim::main(&rest),
-        "--help" | "-h" | "help" => {
-            println!(
-                "usage: bourse [demo | serve [--config FILE] [--KEY VALUE ...] | recover --data-dir DIR [--repair] | feed-sim --brokers HOST:PORT ...]\n\n  \
-                 demo      walk through a trading session on the engine (default)\n  \
-                 serve     run the server: recover, run the pipeline until SIGINT/SIGTERM, shut down\n            \
-                 cleanly (`bourse serve --help` lists the settings)\n  \
-                 recover   recover a data directory (snapshot + journal replay) and report\n  \
-                 feed-sim  publish the exchange simulator's ticks to a Kafka topic (docs/market-data.md)"
-            );
-            Ok(())
-        }
-        other => bail!("unknown command {other:?}; try `bourse help`"),
+    match Cli::parse().command.unwrap_or(Command::Demo) {
+        Command::Demo => bourse_server::demo::main(),
+        Command::Serve { settings } => std::process::exit(bourse_server::run(&settings)),
+        Command::Recover(args) => bourse_server::recover::main(args),
+        Command::FeedSim(args) => bourse_server::feed_sim::main(args),
     }
 }

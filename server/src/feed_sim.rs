@@ -14,71 +14,45 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bourse_feed::{Producer, ProducerConfig, Record, create_topic};
 use bourse_marketdata::sim::Simulator;
 use bourse_marketdata::tick::{self, Tick};
+use clap::builder::TypedValueParser as _;
 
-const USAGE: &str = "usage: bourse feed-sim --brokers HOST:PORT [--topic ticks] [--partitions 3] \
-[--products 0] [--rate 100] [--batch 1] [--count 0] [--seed 1]";
-
-struct Options {
-    brokers: String,
-    topic: String,
-    partitions: i32,
-    products: usize,
-    rate: u64,
-    batch: usize,
-    count: u64,
-    seed: u64,
+/// `bourse feed-sim`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FeedSimArgs {
+    /// The Kafka brokers, HOST:PORT[,HOST:PORT...]
+    #[arg(long)]
+    pub brokers: String,
+    /// The topic of ticks (created when missing)
+    #[arg(long, default_value = "ticks")]
+    pub topic: String,
+    /// The topic's partitions, when it is created
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=4096))]
+    pub partitions: i32,
+    /// Synthetic products SIM0000001... added to the eight default stocks
+    #[arg(long, default_value_t = 0)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=10_000_000).try_map(usize::try_from))]
+    pub products: usize,
+    /// Ticks per second (0: as fast as it can)
+    #[arg(long, default_value_t = 100)]
+    pub rate: u64,
+    /// Ticks of one product per message
+    #[arg(long, default_value_t = 1)]
+    #[arg(value_parser = clap::value_parser!(u16).range(1..=10_000).map(usize::from))]
+    pub batch: usize,
+    /// Stop after this many ticks (0: run until interrupted)
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// The seed of the random walks
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
-fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        brokers: String::new(),
-        topic: "ticks".into(),
-        partitions: 3,
-        products: 0,
-        rate: 100,
-        batch: 1,
-        count: 0,
-        seed: 1,
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .with_context(|| format!("{flag}: not a number"))
-        };
-        match flag.as_str() {
-            "--brokers" => o.brokers = value.clone(),
-            "--topic" => o.topic = value.clone(),
-            "--partitions" => o.partitions = i32::try_from(number()?.clamp(1, 4096))?,
-            "--products" => o.products = usize::try_from(number()?)?,
-            "--rate" => o.rate = number()?,
-            "--batch" => o.batch = usize::try_from(number()?.clamp(1, 10_000))?,
-            "--count" => o.count = number()?,
-            "--seed" => o.seed = number()?,
-            _ => bail!("unknown flag {flag}\n{USAGE}"),
-        }
-    }
-    if o.brokers.is_empty() {
-        bail!("--brokers is required\n{USAGE}");
-    }
-    Ok(o)
-}
-
-/// Runs `bourse feed-sim` with the arguments after `feed-sim`.
-pub fn main(args: &[String]) -> Result<()> {
-    let o = options(args)?;
+/// Runs `bourse feed-sim`.
+pub fn main(o: FeedSimArgs) -> Result<()> {
     let created = create_topic(&o.brokers, &o.topic, o.partitions)
         .with_context(|| format!("cannot create the topic {}", o.topic))?;
     tracing::info!("topic {} ({created:?})", o.topic);

@@ -1,26 +1,30 @@
 //! `bourse recover`: runs start-up recovery on a data directory and reports what it found.
 
-use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+/// `bourse recover`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecoverArgs {
+    /// The data directory to recover (it holds journal/ and snapshots/)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Cut the journal at damage instead of refusing it, saying how much was dropped
+    #[arg(long)]
+    pub repair: bool,
+}
 
 /// `bourse recover`: opens a data directory as start-up does and reports.
-pub fn main(mut args: impl Iterator<Item = String>) -> Result<()> {
-    let mut data_dir = None;
-    let mut repair = false;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--data-dir" => data_dir = Some(args.next().context("--data-dir needs a directory")?),
-            "--repair" => repair = true,
-            other => bail!("unknown argument {other:?} to `bourse recover`"),
-        }
-    }
-    let data_dir = data_dir.context("`bourse recover` needs --data-dir DIR")?;
+pub fn main(args: RecoverArgs) -> Result<()> {
+    let RecoverArgs { data_dir, repair } = args;
     let mut config = bourse_store::StoreConfig::new(&data_dir);
     if repair {
         config.journal.recovery = bourse_journal::RecoveryMode::Repair;
     }
     let recovered =
         bourse_store::Store::open(&config, &mut bourse_store::ConsoleProgress::stderr())
-            .with_context(|| format!("recovering {data_dir}"))?;
+            .with_context(|| format!("recovering {}", data_dir.display()))?;
     let engine = &recovered.engine;
     println!("{}", recovered.report);
     for skipped in &recovered.report.skipped_snapshots {

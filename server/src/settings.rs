@@ -1,26 +1,71 @@
 //! The settings of `bourse serve` and where they come from.
 //!
-//! Every setting has one name used everywhere: the flag `--ring-size`, the environment
-//! variable `BOURSE_RING_SIZE`, the key `ring-size` in the TOML file (`ring_size` works there
-//! too). A value is taken from the first of these that has it:
+//! Each setting is declared once, as a field of [`ServeConfig`]: its clap attributes give the
+//! flag (`--ring-size`), the environment variable (`BOURSE_RING_SIZE`), the default and the
+//! parser that checks the value, and its doc comment is the `--help` line. The key in the TOML
+//! file is the flag's name (`ring_size` works there too). A value is taken from the first of:
 //!
 //! 1. a flag (`--ring-size 1024` or `--ring-size=1024`; a repeated flag: the last one),
 //! 2. the environment (`BOURSE_RING_SIZE=1024`; an empty variable counts as unset),
 //! 3. the TOML file named by `--config FILE` or `BOURSE_CONFIG`,
-//! 4. the default ([`SETTINGS`] lists them; `docs/serve.md` has the table).
+//! 4. the default (`docs/serve.md` has the table).
 //!
-//! An unknown flag, an unknown key in the file or a value that does not parse is an error that
-//! names the flag, variable or key, and where it came from. [`load`] takes the environment as
-//! a function, so tests do not touch the process's own.
+//! clap does 1, 2 and 4. The file's values go in as the defaults, so clap's own precedence
+//! (command line, environment, default) is exactly the one above, and
+//! `ArgMatches::value_source` says where each value came from. Every layer goes through the
+//! same clap parsers: the variables that are set, and then the file's keys, are parsed on
+//! their own first, so that a bad value is refused naming the variable or the file's key
+//! (clap would name the flag), even where a higher layer would have overridden it. An unknown
+//! flag or key is refused too. [`load`] does all this and [`Loaded::describe`] prints the
+//! outcome.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bourse_journal::{Durability, JournalConfig};
 use bourse_pipeline::{PipelineConfig, RING_SIZE_MIN, SnapshotMode, SyncMode, Topology};
 use bourse_store::{Retention, SegmentFill, StoreConfig};
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser};
+
+/// Where the configuration file is named: `--config FILE` or this variable.
+pub const CONFIG_ENV: &str = "BOURSE_CONFIG";
+
+/// The help heading of the settings; it is also how [`settings`] tells them from `--config`
+/// and `--help`.
+const HEADING: &str = "Settings";
+
+/// What `bourse serve --help` says above the settings.
+const ABOUT: &str = "Runs the Bourse server: recovers the data directory (snapshot + journal), \
+starts the pipeline and runs until SIGINT or SIGTERM, then drains the ring, commits and (by \
+default) writes a snapshot.
+
+Each setting is a flag --KEY, an environment variable and a key in the TOML file (--config FILE \
+or BOURSE_CONFIG); flags win over the environment, the environment over the file, the file over \
+the defaults. Numbers may use _ separators (1_000_000); booleans are true or false (also yes/no, \
+on/off, 1/0).";
+
+/// `bourse serve`'s command line: the configuration file and the settings.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bourse serve",
+    about = ABOUT,
+    no_binary_name = true,
+    args_override_self = true
+)]
+struct ServeCommand {
+    /// A TOML file of settings, one `key = value` per line (keys as the flags' names).
+    #[arg(long, env = CONFIG_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ServeConfig,
+}
 
 /// Where `bourse serve` takes its ticks from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,255 +78,6 @@ pub enum FeedMode {
     Off,
 }
 
-/// One setting: its name (flag without `--`, TOML key), environment variable, default and
-/// meaning, as `bourse serve --help` and `docs/serve.md` show them.
-#[derive(Debug, Clone, Copy)]
-pub struct Setting {
-    pub key: &'static str,
-    pub env: &'static str,
-    pub default: &'static str,
-    pub values: &'static str,
-    pub help: &'static str,
-}
-
-/// Every setting of `bourse serve`, in the order they are shown.
-pub const SETTINGS: &[Setting] = &[
-    Setting {
-        key: "data-dir",
-        env: "BOURSE_DATA_DIR",
-        default: "./bourse-data",
-        values: "a directory",
-        help: "journal/ and snapshots/ live here; created if missing",
-    },
-    Setting {
-        key: "http-addr",
-        env: "BOURSE_HTTP_ADDR",
-        default: "127.0.0.1:8080",
-        values: "HOST:PORT (port 0: any free one), off",
-        help: "where the HTTP API listens; the bound address is printed at start-up",
-    },
-    Setting {
-        key: "web-dir",
-        env: "BOURSE_WEB_DIR",
-        default: "web/dist",
-        values: "a directory",
-        help: "the web terminal's built files (npm --prefix web run build), served at / next to the API",
-    },
-    Setting {
-        key: "auto-verify",
-        env: "BOURSE_AUTO_VERIFY",
-        default: "true",
-        values: "true, false",
-        help: "new accounts are verified at once (the embedded demo) instead of pending",
-    },
-    Setting {
-        key: "admin-token",
-        env: "BOURSE_ADMIN_TOKEN",
-        default: "off",
-        values: "a secret of at least 16 characters, off",
-        help: "the bearer token of /api/v1/admin/* (status, profile checks); off disables them; never printed",
-    },
-    Setting {
-        key: "rate-limit",
-        env: "BOURSE_RATE_LIMIT",
-        default: "1000",
-        values: "requests per second, 0 for none",
-        help: "per-account limit on authenticated requests (a burst of the same size); more get 429 with Retry-After",
-    },
-    Setting {
-        key: "ws-queue",
-        env: "BOURSE_WS_QUEUE",
-        default: "1024",
-        values: "messages, at least 1",
-        help: "a WebSocket client's outgoing queue; one that overflows is told (slow_consumer) and closed",
-    },
-    Setting {
-        key: "feed",
-        env: "BOURSE_FEED",
-        default: "sim",
-        values: "sim, kafka, off",
-        help: "where ticks come from: the embedded exchange simulator, the Kafka topic (kafka-brokers), or nowhere",
-    },
-    Setting {
-        key: "kafka-brokers",
-        env: "BOURSE_KAFKA_BROKERS",
-        default: "off",
-        values: "HOST:PORT[,HOST:PORT...], off",
-        help: "the Kafka brokers of the tick feed (feed = kafka)",
-    },
-    Setting {
-        key: "kafka-topic",
-        env: "BOURSE_KAFKA_TOPIC",
-        default: "ticks",
-        values: "a topic name",
-        help: "the topic of ticks, keyed by symbol (docs/market-data.md)",
-    },
-    Setting {
-        key: "kafka-group",
-        env: "BOURSE_KAFKA_GROUP",
-        default: "bourse",
-        values: "a consumer group id",
-        help: "gateways of one group share the topic's partitions",
-    },
-    Setting {
-        key: "kafka-assignment",
-        env: "BOURSE_KAFKA_ASSIGNMENT",
-        default: "group",
-        values: "group, all",
-        help: "group: the consumer group shares the partitions among gateways; all: this gateway reads every partition",
-    },
-    Setting {
-        key: "kafka-dead-letter",
-        env: "BOURSE_KAFKA_DEAD_LETTER",
-        default: "off",
-        values: "a topic name, off",
-        help: "malformed feed messages are also sent there (they are counted and skipped either way)",
-    },
-    Setting {
-        key: "sim-products",
-        env: "BOURSE_SIM_PRODUCTS",
-        default: "0",
-        values: "a number of products",
-        help: "synthetic products SIM0000001... the simulator adds to the eight default stocks",
-    },
-    Setting {
-        key: "sim-rate",
-        env: "BOURSE_SIM_RATE",
-        default: "20",
-        values: "ticks per second",
-        help: "how many ticks per second the simulator makes, over all its products",
-    },
-    Setting {
-        key: "late-ms",
-        env: "BOURSE_LATE_MS",
-        default: "60000",
-        values: "milliseconds",
-        help: "a tick this far behind its product's newest one is refused (candle rule 6)",
-    },
-    Setting {
-        key: "tick-retention-hours",
-        env: "BOURSE_TICK_RETENTION_HOURS",
-        default: "168",
-        values: "hours of exchange time",
-        help: "how long raw ticks are kept; candles are kept longer (docs/market-data.md)",
-    },
-    Setting {
-        key: "liquidity",
-        env: "BOURSE_LIQUIDITY",
-        default: "true",
-        values: "true, false",
-        help: "a liquidity-provider account quotes around each tradable product's feed price",
-    },
-    Setting {
-        key: "durability",
-        env: "BOURSE_DURABILITY",
-        default: "durable",
-        values: "durable, async, none",
-        help: "what a commit waits for before anything is acknowledged",
-    },
-    Setting {
-        key: "sync",
-        env: "BOURSE_SYNC",
-        default: "thread",
-        values: "thread, inline",
-        help: "durable, single topology: sync on a sync thread while the engine applies, or on the engine thread",
-    },
-    Setting {
-        key: "segment-fill",
-        env: "BOURSE_SEGMENT_FILL",
-        default: "zeroes",
-        values: "zeroes, allocate",
-        help: "new journal segments are written with zeros once (cheaper syncs) or only fallocate()d",
-    },
-    Setting {
-        key: "ring-size",
-        env: "BOURSE_RING_SIZE",
-        default: "65536",
-        values: "a power of two >= 64",
-        help: "entries in the command ring; a full ring answers busy",
-    },
-    Setting {
-        key: "topology",
-        env: "BOURSE_TOPOLOGY",
-        default: "single",
-        values: "single, parallel",
-        help: "one engine thread, or journaler and engine in parallel (LMAX)",
-    },
-    Setting {
-        key: "batch-max",
-        env: "BOURSE_BATCH_MAX",
-        default: "4096",
-        values: "1 or more",
-        help: "the most commands one batch (one group commit) takes",
-    },
-    Setting {
-        key: "spin-us",
-        env: "BOURSE_SPIN_US",
-        default: "50",
-        values: "microseconds",
-        help: "how long an idle pipeline thread spins before it parks",
-    },
-    Setting {
-        key: "segment-size-mib",
-        env: "BOURSE_SEGMENT_SIZE_MIB",
-        default: "64",
-        values: "1 to 2048",
-        help: "size of each new journal segment file",
-    },
-    Setting {
-        key: "snapshot-every",
-        env: "BOURSE_SNAPSHOT_EVERY",
-        default: "1000000",
-        values: "commands; 0 = never",
-        help: "request a snapshot through the ring after this many commands",
-    },
-    Setting {
-        key: "snapshots-kept",
-        env: "BOURSE_SNAPSHOTS_KEPT",
-        default: "3",
-        values: "1 or more",
-        help: "the newest this many snapshot files are kept",
-    },
-    Setting {
-        key: "snapshot-mode",
-        env: "BOURSE_SNAPSHOT_MODE",
-        default: "fork",
-        values: "fork, in-thread",
-        help: "a fork()ed child writes periodic snapshots, or the engine thread does",
-    },
-    Setting {
-        key: "snapshot-on-shutdown",
-        env: "BOURSE_SNAPSHOT_ON_SHUTDOWN",
-        default: "true",
-        values: "true, false",
-        help: "write a snapshot after the ring is drained at shutdown",
-    },
-    Setting {
-        key: "retention",
-        env: "BOURSE_RETENTION",
-        default: "keep",
-        values: "keep, delete, archive:DIR",
-        help: "journal segments older than every kept snapshot: kept, deleted or moved to DIR",
-    },
-    Setting {
-        key: "load-rate",
-        env: "BOURSE_LOAD_RATE",
-        default: "0",
-        values: "commands/s; 0 = off",
-        help: "run the embedded load generator at this rate",
-    },
-    Setting {
-        key: "ack-log",
-        env: "BOURSE_ACK_LOG",
-        default: "off",
-        values: "off, -, a file",
-        help: "the load generator writes `<seq> <crc32c>` per acknowledged command (- = stdout)",
-    },
-];
-
-/// Where the configuration file is named: `--config FILE` or this variable.
-pub const CONFIG_ENV: &str = "BOURSE_CONFIG";
-
 /// Where the load generator's acknowledgements go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckLog {
@@ -289,97 +85,328 @@ pub enum AckLog {
     File(PathBuf),
 }
 
-/// The effective settings of `bourse serve`.
-#[derive(Debug, Clone, PartialEq)]
+/// The most synthetic products the simulator makes.
+const SIM_PRODUCTS_MAX: u64 = 10_000_000;
+/// The highest rate of the embedded load generator, in commands per second.
+const LOAD_RATE_MAX: u64 = 10_000_000;
+/// The longest raw ticks are kept: 100 years.
+const TICK_RETENTION_HOURS_MAX: u64 = 24 * 365 * 100;
+/// The largest journal segment, in MiB.
+const SEGMENT_SIZE_MIB_MAX: u64 = 2048;
+
+/// The effective settings of `bourse serve`, one field per setting. `std::option::Option` is
+/// spelt out where `off` is a value, so that clap hands the whole text to the parser instead
+/// of making the flag optional.
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(next_help_heading = HEADING)]
 pub struct ServeConfig {
+    /// Holds journal/ and snapshots/; created if missing. One server per directory.
+    #[arg(long, env = "BOURSE_DATA_DIR", default_value = "./bourse-data")]
+    #[arg(value_name = "DIR", value_parser = path)]
     pub data_dir: PathBuf,
-    pub http_addr: Option<std::net::SocketAddr>,
-    /// The web terminal's built files, served at `/` (the API keeps `/api/`).
+    /// Where the HTTP API listens (port 0: any free one; off: nowhere); the bound address is
+    /// printed at start-up.
+    #[arg(long, env = "BOURSE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(value_name = "HOST:PORT|off", value_parser = off_or(socket_addr))]
+    pub http_addr: std::option::Option<SocketAddr>,
+    /// The web terminal's built files (npm --prefix web run build), served at / next to the API.
+    #[arg(long, env = "BOURSE_WEB_DIR", default_value = "web/dist")]
+    #[arg(value_name = "DIR", value_parser = path)]
     pub web_dir: PathBuf,
+    /// New accounts are verified at once (the embedded demo) instead of pending.
+    #[arg(long, env = "BOURSE_AUTO_VERIFY", default_value = "true")]
+    #[arg(action = ArgAction::Set, value_parser = boolean)]
     pub auto_verify: bool,
-    /// The admin API's bearer token; `None`: the admin API is off.
-    pub admin_token: Option<String>,
-    /// Authenticated requests per second per account; 0: no limit.
+    /// The bearer token of /api/v1/admin/* (at least 16 printable characters; off disables the
+    /// admin API). Never printed: prefer the variable to the flag.
+    #[arg(long, env = "BOURSE_ADMIN_TOKEN", default_value = "off")]
+    #[arg(hide_env_values = true, value_name = "TOKEN|off", value_parser = off_or(admin_token))]
+    pub admin_token: std::option::Option<String>,
+    /// Authenticated requests per second per account, 0 for no limit (a burst of the same size);
+    /// more get 429 with Retry-After.
+    #[arg(long, env = "BOURSE_RATE_LIMIT", default_value = "1000")]
+    #[arg(value_parser = whole::<u32>(0, u32::MAX.into()))]
     pub rate_limit: u32,
-    /// Messages a WebSocket client's queue holds.
+    /// A WebSocket client's outgoing queue, in messages; a client that overflows it is told
+    /// (slow_consumer) and closed.
+    #[arg(long, env = "BOURSE_WS_QUEUE", default_value = "1024")]
+    #[arg(value_parser = whole::<usize>(1, u64::MAX))]
     pub ws_queue: usize,
-    /// Where ticks come from.
+    /// Where ticks come from: the embedded exchange simulator, the Kafka topic (kafka-brokers), or
+    /// nowhere.
+    #[arg(long, env = "BOURSE_FEED", default_value = "sim")]
+    #[arg(value_parser = OneOf(&[
+        ("sim", FeedMode::Sim),
+        ("kafka", FeedMode::Kafka),
+        ("off", FeedMode::Off),
+    ]))]
     pub feed: FeedMode,
-    pub kafka_brokers: Option<String>,
+    /// The Kafka brokers of the tick feed (feed = kafka needs them).
+    #[arg(long, env = "BOURSE_KAFKA_BROKERS", default_value = "off")]
+    #[arg(value_name = "HOST:PORT[,...]|off", value_parser = off_or(brokers))]
+    pub kafka_brokers: std::option::Option<String>,
+    /// The topic of ticks, keyed by symbol (docs/market-data.md).
+    #[arg(long, env = "BOURSE_KAFKA_TOPIC", default_value = "ticks")]
+    #[arg(value_name = "TOPIC", value_parser = kafka_name)]
     pub kafka_topic: String,
+    /// The consumer group: gateways of one group share the topic's partitions.
+    #[arg(long, env = "BOURSE_KAFKA_GROUP", default_value = "bourse")]
+    #[arg(value_name = "GROUP", value_parser = kafka_name)]
     pub kafka_group: String,
-    pub kafka_dead_letter: Option<String>,
-    /// Partitions come from the consumer group (else: every partition).
+    /// Malformed feed messages are also sent to this topic (they are counted and skipped either
+    /// way).
+    #[arg(long, env = "BOURSE_KAFKA_DEAD_LETTER", default_value = "off")]
+    #[arg(value_name = "TOPIC|off", value_parser = off_or(kafka_name))]
+    pub kafka_dead_letter: std::option::Option<String>,
+    /// group: the consumer group shares the partitions among gateways; all: this gateway reads
+    /// every partition.
+    #[arg(
+        long = "kafka-assignment",
+        env = "BOURSE_KAFKA_ASSIGNMENT",
+        default_value = "group"
+    )]
+    #[arg(action = ArgAction::Set, value_parser = OneOf(&[("group", true), ("all", false)]))]
     pub kafka_assignment_group: bool,
+    /// Synthetic products SIM0000001... the simulator adds to the eight default stocks.
+    #[arg(long, env = "BOURSE_SIM_PRODUCTS", default_value = "0")]
+    #[arg(value_parser = whole::<usize>(0, SIM_PRODUCTS_MAX))]
     pub sim_products: usize,
+    /// How many ticks per second the simulator makes, over all its products.
+    #[arg(long, env = "BOURSE_SIM_RATE", default_value = "20")]
+    #[arg(value_parser = whole::<u64>(0, u64::MAX))]
     pub sim_rate: u64,
+    /// A tick this many milliseconds behind its product's newest one is refused (candle rule 6).
+    #[arg(long, env = "BOURSE_LATE_MS", default_value = "60000")]
+    #[arg(value_parser = whole::<i64>(0, u64::MAX))]
     pub late_ms: i64,
+    /// How many hours (of exchange time) raw ticks are kept; candles are kept longer
+    /// (docs/market-data.md).
+    #[arg(long, env = "BOURSE_TICK_RETENTION_HOURS", default_value = "168")]
+    #[arg(value_parser = whole::<u64>(1, TICK_RETENTION_HOURS_MAX))]
     pub tick_retention_hours: u64,
-    /// Whether the liquidity provider quotes.
+    /// A liquidity-provider account quotes around each tradable product's feed price.
+    #[arg(long, env = "BOURSE_LIQUIDITY", default_value = "true")]
+    #[arg(action = ArgAction::Set, value_parser = boolean)]
     pub liquidity: bool,
+    /// What a commit waits for before anything is acknowledged: the disk, writeback started,
+    /// nothing.
+    #[arg(long, env = "BOURSE_DURABILITY", default_value = "durable")]
+    #[arg(value_parser = OneOf(&[
+        ("durable", Durability::Durable),
+        ("async", Durability::Async),
+        ("none", Durability::None),
+    ]))]
     pub durability: Durability,
+    /// Durable, single topology: sync on a sync thread while the engine applies, or on the engine
+    /// thread.
+    #[arg(long, env = "BOURSE_SYNC", default_value = "thread")]
+    #[arg(value_parser = OneOf(&[("thread", SyncMode::Thread), ("inline", SyncMode::Inline)]))]
     pub sync: SyncMode,
+    /// New journal segments are written with zeros once (cheaper syncs) or only fallocate()d.
+    #[arg(long, env = "BOURSE_SEGMENT_FILL", default_value = "zeroes")]
+    #[arg(value_parser = OneOf(&[
+        ("zeroes", SegmentFill::Zeroes),
+        ("allocate", SegmentFill::Allocate),
+    ]))]
     pub segment_fill: SegmentFill,
+    /// Entries in the command ring (a power of two, at least 64); a full ring answers busy.
+    #[arg(long, env = "BOURSE_RING_SIZE", default_value = "65536", value_parser = ring_size)]
     pub ring_size: usize,
+    /// One engine thread, or journaler and engine in parallel (LMAX).
+    #[arg(long, env = "BOURSE_TOPOLOGY", default_value = "single")]
+    #[arg(value_parser = OneOf(&[
+        ("single", Topology::Single),
+        ("parallel", Topology::Parallel),
+        ("lmax", Topology::Parallel),
+    ]))]
     pub topology: Topology,
+    /// The most commands one batch (one group commit) takes.
+    #[arg(long, env = "BOURSE_BATCH_MAX", default_value = "4096")]
+    #[arg(value_parser = whole::<usize>(1, u64::MAX))]
     pub batch_max: usize,
+    /// How many microseconds an idle pipeline thread spins before it parks.
+    #[arg(long, env = "BOURSE_SPIN_US", default_value = "50")]
+    #[arg(value_parser = whole::<u64>(0, u64::MAX))]
     pub spin_us: u64,
+    /// The size of each new journal segment file, in MiB (1 to 2048).
+    #[arg(long, env = "BOURSE_SEGMENT_SIZE_MIB", default_value = "64")]
+    #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub segment_size_mib: u64,
-    /// Commands between periodic snapshots; 0: none.
+    /// Request a snapshot through the ring after this many commands (0: never).
+    #[arg(long, env = "BOURSE_SNAPSHOT_EVERY", default_value = "1000000")]
+    #[arg(value_parser = whole::<u64>(0, u64::MAX))]
     pub snapshot_every: u64,
+    /// The newest this many snapshot files are kept.
+    #[arg(long, env = "BOURSE_SNAPSHOTS_KEPT", default_value = "3")]
+    #[arg(value_parser = whole::<usize>(1, u64::MAX))]
     pub snapshots_kept: usize,
+    /// A fork()ed child writes periodic snapshots, or the engine thread does.
+    #[arg(long, env = "BOURSE_SNAPSHOT_MODE", default_value = "fork")]
+    #[arg(value_parser = OneOf(&[
+        ("fork", SnapshotMode::Fork),
+        ("in-thread", SnapshotMode::InThread),
+    ]))]
     pub snapshot_mode: SnapshotMode,
+    /// Write a snapshot after the ring is drained at shutdown.
+    #[arg(long, env = "BOURSE_SNAPSHOT_ON_SHUTDOWN", default_value = "true")]
+    #[arg(action = ArgAction::Set, value_parser = boolean)]
     pub snapshot_on_shutdown: bool,
+    /// Journal segments older than every kept snapshot: kept, deleted or moved to DIR.
+    #[arg(long, env = "BOURSE_RETENTION", default_value = "keep")]
+    #[arg(value_name = "keep|delete|archive:DIR", value_parser = retention)]
     pub retention: Retention,
-    /// Commands per second of the embedded load generator; 0: off.
+    /// Run the embedded load generator at this many commands per second (0: off).
+    #[arg(long, env = "BOURSE_LOAD_RATE", default_value = "0")]
+    #[arg(value_parser = whole::<u64>(0, LOAD_RATE_MAX))]
     pub load_rate: u64,
-    pub ack_log: Option<AckLog>,
+    /// The load generator writes `<seq> <crc32c>` per acknowledged command to this file (- for
+    /// stdout).
+    #[arg(long, env = "BOURSE_ACK_LOG", default_value = "off")]
+    #[arg(value_name = "FILE|-|off", value_parser = off_or(ack_log))]
+    pub ack_log: std::option::Option<AckLog>,
+    /// Each setting's key and value as given (secrets masked), in the order of `--help`.
+    #[arg(skip)]
+    texts: Vec<(String, String)>,
 }
 
-impl Default for ServeConfig {
-    fn default() -> Self {
-        let mut config = ServeConfig {
-            data_dir: PathBuf::new(),
-            http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
-            web_dir: PathBuf::new(),
-            auto_verify: true,
-            admin_token: None,
-            rate_limit: 0,
-            ws_queue: 0,
-            feed: FeedMode::Sim,
-            kafka_brokers: None,
-            kafka_topic: String::new(),
-            kafka_group: String::new(),
-            kafka_dead_letter: None,
-            kafka_assignment_group: true,
-            sim_products: 0,
-            sim_rate: 0,
-            late_ms: 0,
-            tick_retention_hours: 0,
-            liquidity: true,
-            durability: Durability::Durable,
-            sync: SyncMode::Thread,
-            segment_fill: SegmentFill::Zeroes,
-            ring_size: 0,
-            topology: Topology::Single,
-            batch_max: 0,
-            spin_us: 0,
-            segment_size_mib: 0,
-            snapshot_every: 0,
-            snapshots_kept: 0,
-            snapshot_mode: SnapshotMode::Fork,
-            snapshot_on_shutdown: false,
-            retention: Retention::Keep,
-            load_rate: 0,
-            ack_log: None,
-        };
-        // One source of truth for the defaults: the table.
-        for setting in SETTINGS {
-            config
-                .set(setting.key, setting.default)
-                .expect("the defaults parse");
+// The parsers. Each says what is wrong with the text; the caller names the flag, variable or
+// file key.
+
+/// `off`, or what `parse` makes of the text.
+fn off_or<T>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<Option<T>, String> + Clone + Send + Sync + 'static
+where
+    T: Clone + Send + Sync + 'static,
+{
+    move |text| match text {
+        "off" => Ok(None),
+        text => parse(text).map(Some),
+    }
+}
+
+/// A whole number from `min` to `max` (`_` separators allowed) that fits a `T`.
+fn whole<T>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |text| {
+        let n: u64 = text
+            .replace('_', "")
+            .parse()
+            .map_err(|_| "not a whole number".to_string())?;
+        if n < min {
+            return Err(format!("must be at least {min}"));
         }
-        config
+        if n > max {
+            return Err(format!("must be at most {max}"));
+        }
+        T::try_from(n).map_err(|_| "too large".to_string())
+    }
+}
+
+/// One of a fixed list of names, each standing for a value; `--help` lists the names.
+#[derive(Clone)]
+struct OneOf<T: 'static>(&'static [(&'static str, T)]);
+
+impl<T: Copy + Send + Sync + 'static> TypedValueParser for OneOf<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        let table = self.0;
+        let lookup = move |text: &str| match table.iter().find(|(name, _)| *name == text) {
+            Some((_, value)) => Ok(*value),
+            None => {
+                let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+                Err(format!("not one of {}", names.join(", ")))
+            }
+        };
+        // The closure's parser builds the error with the flag and the value as context.
+        lookup.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            self.0.iter().map(|(name, _)| PossibleValue::new(*name)),
+        ))
+    }
+}
+
+fn path(text: &str) -> Result<PathBuf, String> {
+    match text {
+        "" => Err("empty".into()),
+        text => Ok(PathBuf::from(text)),
+    }
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|e| format!("not HOST:PORT ({e})"))
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("not a boolean (true or false)".into()),
+    }
+}
+
+fn admin_token(text: &str) -> Result<String, String> {
+    if text.len() >= 16 && text.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(text.to_string())
+    } else {
+        Err("at least 16 printable characters without spaces, or off".into())
+    }
+}
+
+fn brokers(text: &str) -> Result<String, String> {
+    if !text.is_empty() && text.split(',').all(|broker| broker.contains(':')) {
+        Ok(text.to_string())
+    } else {
+        Err("not HOST:PORT[,HOST:PORT...] or off".into())
+    }
+}
+
+/// A Kafka topic or group name.
+fn kafka_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 249
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err("not 1 to 249 of A-Z a-z 0-9 . _ -".into())
+    }
+}
+
+fn ring_size(text: &str) -> Result<usize, String> {
+    match whole::<usize>(0, u64::MAX)(text)? {
+        n if n.is_power_of_two() && n >= RING_SIZE_MIN => Ok(n),
+        _ => Err(format!("not a power of two of at least {RING_SIZE_MIN}")),
+    }
+}
+
+fn retention(text: &str) -> Result<Retention, String> {
+    match text {
+        "keep" => Ok(Retention::Keep),
+        "delete" => Ok(Retention::Delete),
+        _ => match text.strip_prefix("archive:") {
+            Some(dir) if !dir.is_empty() => Ok(Retention::Archive(PathBuf::from(dir))),
+            Some(_) => Err("archive: needs a directory".into()),
+            None => Err("not keep, delete or archive:DIR".into()),
+        },
+    }
+}
+
+fn ack_log(text: &str) -> Result<AckLog, String> {
+    match text {
+        "-" => Ok(AckLog::Stdout),
+        path => Ok(AckLog::File(self::path(path)?)),
     }
 }
 
@@ -388,7 +415,8 @@ impl Default for ServeConfig {
 pub enum Origin {
     Default,
     File(PathBuf),
-    Env(&'static str),
+    /// The environment variable.
+    Env(String),
     Flag,
 }
 
@@ -427,7 +455,8 @@ pub enum Invocation {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: ServeConfig,
-    pub origins: BTreeMap<&'static str, Origin>,
+    /// Where each setting that is not at its default came from, by key.
+    pub origins: BTreeMap<String, Origin>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -438,380 +467,270 @@ impl Loaded {
         if let Some(file) = &self.config_file {
             out.push_str(&format!("  config file: {}\n", file.display()));
         }
-        for setting in SETTINGS {
-            let origin = self.origins.get(setting.key).unwrap_or(&Origin::Default);
-            out.push_str(&format!(
-                "  {:<21} = {:<24} ({origin})\n",
-                setting.key,
-                self.config.value(setting.key)
-            ));
+        for (key, text) in &self.config.texts {
+            let origin = self.origins.get(key).unwrap_or(&Origin::Default);
+            out.push_str(&format!("  {key:<21} = {text:<24} ({origin})\n"));
         }
         out
     }
 }
 
-/// Reads the settings from the arguments after `serve`, the environment (`env` looks a
-/// variable up) and the configuration file, in that order of precedence.
-pub fn load(
-    args: &[String],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Invocation, ConfigError> {
-    let env = |name: &str| env(name).filter(|value| !value.is_empty());
-    let mut flags: Vec<(&'static Setting, String)> = Vec::new();
-    let mut config_flag = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--help" || arg == "-h" {
-            return Ok(Invocation::Help);
-        }
-        let Some(name) = arg.strip_prefix("--") else {
-            return Err(ConfigError(format!(
-                "unexpected argument {arg:?} to `bourse serve` (settings are flags: --key VALUE; see `bourse serve --help`)"
-            )));
-        };
-        let (name, inline) = match name.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_string())),
-            None => (name, None),
-        };
-        let mut value = || -> Result<String, ConfigError> {
-            match &inline {
-                Some(value) => Ok(value.clone()),
-                None => args
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| ConfigError(format!("--{name} needs a value"))),
-            }
-        };
-        if name == "config" {
-            config_flag = Some(PathBuf::from(value()?));
-            continue;
-        }
-        let setting = SETTINGS.iter().find(|s| s.key == name).ok_or_else(|| {
-            ConfigError(format!(
-                "unknown flag --{name} for `bourse serve` (see `bourse serve --help`)"
-            ))
-        })?;
-        flags.push((setting, value()?));
-    }
+/// The text of `bourse serve --help`.
+pub fn help() -> String {
+    ServeCommand::command().render_help().to_string()
+}
 
-    let mut loaded = Loaded {
-        config: ServeConfig::default(),
-        origins: BTreeMap::new(),
-        config_file: config_flag.or_else(|| env(CONFIG_ENV).map(PathBuf::from)),
+/// Reads the settings from the arguments after `serve`, the environment and the configuration
+/// file, in that order of precedence.
+pub fn load(args: &[String]) -> Result<Invocation, ConfigError> {
+    load_from(ServeCommand::command(), args)
+}
+
+/// [`load`] with the command built by the caller (the tests take the environment out of it).
+fn load_from(command: Command, args: &[String]) -> Result<Invocation, ConfigError> {
+    let command = command.mut_args(unset_if_empty);
+    // A bad variable is refused as such, even under a flag (clap would name the flag); only
+    // --help goes first.
+    let environment = check(&command, &environment(&command));
+    let matches = match parse(command.clone(), args) {
+        Ok(None) => return Ok(Invocation::Help),
+        Ok(Some(matches)) => environment.map(|()| matches)?,
+        Err(error) => return Err(environment.err().unwrap_or(error)),
     };
-    if let Some(path) = loaded.config_file.clone() {
-        for (setting, value) in read_file(&path)? {
-            loaded.set(setting, &value, Origin::File(path.clone()))?;
+    let config_file = matches.get_one::<PathBuf>("config").cloned();
+    let (matches, file) = match &config_file {
+        None => (matches, Vec::new()),
+        Some(path) => {
+            let file = read_file(path, &command)?;
+            check(&command, &file)?;
+            let with_file = file.iter().fold(command.clone(), |command, given| {
+                command.mut_arg(&given.id, |arg| arg.default_value(given.text.clone()))
+            });
+            match parse(with_file, args)? {
+                Some(matches) => (matches, file),
+                None => return Ok(Invocation::Help),
+            }
         }
-    }
-    for setting in SETTINGS {
-        if let Some(value) = env(setting.env) {
-            loaded.set(setting, &value, Origin::Env(setting.env))?;
+    };
+    let mut config = ServeCommand::from_arg_matches(&matches)
+        .map_err(|e| other(&e))?
+        .settings;
+    let mut origins = BTreeMap::new();
+    for arg in settings(&command) {
+        let (key, text, origin) = effective(arg, &matches, &file, config_file.as_deref());
+        if let Some(origin) = origin {
+            origins.insert(key.clone(), origin);
         }
+        config.texts.push((key, text));
     }
-    for (setting, value) in flags {
-        loaded.set(setting, &value, Origin::Flag)?;
-    }
-    Ok(Invocation::Serve(Box::new(loaded)))
+    Ok(Invocation::Serve(Box::new(Loaded {
+        config,
+        origins,
+        config_file,
+    })))
 }
 
-impl Loaded {
-    fn set(
-        &mut self,
-        setting: &'static Setting,
-        value: &str,
-        origin: Origin,
-    ) -> Result<(), ConfigError> {
-        self.config.set(setting.key, value).map_err(|why| {
-            let name = match &origin {
-                Origin::Flag => format!("--{}", setting.key),
-                Origin::Env(var) => var.to_string(),
-                Origin::File(path) => format!("`{}` in {}", setting.key, path.display()),
-                Origin::Default => format!("the default of {}", setting.key),
-            };
-            ConfigError(format!(
-                "invalid value for {name}: {value:?}: {why} (expected {})",
-                setting.values
-            ))
-        })?;
-        self.origins.insert(setting.key, origin);
-        Ok(())
+/// The setting `arg`'s key, its value as text (a secret masked) and where it came from (`None`:
+/// the default).
+fn effective(
+    arg: &Arg,
+    matches: &ArgMatches,
+    file: &[Given],
+    config_file: Option<&Path>,
+) -> (String, String, Option<Origin>) {
+    let id = arg.get_id().as_str();
+    let key = arg.get_long().unwrap_or(id).to_string();
+    let text = matches
+        .get_raw(id)
+        .and_then(|mut values| values.next_back())
+        .map(|text| text.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = if arg.is_hide_env_values_set() && text != "off" {
+        "(set, not shown)".to_string()
+    } else {
+        text
+    };
+    let origin = match matches.value_source(id) {
+        Some(ValueSource::CommandLine) => Some(Origin::Flag),
+        Some(ValueSource::EnvVariable) => arg
+            .get_env()
+            .map(|var| Origin::Env(var.to_string_lossy().into_owned())),
+        _ if file.iter().any(|given| given.id == id) => config_file.map(|f| Origin::File(f.into())),
+        _ => None,
+    };
+    (key, text, origin)
+}
+
+/// The settings among `command`'s arguments (not `--config`, not `--help`).
+fn settings(command: &Command) -> impl Iterator<Item = &Arg> {
+    command
+        .get_arguments()
+        .filter(|arg| arg.get_help_heading() == Some(HEADING))
+}
+
+/// An empty environment variable counts as unset.
+fn unset_if_empty(arg: Arg) -> Arg {
+    let empty = arg
+        .get_env()
+        .and_then(std::env::var_os)
+        .is_some_and(|value| value.is_empty());
+    if empty {
+        arg.env(None::<&'static str>)
+    } else {
+        arg
     }
 }
 
-/// The settings in a TOML file, as strings (integers and booleans converted).
-fn read_file(path: &Path) -> Result<Vec<(&'static Setting, String)>, ConfigError> {
+/// A value from the environment or the file: which setting, the text, and how an error names
+/// it.
+struct Given {
+    id: String,
+    key: String,
+    text: OsString,
+    name: String,
+}
+
+/// The settings' variables that are set.
+fn environment(command: &Command) -> Vec<Given> {
+    let mut given = Vec::new();
+    for arg in settings(command) {
+        let Some(var) = arg.get_env() else { continue };
+        let Some(text) = std::env::var_os(var).filter(|text| !text.is_empty()) else {
+            continue;
+        };
+        given.push(Given {
+            id: arg.get_id().to_string(),
+            key: arg.get_long().unwrap_or_default().to_string(),
+            text,
+            name: var.to_string_lossy().into_owned(),
+        });
+    }
+    given
+}
+
+/// The settings in a TOML file, as text (integers and booleans converted).
+fn read_file(path: &Path, command: &Command) -> Result<Vec<Given>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(format!(
             "cannot read the config file {}: {e}",
             path.display()
         ))
     })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
         ConfigError(format!(
             "the config file {} is not valid TOML: {}",
             path.display(),
             e.to_string().trim_end()
         ))
     })?;
-    let mut settings = Vec::new();
+    let mut given = Vec::new();
     for (key, value) in table {
-        let name = key.replace('_', "-");
-        let setting = SETTINGS.iter().find(|s| s.key == name).ok_or_else(|| {
-            let known: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
-            ConfigError(format!(
+        let flag = key.replace('_', "-");
+        let Some(arg) = settings(command).find(|arg| arg.get_long() == Some(flag.as_str())) else {
+            let known: Vec<&str> = settings(command).filter_map(Arg::get_long).collect();
+            return Err(ConfigError(format!(
                 "unknown key `{key}` in the config file {} (known keys: {})",
                 path.display(),
                 known.join(", ")
-            ))
-        })?;
-        let value = match value {
+            )));
+        };
+        let name = format!("`{key}` in {}", path.display());
+        let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             other => {
                 return Err(ConfigError(format!(
-                    "invalid value for `{key}` in {}: a {}, where a string, an integer or a boolean is expected ({})",
-                    path.display(),
-                    other.type_str(),
-                    setting.values
+                    "invalid value for {name}: a {}, where a string, an integer or a boolean is expected",
+                    other.type_str()
                 )));
             }
         };
-        settings.push((setting, value));
+        given.push(Given {
+            id: arg.get_id().to_string(),
+            key: flag,
+            text: text.into(),
+            name,
+        });
     }
-    Ok(settings)
+    Ok(given)
 }
 
-fn parse_u64(value: &str) -> Result<u64, String> {
-    value
-        .replace('_', "")
-        .parse()
-        .map_err(|_| "not a whole number".to_string())
-}
-
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err("not a boolean".to_string()),
+/// Parses `given` on its own, through the settings' parsers (as `--key=value` flags), so that
+/// a bad value is refused with the name of its variable or file key.
+fn check(command: &Command, given: &[Given]) -> Result<(), ConfigError> {
+    let flags = given.iter().map(|given| {
+        let mut flag = OsString::from(format!("--{}=", given.key));
+        flag.push(&given.text);
+        flag
+    });
+    let without_env = command
+        .clone()
+        .mut_args(|arg| arg.env(None::<&'static str>));
+    match without_env.try_get_matches_from(flags) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(
+            match given
+                .iter()
+                .find(|given| Some(&*given.key) == failed_key(&error))
+            {
+                Some(given) => invalid(&given.name, &given.text.to_string_lossy(), &error),
+                None => other(&error),
+            },
+        ),
     }
 }
 
-fn usize_of(n: u64) -> Result<usize, String> {
-    usize::try_from(n).map_err(|_| "too large".to_string())
+/// Parses the command line; `None`: `--help`.
+fn parse(command: Command, args: &[String]) -> Result<Option<ArgMatches>, ConfigError> {
+    match command.try_get_matches_from(args) {
+        Ok(matches) => Ok(Some(matches)),
+        Err(error) if error.kind() == ErrorKind::DisplayHelp => Ok(None),
+        Err(error) => Err(
+            match (failed_key(&error), error.get(ContextKind::InvalidValue)) {
+                (Some(key), Some(ContextValue::String(value)))
+                    if error.kind() == ErrorKind::ValueValidation =>
+                {
+                    invalid(&format!("--{key}"), value, &error)
+                }
+                _ => other(&error),
+            },
+        ),
+    }
+}
+
+/// The key of the flag a clap error is about (`ring-size` of `--ring-size <RING_SIZE>`).
+fn failed_key(error: &clap::Error) -> Option<&str> {
+    match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next()?.strip_prefix("--"),
+        _ => None,
+    }
+}
+
+/// `invalid value for NAME: "VALUE": why`, the why from the setting's parser.
+fn invalid(name: &str, value: &str, error: &clap::Error) -> ConfigError {
+    let why = match std::error::Error::source(error) {
+        Some(source) => source.to_string(),
+        None => error.kind().to_string(),
+    };
+    ConfigError(format!("invalid value for {name}: {value:?}: {why}"))
+}
+
+/// Any other clap error, as clap words it (an unknown flag, a missing value).
+fn other(error: &clap::Error) -> ConfigError {
+    let text = error.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    ConfigError(text.trim_end().to_string())
 }
 
 impl ServeConfig {
-    /// Sets the setting `key` from its text; the error says what is wrong with the value.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        match key {
-            "data-dir" => {
-                if value.is_empty() {
-                    return Err("empty".into());
-                }
-                self.data_dir = PathBuf::from(value);
-            }
-            "durability" => {
-                self.durability = match value {
-                    "durable" => Durability::Durable,
-                    "async" => Durability::Async,
-                    "none" => Durability::None,
-                    _ => return Err("unknown durability".into()),
-                }
-            }
-            "http-addr" => {
-                self.http_addr = match value {
-                    "off" => None,
-                    addr => Some(
-                        addr.parse::<std::net::SocketAddr>()
-                            .map_err(|e| format!("not HOST:PORT ({e})"))?,
-                    ),
-                }
-            }
-            "web-dir" => {
-                if value.is_empty() {
-                    return Err("empty".into());
-                }
-                self.web_dir = PathBuf::from(value);
-            }
-            "auto-verify" => {
-                self.auto_verify = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err("not true or false".into()),
-                }
-            }
-            "admin-token" => {
-                self.admin_token = match value {
-                    "off" => None,
-                    token if token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()) => {
-                        Some(token.to_string())
-                    }
-                    _ => {
-                        return Err(
-                            "at least 16 printable characters without spaces, or off".into()
-                        );
-                    }
-                }
-            }
-            "ws-queue" => {
-                self.ws_queue = match value.parse::<usize>() {
-                    Ok(n) if n >= 1 => n,
-                    _ => return Err("not a whole number of messages, at least 1".into()),
-                }
-            }
-            "feed" => {
-                self.feed = match value {
-                    "sim" => FeedMode::Sim,
-                    "kafka" => FeedMode::Kafka,
-                    "off" => FeedMode::Off,
-                    _ => return Err("not sim, kafka or off".into()),
-                }
-            }
-            "kafka-brokers" => {
-                self.kafka_brokers = match value {
-                    "off" => None,
-                    list if !list.is_empty() && list.split(',').all(|b| b.contains(':')) => {
-                        Some(list.to_string())
-                    }
-                    _ => return Err("not HOST:PORT[,HOST:PORT...] or off".into()),
-                }
-            }
-            "kafka-dead-letter" if value == "off" => self.kafka_dead_letter = None,
-            "kafka-assignment" => {
-                self.kafka_assignment_group = match value {
-                    "group" => true,
-                    "all" => false,
-                    _ => return Err("not group or all".into()),
-                }
-            }
-            "kafka-topic" | "kafka-group" | "kafka-dead-letter" => {
-                let valid = !value.is_empty()
-                    && value.len() <= 249
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-                if !valid {
-                    return Err("1 to 249 of A-Z a-z 0-9 . _ -".into());
-                }
-                match key {
-                    "kafka-topic" => self.kafka_topic = value.to_string(),
-                    "kafka-group" => self.kafka_group = value.to_string(),
-                    _ => self.kafka_dead_letter = Some(value.to_string()),
-                }
-            }
-            "sim-products" => {
-                let n = usize_of(parse_u64(value)?)?;
-                if n > 10_000_000 {
-                    return Err("at most 10000000".into());
-                }
-                self.sim_products = n;
-            }
-            "sim-rate" => self.sim_rate = parse_u64(value)?,
-            "late-ms" => {
-                self.late_ms =
-                    i64::try_from(parse_u64(value)?).map_err(|_| "too large".to_string())?
-            }
-            "tick-retention-hours" => match parse_u64(value)? {
-                0 => return Err("at least 1 hour".into()),
-                n if n > 24 * 365 * 100 => return Err("at most 100 years".into()),
-                n => self.tick_retention_hours = n,
-            },
-            "liquidity" => {
-                self.liquidity = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err("not true or false".into()),
-                }
-            }
-            "rate-limit" => {
-                self.rate_limit = value
-                    .parse()
-                    .map_err(|_| "not a whole number of requests per second".to_string())?
-            }
-            "sync" => {
-                self.sync = match value {
-                    "thread" => SyncMode::Thread,
-                    "inline" => SyncMode::Inline,
-                    _ => return Err("unknown sync mode".into()),
-                }
-            }
-            "segment-fill" => {
-                self.segment_fill = match value {
-                    "zeroes" => SegmentFill::Zeroes,
-                    "allocate" => SegmentFill::Allocate,
-                    _ => return Err("unknown segment fill".into()),
-                }
-            }
-            "ring-size" => {
-                let n = usize_of(parse_u64(value)?)?;
-                if !n.is_power_of_two() || n < RING_SIZE_MIN {
-                    return Err(format!("not a power of two of at least {RING_SIZE_MIN}"));
-                }
-                self.ring_size = n;
-            }
-            "topology" => self.topology = value.parse::<Topology>()?,
-            "batch-max" => {
-                let n = usize_of(parse_u64(value)?)?;
-                if n == 0 {
-                    return Err("must be at least 1".into());
-                }
-                self.batch_max = n;
-            }
-            "spin-us" => self.spin_us = parse_u64(value)?,
-            "segment-size-mib" => {
-                let n = parse_u64(value)?;
-                if !(1..=2048).contains(&n) {
-                    return Err("out of range".into());
-                }
-                self.segment_size_mib = n;
-            }
-            "snapshot-every" => self.snapshot_every = parse_u64(value)?,
-            "snapshots-kept" => {
-                let n = usize_of(parse_u64(value)?)?;
-                if n == 0 {
-                    return Err("must be at least 1".into());
-                }
-                self.snapshots_kept = n;
-            }
-            "snapshot-mode" => {
-                self.snapshot_mode = match value {
-                    "fork" => SnapshotMode::Fork,
-                    "in-thread" => SnapshotMode::InThread,
-                    _ => return Err("unknown snapshot mode".into()),
-                }
-            }
-            "snapshot-on-shutdown" => self.snapshot_on_shutdown = parse_bool(value)?,
-            "retention" => {
-                self.retention = match value {
-                    "keep" => Retention::Keep,
-                    "delete" => Retention::Delete,
-                    _ => match value.strip_prefix("archive:") {
-                        Some(dir) if !dir.is_empty() => Retention::Archive(PathBuf::from(dir)),
-                        Some(_) => return Err("archive: needs a directory".into()),
-                        None => return Err("unknown retention".into()),
-                    },
-                }
-            }
-            "load-rate" => {
-                let n = parse_u64(value)?;
-                if n > 10_000_000 {
-                    return Err("more than 10,000,000 commands/s".into());
-                }
-                self.load_rate = n;
-            }
-            "ack-log" => {
-                self.ack_log = match value {
-                    "off" => None,
-                    "-" => Some(AckLog::Stdout),
-                    "" => return Err("empty".into()),
-                    path => Some(AckLog::File(PathBuf::from(path))),
-                }
-            }
-            _ => return Err(format!("no setting {key}")),
-        }
-        Ok(())
+    /// The setting `key` as it was given (a secret masked; empty for an unknown key).
+    pub fn value(&self, key: &str) -> String {
+        self.texts
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_default()
     }
 
     /// The market data's configuration.
@@ -821,94 +740,6 @@ impl ServeConfig {
             tick_retention_ms: i64::try_from(self.tick_retention_hours.saturating_mul(3_600_000))
                 .unwrap_or(i64::MAX),
             ..bourse_marketdata::MarketConfig::new(self.data_dir.join("market"))
-        }
-    }
-
-    /// The setting `key` as text (what `set` would take back).
-    pub fn value(&self, key: &str) -> String {
-        match key {
-            "data-dir" => self.data_dir.display().to_string(),
-            "durability" => match self.durability {
-                Durability::Durable => "durable",
-                Durability::Async => "async",
-                Durability::None => "none",
-            }
-            .to_string(),
-            "http-addr" => match self.http_addr {
-                Some(addr) => addr.to_string(),
-                None => "off".to_string(),
-            },
-            "web-dir" => self.web_dir.display().to_string(),
-            "auto-verify" => self.auto_verify.to_string(),
-            "admin-token" => match self.admin_token {
-                Some(_) => "(set, not shown)".to_string(),
-                None => "off".to_string(),
-            },
-            "rate-limit" => self.rate_limit.to_string(),
-            "ws-queue" => self.ws_queue.to_string(),
-            "feed" => match self.feed {
-                FeedMode::Sim => "sim",
-                FeedMode::Kafka => "kafka",
-                FeedMode::Off => "off",
-            }
-            .to_string(),
-            "kafka-brokers" => self.kafka_brokers.clone().unwrap_or_else(|| "off".into()),
-            "kafka-topic" => self.kafka_topic.clone(),
-            "kafka-group" => self.kafka_group.clone(),
-            "kafka-dead-letter" => self
-                .kafka_dead_letter
-                .clone()
-                .unwrap_or_else(|| "off".into()),
-            "kafka-assignment" => if self.kafka_assignment_group {
-                "group"
-            } else {
-                "all"
-            }
-            .to_string(),
-            "sim-products" => self.sim_products.to_string(),
-            "sim-rate" => self.sim_rate.to_string(),
-            "late-ms" => self.late_ms.to_string(),
-            "tick-retention-hours" => self.tick_retention_hours.to_string(),
-            "liquidity" => self.liquidity.to_string(),
-            "sync" => match self.sync {
-                SyncMode::Thread => "thread",
-                SyncMode::Inline => "inline",
-            }
-            .to_string(),
-            "segment-fill" => match self.segment_fill {
-                SegmentFill::Zeroes => "zeroes",
-                SegmentFill::Allocate => "allocate",
-            }
-            .to_string(),
-            "ring-size" => self.ring_size.to_string(),
-            "topology" => match self.topology {
-                Topology::Single => "single",
-                Topology::Parallel => "parallel",
-            }
-            .to_string(),
-            "batch-max" => self.batch_max.to_string(),
-            "spin-us" => self.spin_us.to_string(),
-            "segment-size-mib" => self.segment_size_mib.to_string(),
-            "snapshot-every" => self.snapshot_every.to_string(),
-            "snapshots-kept" => self.snapshots_kept.to_string(),
-            "snapshot-mode" => match self.snapshot_mode {
-                SnapshotMode::Fork => "fork",
-                SnapshotMode::InThread => "in-thread",
-            }
-            .to_string(),
-            "snapshot-on-shutdown" => self.snapshot_on_shutdown.to_string(),
-            "retention" => match &self.retention {
-                Retention::Keep => "keep".to_string(),
-                Retention::Delete => "delete".to_string(),
-                Retention::Archive(dir) => format!("archive:{}", dir.display()),
-            },
-            "load-rate" => self.load_rate.to_string(),
-            "ack-log" => match &self.ack_log {
-                None => "off".to_string(),
-                Some(AckLog::Stdout) => "-".to_string(),
-                Some(AckLog::File(path)) => path.display().to_string(),
-            },
-            _ => String::new(),
         }
     }
 
@@ -952,44 +783,26 @@ impl ServeConfig {
     }
 }
 
-/// The text of `bourse serve --help`.
-pub fn help() -> String {
-    let mut out = String::from(
-        "usage: bourse serve [--config FILE] [--KEY VALUE ...]\n\n\
-         Recovers the data directory (snapshot + journal), starts the pipeline and runs until\n\
-         SIGINT or SIGTERM, then drains the ring, commits and (by default) writes a snapshot.\n\n\
-         Each setting is a flag --KEY, an environment variable and a key in the TOML file\n\
-         (--config FILE or BOURSE_CONFIG); flags win over the environment, the environment over\n\
-         the file, the file over the defaults.\n\n",
-    );
-    for s in SETTINGS {
-        out.push_str(&format!(
-            "  --{:<21} {:<28} default {}\n  {:<23} {}\n",
-            s.key, s.env, s.default, "", s.help
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use std::io::Write;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
     }
 
-    fn run(argv: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        match load(&args(argv), &|name| env.get(name).cloned())? {
+    /// [`load`] without the environment: every setting's variable is taken out of the command.
+    fn run(argv: &str) -> Result<Loaded, ConfigError> {
+        let command = ServeCommand::command().mut_args(|arg| arg.env(None::<&'static str>));
+        match load_from(command, &args(argv))? {
             Invocation::Serve(loaded) => Ok(*loaded),
             Invocation::Help => panic!("help"),
         }
+    }
+
+    fn error(argv: &str) -> String {
+        run(argv).unwrap_err().to_string()
     }
 
     fn toml_file(text: &str) -> tempfile::NamedTempFile {
@@ -998,16 +811,52 @@ mod tests {
         file
     }
 
+    /// The value and the origin `describe` shows for `key`.
+    fn shown(described: &str, key: &str) -> (String, String) {
+        let line = described
+            .lines()
+            .find(|line| line.trim_start().starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no line for {key} in\n{described}"));
+        let (_, rest) = line.split_once(" = ").unwrap();
+        let (value, origin) = rest.rsplit_once(" (").unwrap();
+        (
+            value.trim().to_string(),
+            origin.trim_end_matches(')').to_string(),
+        )
+    }
+
+    fn commands() -> Command {
+        let mut command = ServeCommand::command();
+        command.build();
+        command
+    }
+
     #[test]
     fn defaults_are_the_documented_ones() {
-        let loaded = run("", &[]).unwrap();
+        let loaded = run("").unwrap();
         let c = &loaded.config;
         assert_eq!(c.data_dir, PathBuf::from("./bourse-data"));
+        assert_eq!(c.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
         assert_eq!(c.web_dir, PathBuf::from("web/dist"));
+        assert!(c.auto_verify && c.liquidity && c.kafka_assignment_group);
+        assert_eq!(
+            (c.admin_token.as_deref(), c.kafka_brokers.as_deref()),
+            (None, None)
+        );
+        assert_eq!((c.rate_limit, c.ws_queue), (1000, 1024));
+        assert_eq!(c.feed, FeedMode::Sim);
+        assert_eq!(
+            (c.kafka_topic.as_str(), c.kafka_group.as_str()),
+            ("ticks", "bourse")
+        );
+        assert_eq!((c.sim_products, c.sim_rate, c.late_ms), (0, 20, 60_000));
+        assert_eq!(c.tick_retention_hours, 168);
         assert_eq!(c.durability, Durability::Durable);
+        assert_eq!(c.sync, SyncMode::Thread);
+        assert_eq!(c.segment_fill, SegmentFill::Zeroes);
         assert_eq!(c.ring_size, 65536);
         assert_eq!(c.topology, Topology::Single);
-        assert_eq!(c.batch_max, 4096);
+        assert_eq!((c.batch_max, c.spin_us, c.segment_size_mib), (4096, 50, 64));
         assert_eq!(c.snapshot_every, 1_000_000);
         assert_eq!(c.snapshots_kept, 3);
         assert_eq!(c.snapshot_mode, SnapshotMode::Fork);
@@ -1016,39 +865,55 @@ mod tests {
         assert_eq!(c.load_rate, 0);
         assert_eq!(c.ack_log, None);
         assert!(loaded.origins.is_empty());
-        // Every setting reads back what it was set to.
-        for s in SETTINGS {
-            assert_eq!(c.value(s.key), s.default, "{}", s.key);
+        // Every setting is shown, with its default, in the order of --help.
+        let command = commands();
+        let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
+        let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(shown_keys, keys);
+        assert_eq!(keys.len(), 33);
+        for arg in settings(&command) {
+            let key = arg.get_long().unwrap();
+            let default = arg.get_default_values()[0].to_str().unwrap();
+            assert_eq!(c.value(key), default, "{key}");
         }
     }
 
     #[test]
-    fn flags_beat_env_beat_file_beat_defaults() {
+    fn each_setting_has_one_name_a_default_and_a_help_line() {
+        let command = commands();
+        for arg in settings(&command) {
+            let key = arg.get_long().unwrap();
+            let env = format!("BOURSE_{}", key.to_uppercase().replace('-', "_"));
+            assert_eq!(arg.get_env(), Some(OsStr::new(&env)), "{key}");
+            assert_eq!(arg.get_default_values().len(), 1, "{key}");
+            assert!(arg.get_help().is_some(), "{key}");
+            assert!(
+                matches!(arg.get_action(), ArgAction::Set),
+                "{key} takes a value"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_the_defaults() {
         let file = toml_file(
             "ring-size = 1024\ndurability = \"async\"\nbatch_max = 7\nretention = \"archive:/tmp/old\"\n",
         );
         let path = file.path().to_str().unwrap();
-        let loaded = run(
-            &format!("--config {path} --ring-size=4096 --topology parallel"),
-            &[
-                ("BOURSE_RING_SIZE", "2048"),
-                ("BOURSE_DURABILITY", "none"),
-                ("BOURSE_TOPOLOGY", "single"),
-            ],
-        )
+        let loaded = run(&format!(
+            "--config {path} --ring-size=4096 --topology lmax --load-rate 1_000"
+        ))
         .unwrap();
         let c = &loaded.config;
-        assert_eq!(c.ring_size, 4096, "flag over env over file");
-        assert_eq!(c.topology, Topology::Parallel, "flag over env");
-        assert_eq!(c.durability, Durability::None, "env over file");
+        assert_eq!(c.ring_size, 4096, "flag over file");
+        assert_eq!(c.topology, Topology::Parallel);
+        assert_eq!(c.load_rate, 1000);
+        assert_eq!(c.durability, Durability::Async, "file over default");
         assert_eq!(c.batch_max, 7, "file over default (snake_case key)");
         assert_eq!(c.retention, Retention::Archive(PathBuf::from("/tmp/old")));
         assert_eq!(c.snapshots_kept, 3, "default");
+        assert_eq!(loaded.config_file.as_deref(), Some(file.path()));
         assert_eq!(loaded.origins["ring-size"], Origin::Flag);
-        assert_eq!(
-            loaded.origins["durability"],
-            Origin::Env("BOURSE_DURABILITY")
-        );
         assert_eq!(
             loaded.origins["batch-max"],
             Origin::File(file.path().to_path_buf())
@@ -1056,109 +921,126 @@ mod tests {
         assert!(!loaded.origins.contains_key("snapshots-kept"));
         let described = loaded.describe();
         assert!(
-            described.contains("ring-size             = 4096"),
+            described.contains(&format!("config file: {path}")),
             "{described}"
         );
-        assert!(described.contains("(env BOURSE_DURABILITY)"), "{described}");
-    }
-
-    #[test]
-    fn the_config_file_can_be_named_in_the_environment_and_empty_variables_are_unset() {
-        let file = toml_file("snapshot-every = 0\nsnapshot-on-shutdown = false\n");
-        let loaded = run(
-            "--load-rate 1_000",
-            &[
-                (CONFIG_ENV, file.path().to_str().unwrap()),
-                ("BOURSE_SNAPSHOT_EVERY", ""),
-            ],
-        )
-        .unwrap();
-        assert_eq!(loaded.config.snapshot_every, 0);
-        assert!(!loaded.config.snapshot_on_shutdown);
-        assert_eq!(loaded.config.load_rate, 1000);
-        assert_eq!(loaded.config_file.as_deref(), Some(file.path()));
+        assert_eq!(
+            shown(&described, "ring-size"),
+            ("4096".into(), "flag".into())
+        );
+        assert_eq!(
+            shown(&described, "durability"),
+            ("async".into(), format!("file {path}"))
+        );
+        assert_eq!(
+            shown(&described, "snapshots-kept"),
+            ("3".into(), "default".into())
+        );
     }
 
     #[test]
     fn a_repeated_flag_takes_the_last_value() {
-        let loaded = run(
-            "--ack-log - --ack-log acks.txt --ack-log=off --data-dir d",
-            &[],
-        )
-        .unwrap();
+        let loaded = run("--ack-log - --ack-log acks.txt --ack-log=off --data-dir d").unwrap();
         assert_eq!(loaded.config.ack_log, None);
-        let loaded = run("--ack-log - ", &[]).unwrap();
+        assert_eq!(loaded.config.value("ack-log"), "off");
+        let loaded = run("--ack-log - --kafka-assignment all --liquidity no").unwrap();
+        assert!(!loaded.config.kafka_assignment_group && !loaded.config.liquidity);
         assert_eq!(loaded.config.ack_log, Some(AckLog::Stdout));
         assert_eq!(loaded.config.data_dir, PathBuf::from("./bourse-data"));
     }
 
-    fn error(argv: &str, env: &[(&str, &str)]) -> String {
-        run(argv, env).unwrap_err().to_string()
-    }
-
     #[test]
-    fn bad_values_name_the_flag_variable_or_key() {
-        let e = error("--ring-size 1000", &[]);
-        assert!(
-            e.contains("--ring-size") && e.contains("power of two"),
-            "{e}"
+    fn bad_values_name_the_flag() {
+        let e = error("--ring-size 1000");
+        assert_eq!(
+            e,
+            "invalid value for --ring-size: \"1000\": not a power of two of at least 64"
         );
-        let e = error("--batch-max=0", &[]);
+        let e = error("--batch-max=0");
         assert!(e.contains("--batch-max") && e.contains("at least 1"), "{e}");
-        let e = error("", &[("BOURSE_DURABILITY", "fast")]);
-        assert!(
-            e.contains("BOURSE_DURABILITY") && e.contains("\"fast\""),
-            "{e}"
-        );
-        assert!(e.contains("durable, async, none"), "{e}");
-        let e = error("--snapshot-on-shutdown maybe", &[]);
+        let e = error("--durability fast");
+        assert!(e.contains("not one of durable, async, none"), "{e}");
+        let e = error("--snapshot-on-shutdown maybe");
         assert!(
             e.contains("--snapshot-on-shutdown") && e.contains("boolean"),
             "{e}"
         );
-        let e = error("--retention archive:", &[]);
-        assert!(e.contains("--retention"), "{e}");
-        let e = error("--topology ring", &[]);
+        let e = error("--retention archive:");
         assert!(
-            e.contains("--topology") && e.contains("unknown topology"),
+            e.contains("--retention") && e.contains("needs a directory"),
             "{e}"
         );
-        let e = error("--load-rate", &[]);
-        assert!(e.contains("--load-rate needs a value"), "{e}");
-        let e = error("--ringsize 64", &[]);
-        assert!(e.contains("unknown flag --ringsize"), "{e}");
-        let e = error("serve", &[]);
-        assert!(e.contains("unexpected argument \"serve\""), "{e}");
-        // A bad value loses even if a higher source would override it: the operator wants to
-        // know about it.
-        let e = error("--durability none", &[("BOURSE_RING_SIZE", "12")]);
-        assert!(e.contains("BOURSE_RING_SIZE"), "{e}");
+        let e = error("--topology ring");
+        assert!(
+            e.contains("--topology") && e.contains("single, parallel"),
+            "{e}"
+        );
+        let e = error("--admin-token short");
+        assert!(
+            e.contains("--admin-token") && e.contains("at least 16"),
+            "{e}"
+        );
+        let e = error("--http-addr localhost");
+        assert!(e.contains("--http-addr") && e.contains("HOST:PORT"), "{e}");
+        let e = error("--load-rate");
+        assert!(
+            e.contains("--load-rate") && e.contains("value is required"),
+            "{e}"
+        );
+        let e = error("--ringsize 64");
+        assert!(
+            e.contains("unexpected argument '--ringsize'") && e.contains("'--ring-size'"),
+            "{e}"
+        );
+        let e = error("serve");
+        assert!(e.contains("unexpected argument 'serve'"), "{e}");
     }
 
     #[test]
     fn file_errors_name_the_key_and_the_file() {
         let file = toml_file("ring-size = 64\nring-sise = 128\n");
-        let e = error(&format!("--config {}", file.path().display()), &[]);
-        assert!(e.contains("unknown key `ring-sise`"), "{e}");
-        assert!(e.contains(&file.path().display().to_string()), "{e}");
+        let path = file.path().display().to_string();
+        let e = error(&format!("--config {path}"));
+        assert!(
+            e.contains("unknown key `ring-sise`") && e.contains(&path),
+            "{e}"
+        );
         assert!(e.contains("known keys: data-dir"), "{e}");
 
         let file = toml_file("segment-size-mib = -4\n");
-        let e = error(&format!("--config {}", file.path().display()), &[]);
+        let e = error(&format!("--config {}", file.path().display()));
+        assert_eq!(
+            e,
+            format!(
+                "invalid value for `segment-size-mib` in {}: \"-4\": not a whole number",
+                file.path().display()
+            )
+        );
+
+        // A bad value in the file is refused even where a flag overrides it.
+        let file = toml_file("ring-size = 3\n");
+        let e = error(&format!(
+            "--config {} --ring-size 64",
+            file.path().display()
+        ));
         assert!(
-            e.contains("`segment-size-mib` in") && e.contains("\"-4\""),
+            e.contains("`ring-size` in") && e.contains("power of two"),
             "{e}"
         );
 
         let file = toml_file("ring-size = [64]\n");
-        let e = error(&format!("--config {}", file.path().display()), &[]);
+        let e = error(&format!("--config {}", file.path().display()));
         assert!(e.contains("`ring-size`") && e.contains("array"), "{e}");
 
+        let file = toml_file("config = \"other.toml\"\n");
+        let e = error(&format!("--config {}", file.path().display()));
+        assert!(e.contains("unknown key `config`"), "{e}");
+
         let file = toml_file("ring-size = \n");
-        let e = error(&format!("--config {}", file.path().display()), &[]);
+        let e = error(&format!("--config {}", file.path().display()));
         assert!(e.contains("not valid TOML"), "{e}");
 
-        let e = error("--config /nonexistent/bourse.toml", &[]);
+        let e = error("--config /nonexistent/bourse.toml");
         assert!(
             e.contains("cannot read the config file /nonexistent/bourse.toml"),
             "{e}"
@@ -1167,21 +1049,38 @@ mod tests {
 
     #[test]
     fn help_is_recognised_and_lists_every_setting() {
+        let command = ServeCommand::command().mut_args(|arg| arg.env(None::<&'static str>));
         assert!(matches!(
-            load(&args("--ring-size 64 --help"), &|_| None),
+            load_from(command, &args("--ring-size 64 --help")),
             Ok(Invocation::Help)
         ));
         let text = help();
-        for s in SETTINGS {
-            assert!(text.contains(s.key) && text.contains(s.env), "{}", s.key);
+        let command = commands();
+        for arg in settings(&command) {
+            let key = arg.get_long().unwrap();
+            let env = arg.get_env().unwrap().to_str().unwrap();
+            assert!(
+                text.contains(&format!("--{key} ")) && text.contains(env),
+                "{key}"
+            );
         }
+        assert!(
+            text.contains("[possible values: durable, async, none]"),
+            "{text}"
+        );
     }
 
     #[test]
     fn docs_serve_md_has_a_row_for_every_setting() {
         let doc = include_str!("../../docs/serve.md");
-        for s in SETTINGS {
-            let row = format!("| `{}` | `{}` | `{}` |", s.key, s.env, s.default);
+        let command = commands();
+        for arg in settings(&command) {
+            let row = format!(
+                "| `{}` | `{}` | `{}` |",
+                arg.get_long().unwrap(),
+                arg.get_env().unwrap().to_str().unwrap(),
+                arg.get_default_values()[0].to_str().unwrap()
+            );
             assert!(doc.contains(&row), "docs/serve.md lacks the row {row}");
         }
     }
@@ -1190,7 +1089,6 @@ mod tests {
     fn store_and_pipeline_configs_follow_the_settings() {
         let loaded = run(
             "--data-dir /d --segment-size-mib 2 --durability async --snapshots-kept 5 --spin-us 7 --snapshot-mode in-thread",
-            &[],
         )
         .unwrap();
         let store = loaded.config.store();
@@ -1203,5 +1101,162 @@ mod tests {
         assert_eq!(pipeline.snapshot_mode, SnapshotMode::InThread);
         assert!(pipeline.snapshot_on_shutdown);
         assert_eq!(pipeline.ring_size, 65536);
+    }
+
+    // The environment: clap reads the variables when the command is built, so these tests
+    // run `load` in a child process (this test binary) with the environment they choose.
+
+    /// Where [`in_child`] puts the arguments, separated by U+001F.
+    const CHILD_ARGS: &str = "BOURSE_SETTINGS_TEST_ARGS";
+
+    /// Runs [`load`] in a child process with `argv` and, of the `BOURSE_*` variables, only
+    /// `env`; returns what it printed: the effective configuration, `help` and the help text,
+    /// or `error: ` and the error.
+    fn in_child(argv: &str, env: &[(&str, &str)]) -> String {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args([
+            "--exact",
+            "settings::tests::child",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("BOURSE_") {
+                child.env_remove(var);
+            }
+        }
+        child.env(CHILD_ARGS, args(argv).join("\u{1f}"));
+        child.envs(env.iter().copied());
+        let output = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        let start = stdout.find("<<<").expect("the child's output") + 3;
+        let end = stdout.rfind(">>>").expect("the end of the child's output");
+        stdout[start..end].to_string()
+    }
+
+    /// The child's side of [`in_child`]; in the test run itself (no `CHILD_ARGS`) it does
+    /// nothing.
+    #[test]
+    fn child() {
+        let Some(argv) = std::env::var_os(CHILD_ARGS) else {
+            return;
+        };
+        let argv: Vec<String> = argv
+            .to_string_lossy()
+            .split('\u{1f}')
+            .filter(|arg| !arg.is_empty())
+            .map(String::from)
+            .collect();
+        let outcome = match load(&argv) {
+            Ok(Invocation::Serve(loaded)) => loaded.describe(),
+            Ok(Invocation::Help) => format!("help\n{}", help()),
+            Err(e) => format!("error: {e}"),
+        };
+        println!("<<<{outcome}>>>");
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let file = toml_file(
+            "ring-size = 1024\ndurability = \"async\"\nbatch_max = 7\nsnapshot-every = 0\n",
+        );
+        let path = file.path().to_str().unwrap();
+        let described = in_child(
+            &format!("--config {path} --ring-size=4096 --topology parallel"),
+            &[
+                ("BOURSE_RING_SIZE", "2048"),
+                ("BOURSE_DURABILITY", "none"),
+                ("BOURSE_TOPOLOGY", "single"),
+                ("BOURSE_SNAPSHOTS_KEPT", "5"),
+                ("BOURSE_SNAPSHOT_EVERY", ""),
+            ],
+        );
+        let file_origin = format!("file {path}");
+        assert_eq!(
+            shown(&described, "ring-size"),
+            ("4096".into(), "flag".into())
+        );
+        assert_eq!(
+            shown(&described, "topology"),
+            ("parallel".into(), "flag".into())
+        );
+        assert_eq!(
+            shown(&described, "durability"),
+            ("none".into(), "env BOURSE_DURABILITY".into())
+        );
+        assert_eq!(
+            shown(&described, "snapshots-kept"),
+            ("5".into(), "env BOURSE_SNAPSHOTS_KEPT".into())
+        );
+        assert_eq!(
+            shown(&described, "batch-max"),
+            ("7".into(), file_origin.clone())
+        );
+        // An empty variable counts as unset.
+        assert_eq!(
+            shown(&described, "snapshot-every"),
+            ("0".into(), file_origin)
+        );
+        assert_eq!(
+            shown(&described, "spin-us"),
+            ("50".into(), "default".into())
+        );
+    }
+
+    #[test]
+    fn the_config_file_can_be_named_in_the_environment() {
+        let file = toml_file("snapshot-on-shutdown = false\n");
+        let path = file.path().to_str().unwrap();
+        let described = in_child("", &[(CONFIG_ENV, path)]);
+        assert!(
+            described.contains(&format!("config file: {path}")),
+            "{described}"
+        );
+        assert_eq!(
+            shown(&described, "snapshot-on-shutdown"),
+            ("false".into(), format!("file {path}"))
+        );
+        // The flag beats the variable.
+        let described = in_child("--config /nonexistent.toml", &[(CONFIG_ENV, path)]);
+        assert!(described.contains("/nonexistent.toml"), "{described}");
+    }
+
+    #[test]
+    fn bad_variables_are_named_even_under_a_flag() {
+        let e = in_child("", &[("BOURSE_DURABILITY", "fast")]);
+        assert_eq!(
+            e,
+            "error: invalid value for BOURSE_DURABILITY: \"fast\": not one of durable, async, none"
+        );
+        let e = in_child("--ring-size 64", &[("BOURSE_RING_SIZE", "12")]);
+        assert!(e.contains("BOURSE_RING_SIZE: \"12\""), "{e}");
+        let e = in_child("--ring-sise 64", &[("BOURSE_RING_SIZE", "12")]);
+        assert!(e.contains("BOURSE_RING_SIZE: \"12\""), "{e}");
+        // Except --help.
+        let help = in_child("--help", &[("BOURSE_RING_SIZE", "12")]);
+        assert!(help.starts_with("help\n"), "{help}");
+        // A bad variable wins over a bad file: the environment is checked first.
+        let file = toml_file("batch-max = 0\n");
+        let path = file.path().to_str().unwrap();
+        let e = in_child(&format!("--config {path}"), &[("BOURSE_SPIN_US", "x")]);
+        assert!(e.contains("BOURSE_SPIN_US"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_token_is_never_shown() {
+        let token = "s3cret-admin-token-0123";
+        let described = in_child("", &[("BOURSE_ADMIN_TOKEN", token)]);
+        assert_eq!(
+            shown(&described, "admin-token"),
+            ("(set, not shown)".into(), "env BOURSE_ADMIN_TOKEN".into())
+        );
+        assert!(!described.contains(token), "{described}");
+        let help = in_child("--help", &[("BOURSE_ADMIN_TOKEN", token)]);
+        assert!(
+            help.starts_with("help\n") && help.contains("BOURSE_ADMIN_TOKEN"),
+            "{help}"
+        );
+        assert!(!help.contains(token), "{help}");
     }
 }
