@@ -1,6 +1,7 @@
 //! The running history: the thread that folds every event batch, and the handle readers share.
 
-use std::sync::{Arc, RwLock};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use bourse_pipeline::EventBatch;
@@ -30,6 +31,8 @@ impl Observer for () {
 pub struct HistoryHandle {
     model: Arc<RwLock<History>>,
     progress: watch::Receiver<u64>,
+    /// Set once when the history thread stops for good.
+    failure: Arc<OnceLock<String>>,
 }
 
 /// How long a read waits for the history to catch up with the engine before answering 503.
@@ -46,44 +49,54 @@ impl HistoryHandle {
     ) -> Result<(HistoryHandle, std::thread::JoinHandle<()>), String> {
         let (progress_tx, progress) = watch::channel(history.event_seq());
         let model = Arc::new(RwLock::new(history));
-        let writer = Arc::clone(&model);
-        let thread = std::thread::Builder::new()
-            .name("bourse-history".into())
-            .spawn(move || {
-                let mut entries = Vec::new();
-                loop {
-                    let batch = match rx.blocking_recv() {
-                        Ok(batch) => batch,
-                        Err(broadcast::error::RecvError::Closed) => return,
-                        Err(broadcast::error::RecvError::Lagged(missed)) => {
-                            let why = format!(
-                                "the history fell {missed} event batches behind and stopped; \
-                                 a restart rebuilds it"
-                            );
-                            tracing::error!("{why}");
-                            write_model(&writer).broken = Some(why);
-                            return;
-                        }
+        let failure = Arc::new(OnceLock::new());
+        let thread = {
+            let model = Arc::clone(&model);
+            let failure = Arc::clone(&failure);
+            std::thread::Builder::new()
+                .name("bourse-history".into())
+                .spawn(move || {
+                    let folding = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        fold_batches(&model, &mut log, &mut rx, &mut observer, &progress_tx)
+                    }));
+                    let why = match folding {
+                        Ok(Ok(())) => return,
+                        Ok(Err(why)) => why,
+                        Err(panic) => format!(
+                            "the history thread panicked: {}",
+                            bourse_pipeline::panic_message(&*panic)
+                        ),
                     };
-                    entries.clear();
-                    entries.extend(batch.events.iter().filter_map(Entry::of));
-                    let newest = batch.events.last().map_or(0, |e| e.seq);
-                    if let Err(why) = log.append(batch.last_seq, newest, &entries) {
-                        tracing::error!("{why}; the history stopped");
-                        write_model(&writer).broken = Some(why);
-                        return;
-                    }
-                    let mut model = write_model(&writer);
-                    model.fold(batch.last_seq, newest, &entries);
-                    observer.folded(&model, &entries);
-                    let seen = model.event_seq;
-                    drop(model);
-                    progress_tx.send_replace(seen);
-                    observer.released(&entries, newest);
-                }
-            })
-            .map_err(|e| format!("cannot start the history thread: {e}"))?;
-        Ok((HistoryHandle { model, progress }, thread))
+                    tracing::error!("{why}");
+                    let _ = failure.set(why);
+                })
+                .map_err(|e| format!("cannot start the history thread: {e}"))?
+        };
+        Ok((
+            HistoryHandle {
+                model,
+                progress,
+                failure,
+            },
+            thread,
+        ))
+    }
+
+    /// Why the history stopped (a failed log, a lag past the bus, a panic): the server stops
+    /// then, and a restart rebuilds the history from the journal.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    /// The model, read-locked; an error once the history failed (a panic while folding
+    /// poisons the lock: a half-folded model is never read).
+    fn read_model(&self) -> Result<RwLockReadGuard<'_, History>, String> {
+        if let Some(why) = self.failure() {
+            return Err(why.to_string());
+        }
+        self.model
+            .read()
+            .map_err(|_| "the history failed while folding a batch".to_string())
     }
 
     /// Waits (up to a few seconds) until every event up to `event_seq` is folded, then reads.
@@ -95,10 +108,7 @@ impl HistoryHandle {
         let mut progress = self.progress.clone();
         let waited = tokio::time::timeout(CATCH_UP_WAIT, progress.wait_for(|s| *s >= event_seq));
         let caught_up = matches!(waited.await, Ok(Ok(_)));
-        let model = self.model.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(why) = model.broken() {
-            return Err(why.to_string());
-        }
+        let model = self.read_model()?;
         if !caught_up {
             return Err(format!(
                 "the history is behind the engine (at event {}, engine at {event_seq})",
@@ -113,12 +123,47 @@ impl HistoryHandle {
         *self.progress.borrow()
     }
 
-    /// Runs `f` with the model read-locked: nothing is folded (or published) meanwhile.
-    pub fn with_model<T>(&self, f: impl FnOnce(&History) -> T) -> T {
-        f(&self.model.read().unwrap_or_else(|p| p.into_inner()))
+    /// Runs `f` with the model read-locked: nothing is folded (or published) meanwhile. An
+    /// error once the history failed.
+    pub fn with_model<T>(&self, f: impl FnOnce(&History) -> T) -> Result<T, String> {
+        Ok(f(&*self.read_model()?))
     }
 }
 
-fn write_model(model: &RwLock<History>) -> std::sync::RwLockWriteGuard<'_, History> {
-    model.write().unwrap_or_else(|p| p.into_inner())
+/// The history thread's work: folds every batch of the bus until it closes. An error says
+/// why the history cannot go on.
+fn fold_batches(
+    model: &RwLock<History>,
+    log: &mut HistoryLog,
+    rx: &mut broadcast::Receiver<Arc<EventBatch>>,
+    observer: &mut impl Observer,
+    progress: &watch::Sender<u64>,
+) -> Result<(), String> {
+    let mut entries = Vec::new();
+    loop {
+        let batch = match rx.blocking_recv() {
+            Ok(batch) => batch,
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                return Err(format!(
+                    "the history fell {missed} event batches behind; a restart rebuilds it"
+                ));
+            }
+        };
+        entries.clear();
+        entries.extend(batch.events.iter().filter_map(Entry::of));
+        let newest = batch.events.last().map_or(0, |e| e.seq);
+        log.append(batch.last_seq, newest, &entries)
+            .map_err(|why| format!("the history log failed: {why}"))?;
+        let mut guard = model
+            .write()
+            .map_err(|_| "the history's lock is poisoned".to_string())?;
+        guard.fold(batch.last_seq, newest, &entries);
+        fail::fail_point!("history::fold");
+        observer.folded(&guard, &entries);
+        let seen = guard.event_seq;
+        drop(guard);
+        progress.send_replace(seen);
+        observer.released(&entries, newest);
+    }
 }

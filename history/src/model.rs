@@ -140,8 +140,6 @@ pub struct History {
     through_seq: u64,
     orders: HashMap<u64, OrderRecord>,
     accounts: HashMap<u32, AccountHistory>,
-    /// Set when the model missed events (see the module's "Lag").
-    pub(crate) broken: Option<String>,
 }
 
 /// A page of a newest-first list: items with ids below `cursor`, at most `limit`.
@@ -178,10 +176,6 @@ impl History {
 
     pub fn through_seq(&self) -> u64 {
         self.through_seq
-    }
-
-    pub fn broken(&self) -> Option<&str> {
-        self.broken.as_deref()
     }
 
     /// Folds the entries of the commands up to `through`, whose newest event (kept or not)

@@ -200,3 +200,40 @@ fn the_log_folds_back_to_the_same_history() {
     assert_eq!(h.order(7, 10).unwrap().filled, 3);
     assert_eq!(h.trades(8, None, 10).items.len(), 1);
 }
+
+/// An observer with a bug: it panics while the model is write-locked.
+struct PanicsWhileLocked;
+
+impl Observer for PanicsWhileLocked {
+    fn folded(&mut self, _: &History, _: &[Entry]) {
+        panic!("a bug in the observer");
+    }
+
+    fn released(&mut self, _: &[Entry], _: u64) {}
+}
+
+#[test]
+fn a_panic_while_folding_stops_the_history_and_the_half_folded_model_is_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, model) = HistoryLog::open(dir.path()).unwrap();
+    let (tx, rx) = tokio::sync::broadcast::channel(8);
+    let (handle, thread) = HistoryHandle::spawn(model, log, rx, PanicsWhileLocked).unwrap();
+    assert_eq!(handle.failure(), None);
+    assert!(handle.with_model(|_| ()).is_ok());
+    let batch = bourse_pipeline::EventBatch {
+        first_seq: 1,
+        last_seq: 1,
+        events: Vec::new(),
+    };
+    tx.send(std::sync::Arc::new(batch)).unwrap();
+    // The thread catches the panic, records it and ends.
+    thread.join().unwrap();
+    let failure = handle.failure().expect("the history failed").to_string();
+    assert!(failure.contains("a bug in the observer"), "{failure}");
+    assert_eq!(handle.with_model(|_| ()), Err(failure.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(handle.read(0, |_| ())), Err(failure));
+}

@@ -28,7 +28,7 @@ pub fn catch_up_bourse(
     history: &bourse_history::History,
     handle: &bourse_pipeline::Handle,
 ) -> Result<usize, String> {
-    let from = market.read().offset(Source::Bourse, 0).unwrap_or(1).max(1) as u64;
+    let from = market.read()?.offset(Source::Bourse, 0).unwrap_or(1).max(1) as u64;
     let fills = history.fills_from(from);
     let products: Vec<u32> = fills.iter().map(|f| f.product).collect();
     let (defs, units) = handle

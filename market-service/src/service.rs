@@ -1,8 +1,9 @@
 //! The service: the ingest thread, the sources, checkpoints and counters.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -62,8 +63,8 @@ pub struct MarketStats {
     pub messages: AtomicU64,
     pub malformed: [AtomicU64; Malformed::KINDS.len()],
     logged: Mutex<u32>,
-    /// Set when ingestion stopped on an error.
-    pub failed: Mutex<Option<String>>,
+    /// Set once when ingestion stopped for good (an error of the logs, a panic).
+    pub failed: OnceLock<String>,
 }
 
 impl MarketStats {
@@ -117,7 +118,21 @@ impl MarketService {
             let stats = Arc::clone(&stats);
             std::thread::Builder::new()
                 .name("market-ingest".into())
-                .spawn(move || ingest_loop(&market, &rx, publisher, &stats))
+                .spawn(move || {
+                    let ingesting = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        ingest_loop(&market, &rx, publisher, &stats)
+                    }));
+                    let why = match ingesting {
+                        Ok(Ok(())) => return,
+                        Ok(Err(why)) => format!("market data stopped: {why}"),
+                        Err(panic) => format!(
+                            "the market-data thread panicked: {}",
+                            bourse_pipeline::panic_message(&*panic)
+                        ),
+                    };
+                    tracing::error!("{why}");
+                    let _ = stats.failed.set(why);
+                })
                 .map_err(|e| format!("cannot start the market-data thread: {e}"))?
         };
         Ok(Arc::new(Self {
@@ -132,9 +147,21 @@ impl MarketService {
         }))
     }
 
-    /// Reads the market.
-    pub fn read(&self) -> RwLockReadGuard<'_, Market> {
-        self.market.read().unwrap_or_else(|e| e.into_inner())
+    /// Reads the market; an error once the market data failed (a panic while applying a
+    /// message poisons the lock: a half-applied state is never read).
+    pub fn read(&self) -> Result<RwLockReadGuard<'_, Market>, String> {
+        if let Some(why) = self.failure() {
+            return Err(why.to_string());
+        }
+        self.market
+            .read()
+            .map_err(|_| "the market data failed while applying a message".to_string())
+    }
+
+    /// Why the market data stopped taking messages (a failed log, a panic); the server stops
+    /// then.
+    pub fn failure(&self) -> Option<&str> {
+        self.stats.failed.get().map(String::as_str)
     }
 
     /// A sender for sources.
@@ -159,7 +186,7 @@ impl MarketService {
     ) -> Result<(), String> {
         let mut sim = Simulator::new(products, unix_ms() as u64);
         let mut offset = {
-            let market = self.read();
+            let market = self.read()?;
             for p in sim.products().to_vec() {
                 let Some(id) = market.catalogue().id(&p.def.symbol) else {
                     continue;
@@ -205,7 +232,7 @@ impl MarketService {
     /// The market-data id of a symbol.
     pub fn product_id(&self, symbol: &str) -> Option<u32> {
         let symbol = bourse_marketdata::tick::Symbol::new(symbol)?;
-        self.read().catalogue().id(&symbol)
+        self.read().ok()?.catalogue().id(&symbol)
     }
 
     /// Starts the Kafka consumer of `topic`: each partition starts at the offset the market
@@ -225,8 +252,8 @@ impl MarketService {
         let offsets = move |partition: i32| {
             market
                 .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .offset(Source::Feed, partition)
+                .ok()
+                .and_then(|m| m.offset(Source::Feed, partition))
         };
         let producer = match &dead_letter {
             Some(_) => Some(
@@ -359,31 +386,28 @@ fn run_simulator(
     }
 }
 
+/// The ingest thread's work: applies every message until [`Input::Stop`] or the last sender
+/// is gone. An error says why the market data cannot go on.
 fn ingest_loop(
     market: &RwLock<Market>,
     rx: &Receiver<Input>,
     mut publisher: impl Publisher,
     stats: &MarketStats,
-) {
+) -> Result<(), String> {
     let mut applied = Applied::default();
     while let Ok(first) = rx.recv() {
-        let mut guard = market.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = market
+            .write()
+            .map_err(|_| "the market data's lock is poisoned".to_string())?;
         let mut next = Some(first);
         let mut n_applied = 0;
         while let Some(input) = next {
             if matches!(input, Input::Stop) {
-                return;
+                return Ok(());
             }
-            match apply(&mut guard, input, &mut applied, stats) {
-                Ok(()) => publisher.applied(&guard, &applied),
-                Err(error) => {
-                    let mut failed = stats.failed.lock().unwrap_or_else(|e| e.into_inner());
-                    if failed.is_none() {
-                        tracing::error!("market data stopped: {error}");
-                        *failed = Some(error);
-                    }
-                }
-            }
+            apply(&mut guard, input, &mut applied, stats)?;
+            fail::fail_point!("market::ingest");
+            publisher.applied(&guard, &applied);
             n_applied += 1;
             next = if n_applied < INPUTS_PER_LOCK {
                 rx.try_recv().ok()
@@ -392,6 +416,7 @@ fn ingest_loop(
             };
         }
     }
+    Ok(())
 }
 
 fn apply(
@@ -451,4 +476,42 @@ fn apply(
         items: &items,
     };
     market.ingest(&batch, applied).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publisher with a bug: it panics while the market is write-locked.
+    struct PanicsWhileLocked;
+
+    impl Publisher for PanicsWhileLocked {
+        fn applied(&mut self, _: &Market, _: &Applied) {
+            panic!("a bug in the publisher");
+        }
+    }
+
+    #[test]
+    fn a_panic_while_applying_stops_the_market_data_and_the_state_is_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let service =
+            MarketService::start(MarketConfig::new(dir.path()), PanicsWhileLocked).unwrap();
+        assert!(service.read().is_ok());
+        assert_eq!(service.failure(), None);
+        service.sender().send(Input::Define(Vec::new())).unwrap();
+        // The thread catches the panic, records it and ends.
+        let thread = service.ingest.lock().unwrap().take().unwrap();
+        thread.join().unwrap();
+        let failure = service
+            .failure()
+            .expect("the market data failed")
+            .to_string();
+        assert!(failure.contains("a bug in the publisher"), "{failure}");
+        assert_eq!(service.read().err(), Some(failure));
+        assert_eq!(service.product_id("AAPL"), None);
+        assert!(
+            service.checkpoint().is_err(),
+            "nothing takes messages any more"
+        );
+    }
 }

@@ -56,6 +56,7 @@ use disruptor::{BusySpin, build_multi_producer};
 pub use answer::{Outcome, SubmitError};
 pub use handle::{Handle, Ticket};
 pub use query::{QUERY_CAPACITY_DEFAULT, QueryTicket};
+pub use run::panic_message;
 
 use crate::shared::Shared;
 use crate::slot::Slot;

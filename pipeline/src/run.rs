@@ -82,7 +82,8 @@ macro_rules! impl_poller {
 impl_poller!(MultiProducerBarrier);
 impl_poller!(MultiConsumerBarrier);
 
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// The message of a caught panic (its `&str` or `String` payload).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

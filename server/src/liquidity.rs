@@ -60,6 +60,8 @@ struct Ladder {
 pub struct Liquidity {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
+    /// Set if the quoting thread panicked.
+    failure: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Liquidity {
@@ -76,17 +78,40 @@ impl Liquidity {
                 .iter()
                 .map(|o| o.id)
                 .collect()
-        });
+        })?;
         for order in resting {
             cancel(&mut handle, account, OrderId::new(order));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let failure = Arc::new(std::sync::OnceLock::new());
+        let failed = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name("liquidity".into())
-            .spawn(move || run(&mut handle, account, &market, &flag))
+            .spawn(move || {
+                let quoting = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&mut handle, account, &market, &flag)
+                }));
+                if let Err(panic) = quoting {
+                    let why = format!(
+                        "the liquidity provider panicked: {}",
+                        bourse_pipeline::panic_message(&*panic)
+                    );
+                    tracing::error!("{why}");
+                    let _ = failed.set(why);
+                }
+            })
             .map_err(|e| format!("cannot start the liquidity provider: {e}"))?;
-        Ok(Self { stop, thread })
+        Ok(Self {
+            stop,
+            thread,
+            failure,
+        })
+    }
+
+    /// Why the provider stopped quoting, if it panicked.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.get().cloned()
     }
 
     /// Stops quoting (the quotes stay on the book until the next start cancels them).
@@ -187,7 +212,7 @@ fn run(handle: &mut Handle, account: AccountId, market: &MarketService, stop: &A
 /// The newest market price in engine ticks, if it is on the product's grid range.
 fn reference_ticks(market: &MarketService, product: &Tradable) -> Option<i64> {
     let close = {
-        let m = market.read();
+        let m = market.read().ok()?;
         let state = m.product(product.market_id)?;
         let newest = state.candles.open[0];
         (!newest.is_empty()).then_some(newest.close)?

@@ -69,12 +69,15 @@ pub struct Stopped {
 
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the engine stopped: {}", self.cause)
+        write!(f, "the server stopped: {}", self.cause)
     }
 }
 
 /// Runs `bourse serve` with the arguments after `serve`; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
+    // Fault injection from the FAILPOINTS variable, in builds with the `failpoints` feature
+    // (the tests'); nothing otherwise.
+    let _failpoints = fail::FailScenario::setup();
     let loaded = match settings::load(args) {
         Ok(Invocation::Help) => {
             print!("{}", settings::help());
@@ -158,6 +161,8 @@ pub struct Server {
     snapshots: PeriodicSnapshots,
     store_config: StoreConfig,
     report: StartReport,
+    /// The API's shared state, to see whether a handler or a connection panicked.
+    api: Option<AppState>,
 }
 
 /// What start-up found and did (each also logged).
@@ -281,6 +286,7 @@ impl Server {
         } else {
             None
         };
+        let mut api_state = None;
         let http = match config.http_addr {
             Some(addr) => {
                 let api = config.api();
@@ -292,6 +298,7 @@ impl Server {
                     next_seq - 1,
                     &api,
                 );
+                api_state = Some(state.clone());
                 let server = bourse_gateway::http::Server::start(addr, state)?;
                 tracing::info!("HTTP on http://{}", server.addr);
                 let web =
@@ -345,6 +352,7 @@ impl Server {
             },
             store_config,
             report,
+            api: api_state,
         })
     }
 
@@ -366,7 +374,7 @@ impl Server {
     /// The periodic work: a snapshot through the ring every `snapshot-every` commands, and
     /// the load generator's end. `Err` once the server stopped by itself.
     pub fn poll(&mut self) -> Result<(), Stopped> {
-        if let Some(cause) = self.pipeline.stopped() {
+        if let Some(cause) = self.failure() {
             return Err(Stopped { cause });
         }
         self.snapshots
@@ -376,6 +384,27 @@ impl Server {
             tracing::info!("the load generator ended: {summary}");
         }
         Ok(())
+    }
+
+    /// Why the server cannot go on, if it cannot: the engine stopped (a journal failure, a
+    /// panic), a read model failed (its log failed, it fell behind, a panic while it held its
+    /// lock), the liquidity provider or an API handler or connection panicked. Fail-stop:
+    /// nothing after the cause is acknowledged, and a restart recovers from the journal.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(cause) = self.pipeline.stopped() {
+            return Some(format!("the engine stopped: {cause}"));
+        }
+        let parts = [
+            self.history.failure(),
+            self.market.failure(),
+            self.api.as_ref().and_then(AppState::failure),
+        ];
+        parts
+            .into_iter()
+            .flatten()
+            .next()
+            .map(str::to_string)
+            .or_else(|| self.liquidity.as_ref().and_then(Liquidity::failure))
     }
 
     /// Stops cleanly: the API stops accepting, the load generator and the liquidity provider
@@ -395,6 +424,7 @@ impl Server {
             snapshots,
             store_config,
             report: _,
+            api: _,
         } = self;
         if let Some(http) = http
             && let Err(error) = http.stop()
@@ -406,14 +436,18 @@ impl Server {
             liquidity.stop();
         }
         if let Some(cause) = pipeline.stopped() {
-            return Err(ShutdownError::Stopped(Stopped { cause }));
+            return Err(ShutdownError::Stopped(Stopped {
+                cause: format!("the engine stopped: {cause}"),
+            }));
         }
         drop(snapshots);
         drop(handle);
         let finished = match pipeline.shutdown() {
             Ok(finished) => finished,
             Err(PipelineError::Stopped(cause)) => {
-                return Err(ShutdownError::Stopped(Stopped { cause }));
+                return Err(ShutdownError::Stopped(Stopped {
+                    cause: format!("the engine stopped: {cause}"),
+                }));
             }
             Err(error) => return Err(ShutdownError::Failed(format!("shutdown failed: {error}"))),
         };

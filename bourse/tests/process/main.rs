@@ -4,9 +4,11 @@
 //!
 //! - [`lifecycle`]: SIGKILL under load loses nothing acknowledged; SIGTERM drains, commits
 //!   and snapshots; a taken port and a bad setting fail the start with their exit codes.
+//! - [`failstop`]: a panic in a server thread stops `bourse serve` with exit code 70.
 //! - [`kafka`]: a real tansu broker feeding the server, across a SIGKILL and a broker outage;
 //!   `bourse feed-sim` publishing what a server consumes.
 
+mod failstop;
 mod kafka;
 mod lifecycle;
 
