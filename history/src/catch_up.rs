@@ -16,9 +16,9 @@ const CATCH_UP_CHUNK: usize = 4096;
 ///
 /// `recovered_event_seq` is the recovered engine's newest event: the scratch engine must end
 /// there too, or the history would disagree with the engine (an error).
-pub fn catch_up<S: Storage>(
+pub fn catch_up<S: Storage, L: Storage>(
     history: &mut History,
-    log: &mut HistoryLog,
+    log: &mut HistoryLog<L>,
     journal: &Journal<S>,
     snapshots_dir: &Path,
     limits: Limits,

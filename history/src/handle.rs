@@ -4,6 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
+use bourse_journal::Storage;
 use bourse_pipeline::EventBatch;
 use tokio::sync::{broadcast, watch};
 
@@ -41,9 +42,9 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 impl HistoryHandle {
     /// Starts the history thread on the bus receiver `rx` (subscribed before any new command
     /// was applied). After each batch it calls `observer` (see [`Observer`]).
-    pub fn spawn(
+    pub fn spawn<S: Storage>(
         history: History,
-        mut log: HistoryLog,
+        mut log: HistoryLog<S>,
         mut rx: broadcast::Receiver<Arc<EventBatch>>,
         mut observer: impl Observer,
     ) -> Result<(HistoryHandle, std::thread::JoinHandle<()>), String> {
@@ -132,9 +133,9 @@ impl HistoryHandle {
 
 /// The history thread's work: folds every batch of the bus until it closes. An error says
 /// why the history cannot go on.
-fn fold_batches(
+fn fold_batches<S: Storage>(
     model: &RwLock<History>,
-    log: &mut HistoryLog,
+    log: &mut HistoryLog<S>,
     rx: &mut broadcast::Receiver<Arc<EventBatch>>,
     observer: &mut impl Observer,
     progress: &watch::Sender<u64>,

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use bourse_journal::{Durability, FsStorage, Journal, JournalConfig, PrepareNext, RecoveryMode};
+use bourse_journal::{
+    Durability, FsStorage, Journal, JournalConfig, PrepareNext, RecoveryMode, Storage,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{Entry, History};
@@ -17,9 +19,11 @@ struct LogRecord<'a> {
     entries: Cow<'a, [Entry]>,
 }
 
-/// The history's own log.
-pub struct HistoryLog {
-    journal: Journal<FsStorage>,
+/// The history's own log, on the journal's [`Storage`] seam (the file system by default;
+/// tests inject faults with `FaultyStorage`). It is never synced, so a failed sync cannot
+/// reach it; a failed append (a full disk) stops the history, and the server with it.
+pub struct HistoryLog<S: Storage = FsStorage> {
+    journal: Journal<S>,
     buf: Vec<u8>,
 }
 
@@ -30,8 +34,23 @@ impl HistoryLog {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let storage = FsStorage::new(dir)
             .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
+        HistoryLog::open_with_storage(dir, storage, SEGMENT_BYTES)
+    }
+}
+
+/// The size of the log's segment files.
+pub const SEGMENT_BYTES: u64 = 16 << 20;
+
+impl<S: Storage> HistoryLog<S> {
+    /// Opens (or creates) the log on `storage` (whose files are `dir`'s, named in errors) and
+    /// folds it into a new [`History`].
+    pub fn open_with_storage(
+        dir: &Path,
+        storage: S,
+        segment_size_bytes: u64,
+    ) -> Result<(HistoryLog<S>, History), String> {
         let config = JournalConfig {
-            segment_size_bytes: 16 << 20,
+            segment_size_bytes,
             durability: Durability::None,
             first_seq: 1,
             recovery: RecoveryMode::Repair,

@@ -237,3 +237,70 @@ fn a_panic_while_folding_stops_the_history_and_the_half_folded_model_is_never_re
         .unwrap();
     assert_eq!(runtime.block_on(handle.read(0, |_| ())), Err(failure));
 }
+
+#[test]
+fn a_full_disk_stops_the_history_log_and_what_it_wrote_reads_back() {
+    use bourse_journal::{Faults, FaultyStorage, FsStorage};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
+    let (mut log, _) = HistoryLog::open_with_storage(dir.path(), storage, 64 << 10).unwrap();
+    // Under load (records of a few entries, several segments), then the disk fills.
+    let mut last_ok = 0;
+    let mut refused = None;
+    for through in 1..=200_000u64 {
+        if through == 5_000 {
+            faults.set_preallocate_fails(true);
+        }
+        let entries = [accepted(through, through, 7, 5)];
+        match log.append(through, through, &entries) {
+            Ok(()) => last_ok = through,
+            Err(why) => {
+                refused = Some(why);
+                break;
+            }
+        }
+    }
+    let why = refused.expect("the full disk refused an append");
+    assert!(
+        why.contains("No space left") || why.contains("os error 28"),
+        "{why}"
+    );
+    assert!(last_ok >= 5_000, "several segments were written first");
+    drop(log);
+    // Everything appended before the refusal reads back, in order.
+    let (_, h) = HistoryLog::open(dir.path()).unwrap();
+    assert_eq!((h.through_seq(), h.event_seq()), (last_ok, last_ok));
+    assert_eq!(
+        h.orders(7, true, None, usize::MAX).items.len() as u64,
+        last_ok
+    );
+}
+
+#[test]
+fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
+    use bourse_journal::{Faults, FaultyStorage, FsStorage};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
+    let (log, model) = HistoryLog::open_with_storage(dir.path(), storage, 64 << 10).unwrap();
+    let (tx, rx) = tokio::sync::broadcast::channel(1 << 16);
+    let (handle, thread) = HistoryHandle::spawn(model, log, rx, ()).unwrap();
+    faults.set_preallocate_fails(true);
+    // Batches until the log needs a new segment, which the full disk refuses.
+    for through in 1..=60_000u64 {
+        let batch = bourse_pipeline::EventBatch {
+            first_seq: through,
+            last_seq: through,
+            events: Vec::new(),
+        };
+        if tx.send(std::sync::Arc::new(batch)).is_err() {
+            break; // the thread has ended
+        }
+    }
+    drop(tx);
+    thread.join().unwrap();
+    let failure = handle.failure().expect("the history failed").to_string();
+    assert!(failure.starts_with("the history log failed"), "{failure}");
+    assert!(handle.with_model(|_| ()).is_err());
+}
