@@ -7,8 +7,9 @@
 //!
 //! Shared by the binaries: [`commands`] (the mix as the Bourse commands `BourseVenue` applies,
 //! for `replay_bench` and `latency`), [`disk`] (the disk's sync cost, for `journal_bench`
-//! and `latency`), [`args`] (the command-line flags of all four) and [`report`] (the
-//! formatting of their reports).
+//! and `latency`), [`args`] (the command-line flags of the binaries) and [`report`] (the
+//! formatting of their reports). The other binaries (`ws`, `market`, `kafka`) and
+//! `rest/run.sh` measure the server; BENCHMARKS.md has every command and figure.
 
 pub mod args;
 pub mod commands;

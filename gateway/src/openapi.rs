@@ -2,7 +2,7 @@
 //!
 //! It is generated from the code: every handler carries a `#[utoipa::path]` attribute, and
 //! the router is built from those same handlers ([`utoipa_axum::routes!`] in
-//! [`crate::http::router`]), so a route cannot exist without its entry or the other way round
+//! [`crate::router::router`]), so a route cannot exist without its entry or the other way round
 //! (a test also calls every documented path and method). Request bodies and query parameters
 //! are derived from the structs the handlers parse; answers are described in words (their
 //! fields are listed in `docs/api.md`).

@@ -24,10 +24,13 @@
 //! - **Publishing.** The crate knows nothing of WebSockets or market data: after each batch
 //!   the thread calls an [`Observer`] (the API's fan-out, which also hands Bourse's fills to
 //!   the market data), once with the model still write-locked and once after.
-//! - **Lag.** If the history thread falls more than the bus's capacity behind, it cannot know
-//!   what it missed: it stops, reads answer an error (the API's 503 `history_unavailable`),
-//!   and a restart rebuilds it from the journal. The thread does little per event (a JSON
-//!   encoding and a fold), so this needs a starved machine.
+//! - **Fail-stop.** If the history thread falls more than the bus's capacity behind, it cannot
+//!   know what it missed; if its log fails, or it panics while folding (with the model
+//!   write-locked, so the model may be half-folded), it cannot go on either. Either way it
+//!   records why ([`HistoryHandle::failure`]), the model is never read again (reads answer an
+//!   error, the API's 503 `history_unavailable`), the server stops with that cause, and a
+//!   restart rebuilds the history from the journal. The thread does little per event (a JSON
+//!   encoding and a fold), so a lag needs a starved machine.
 //!
 //! Everything is kept in memory (about 200 bytes per order and per trade); paging old history
 //! out to the log is left for when accounts trade that much.

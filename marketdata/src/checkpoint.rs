@@ -3,7 +3,7 @@
 //! directory).
 //!
 //! Layout: magic `BRSMKT01` (8 bytes), payload length u64, CRC-32C of the payload u32, 4 zero
-//! bytes, then the payload: an `rkyv` archive of [`Wire`], whose per-product state is a flat
+//! bytes, then the payload: an `rkyv` archive of `Wire`, whose per-product state is a flat
 //! array of [`STRIDE`] `u64`s per product (the order is in `encode_state`).
 
 use std::collections::BTreeMap;

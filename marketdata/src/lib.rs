@@ -1,9 +1,21 @@
-//! Market data of Bourse: what the central exchange's feed says, kept and summarised.
+//! Market data of Bourse: what the central exchange's feed says, kept and summarised. No
+//! threads and no sockets: the server's ingest thread (`bourse-market-service`) drives it.
 //!
+//! - [`Market`] ([`market`]): the state (catalogue, open candles, duplicate windows, chain
+//!   heads, consumed offsets) over its logs. [`Market::open`] recovers it (checkpoint, then
+//!   the tick log after it); [`Market::ingest`] applies one feed message ([`Batch`]) and says
+//!   what changed ([`Applied`]); [`Market::checkpoint`] writes the state; a [`MarketReader`]
+//!   answers queries by product and time. Every feed message is one tick-log record holding
+//!   its partition's next offset, so a crash neither loses nor double-counts a tick (the
+//!   module docs say how). Generic over the journal's `Storage`, so tests inject faults.
 //! - [`tick`]: ticks, symbols and the feed's message format (`docs/market-data.md`).
 //! - [`fixed`]: prices and sizes as `i64` counts of 10^-8.
 //! - [`candle`]: intervals, candles and the rules that build them (alignment, empty
 //!   intervals, late and out-of-order ticks, duplicates).
+//! - [`catalogue`]: products and the word-prefix search index; [`record`]: the records of
+//!   the tick and candle logs, chained per product; [`checkpoint`]: the state written
+//!   atomically with the tick log's position ([`ProductState`]); [`sim`]: the embedded
+//!   exchange simulator's random walks.
 
 pub mod candle;
 pub mod catalogue;

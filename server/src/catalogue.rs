@@ -5,8 +5,8 @@
 //! (journaled like any command, so replay gives the same ids); what exists is left alone.
 //! Products are whole units (lot 1) priced in cents (tick 0.01 USD), with fees tiered by the
 //! account's 30-day volume in USD: 0.10% maker / 0.20% taker, from 100,000 USD 0.08% / 0.15%,
-//! from 1,000,000 USD 0.05% / 0.10%. The market-data issue replaces this list with products
-//! created from the feed or a catalogue file.
+//! from 1,000,000 USD 0.05% / 0.10%. The feed's other products are in the market data's
+//! catalogue (`GET /products`) without being tradable on Bourse.
 
 use bourse_engine::{
     AddProduct, AssetCode, AssetId, CommandKind, EventKind, FeeSchedule, FeeTier, Symbol,

@@ -5,14 +5,23 @@
 //! with the recovered engine, the market data (`bourse-market-service`) with its feed, the
 //! pipeline (`bourse-pipeline`), the default catalogue ([`catalogue`]), the liquidity provider
 //! ([`liquidity`]), the HTTP and WebSocket API (`bourse-gateway`) and, when asked, the
-//! embedded load generator ([`load`]). [`Server::poll`] does the periodic work (snapshots
-//! through the ring) and says whether the server still runs; [`Server::shutdown`] stops it
-//! cleanly: the API first, then the ring drained, the last batch committed and a final
-//! snapshot written.
+//! embedded load generator ([`load`]); [`Server::report`] says what start-up did
+//! ([`StartReport`]). [`Server::poll`] does the periodic work (snapshots through the ring)
+//! and returns [`Stopped`] with the cause once the server cannot go on; [`Server::shutdown`]
+//! stops it cleanly: the API first, then the ring drained, the last batch committed and a
+//! final snapshot written.
+//!
+//! **Fail-stop.** [`Server::failure`] is the first of: the engine stopped (a journal failure
+//! or a panic in the pipeline), a read model failed (its log failed, it fell behind the event
+//! bus, or it panicked while holding its lock, which is then never read again), or an HTTP
+//! handler, a WebSocket connection or the liquidity provider panicked. Nothing after the
+//! cause is acknowledged, and a restart recovers from the journal.
 //!
 //! [`run`] is `bourse serve`: settings from flags > environment > TOML file > defaults
-//! ([`settings`], `docs/serve.md`), signals, and the exit codes. The other subcommands of the
-//! `bourse` binary live here too: [`demo`], [`recover`] and [`feed_sim`].
+//! ([`settings`], [`Settings`] declared once with clap, `docs/serve.md`), signals, and the
+//! exit codes ([`EXIT_OK`], [`EXIT_START_FAILED`], [`EXIT_CONFIG`], and
+//! [`EXIT_ENGINE_STOPPED`] for any fail-stop cause). The other subcommands of the `bourse`
+//! binary live here too: [`demo`], [`recover`] and [`feed_sim`].
 
 pub mod catalogue;
 pub mod demo;

@@ -1,5 +1,5 @@
-//! The embedded load generator of `bourse serve --load-rate RATE`: until the HTTP gateway
-//! exists, the way to put a running server under load (demos, the SIGKILL test).
+//! The embedded load generator of `bourse serve --load-rate RATE`: the way to put a running
+//! server under load without clients (demos, the SIGKILL test).
 //!
 //! One thread submits through a pipeline [`Handle`] like any producer. It first makes sure its
 //! world exists, creating what the recovered state lacks: the assets `USD` and `LOAD`, the

@@ -12,8 +12,8 @@
 //! `BOURSE_RECOVERY_ROUNDS` (default 20) and `BOURSE_RECOVERY_SEED` make a longer soak:
 //!
 //! ```text
-//! BOURSE_RECOVERY_ROUNDS=500 cargo test --release -p bourse-tests --test recovery -- \
-//!     sigkill_recovery_restores_the_exact_state --exact --nocapture
+//! BOURSE_RECOVERY_ROUNDS=500 cargo test --release -p bourse-tests --test it -- \
+//!     recovery::sigkill_recovery_restores_the_exact_state --exact --nocapture
 //! ```
 
 use std::io::{BufRead, BufReader};
