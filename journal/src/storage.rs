@@ -148,9 +148,29 @@ pub struct FsSegment {
     map: MmapMut,
     /// Kept open for the life of the map, and shared with [`SegmentMap::sync_handle`]s.
     file: Arc<File>,
+    /// The storage's directory (for [`injected`] faults).
+    dir: Arc<Path>,
 }
 
-fn map_file(file: File) -> io::Result<FsSegment> {
+/// A fault injected into the real storage for the tests of the layers above it (builds with
+/// the `failpoints` feature, faults set with the `fail` crate's FAILPOINTS variable or
+/// `fail::cfg`): fail point `name` set to `return(DIR)` fails the storages whose directory
+/// ends with DIR (`journal`, `history`, `market/ticks`, `market/candles-1m`, ...), and
+/// `return` alone every storage, with `errno`. The fail points are `storage::preallocate`
+/// (ENOSPC when a segment or the spare is created) and `storage::sync` (EIO on a durable sync
+/// of a segment or of the directory). Without the feature, nothing.
+fn injected(name: &str, dir: &Path, errno: i32) -> io::Result<()> {
+    #[cfg(feature = "failpoints")]
+    if let Some(target) = fail::eval(name, |arg| arg.unwrap_or_default())
+        && (target.is_empty() || dir.ends_with(&target))
+    {
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    let _ = (name, dir, errno);
+    Ok(())
+}
+
+fn map_file(file: File, dir: &Path) -> io::Result<FsSegment> {
     // SAFETY: the map is only sound while no one else truncates or writes the file. The
     // journal directory belongs to one writer (documented in the crate docs and FORMAT.md);
     // the file is preallocated to its full length before it is mapped and never truncated
@@ -159,6 +179,7 @@ fn map_file(file: File) -> io::Result<FsSegment> {
     Ok(FsSegment {
         map,
         file: Arc::new(file),
+        dir: Arc::from(dir),
     })
 }
 
@@ -199,14 +220,21 @@ impl SegmentMap for FsSegment {
     fn sync(&self, range: Range<usize>, wait: SyncWait) -> io::Result<()> {
         let len = range.end - range.start;
         match wait {
-            SyncWait::Durable => self.map.flush_range(range.start, len),
+            SyncWait::Durable => {
+                injected("storage::sync", &self.dir, libc::EIO)?;
+                self.map.flush_range(range.start, len)
+            }
             SyncWait::Async => self.map.flush_async_range(range.start, len),
         }
     }
 
     fn sync_handle(&self) -> SyncHandle {
         let file = Arc::clone(&self.file);
-        Arc::new(move || file.sync_data())
+        let dir = Arc::clone(&self.dir);
+        Arc::new(move || {
+            injected("storage::sync", &dir, libc::EIO)?;
+            file.sync_data()
+        })
     }
 }
 
@@ -226,7 +254,14 @@ impl Storage for FsStorage {
     }
 
     fn create(&self, first_seq: u64, len: u64) -> io::Result<FsSegment> {
-        create_file(&self.segment_path(first_seq), len, false, self.fill)
+        injected("storage::preallocate", &self.dir, libc::ENOSPC)?;
+        create_file(
+            &self.segment_path(first_seq),
+            len,
+            false,
+            self.fill,
+            &self.dir,
+        )
     }
 
     fn open(&self, first_seq: u64) -> io::Result<FsSegment> {
@@ -234,7 +269,7 @@ impl Storage for FsStorage {
             .read(true)
             .write(true)
             .open(self.segment_path(first_seq))?;
-        map_file(file)
+        map_file(file, &self.dir)
     }
 
     fn remove(&self, first_seq: u64) -> io::Result<()> {
@@ -242,6 +277,7 @@ impl Storage for FsStorage {
     }
 
     fn sync_dir(&self) -> io::Result<()> {
+        injected("storage::sync", &self.dir, libc::EIO)?;
         File::open(&self.dir)?.sync_all()
     }
 
@@ -252,7 +288,8 @@ impl Storage for FsStorage {
     fn create_spare(&self, len: u64) -> io::Result<FsSegment> {
         // Synced too (in the background), so that the first commit after the roll does not
         // pay for making the preallocated extents durable.
-        create_file(&self.spare_path(), len, true, self.fill)
+        injected("storage::preallocate", &self.dir, libc::ENOSPC)?;
+        create_file(&self.spare_path(), len, true, self.fill, &self.dir)
     }
 
     fn activate_spare(&self, first_seq: u64) -> io::Result<()> {
@@ -274,7 +311,13 @@ impl Storage for FsStorage {
 
 /// Creates `path` (never an existing file), preallocates `len` bytes (zero-filled and synced
 /// with [`SegmentFill::Zeroes`]), optionally syncs the file, and maps it; on error removes it.
-fn create_file(path: &Path, len: u64, sync: bool, fill: SegmentFill) -> io::Result<FsSegment> {
+fn create_file(
+    path: &Path,
+    len: u64,
+    sync: bool,
+    fill: SegmentFill,
+    dir: &Path,
+) -> io::Result<FsSegment> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -282,7 +325,7 @@ fn create_file(path: &Path, len: u64, sync: bool, fill: SegmentFill) -> io::Resu
         .open(path)?;
     let mapped = preallocate(&file, len)
         .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
-        .and_then(|()| map_file(file))
+        .and_then(|()| map_file(file, dir))
         .and_then(|mut segment| match fill {
             SegmentFill::Allocate => Ok(segment),
             SegmentFill::Zeroes => zero_fill(&mut segment).map(|()| segment),

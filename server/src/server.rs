@@ -11,7 +11,7 @@
 //!    ([`crate::load`]).
 //! 3. Runs until SIGINT or SIGTERM. The main thread waits on a channel fed by a signal
 //!    thread, with a 100 ms timeout, and between waits calls [`Server::poll`], which checks
-//!    that the pipeline still runs and requests a periodic snapshot through the ring when
+//!    that nothing failed ([`Server::failure`]) and requests a periodic snapshot through the ring when
 //!    `snapshot-every` commands have been applied since the last one.
 //! 4. On the first signal it shuts down ([`Server::shutdown`]): the API stops accepting, the
 //!    load generator stops submitting and collects the answers to what it has in flight, the
@@ -20,15 +20,18 @@
 //!    and exits 0. A second signal exits at once (130 or 143): everything acknowledged is
 //!    already in the journal.
 //!
-//! If the pipeline stops by itself (a journal failure, a panic in a pipeline thread), the
-//! process logs `the engine stopped: <cause>` and exits with [`EXIT_ENGINE_STOPPED`]
-//! at once, without waiting for producers or draining anything: the pipeline has already
-//! answered everything uncommitted with `Stopped`, and nothing is acknowledged after the cause.
+//! If the server fails (fail-stop: the pipeline stops by itself on a journal failure or a
+//! panic, a read model fails, or an HTTP handler, a WebSocket connection or the liquidity
+//! provider panics), the process logs `the server stopped: <cause>` and exits with
+//! [`EXIT_ENGINE_STOPPED`] at once, without waiting for producers or draining anything: the
+//! pipeline has already answered everything uncommitted with `Stopped`, and nothing is
+//! acknowledged after the cause.
 //!
 //! Everything the server says goes to stderr, so stdout is free for `--ack-log -`.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -527,7 +530,7 @@ fn open_history(
 ) -> Result<(History, HistoryLog, HistoryStart), String> {
     let dir = store_config.dir.join(bourse_history::HISTORY_DIR);
     let engine_event_seq = recovered.engine.event_seq();
-    let (mut log, mut model) = HistoryLog::open(&dir)?;
+    let (mut log, mut model) = open_history_log(&dir, store_config)?;
     if model.event_seq() > engine_event_seq {
         tracing::warn!(
             "the history (to event {}) is ahead of the engine (event {}): rebuilding it",
@@ -537,7 +540,7 @@ fn open_history(
         drop(log);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
-        (log, model) = HistoryLog::open(&dir)?;
+        (log, model) = open_history_log(&dir, store_config)?;
     }
     let started = std::time::Instant::now();
     let from_event = model.event_seq();
@@ -579,6 +582,17 @@ fn open_history(
         );
     }
     Ok((model, log, start))
+}
+
+/// The history log in `dir`, with segments the size of the journal's.
+fn open_history_log(
+    dir: &Path,
+    store_config: &StoreConfig,
+) -> Result<(HistoryLog, History), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let storage = bourse_journal::FsStorage::new(dir)
+        .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
+    HistoryLog::open_with_storage(dir, storage, store_config.journal.segment_size_bytes)
 }
 
 /// Lets the history fold the last events before the process ends (it would rebuild them at

@@ -17,12 +17,9 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::Command as Process;
 
-use bourse_engine::codec::decode;
-use bourse_engine::{Engine, Limits};
-use bourse_store::{DiscardEvents, Silent, Store, StoreConfig};
+use bourse_tests::acks::check_store;
 use bourse_tests::workload::SplitMix64;
 
 use crate::{BOURSE, start};
@@ -43,55 +40,6 @@ fn record(acked: &mut BTreeMap<u64, u32>, (seq, crc): (u64, u32)) {
     if let Some(before) = acked.insert(seq, crc) {
         panic!("seq {seq} acknowledged twice (crc {before} then {crc})");
     }
-}
-
-/// Opens the store and checks it against the acknowledgements: each one is in the journal
-/// with the same payload CRC, and the recovered state is a replay of the whole journal.
-/// Returns the recovery report's (last seq, records replayed, snapshot seq).
-fn check_store(dir: &Path, acked: &BTreeMap<u64, u32>) -> (u64, u64, Option<u64>) {
-    let mut recovered = Store::open(&StoreConfig::new(dir), &mut Silent).expect("recovery");
-    let last_seq = recovered.report.last_seq;
-    if let Some((&highest, _)) = acked.last_key_value() {
-        assert!(
-            last_seq >= highest,
-            "recovered to seq {last_seq}, but seq {highest} was acknowledged"
-        );
-    }
-    let journal = recovered.store.journal();
-    assert_eq!(journal.first_seq(), 1, "retention keep: the whole journal");
-    let mut replayed = Engine::new(Limits::default());
-    let mut matched = 0;
-    let mut next = 1;
-    for record in journal.read_from(1).expect("read the journal") {
-        let record = record.expect("a good record");
-        assert_eq!(record.seq, next);
-        next += 1;
-        if let Some(&crc) = acked.get(&record.seq) {
-            assert_eq!(
-                crc32c::crc32c(&record.payload),
-                crc,
-                "seq {}: the journal holds another command than the one acknowledged",
-                record.seq
-            );
-            matched += 1;
-        }
-        let command = decode(&record.payload).expect("a decodable command");
-        assert_eq!(command.seq, record.seq);
-        let _ = replayed.apply(&command, &mut DiscardEvents);
-    }
-    assert_eq!(next - 1, last_seq);
-    assert_eq!(
-        matched,
-        acked.len(),
-        "acknowledged commands missing from the journal"
-    );
-    assert_eq!(
-        replayed.state_hash(),
-        recovered.engine.state_hash(),
-        "the recovered state is not the journal's"
-    );
-    let snapshot = recovered.report.snapshot.as_ref().map(|(seq, _)| *seq);
-    (last_seq, recovered.report.replayed, snapshot)
 }
 
 fn env_u64(var: &str) -> Option<u64> {

@@ -11,6 +11,7 @@
 //! - [`websocket`]: channels, bad messages and a slow client.
 //! - [`market`]: the simulator's candles, the liquidity provider and catalogue search.
 //! - [`web`]: the web terminal in headless Chromium.
+//! - [`storage`]: ENOSPC and failed syncs under load in the journal and the history log.
 //! - [`tidy`]: house rules checked on the sources (layers, module cycles, comments, sizes).
 
 mod api;
@@ -18,6 +19,7 @@ mod market;
 mod pipeline;
 mod recovery;
 mod replay;
+mod storage;
 mod tidy;
 mod trading;
 mod web;

@@ -1,0 +1,108 @@
+//! Storage faults under load, through the whole server: a full disk (ENOSPC when a segment is
+//! preallocated) and a failed sync (EIO), injected into the real storage of one layer (the
+//! command journal, the history log) with the journal crate's fail points while the embedded
+//! load generator runs. Each time the server stops by itself with the cause, every command it
+//! acknowledged is in the journal byte for byte, and a restart recovers exactly the journal's
+//! state and serves again.
+//!
+//! The fail points are process-wide, so each fault names the full path of its test's
+//! directory (no other server matches it) and the tests of this module take turns.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use bourse_tests::acks::{check_store, read_ack_log};
+use bourse_tests::client::eventually;
+use bourse_tests::server::Server;
+
+/// One fault configured at a time (the fail points are global).
+static FAULTS: Mutex<()> = Mutex::new(());
+
+/// Removes a fail point when dropped (also when the test fails).
+struct FailPoint(&'static str);
+
+impl FailPoint {
+    fn set(name: &'static str, dir: &Path) -> FailPoint {
+        fail::cfg(name, &format!("return({})", dir.display())).unwrap();
+        FailPoint(name)
+    }
+}
+
+impl Drop for FailPoint {
+    fn drop(&mut self) {
+        fail::remove(self.0);
+    }
+}
+
+/// Runs the load generator until `warm` commands are committed, injects `fail_point` into
+/// the storage of `layer` (a subdirectory of the data directory), and checks what the module
+/// docs say; returns the cause the server stopped with.
+fn stops_and_loses_nothing(fail_point: &'static str, layer: &str) -> String {
+    let _turn = FAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let acks = dir.path().join("acks.log");
+    let acks_arg = acks.to_str().unwrap();
+    let data = dir.path().join("data");
+    let load = [
+        "--load-rate",
+        "20000",
+        "--ack-log",
+        acks_arg,
+        "--segment-size-mib",
+        "1",
+        "--snapshot-every",
+        "0",
+    ];
+    let mut server = Server::start(&data, &load);
+    let handle = server.handle();
+    eventually("20,000 commands committed", || {
+        server.poll().expect("the server runs");
+        (handle.stats().committed_seq >= 20_000).then_some(())
+    });
+    let fault = FailPoint::set(fail_point, &data.join(layer));
+    let cause = eventually("the server to stop by itself", || server.poll().err());
+    drop(fault);
+    drop(handle);
+    // The shutdown after a failure may or may not be clean (a stopped engine answers
+    // nothing more); either way nothing acknowledged may be missing.
+    drop(server);
+    let acked = read_ack_log(&acks);
+    assert!(acked.len() >= 10_000, "{} acknowledged", acked.len());
+    let (recovered_to, _, _) = check_store(&data, &acked);
+    // A restart recovers and serves; the history is rebuilt from the journal if it must be.
+    let server = Server::start(&data, &[]);
+    assert_eq!(server.report().recovered_seq, recovered_to);
+    let summary = server.stop();
+    assert!(summary.contains("stopped cleanly"), "{summary}");
+    cause.cause
+}
+
+#[test]
+fn a_full_disk_under_the_journal_stops_the_server_and_loses_nothing_acknowledged() {
+    let cause = stops_and_loses_nothing("storage::preallocate", "journal");
+    assert!(cause.contains("the engine stopped"), "{cause}");
+    assert!(
+        cause.contains("No space left") || cause.contains("os error 28"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn a_failed_journal_sync_stops_the_server_and_loses_nothing_acknowledged() {
+    let cause = stops_and_loses_nothing("storage::sync", "journal");
+    assert!(cause.contains("the engine stopped"), "{cause}");
+    assert!(
+        cause.contains("os error 5") || cause.contains("Input/output"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn a_full_disk_under_the_history_log_stops_the_server_and_loses_nothing_acknowledged() {
+    let cause = stops_and_loses_nothing("storage::preallocate", "history");
+    assert!(cause.contains("the history log failed"), "{cause}");
+    assert!(
+        cause.contains("No space left") || cause.contains("os error 28"),
+        "{cause}"
+    );
+}
