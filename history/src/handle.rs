@@ -32,8 +32,11 @@ impl Observer for () {
 pub struct HistoryHandle {
     model: Arc<RwLock<History>>,
     progress: watch::Receiver<u64>,
-    /// Set once when the history thread stops for good.
+    /// Set once when the history thread failed (its log, a panic): the server stops.
     failure: Arc<OnceLock<String>>,
+    /// Set once when the thread fell behind the bus: the history is unavailable until a
+    /// restart rebuilds it, and trading goes on.
+    lagged: Arc<OnceLock<String>>,
 }
 
 /// How long a read waits for the history to catch up with the engine before answering 503.
@@ -51,9 +54,11 @@ impl HistoryHandle {
         let (progress_tx, progress) = watch::channel(history.event_seq());
         let model = Arc::new(RwLock::new(history));
         let failure = Arc::new(OnceLock::new());
+        let lagged = Arc::new(OnceLock::new());
         let thread = {
             let model = Arc::clone(&model);
             let failure = Arc::clone(&failure);
+            let lagged = Arc::clone(&lagged);
             std::thread::Builder::new()
                 .name("bourse-history".into())
                 .spawn(move || {
@@ -62,7 +67,14 @@ impl HistoryHandle {
                     }));
                     let why = match folding {
                         Ok(Ok(())) => return,
-                        Ok(Err(why)) => why,
+                        Ok(Err(Stop::Lagged(why))) => {
+                            // Not the server's failure: trading goes on, the history
+                            // answers 503 until a restart rebuilds it.
+                            tracing::error!("{why}");
+                            let _ = lagged.set(why);
+                            return;
+                        }
+                        Ok(Err(Stop::Failed(why))) => why,
                         Err(panic) => format!(
                             "the history thread panicked: {}",
                             bourse_pipeline::panic_message(&*panic)
@@ -78,13 +90,16 @@ impl HistoryHandle {
                 model,
                 progress,
                 failure,
+                lagged,
             },
             thread,
         ))
     }
 
-    /// Why the history stopped (a failed log, a lag past the bus, a panic): the server stops
-    /// then, and a restart rebuilds the history from the journal.
+    /// Why the history failed (its log failed, a panic while folding): the server stops
+    /// then, and a restart rebuilds the history from the journal. Falling behind the bus is
+    /// not a failure of the server: the history is then unavailable (reads answer an error)
+    /// until a restart, and trading goes on.
     pub fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
     }
@@ -92,7 +107,7 @@ impl HistoryHandle {
     /// The model, read-locked; an error once the history failed (a panic while folding
     /// poisons the lock: a half-folded model is never read).
     fn read_model(&self) -> Result<RwLockReadGuard<'_, History>, String> {
-        if let Some(why) = self.failure() {
+        if let Some(why) = self.failure().or(self.lagged.get().map(String::as_str)) {
             return Err(why.to_string());
         }
         self.model
@@ -131,6 +146,14 @@ impl HistoryHandle {
     }
 }
 
+/// Why the history thread stopped before the bus closed.
+enum Stop {
+    /// It fell behind the bus and missed batches.
+    Lagged(String),
+    /// Its log or its lock failed.
+    Failed(String),
+}
+
 /// The history thread's work: folds every batch of the bus until it closes. An error says
 /// why the history cannot go on.
 fn fold_batches<S: Storage>(
@@ -139,26 +162,26 @@ fn fold_batches<S: Storage>(
     rx: &mut broadcast::Receiver<Arc<EventBatch>>,
     observer: &mut impl Observer,
     progress: &watch::Sender<u64>,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let mut entries = Vec::new();
     loop {
         let batch = match rx.blocking_recv() {
             Ok(batch) => batch,
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                return Err(format!(
+                return Err(Stop::Lagged(format!(
                     "the history fell {missed} event batches behind; a restart rebuilds it"
-                ));
+                )));
             }
         };
         entries.clear();
         entries.extend(batch.events.iter().filter_map(Entry::of));
         let newest = batch.events.last().map_or(0, |e| e.seq);
         log.append(batch.last_seq, newest, &entries)
-            .map_err(|why| format!("the history log failed: {why}"))?;
+            .map_err(|why| Stop::Failed(format!("the history log failed: {why}")))?;
         let mut guard = model
             .write()
-            .map_err(|_| "the history's lock is poisoned".to_string())?;
+            .map_err(|_| Stop::Failed("the history's lock is poisoned".to_string()))?;
         guard.fold(batch.last_seq, newest, &entries);
         fail::fail_point!("history::fold");
         observer.folded(&guard, &entries);

@@ -38,7 +38,7 @@
 mod catch_up;
 mod entry;
 mod handle;
-mod log;
+pub mod log;
 mod model;
 
 pub use catch_up::catch_up;

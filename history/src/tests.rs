@@ -304,3 +304,42 @@ fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
     assert!(failure.starts_with("the history log failed"), "{failure}");
     assert!(handle.with_model(|_| ()).is_err());
 }
+
+/// An observer that holds the thread in its first batch until told to go on.
+struct Blocks(std::sync::mpsc::Receiver<()>);
+
+impl Observer for Blocks {
+    fn folded(&mut self, _: &History, _: &[Entry]) {
+        let _ = self.0.recv();
+    }
+
+    fn released(&mut self, _: &[Entry], _: u64) {}
+}
+
+#[test]
+fn falling_behind_the_bus_makes_the_history_unavailable_but_is_no_failure_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, model) = HistoryLog::open(dir.path()).unwrap();
+    let (tx, rx) = tokio::sync::broadcast::channel(4);
+    let (go_on, wait) = std::sync::mpsc::channel();
+    let (handle, thread) = HistoryHandle::spawn(model, log, rx, Blocks(wait)).unwrap();
+    let batch = |seq: u64| {
+        std::sync::Arc::new(bourse_pipeline::EventBatch {
+            first_seq: seq,
+            last_seq: seq,
+            events: Vec::new(),
+        })
+    };
+    tx.send(batch(1)).unwrap();
+    // The thread holds batch 1 in its observer while 20 more overflow the bus of 4.
+    for seq in 2..=21 {
+        tx.send(batch(seq)).unwrap();
+    }
+    for _ in 0..21 {
+        let _ = go_on.send(());
+    }
+    thread.join().unwrap();
+    assert_eq!(handle.failure(), None, "the server goes on");
+    let why = handle.with_model(|_| ()).unwrap_err();
+    assert!(why.contains("behind"), "{why}");
+}

@@ -584,7 +584,9 @@ fn open_history(
     Ok((model, log, start))
 }
 
-/// The history log in `dir`, with segments the size of the journal's.
+/// The history log in `dir`, with segments the size of the journal's but at least
+/// [`bourse_history::log::SEGMENT_BYTES`]: one record holds a whole event batch, and a batch
+/// of the largest size (`batch-max` commands, some sweeping many levels) must fit in one.
 fn open_history_log(
     dir: &Path,
     store_config: &StoreConfig,
@@ -592,7 +594,11 @@ fn open_history_log(
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let storage = bourse_journal::FsStorage::new(dir)
         .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
-    HistoryLog::open_with_storage(dir, storage, store_config.journal.segment_size_bytes)
+    let segment_size_bytes = store_config
+        .journal
+        .segment_size_bytes
+        .max(bourse_history::log::SEGMENT_BYTES);
+    HistoryLog::open_with_storage(dir, storage, segment_size_bytes)
 }
 
 /// Lets the history fold the last events before the process ends (it would rebuild them at

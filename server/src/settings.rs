@@ -228,8 +228,8 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_SPIN_US", default_value = "50")]
     #[arg(value_parser = whole::<u64>(0, u64::MAX))]
     pub spin_us: u64,
-    /// The size of each new segment file of the journal and of the history log, in MiB (1 to
-    /// 2048).
+    /// The size of each new segment file of the journal (and of the history log, which takes
+    /// at least 16), in MiB (1 to 2048).
     #[arg(long, env = "BOURSE_SEGMENT_SIZE_MIB", default_value = "64")]
     #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub segment_size_mib: u64,
