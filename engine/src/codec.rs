@@ -244,7 +244,16 @@ pub enum DecodeError {
 
 /// Appends the encoding of `cmd` to `out` (it allocates nothing else).
 pub fn encode(cmd: &Command, out: &mut Vec<u8>) {
-    let tag = match &cmd.kind {
+    out.push(CODEC_VERSION);
+    out.push(tag_of(&cmd.kind));
+    out.extend_from_slice(&cmd.seq.to_le_bytes());
+    out.extend_from_slice(&cmd.timestamp_ms.to_le_bytes());
+    encode_body(&cmd.kind, out);
+}
+
+/// The tag that starts the encoding of `kind`.
+fn tag_of(kind: &CommandKind) -> u8 {
+    match kind {
         CommandKind::CreateAccount(_) => TAG_CREATE_ACCOUNT,
         CommandKind::SetProfileStatus { .. } => TAG_SET_PROFILE_STATUS,
         CommandKind::AddBookmark { .. } => TAG_ADD_BOOKMARK,
@@ -260,12 +269,12 @@ pub fn encode(cmd: &Command, out: &mut Vec<u8>) {
         CommandKind::CancelOrder { .. } => TAG_CANCEL_ORDER,
         CommandKind::AmendOrder(_) => TAG_AMEND_ORDER,
         CommandKind::Snapshot => TAG_SNAPSHOT,
-    };
-    out.push(CODEC_VERSION);
-    out.push(tag);
-    out.extend_from_slice(&cmd.seq.to_le_bytes());
-    out.extend_from_slice(&cmd.timestamp_ms.to_le_bytes());
-    match &cmd.kind {
+    }
+}
+
+/// Appends the fields of `kind`, after the header.
+fn encode_body(kind: &CommandKind, out: &mut Vec<u8>) {
+    match kind {
         CommandKind::CreateAccount(c) => {
             put_text(out, &c.name);
             put_text(out, &c.proof);
@@ -435,20 +444,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
     let seq = r.u64()?;
     let timestamp_ms = r.i64()?;
     let kind = match tag {
-        TAG_CREATE_ACCOUNT => {
-            let name = r.text("name")?;
-            let proof = r.text("proof")?;
-            let currency_preference = r.short("currency_preference")?;
-            let token_hash = TokenHash(r.array::<32>()?);
-            let initial_status = r.profile_status("initial_status")?;
-            CommandKind::create_account(CreateAccount {
-                name,
-                proof,
-                currency_preference,
-                token_hash,
-                initial_status,
-            })
-        }
+        TAG_CREATE_ACCOUNT => r.create_account()?,
         TAG_SET_PROFILE_STATUS => CommandKind::SetProfileStatus {
             account: AccountId::new(r.u32()?),
             status: r.profile_status("status")?,
@@ -466,41 +462,7 @@ pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
             code: r.short("code")?,
             scale: r.u8()?,
         },
-        TAG_ADD_PRODUCT => {
-            let symbol = r.short("symbol")?;
-            let name = r.text("name")?;
-            let base = AssetId::new(r.u16()?);
-            let quote = AssetId::new(r.u16()?);
-            let price_scale = r.u8()?;
-            let tick_size = r.i64()?;
-            let qty_scale = r.u8()?;
-            let lot_size = r.i64()?;
-            let n_tiers = r.u8()?;
-            if n_tiers as usize > FEE_TIERS_MAX {
-                return Err(DecodeError::TooManyFeeTiers(n_tiers));
-            }
-            let mut tiers = [FeeTier::default(); FEE_TIERS_MAX];
-            for tier in &mut tiers[..n_tiers as usize] {
-                *tier = FeeTier {
-                    volume_min: r.i64()?,
-                    maker_ppm: r.u32()?,
-                    taker_ppm: r.u32()?,
-                };
-            }
-            let fees = FeeSchedule::from_tiers_unchecked(&tiers[..n_tiers as usize])
-                .ok_or(DecodeError::TooManyFeeTiers(n_tiers))?;
-            CommandKind::add_product(AddProduct {
-                symbol,
-                name,
-                base,
-                quote,
-                price_scale,
-                tick_size,
-                qty_scale,
-                lot_size,
-                fees,
-            })
-        }
+        TAG_ADD_PRODUCT => r.add_product()?,
         TAG_SET_PRODUCT_STATUS => CommandKind::SetProductStatus {
             product: ProductId::new(r.u32()?),
             status: r.product_status("status")?,
@@ -564,6 +526,59 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// The fields of a `CreateAccount`, after the header.
+    fn create_account(&mut self) -> Result<CommandKind, DecodeError> {
+        let name = self.text("name")?;
+        let proof = self.text("proof")?;
+        let currency_preference = self.short("currency_preference")?;
+        let token_hash = TokenHash(self.array::<32>()?);
+        let initial_status = self.profile_status("initial_status")?;
+        Ok(CommandKind::create_account(CreateAccount {
+            name,
+            proof,
+            currency_preference,
+            token_hash,
+            initial_status,
+        }))
+    }
+
+    /// The fields of an `AddProduct`, after the header.
+    fn add_product(&mut self) -> Result<CommandKind, DecodeError> {
+        let symbol = self.short("symbol")?;
+        let name = self.text("name")?;
+        let base = AssetId::new(self.u16()?);
+        let quote = AssetId::new(self.u16()?);
+        let price_scale = self.u8()?;
+        let tick_size = self.i64()?;
+        let qty_scale = self.u8()?;
+        let lot_size = self.i64()?;
+        let n_tiers = self.u8()?;
+        if n_tiers as usize > FEE_TIERS_MAX {
+            return Err(DecodeError::TooManyFeeTiers(n_tiers));
+        }
+        let mut tiers = [FeeTier::default(); FEE_TIERS_MAX];
+        for tier in &mut tiers[..n_tiers as usize] {
+            *tier = FeeTier {
+                volume_min: self.i64()?,
+                maker_ppm: self.u32()?,
+                taker_ppm: self.u32()?,
+            };
+        }
+        let fees = FeeSchedule::from_tiers_unchecked(&tiers[..n_tiers as usize])
+            .ok_or(DecodeError::TooManyFeeTiers(n_tiers))?;
+        Ok(CommandKind::add_product(AddProduct {
+            symbol,
+            name,
+            base,
+            quote,
+            price_scale,
+            tick_size,
+            qty_scale,
+            lot_size,
+            fees,
+        }))
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let rest = self.bytes.get(self.offset..).unwrap_or(&[]);
         match rest.get(..n) {
@@ -1151,12 +1166,30 @@ mod tests {
             decode(&too_long),
             Err(DecodeError::InvalidShortStr { .. })
         ));
-        let mut fine = deposit.clone();
-        fine.extend_from_slice(&[2, b'd', b'1']);
-        assert!(decode(&fine).is_ok());
+        assert!(decode(&plain_deposit()).is_ok());
+    }
 
-        // With a method: a card's four digits follow its code; a missing or unknown method,
-        // a digit that is not one, or a method after the plain tag is refused.
+    /// A header of tag 0 and zero sequence and timestamp; tests set the tag.
+    fn header() -> Vec<u8> {
+        let mut header = vec![1, 0];
+        header.extend_from_slice(&[0; 16]);
+        header
+    }
+
+    /// A valid deposit without a method: account 1, asset 0, 100 minor units, request `d1`.
+    fn plain_deposit() -> Vec<u8> {
+        let mut deposit = header();
+        deposit[1] = TAG_DEPOSIT;
+        deposit.extend_from_slice(&[1, 0, 0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0]);
+        deposit.extend_from_slice(&[2, b'd', b'1']);
+        deposit
+    }
+
+    /// With a method: a card's four digits follow its code; a missing or unknown method,
+    /// a digit that is not one, or a method after the plain tag is refused.
+    #[test]
+    fn malformed_funds_methods_get_typed_errors() {
+        let fine = plain_deposit();
         let mut via = fine.clone();
         via[1] = TAG_DEPOSIT_VIA;
         let card = |digits: &[u8]| {
@@ -1211,7 +1244,11 @@ mod tests {
             decode(&plain_with_method),
             Err(DecodeError::TrailingBytes(1))
         );
+    }
 
+    #[test]
+    fn malformed_fields_get_typed_errors() {
+        let header = header();
         // A text length above the cap, and one above the input.
         let mut account = header.clone();
         account[1] = TAG_CREATE_ACCOUNT;

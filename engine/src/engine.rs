@@ -135,7 +135,7 @@ impl Engine {
         let fees = Account {
             name: "fees".to_string(),
             proof: "system".to_string(),
-            currency_preference: AssetCode::new("USD").expect("valid code"),
+            currency_preference: usd(),
             token_hash: TokenHash([0; 32]),
             status: ProfileStatus::Verified,
             created_at_ms: 0,
@@ -716,21 +716,7 @@ impl Engine {
                 node.remaining -= lots;
                 node.held -= maker_spent;
                 level.total -= lots;
-                out.emit(EventKind::Fill {
-                    product: taker.product,
-                    maker_order: maker.id,
-                    taker_order: taker.id,
-                    maker_account: maker.account,
-                    taker_account: taker.account,
-                    taker_side: taker.side,
-                    price,
-                    qty: Qty::from_lots(lots),
-                    notional: Amount::from_minor(notional),
-                    maker_fee: Amount::from_minor(fill.maker_fee),
-                    taker_fee: Amount::from_minor(fill.taker_fee),
-                    maker_remaining: Qty::from_lots(node.remaining),
-                    taker_remaining: Qty::from_lots(taker.remaining),
-                });
+                out.emit(filled(taker, &maker, node.remaining, price, lots, &fill));
                 if node.remaining == 0 {
                     // The level's total already dropped by the fill: unlink sees 0 remaining.
                     unlink_in_level(level, orders, slot);
@@ -758,8 +744,12 @@ impl Engine {
             p.base
         };
         let acct = &mut self.accounts[taker.account.get() as usize];
-        if taker.remaining > 0 && may_rest && taker.stopped.is_none() {
-            let price = taker.limit.expect("a resting order has a limit price");
+        // Only a limit order may rest: a market order is IOC, so `may_rest` is false for it.
+        if let Some(price) = taker.limit
+            && taker.remaining > 0
+            && may_rest
+            && taker.stopped.is_none()
+        {
             acct.n_open_orders += 1;
             let slot = self.orders.insert(
                 OrderNode {
@@ -1224,6 +1214,15 @@ fn remove_resting(
 }
 
 /// Free text from a client: not blank, at most `bytes_max` bytes, no control characters.
+/// The fee account's currency preference.
+#[allow(
+    clippy::expect_used,
+    reason = "a constant: \"USD\" is three printable ASCII bytes, a valid asset code"
+)]
+fn usd() -> AssetCode {
+    AssetCode::new("USD").expect("valid code")
+}
+
 fn valid_text(text: &str, bytes_max: usize) -> bool {
     !text.trim().is_empty() && text.len() <= bytes_max && !text.chars().any(char::is_control)
 }
@@ -1247,6 +1246,33 @@ fn affordable_lots(lot_notional: i64, rate_ppm: u32, budget: i64) -> i64 {
 }
 
 /// The event for an order that rests at `price` with `remaining` open.
+/// The `Fill` of `lots` at `price` between `taker` and `maker`, after both are updated
+/// (`maker_remaining` is the maker's open quantity after the fill).
+fn filled(
+    taker: &Taker,
+    maker: &OrderNode,
+    maker_remaining: i64,
+    price: Price,
+    lots: i64,
+    fill: &Settlement,
+) -> EventKind {
+    EventKind::Fill {
+        product: taker.product,
+        maker_order: maker.id,
+        taker_order: taker.id,
+        maker_account: maker.account,
+        taker_account: taker.account,
+        taker_side: taker.side,
+        price,
+        qty: Qty::from_lots(lots),
+        notional: Amount::from_minor(fill.notional),
+        maker_fee: Amount::from_minor(fill.maker_fee),
+        taker_fee: Amount::from_minor(fill.taker_fee),
+        maker_remaining: Qty::from_lots(maker_remaining),
+        taker_remaining: Qty::from_lots(taker.remaining),
+    }
+}
+
 fn rested(node: &OrderNode, price: Price, remaining: Qty, priority_kept: bool) -> EventKind {
     EventKind::OrderRested {
         order: node.id,

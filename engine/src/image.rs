@@ -552,15 +552,7 @@ impl Engine {
             .count();
         // What the orders must account for: each wallet's held amounts and open-order counts,
         // counted down as the orders arrive and checked to reach zero.
-        let mut held_left: Vec<SmallVec<[(AssetId, i64); 2]>> = accounts
-            .iter()
-            .map(|a| {
-                a.balances
-                    .iter()
-                    .map(|b| (AssetId::new(b.asset.to_native()), b.held.to_native()))
-                    .collect()
-            })
-            .collect();
+        let mut held_left = held_by_account(accounts);
         let mut open_left: Vec<u32> = accounts
             .iter()
             .map(|a| a.n_open_orders.to_native())
@@ -634,20 +626,7 @@ impl Engine {
             }
             new_books.push(book);
         }
-        for (index, (held, open)) in held_left.iter().zip(&open_left).enumerate() {
-            if *open != 0 {
-                return Err(ImageError::Account {
-                    index,
-                    reason: "n_open_orders differs from its resting orders",
-                });
-            }
-            if held.iter().any(|(_, h)| *h != 0) {
-                return Err(ImageError::Account {
-                    index,
-                    reason: "held differs from what its orders hold",
-                });
-            }
-        }
+        check_accounted_for(&held_left, &open_left)?;
         client_ids.sort_unstable_by_key(|(key, id, _)| (*key, *id));
         if let Some(w) = client_ids.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(ImageError::Order {
@@ -750,6 +729,42 @@ impl Engine {
 }
 
 /// `None` unless a valid [`ShortStr`] with zero padding (as [`ShortImage::to_short`]).
+/// Each account's held amounts by asset, as the archive lists them.
+fn held_by_account(accounts: &[ArchivedAccountImage]) -> Vec<SmallVec<[(AssetId, i64); 2]>> {
+    accounts
+        .iter()
+        .map(|a| {
+            a.balances
+                .iter()
+                .map(|b| (AssetId::new(b.asset.to_native()), b.held.to_native()))
+                .collect()
+        })
+        .collect()
+}
+
+/// After every order counted down its account's held amount and open-order count, each must
+/// have reached zero: the orders account for exactly what the wallets say.
+fn check_accounted_for(
+    held_left: &[SmallVec<[(AssetId, i64); 2]>],
+    open_left: &[u32],
+) -> Result<(), ImageError> {
+    for (index, (held, open)) in held_left.iter().zip(open_left).enumerate() {
+        if *open != 0 {
+            return Err(ImageError::Account {
+                index,
+                reason: "n_open_orders differs from its resting orders",
+            });
+        }
+        if held.iter().any(|(_, h)| *h != 0) {
+            return Err(ImageError::Account {
+                index,
+                reason: "held differs from what its orders hold",
+            });
+        }
+    }
+    Ok(())
+}
+
 fn short_from<const N: usize>(s: &ArchivedShortImage<N>) -> Option<ShortStr<N>> {
     let len = s.len as usize;
     if len > N || s.bytes[len..].iter().any(|b| *b != 0) {

@@ -159,6 +159,11 @@ impl RecordRef<'_> {
 /// If `buf` has the wrong length or the payload is longer than `u32::MAX` (callers check both).
 pub fn encode_record(seq: u64, payload: &[u8], buf: &mut [u8]) {
     assert_eq!(buf.len(), record_len(payload.len()), "record buffer length");
+    #[allow(
+        clippy::expect_used,
+        reason = "a documented precondition (# Panics): Journal::append refuses a payload \
+                  larger than a segment, and SEGMENT_SIZE_MAX is 2^31"
+    )]
     let payload_len = u32::try_from(payload.len()).expect("payload length checked by the caller");
     let payload_end = RECORD_HEADER_LEN + payload.len();
     buf[RECORD_HEADER_LEN..payload_end].copy_from_slice(payload);
@@ -223,11 +228,18 @@ fn put_u64(buf: &mut [u8], offset: usize, value: u64) {
 }
 
 fn get_u32(buf: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(buf[offset..offset + 4].try_into().expect("4 bytes"))
+    u32::from_le_bytes(le_bytes(buf, offset))
 }
 
-fn get_u64(buf: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(buf[offset..offset + 8].try_into().expect("8 bytes"))
+pub(crate) fn get_u64(buf: &[u8], offset: usize) -> u64 {
+    u64::from_le_bytes(le_bytes(buf, offset))
+}
+
+/// The `N` bytes of `buf` at `offset`; panics like indexing if they are out of bounds.
+fn le_bytes<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
+    let mut bytes = [0; N];
+    bytes.copy_from_slice(&buf[offset..offset + N]);
+    bytes
 }
 
 #[cfg(test)]

@@ -488,10 +488,7 @@ impl<S: Storage> Journal<S> {
         self.write_offset = range.end;
         self.next_seq += 1;
         Ok(Position {
-            segment: *self
-                .segment_first_seqs
-                .last()
-                .expect("a journal always has a segment"),
+            segment: self.current_first_seq(),
             offset: range.start as u64,
         })
     }
@@ -534,7 +531,7 @@ impl<S: Storage> Journal<S> {
             });
         }
         let segment = (self.dirty_start < self.write_offset).then(|| {
-            let first_seq = *self.segment_first_seqs.last().expect("a current segment");
+            let first_seq = self.current_first_seq();
             (
                 self.current.sync_handle(),
                 self.storage.segment_path(first_seq),
@@ -698,7 +695,7 @@ impl<S: Storage> Journal<S> {
                 return Ok(());
             }
         };
-        let first_seq = *self.segment_first_seqs.last().expect("a current segment");
+        let first_seq = self.current_first_seq();
         let result = if range.is_empty() {
             Ok(())
         } else {
@@ -801,6 +798,19 @@ impl<S: Storage> Journal<S> {
     /// The sequence number `append` accepts next.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The first sequence number of `current`, the last retained segment.
+    #[allow(
+        clippy::expect_used,
+        reason = "a journal always has its current segment: open and create start the list \
+                  with one, roll pushes, and retention never removes the last"
+    )]
+    fn current_first_seq(&self) -> u64 {
+        *self
+            .segment_first_seqs
+            .last()
+            .expect("a journal always has a segment")
     }
 
     /// The oldest sequence number retained.

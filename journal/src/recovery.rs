@@ -3,7 +3,7 @@
 use crate::error::CorruptionKind;
 use crate::format::{
     HEADER_LEN, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_SEQ_OFFSET, RecordError, decode_header,
-    decode_record,
+    decode_record, get_u64,
 };
 
 /// Where the valid records of a segment end, and what stopped the scan.
@@ -75,8 +75,7 @@ pub(crate) fn valid_records_after(
     (start..bytes.len().saturating_sub(RECORD_HEADER_LEN - 1))
         .step_by(RECORD_ALIGN)
         .filter_map(move |offset| {
-            let seq_bytes = &bytes[offset + RECORD_SEQ_OFFSET..offset + RECORD_HEADER_LEN];
-            let seq = u64::from_le_bytes(seq_bytes.try_into().expect("8 bytes"));
+            let seq = get_u64(bytes, offset + RECORD_SEQ_OFFSET);
             if !(seq_min..=seq_max).contains(&seq) {
                 return None;
             }

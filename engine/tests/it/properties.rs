@@ -713,6 +713,10 @@ impl Harness {
         self.step_now(op);
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a dispatch: one arm per operation of the model, each a few lines"
+    )]
     fn step_now(&mut self, op: &Op) {
         match *op {
             Op::Place {
@@ -1414,6 +1418,10 @@ impl Harness {
         }
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a dispatch: one arm per event kind, each checking it against the model"
+    )]
     fn absorb_event(
         &mut self,
         command: &Command,
@@ -1875,7 +1883,13 @@ impl Harness {
                 "asset {asset}: total supply"
             );
         }
-        // Books.
+        self.check_books(&held);
+    }
+
+    /// The books' invariants; `held` is each wallet's held amount, which the open orders must
+    /// account for exactly.
+    fn check_books(&self, held: &BTreeMap<(AccountId, AssetId), i64>) {
+        let e = &self.engine;
         let mut order_held: BTreeMap<(AccountId, AssetId), i64> = BTreeMap::new();
         let mut n_orders = 0;
         for pi in 0..e.n_products() as u32 {
@@ -1969,7 +1983,7 @@ impl Harness {
         assert_eq!(n_orders, e.n_open_orders());
         assert_eq!(n_orders, self.open.len());
         assert_eq!(
-            held, order_held,
+            *held, order_held,
             "held balances vs what the open orders hold"
         );
     }

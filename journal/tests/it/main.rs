@@ -1,5 +1,11 @@
 //! Integration tests of the journal, one binary with a module per topic.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
 mod corruption;
 mod deferred;
 mod faults;
