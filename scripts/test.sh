@@ -4,7 +4,8 @@
 # components of the machine's toolchain, tansu (a Kafka-protocol broker the market-data
 # tests start on 127.0.0.1; about 10 to 15 minutes to build on two cores, once), Debian's
 # chromium (the web terminal's end-to-end test drives it headless), and the web terminal's
-# npm packages, which it then builds (web/dist, served by `bourse serve`).
+# npm packages, which it then builds (web/dist, served by `bourse serve`), and schemathesis
+# (a pinned 4.x, in a virtual environment under target/venv) for the API's property tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,18 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium > /dev/null
 fi
 
+SCHEMATHESIS_VERSION=4.32.5
+if ! target/venv/bin/schemathesis --version 2> /dev/null | grep -q "${SCHEMATHESIS_VERSION}"; then
+  echo "== pip install schemathesis ${SCHEMATHESIS_VERSION} into target/venv"
+  if ! python3 -m venv target/venv > /dev/null 2>&1; then
+    apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
+    apt_get update -qq
+    DEBIAN_FRONTEND=noninteractive apt_get install -y -qq python3-venv > /dev/null
+    python3 -m venv target/venv
+  fi
+  target/venv/bin/pip install -q "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
+
 echo "== npm ci and build of the web terminal (web/)"
 npm --prefix web ci --no-audit --no-fund
 npm --prefix web run build
@@ -36,6 +49,9 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== schemathesis: the OpenAPI document against a live bourse serve (scripts/schemathesis.sh)"
+cargo build --locked -q -p bourse
+BOURSE_BIN=target/debug/bourse scripts/schemathesis.sh
 echo "== benchmark smoke run (checks every venue's final book against the model; figures not kept)"
 cargo run --release --locked -q -p bourse-benches --bin throughput -- --ops 200000 --warmup 20000 --reps 1 > /dev/null
 echo "== latency smoke run (pipeline open-loop latency; checks each run's state against a journal replay)"

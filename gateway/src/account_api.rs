@@ -14,28 +14,83 @@ use bourse_engine::{
     AccountId, AssetCode, CommandKind, CreateAccount, EventKind, NAME_BYTES_MAX, PROOF_BYTES_MAX,
     ProfileStatus, TokenHash,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{constant_time_eq, sha256};
 use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::openapi::ErrorBody;
+use crate::schema::{BadRequest, BearerErrors, BodyErrors, CurrencyCode, Unavailable};
 use crate::state::AppState;
 
 /// The body of `PUT /account`; unknown fields are refused.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
+    /// The holder's name: at most 128 bytes of UTF-8 after trimming, not blank, no control
+    /// characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
+    /// The identity check's evidence (e.g. a document reference): at most 256 bytes of UTF-8,
+    /// not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     proof: String,
+    #[schema(value_type = CurrencyCode)]
     currency_preference: String,
 }
 
-pub(crate) fn status_name(status: ProfileStatus) -> &'static str {
-    match status {
-        ProfileStatus::Pending => "pending",
-        ProfileStatus::Verified => "verified",
-        ProfileStatus::Rejected => "rejected",
+/// An account's identity-check status; trading needs `verified`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProfileStatusName {
+    Pending,
+    Verified,
+    Rejected,
+}
+
+impl From<ProfileStatus> for ProfileStatusName {
+    fn from(status: ProfileStatus) -> Self {
+        match status {
+            ProfileStatus::Pending => ProfileStatusName::Pending,
+            ProfileStatus::Verified => ProfileStatusName::Verified,
+            ProfileStatus::Rejected => ProfileStatusName::Rejected,
+        }
     }
+}
+
+/// The answer to `PUT /account`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AccountCreated {
+    #[schema(pattern = "^[0-9]+$", example = "1")]
+    account_id: String,
+    /// `<accountId>.<64 hex digits>`, shown only here (the server keeps its SHA-256).
+    #[schema(pattern = "^[0-9]+\\.[0-9a-f]{64}$")]
+    token: String,
+    /// `verified` with auto-verify (the default), else `pending`.
+    profile_status: ProfileStatusName,
+}
+
+/// The answer to `GET /account`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AccountView {
+    #[schema(pattern = "^[0-9]+$", example = "1")]
+    account_id: String,
+    name: String,
+    profile_status: ProfileStatusName,
+    #[schema(value_type = CurrencyCode)]
+    currency_preference: String,
+    /// Unix ms.
+    created_at: i64,
 }
 
 fn hash_token(token: &str) -> TokenHash {
@@ -48,7 +103,14 @@ fn hash_token(token: &str) -> TokenHash {
     path = "/api/v1/account",
     tag = "account",
     request_body(content = CreateBody, content_type = "application/json"),
-    responses((status = 201, description = "created: {accountId, token (shown once), profileStatus}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 201, description = "created; the token is shown only here", body = AccountCreated),
+        BadRequest,
+        BodyErrors,
+        (status = 422, description = "`rejected`: the engine refused (a blank proof or one with control characters, the account limit)", body = ErrorBody),
+        (status = 500, description = "`internal`: the system has no randomness for a token", body = ErrorBody),
+        Unavailable,
+    )
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -115,11 +177,11 @@ pub(crate) async fn create(
                 "the engine created no account",
             )
         })?;
-    let body = json!({
-        "accountId": account.to_string(),
-        "token": format!("{account}.{secret}"),
-        "profileStatus": status_name(status),
-    });
+    let body = AccountCreated {
+        account_id: account.to_string(),
+        token: format!("{account}.{secret}"),
+        profile_status: status.into(),
+    };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 
@@ -180,7 +242,12 @@ pub(crate) async fn check_token(state: &AppState, token: &str) -> Result<Account
     get,
     path = "/api/v1/account",
     tag = "account",
-    responses((status = 200, description = "{accountId, name, profileStatus, currencyPreference, createdAt}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the account", body = AccountView),
+        BearerErrors,
+        (status = 404, description = "`not_found`: the account is gone (never, today)", body = ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn read(
@@ -192,12 +259,12 @@ pub(crate) async fn read(
         .query(move |engine| engine.account_profile(account))
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such account"))?;
-    Ok(axum::Json(json!({
-        "accountId": account.to_string(),
-        "name": profile.name,
-        "profileStatus": status_name(profile.status),
-        "currencyPreference": profile.currency_preference.as_str(),
-        "createdAt": profile.created_at_ms,
-    }))
+    Ok(axum::Json(AccountView {
+        account_id: account.to_string(),
+        name: profile.name,
+        profile_status: profile.status.into(),
+        currency_preference: profile.currency_preference.as_str().to_string(),
+        created_at: profile.created_at_ms,
+    })
     .into_response())
 }

@@ -8,13 +8,45 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bourse_engine::{AccountId, CommandKind, ProfileStatus, Reject};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::account_api::status_name;
+use crate::account_api::ProfileStatusName;
 use crate::auth::{constant_time_eq, sha256};
 use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::openapi::ErrorBody;
+use crate::schema::{AdminErrors, BadRequest, BodyErrors, Unavailable};
 use crate::state::AppState;
+
+/// The answer to `GET /admin/status`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AdminStatus {
+    /// The newest command applied by the engine.
+    applied_seq: u64,
+    /// The newest command durable in the journal.
+    committed_seq: u64,
+    /// The engine's newest event.
+    event_seq: u64,
+    /// The newest event the history read model has folded.
+    history_event_seq: u64,
+    /// The XXH3-128 digest of the whole business state, 32 hex digits.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    state_hash: String,
+    /// Accounts, without the fee account.
+    accounts: u64,
+    products: u64,
+    open_orders: u64,
+}
+
+/// The answer to `PUT /admin/accounts/{id}/status`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AccountStatus {
+    #[schema(pattern = "^[0-9]+$", example = "1")]
+    account_id: String,
+    profile_status: ProfileStatusName,
+}
 
 /// Checks the admin bearer token.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -45,7 +77,11 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     get,
     path = "/api/v1/admin/status",
     tag = "admin",
-    responses((status = 200, description = "{appliedSeq, committedSeq, eventSeq, historyEventSeq, stateHash, accounts, products, openOrders}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the engine's counters and state hash", body = AdminStatus),
+        AdminErrors,
+        Unavailable,
+    ),
     security(("admin" = []))
 )]
 pub(crate) async fn status(
@@ -65,23 +101,26 @@ pub(crate) async fn status(
         })
         .await?;
     let stats = state.handle.stats();
-    Ok(axum::Json(json!({
-        "appliedSeq": stats.applied_seq,
-        "committedSeq": stats.committed_seq,
-        "eventSeq": event_seq,
-        "historyEventSeq": state.history.event_seq(),
-        "stateHash": hash.to_string(),
+    Ok(axum::Json(AdminStatus {
+        applied_seq: stats.applied_seq,
+        committed_seq: stats.committed_seq,
+        event_seq,
+        history_event_seq: state.history.event_seq(),
+        state_hash: hash.to_string(),
         // Without the fee account.
-        "accounts": accounts.saturating_sub(1),
-        "products": products,
-        "openOrders": open_orders,
-    }))
+        accounts: (accounts as u64).saturating_sub(1),
+        products: products as u64,
+        open_orders: open_orders as u64,
+    })
     .into_response())
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `PUT /admin/accounts/{id}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
+    /// Kept as text so that a wrong value is named in the answer.
+    #[schema(value_type = ProfileStatusName)]
     status: String,
 }
 
@@ -92,7 +131,15 @@ struct StatusBody {
     tag = "admin",
     request_body(content = StatusBody, content_type = "application/json"),
     params(("id" = u32, Path, description = "the account id")),
-    responses((status = 200, description = "{accountId, profileStatus}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the account's new status", body = AccountStatus),
+        BadRequest,
+        AdminErrors,
+        (status = 404, description = "`unknown_account`: no such account (or the id is not a number)", body = ErrorBody),
+        BodyErrors,
+        (status = 422, description = "`rejected`: the engine refused", body = ErrorBody),
+        Unavailable,
+    ),
     security(("admin" = []))
 )]
 pub(crate) async fn set_status(
@@ -134,9 +181,9 @@ pub(crate) async fn set_status(
         Err(Reject::UnknownAccount) => return Err(unknown()),
         Err(reject) => return Err(rejected(reject)),
     }
-    Ok(axum::Json(json!({
-        "accountId": account.to_string(),
-        "profileStatus": status_name(status),
-    }))
+    Ok(axum::Json(AccountStatus {
+        account_id: account.to_string(),
+        profile_status: status.into(),
+    })
     .into_response())
 }

@@ -8,25 +8,36 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bourse_engine::{AccountId, CommandKind, LimitKind, Reject, Symbol};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::account_api::authenticate;
 use crate::error::{ApiError, rejected};
+use crate::openapi::ErrorBody;
+use crate::schema::{BadRequest, BearerErrors, SymbolText, Unavailable};
 use crate::state::AppState;
 
+/// The account's bookmarks.
+#[derive(Debug, Serialize, ToSchema)]
+struct Bookmarks {
+    /// Symbols, in the engine's order.
+    #[schema(value_type = Vec<SymbolText>)]
+    symbols: Vec<String>,
+}
+
 /// The account's bookmarks as symbols, in the engine's order.
-async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {
+async fn list(state: &AppState, account: AccountId) -> Result<Bookmarks, ApiError> {
     let symbols = state
         .query(move |engine| {
             engine
                 .bookmarks(account)
                 .iter()
                 .filter_map(|&product| engine.product_info(product))
-                .map(|info| Value::String(info.symbol().as_str().to_string()))
+                .map(|info| info.symbol().as_str().to_string())
                 .collect::<Vec<_>>()
         })
         .await?;
-    Ok(json!({ "symbols": symbols }))
+    Ok(Bookmarks { symbols })
 }
 
 /// `GET /bookmarks`.
@@ -34,7 +45,11 @@ async fn list(state: &AppState, account: AccountId) -> Result<Value, ApiError> {
     get,
     path = "/api/v1/bookmarks",
     tag = "bookmarks",
-    responses((status = 200, description = "{symbols}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the bookmarks", body = Bookmarks),
+        BearerErrors,
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn get(
@@ -92,7 +107,14 @@ async fn change(
     path = "/api/v1/bookmarks/{symbol}",
     tag = "bookmarks",
     params(("symbol" = String, Path, description = "the product's symbol")),
-    responses((status = 200, description = "{symbols} after adding"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the bookmarks after adding (adding one that is there is no error)", body = Bookmarks),
+        BadRequest,
+        BearerErrors,
+        (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 422, description = "`limit_reached`: past the account's bookmark limit; `rejected`: the engine refused", body = ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn put(
@@ -108,7 +130,14 @@ pub(crate) async fn put(
     path = "/api/v1/bookmarks/{symbol}",
     tag = "bookmarks",
     params(("symbol" = String, Path, description = "the product's symbol")),
-    responses((status = 200, description = "{symbols} after removing"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the bookmarks after removing (removing one that is not there is no error)", body = Bookmarks),
+        BadRequest,
+        BearerErrors,
+        (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 422, description = "`rejected`: the engine refused", body = ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn delete(

@@ -119,3 +119,17 @@ pub async fn not_found(request: Request) -> ApiError {
         format!("no such path: {}", request.uri().path()),
     )
 }
+
+/// 503 `history_unavailable`: the history read model cannot answer (`why`).
+pub fn history_unavailable(why: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_unavailable", why)
+}
+
+/// 503 `market_data_unavailable`: the market data cannot answer (`why`).
+pub fn market_unavailable(why: String) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "market_data_unavailable",
+        why,
+    )
+}

@@ -281,7 +281,9 @@ pub fn balances_data(engine: &bourse_engine::Engine, account: u32) -> Value {
 
 /// The book snapshot of `product` (engine state).
 pub fn book_data(engine: &bourse_engine::Engine, units: &ProductUnits, product: u32) -> Value {
-    crate::products_api::book_json(engine, units, product, BOOK_DEPTH)
+    crate::render::to_value(&crate::products_api::book_json(
+        engine, units, product, BOOK_DEPTH,
+    ))
 }
 
 /// The id of a product by symbol, with its units.

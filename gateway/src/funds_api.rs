@@ -8,8 +8,6 @@
 //! the funds history shows. Deposits are idempotent by `requestId` (the engine's rule: a repeat
 //! with the same body changes nothing, one with a different body is a 409).
 
-use std::str::FromStr;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,24 +16,130 @@ use bourse_engine::{
     AssetCode, CardLast4, CommandKind, FundsMethod, FundsRequest, Reject, RequestId,
 };
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::account_api::authenticate;
 use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::schema::{
+    BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, MethodDetails, PositiveDecimal,
+    Unavailable,
+};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of a deposit, `PUT /funds`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DepositBody {
+    /// Positive, at most the currency's decimals.
+    #[schema(value_type = PositiveDecimal)]
     amount: String,
+    #[schema(value_type = CurrencyCode)]
     currency: String,
+    /// How it is paid; `additionalInformation` holds the method's details.
     #[serde(rename = "type")]
+    #[schema(value_type = DepositMethod)]
     method: String,
+    /// Makes the deposit idempotent: 1 to 36 printable ASCII characters without spaces.
+    #[schema(pattern = "^[!-~]{1,36}$")]
     request_id: String,
+    /// `card`: `{cardNumber, cvv}` (Luhn-checked; only the last four digits are kept);
+    /// `upi`: `{vpa: "name@bank"}`; `bank`: `{accountNumber}` (1 to 34 characters).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<PaymentDetails>)]
     additional_information: Option<Value>,
+}
+
+/// How a deposit is paid.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum DepositMethod {
+    Card,
+    Upi,
+    Bank,
+}
+
+/// The details of a deposit's method: the fields of its `type` (others are ignored).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct PaymentDetails {
+    /// `card`: 12 to 19 digits (spaces allowed), passing the Luhn check.
+    #[schema(pattern = "^[0-9 ]{12,}$")]
+    card_number: Option<String>,
+    /// `card`: 3 or 4 digits.
+    #[schema(pattern = "^[0-9]{3,4}$")]
+    cvv: Option<String>,
+    /// `upi`: `name@bank`, at most 100 characters.
+    #[schema(pattern = "^[^@]+@.+$", max_length = 100)]
+    vpa: Option<String>,
+    /// `bank`: 1 to 34 characters.
+    #[schema(min_length = 1, max_length = 34)]
+    account_number: Option<String>,
+}
+
+/// The answer to a deposit.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Deposited {
+    request_id: String,
+    #[schema(value_type = CurrencyCode)]
+    currency: String,
+    /// At the currency's scale (`"0.1"` is answered `"0.10"`).
+    #[schema(value_type = DecimalText)]
+    amount: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = DepositMethod)]
+    method: &'static str,
+    details: MethodDetails,
+    status: CreditedStatus,
+    /// The command's sequence number in the journal.
+    seq: u64,
+}
+
+/// A deposit's status: credited at once (payment processing is out of scope).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum CreditedStatus {
+    Credited,
+}
+
+/// The answer to a withdrawal.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Withdrawn {
+    request_id: String,
+    #[schema(value_type = CurrencyCode)]
+    currency: String,
+    /// At the currency's scale.
+    #[schema(value_type = DecimalText)]
+    amount: String,
+    status: WithdrawnStatus,
+    /// The command's sequence number in the journal.
+    seq: u64,
+}
+
+/// A withdrawal's status: taken from the available balance.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum WithdrawnStatus {
+    Withdrawn,
+}
+
+/// One currency of the wallet.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Balance {
+    #[schema(value_type = CurrencyCode)]
+    currency: String,
+    /// What orders and withdrawals may use.
+    #[schema(value_type = DecimalText)]
+    available: String,
+    /// Held by open orders.
+    #[schema(value_type = DecimalText)]
+    held: String,
 }
 
 /// The string field `key` of the details object.
@@ -112,7 +216,15 @@ fn check_method(method: &str, details: Option<&Value>) -> Result<FundsMethod, Ap
     path = "/api/v1/funds",
     tag = "funds",
     request_body(content = DepositBody, content_type = "application/json"),
-    responses((status = 200, description = "{requestId, currency, amount, type, details, status, seq}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "credited", body = Deposited),
+        BadValue,
+        BearerErrors,
+        (status = 409, description = "`duplicate_request`: the requestId was used for another currency or amount", body = crate::openapi::ErrorBody),
+        BodyErrors,
+        (status = 422, description = "`rejected`: the engine refused (e.g. the balance would overflow)", body = crate::openapi::ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn deposit(
@@ -135,23 +247,25 @@ pub(crate) async fn deposit(
     let (request, amount) = request;
     let kind = CommandKind::Deposit(request);
     let seq = submit_funds(&state, kind).await?;
-    Ok(axum::Json(json!({
-        "requestId": body.request_id,
-        "currency": body.currency,
-        "amount": amount,
-        "type": method.name(),
-        "details": method_details(method),
-        "status": "credited",
-        "seq": seq,
-    }))
+    Ok(axum::Json(Deposited {
+        request_id: body.request_id,
+        currency: body.currency,
+        amount,
+        method: method.name(),
+        details: method_details(method),
+        status: CreditedStatus::Credited,
+        seq,
+    })
     .into_response())
 }
 
 /// What a funds record may show of its method: a card's last four digits, nothing else.
-pub(crate) fn method_details(method: FundsMethod) -> Value {
+pub(crate) fn method_details(method: FundsMethod) -> MethodDetails {
     match method {
-        FundsMethod::Card(last4) => json!({"cardLast4": last4.as_str()}),
-        FundsMethod::Unspecified | FundsMethod::Upi | FundsMethod::Bank => json!({}),
+        FundsMethod::Card(last4) => MethodDetails {
+            card_last4: Some(last4.as_str().to_string()),
+        },
+        FundsMethod::Unspecified | FundsMethod::Upi | FundsMethod::Bank => MethodDetails::default(),
     }
 }
 
@@ -165,11 +279,7 @@ async fn funds_request(
     request_id_text: &str,
     method: FundsMethod,
 ) -> Result<(FundsRequest, String), ApiError> {
-    let amount = Decimal::from_str(amount_text.trim())
-        .map_err(|_| bad_request(format!("amount {amount_text:?} is not a decimal number")))?;
-    if amount <= Decimal::ZERO {
-        return Err(bad_request("amount must be positive"));
-    }
+    let amount = crate::render::positive_decimal("amount", amount_text)?;
     let code = AssetCode::new(currency)
         .ok_or_else(|| bad_request(format!("{currency:?} is not a currency code")))?;
     let request_id = RequestId::new(request_id_text)
@@ -220,11 +330,17 @@ async fn submit_funds(state: &AppState, kind: CommandKind) -> Result<u64, ApiErr
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// The body of a withdrawal, `POST /funds`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct WithdrawBody {
+    /// Positive, at most the currency's decimals.
+    #[schema(value_type = PositiveDecimal)]
     amount: String,
+    #[schema(value_type = CurrencyCode)]
     currency: String,
+    /// Makes the withdrawal idempotent: 1 to 36 printable ASCII characters without spaces.
+    #[schema(pattern = "^[!-~]{1,36}$")]
     request_id: String,
     /// Where the money goes (free-form; paying it out is out of scope).
     #[serde(default)]
@@ -238,7 +354,15 @@ struct WithdrawBody {
     path = "/api/v1/funds",
     tag = "funds",
     request_body(content = WithdrawBody, content_type = "application/json"),
-    responses((status = 200, description = "{requestId, currency, amount, status, seq}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "withdrawn", body = Withdrawn),
+        BadValue,
+        BearerErrors,
+        (status = 409, description = "`duplicate_request`: the requestId was used for another currency or amount", body = crate::openapi::ErrorBody),
+        BodyErrors,
+        (status = 422, description = "`insufficient_funds`: beyond the available balance; `rejected`: the engine refused for another reason", body = crate::openapi::ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn withdraw(
@@ -265,13 +389,13 @@ pub(crate) async fn withdraw(
     )
     .await?;
     let seq = submit_funds(&state, CommandKind::Withdraw(request)).await?;
-    Ok(axum::Json(json!({
-        "requestId": body.request_id,
-        "currency": body.currency,
-        "amount": amount,
-        "status": "withdrawn",
-        "seq": seq,
-    }))
+    Ok(axum::Json(Withdrawn {
+        request_id: body.request_id,
+        currency: body.currency,
+        amount,
+        status: WithdrawnStatus::Withdrawn,
+        seq,
+    })
     .into_response())
 }
 
@@ -280,7 +404,11 @@ pub(crate) async fn withdraw(
     get,
     path = "/api/v1/funds",
     tag = "funds",
-    responses((status = 200, description = "[{currency, available, held}]"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the wallet, in asset order", body = Vec<Balance>),
+        BearerErrors,
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn balances(
@@ -298,18 +426,18 @@ pub(crate) async fn balances(
 pub(crate) fn balances_json(
     engine: &bourse_engine::Engine,
     account: bourse_engine::AccountId,
-) -> Value {
+) -> Vec<Balance> {
     engine
         .balances(account)
         .iter()
         .filter_map(|&(asset, balance)| {
             let info = engine.asset_info(asset)?;
             let decimal = |minor: i64| Decimal::new(minor, u32::from(info.scale())).to_string();
-            Some(json!({
-                "currency": info.code().as_str(),
-                "available": decimal(balance.available),
-                "held": decimal(balance.held),
-            }))
+            Some(Balance {
+                currency: info.code().as_str().to_string(),
+                available: decimal(balance.available),
+                held: decimal(balance.held),
+            })
         })
         .collect()
 }

@@ -25,7 +25,7 @@ pub fn subscribe(
     key: ChannelKey,
     name: &str,
 ) -> Result<Result<(), HubError>, String> {
-    let market = market.read();
+    let market = market.read()?;
     let mut reader = market.reader().map_err(|e| e.to_string())?;
     let data = match key {
         ChannelKey::Ticks(id) => {

@@ -34,7 +34,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::requests::RequestMetrics;
@@ -52,13 +53,37 @@ pub async fn count_requests(
     response
 }
 
+/// The answer to `GET /api/v1/health`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    status: HealthStatus,
+    /// Recovery is done before the server starts, so always `true`.
+    recovered: bool,
+    /// The newest command recovered at start-up.
+    recovered_seq: u64,
+    applied_seq: u64,
+    committed_seq: u64,
+    uptime_ms: u64,
+}
+
+/// Up: the engine runs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum HealthStatus {
+    Up,
+}
+
 /// `GET /api/v1/health`: 200 while the engine runs (recovery is done before the server
 /// starts), 503 with the cause once it stopped.
 #[utoipa::path(
     get,
     path = "/api/v1/health",
     tag = "service",
-    responses((status = 200, description = "{status, recovered, recoveredSeq, appliedSeq, committedSeq, uptimeMs}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the engine runs", body = Health),
+        (status = 503, description = "`engine_stopped`: the engine stopped (the message says why)", body = crate::openapi::ErrorBody),
+    )
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
     if let Some(cause) = state.handle.stopped() {
@@ -70,14 +95,14 @@ pub async fn health(State(state): State<AppState>) -> Response {
         .into_response();
     }
     let stats = state.handle.stats();
-    axum::Json(json!({
-        "status": "up",
-        "recovered": true,
-        "recoveredSeq": state.recovered_seq,
-        "appliedSeq": stats.applied_seq,
-        "committedSeq": stats.committed_seq,
-        "uptimeMs": state.started.elapsed().as_millis() as u64,
-    }))
+    axum::Json(Health {
+        status: HealthStatus::Up,
+        recovered: true,
+        recovered_seq: state.recovered_seq,
+        applied_seq: stats.applied_seq,
+        committed_seq: stats.committed_seq,
+        uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
     .into_response()
 }
 
@@ -86,7 +111,10 @@ pub async fn health(State(state): State<AppState>) -> Response {
     get,
     path = "/metrics",
     tag = "service",
-    responses((status = 200, description = "Prometheus text"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the metrics in the Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 500, description = "`internal`: the metrics could not be encoded", body = crate::openapi::ErrorBody),
+    )
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut registry = Registry::default();
@@ -258,41 +286,44 @@ fn engine_samples(state: &AppState) -> Vec<Sample> {
 
 /// Market data: the store's counters, the feed's, and the Kafka consumer's when there is one.
 fn market_samples(state: &AppState) -> Vec<Sample> {
-    let mut samples = {
-        let market = state.market.read();
-        let counters = market.counters();
-        vec![
-            counter(
-                "bourse_market_ticks_total",
-                "ticks taken into history and candles",
-                counters.ticks,
-            ),
-            counter(
-                "bourse_market_duplicates_total",
-                "ticks dropped as duplicates (same source and seq)",
-                counters.duplicates,
-            ),
-            counter(
-                "bourse_market_late_total",
-                "ticks refused as too late",
-                counters.late,
-            ),
-            counter(
-                "bourse_market_candles_amended_total",
-                "stored candles amended by late ticks",
-                counters.amended,
-            ),
-            counter(
-                "bourse_market_records_total",
-                "tick-log records written",
-                counters.records,
-            ),
-            gauge(
-                "bourse_market_products",
-                "products in the market-data catalogue",
-                market.catalogue().len() as u64,
-            ),
-        ]
+    let mut samples = match state.market.read() {
+        // Failed: only `bourse_market_up` (0) says so below.
+        Err(_) => Vec::new(),
+        Ok(market) => {
+            let counters = market.counters();
+            vec![
+                counter(
+                    "bourse_market_ticks_total",
+                    "ticks taken into history and candles",
+                    counters.ticks,
+                ),
+                counter(
+                    "bourse_market_duplicates_total",
+                    "ticks dropped as duplicates (same source and seq)",
+                    counters.duplicates,
+                ),
+                counter(
+                    "bourse_market_late_total",
+                    "ticks refused as too late",
+                    counters.late,
+                ),
+                counter(
+                    "bourse_market_candles_amended_total",
+                    "stored candles amended by late ticks",
+                    counters.amended,
+                ),
+                counter(
+                    "bourse_market_records_total",
+                    "tick-log records written",
+                    counters.records,
+                ),
+                gauge(
+                    "bourse_market_products",
+                    "products in the market-data catalogue",
+                    market.catalogue().len() as u64,
+                ),
+            ]
+        }
     };
     let stats = &state.market.stats;
     samples.push(counter(
@@ -310,7 +341,7 @@ fn market_samples(state: &AppState) -> Vec<Sample> {
             count.load(Ordering::Relaxed),
         ));
     }
-    let running = stats.failed.lock().map(|f| f.is_none()).unwrap_or(false);
+    let running = state.market.failure().is_none();
     samples.push(gauge(
         "bourse_market_up",
         "1 while market data is taken in, 0 after it stopped on an error",

@@ -4,8 +4,10 @@
 //! the router is built from those same handlers ([`utoipa_axum::routes!`] in
 //! [`crate::router::router`]), so a route cannot exist without its entry or the other way round
 //! (a test also calls every documented path and method). Request bodies and query parameters
-//! are derived from the structs the handlers parse; answers are described in words (their
-//! fields are listed in `docs/api.md`).
+//! are derived from the structs the handlers parse, answers from the structs they serialise,
+//! and every status an endpoint can answer is listed with its body: the error statuses with
+//! [`ErrorBody`] and the codes they carry ([`crate::schema`] has the shared sets and the string
+//! formats). `scripts/schemathesis.sh` holds a live server to the document.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -20,7 +22,8 @@ pub struct ErrorBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorDetail {
-    /// Machine-readable, e.g. `insufficient_funds`.
+    /// Machine-readable, e.g. `insufficient_funds` (the table in docs/api.md).
+    #[schema(pattern = "^[a-z_]+$")]
     code: String,
     /// For people: what was wrong, precisely.
     message: String,

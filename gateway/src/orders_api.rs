@@ -17,30 +17,52 @@ use bourse_engine::{
     SelfTradePrevention, Side, Symbol, TimeInForce,
 };
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::account_api::authenticate;
 use crate::error::{ApiError, ApiQuery, bad_request, parse_json, rejected};
-use crate::render::{self, PageQuery, ProductUnits, positive_decimal};
+use crate::openapi::ErrorBody;
+use crate::render::positive_decimal;
+use crate::render::{self, FundsMovement, OrderView, PageQuery, ProductUnits, TradeView};
+use crate::schema::{
+    BadRequest, BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, HistoryUnavailable,
+    PositiveDecimal, SymbolText, Unavailable,
+};
 use crate::state::AppState;
 use bourse_history::{Entry, History, OrderRecord, TradeRecord};
 
 /// The body of an order.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct OrderBody {
+    #[schema(value_type = SymbolText)]
     pub(crate) symbol: String,
+    /// Positive, a whole number of the product's lots.
+    #[schema(value_type = PositiveDecimal)]
     pub(crate) quantity: String,
     #[serde(rename = "type")]
+    #[schema(value_type = render::OrderTypeName)]
     pub(crate) order_type: String,
+    /// A limit order's price, positive, on the product's tick grid; a market order has none.
     #[serde(default)]
+    #[schema(value_type = Option<PositiveDecimal>)]
     pub(crate) price: Option<String>,
+    /// `GTC` (the default for limit orders), `IOC` (the default, and the only choice, for
+    /// market orders), `FOK` or `POST_ONLY`.
     #[serde(default)]
+    #[schema(value_type = Option<crate::schema::TimeInForce>)]
     pub(crate) time_in_force: Option<String>,
+    /// The client's id of the order: 1 to 36 printable ASCII characters without spaces,
+    /// unique among the account's open orders.
     #[serde(default)]
+    #[schema(pattern = "^[!-~]{1,36}$")]
     pub(crate) client_order_id: Option<String>,
 }
+
+/// The statuses an order or cancel can be answered with besides 200/201.
+const ORDER_REFUSED: &str = "`insufficient_funds`, `would_take_liquidity` (a POST_ONLY order that would match), `would_not_fill` (a FOK order that cannot fill in full), `product_halted`, `too_many_open_orders`, `rejected`: the engine refused";
 
 impl OrderBody {
     pub(crate) fn symbol(&self) -> &str {
@@ -260,7 +282,17 @@ async fn submit_order(
     path = "/api/v1/product/buy",
     tag = "trading",
     request_body(content = OrderBody, content_type = "application/json"),
-    responses((status = 201, description = "the order with its fills"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 201, description = "the order as the engine left it, with its fills", body = OrderView),
+        BadValue,
+        BearerErrors,
+        (status = 403, description = "`account_not_verified`: trading needs a verified profile", body = ErrorBody),
+        (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 409, description = "`duplicate_client_order_id`: the clientOrderId of an open order", body = ErrorBody),
+        BodyErrors,
+        (status = 422, description = ORDER_REFUSED, body = ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn buy(
@@ -277,7 +309,17 @@ pub(crate) async fn buy(
     path = "/api/v1/product/sell",
     tag = "trading",
     request_body(content = OrderBody, content_type = "application/json"),
-    responses((status = 201, description = "the order with its fills"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 201, description = "the order as the engine left it, with its fills", body = OrderView),
+        BadValue,
+        BearerErrors,
+        (status = 403, description = "`account_not_verified`: trading needs a verified profile", body = ErrorBody),
+        (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 409, description = "`duplicate_client_order_id`: the clientOrderId of an open order", body = ErrorBody),
+        BodyErrors,
+        (status = 422, description = ORDER_REFUSED, body = ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn sell(
@@ -302,14 +344,30 @@ pub(crate) async fn read_history<T: Send + 'static>(
         .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_unavailable", why))
 }
 
-/// `?status=open|closed&limit=&cursor=` of `GET /orders`.
+/// `?status=open|closed&limit=&cursor=` of `GET /orders`. Kept as text and checked by the
+/// handler, so that a wrong value is named in the answer; the document states the types.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OrdersQuery {
+    /// `open` (the default) or `closed`.
+    #[param(value_type = Option<OrdersStatus>, inline)]
     status: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The `X-Next-Cursor` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     cursor: Option<String>,
+}
+
+/// Which orders `GET /orders` lists.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum OrdersStatus {
+    Open,
+    Closed,
 }
 
 /// `GET /orders`: the account's open (default) or closed orders, newest first.
@@ -318,7 +376,13 @@ pub(crate) struct OrdersQuery {
     path = "/api/v1/orders",
     tag = "trading",
     params(OrdersQuery),
-    responses((status = 200, description = "the orders, newest first; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the orders, newest first (without fills)", body = Vec<OrderView>,
+            headers(("X-Next-Cursor" = u64, description = "the cursor of the next page; absent on the last"))),
+        BadRequest,
+        BearerErrors,
+        HistoryUnavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn list(
@@ -392,8 +456,14 @@ async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Valu
     get,
     path = "/api/v1/orders/{id}",
     tag = "trading",
-    params(("id" = u64, Path, description = "the order id")),
-    responses((status = 200, description = "the order with its fills"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    params(("id" = u64, Path, minimum = 1, description = "the order id")),
+    responses(
+        (status = 200, description = "the order with its fills", body = OrderView),
+        (status = 400, description = "`invalid_request`: the id is not a positive whole number", body = ErrorBody),
+        BearerErrors,
+        (status = 404, description = "`unknown_order`: the account has no such order", body = ErrorBody),
+        HistoryUnavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn get(
@@ -441,8 +511,16 @@ pub(crate) async fn cancel_order(
     delete,
     path = "/api/v1/orders/{id}",
     tag = "trading",
-    params(("id" = u64, Path, description = "the order id")),
-    responses((status = 200, description = "the cancelled order"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    params(("id" = u64, Path, minimum = 1, description = "the order id")),
+    responses(
+        (status = 200, description = "the cancelled order with its fills", body = OrderView),
+        (status = 400, description = "`invalid_request`: the id is not a positive whole number", body = ErrorBody),
+        BearerErrors,
+        (status = 404, description = "`unknown_order`: the account has no such order", body = ErrorBody),
+        (status = 409, description = "`order_closed`: the order is no longer open", body = ErrorBody),
+        (status = 422, description = "`rejected`: the engine refused", body = ErrorBody),
+        HistoryUnavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn cancel(
@@ -461,7 +539,13 @@ pub(crate) async fn cancel(
     path = "/api/v1/trades",
     tag = "trading",
     params(PageQuery),
-    responses((status = 200, description = "the trades, newest first; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "the trades, newest first", body = Vec<TradeView>,
+            headers(("X-Next-Cursor" = u64, description = "the cursor of the next page; absent on the last"))),
+        BadRequest,
+        BearerErrors,
+        HistoryUnavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn trades(
@@ -483,7 +567,13 @@ pub(crate) async fn trades(
     path = "/api/v1/funds/history",
     tag = "funds",
     params(PageQuery),
-    responses((status = 200, description = "deposits, withdrawals and fees, newest first; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "deposits, withdrawals and fees, newest first", body = Vec<FundsMovement>,
+            headers(("X-Next-Cursor" = u64, description = "the cursor of the next page; absent on the last"))),
+        BadRequest,
+        BearerErrors,
+        HistoryUnavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn funds_history(
@@ -506,7 +596,7 @@ pub(crate) async fn funds_history(
             )
         })
         .await?;
-    let items = page
+    let items: Vec<FundsMovement> = page
         .items
         .iter()
         .map(|f| render::funds(f, &assets, &units))
@@ -514,15 +604,55 @@ pub(crate) async fn funds_history(
     Ok(render::page_response(items, page.next))
 }
 
-/// `?symbol=&side=&quantity=&price=` of `GET /fees`.
+/// `?symbol=&side=&quantity=&price=` of `GET /fees`. Kept as text and checked by the handler,
+/// so that a missing or wrong value is named in the answer; the document states the types.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeeQuery {
+    #[param(value_type = SymbolText)]
     symbol: Option<String>,
+    #[param(value_type = crate::schema::Side, inline)]
     side: Option<String>,
+    /// Positive, a whole number of the product's lots.
+    #[param(value_type = PositiveDecimal)]
     quantity: Option<String>,
+    /// A limit price on the product's tick grid; without one, a market order's first fill.
+    #[param(value_type = Option<PositiveDecimal>)]
     price: Option<String>,
+}
+
+/// What an order would pay now (`GET /fees`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FeeQuote {
+    #[schema(value_type = SymbolText)]
+    symbol: String,
+    #[schema(value_type = crate::schema::Side)]
+    side: &'static str,
+    #[schema(value_type = DecimalText)]
+    quantity: String,
+    /// The limit price, or the best opposite price for a market order.
+    #[schema(value_type = DecimalText)]
+    price: String,
+    /// `taker` if the price would cross the book.
+    #[schema(value_type = crate::schema::Liquidity)]
+    liquidity: &'static str,
+    /// The fee rate at the account's tier (`0.002` is 0.2%).
+    #[schema(value_type = DecimalText)]
+    rate: String,
+    #[schema(value_type = DecimalText)]
+    notional: String,
+    /// Rounded up to the minor unit.
+    #[schema(value_type = DecimalText)]
+    fee: String,
+    #[schema(value_type = CurrencyCode)]
+    fee_currency: String,
+    /// What the order would hold: notional and fee of a buy, the quantity of a sell.
+    #[schema(value_type = DecimalText)]
+    hold: String,
+    #[schema(value_type = CurrencyCode)]
+    hold_currency: String,
 }
 
 /// `GET /fees`: what an order would pay now, as maker or taker (the account's tier applies).
@@ -532,7 +662,15 @@ pub(crate) struct FeeQuery {
     path = "/api/v1/fees",
     tag = "trading",
     params(FeeQuery),
-    responses((status = 200, description = "{symbol, side, quantity, price, liquidity, rate, notional, fee, feeCurrency, hold, holdCurrency}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "what a fill of that size would pay now", body = FeeQuote),
+        BadValue,
+        BearerErrors,
+        (status = 403, description = "`account_not_verified`: trading needs a verified profile", body = ErrorBody),
+        (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 422, description = "`no_liquidity`: no price and no opposite side to quote a market order against; `rejected`: the engine refused", body = ErrorBody),
+        Unavailable,
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn fee_quote(
@@ -577,29 +715,29 @@ pub(crate) async fn fee_quote(
         other => order_rejected(other),
     })?;
     let rate = Decimal::new(i64::from(quote.rate_ppm), 6).normalize();
-    Ok(axum::Json(json!({
-        "symbol": symbol,
-        "side": if side == Side::Buy { "buy" } else { "sell" },
-        "quantity": units.qty(order.qty.lots()),
-        "price": units.price(quote.price.ticks()),
-        "liquidity": match quote.liquidity {
+    Ok(axum::Json(FeeQuote {
+        symbol,
+        side: if side == Side::Buy { "buy" } else { "sell" },
+        quantity: units.qty(order.qty.lots()),
+        price: units.price(quote.price.ticks()),
+        liquidity: match quote.liquidity {
             bourse_engine::Liquidity::Maker => "maker",
             bourse_engine::Liquidity::Taker => "taker",
         },
-        "rate": rate.to_string(),
-        "notional": units.quote_amount(quote.notional.minor()),
-        "fee": units.quote_amount(quote.fee.minor()),
-        "feeCurrency": units.quote_code(),
-        "hold": if side == Side::Buy {
+        rate: rate.to_string(),
+        notional: units.quote_amount(quote.notional.minor()),
+        fee: units.quote_amount(quote.fee.minor()),
+        fee_currency: units.quote_code(),
+        hold: if side == Side::Buy {
             units.quote_amount(quote.hold.minor())
         } else {
             render::amount(&units.base, quote.hold.minor())
         },
-        "holdCurrency": if side == Side::Buy {
+        hold_currency: if side == Side::Buy {
             units.quote_code()
         } else {
             units.base.code().as_str().to_string()
         },
-    }))
+    })
     .into_response())
 }

@@ -1,7 +1,7 @@
 //! The catalogue and market data over HTTP (public, no token): `GET /api/v1/products`,
 //! `GET /products/{symbol}`, its `/candles`, `/ticks` and `/book`.
 //!
-//! The catalogue is the market data's ([`crate::market`]): every product the feed defined
+//! The catalogue is the market data's ([`bourse_market_service`]): every product the feed defined
 //! (or that a tick named first) and every product tradable on Bourse. A product's
 //! `currentPrice` and `timestamp` are those of its newest tick (`null` before the first);
 //! `histories` are the closes of its last [`HISTORIES`] one-minute candles, oldest first,
@@ -18,22 +18,152 @@ use axum::response::{IntoResponse, Response};
 use bourse_engine::{Engine, ProductId, ProductStatus, Side, Symbol};
 use bourse_marketdata::candle::Interval;
 use bourse_marketdata::{Market, MarketReader, fixed};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiQuery, bad_request};
-use crate::render::{self, ProductUnits};
-use crate::render::{candle_json, tick_json};
+use crate::openapi::ErrorBody;
+use crate::render::{self, CandleView, ProductUnits, TickView};
+use crate::render::{candle_view, tick_view};
+use crate::schema::{BadRequest, CurrencyCode, DecimalText, MarketUnavailable, SymbolText};
 use crate::state::AppState;
 
-/// `?query=&limit=&cursor=` of `GET /products`.
+/// `?query=&limit=&cursor=` of `GET /products`. Kept as text and checked by the handler, so
+/// that a wrong value is named in the answer; the document states the types.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CatalogueQuery {
+    /// Keeps the products with a word of the symbol or name starting with each word of the
+    /// query, ignoring case; at most 64 bytes.
+    #[param(max_length = 64)]
     query: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The `X-Next-Cursor` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     cursor: Option<String>,
+}
+
+/// A product of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Listing {
+    product_name: String,
+    #[schema(value_type = SymbolText)]
+    symbol: String,
+    /// The newest tick's price; `null` before the first.
+    #[schema(value_type = Option<DecimalText>, required = true)]
+    current_price: Option<String>,
+    /// The newest tick's time, unix ms; `null` before the first.
+    #[schema(required = true)]
+    timestamp: Option<i64>,
+    /// The quote currency (the feed's code, up to 16 characters).
+    #[schema(pattern = "^[!-~]{1,16}$")]
+    currency: String,
+    /// The closes of the last 10 one-minute candles, oldest first.
+    histories: Vec<Close>,
+}
+
+/// A one-minute candle's close.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Close {
+    #[schema(value_type = DecimalText)]
+    price: String,
+    /// The candle's start, unix ms.
+    timestamp: i64,
+}
+
+/// A product with its recent history and, when it trades on Bourse, its units and fees.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProductDetail {
+    #[serde(flatten)]
+    listing: Listing,
+    /// The price grid (Bourse's when tradable, else the feed's).
+    #[schema(value_type = DecimalText)]
+    tick_size: String,
+    /// Whether it trades on Bourse; the fields below are given only then.
+    tradable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = CurrencyCode, required = false)]
+    base_currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = DecimalText, required = false)]
+    lot_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = ProductStatusName, required = false)]
+    status: Option<ProductStatusName>,
+    /// Fee tiers by 30-day volume, lowest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<FeeTier>, required = false)]
+    fees: Option<Vec<FeeTier>>,
+}
+
+/// Whether a product on Bourse accepts orders.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProductStatusName {
+    Trading,
+    Halted,
+}
+
+/// One fee tier: the rates from a 30-day volume on.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FeeTier {
+    /// In the quote currency.
+    #[schema(value_type = DecimalText)]
+    volume_min: String,
+    /// The maker rate (`0.001` is 0.1%).
+    #[schema(value_type = DecimalText)]
+    maker: String,
+    #[schema(value_type = DecimalText)]
+    taker: String,
+}
+
+/// One price level of a book.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BookLevel {
+    #[schema(value_type = DecimalText)]
+    price: String,
+    #[schema(value_type = DecimalText)]
+    quantity: String,
+    /// Orders resting at the price.
+    orders: u32,
+}
+
+/// An aggregated book, best first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Book {
+    #[schema(value_type = SymbolText)]
+    symbol: String,
+    bids: Vec<BookLevel>,
+    asks: Vec<BookLevel>,
+    /// The engine's newest event when the book was read.
+    event_seq: u64,
+}
+
+/// The candle intervals.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum IntervalName {
+    #[serde(rename = "1s")]
+    S1,
+    #[serde(rename = "1m")]
+    M1,
+    #[serde(rename = "5m")]
+    M5,
+    #[serde(rename = "15m")]
+    M15,
+    #[serde(rename = "1h")]
+    H1,
+    #[serde(rename = "4h")]
+    H4,
+    #[serde(rename = "1d")]
+    D1,
 }
 
 /// Longest search text.
@@ -56,11 +186,15 @@ fn unavailable(error: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// A catalogue item: the seed's fields.
-fn listing_json(market: &Market, reader: &mut MarketReader, id: u32) -> Result<Value, ApiError> {
+/// A catalogue item: the seed's fields (`None` for an id the catalogue does not have).
+fn listing_json(
+    market: &Market,
+    reader: &mut MarketReader,
+    id: u32,
+) -> Result<Option<Listing>, ApiError> {
     let catalogue = market.catalogue();
     let (Some(listing), Some(state)) = (catalogue.get(id), market.product(id)) else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     let newest = &state.candles.open[0];
     let m1 = Interval::M1.index();
@@ -75,41 +209,50 @@ fn listing_json(market: &Market, reader: &mut MarketReader, id: u32) -> Result<V
             HISTORIES,
         )
         .map_err(unavailable)?;
-    Ok(json!({
-        "productName": &*listing.name,
-        "symbol": listing.symbol.as_str(),
-        "currentPrice": (!newest.is_empty()).then(|| fixed::to_decimal(newest.close).to_string()),
-        "timestamp": (!newest.is_empty()).then_some(newest.last.ts),
-        "currency": catalogue.currency(listing).as_str(),
-        "histories": histories
+    Ok(Some(Listing {
+        product_name: listing.name.to_string(),
+        symbol: listing.symbol.as_str().to_string(),
+        current_price: (!newest.is_empty()).then(|| fixed::to_decimal(newest.close).to_string()),
+        timestamp: (!newest.is_empty()).then_some(newest.last.ts),
+        currency: catalogue.currency(listing).as_str().to_string(),
+        histories: histories
             .iter()
-            .map(|c| json!({"price": fixed::to_decimal(c.close).to_string(), "timestamp": c.start}))
-            .collect::<Vec<_>>(),
+            .map(|c| Close {
+                price: fixed::to_decimal(c.close).to_string(),
+                timestamp: c.start,
+            })
+            .collect(),
     }))
 }
 
-/// What `GET /products/{symbol}` adds for a product tradable on Bourse.
-fn trading_json(units: &ProductUnits) -> Value {
-    let fees = units.product.fees().tiers();
-    json!({
-        "baseCurrency": units.base.code().as_str(),
-        "tickSize": units.price(1),
-        "lotSize": units.qty(1),
-        "status": match units.product.status() {
-            ProductStatus::Trading => "trading",
-            ProductStatus::Halted => "halted",
-        },
-        "fees": fees
+/// What `GET /products/{symbol}` adds for a product tradable on Bourse (its tick size
+/// replaces the feed's).
+fn add_trading(detail: &mut ProductDetail, units: &ProductUnits) {
+    let rate = |ppm: u32| {
+        rust_decimal::Decimal::new(i64::from(ppm), 6)
+            .normalize()
+            .to_string()
+    };
+    detail.tick_size = units.price(1);
+    detail.base_currency = Some(units.base.code().as_str().to_string());
+    detail.lot_size = Some(units.qty(1));
+    detail.status = Some(match units.product.status() {
+        ProductStatus::Trading => ProductStatusName::Trading,
+        ProductStatus::Halted => ProductStatusName::Halted,
+    });
+    detail.fees = Some(
+        units
+            .product
+            .fees()
+            .tiers()
             .iter()
-            .map(|t| {
-                json!({
-                    "volumeMin": units.quote_amount(t.volume_min),
-                    "maker": rust_decimal::Decimal::new(i64::from(t.maker_ppm), 6).normalize().to_string(),
-                    "taker": rust_decimal::Decimal::new(i64::from(t.taker_ppm), 6).normalize().to_string(),
-                })
+            .map(|t| FeeTier {
+                volume_min: units.quote_amount(t.volume_min),
+                maker: rate(t.maker_ppm),
+                taker: rate(t.taker_ppm),
             })
-            .collect::<Vec<_>>(),
-    })
+            .collect(),
+    );
 }
 
 /// `GET /products`.
@@ -118,7 +261,12 @@ fn trading_json(units: &ProductUnits) -> Value {
     path = "/api/v1/products",
     tag = "products",
     params(CatalogueQuery),
-    responses((status = 200, description = "[{productName, symbol, currentPrice, timestamp, currency, histories}]; X-Next-Cursor"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the products, in listing order", body = Vec<Listing>,
+            headers(("X-Next-Cursor" = u32, description = "the cursor of the next page; absent on the last"))),
+        BadRequest,
+        MarketUnavailable,
+    )
 )]
 pub(crate) async fn catalogue(
     State(state): State<AppState>,
@@ -139,7 +287,7 @@ pub(crate) async fn catalogue(
         Some(c) => Some(u32::try_from(c).map_err(|_| bad_request("cursor is out of range"))?),
         None => None,
     };
-    let market = state.market.read();
+    let market = state.market.read().map_err(unavailable)?;
     let mut found = market
         .catalogue()
         .search(&text, cursor, limit.saturating_add(1));
@@ -150,10 +298,10 @@ pub(crate) async fn catalogue(
         None
     };
     let mut reader = market.reader().map_err(unavailable)?;
-    let items = found
-        .iter()
-        .map(|&id| listing_json(&market, &mut reader, id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut items = Vec::with_capacity(found.len());
+    for &id in &found {
+        items.extend(listing_json(&market, &mut reader, id)?);
+    }
     Ok(render::page_response(items, next))
 }
 
@@ -199,7 +347,12 @@ async fn product_of(state: &AppState, symbol: &str) -> Result<(u32, ProductUnits
     path = "/api/v1/products/{symbol}",
     tag = "products",
     params(("symbol" = String, Path, description = "the product's symbol")),
-    responses((status = 200, description = "the product with recent history; units and fees when tradable"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the product with recent history; units and fees when tradable", body = ProductDetail),
+        (status = 400, description = "`invalid_request`: the path does not decode", body = ErrorBody),
+        (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
+        MarketUnavailable,
+    )
 )]
 pub(crate) async fn product(
     State(state): State<AppState>,
@@ -207,22 +360,28 @@ pub(crate) async fn product(
 ) -> Result<Response, ApiError> {
     let id = listed(&state, &symbol)?;
     let trading = tradable(&state, &symbol).await?;
-    let mut value = {
-        let market = state.market.read();
+    let mut detail = {
+        let market = state.market.read().map_err(unavailable)?;
         let mut reader = market.reader().map_err(unavailable)?;
-        let mut value = listing_json(&market, &mut reader, id)?;
-        if let Some(listing) = market.catalogue().get(id) {
-            value["tickSize"] = json!(fixed::to_decimal(listing.tick_size).to_string());
+        let listing = listing_json(&market, &mut reader, id)?;
+        let tick_size = market.catalogue().get(id).map(|l| l.tick_size);
+        match (listing, tick_size) {
+            (Some(listing), Some(tick_size)) => ProductDetail {
+                listing,
+                tick_size: fixed::to_decimal(tick_size).to_string(),
+                tradable: trading.is_some(),
+                base_currency: None,
+                lot_size: None,
+                status: None,
+                fees: None,
+            },
+            _ => return Err(unknown_symbol(&symbol)),
         }
-        value
     };
-    value["tradable"] = json!(trading.is_some());
-    if let Some((_, units)) = trading
-        && let (Value::Object(map), Value::Object(extra)) = (&mut value, trading_json(&units))
-    {
-        map.extend(extra);
+    if let Some((_, units)) = trading {
+        add_trading(&mut detail, &units);
     }
-    Ok(axum::Json(value).into_response())
+    Ok(axum::Json(detail).into_response())
 }
 
 /// The interval of an API name, or a 400 naming the valid ones.
@@ -272,14 +431,23 @@ fn limit_param(value: Option<String>, default: usize) -> Result<usize, ApiError>
     }
 }
 
-/// `?interval=&from=&to=&limit=` of the candles.
+/// `?interval=&from=&to=&limit=` of the candles. Kept as text and checked by the handler, so
+/// that a wrong value is named in the answer; the document states the types.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CandlesQuery {
+    /// Default `1m`.
+    #[param(value_type = Option<IntervalName>, inline)]
     interval: Option<String>,
+    /// Unix ms (default 0); not after `to`.
+    #[param(value_type = Option<i64>, minimum = 0)]
     from: Option<String>,
+    /// Unix ms (default: no end).
+    #[param(value_type = Option<i64>, minimum = 0)]
     to: Option<String>,
+    /// 1 to 5000 (default 500): the newest if there are more.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<String>,
 }
 
@@ -291,7 +459,12 @@ pub(crate) struct CandlesQuery {
     path = "/api/v1/products/{symbol}/candles",
     tag = "products",
     params(("symbol" = String, Path, description = "the product's symbol"), CandlesQuery),
-    responses((status = 200, description = "[{start, open, high, low, close, volume, count, closed}]"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the candles, oldest first", body = Vec<CandleView>),
+        (status = 400, description = "`invalid_request`: an unknown interval, a time or limit out of range, `from` after `to`, an unknown parameter", body = ErrorBody),
+        (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
+        MarketUnavailable,
+    )
 )]
 pub(crate) async fn candles(
     State(state): State<AppState>,
@@ -301,7 +474,7 @@ pub(crate) async fn candles(
     let interval = interval(query.interval.as_deref().unwrap_or("1m"))?;
     let (from, to, limit) = series_params(query.from, query.to, query.limit, CANDLES_DEFAULT)?;
     let id = listed(&state, &symbol)?;
-    let market = state.market.read();
+    let market = state.market.read().map_err(unavailable)?;
     let state_of = market.product(id).ok_or_else(|| unknown_symbol(&symbol))?;
     let open = state_of.candles.open[interval.index()];
     let head = state_of.candle_heads[interval.index()].link();
@@ -309,20 +482,27 @@ pub(crate) async fn candles(
     let candles = reader
         .candles(id, interval, head, Some(open), from, to, limit)
         .map_err(unavailable)?;
-    let items: Vec<Value> = candles
+    let items: Vec<CandleView> = candles
         .iter()
-        .map(|c| candle_json(c, c.start != open.start))
+        .map(|c| candle_view(c, c.start != open.start))
         .collect();
     Ok(axum::Json(items).into_response())
 }
 
-/// `?from=&to=&limit=` of the ticks.
+/// `?from=&to=&limit=` of the ticks. Kept as text and checked by the handler, so that a wrong
+/// value is named in the answer; the document states the types.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TicksQuery {
+    /// Unix ms (default 0); not after `to`.
+    #[param(value_type = Option<i64>, minimum = 0)]
     from: Option<String>,
+    /// Unix ms (default: no end).
+    #[param(value_type = Option<i64>, minimum = 0)]
     to: Option<String>,
+    /// 1 to 5000 (default 100): the latest arrivals if there are more.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<String>,
 }
 
@@ -334,7 +514,12 @@ pub(crate) struct TicksQuery {
     path = "/api/v1/products/{symbol}/ticks",
     tag = "products",
     params(("symbol" = String, Path, description = "the product's symbol"), TicksQuery),
-    responses((status = 200, description = "[{symbol, price, size, timestamp, seq, source}]"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the ticks, by exchange time", body = Vec<TickView>),
+        (status = 400, description = "`invalid_request`: a time or limit out of range, `from` after `to`, an unknown parameter", body = ErrorBody),
+        (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
+        MarketUnavailable,
+    )
 )]
 pub(crate) async fn ticks(
     State(state): State<AppState>,
@@ -343,7 +528,7 @@ pub(crate) async fn ticks(
 ) -> Result<Response, ApiError> {
     let (from, to, limit) = series_params(query.from, query.to, query.limit, TICKS_DEFAULT)?;
     let id = listed(&state, &symbol)?;
-    let market = state.market.read();
+    let market = state.market.read().map_err(unavailable)?;
     let head = market
         .product(id)
         .ok_or_else(|| unknown_symbol(&symbol))?
@@ -357,15 +542,18 @@ pub(crate) async fn ticks(
         .get(id)
         .map(|l| l.symbol.to_string())
         .unwrap_or(symbol);
-    let items: Vec<Value> = ticks.iter().map(|t| tick_json(&symbol, t, None)).collect();
+    let items: Vec<TickView> = ticks.iter().map(|t| tick_view(&symbol, t, None)).collect();
     Ok(axum::Json(items).into_response())
 }
 
-/// `?depth=` of the book.
+/// `?depth=` of the book. Kept as text and checked by the handler, so that a wrong value is
+/// named in the answer; the document states the type.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BookQuery {
+    /// Levels a side, 1 to 1000 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     depth: Option<String>,
 }
 
@@ -376,7 +564,12 @@ pub(crate) struct BookQuery {
     path = "/api/v1/products/{symbol}/book",
     tag = "products",
     params(("symbol" = String, Path, description = "the product's symbol"), BookQuery),
-    responses((status = 200, description = "{symbol, bids, asks, eventSeq}"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    responses(
+        (status = 200, description = "the book, best first", body = Book),
+        BadRequest,
+        (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 503, description = "`busy`: the command ring is full (retry); `unavailable`: the engine stopped", body = ErrorBody),
+    )
 )]
 pub(crate) async fn book(
     State(state): State<AppState>,
@@ -403,30 +596,23 @@ pub(crate) async fn book(
 
 /// The aggregated book of `product`, `depth` levels a side, best first, with the engine's
 /// newest event sequence number (`eventSeq`) it was read at.
-pub(crate) fn book_json(
-    engine: &Engine,
-    units: &ProductUnits,
-    product: u32,
-    depth: usize,
-) -> Value {
+pub(crate) fn book_json(engine: &Engine, units: &ProductUnits, product: u32, depth: usize) -> Book {
     let product = ProductId::new(product);
     let side = |side| {
         engine
             .book_levels(product, side)
             .take(depth)
-            .map(|l| {
-                json!({
-                    "price": units.price(l.price.ticks()),
-                    "quantity": units.qty(l.qty.lots()),
-                    "orders": l.n_orders,
-                })
+            .map(|l| BookLevel {
+                price: units.price(l.price.ticks()),
+                quantity: units.qty(l.qty.lots()),
+                orders: l.n_orders,
             })
             .collect::<Vec<_>>()
     };
-    json!({
-        "symbol": units.symbol(),
-        "bids": side(Side::Buy),
-        "asks": side(Side::Sell),
-        "eventSeq": engine.event_seq(),
-    })
+    Book {
+        symbol: units.symbol(),
+        bids: side(Side::Buy),
+        asks: side(Side::Sell),
+        event_seq: engine.event_seq(),
+    }
 }

@@ -12,11 +12,14 @@ use bourse_engine::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, bad_request};
+use crate::schema::{CurrencyCode, DecimalText, MethodDetails, SymbolText};
 use bourse_history::{
-    EndReason, FundsRecord, Liquidity, OrderRecord, OrderStatus, Page, SideName, Tif, TradeRecord,
+    EndReason, FundsKind, FundsRecord, Liquidity, OrderRecord, OrderStatus, Page, SideName, Tif,
+    TradeRecord,
 };
 pub use bourse_market_service::{ProductUnits, amount, units_of};
 use bourse_marketdata::candle::Candle;
@@ -27,12 +30,17 @@ use bourse_marketdata::tick::Tick;
 pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 500;
 
-/// `limit` and `cursor` of a list request.
+/// `limit` and `cursor` of a list request. Kept as text and checked by [`PageQuery::parse`],
+/// so that a wrong value is named in the answer; the document states the types.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// The `X-Next-Cursor` of the previous page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<String>,
 }
 
@@ -52,9 +60,12 @@ impl PageQuery {
         };
         let cursor = match &self.cursor {
             None => None,
+            // Cursors are event sequence numbers, below 2^63 (the document's int64).
             Some(text) => Some(
                 text.parse::<u64>()
-                    .map_err(|_| bad_request(format!("cursor {text:?} is not a cursor")))?,
+                    .ok()
+                    .filter(|c| i64::try_from(*c).is_ok())
+                    .ok_or_else(|| bad_request(format!("cursor {text:?} is not a cursor")))?,
             ),
         };
         Ok((cursor, limit))
@@ -62,8 +73,8 @@ impl PageQuery {
 }
 
 /// A JSON array with the next page's cursor in `X-Next-Cursor`.
-pub fn page_response(items: Vec<Value>, next: Option<u64>) -> Response {
-    let mut response = (StatusCode::OK, axum::Json(Value::Array(items))).into_response();
+pub fn page_response<T: Serialize>(items: Vec<T>, next: Option<u64>) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(items)).into_response();
     if let Some(next) = next
         && let Ok(value) = HeaderValue::from_str(&next.to_string())
     {
@@ -79,13 +90,33 @@ pub fn assets_of(engine: &Engine, ids: &[u16]) -> HashMap<u16, Asset> {
         .collect()
 }
 
-fn status_name(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::New | OrderStatus::Open => "open",
-        OrderStatus::Filled => "filled",
-        OrderStatus::Cancelled => "cancelled",
-        OrderStatus::Expired => "expired",
+/// An order's status as the API names it (a new order that has not rested yet is `open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatusName {
+    Open,
+    Filled,
+    Cancelled,
+    Expired,
+}
+
+impl From<OrderStatus> for OrderStatusName {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::New | OrderStatus::Open => OrderStatusName::Open,
+            OrderStatus::Filled => OrderStatusName::Filled,
+            OrderStatus::Cancelled => OrderStatusName::Cancelled,
+            OrderStatus::Expired => OrderStatusName::Expired,
+        }
     }
+}
+
+/// A market or a limit order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderTypeName {
+    Market,
+    Limit,
 }
 
 /// The average fill price, `notional / filled`, in quote units per base unit, to the
@@ -104,54 +135,87 @@ fn average_price(units: &ProductUnits, order: &OrderRecord) -> Option<String> {
         .map(|p| p.round_dp(digits).normalize().to_string())
 }
 
-/// An order as the API shows it. Typed rather than built as a `Value`, so that a hot path
-/// (the answer to a WebSocket order) serialises it straight to text; [`order`] gives the
-/// same object as a `Value`.
-#[derive(Debug, Serialize)]
+/// An order as the API shows it. Typed, so that a hot path (the answer to a WebSocket order)
+/// serialises it straight to text and the OpenAPI document states its fields; [`order`]
+/// gives the same object as a `Value` (for the WebSocket channels).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Order)]
 pub struct OrderView<'a> {
     order_id: u64,
+    /// The client's id of the order, if it gave one.
+    #[schema(value_type = Option<String>, pattern = "^[!-~]{1,36}$", required = true)]
     client_order_id: &'a Option<String>,
     #[serde(serialize_with = "short_str")]
+    #[schema(value_type = SymbolText)]
     symbol: Symbol,
+    #[schema(value_type = crate::schema::Side)]
     side: SideName,
     #[serde(rename = "type")]
-    order_type: &'static str,
+    order_type: OrderTypeName,
+    #[schema(value_type = crate::schema::TimeInForce)]
     time_in_force: Tif,
+    /// The limit price; `null` for a market order.
+    #[schema(value_type = Option<DecimalText>, required = true)]
     price: Option<String>,
+    #[schema(value_type = DecimalText)]
     quantity: String,
+    #[schema(value_type = DecimalText)]
     filled_quantity: String,
+    #[schema(value_type = DecimalText)]
     remaining_quantity: String,
+    /// `notional / filledQuantity` to the price scale plus 4 digits; `null` before a fill.
+    #[schema(value_type = Option<DecimalText>, required = true)]
     average_price: Option<String>,
+    /// What the fills cost or paid, in the quote currency.
+    #[schema(value_type = DecimalText)]
     notional: String,
+    #[schema(value_type = DecimalText)]
     fees: String,
     #[serde(serialize_with = "short_str")]
+    #[schema(value_type = CurrencyCode)]
     fee_currency: AssetCode,
-    status: &'static str,
+    status: OrderStatusName,
+    /// Why it ended without filling in full; `null` otherwise.
+    #[schema(value_type = Option<crate::schema::EndReason>, required = true)]
     end_reason: Option<EndReason>,
+    /// Unix ms.
     created_at: i64,
+    /// Unix ms.
     updated_at: i64,
-    /// Given for one order, left out of lists.
+    /// Its trades, oldest first: given for one order, left out of lists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<TradeView>, required = false)]
     fills: Option<Vec<TradeView>>,
 }
 
 /// One trade of the account, as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Trade)]
 pub struct TradeView {
+    /// The fill's event sequence number: the same for both sides.
     trade_id: u64,
     order_id: u64,
     #[serde(serialize_with = "short_str")]
+    #[schema(value_type = SymbolText)]
     symbol: Symbol,
+    #[schema(value_type = crate::schema::Side)]
     side: SideName,
+    #[schema(value_type = crate::schema::Liquidity)]
     liquidity: Liquidity,
+    #[schema(value_type = DecimalText)]
     price: String,
+    #[schema(value_type = DecimalText)]
     quantity: String,
+    #[schema(value_type = DecimalText)]
     notional: String,
+    #[schema(value_type = DecimalText)]
     fee: String,
     #[serde(serialize_with = "short_str")]
+    #[schema(value_type = CurrencyCode)]
     fee_currency: AssetCode,
+    /// Unix ms.
     timestamp: i64,
 }
 
@@ -166,7 +230,11 @@ pub fn order_view<'a>(
         client_order_id: &order.client_order_id,
         symbol: units.product.symbol(),
         side: order.side,
-        order_type: if order.market { "market" } else { "limit" },
+        order_type: if order.market {
+            OrderTypeName::Market
+        } else {
+            OrderTypeName::Limit
+        },
         time_in_force: order.tif,
         price: order.price.map(|p| units.price(p)),
         quantity: units.qty(order.qty),
@@ -176,7 +244,7 @@ pub fn order_view<'a>(
         notional: units.quote_amount(order.notional),
         fees: units.quote_amount(order.fees),
         fee_currency: units.quote.code(),
-        status: status_name(order.status),
+        status: order.status.into(),
         end_reason: order.end_reason,
         created_at: order.created_ms,
         updated_at: order.updated_ms,
@@ -220,8 +288,41 @@ fn short_str<S: serde::Serializer, const N: usize>(
 
 /// A view as a `Value` (the views hold only strings, numbers and options, which cannot fail
 /// to serialise).
-fn to_value(view: &impl Serialize) -> Value {
+pub(crate) fn to_value(view: &impl Serialize) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
+}
+
+/// One funds movement of the account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FundsMovement {
+    /// The event sequence number.
+    id: u64,
+    #[schema(value_type = crate::schema::FundsKind)]
+    kind: FundsKind,
+    #[schema(value_type = Option<CurrencyCode>, required = true)]
+    currency: Option<String>,
+    /// Positive, at the currency's scale.
+    #[schema(value_type = Option<DecimalText>, required = true)]
+    amount: Option<String>,
+    /// The deposit's or withdrawal's `requestId`; `null` for fees and internal funding.
+    #[schema(required = true)]
+    request_id: Option<String>,
+    /// How a deposit was paid or a withdrawal paid out; `null` for fees.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<crate::schema::FundsMethod>, required = true)]
+    method: Option<&'static str>,
+    /// `{cardLast4}` for a card, `{}` otherwise; `null` for fees.
+    #[schema(required = true)]
+    details: Option<MethodDetails>,
+    /// The order that paid a fee.
+    #[schema(required = true)]
+    order_id: Option<u64>,
+    /// The product of the order that paid a fee.
+    #[schema(value_type = Option<SymbolText>, required = true)]
+    symbol: Option<String>,
+    /// Unix ms.
+    timestamp: i64,
 }
 
 /// One funds movement.
@@ -229,24 +330,27 @@ pub fn funds(
     record: &FundsRecord,
     assets: &HashMap<u16, Asset>,
     units: &HashMap<u32, ProductUnits>,
-) -> Value {
+) -> FundsMovement {
     let asset = match (record.asset, record.product) {
         (Some(asset), _) => assets.get(&asset),
         (None, Some(product)) => units.get(&product).map(|u| &u.quote),
         (None, None) => None,
     };
-    json!({
-        "id": record.id,
-        "kind": record.kind,
-        "currency": asset.map(|a| a.code().as_str().to_string()),
-        "amount": asset.map(|a| amount(a, record.amount)),
-        "requestId": record.request_id,
-        "type": record.method.map(FundsMethod::name),
-        "details": record.method.map(crate::funds_api::method_details),
-        "orderId": record.order,
-        "symbol": record.product.and_then(|p| units.get(&p)).map(ProductUnits::symbol),
-        "timestamp": record.ts,
-    })
+    FundsMovement {
+        id: record.id,
+        kind: record.kind,
+        currency: asset.map(|a| a.code().as_str().to_string()),
+        amount: asset.map(|a| amount(a, record.amount)),
+        request_id: record.request_id.clone(),
+        method: record.method.map(FundsMethod::name),
+        details: record.method.map(crate::funds_api::method_details),
+        order_id: record.order,
+        symbol: record
+            .product
+            .and_then(|p| units.get(&p))
+            .map(ProductUnits::symbol),
+        timestamp: record.ts,
+    }
 }
 
 /// The products a page of records refers to, each once.
@@ -258,13 +362,13 @@ pub fn products_in<T>(items: &[T], product: impl Fn(&T) -> Option<u32>) -> Vec<u
 }
 
 /// A page rendered with `show`, skipping records whose product is gone (never, today).
-pub fn page_of<T>(
-    page: &Page<T>,
-    units: &HashMap<u32, ProductUnits>,
+pub fn page_of<'a, T, V: Serialize>(
+    page: &'a Page<T>,
+    units: &'a HashMap<u32, ProductUnits>,
     product: impl Fn(&T) -> u32,
-    show: impl Fn(&ProductUnits, &T) -> Value,
+    show: impl Fn(&'a ProductUnits, &'a T) -> V,
 ) -> Response {
-    let items = page
+    let items: Vec<V> = page
         .items
         .iter()
         .filter_map(|item| Some(show(units.get(&product(item))?, item)))
@@ -272,46 +376,124 @@ pub fn page_of<T>(
     page_response(items, page.next)
 }
 
-/// A decimal from a request's text field, positive.
+/// A decimal from a request's text field, positive, written as the document's
+/// [`crate::schema::PositiveDecimal`] says: digits, optionally a point and digits (no sign,
+/// exponent, separator or space).
 pub fn positive_decimal(field: &str, text: &str) -> Result<Decimal, ApiError> {
-    let value: Decimal = text.trim().parse().map_err(|_| {
+    let not_decimal = || {
         bad_request(format!(
             "{field} {text:?} is not a decimal number (give it as a string, e.g. \"1.5\")"
         ))
-    })?;
+    };
+    let value: Decimal = text.trim().parse().map_err(|_| not_decimal())?;
     if value <= Decimal::ZERO {
         return Err(bad_request(format!("{field} must be positive")));
+    }
+    if !is_plain_decimal(text) {
+        return Err(not_decimal());
     }
     Ok(value)
 }
 
+/// Whether `text` is digits, optionally followed by a point and digits.
+fn is_plain_decimal(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && fraction.is_none_or(digits)
+}
+
+/// Where a tick comes from: the feed, or a trade on Bourse.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum TickSource {
+    Feed,
+    Bourse,
+}
+
 /// A tick as the API shows it.
-pub fn tick_json(symbol: &str, tick: &Tick, published_us: Option<u64>) -> Value {
-    let mut value = json!({
-        "symbol": symbol,
-        "price": fixed::to_decimal(tick.price).to_string(),
-        "size": fixed::to_decimal(tick.size).to_string(),
-        "timestamp": tick.ts,
-        "seq": tick.seq,
-        "source": tick.source.name(),
-    });
-    if let Some(us) = published_us {
-        value["publishedUs"] = json!(us);
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Tick)]
+pub struct TickView {
+    #[schema(value_type = SymbolText)]
+    symbol: String,
+    #[schema(value_type = DecimalText)]
+    price: String,
+    #[schema(value_type = DecimalText)]
+    size: String,
+    /// Exchange time, unix ms.
+    timestamp: i64,
+    /// The source's sequence number of this product's ticks.
+    seq: u64,
+    #[schema(value_type = TickSource)]
+    source: &'static str,
+    /// When the server published it (unix µs): WebSocket updates only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64, required = false)]
+    published_us: Option<u64>,
+}
+
+/// A tick as the API shows it.
+pub fn tick_view(symbol: &str, tick: &Tick, published_us: Option<u64>) -> TickView {
+    TickView {
+        symbol: symbol.to_string(),
+        price: fixed::to_decimal(tick.price).to_string(),
+        size: fixed::to_decimal(tick.size).to_string(),
+        timestamp: tick.ts,
+        seq: tick.seq,
+        source: tick.source.name(),
+        published_us,
     }
-    value
+}
+
+/// [`tick_view`] as a `Value` (the WebSocket channels).
+pub fn tick_json(symbol: &str, tick: &Tick, published_us: Option<u64>) -> Value {
+    to_value(&tick_view(symbol, tick, published_us))
+}
+
+/// A candle as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Candle)]
+pub struct CandleView {
+    /// The start of its interval, unix ms.
+    start: i64,
+    #[schema(value_type = DecimalText)]
+    open: String,
+    #[schema(value_type = DecimalText)]
+    high: String,
+    #[schema(value_type = DecimalText)]
+    low: String,
+    #[schema(value_type = DecimalText)]
+    close: String,
+    #[schema(value_type = DecimalText)]
+    volume: String,
+    /// Ticks in it.
+    count: u32,
+    /// `false` for the open candle; a closed one changes only if a late tick amends it.
+    closed: bool,
 }
 
 /// A candle as the API shows it (`closed`: it will not change again unless a late tick
 /// amends it).
+pub fn candle_view(candle: &Candle, closed: bool) -> CandleView {
+    CandleView {
+        start: candle.start,
+        open: fixed::to_decimal(candle.open).to_string(),
+        high: fixed::to_decimal(candle.high).to_string(),
+        low: fixed::to_decimal(candle.low).to_string(),
+        close: fixed::to_decimal(candle.close).to_string(),
+        volume: fixed::volume_to_decimal(candle.volume).to_string(),
+        count: candle.count,
+        closed,
+    }
+}
+
+/// [`candle_view`] as a `Value` (the WebSocket channels).
 pub fn candle_json(candle: &Candle, closed: bool) -> Value {
-    json!({
-        "start": candle.start,
-        "open": fixed::to_decimal(candle.open).to_string(),
-        "high": fixed::to_decimal(candle.high).to_string(),
-        "low": fixed::to_decimal(candle.low).to_string(),
-        "close": fixed::to_decimal(candle.close).to_string(),
-        "volume": fixed::volume_to_decimal(candle.volume).to_string(),
-        "count": candle.count,
-        "closed": closed,
-    })
+    to_value(&candle_view(candle, closed))
 }

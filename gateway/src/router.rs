@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::metrics::{self, count_requests};
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     use utoipa::OpenApi;
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
+    let failed = state.clone();
     let (documented, api) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .routes(routes!(metrics::health))
         .routes(routes!(metrics::metrics))
@@ -74,6 +76,20 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(error_shape))
+        .layer(CatchPanicLayer::custom(
+            move |panic: Box<dyn std::any::Any + Send>| {
+                failed.fail(format!(
+                    "an HTTP handler panicked: {}",
+                    bourse_pipeline::panic_message(&*panic)
+                ));
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server failed and stops",
+                )
+                .into_response()
+            },
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,7 +1,7 @@
 //! What the handlers share, and their two ways to the engine.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bourse_history::HistoryHandle;
@@ -45,6 +45,8 @@ pub struct AppState {
     pub(crate) recovered_seq: u64,
     pub(crate) started: Instant,
     pub(crate) requests: Arc<RequestMetrics>,
+    /// Set once when a handler or a connection panicked: the server stops.
+    failure: Arc<OnceLock<String>>,
 }
 
 impl AppState {
@@ -68,11 +70,24 @@ impl AppState {
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),
+            failure: Arc::new(OnceLock::new()),
         }
     }
 }
 
 impl AppState {
+    /// Why the API failed (a handler or a connection panicked), if it did; the server stops
+    /// then.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    /// Records why the API failed (the first cause is kept).
+    pub(crate) fn fail(&self, why: String) {
+        tracing::error!("{why}; the server stops");
+        let _ = self.failure.set(why);
+    }
+
     /// Reads engine state (see `Handle::try_query`), with the contract's errors.
     pub(crate) async fn query<T, F>(&self, read: F) -> Result<T, ApiError>
     where

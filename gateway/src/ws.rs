@@ -31,7 +31,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, bad_request};
+use crate::error::{ApiError, bad_request, history_unavailable};
 use crate::fanout;
 use crate::hub::{ChannelKey, Hub, HubError, Registration};
 use crate::orders_api::{self, OrderBody};
@@ -59,13 +59,38 @@ pub const READ_BUFFER_BYTES: usize = 4 * 1024;
     get,
     path = "/api/v1/ws",
     tag = "websocket",
-    responses((status = 101, description = "switching to the WebSocket protocol (see docs/api.md)"), (status = "default", description = "refused, in the contract's error shape", body = crate::openapi::ErrorBody))
+    params(
+        ("Connection" = inline(crate::schema::ConnectionUpgrade), Header, description = "the upgrade request (RFC 6455)"),
+        ("Upgrade" = inline(crate::schema::UpgradeWebsocket), Header, description = "the protocol asked for"),
+        ("Sec-WebSocket-Version" = inline(crate::schema::WebSocketVersion), Header, description = "the WebSocket version"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes in base64 (the server only echoes its digest)"),
+    ),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol (messages in docs/api.md)"),
+        (status = 400, description = "`invalid_request`: not a WebSocket upgrade request (a header is missing or wrong)", body = crate::openapi::ErrorBody),
+        (status = 426, description = "`invalid_request`: the connection cannot be upgraded", body = crate::openapi::ErrorBody),
+    )
 )]
 pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MESSAGE_BYTES_MAX)
         .max_frame_size(MESSAGE_BYTES_MAX)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| connection(state, socket))
+        .on_upgrade(move |socket| {
+            use futures_util::FutureExt;
+            let fault = state.clone();
+            // A panic in a connection's task is a bug: the server stops (fail-stop), as for
+            // any other server thread.
+            std::panic::AssertUnwindSafe(connection(state, socket))
+                .catch_unwind()
+                .map(move |ended| {
+                    if let Err(panic) = ended {
+                        fault.fail(format!(
+                            "a WebSocket connection panicked: {}",
+                            bourse_pipeline::panic_message(&*panic)
+                        ));
+                    }
+                })
+        })
 }
 
 fn error_message(id: &Value, op: &str, error: &ApiError) -> String {
@@ -563,7 +588,8 @@ impl Session {
             let products = self
                 .state
                 .history
-                .with_model(|model| fanout::model_products(model, key));
+                .with_model(|model| fanout::model_products(model, key))
+                .map_err(history_unavailable)?;
             let mut units: HashMap<u32, ProductUnits> = HashMap::new();
             if !products.is_empty() {
                 units = self
@@ -573,10 +599,13 @@ impl Session {
             }
             let hub = Arc::clone(&self.hub);
             let id = self.id;
-            self.state.history.with_model(|model| {
-                let data = fanout::model_snapshot(model, key, &units);
-                hub.subscribe(id, key, |seq| fanout::message(name, true, seq, &data))
-            })
+            self.state
+                .history
+                .with_model(|model| {
+                    let data = fanout::model_snapshot(model, key, &units);
+                    hub.subscribe(id, key, |seq| fanout::message(name, true, seq, &data))
+                })
+                .map_err(history_unavailable)?
         };
         result.map_err(|e| match e {
             HubError::TooManySubscriptions => ApiError::new(

@@ -1198,6 +1198,7 @@ fn the_openapi_document_covers_every_route_and_every_documented_route_answers() 
             "OrderBody lacks {field}: {order}"
         );
     }
+    check_declared_answers(&doc);
     // Every documented operation is routed (whatever it answers without a token or a body,
     // it is not "no such path" or "method not allowed").
     for (method, path) in &operations {
@@ -1209,6 +1210,77 @@ fn the_openapi_document_covers_every_route_and_every_documented_route_answers() 
         );
     }
     server.stop();
+}
+
+/// Every answer of the document states its body: each success a schema (the WebSocket's 101
+/// has none), each error status the contract's error shape with its codes in the description;
+/// no catch-all `default`. Decimals, symbols and currency codes state their patterns, and the
+/// order body its required fields and enumerations.
+fn check_declared_answers(doc: &Value) {
+    let mut successes = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                !responses.contains_key("default"),
+                "{method} {path} has a catch-all answer"
+            );
+            for (status, response) in responses {
+                if status == "101" {
+                    continue;
+                }
+                let schema = response["content"]
+                    .as_object()
+                    .and_then(|types| types.values().next())
+                    .map(|media| &media["schema"]);
+                let Some(schema) = schema.filter(|s| !s.is_null()) else {
+                    panic!("{method} {path} {status} declares no body: {response}");
+                };
+                if status.starts_with('2') {
+                    successes += 1;
+                } else {
+                    assert_eq!(
+                        schema["$ref"], "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                    let description = response["description"].as_str().unwrap();
+                    assert!(
+                        description.starts_with('`'),
+                        "{method} {path} {status} does not name its codes: {description}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        successes, 25,
+        "every operation but the WebSocket upgrade answers a body"
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Decimal"]["pattern"], r"^-?[0-9]+(\.[0-9]+)?$");
+    assert_eq!(schemas["Symbol"]["pattern"], "^[!-~]{1,16}$");
+    assert_eq!(schemas["CurrencyCode"]["pattern"], "^[!-~]{1,12}$");
+    let order = &schemas["OrderBody"];
+    assert_eq!(order["required"], json!(["symbol", "quantity", "type"]));
+    assert_eq!(order["additionalProperties"], json!(false));
+    assert_eq!(
+        order["properties"]["quantity"]["$ref"],
+        "#/components/schemas/PositiveDecimal"
+    );
+    assert_eq!(schemas["OrderTypeName"]["enum"], json!(["market", "limit"]));
+    let answer = &schemas["Order"];
+    assert!(
+        answer["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "price"),
+        "an order's price is there, null for a market order: {answer}"
+    );
+    assert_eq!(
+        answer["properties"]["status"]["$ref"],
+        "#/components/schemas/OrderStatusName"
+    );
 }
 
 #[test]
