@@ -373,6 +373,10 @@ mod tests {
     type Expected = (&'static str, Vec<Tick>, Interval, Vec<Row>, Vec<Refusal>);
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a table: one row per candle rule, read side by side with docs/market-data.md"
+    )]
     fn candle_rules() {
         use Interval::*;
         use Refusal::*;

@@ -190,8 +190,8 @@ pub fn decode(bytes: &[u8]) -> Result<Image, MarketError> {
     if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
         return Err(bad("not a market checkpoint (bad magic)"));
     }
-    let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(std::array::from_fn(|i| bytes[8 + i])) as usize;
+    let crc = u32::from_le_bytes(std::array::from_fn(|i| bytes[16 + i]));
     let payload = bytes
         .get(HEADER_LEN..)
         .filter(|p| p.len() == len)

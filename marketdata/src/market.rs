@@ -84,7 +84,7 @@ impl MarketConfig {
             ],
             segment_size_bytes: 64 << 20,
             checkpoint_ticks: 1_000_000,
-            default_currency: Symbol::new("USD").expect("valid"),
+            default_currency: Symbol::USD,
             default_tick_size: ONE / 100,
         }
     }
@@ -291,6 +291,10 @@ impl<S: Storage> Market<S> {
                         break;
                     };
                     let payload = record?.payload.to_vec();
+                    #[allow(
+                        clippy::expect_used,
+                        reason = "next_ref just returned a record, so the reader has a position"
+                    )]
                     let position = reader.position().expect("a record was just read");
                     chunk.push((position, payload));
                 }
@@ -315,7 +319,9 @@ impl<S: Storage> Market<S> {
         let mut newest = i64::MIN;
         for (at, item) in record::items(payload)? {
             match item {
-                Item::Product(def) => self.define_product(&def, applied)?,
+                Item::Product(def) => {
+                    self.define_product(&def, applied)?;
+                }
                 Item::Tick { product, tick, .. } => {
                     if product as usize >= self.states.len() {
                         return Err(record::RecordError("tick of an unknown product").into());
@@ -376,10 +382,10 @@ impl<S: Storage> Market<S> {
                                 currency: self.config.default_currency,
                                 tick_size: self.config.default_tick_size,
                             };
-                            self.define_product(&def, applied)?;
+                            let id = self.define_product(&def, applied)?;
                             record::push_product(&mut buf, &def);
                             n_items += 1;
-                            self.catalogue.id(symbol).expect("just defined")
+                            id
                         }
                     };
                     if !self.take_tick(id, tick, applied)? {
@@ -416,18 +422,19 @@ impl<S: Storage> Market<S> {
         Ok(())
     }
 
+    /// Defines (or redefines) a product in the catalogue; its id.
     fn define_product(
         &mut self,
         def: &ProductDef,
         applied: &mut Applied,
-    ) -> Result<(), MarketError> {
+    ) -> Result<u32, MarketError> {
         let (id, new) = self.catalogue.define(def)?;
         if new {
             self.states.push(ProductState::default());
             self.counters.products += 1;
         }
         applied.products.push(id);
-        Ok(())
+        Ok(id)
     }
 
     /// Candle rules for one tick of product `id`; whether it was taken.

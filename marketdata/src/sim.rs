@@ -44,19 +44,19 @@ impl Simulator {
     }
 
     /// `n` synthetic products `SIM0000001`, … ("Simulated 1", …) in USD with a 0.01 tick,
-    /// priced 10.00 to 509.99.
+    /// priced 10.00 to 509.99. It stops where the symbol would pass [`SYMBOL_LEN_MAX`](crate::tick::SYMBOL_LEN_MAX)
+    /// (after `SIM9999999999999`).
     pub fn synthetic(n: usize) -> Vec<(ProductDef, i64)> {
-        let usd = Symbol::new("USD").expect("valid");
         (1..=n)
-            .map(|i| {
+            .map_while(|i| {
                 let def = ProductDef {
-                    symbol: Symbol::new(&format!("SIM{i:07}")).expect("valid"),
+                    symbol: Symbol::new(&format!("SIM{i:07}"))?,
                     name: format!("Simulated {i}"),
-                    currency: usd,
+                    currency: Symbol::USD,
                     tick_size: ONE / 100,
                 };
                 let price = (1_000 + (i as i64 * 7_919) % 50_000) * (ONE / 100);
-                (def, price)
+                Some((def, price))
             })
             .collect()
     }

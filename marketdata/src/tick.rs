@@ -32,6 +32,15 @@ pub struct Symbol {
 }
 
 impl Symbol {
+    /// `USD`, the default currency: `Symbol::new("USD")` built at compile time.
+    pub const USD: Symbol = {
+        let mut bytes = [0; SYMBOL_LEN_MAX];
+        bytes[0] = b'U';
+        bytes[1] = b'S';
+        bytes[2] = b'D';
+        Symbol { len: 3, bytes }
+    };
+
     /// The symbol, if `text` is a valid one.
     pub fn new(text: &str) -> Option<Self> {
         let raw = text.as_bytes();
@@ -532,6 +541,12 @@ pub fn write_product(def: &ProductDef, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usd_constant_is_the_parsed_symbol() {
+        assert_eq!(Some(Symbol::USD), Symbol::new("USD"));
+        assert_eq!(Symbol::USD.as_str(), "USD");
+    }
 
     fn parse(text: &str) -> Result<Vec<FeedItem>, Malformed> {
         let mut out = Vec::new();

@@ -13,6 +13,12 @@
 //! `cargo run --release -p bourse-snapshots --example snapshot_cost [accounts] [dir]`
 //! (the directory defaults to a fresh one under the system temp dir and is removed after).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measuring tool: a broken setup should stop it loudly, with its message"
+)]
+
 use std::time::{Duration, Instant};
 
 use bourse_engine::*;
@@ -290,6 +296,11 @@ fn load_only(dir: &std::path::Path) {
     );
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the measurement as one script: its steps in the order they are timed, sections \
+              marked, each step's figure printed from the same variables"
+)]
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("load") {

@@ -2,6 +2,12 @@
 //! at any point (with or without a checkpoint) continues to exactly the state of a run that
 //! never stopped. `faults`: a full disk and failed syncs injected into the logs' storage.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
 mod faults;
 
 use std::collections::BTreeMap;

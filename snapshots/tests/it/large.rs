@@ -102,6 +102,15 @@ fn build() -> Builder {
             scale,
         });
     }
+    add_products(&mut b);
+    for a in 1..=N_ACCOUNTS {
+        add_account(&mut b, a);
+    }
+    b
+}
+
+/// The instruments of each product and the products, the first with fee tiers.
+fn add_products(b: &mut Builder) {
     let tiers = FeeSchedule::new(&[
         FeeTier {
             volume_min: 0,
@@ -137,76 +146,79 @@ fn build() -> Builder {
             },
         }));
     }
-    for a in 1..=N_ACCOUNTS {
-        let pending = a % PENDING_EVERY == 0;
-        b.must(CommandKind::create_account(CreateAccount {
-            name: format!("trader {a}"),
-            proof: format!("passport:{a:06}"),
-            currency_preference: AssetCode::new(if a % 5 == 0 { "EUR" } else { "USD" }).unwrap(),
-            token_hash: TokenHash([(a % 251) as u8; 32]),
-            initial_status: if pending {
-                ProfileStatus::Pending
-            } else {
-                ProfileStatus::Verified
-            },
-        }));
-        if pending {
-            continue;
-        }
-        let product = product_of(a);
-        let quote = quote_of(product);
-        b.must(CommandKind::Deposit(funds(a, quote, 5_000_000, "d-q")));
-        b.must(CommandKind::Deposit(funds(
-            a,
-            product as u16 + 2,
-            1_000,
-            "d-b",
-        )));
-        if a % 7 == 0 {
-            b.must(CommandKind::Withdraw(funds(a, quote, 12_345, "w-1")));
-        }
-        if a % 4 == 1 {
-            for p in [product, (product + 1) % N_PRODUCTS] {
-                b.must(CommandKind::AddBookmark {
-                    account: AccountId::new(a),
-                    product: ProductId::new(p),
-                });
-            }
-        }
-        // A resting order for a third of the accounts: bids below 10_000 ticks, asks from
-        // 10_001 up, over 40 levels a side.
-        if a % 3 == 0 {
-            let level = (a / 24 % 40) as i64;
-            let side = if a / 12 % 2 == 0 {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            let price = match side {
-                Side::Buy => 9_999 - level,
-                Side::Sell => 10_001 + level,
-            };
-            let mut order = limit(a, product, side, price, 1 + (a % 9) as i64);
-            if a % 9 == 0 {
-                order.client_order_id = Some(ClientOrderId::new(&format!("c-{a}")).unwrap());
-            }
-            b.must(CommandKind::PlaceOrder(order));
-        }
-        // Now and then a taker that crosses a level or two: trades, fees, volume windows.
-        if a % 50 == 25 && a > 600 {
-            let side = if a / 50 % 2 == 0 {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            let price = match side {
-                Side::Buy => 10_002,
-                Side::Sell => 9_998,
-            };
-            b.may(CommandKind::PlaceOrder(limit(a, product, side, price, 3)));
+}
+
+/// Account `a`: its funds, bookmarks, a resting order for a third of them and now and then a
+/// taker.
+fn add_account(b: &mut Builder, a: u32) {
+    let pending = a.is_multiple_of(PENDING_EVERY);
+    b.must(CommandKind::create_account(CreateAccount {
+        name: format!("trader {a}"),
+        proof: format!("passport:{a:06}"),
+        currency_preference: AssetCode::new(if a.is_multiple_of(5) { "EUR" } else { "USD" })
+            .unwrap(),
+        token_hash: TokenHash([(a % 251) as u8; 32]),
+        initial_status: if pending {
+            ProfileStatus::Pending
+        } else {
+            ProfileStatus::Verified
+        },
+    }));
+    if pending {
+        return;
+    }
+    let product = product_of(a);
+    let quote = quote_of(product);
+    b.must(CommandKind::Deposit(funds(a, quote, 5_000_000, "d-q")));
+    b.must(CommandKind::Deposit(funds(
+        a,
+        product as u16 + 2,
+        1_000,
+        "d-b",
+    )));
+    if a.is_multiple_of(7) {
+        b.must(CommandKind::Withdraw(funds(a, quote, 12_345, "w-1")));
+    }
+    if a % 4 == 1 {
+        for p in [product, (product + 1) % N_PRODUCTS] {
+            b.must(CommandKind::AddBookmark {
+                account: AccountId::new(a),
+                product: ProductId::new(p),
+            });
         }
     }
-    b
+    // A resting order for a third of the accounts: bids below 10_000 ticks, asks from
+    // 10_001 up, over 40 levels a side.
+    if a.is_multiple_of(3) {
+        let level = (a / 24 % 40) as i64;
+        let side = if (a / 12).is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let price = match side {
+            Side::Buy => 9_999 - level,
+            Side::Sell => 10_001 + level,
+        };
+        let mut order = limit(a, product, side, price, 1 + (a % 9) as i64);
+        if a.is_multiple_of(9) {
+            order.client_order_id = Some(ClientOrderId::new(&format!("c-{a}")).unwrap());
+        }
+        b.must(CommandKind::PlaceOrder(order));
+    }
+    // Now and then a taker that crosses a level or two: trades, fees, volume windows.
+    if a % 50 == 25 && a > 600 {
+        let side = if (a / 50).is_multiple_of(2) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let price = match side {
+            Side::Buy => 10_002,
+            Side::Sell => 9_998,
+        };
+        b.may(CommandKind::PlaceOrder(limit(a, product, side, price, 3)));
+    }
 }
 
 /// The further commands: takers that fill, cancels and amends of resting orders (picked from

@@ -1,5 +1,11 @@
 //! The snapshot crate's integration tests, one binary with a module per topic.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
 mod fallback;
 #[cfg(unix)]
 mod fork;
