@@ -184,6 +184,19 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_TICK_RETENTION_HOURS", default_value = "168")]
     #[arg(value_parser = whole::<u64>(1, TICK_RETENTION_HOURS_MAX))]
     pub tick_retention_hours: u64,
+    /// The size of each new segment file of the market-data logs, in MiB (1 to 2048).
+    #[arg(long, env = "BOURSE_MARKET_SEGMENT_MIB", default_value = "64")]
+    #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
+    pub market_segment_mib: u64,
+    /// The market data writes a checkpoint (its logs synced, its state saved) after this many
+    /// ticks, and at shutdown.
+    #[arg(
+        long,
+        env = "BOURSE_MARKET_CHECKPOINT_TICKS",
+        default_value = "1000000"
+    )]
+    #[arg(value_parser = whole::<u64>(1, u64::MAX))]
+    pub market_checkpoint_ticks: u64,
     /// A liquidity-provider account quotes around each tradable product's feed price.
     #[arg(long, env = "BOURSE_LIQUIDITY", default_value = "true")]
     #[arg(action = ArgAction::Set, value_parser = boolean)]
@@ -738,6 +751,8 @@ impl ServeConfig {
     pub fn market(&self) -> bourse_marketdata::MarketConfig {
         bourse_marketdata::MarketConfig {
             late_ms: self.late_ms,
+            segment_size_bytes: self.market_segment_mib << 20,
+            checkpoint_ticks: self.market_checkpoint_ticks,
             tick_retention_ms: i64::try_from(self.tick_retention_hours.saturating_mul(3_600_000))
                 .unwrap_or(i64::MAX),
             ..bourse_marketdata::MarketConfig::new(self.data_dir.join("market"))
@@ -852,6 +867,10 @@ mod tests {
         );
         assert_eq!((c.sim_products, c.sim_rate, c.late_ms), (0, 20, 60_000));
         assert_eq!(c.tick_retention_hours, 168);
+        assert_eq!(
+            (c.market_segment_mib, c.market_checkpoint_ticks),
+            (64, 1_000_000)
+        );
         assert_eq!(c.durability, Durability::Durable);
         assert_eq!(c.sync, SyncMode::Thread);
         assert_eq!(c.segment_fill, SegmentFill::Zeroes);
@@ -871,7 +890,7 @@ mod tests {
         let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
         let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(shown_keys, keys);
-        assert_eq!(keys.len(), 33);
+        assert_eq!(keys.len(), 35);
         for arg in settings(&command) {
             let key = arg.get_long().unwrap();
             let default = arg.get_default_values()[0].to_str().unwrap();

@@ -1,9 +1,11 @@
 //! Storage faults under load, through the whole server: a full disk (ENOSPC when a segment is
-//! preallocated) and a failed sync (EIO), injected into the real storage of one layer (the
-//! command journal, the history log) with the journal crate's fail points while the embedded
-//! load generator runs. Each time the server stops by itself with the cause, every command it
-//! acknowledged is in the journal byte for byte, and a restart recovers exactly the journal's
-//! state and serves again.
+//! preallocated) and a failed sync (EIO), injected with the journal crate's fail points into
+//! the real storage of one layer while it works: the command journal and the history log
+//! under the embedded load generator, the market data's tick log under the simulator's feed.
+//! Each time the server stops by itself with the cause, every command it acknowledged is in
+//! the journal byte for byte (or every tick stored before the fault is still served), and a
+//! restart recovers and serves again. The history log is never synced, so only a full disk
+//! reaches it.
 //!
 //! The fail points are process-wide, so each fault names the full path of its test's
 //! directory (no other server matches it) and the tests of this module take turns.
@@ -104,6 +106,77 @@ fn a_full_disk_under_the_history_log_stops_the_server_and_loses_nothing_acknowle
     // is no failure of the server).
     let cause = stops_and_loses_nothing("storage::preallocate", "history", "10000");
     assert!(cause.contains("the history log failed"), "{cause}");
+    assert!(
+        cause.contains("No space left") || cause.contains("os error 28"),
+        "{cause}"
+    );
+}
+
+/// The newest stored AAPL tick, as the API shows it.
+fn newest_tick(addr: &str) -> serde_json::Value {
+    let (status, body) =
+        bourse_tests::client::http_get(addr, "/api/v1/products/AAPL/ticks?limit=1");
+    assert_eq!(status, 200, "{body}");
+    let ticks = bourse_tests::client::json(&body);
+    ticks[0].clone()
+}
+
+/// The embedded simulator feeds the market data (checkpoints and segment rolls often);
+/// `fail_point` is injected into the tick log's storage; the server stops by itself, and a
+/// restart still holds every tick stored before the fault.
+fn market_stops_and_keeps_its_ticks(fail_point: &'static str) -> String {
+    let _turn = FAULTS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let feed = [
+        "--sim-rate",
+        "5000",
+        "--market-checkpoint-ticks",
+        "2000",
+        "--market-segment-mib",
+        "1",
+        "--liquidity",
+        "false",
+    ];
+    let mut server = Server::start_with_market(dir.path(), &feed);
+    let before = eventually("AAPL ticks stored", || {
+        server.poll().expect("the server runs");
+        let tick = newest_tick(&server.addr);
+        (!tick.is_null()).then_some(tick)
+    });
+    let fault = FailPoint::set(fail_point, &dir.path().join("market").join("ticks"));
+    let cause = eventually("the server to stop by itself", || server.poll().err());
+    drop(fault);
+    drop(server);
+    let server = Server::start(dir.path(), &[]);
+    let ts = before["timestamp"].as_i64().unwrap();
+    let (status, body) = bourse_tests::client::http_get(
+        &server.addr,
+        &format!("/api/v1/products/AAPL/ticks?from={ts}&to={ts}&limit=5000"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let kept = bourse_tests::client::json(&body);
+    assert!(
+        kept.as_array().unwrap().contains(&before),
+        "{before} is not in {kept}"
+    );
+    server.stop();
+    cause.cause
+}
+
+#[test]
+fn a_failed_market_data_sync_stops_the_server_and_keeps_the_stored_ticks() {
+    let cause = market_stops_and_keeps_its_ticks("storage::sync");
+    assert!(cause.contains("market data stopped"), "{cause}");
+    assert!(
+        cause.contains("os error 5") || cause.contains("Input/output"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn a_full_disk_under_the_market_data_stops_the_server_and_keeps_the_stored_ticks() {
+    let cause = market_stops_and_keeps_its_ticks("storage::preallocate");
+    assert!(cause.contains("market data stopped"), "{cause}");
     assert!(
         cause.contains("No space left") || cause.contains("os error 28"),
         "{cause}"
