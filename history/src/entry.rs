@@ -142,6 +142,10 @@ pub enum Entry {
 impl Entry {
     /// The entry for `event`, if history keeps it. Repeated funds requests (which changed
     /// nothing) are not kept.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a dispatch: one arm per event kind, each mapping its fields to the entry"
+    )]
     pub fn of(event: &Event) -> Option<Entry> {
         let (seq, ts) = (event.seq, event.timestamp_ms);
         Some(match event.kind {

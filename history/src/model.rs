@@ -192,6 +192,10 @@ impl History {
         self.through_seq = self.through_seq.max(through);
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a dispatch: one arm per entry kind, each folding it into the read model"
+    )]
     fn fold_one(&mut self, entry: &Entry) {
         match entry {
             Entry::Accepted {

@@ -292,6 +292,11 @@ impl Pipeline {
     }
 
     /// A handle for submitting commands (clone it per thread or task).
+    #[allow(
+        clippy::expect_used,
+        reason = "the handle is taken only by shutdown, which consumes the pipeline, and by \
+                  drop: while a &self exists it is there"
+    )]
     pub fn handle(&self) -> Handle {
         self.handle
             .as_ref()

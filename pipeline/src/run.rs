@@ -450,12 +450,7 @@ impl Single {
         self.shared
             .committed_seq
             .store(committed, Ordering::Release);
-        while self
-            .held
-            .front()
-            .is_some_and(|held| held.last_seq <= committed)
-        {
-            let mut held = self.held.pop_front().expect("checked");
+        while let Some(mut held) = self.held.pop_front_if(|held| held.last_seq <= committed) {
             for (reply, outcome) in held.answers.drain(..) {
                 answer(reply, outcome);
             }
@@ -575,6 +570,19 @@ fn drain_stopped(poller: &mut dyn Poller, shared: &Shared, sleeper: &Sleeper) {
     }
 }
 
+/// The sync thread, if the journal is durable and [`SyncMode::Thread`] asks for one.
+fn start_syncer(
+    store: &Store,
+    config: &PipelineConfig,
+    sleeper: &Sleeper,
+    shared: &Arc<Shared>,
+) -> std::io::Result<Option<Syncer>> {
+    if store.config().journal.durability != Durability::Durable || config.sync != SyncMode::Thread {
+        return Ok(None);
+    }
+    Syncer::start(sleeper.waker(), Arc::clone(shared)).map(Some)
+}
+
 /// The default topology's one thread.
 pub(crate) fn single(
     mut poller: EventPoller<Slot, MultiProducerBarrier>,
@@ -584,19 +592,13 @@ pub(crate) fn single(
     sleeper: Sleeper,
 ) -> Option<Finished> {
     let Recovered { engine, store, .. } = recovered;
-    let syncer = if store.config().journal.durability == Durability::Durable
-        && config.sync == SyncMode::Thread
-    {
-        match Syncer::start(sleeper.waker(), Arc::clone(&shared)) {
-            Ok(syncer) => Some(syncer),
-            Err(error) => {
-                shared.stop(format!("could not start the sync thread: {error}"));
-                drain_stopped(&mut poller, &shared, &sleeper);
-                return None;
-            }
+    let syncer = match start_syncer(&store, &config, &sleeper, &shared) {
+        Ok(syncer) => syncer,
+        Err(error) => {
+            shared.stop(format!("could not start the sync thread: {error}"));
+            drain_stopped(&mut poller, &shared, &sleeper);
+            return None;
         }
-    } else {
-        None
     };
     let mut state = Single {
         sequencer: Sequencer::new(shared.first_seq),

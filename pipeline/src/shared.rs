@@ -109,11 +109,7 @@ impl Shared {
             ring_size,
             pending_queries: AtomicUsize::new(0),
             query_rx: Mutex::new(None),
-            sync_times: Mutex::new(
-                // 1 ns to 1 h; longer syncs are recorded as 1 h.
-                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
-                    .expect("valid bounds"),
-            ),
+            sync_times: Mutex::new(sync_times_histogram()),
         }
     }
 
@@ -213,4 +209,15 @@ impl Shared {
                 .map_or(0, |bus| bus.receiver_count()),
         }
     }
+}
+
+/// The histogram of sync times: 1 ns to 1 h, three significant digits; longer syncs are
+/// recorded as 1 h.
+#[allow(
+    clippy::expect_used,
+    reason = "constant bounds that new_with_bounds accepts: low 1 >= 1, high >= 2 * low, \
+              3 significant digits <= 5"
+)]
+fn sync_times_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds")
 }
