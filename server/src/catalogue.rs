@@ -34,6 +34,11 @@ pub const START_PRICES_CENTS: &[i64] = &[
 ];
 
 /// The default products as the embedded simulator lists them, with their starting prices.
+#[allow(
+    clippy::expect_used,
+    reason = "PRODUCTS and QUOTE are constants of valid symbols; ensure parses the same ones \
+              and names a bad one"
+)]
 pub fn simulated() -> Vec<(bourse_marketdata::tick::ProductDef, i64)> {
     use bourse_marketdata::fixed::ONE;
     use bourse_marketdata::tick::{ProductDef, Symbol};
@@ -54,6 +59,10 @@ pub fn simulated() -> Vec<(bourse_marketdata::tick::ProductDef, i64)> {
 }
 
 /// The fee schedule of the default products.
+#[allow(
+    clippy::expect_used,
+    reason = "constant tiers that FeeSchedule::new accepts: ascending volumes from 0, rates in range"
+)]
 pub fn fees() -> FeeSchedule {
     FeeSchedule::new(&[
         FeeTier {
@@ -80,7 +89,7 @@ pub fn ensure(handle: &mut Handle) -> Result<usize, String> {
     let mut added = 0;
     let quote = ensure_asset(handle, QUOTE, 2, &mut added)?;
     for (symbol, name) in PRODUCTS {
-        let parsed = Symbol::new(symbol).expect("valid symbol");
+        let parsed = Symbol::new(symbol).ok_or_else(|| format!("invalid symbol {symbol}"))?;
         let exists = handle
             .try_query(move |engine| engine.product_by_symbol(&parsed).is_some())
             .and_then(|ticket| ticket.wait())
@@ -111,7 +120,7 @@ fn ensure_asset(
     scale: u8,
     added: &mut usize,
 ) -> Result<AssetId, String> {
-    let parsed = AssetCode::new(code).expect("valid code");
+    let parsed = AssetCode::new(code).ok_or_else(|| format!("invalid asset code {code}"))?;
     let existing = handle
         .try_query(move |engine| engine.asset_by_code(&parsed))
         .and_then(|ticket| ticket.wait())

@@ -2,6 +2,13 @@
 //! happens: listing a product, a liquidity provider quoting, an account that deposits, buys
 //! at market, sells with a limit order, and the balances, fees and state hash at the end.
 
+#![allow(
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "a script over an engine of its own: every id and code it looks up it created or \
+              is a constant, and main reads as the session's steps in order"
+)]
+
 use std::str::FromStr;
 
 use anyhow::{Context, Result, anyhow, bail};

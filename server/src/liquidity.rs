@@ -140,7 +140,8 @@ fn ensure_account(handle: &mut Handle) -> Result<AccountId, String> {
         .submit_blocking(CommandKind::create_account(CreateAccount {
             name: NAME.to_string(),
             proof: "bourse:liquidity-provider".to_string(),
-            currency_preference: AssetCode::new(crate::catalogue::QUOTE).expect("valid"),
+            currency_preference: AssetCode::new(crate::catalogue::QUOTE)
+                .ok_or("the catalogue's quote is not a valid asset code")?,
             token_hash: TokenHash([0; 32]),
             initial_status: ProfileStatus::Verified,
         }))

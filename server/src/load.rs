@@ -21,6 +21,12 @@
 //! the generator goes on, so a line that reached the file or pipe is an acknowledgement that
 //! happened: a test that kills the server checks each line against the recovered journal.
 
+#![allow(
+    clippy::expect_used,
+    reason = "a test tool (--load-rate): its codes, symbol and fees are constants, request ids are \
+              short by construction, and the queue and flow are set up before the loop reads them"
+)]
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -650,6 +656,10 @@ mod tests {
     /// The mix, applied straight to an engine: the setup creates its world and most steady
     /// commands are accepted; a survey of the result finds that world again.
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one scenario: the setup, the steady mix and the survey, checked in order"
+    )]
     fn the_mix_is_mostly_accepted_and_its_world_is_found_again() {
         let mut engine = Engine::new(Limits::default());
         let mut seq = 0;

@@ -213,6 +213,11 @@ impl Server {
         Server::start_with_ack_log(config, open_ack_log(config)?)
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "start-up in its order (module docs): each step a few lines, the order is \
+                  what matters and reads best in one place"
+    )]
     fn start_with_ack_log(
         config: &ServeConfig,
         ack_log: Option<Box<dyn Write + Send>>,
