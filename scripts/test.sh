@@ -30,11 +30,19 @@ fi
 SCHEMATHESIS_VERSION=4.32.5
 if ! target/venv/bin/schemathesis --version 2> /dev/null | grep -q "${SCHEMATHESIS_VERSION}"; then
   echo "== pip install schemathesis ${SCHEMATHESIS_VERSION} into target/venv"
-  if ! python3 -m venv target/venv > /dev/null 2>&1; then
+  # Python 3.12 or later where there is one: under 3.11, hypothesis intermittently trips over
+  # a CPython bug ("AST constructor recursion depth mismatch") while describing a strategy,
+  # which schemathesis reports as a runtime error of the run.
+  python=python3
+  for candidate in python3.13 python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+    if "${candidate}" --version > /dev/null 2>&1; then python="${candidate}"; break; fi
+  done
+  rm -rf target/venv
+  if ! "${python}" -m venv target/venv > /dev/null 2>&1; then
     apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
     apt_get update -qq
     DEBIAN_FRONTEND=noninteractive apt_get install -y -qq python3-venv > /dev/null
-    python3 -m venv target/venv
+    "${python}" -m venv target/venv
   fi
   target/venv/bin/pip install -q "schemathesis==${SCHEMATHESIS_VERSION}"
 fi

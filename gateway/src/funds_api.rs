@@ -67,7 +67,7 @@ enum DepositMethod {
 #[allow(dead_code)]
 struct PaymentDetails {
     /// `card`: 12 to 19 digits (spaces allowed), passing the Luhn check.
-    #[schema(pattern = "^[0-9 ]{12,}$")]
+    #[schema(pattern = "^[0-9][0-9 ]{10,}[0-9]$")]
     card_number: Option<String>,
     /// `card`: 3 or 4 digits.
     #[schema(pattern = "^[0-9]{3,4}$")]
