@@ -22,6 +22,12 @@
 //! - `sweep_10_levels`: an IOC that takes exactly the ten best levels of one side (14 orders);
 //!   the levels are put back untimed after each sweep; buys and sells alternate.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

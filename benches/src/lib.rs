@@ -11,6 +11,12 @@
 //! formatting of their reports). The other binaries (`ws`, `market`, `kafka`) and
 //! `rest/run.sh` measure the server; BENCHMARKS.md has every command and figure.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 pub mod args;
 pub mod commands;
 pub mod disk;

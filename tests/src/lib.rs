@@ -8,6 +8,12 @@
 //! - [`process`]: a `bourse serve` process, for what needs a process boundary.
 //! - [`client`]: a minimal HTTP/1.1 client, the API [`client::Client`], and comparisons.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a broken setup should fail the test at once, with its message"
+)]
+
 pub mod acks;
 pub mod client;
 pub mod process;

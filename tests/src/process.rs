@@ -108,6 +108,8 @@ impl Server {
 
     /// SIGTERM, and checks the clean exit.
     pub fn stop(mut self) {
+        // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped (wait
+        // comes after), so the signal reaches no other process.
         assert_eq!(unsafe { libc::kill(self.pid(), libc::SIGTERM) }, 0);
         let status = self.child.wait().unwrap();
         let log = self.rest_of_log();

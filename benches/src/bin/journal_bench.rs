@@ -20,6 +20,12 @@
 //! about), removed at the end. The report goes to stdout (and to `--out PATH`); progress goes
 //! to stderr.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

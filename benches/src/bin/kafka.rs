@@ -13,6 +13,12 @@
 //! `cargo install tansu --version 0.6.0 --features dynostore --locked` first, then
 //! `cargo run --release -p bourse-benches --bin kafka`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

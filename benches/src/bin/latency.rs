@@ -42,6 +42,12 @@
 //! and an SVG plot of the latency percentiles (by default `benches/results/latency.json` and
 //! `.svg`; `--quick` writes files only when asked).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -128,6 +134,7 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
     }
 }
 
+#[allow(clippy::too_many_lines, reason = "a flag table: one arm per flag")]
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         rates: [
@@ -382,6 +389,10 @@ struct ReceiverOut {
     failures: Vec<String>,
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a benchmark run in its order (set up, measure, report), its figures kept in local variables"
+)]
 fn run_once(
     args: &Args,
     work: &Workload,
@@ -744,6 +755,7 @@ fn threads_cpu_ns(prefix: &str) -> u64 {
 
 /// CPU time of the whole process so far (user + system).
 fn process_cpu() -> Duration {
+    // SAFETY: `rusage` is plain integers, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable `rusage`.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
@@ -989,6 +1001,10 @@ fn curve(h: &Histogram<u64>) -> Vec<(f64, u64)> {
     pts
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a report written top to bottom, one block per section"
+)]
 fn svg(runs: &[RunResult], args: &Args, title: &str) -> String {
     let rows: Vec<Durability> = args.durabilities.clone();
     let cols: Vec<Topology> = args.topologies.clone();
@@ -1179,6 +1195,10 @@ struct Report<'a> {
     idle: Vec<Idle>,
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a report written top to bottom, one block per section"
+)]
 fn json(report: &Report) -> String {
     let a = report.args;
     let mut s = String::from("{\n");
@@ -1425,6 +1445,10 @@ fn markdown(report: &Report) -> String {
 
 // ----- main -----------------------------------------------------------------------------------
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a benchmark run in its order (set up, measure, report), its figures kept in local variables"
+)]
 fn main() {
     let args = or_exit(parse_args());
     let started = Instant::now();

@@ -13,6 +13,12 @@
 //!
 //! `cargo run --release -p bourse-benches --bin market`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::time::Instant;
 
 use bourse_benches::args::{Flags, or_exit};

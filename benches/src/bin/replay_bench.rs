@@ -40,6 +40,12 @@
 //! `--only WHAT` runs just one of the measurements (for a profiler: `perf record`), prints
 //! its rates and no report.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -360,6 +366,10 @@ fn evict(path: &Path) -> std::io::Result<Option<f64>> {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a benchmark run in its order (set up, measure, report), its figures kept in local variables"
+)]
 fn main() {
     let args = or_exit(parse_args());
     let config = MixConfig {

@@ -15,6 +15,12 @@
 //! The report goes to stdout (and to `--out PATH`); progress goes to stderr. The exit status is
 //! 1 if a venue's final book differs from the model.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -225,6 +231,10 @@ fn main() {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a report written top to bottom, one block per section"
+)]
 fn render(
     args: &Args,
     mix: &Mix,

@@ -20,6 +20,12 @@
 //!
 //! `cargo build --release -p bourse && cargo run --release -p bourse-benches --bin ws`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -161,8 +167,9 @@ fn clock_ticks_per_second() -> f64 {
 
 /// CPU seconds this benchmark process has used so far (user and system).
 fn own_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct it is given.
+    // SAFETY: `rusage` is plain integers, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given, a valid, writable `rusage`.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
@@ -408,6 +415,10 @@ struct RateResult {
     latency: Histogram<u64>,
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a benchmark run in its order (set up, measure, report), its figures kept in local variables"
+)]
 async fn order_run(
     addr: &str,
     tokens: &[String],
@@ -701,6 +712,10 @@ async fn collect(
     (delay, gaps, dropped)
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a benchmark run in its order (set up, measure, report), its figures kept in local variables"
+)]
 fn main() {
     let config = or_exit(parse());
     let fds = raise_fd_limit();

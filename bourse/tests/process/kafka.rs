@@ -98,6 +98,10 @@ fn metric(client: &Client, name: &str) -> u64 {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_outage() {
     let mut broker = TansuBroker::start()
         .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore --locked)");
@@ -266,6 +270,8 @@ fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_o
         if Instant::now() > deadline {
             let lag = metric(&client, "bourse_kafka_lag");
             let errors = metric(&client, "bourse_kafka_errors_total");
+            // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped, so
+            // the signal reaches no other process.
             unsafe { libc::kill(server.pid(), libc::SIGKILL) };
             panic!(
                 "{} of KC's 3,000 ticks after 90 s; lag {lag}, errors {errors}; log:\n{}",

@@ -142,6 +142,8 @@ fn sigterm_drains_commits_and_snapshots() {
         let ack = server.next_ack().expect("an acknowledgement");
         record(&mut acked, ack);
     }
+    // SAFETY: kill takes no pointers; the pid is our own child, not yet reaped, so the
+    // signal reaches no other process.
     assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
     while let Some(ack) = server.next_ack() {
         record(&mut acked, ack);

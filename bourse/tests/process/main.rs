@@ -8,6 +8,12 @@
 //! - [`kafka`]: a real tansu broker feeding the server, across a SIGKILL and a broker outage;
 //!   `bourse feed-sim` publishing what a server consumes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
 mod failstop;
 mod kafka;
 mod lifecycle;

@@ -5,6 +5,10 @@ use bourse_tests::client::*;
 use bourse_tests::server::{Server, http_addr};
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn accounts_are_created_with_a_token_that_only_opens_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
@@ -216,6 +220,10 @@ fn health_and_metrics_answer_over_http_and_shutdown_stops_the_listener() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // The default catalogue lists USD (2 decimals).

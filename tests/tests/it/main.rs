@@ -14,6 +14,12 @@
 //! - [`storage`]: ENOSPC and failed syncs under load in the journal and the history log.
 //! - [`tidy`]: house rules checked on the sources (layers, module cycles, comments, sizes).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "integration tests: a failed unwrap is a failed test, with its message"
+)]
+
 mod api;
 mod market;
 mod pipeline;

@@ -9,6 +9,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn the_simulator_feeds_candles_and_the_liquidity_provider_fills_a_new_users_market_order() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_with_market(dir.path(), &["--sim-rate", "400"]);

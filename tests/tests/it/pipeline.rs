@@ -135,6 +135,10 @@ fn check_against_replay(
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn concurrent_threads_and_tasks_each_get_exactly_one_answer() {
     const THREADS: u64 = 3;
     const TASKS: u64 = 3;

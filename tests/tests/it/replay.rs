@@ -57,6 +57,10 @@ fn replay_prefix(journal: &Journal<FsStorage>, k: usize) -> Engine {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn a_journaled_stream_replays_bit_for_bit() {
     let n = n_commands();
     assert!(n >= 10_000, "at least 10,000 commands");

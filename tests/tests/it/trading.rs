@@ -30,6 +30,10 @@ fn everything(client: &Client, tokens: &[&str]) -> Vec<Value> {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn two_accounts_trade_with_fees_orders_and_histories_to_the_cent() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
@@ -436,6 +440,10 @@ fn state_hash(client: &Client) -> String {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a corpus: one bad request after another, each with the refusal it must get"
+)]
 fn a_corpus_of_bad_requests_is_refused_precisely_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &["--admin-token", ADMIN]);

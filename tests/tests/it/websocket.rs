@@ -89,6 +89,10 @@ fn assert_sequenced(seen: &[Value]) {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
@@ -237,6 +241,10 @@ fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
 const ADMIN: &str = "admin-secret-for-tests-0123456789";
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
 fn bad_websocket_messages_get_precise_errors_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &["--admin-token", ADMIN]);
@@ -444,6 +452,8 @@ fn a_client_that_does_not_read_delays_no_one_and_is_dropped_when_its_queue_overf
     // The slow client: a bounded receive buffer, subscribed, never reading.
     let mut slow = connect_with(&client.addr, |stream| {
         let size: libc::c_int = 64 * 1024;
+        // SAFETY: the fd is the open socket `stream` borrows, and the option value points to
+        // a live c_int whose size is the length passed.
         let set = unsafe {
             libc::setsockopt(
                 stream.as_raw_fd(),
