@@ -252,21 +252,11 @@ pub(crate) async fn deposit(
         currency: body.currency,
         amount,
         method: method.name(),
-        details: method_details(method),
+        details: crate::render::method_details(method),
         status: CreditedStatus::Credited,
         seq,
     })
     .into_response())
-}
-
-/// What a funds record may show of its method: a card's last four digits, nothing else.
-pub(crate) fn method_details(method: FundsMethod) -> MethodDetails {
-    match method {
-        FundsMethod::Card(last4) => MethodDetails {
-            card_last4: Some(last4.as_str().to_string()),
-        },
-        FundsMethod::Unspecified | FundsMethod::Upi | FundsMethod::Bank => MethodDetails::default(),
-    }
 }
 
 /// Checks a funds request's amount, currency and request id, and resolves the currency and

@@ -343,7 +343,7 @@ pub fn funds(
         amount: asset.map(|a| amount(a, record.amount)),
         request_id: record.request_id.clone(),
         method: record.method.map(FundsMethod::name),
-        details: record.method.map(crate::funds_api::method_details),
+        details: record.method.map(method_details),
         order_id: record.order,
         symbol: record
             .product
@@ -496,4 +496,14 @@ pub fn candle_view(candle: &Candle, closed: bool) -> CandleView {
 /// [`candle_view`] as a `Value` (the WebSocket channels).
 pub fn candle_json(candle: &Candle, closed: bool) -> Value {
     to_value(&candle_view(candle, closed))
+}
+
+/// What a funds record may show of its method: a card's last four digits, nothing else.
+pub fn method_details(method: FundsMethod) -> MethodDetails {
+    match method {
+        FundsMethod::Card(last4) => MethodDetails {
+            card_last4: Some(last4.as_str().to_string()),
+        },
+        FundsMethod::Unspecified | FundsMethod::Upi | FundsMethod::Bank => MethodDetails::default(),
+    }
 }
