@@ -57,8 +57,17 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
-echo "== schemathesis: the OpenAPI document against a live bourse serve (scripts/schemathesis.sh)"
 cargo build --locked -q -p bourse
+echo "== web/src/api-schema.ts against bourse openapi (the web terminal's generated API types)"
+target/debug/bourse openapi > target/openapi.json
+OPENAPI_JSON="${PWD}/target/openapi.json" API_SCHEMA_OUT="${PWD}/target/api-schema.ts" \
+  npm --prefix web run --silent gen:api > /dev/null
+if ! cmp -s target/api-schema.ts web/src/api-schema.ts; then
+  diff -u web/src/api-schema.ts target/api-schema.ts | head -n 60 >&2 || true
+  echo "web/src/api-schema.ts is stale: run \`cargo run -q -p bourse -- openapi > target/openapi.json && npm --prefix web run gen:api\` and commit it" >&2
+  exit 1
+fi
+echo "== schemathesis: the OpenAPI document against a live bourse serve (scripts/schemathesis.sh)"
 BOURSE_BIN=target/debug/bourse scripts/schemathesis.sh
 echo "== benchmark smoke run (checks every venue's final book against the model; figures not kept)"
 cargo run --release --locked -q -p bourse-benches --bin throughput -- --ops 200000 --warmup 20000 --reps 1 > /dev/null

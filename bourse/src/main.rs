@@ -6,6 +6,7 @@
 //! - `bourse recover --data-dir DIR [--repair]`: start-up recovery of a data directory, and
 //!   what it found.
 //! - `bourse feed-sim --brokers HOST:PORT ...`: the exchange simulator's ticks to Kafka.
+//! - `bourse openapi`: the API's OpenAPI document on stdout (`bourse_server::openapi_json`).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Recover(bourse_server::recover::RecoverArgs),
     /// Publish the exchange simulator's ticks to a Kafka topic (docs/market-data.md)
     FeedSim(bourse_server::feed_sim::FeedSimArgs),
+    /// Print the API's OpenAPI document (as served at /api/v1/openapi.json) to stdout
+    Openapi,
 }
 
 fn main() -> Result<()> {
@@ -46,5 +49,9 @@ fn main() -> Result<()> {
         Command::Serve { settings } => std::process::exit(bourse_server::run(&settings)),
         Command::Recover(args) => bourse_server::recover::main(args),
         Command::FeedSim(args) => bourse_server::feed_sim::main(args),
+        Command::Openapi => {
+            println!("{}", bourse_server::openapi_json()?);
+            Ok(())
+        }
     }
 }

@@ -45,6 +45,7 @@ async fn list(state: &AppState, account: AccountId) -> Result<Bookmarks, ApiErro
     get,
     path = "/api/v1/bookmarks",
     tag = "bookmarks",
+    operation_id = "bookmarks",
     responses(
         (status = 200, description = "the bookmarks", body = Bookmarks),
         BearerErrors,

@@ -456,6 +456,7 @@ async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Valu
     get,
     path = "/api/v1/orders/{id}",
     tag = "trading",
+    operation_id = "order",
     params(("id" = u64, Path, minimum = 1, description = "the order id")),
     responses(
         (status = 200, description = "the order with its fills", body = OrderView),

@@ -10,6 +10,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::metrics::{self, count_requests};
@@ -18,15 +21,11 @@ use crate::state::AppState;
 /// The largest request body accepted (413 `payload_too_large` above it).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// The routes: the documented ones from their handlers (so the OpenAPI document and the
-/// router cannot drift apart), then the document itself and the fallbacks: an unknown path
-/// under `/api/` is the contract's 404, any other path is the web terminal (`web.rs`).
-pub fn router(state: AppState) -> Router {
-    use utoipa::OpenApi;
-    use utoipa_axum::router::OpenApiRouter;
-    use utoipa_axum::routes;
-    let failed = state.clone();
-    let (documented, api) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+/// Every documented route from its handler, with the OpenAPI document they make: the one
+/// chain both [`router`] (which serves it) and [`openapi_document`] (which needs no server and
+/// no state) split, so the document served and the one printed cannot differ.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .routes(routes!(metrics::health))
         .routes(routes!(metrics::metrics))
         .routes(routes!(
@@ -58,12 +57,25 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::admin_api::status))
         .routes(routes!(crate::admin_api::set_status))
-        .split_for_parts();
+}
+
+/// The OpenAPI document served at `/api/v1/openapi.json`, without a server (`bourse openapi`,
+/// from which the web terminal's types are generated).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented().split_for_parts().1
+}
+
+/// The routes: the documented ones ([`documented`]), then the document itself and the
+/// fallbacks: an unknown path under `/api/` is the contract's 404, any other path is the web
+/// terminal (`web.rs`).
+pub fn router(state: AppState) -> Router {
+    let failed = state.clone();
+    let (api_routes, api) = documented().split_for_parts();
     let document: Arc<str> = api
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         .into();
-    documented
+    api_routes
         .route(
             "/api/v1/openapi.json",
             get(move || async move {

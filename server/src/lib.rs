@@ -21,7 +21,7 @@
 //! ([`settings`], [`Settings`] declared once with clap, `docs/serve.md`), signals, and the
 //! exit codes ([`EXIT_OK`], [`EXIT_START_FAILED`], [`EXIT_CONFIG`], and
 //! [`EXIT_ENGINE_STOPPED`] for any fail-stop cause). The other subcommands of the `bourse`
-//! binary live here too: [`demo`], [`recover`] and [`feed_sim`].
+//! binary live here too: [`demo`], [`recover`], [`feed_sim`] and [`openapi_json`].
 
 pub mod catalogue;
 pub mod demo;
@@ -37,3 +37,9 @@ pub use server::{
     ShutdownError, StartReport, Stopped, run,
 };
 pub use settings::ServeConfig as Settings;
+
+/// `bourse openapi`: the OpenAPI document exactly as `/api/v1/openapi.json` serves it (pretty
+/// JSON), without starting a server; the web terminal's types are generated from it.
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    bourse_gateway::router::openapi_document().to_pretty_json()
+}

@@ -2,158 +2,36 @@
 // which adds the bearer token, parses the contract's error shape and turns it into an
 // `ApiError` whose `friendly` text is what the user reads.
 
-export interface Product {
-  productName: string;
-  symbol: string;
-  currentPrice: string | null;
-  timestamp: number | null;
-  currency: string;
-  histories: { price: string; timestamp: number }[];
-}
+import type { components } from './api-schema';
 
-export interface FeeTier {
-  volumeMin: string;
-  maker: string;
-  taker: string;
-}
+// The API's shapes are the OpenAPI document's (`/api/v1/openapi.json`), generated into
+// `api-schema.ts` by `npm run gen:api` (web/README.md): a change in the document that the
+// terminal does not follow breaks its build.
+type Schemas = components['schemas'];
 
-export interface ProductDetail extends Product {
-  tickSize: string;
-  tradable: boolean;
-  baseCurrency?: string;
-  lotSize?: string;
-  status?: string;
-  fees?: FeeTier[];
-}
+export type Product = Schemas['Listing'];
+export type FeeTier = Schemas['FeeTier'];
+export type ProductDetail = Schemas['ProductDetail'];
+export type Candle = Schemas['Candle'];
+export type Level = Schemas['BookLevel'];
+export type Book = Schemas['Book'];
+export type Tick = Schemas['Tick'];
+export type Side = Schemas['Side'];
+export type OrderType = Schemas['OrderTypeName'];
+export type TimeInForce = Schemas['TimeInForce'];
+export type Fill = Schemas['Trade'];
+export type Order = Schemas['Order'];
+export type Balance = Schemas['Balance'];
+export type FundsRecord = Schemas['FundsMovement'];
+export type FeeQuote = Schemas['FeeQuote'];
+export type Account = Schemas['AccountView'];
+export type NewAccount = Schemas['AccountCreated'];
+export type Bookmarks = Schemas['Bookmarks'];
+export type Deposited = Schemas['Deposited'];
+export type Withdrawn = Schemas['Withdrawn'];
+export type OrderRequest = Schemas['OrderBody'];
 
-export interface Candle {
-  start: number;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  volume: string;
-  count: number;
-  closed: boolean;
-}
-
-export interface Level {
-  price: string;
-  quantity: string;
-  orders: number;
-}
-
-export interface Book {
-  symbol: string;
-  bids: Level[];
-  asks: Level[];
-  eventSeq: number;
-}
-
-export interface Tick {
-  symbol: string;
-  price: string;
-  size: string;
-  timestamp: number;
-  seq: number;
-  source: 'feed' | 'bourse';
-}
-
-export type Side = 'buy' | 'sell';
-export type OrderType = 'market' | 'limit';
-export type TimeInForce = 'GTC' | 'IOC' | 'FOK' | 'POST_ONLY';
-
-export interface Fill {
-  tradeId: number;
-  orderId: number;
-  symbol: string;
-  side: Side;
-  liquidity: 'maker' | 'taker';
-  price: string;
-  quantity: string;
-  notional: string;
-  fee: string;
-  feeCurrency: string;
-  timestamp: number;
-}
-
-export interface Order {
-  orderId: number;
-  clientOrderId: string | null;
-  symbol: string;
-  side: Side;
-  type: OrderType;
-  timeInForce: TimeInForce;
-  price: string | null;
-  quantity: string;
-  filledQuantity: string;
-  remainingQuantity: string;
-  averagePrice: string | null;
-  notional: string;
-  fees: string;
-  feeCurrency: string;
-  status: 'open' | 'filled' | 'cancelled' | 'expired';
-  endReason: string | null;
-  createdAt: number;
-  updatedAt: number;
-  fills?: Fill[];
-}
-
-export interface Balance {
-  currency: string;
-  available: string;
-  held: string;
-}
-
-export interface FundsRecord {
-  id: number;
-  kind: 'deposit' | 'withdrawal' | 'fee';
-  currency: string | null;
-  amount: string | null;
-  requestId: string | null;
-  type: 'card' | 'upi' | 'bank' | 'unspecified' | null;
-  details: { cardLast4?: string } | null;
-  orderId: number | null;
-  symbol: string | null;
-  timestamp: number;
-}
-
-export interface FeeQuote {
-  symbol: string;
-  side: Side;
-  quantity: string;
-  price: string;
-  liquidity: 'maker' | 'taker';
-  rate: string;
-  notional: string;
-  fee: string;
-  feeCurrency: string;
-  hold: string;
-  holdCurrency: string;
-}
-
-export interface Account {
-  accountId: string;
-  name: string;
-  profileStatus: 'pending' | 'verified' | 'rejected';
-  currencyPreference: string;
-  createdAt: number;
-}
-
-export interface NewAccount {
-  accountId: string;
-  token: string;
-  profileStatus: Account['profileStatus'];
-}
-
-export interface OrderRequest {
-  symbol: string;
-  quantity: string;
-  type: OrderType;
-  price?: string;
-  timeInForce?: TimeInForce;
-}
-
+/** A deposit's method and the details it needs (the document has one body for all three). */
 export type DepositMethod =
   | { type: 'card'; additionalInformation: { cardNumber: string; cvv: string } }
   | { type: 'upi'; additionalInformation: { vpa: string } }
@@ -333,30 +211,30 @@ export const api = {
   book: (symbol: string, depth = 20) => request<Book>('GET', `/products/${enc(symbol)}/book`, { query: { depth } }),
   ticks: (symbol: string, limit = 50) => request<Tick[]>('GET', `/products/${enc(symbol)}/ticks`, { query: { limit } }),
 
-  createAccount: (name: string, proof: string, currencyPreference: string) =>
-    request<NewAccount>('PUT', '/account', { body: { name, proof, currencyPreference } }),
+  createAccount: (name: string, proof: string, currencyPreference: string) => {
+    const body: Schemas['CreateBody'] = { name, proof, currencyPreference };
+    return request<NewAccount>('PUT', '/account', { body });
+  },
   account: (token?: string) => request<Account>('GET', '/account', { auth: token ?? true }),
 
-  bookmarks: () => request<{ symbols: string[] }>('GET', '/bookmarks', { auth: true }),
+  bookmarks: () => request<Bookmarks>('GET', '/bookmarks', { auth: true }),
   bookmark: (symbol: string, on: boolean) =>
-    request<{ symbols: string[] }>(on ? 'PUT' : 'DELETE', `/bookmarks/${enc(symbol)}`, { auth: true }),
+    request<Bookmarks>(on ? 'PUT' : 'DELETE', `/bookmarks/${enc(symbol)}`, { auth: true }),
 
   balances: () => request<Balance[]>('GET', '/funds', { auth: true }),
-  deposit: (currency: string, amount: string, method: DepositMethod) =>
-    request<{ amount: string; currency: string; details: { cardLast4?: string } }>('PUT', '/funds', {
-      auth: true,
-      body: { amount, currency, requestId: randomId('web-d-'), ...method },
-    }),
-  withdraw: (currency: string, amount: string, destination: string) =>
-    request<{ amount: string; currency: string }>('POST', '/funds', {
-      auth: true,
-      body: {
-        amount,
-        currency,
-        requestId: randomId('web-w-'),
-        destinationDetails: { accountNumber: destination },
-      },
-    }),
+  deposit: (currency: string, amount: string, method: DepositMethod) => {
+    const body: Schemas['DepositBody'] = { amount, currency, requestId: randomId('web-d-'), ...method };
+    return request<Deposited>('PUT', '/funds', { auth: true, body });
+  },
+  withdraw: (currency: string, amount: string, destination: string) => {
+    const body: Schemas['WithdrawBody'] = {
+      amount,
+      currency,
+      requestId: randomId('web-w-'),
+      destinationDetails: { accountNumber: destination },
+    };
+    return request<Withdrawn>('POST', '/funds', { auth: true, body });
+  },
   fundsHistory: (limit = 50) => request<FundsRecord[]>('GET', '/funds/history', { auth: true, query: { limit } }),
 
   feeQuote: (symbol: string, side: Side, quantity: string, price?: string) =>

@@ -5,7 +5,8 @@
 //! AAPL and see candles drawn, buy at market, see the fill and the balance change in the
 //! portfolio, cancel a limit order, bookmark a product and see it first. Any console error in
 //! the page fails it. The screenshots of each main screen are kept in the target directory's
-//! `web-screenshots/` (`target/web-screenshots/` by default).
+//! `web-screenshots/` (`target/web-screenshots/` by default). The terminal's API types come
+//! from the document that `bourse openapi` prints, which is the one the server serves.
 //!
 //! Needs what `scripts/test.sh` installs: `node`, `chromium` and the terminal built
 //! (`npm --prefix web ci && npm --prefix web run build`).
@@ -249,5 +250,37 @@ fn files_pages_and_api_paths_are_told_apart() {
         let (status, body) = http_get(&addr, path);
         assert_eq!(status, 404, "{path}: {body}");
     }
+    server.stop();
+}
+
+/// The terminal's API types (`web/src/api-schema.ts`) are generated from `bourse openapi`'s
+/// document (`scripts/test.sh` fails when they are stale): it is the one the server serves,
+/// byte for byte, and its operation ids are unique (the generator keys its types by them).
+#[test]
+fn the_document_the_terminal_types_come_from_is_the_one_served() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path(), &[]);
+    let addr = http_addr(&mut server);
+    let (status, served) = http_get(&addr, "/api/v1/openapi.json");
+    assert_eq!(status, 200, "{served}");
+    let printed = bourse_server::openapi_json().unwrap();
+    assert!(
+        served == printed,
+        "GET /api/v1/openapi.json differs from `bourse openapi`"
+    );
+
+    let doc = bourse_tests::client::json(&printed);
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    assert!(count > 20, "{ids:?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "an operation id is used twice");
     server.stop();
 }
