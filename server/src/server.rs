@@ -239,7 +239,11 @@ impl Server {
                 skipped.error
             );
         }
-        let (history, history_log, history_start) = open_history(&store_config, &mut recovered)?;
+        let (history, history_log, history_start) = open_history(
+            &store_config,
+            config.history_segment_bytes(),
+            &mut recovered,
+        )?;
         let mut report = StartReport {
             recovery: recovered.report.to_string(),
             recovered_seq: recovered.report.last_seq,
@@ -531,11 +535,12 @@ fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> 
 /// durability none) is thrown away and rebuilt.
 fn open_history(
     store_config: &StoreConfig,
+    history_segment_bytes: u64,
     recovered: &mut bourse_store::Recovered,
 ) -> Result<(History, HistoryLog, HistoryStart), String> {
     let dir = store_config.dir.join(bourse_history::HISTORY_DIR);
     let engine_event_seq = recovered.engine.event_seq();
-    let (mut log, mut model) = open_history_log(&dir, store_config)?;
+    let (mut log, mut model) = open_history_log(&dir, history_segment_bytes)?;
     if model.event_seq() > engine_event_seq {
         tracing::warn!(
             "the history (to event {}) is ahead of the engine (event {}): rebuilding it",
@@ -545,7 +550,7 @@ fn open_history(
         drop(log);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
-        (log, model) = open_history_log(&dir, store_config)?;
+        (log, model) = open_history_log(&dir, history_segment_bytes)?;
     }
     let started = std::time::Instant::now();
     let from_event = model.event_seq();
@@ -589,20 +594,12 @@ fn open_history(
     Ok((model, log, start))
 }
 
-/// The history log in `dir`, with segments the size of the journal's but at least
-/// [`bourse_history::log::SEGMENT_BYTES`]: one record holds a whole event batch, and a batch
-/// of the largest size (`batch-max` commands, some sweeping many levels) must fit in one.
-fn open_history_log(
-    dir: &Path,
-    store_config: &StoreConfig,
-) -> Result<(HistoryLog, History), String> {
+/// The history log in `dir`, with segments of `segment_size_bytes` (setting
+/// `history-segment-mib`).
+fn open_history_log(dir: &Path, segment_size_bytes: u64) -> Result<(HistoryLog, History), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let storage = bourse_journal::FsStorage::new(dir)
         .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
-    let segment_size_bytes = store_config
-        .journal
-        .segment_size_bytes
-        .max(bourse_history::log::SEGMENT_BYTES);
     HistoryLog::open_with_storage(dir, storage, segment_size_bytes)
 }
 

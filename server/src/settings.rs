@@ -237,15 +237,24 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_BATCH_MAX", default_value = "4096")]
     #[arg(value_parser = whole::<usize>(1, u64::MAX))]
     pub batch_max: usize,
+    /// How many event batches the event bus holds for a reader (the history) before that
+    /// reader has fallen behind (it then answers 503 until a restart rebuilds it).
+    #[arg(long, env = "BOURSE_BUS_CAPACITY", default_value = "4096")]
+    #[arg(value_parser = whole::<usize>(1, 1 << 24))]
+    pub bus_capacity: usize,
     /// How many microseconds an idle pipeline thread spins before it parks.
     #[arg(long, env = "BOURSE_SPIN_US", default_value = "50")]
     #[arg(value_parser = whole::<u64>(0, u64::MAX))]
     pub spin_us: u64,
-    /// The size of each new segment file of the journal (and of the history log, which takes
-    /// at least 16), in MiB (1 to 2048).
+    /// The size of each new segment file of the journal, in MiB (1 to 2048).
     #[arg(long, env = "BOURSE_SEGMENT_SIZE_MIB", default_value = "64")]
     #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub segment_size_mib: u64,
+    /// The size of each new segment file of the history log, in MiB (1 to 2048). One record
+    /// holds the history of a whole batch (`batch-max` commands), which must fit in a segment.
+    #[arg(long, env = "BOURSE_HISTORY_SEGMENT_MIB", default_value = "16")]
+    #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
+    pub history_segment_mib: u64,
     /// Request a snapshot through the ring after this many commands (0: never).
     #[arg(long, env = "BOURSE_SNAPSHOT_EVERY", default_value = "1000000")]
     #[arg(value_parser = whole::<u64>(0, u64::MAX))]
@@ -774,6 +783,11 @@ impl ServeConfig {
         }
     }
 
+    /// The size of the history log's segment files, in bytes.
+    pub fn history_segment_bytes(&self) -> u64 {
+        self.history_segment_mib << 20
+    }
+
     /// The API's settings.
     pub fn api(&self) -> bourse_gateway::ApiConfig {
         bourse_gateway::ApiConfig {
@@ -790,6 +804,7 @@ impl ServeConfig {
             ring_size: self.ring_size,
             topology: self.topology,
             batch_max: self.batch_max,
+            bus_capacity: self.bus_capacity,
             spin: Duration::from_micros(self.spin_us),
             snapshot_mode: self.snapshot_mode,
             snapshot_on_shutdown: self.snapshot_on_shutdown,
@@ -890,7 +905,7 @@ mod tests {
         let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
         let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(shown_keys, keys);
-        assert_eq!(keys.len(), 35);
+        assert_eq!(keys.len(), 37);
         for arg in settings(&command) {
             let key = arg.get_long().unwrap();
             let default = arg.get_default_values()[0].to_str().unwrap();

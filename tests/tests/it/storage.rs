@@ -39,15 +39,15 @@ impl Drop for FailPoint {
 /// Runs the load generator until `warm` commands are committed, injects `fail_point` into
 /// the storage of `layer` (a subdirectory of the data directory), and checks what the module
 /// docs say; returns the cause the server stopped with.
-fn stops_and_loses_nothing(fail_point: &'static str, layer: &str, rate: &str) -> String {
+fn stops_and_loses_nothing(fail_point: &'static str, layer: &str, settings: &[&str]) -> String {
     let _turn = FAULTS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let acks = dir.path().join("acks.log");
     let acks_arg = acks.to_str().unwrap();
     let data = dir.path().join("data");
-    let load = [
+    let mut load = vec![
         "--load-rate",
-        rate,
+        "20000",
         "--ack-log",
         acks_arg,
         "--segment-size-mib",
@@ -55,6 +55,7 @@ fn stops_and_loses_nothing(fail_point: &'static str, layer: &str, rate: &str) ->
         "--snapshot-every",
         "0",
     ];
+    load.extend_from_slice(settings);
     let mut server = Server::start(&data, &load);
     let handle = server.handle();
     eventually("20,000 commands committed", || {
@@ -81,7 +82,7 @@ fn stops_and_loses_nothing(fail_point: &'static str, layer: &str, rate: &str) ->
 
 #[test]
 fn a_full_disk_under_the_journal_stops_the_server_and_loses_nothing_acknowledged() {
-    let cause = stops_and_loses_nothing("storage::preallocate", "journal", "20000");
+    let cause = stops_and_loses_nothing("storage::preallocate", "journal", &[]);
     assert!(cause.contains("the engine stopped"), "{cause}");
     assert!(
         cause.contains("No space left") || cause.contains("os error 28"),
@@ -91,7 +92,7 @@ fn a_full_disk_under_the_journal_stops_the_server_and_loses_nothing_acknowledged
 
 #[test]
 fn a_failed_journal_sync_stops_the_server_and_loses_nothing_acknowledged() {
-    let cause = stops_and_loses_nothing("storage::sync", "journal", "20000");
+    let cause = stops_and_loses_nothing("storage::sync", "journal", &[]);
     assert!(cause.contains("the engine stopped"), "{cause}");
     assert!(
         cause.contains("os error 5") || cause.contains("Input/output"),
@@ -101,10 +102,18 @@ fn a_failed_journal_sync_stops_the_server_and_loses_nothing_acknowledged() {
 
 #[test]
 fn a_full_disk_under_the_history_log_stops_the_server_and_loses_nothing_acknowledged() {
-    // Its segments are 16 MiB: the full disk shows at the first roll after the fault. At a
-    // rate the history keeps up with on a busy machine (it would otherwise fall behind, which
-    // is no failure of the server).
-    let cause = stops_and_loses_nothing("storage::preallocate", "history", "10000");
+    // Segments of 1 MiB (batches of at most 256 commands fit), so the full disk shows within
+    // a second or two; a bus deep enough that the history does not fall behind on a busy
+    // machine (which would be no failure of the server, and no test of this one).
+    let settings = [
+        "--history-segment-mib",
+        "1",
+        "--batch-max",
+        "256",
+        "--bus-capacity",
+        "1000000",
+    ];
+    let cause = stops_and_loses_nothing("storage::preallocate", "history", &settings);
     assert!(cause.contains("the history log failed"), "{cause}");
     assert!(
         cause.contains("No space left") || cause.contains("os error 28"),
