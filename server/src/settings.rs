@@ -809,7 +809,6 @@ impl ServeConfig {
             snapshot_mode: self.snapshot_mode,
             snapshot_on_shutdown: self.snapshot_on_shutdown,
             sync: self.sync,
-            ..PipelineConfig::default()
         }
     }
 }
