@@ -20,19 +20,21 @@
 //! outcome.
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bourse_journal::{Durability, JournalConfig};
-use bourse_pipeline::{PipelineConfig, RING_SIZE_MIN, SnapshotMode, SyncMode, Topology};
+use bourse_pipeline::{PipelineConfig, SnapshotMode, SyncMode, Topology};
 use bourse_store::{Retention, SegmentFill, StoreConfig};
-use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser};
+
+mod parsers;
+use parsers::*;
 
 /// Where the configuration file is named: `--config FILE` or this variable.
 pub const CONFIG_ENV: &str = "BOURSE_CONFIG";
@@ -290,147 +292,6 @@ pub struct ServeConfig {
     /// Each setting's key and value as given (secrets masked), in the order of `--help`.
     #[arg(skip)]
     texts: Vec<(String, String)>,
-}
-
-// The parsers. Each says what is wrong with the text; the caller names the flag, variable or
-// file key.
-
-/// `off`, or what `parse` makes of the text.
-fn off_or<T>(
-    parse: fn(&str) -> Result<T, String>,
-) -> impl Fn(&str) -> Result<Option<T>, String> + Clone + Send + Sync + 'static
-where
-    T: Clone + Send + Sync + 'static,
-{
-    move |text| match text {
-        "off" => Ok(None),
-        text => parse(text).map(Some),
-    }
-}
-
-/// A whole number from `min` to `max` (`_` separators allowed) that fits a `T`.
-fn whole<T>(
-    min: u64,
-    max: u64,
-) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
-where
-    T: TryFrom<u64> + Clone + Send + Sync + 'static,
-{
-    move |text| {
-        let n: u64 = text
-            .replace('_', "")
-            .parse()
-            .map_err(|_| "not a whole number".to_string())?;
-        if n < min {
-            return Err(format!("must be at least {min}"));
-        }
-        if n > max {
-            return Err(format!("must be at most {max}"));
-        }
-        T::try_from(n).map_err(|_| "too large".to_string())
-    }
-}
-
-/// One of a fixed list of names, each standing for a value; `--help` lists the names.
-#[derive(Clone)]
-struct OneOf<T: 'static>(&'static [(&'static str, T)]);
-
-impl<T: Copy + Send + Sync + 'static> TypedValueParser for OneOf<T> {
-    type Value = T;
-
-    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<T, clap::Error> {
-        let table = self.0;
-        let lookup = move |text: &str| match table.iter().find(|(name, _)| *name == text) {
-            Some((_, value)) => Ok(*value),
-            None => {
-                let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
-                Err(format!("not one of {}", names.join(", ")))
-            }
-        };
-        // The closure's parser builds the error with the flag and the value as context.
-        lookup.parse_ref(cmd, arg, value)
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            self.0.iter().map(|(name, _)| PossibleValue::new(*name)),
-        ))
-    }
-}
-
-fn path(text: &str) -> Result<PathBuf, String> {
-    match text {
-        "" => Err("empty".into()),
-        text => Ok(PathBuf::from(text)),
-    }
-}
-
-fn socket_addr(text: &str) -> Result<SocketAddr, String> {
-    text.parse().map_err(|e| format!("not HOST:PORT ({e})"))
-}
-
-fn boolean(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err("not a boolean (true or false)".into()),
-    }
-}
-
-fn admin_token(text: &str) -> Result<String, String> {
-    if text.len() >= 16 && text.bytes().all(|b| b.is_ascii_graphic()) {
-        Ok(text.to_string())
-    } else {
-        Err("at least 16 printable characters without spaces, or off".into())
-    }
-}
-
-fn brokers(text: &str) -> Result<String, String> {
-    if !text.is_empty() && text.split(',').all(|broker| broker.contains(':')) {
-        Ok(text.to_string())
-    } else {
-        Err("not HOST:PORT[,HOST:PORT...] or off".into())
-    }
-}
-
-/// A Kafka topic or group name.
-fn kafka_name(text: &str) -> Result<String, String> {
-    let valid = !text.is_empty()
-        && text.len() <= 249
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if valid {
-        Ok(text.to_string())
-    } else {
-        Err("not 1 to 249 of A-Z a-z 0-9 . _ -".into())
-    }
-}
-
-fn ring_size(text: &str) -> Result<usize, String> {
-    match whole::<usize>(0, u64::MAX)(text)? {
-        n if n.is_power_of_two() && n >= RING_SIZE_MIN => Ok(n),
-        _ => Err(format!("not a power of two of at least {RING_SIZE_MIN}")),
-    }
-}
-
-fn retention(text: &str) -> Result<Retention, String> {
-    match text {
-        "keep" => Ok(Retention::Keep),
-        "delete" => Ok(Retention::Delete),
-        _ => match text.strip_prefix("archive:") {
-            Some(dir) if !dir.is_empty() => Ok(Retention::Archive(PathBuf::from(dir))),
-            Some(_) => Err("archive: needs a directory".into()),
-            None => Err("not keep, delete or archive:DIR".into()),
-        },
-    }
-}
-
-fn ack_log(text: &str) -> Result<AckLog, String> {
-    match text {
-        "-" => Ok(AckLog::Stdout),
-        path => Ok(AckLog::File(self::path(path)?)),
-    }
 }
 
 /// Where a setting's value came from.
@@ -816,6 +677,7 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::io::Write;
 
     fn args(s: &str) -> Vec<String> {
