@@ -41,28 +41,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `Query<T>` whose refusal has the contract's shape (400 `invalid_request`, naming the
-/// parameter), where axum's own answers in plain text.
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(value)| ApiQuery(value))
-            .map_err(|rejection| bad_request(rejection.body_text()))
-    }
-}
-
 /// 400 `invalid_request` with `message`.
 pub fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)

@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod orders_api;
 pub mod products_api;
+pub mod query;
 pub mod render;
 pub mod requests;
 pub mod router;

@@ -22,10 +22,11 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::account_api::authenticate;
-use crate::error::{ApiError, ApiQuery, bad_request, parse_json, rejected};
+use crate::error::{ApiError, bad_request, parse_json, rejected};
 use crate::openapi::ErrorBody;
+use crate::query::{ApiQuery, Count, OrdersStatus, SeqCursor, SideParam};
 use crate::render::positive_decimal;
-use crate::render::{self, FundsMovement, OrderView, PageQuery, ProductUnits, TradeView};
+use crate::render::{self, FundsMovement, OrderView, PAGE_MAX, PageQuery, ProductUnits, TradeView};
 use crate::schema::{
     BadRequest, BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, HistoryUnavailable,
     PositiveDecimal, SymbolText, Unavailable,
@@ -344,30 +345,20 @@ pub(crate) async fn read_history<T: Send + 'static>(
         .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_unavailable", why))
 }
 
-/// `?status=open|closed&limit=&cursor=` of `GET /orders`. Kept as text and checked by the
-/// handler, so that a wrong value is named in the answer; the document states the types.
+/// `?status=open|closed&limit=&cursor=` of `GET /orders`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OrdersQuery {
     /// `open` (the default) or `closed`.
     #[param(value_type = Option<OrdersStatus>, inline)]
-    status: Option<String>,
+    status: Option<OrdersStatus>,
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
+    limit: Option<Count<PAGE_MAX>>,
     /// The `X-Next-Cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 0)]
-    cursor: Option<String>,
-}
-
-/// Which orders `GET /orders` lists.
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum OrdersStatus {
-    Open,
-    Closed,
+    cursor: Option<SeqCursor>,
 }
 
 /// `GET /orders`: the account's open (default) or closed orders, newest first.
@@ -391,20 +382,12 @@ pub(crate) async fn list(
     ApiQuery(query): ApiQuery<OrdersQuery>,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
-    let open = match query.status.as_deref() {
-        None | Some("open") => true,
-        Some("closed") => false,
-        Some(other) => {
-            return Err(bad_request(format!(
-                "status {other:?} is not one of open, closed"
-            )));
-        }
-    };
+    let open = query.status != Some(OrdersStatus::Closed);
     let (cursor, limit) = PageQuery {
         limit: query.limit,
         cursor: query.cursor,
     }
-    .parse()?;
+    .get();
     let page = read_history(&state, move |h| {
         h.orders(account.get(), open, cursor, limit)
     })
@@ -555,7 +538,7 @@ pub(crate) async fn trades(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
-    let (cursor, limit) = query.parse()?;
+    let (cursor, limit) = query.get();
     let page = read_history(&state, move |h| h.trades(account.get(), cursor, limit)).await?;
     let ids = render::products_in(&page.items, |t| Some(t.product));
     let units = state.query(move |e| render::units_of(e, &ids)).await?;
@@ -583,7 +566,7 @@ pub(crate) async fn funds_history(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
-    let (cursor, limit) = query.parse()?;
+    let (cursor, limit) = query.get();
     let page = read_history(&state, move |h| h.funds(account.get(), cursor, limit)).await?;
     let products = render::products_in(&page.items, |f| f.product);
     let mut assets: Vec<u16> = page.items.iter().filter_map(|f| f.asset).collect();
@@ -605,19 +588,19 @@ pub(crate) async fn funds_history(
     Ok(render::page_response(items, page.next))
 }
 
-/// `?symbol=&side=&quantity=&price=` of `GET /fees`. Kept as text and checked by the handler,
-/// so that a missing or wrong value is named in the answer; the document states the types.
+/// `?symbol=&side=&quantity=&price=` of `GET /fees`. The decimals stay text here: they are
+/// checked as an order's are, against the product's lot and tick.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeeQuery {
     #[param(value_type = SymbolText)]
-    symbol: Option<String>,
+    symbol: String,
     #[param(value_type = crate::schema::Side, inline)]
-    side: Option<String>,
+    side: SideParam,
     /// Positive, a whole number of the product's lots.
     #[param(value_type = PositiveDecimal)]
-    quantity: Option<String>,
+    quantity: String,
     /// A limit price on the product's tick grid; without one, a market order's first fill.
     #[param(value_type = Option<PositiveDecimal>)]
     price: Option<String>,
@@ -680,26 +663,22 @@ pub(crate) async fn fee_quote(
     ApiQuery(query): ApiQuery<FeeQuery>,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
-    let need = |value: Option<String>, name: &str| {
-        value.ok_or_else(|| bad_request(format!("the query needs {name}")))
-    };
-    let symbol = need(query.symbol, "symbol")?;
-    let side = match need(query.side, "side")?.as_str() {
-        "buy" => Side::Buy,
-        "sell" => Side::Sell,
-        other => return Err(bad_request(format!("side {other:?} is not buy or sell"))),
-    };
-    let quantity = need(query.quantity, "quantity")?;
+    let FeeQuery {
+        symbol,
+        side: SideParam(side),
+        quantity,
+        price,
+    } = query;
     let (product, units) = resolve_product(&state, &symbol).await?;
     let body = OrderBody {
         symbol: symbol.clone(),
         quantity,
-        order_type: if query.price.is_some() {
+        order_type: if price.is_some() {
             "limit".into()
         } else {
             "market".into()
         },
-        price: query.price,
+        price,
         time_in_force: None,
         client_order_id: None,
     };

@@ -21,15 +21,15 @@ use bourse_marketdata::{Market, MarketReader, fixed};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiQuery, bad_request};
+use crate::error::{ApiError, bad_request};
 use crate::openapi::ErrorBody;
+use crate::query::{ApiQuery, Count, Cursor, IntervalParam, UnixMs};
 use crate::render::{self, CandleView, ProductUnits, TickView};
 use crate::render::{candle_view, tick_view};
 use crate::schema::{BadRequest, CurrencyCode, DecimalText, MarketUnavailable, SymbolText};
 use crate::state::AppState;
 
-/// `?query=&limit=&cursor=` of `GET /products`. Kept as text and checked by the handler, so
-/// that a wrong value is named in the answer; the document states the types.
+/// `?query=&limit=&cursor=` of `GET /products`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -40,10 +40,10 @@ pub(crate) struct CatalogueQuery {
     query: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
+    limit: Option<Count<{ render::PAGE_MAX }>>,
     /// The `X-Next-Cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
-    cursor: Option<String>,
+    cursor: Option<Cursor<{ u32::MAX as u64 }>>,
 }
 
 /// A product of the catalogue.
@@ -278,15 +278,11 @@ pub(crate) async fn catalogue(
             "query must be at most {QUERY_BYTES_MAX} bytes"
         )));
     }
-    let (cursor, limit) = render::PageQuery {
-        limit: query.limit,
-        cursor: query.cursor,
-    }
-    .parse()?;
-    let cursor = match cursor {
-        Some(c) => Some(u32::try_from(c).map_err(|_| bad_request("cursor is out of range"))?),
-        None => None,
-    };
+    let limit = query.limit.map_or(render::PAGE_DEFAULT, |Count(n)| n);
+    // A catalogue cursor is at most u32::MAX (its type's bound).
+    let cursor = query
+        .cursor
+        .map(|Cursor(c)| u32::try_from(c).unwrap_or(u32::MAX));
     let market = state.market.read().map_err(unavailable)?;
     let mut found = market
         .catalogue()
@@ -394,61 +390,37 @@ pub(crate) fn interval(name: &str) -> Result<Interval, ApiError> {
 }
 
 /// `from`, `to` (unix ms, default everything) and `limit` of a series request.
-fn series_params(
-    from: Option<String>,
-    to: Option<String>,
-    limit: Option<String>,
+fn series_params<const MAX: usize>(
+    from: Option<UnixMs>,
+    to: Option<UnixMs>,
+    limit: Option<Count<MAX>>,
     limit_default: usize,
 ) -> Result<(i64, i64, usize), ApiError> {
-    let from = time_param(from, "from", 0)?;
-    let to = time_param(to, "to", i64::MAX)?;
+    let from = from.map_or(0, |UnixMs(t)| t);
+    let to = to.map_or(i64::MAX, |UnixMs(t)| t);
     if from > to {
         return Err(bad_request("from must not be after to"));
     }
-    Ok((from, to, limit_param(limit, limit_default)?))
+    Ok((from, to, limit.map_or(limit_default, |Count(n)| n)))
 }
 
-fn time_param(value: Option<String>, name: &str, default: i64) -> Result<i64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|t| *t >= 0)
-            .ok_or_else(|| bad_request(format!("{name} must be a unix time in ms"))),
-    }
-}
-
-fn limit_param(value: Option<String>, default: usize) -> Result<usize, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=SERIES_MAX).contains(&n) => Ok(n),
-            _ => Err(bad_request(format!(
-                "limit must be a whole number from 1 to {SERIES_MAX}"
-            ))),
-        },
-    }
-}
-
-/// `?interval=&from=&to=&limit=` of the candles. Kept as text and checked by the handler, so
-/// that a wrong value is named in the answer; the document states the types.
+/// `?interval=&from=&to=&limit=` of the candles.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CandlesQuery {
     /// Default `1m`.
     #[param(value_type = Option<IntervalName>, inline)]
-    interval: Option<String>,
+    interval: Option<IntervalParam>,
     /// Unix ms (default 0); not after `to`.
     #[param(value_type = Option<i64>, minimum = 0)]
-    from: Option<String>,
+    from: Option<UnixMs>,
     /// Unix ms (default: no end).
     #[param(value_type = Option<i64>, minimum = 0)]
-    to: Option<String>,
+    to: Option<UnixMs>,
     /// 1 to 5000 (default 500): the newest if there are more.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
-    limit: Option<String>,
+    limit: Option<Count<SERIES_MAX>>,
 }
 
 /// `GET /products/{symbol}/candles?interval=1m&from=&to=&limit=`: OHLCV candles whose start
@@ -471,7 +443,7 @@ pub(crate) async fn candles(
     Path(symbol): Path<String>,
     ApiQuery(query): ApiQuery<CandlesQuery>,
 ) -> Result<Response, ApiError> {
-    let interval = interval(query.interval.as_deref().unwrap_or("1m"))?;
+    let interval = query.interval.map_or(Interval::M1, |IntervalParam(i)| i);
     let (from, to, limit) = series_params(query.from, query.to, query.limit, CANDLES_DEFAULT)?;
     let id = listed(&state, &symbol)?;
     let market = state.market.read().map_err(unavailable)?;
@@ -489,21 +461,20 @@ pub(crate) async fn candles(
     Ok(axum::Json(items).into_response())
 }
 
-/// `?from=&to=&limit=` of the ticks. Kept as text and checked by the handler, so that a wrong
-/// value is named in the answer; the document states the types.
+/// `?from=&to=&limit=` of the ticks.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TicksQuery {
     /// Unix ms (default 0); not after `to`.
     #[param(value_type = Option<i64>, minimum = 0)]
-    from: Option<String>,
+    from: Option<UnixMs>,
     /// Unix ms (default: no end).
     #[param(value_type = Option<i64>, minimum = 0)]
-    to: Option<String>,
+    to: Option<UnixMs>,
     /// 1 to 5000 (default 100): the latest arrivals if there are more.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
-    limit: Option<String>,
+    limit: Option<Count<SERIES_MAX>>,
 }
 
 /// `GET /products/{symbol}/ticks?from=&to=&limit=`: the stored ticks with `from <= ts <= to`,
@@ -546,15 +517,14 @@ pub(crate) async fn ticks(
     Ok(axum::Json(items).into_response())
 }
 
-/// `?depth=` of the book. Kept as text and checked by the handler, so that a wrong value is
-/// named in the answer; the document states the type.
+/// `?depth=` of the book.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BookQuery {
     /// Levels a side, 1 to 1000 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    depth: Option<String>,
+    depth: Option<Count<DEPTH_MAX>>,
 }
 
 /// `GET /products/{symbol}/book?depth=`: aggregated levels, best first, with the engine's
@@ -576,17 +546,7 @@ pub(crate) async fn book(
     Path(symbol): Path<String>,
     ApiQuery(query): ApiQuery<BookQuery>,
 ) -> Result<Response, ApiError> {
-    let depth = match query.depth {
-        None => DEPTH_DEFAULT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=DEPTH_MAX).contains(&n) => n,
-            _ => {
-                return Err(bad_request(format!(
-                    "depth must be a whole number from 1 to {DEPTH_MAX}"
-                )));
-            }
-        },
-    };
+    let depth = query.depth.map_or(DEPTH_DEFAULT, |Count(n)| n);
     let (id, units) = product_of(&state, &symbol).await?;
     let book = state
         .query(move |engine| book_json(engine, &units, id, depth))

@@ -16,6 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, bad_request};
+use crate::query::{Count, Cursor, SeqCursor};
 use crate::schema::{CurrencyCode, DecimalText, MethodDetails, SymbolText};
 use bourse_history::{
     EndReason, FundsKind, FundsRecord, Liquidity, OrderRecord, OrderStatus, Page, SideName, Tif,
@@ -30,45 +31,26 @@ use bourse_marketdata::tick::Tick;
 pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 500;
 
-/// `limit` and `cursor` of a list request. Kept as text and checked by [`PageQuery::parse`],
-/// so that a wrong value is named in the answer; the document states the types.
+/// `limit` and `cursor` of a list request.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    pub limit: Option<String>,
+    pub limit: Option<Count<PAGE_MAX>>,
     /// The `X-Next-Cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 0)]
-    pub cursor: Option<String>,
+    pub cursor: Option<SeqCursor>,
 }
 
 impl PageQuery {
-    /// `(cursor, limit)`, checked.
-    pub fn parse(&self) -> Result<(Option<u64>, usize), ApiError> {
-        let limit = match &self.limit {
-            None => PAGE_DEFAULT,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
-                _ => {
-                    return Err(bad_request(format!(
-                        "limit must be a whole number from 1 to {PAGE_MAX}"
-                    )));
-                }
-            },
-        };
-        let cursor = match &self.cursor {
-            None => None,
-            // Cursors are event sequence numbers, below 2^63 (the document's int64).
-            Some(text) => Some(
-                text.parse::<u64>()
-                    .ok()
-                    .filter(|c| i64::try_from(*c).is_ok())
-                    .ok_or_else(|| bad_request(format!("cursor {text:?} is not a cursor")))?,
-            ),
-        };
-        Ok((cursor, limit))
+    /// `(cursor, limit)`, with the defaults.
+    pub fn get(&self) -> (Option<u64>, usize) {
+        (
+            self.cursor.map(|Cursor(c)| c),
+            self.limit.map_or(PAGE_DEFAULT, |Count(n)| n),
+        )
     }
 }
 

@@ -195,7 +195,7 @@ fn market_data_requests_are_checked() {
             "/api/v1/products/AAPL/candles?interval=2m",
             400,
             "invalid_request",
-            "unknown interval \"2m\" (1s, 1m, 5m, 15m, 1h, 4h, 1d)",
+            "interval \"2m\" is not one of 1s, 1m, 5m, 15m, 1h, 4h, 1d",
         ),
         (
             "/api/v1/products/AAPL/candles?from=10&to=5",
