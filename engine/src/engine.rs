@@ -164,12 +164,16 @@ impl Engine {
 
     /// Applies one command. On `Ok` the events it caused are in `sink`; on `Err` nothing
     /// changed and nothing was emitted.
+    ///
+    /// The engine's time never goes back: a command stamped before the newest one seen acts,
+    /// and its events are stamped, at the newest time seen (`clock_ms`). Commands stamped by
+    /// several clocks (gateways of a replicated log) so give every replica the same times.
     pub fn apply<S: EventSink>(&mut self, command: &Command, sink: &mut S) -> Result<(), Reject> {
         self.clock_ms = self.clock_ms.max(command.timestamp_ms);
         let mut out = Emitter {
             event_seq: self.event_seq,
             command_seq: command.seq,
-            timestamp_ms: command.timestamp_ms,
+            timestamp_ms: self.clock_ms,
             sink,
         };
         let result = self.dispatch(&command.kind, &mut out);

@@ -552,7 +552,10 @@ fn priority(side: Side, o: &Open) -> (i64, u64) {
 pub(crate) struct Harness {
     pub(crate) engine: Engine,
     seq: u64,
+    /// The next command's timestamp; the clock may be turned back (`Op::AdvanceClock`).
     now_ms: i64,
+    /// The newest timestamp applied: the engine acts at `max(clock_ms, now_ms)`.
+    clock_ms: i64,
     /// Every command applied, setup included (for replays).
     pub(crate) log: Vec<Command>,
     /// What every command returned and emitted, in order.
@@ -677,6 +680,7 @@ impl Harness {
             engine: Engine::new(limits),
             seq: 0,
             now_ms: T0,
+            clock_ms: i64::MIN,
             log: Vec::new(),
             outcomes: Vec::new(),
             stats: Stats::default(),
@@ -1149,7 +1153,7 @@ impl Harness {
                 };
                 let volume = self
                     .engine
-                    .trailing_volume(o.account, p.quote(), self.now_ms);
+                    .trailing_volume(o.account, p.quote(), self.engine_time());
                 let rate = rate(p.fees(), volume, Liquidity::Taker);
                 let n1 = p.notional(ask.price, Qty::from_lots(1)).unwrap();
                 let ok =
@@ -1261,6 +1265,11 @@ impl Harness {
 
     // ----- applying and checking ----------------------------------------------------------
 
+    /// The time the engine acts at for the next command: time never goes back in it.
+    fn engine_time(&self) -> i64 {
+        self.clock_ms.max(self.now_ms)
+    }
+
     /// Applies a command with the rejection checks; returns its result.
     fn exec(&mut self, kind: CommandKind, ctx: Ctx) -> Result<(), Reject> {
         self.seq += 1;
@@ -1275,7 +1284,9 @@ impl Harness {
             for a in 0..self.engine.n_accounts() as u32 {
                 for quote in [USD, AAPL] {
                     let account = AccountId::new(a);
-                    let volume = self.engine.trailing_volume(account, quote, self.now_ms);
+                    let volume = self
+                        .engine
+                        .trailing_volume(account, quote, self.engine_time());
                     self.volumes.insert((account, quote), volume);
                 }
             }
@@ -1306,6 +1317,7 @@ impl Harness {
                 self.absorb(&command, &events, ctx);
             }
         }
+        self.clock_ms = self.clock_ms.max(command.timestamp_ms);
         self.log.push(command);
         self.outcomes.push((result, events));
         result
@@ -1405,7 +1417,8 @@ impl Harness {
             );
             assert_eq!(
                 (event.command_seq, event.timestamp_ms),
-                (command.seq, command.timestamp_ms)
+                (command.seq, command.timestamp_ms.max(self.clock_ms)),
+                "events carry the command's seq and the engine's time"
             );
             self.absorb_event(command, event, ctx, &mut taker);
         }
@@ -1778,7 +1791,7 @@ impl Harness {
                             let volume = self.engine.trailing_volume(
                                 account,
                                 p.quote(),
-                                command.timestamp_ms,
+                                command.timestamp_ms.max(self.clock_ms),
                             );
                             let n1 = p.notional(ask.price, Qty::from_lots(1)).unwrap();
                             let cost = n1 + fee_ceil(n1, rate(p.fees(), volume, Liquidity::Taker));

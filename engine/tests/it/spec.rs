@@ -1121,6 +1121,31 @@ mod events {
     use super::*;
 
     #[test]
+    fn time_never_goes_back_in_the_events() {
+        let mut w = World::new();
+        let seller = w.trader(0, 10);
+        let buyer = w.trader(1_000_000, 0);
+        w.now_ms = T0 + 5_000;
+        w.rest(seller, Side::Sell, 1_000, 2);
+        // A command stamped earlier (another gateway's clock) acts at the newest time seen.
+        w.now_ms = T0 + 1_000;
+        let fill = w.limit(buyer, Side::Buy, 1_000, 1).unwrap();
+        assert!(!fill.is_empty());
+        assert!(
+            fill.iter().all(|e| e.timestamp_ms == T0 + 5_000),
+            "{fill:?}"
+        );
+        w.now_ms = T0 + 9_000;
+        let later = w.limit(buyer, Side::Buy, 1_000, 1).unwrap();
+        assert!(
+            later.iter().all(|e| e.timestamp_ms == T0 + 9_000),
+            "{later:?}"
+        );
+        let times: Vec<i64> = w.events.iter().map(|e| e.timestamp_ms).collect();
+        assert!(times.windows(2).all(|t| t[0] <= t[1]), "{times:?}");
+    }
+
+    #[test]
     fn every_event_has_the_next_global_sequence_number() {
         let mut w = World::new();
         let seller = w.trader(0, 10);
