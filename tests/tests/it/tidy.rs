@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("engine", 0),
     ("journal", 0),
     ("feed", 0),
+    ("cluster", 1),
     ("snapshots", 1),
     ("marketdata", 1),
     ("store", 2),

@@ -1,0 +1,46 @@
+//! The command log of one engine shard, on Kafka: the platform's sequencer when it runs as
+//! several nodes.
+//!
+//! Each shard's commands go to one partition (0) of the shard's command topic,
+//! [`command_topic`]. Kafka's order of that partition is the commands' total order and the
+//! offset is a command's global sequence; every replica reads the partition from the offset
+//! it has applied up to, in order, and applies what it reads. Nothing here decides an order
+//! or elects anyone: the broker does, which is why no consensus protocol is written here.
+//!
+//! - [`LogWriter`]: appends a command's bytes and acknowledges it with its offset once the
+//!   broker has it on every in-sync replica (`acks=all`), through an idempotent producer
+//!   (a retried send is written once, in order). An append that the broker does not take
+//!   within the produce timeout fails; the caller then must not apply anything itself.
+//! - [`LogReader`]: reads the partition from an offset on its own thread and hands each
+//!   record to the caller in offset order; a record that is not the next offset (a gap, or a
+//!   repeat) stops the reader with [`LogError::Gap`] rather than skipping.
+//!
+//! The bytes are the caller's (the engine's command codec); this crate knows offsets.
+
+mod error;
+mod reader;
+mod writer;
+
+pub use error::LogError;
+pub use reader::{LogReader, LogRecord, ReaderConfig};
+pub use writer::{Appended, LogWriter, WriterConfig};
+
+/// The command topic of shard `shard`: `<prefix>.commands.<shard>`, e.g. `bourse.commands.0`.
+/// More shards are more topics of one partition each.
+pub fn command_topic(prefix: &str, shard: u16) -> String {
+    format!("{prefix}.commands.{shard}")
+}
+
+/// The partition of a command topic that holds the log.
+pub const LOG_PARTITION: i32 = 0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topic_names_its_shard() {
+        assert_eq!(command_topic("bourse", 0), "bourse.commands.0");
+        assert_eq!(command_topic("x", 7), "x.commands.7");
+    }
+}
