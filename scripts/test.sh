@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. This is the README's test command and what CI
 # runs (.ci/run). It installs what the tests need on a fresh machine: the rustfmt and clippy
-# components of the machine's toolchain, tansu (a Kafka-protocol broker the market-data
-# tests start on 127.0.0.1; about 10 to 15 minutes to build on two cores, once), Debian's
+# components of the machine's toolchain, tansu (a Kafka-protocol broker the market-data and
+# command-log tests start on 127.0.0.1; about 10 to 15 minutes to build on two cores, once), Debian's
 # chromium (the web terminal's end-to-end test drives it headless), and the web terminal's
 # npm packages, which it then builds (web/dist, served by `bourse serve`), and schemathesis
 # (a pinned 4.x, in a virtual environment under target/venv) for the API's property tests.
@@ -15,9 +15,19 @@ for component in rustfmt clippy; do
   fi
 done
 
-if ! command -v tansu > /dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
-  echo "== cargo install tansu (the Kafka-protocol broker of the market-data tests)"
-  cargo install tansu --version 0.6.0 --features dynostore --locked
+# tansu with its memory storage (dynostore) and its SQLite storage (libsql), which the command
+# log's tests need to kill and restart a broker without losing what it had written. An older
+# install without libsql is replaced.
+tansu_has_libsql() {
+  python3 - "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" <<'PY' 2> /dev/null
+import json, sys
+installs = json.load(open(sys.argv[1]))["installs"]
+sys.exit(0 if any(k.startswith("tansu 0.6.0 ") and "libsql" in v.get("features", []) for k, v in installs.items()) else 1)
+PY
+}
+if ! command -v tansu > /dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ] || ! tansu_has_libsql; then
+  echo "== cargo install tansu (the Kafka-protocol broker of the market-data and command-log tests)"
+  cargo install tansu --version 0.6.0 --features dynostore,libsql --locked --force
 fi
 
 if [ ! -x /usr/bin/chromium ]; then

@@ -15,14 +15,23 @@
 //!   record to the caller in offset order; a record that is not the next offset (a gap, or a
 //!   repeat) stops the reader with [`LogError::Gap`] rather than skipping.
 //!
+//! - [`Replica`]: the log applied through the local pipeline, the record at offset `o` as
+//!   command `o + 1`; [`log_record`] is what a gateway appends.
+//! - [`check_topic`], [`create_command_topic`]: the topic's replication, `min.insync.replicas`
+//!   and unclean leader election, read through the admin API and checked before use.
+//!
 //! The bytes are the caller's (the engine's command codec); this crate knows offsets.
 
 mod error;
 mod reader;
+mod replica;
+mod topic;
 mod writer;
 
 pub use error::LogError;
 pub use reader::{LogReader, LogRecord, ReaderConfig};
+pub use replica::{Replica, log_record};
+pub use topic::{Guarantees, TopicReport, check_topic, create_command_topic, describe_topic};
 pub use writer::{Appended, LogWriter, WriterConfig};
 
 /// The command topic of shard `shard`: `<prefix>.commands.<shard>`, e.g. `bourse.commands.0`.

@@ -96,7 +96,7 @@ fn metadata_client(brokers: &str) -> Result<BaseConsumer, FeedError> {
 
 /// Runs a future to completion on this thread, parking between polls. The admin client
 /// completes its futures from its own polling thread, so no runtime is needed.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {

@@ -1,7 +1,8 @@
 //! Test support: a real tansu broker (Kafka protocol, memory storage) on a free loopback port.
 //!
 //! Install tansu once with
-//! `cargo install tansu --version 0.6.0 --features dynostore --locked`; it is found through
+//! `cargo install tansu --version 0.6.0 --features dynostore,libsql --locked` (`libsql` for
+//! the persistent storage of [`TansuBroker::start_persistent`]); it is found through
 //! `$TANSU_BIN`, the `PATH` or `$CARGO_HOME/bin` (`~/.cargo/bin`). tansu listens on IPv4 only,
 //! so the broker address is always `127.0.0.1:PORT`. Its memory storage lives in the process:
 //! [`TansuBroker::pause`] (SIGSTOP) makes the broker go away without losing it, and
@@ -32,21 +33,47 @@ pub struct TansuBroker {
     port: u16,
     log_path: PathBuf,
     paused: bool,
+    binary: PathBuf,
+    storage: Storage,
+}
+
+/// Where a broker keeps its records.
+#[derive(Clone, Debug)]
+enum Storage {
+    /// In the process (`memory://`): gone when it exits.
+    Memory,
+    /// An SQLite database `tansu.db` in this directory (`sqlite://`, tansu's `libsql`
+    /// feature): kept across a kill and restart.
+    Sqlite(PathBuf),
 }
 
 impl TansuBroker {
     /// Starts a broker with memory storage on a free `127.0.0.1` port and waits (bounded) until
     /// it answers a metadata request.
     pub fn start() -> anyhow::Result<TansuBroker> {
-        let binary = locate()?;
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS_MAX {
-            match start_once(&binary) {
-                Ok(broker) => return Ok(broker),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("tansu did not start")))
+        start(Storage::Memory)
+    }
+
+    /// Starts a broker that keeps its records in `dir` (an SQLite database; tansu must be
+    /// installed with its `libsql` feature), so that [`TansuBroker::kill_and_restart`] finds
+    /// them again.
+    pub fn start_persistent(dir: &Path) -> anyhow::Result<TansuBroker> {
+        start(Storage::Sqlite(dir.to_path_buf()))
+    }
+
+    /// SIGKILLs the broker and starts it again on the same port and storage, waiting until it
+    /// answers. With memory storage everything is gone; with persistent storage what it had
+    /// written is back.
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        // SIGKILL ends a stopped process too; an error means it is already gone.
+        let _ = self.child.kill();
+        self.child.wait().context("wait for the killed tansu")?;
+        let _ = std::fs::remove_file(&self.log_path);
+        let (child, log_path) = spawn(&self.binary, &self.storage, self.port)?;
+        self.child = child;
+        self.log_path = log_path;
+        self.paused = false;
+        self.wait_ready()
     }
 
     /// The bootstrap address, `127.0.0.1:PORT`.
@@ -134,7 +161,7 @@ pub fn locate() -> anyhow::Result<PathBuf> {
         .find(|candidate| candidate.is_file())
         .context(
             "tansu not found in $TANSU_BIN, PATH or ~/.cargo/bin; install it with \
-             `cargo install tansu --version 0.6.0 --features dynostore --locked`",
+             `cargo install tansu --version 0.6.0 --features dynostore,libsql --locked`",
         )
 }
 
@@ -143,41 +170,82 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn start_once(binary: &Path) -> anyhow::Result<TansuBroker> {
+fn start(storage: Storage) -> anyhow::Result<TansuBroker> {
+    let binary = locate()?;
+    let mut last_error = None;
+    for _ in 0..START_ATTEMPTS_MAX {
+        match start_once(&binary, &storage) {
+            Ok(broker) => return Ok(broker),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("tansu did not start")))
+}
+
+fn start_once(binary: &Path, storage: &Storage) -> anyhow::Result<TansuBroker> {
     let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let log_path =
-        std::env::temp_dir().join(format!("bourse-tansu-{}-{port}.log", std::process::id()));
-    let log = File::create(&log_path).with_context(|| format!("create {log_path:?}"))?;
-    let child = Command::new(binary)
-        .arg("broker")
-        .args(["--listener-url", &url])
-        .args(["--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
-        .args(["--cluster-id", "bourse-test"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("spawn {binary:?}"))?;
+    let (child, log_path) = spawn(binary, storage, port)?;
     let mut broker = TansuBroker {
         child,
         port,
         log_path,
         paused: false,
+        binary: binary.to_path_buf(),
+        storage: storage.clone(),
     };
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Some(status) = broker.child.try_wait()? {
-            let log = std::fs::read_to_string(&broker.log_path).unwrap_or_default();
-            bail!("tansu exited ({status}) before answering:\n{log}");
+    broker.wait_ready()?;
+    Ok(broker)
+}
+
+/// Runs `tansu broker` on `port` with `storage`, its output in a log file.
+fn spawn(binary: &Path, storage: &Storage, port: u16) -> anyhow::Result<(Child, PathBuf)> {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let log_path =
+        std::env::temp_dir().join(format!("bourse-tansu-{}-{port}.log", std::process::id()));
+    let log = File::create(&log_path).with_context(|| format!("create {log_path:?}"))?;
+    let mut command = Command::new(binary);
+    command
+        .arg("broker")
+        .args(["--listener-url", &url])
+        .args(["--advertised-listener-url", &url])
+        .args(["--cluster-id", "bourse-test"]);
+    match storage {
+        Storage::Memory => {
+            command.args(["--storage-engine", "memory://tansu/"]);
         }
-        // Each probe waits up to PROBE_TIMEOUT for an answer: bounded polling, no bare sleep.
-        if broker_answers(&broker.brokers(), PROBE_TIMEOUT)? {
-            return Ok(broker);
+        Storage::Sqlite(dir) => {
+            // tansu opens `sqlite://NAME` relative to its working directory.
+            command
+                .current_dir(dir)
+                .args(["--storage-engine", "sqlite://tansu.db"]);
         }
-        if Instant::now() >= deadline {
-            bail!("tansu on port {port} did not answer within {READY_TIMEOUT:?}");
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("spawn {binary:?}"))?;
+    Ok((child, log_path))
+}
+
+impl TansuBroker {
+    /// Waits (bounded) until the broker answers a metadata request.
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let port = self.port;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                bail!("tansu exited ({status}) before answering:\n{log}");
+            }
+            // Each probe waits up to PROBE_TIMEOUT for an answer: bounded polling, no bare sleep.
+            if broker_answers(&self.brokers(), PROBE_TIMEOUT)? {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("tansu on port {port} did not answer within {READY_TIMEOUT:?}");
+            }
         }
     }
 }

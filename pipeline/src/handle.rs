@@ -103,7 +103,18 @@ impl Handle {
     /// Submits `kind`; its sequence number and timestamp are assigned here, at entry to the
     /// ring. Returns at once: [`SubmitError::Busy`] if the ring is full.
     pub fn try_submit(&mut self, kind: CommandKind) -> Result<Ticket, SubmitError> {
-        self.try_request(Request::Command(kind))
+        self.try_request(Request::Command(kind), None)
+    }
+
+    /// Submits `kind` stamped `timestamp_ms` where it entered the platform (a command read
+    /// from a replicated log carries the time its gateway gave it). The sequence number is
+    /// still the ring's; the timestamp is made non-decreasing as any other.
+    pub fn try_submit_at(
+        &mut self,
+        kind: CommandKind,
+        timestamp_ms: i64,
+    ) -> Result<Ticket, SubmitError> {
+        self.try_request(Request::Command(kind), Some(timestamp_ms))
     }
 
     /// Submits `kind` and waits for its outcome on this thread.
@@ -120,15 +131,19 @@ impl Handle {
     /// every command submitted before this request. The outcome comes once the snapshot is
     /// started (it is written in the background); its `seq` is the snapshot's.
     pub fn try_request_snapshot(&mut self) -> Result<Ticket, SubmitError> {
-        self.try_request(Request::Snapshot)
+        self.try_request(Request::Snapshot, None)
     }
 
     #[cfg(test)]
     pub(crate) fn try_poison(&mut self) -> Result<Ticket, SubmitError> {
-        self.try_request(Request::Panic)
+        self.try_request(Request::Panic, None)
     }
 
-    fn try_request(&mut self, request: Request) -> Result<Ticket, SubmitError> {
+    fn try_request(
+        &mut self,
+        request: Request,
+        timestamp_ms: Option<i64>,
+    ) -> Result<Ticket, SubmitError> {
         let shared = &*self.shared;
         // Registered as active before checking for shutdown: the engine thread only leaves
         // once no submitter is active and the ring is empty (see `Shared::may_exit`).
@@ -137,7 +152,7 @@ impl Handle {
             Err(error)
         } else {
             let (tx, rx) = oneshot::channel();
-            let timestamp_ms = now_ms();
+            let timestamp_ms = timestamp_ms.unwrap_or_else(now_ms);
             let mut request = Some(request);
             let mut tx = Some(tx);
             match self.producer.try_publish(|slot| {

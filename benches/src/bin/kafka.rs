@@ -10,7 +10,7 @@
 //! 3. consume + parse + `Market::ingest` (tick log, candles, duplicate checks), on the
 //!    consumer's thread.
 //!
-//! `cargo install tansu --version 0.6.0 --features dynostore --locked` first, then
+//! `cargo install tansu --version 0.6.0 --features dynostore,libsql --locked` first, then
 //! `cargo run --release -p bourse-benches --bin kafka`
 
 #![allow(

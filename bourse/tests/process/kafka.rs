@@ -104,7 +104,7 @@ fn metric(client: &Client, name: &str) -> u64 {
 )]
 fn ticks_from_kafka_make_exact_history_and_candles_across_a_crash_and_a_broker_outage() {
     let mut broker = TansuBroker::start()
-        .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore --locked)");
+        .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore,libsql --locked)");
     let brokers = broker.brokers();
     create_topic(&brokers, TOPIC, 3).unwrap();
     create_topic(&brokers, DEAD_LETTER, 1).unwrap();

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bourse_cluster::{
-    LogError, LogReader, LogRecord, LogWriter, ReaderConfig, WriterConfig, command_topic,
+    Guarantees, LogError, LogReader, LogRecord, LogWriter, ReaderConfig, WriterConfig, check_topic,
+    command_topic, create_command_topic, describe_topic,
 };
 use bourse_feed::tansu::TansuBroker;
 
@@ -199,5 +200,86 @@ fn an_append_the_broker_cannot_take_fails_within_the_produce_timeout() -> anyhow
     );
     assert_eq!(seen.last().map(|(_, b)| b.as_slice()), Some(&b"after"[..]));
     reader.stop()?;
+    Ok(())
+}
+
+/// Appends `bytes`, retrying a refusal a bounded number of times (as a gateway's client
+/// retries a 503); the offset it was acknowledged at.
+fn append_retrying(writer: &LogWriter, bytes: &[u8]) -> anyhow::Result<i64> {
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        match writer.append_wait(bytes) {
+            Ok(offset) => return Ok(offset),
+            Err(LogError::NotAppended(why)) if Instant::now() < deadline => {
+                eprintln!("retrying: {why}");
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+#[test]
+fn what_was_acknowledged_survives_a_broker_killed_and_restarted() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut broker = TansuBroker::start_persistent(dir.path())?;
+    let topic = command_topic("test", 3);
+    bourse_feed::create_topic(&broker.brokers(), &topic, 1)?;
+    let writer = LogWriter::new(&WriterConfig::new(broker.brokers(), &topic))?;
+    let mut acknowledged = Vec::new();
+    for n in 0..100 {
+        let bytes = format!("before {n}").into_bytes();
+        acknowledged.push((append_retrying(&writer, &bytes)?, bytes));
+    }
+    broker.kill_and_restart()?;
+    for n in 0..100 {
+        let bytes = format!("after {n}").into_bytes();
+        acknowledged.push((append_retrying(&writer, &bytes)?, bytes));
+    }
+    let end = acknowledged.last().map_or(0, |(offset, _)| offset + 1);
+    let (reader, seen) = collecting_reader(&broker.brokers(), &topic, "survivor", 0)?;
+    wait_for(&reader, end);
+    let seen = seen.lock().unwrap().clone();
+    // Every acknowledged append is in the log at its offset, in one gap-free order.
+    assert_eq!(
+        seen.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (0..end).collect::<Vec<_>>()
+    );
+    for (offset, bytes) in &acknowledged {
+        assert_eq!(&seen[*offset as usize].1, bytes, "offset {offset}");
+    }
+    reader.stop()?;
+    Ok(())
+}
+
+#[test]
+fn a_topic_weaker_than_required_is_refused_unless_allowed() -> anyhow::Result<()> {
+    let broker = TansuBroker::start()?;
+    let brokers = broker.brokers();
+    let topic = command_topic("test", 4);
+    assert_eq!(describe_topic(&brokers, &topic)?, None);
+    let refused = check_topic(&brokers, &topic, &Guarantees::PRODUCTION, true);
+    assert!(
+        matches!(&refused, Err(LogError::Config(why)) if why.contains("does not exist")),
+        "{refused:?}"
+    );
+    // One broker can hold one copy: the development guarantees.
+    let single = Guarantees {
+        replication_factor: 1,
+        min_insync_replicas: 1,
+    };
+    create_command_topic(&brokers, &topic, &single, -1)?;
+    create_command_topic(&brokers, &topic, &single, -1)?;
+    let report = describe_topic(&brokers, &topic)?.expect("the topic exists");
+    eprintln!("tansu reports: {report}");
+    assert_eq!((report.partitions, report.replication_factor), (1, 1));
+    let refused = check_topic(&brokers, &topic, &Guarantees::PRODUCTION, false);
+    assert!(
+        matches!(&refused, Err(LogError::Config(why)) if why.contains("replication factor 1 is below 3")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        check_topic(&brokers, &topic, &Guarantees::PRODUCTION, true)?,
+        report
+    );
     Ok(())
 }

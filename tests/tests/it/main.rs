@@ -6,6 +6,7 @@
 //! - [`replay`]: a million commands journaled and replayed bit for bit, also from snapshots.
 //! - [`recovery`]: start-up recovery, snapshot fallback, retention, a SIGKILL loop of a writer.
 //! - [`pipeline`]: the pipeline in both topologies under concurrent producers.
+//! - [`cluster`]: three replicas of one engine over a Kafka command log, and a restart.
 //! - [`api`]: accounts, health and metrics, funds and bookmarks over HTTP.
 //! - [`trading`]: two accounts trading to the cent, authorization, bad requests, limits.
 //! - [`websocket`]: channels, bad messages and a slow client.
@@ -21,6 +22,7 @@
 )]
 
 mod api;
+mod cluster;
 mod market;
 mod pipeline;
 mod recovery;

@@ -1,0 +1,174 @@
+//! Replicas of one engine over a Kafka command log (`bourse_cluster`, tansu on 127.0.0.1):
+//! three pipelines, each with its own journal, fed by one log that three writers append to at
+//! once, reach the same state, bit for bit, with the record at offset `o` as command `o + 1`;
+//! a replica stopped and recovered from its own journal resumes the log where it left off and
+//! reaches the same state again.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bourse_cluster::{LogWriter, ReaderConfig, Replica, WriterConfig, command_topic, log_record};
+use bourse_engine::StateHash;
+use bourse_feed::tansu::TansuBroker;
+use bourse_journal::{Durability, JournalConfig};
+use bourse_pipeline::{Pipeline, PipelineConfig};
+use bourse_store::{Silent, Store, StoreConfig};
+use bourse_tests::workload::{Generator, N_ACCOUNTS};
+
+/// How long replicas may take to apply what was appended.
+const CATCH_UP: Duration = Duration::from_secs(120);
+/// Trading commands each writer appends.
+const TRADING_PER_WRITER: usize = 1_500;
+
+/// One node's engine: a pipeline on its own data directory, fed by the log.
+struct Node {
+    pipeline: Pipeline,
+    replica: Replica,
+}
+
+fn start_node(dir: &Path, brokers: &str, topic: &str, name: &str) -> Node {
+    let config = StoreConfig {
+        journal: JournalConfig {
+            segment_size_bytes: 1 << 20,
+            durability: Durability::Durable,
+            ..JournalConfig::default()
+        },
+        ..StoreConfig::new(dir)
+    };
+    let recovered = Store::open(&config, &mut Silent).unwrap();
+    let from = recovered.report.last_seq;
+    let pipeline = Pipeline::start(
+        recovered,
+        PipelineConfig {
+            snapshot_on_shutdown: false,
+            ..PipelineConfig::default()
+        },
+    )
+    .unwrap();
+    let replica = Replica::start(
+        &ReaderConfig::new(brokers, topic, name),
+        from,
+        pipeline.handle(),
+    )
+    .unwrap();
+    Node { pipeline, replica }
+}
+
+/// Waits until `node` has applied every command before offset `end` (nothing more is
+/// appended meanwhile); its state hash then.
+fn caught_up(node: &Node, end: u64) -> StateHash {
+    let handle = node.pipeline.handle();
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        assert_eq!(node.replica.failure(), None);
+        let seq = handle.stats().applied_seq;
+        if seq >= end {
+            assert_eq!(seq, end, "a command beyond the log");
+            return handle
+                .try_query(|engine| engine.state_hash())
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "applied {seq} of {end} after {CATCH_UP:?}"
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// Appends the workload's trading commands of `seed` (its set-up skipped: it is in the log).
+fn append_trading(writer: &LogWriter, seed: u64, n: usize) -> Vec<i64> {
+    let mut generator = Generator::new(seed);
+    for _ in 0..5 + 4 * N_ACCOUNTS as usize {
+        generator.next_command();
+    }
+    let pending: Vec<_> = (0..n)
+        .map(|_| {
+            let command = generator.next_command();
+            writer
+                .append(&log_record(command.kind, command.timestamp_ms))
+                .unwrap()
+        })
+        .collect();
+    pending.into_iter().map(|p| p.wait().unwrap()).collect()
+}
+
+#[test]
+fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stopped() {
+    let broker = TansuBroker::start().unwrap();
+    let brokers = broker.brokers();
+    let topic = command_topic("it", 0);
+    bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Node> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| start_node(dir.path(), &brokers, &topic, &format!("node-{i}")))
+        .collect();
+
+    // The set-up (assets, products, funded accounts) from one writer, in order.
+    let setup_writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
+    let mut generator = Generator::new(1);
+    let setup: Vec<_> = (0..5 + 4 * N_ACCOUNTS as usize)
+        .map(|_| {
+            let command = generator.next_command();
+            setup_writer
+                .append(&log_record(command.kind, command.timestamp_ms))
+                .unwrap()
+        })
+        .collect();
+    let setup_end = setup.into_iter().map(|p| p.wait().unwrap()).max().unwrap() + 1;
+
+    // Three gateways' worth of trading, appended at once.
+    let appended: Vec<i64> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..3u64)
+            .map(|w| {
+                let brokers = &brokers;
+                let topic = &topic;
+                scope.spawn(move || {
+                    let writer = LogWriter::new(&WriterConfig::new(brokers, topic)).unwrap();
+                    append_trading(&writer, 10 + w, TRADING_PER_WRITER)
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let end = u64::try_from(setup_end).unwrap() + appended.len() as u64;
+    assert_eq!(appended.iter().max().map(|o| o + 1), Some(end as i64));
+    let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    // The workload traded: more events than commands, and orders rest on the books.
+    let (events, open) = nodes[0]
+        .pipeline
+        .handle()
+        .try_query(|engine| (engine.event_seq(), engine.n_open_orders()))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(
+        events > end && open > 0,
+        "{events} events, {open} open orders"
+    );
+
+    // Node 2 stops; the others go on with more of the log; node 2 recovers from its own
+    // journal and resumes the log at its recovered position.
+    let stopped = nodes.pop().unwrap();
+    assert_eq!(stopped.replica.stop().unwrap(), end as i64);
+    stopped.pipeline.shutdown().unwrap();
+    let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
+    let more = append_trading(&writer, 20, TRADING_PER_WRITER);
+    let end = end + more.len() as u64;
+    let restarted = start_node(dirs[2].path(), &brokers, &topic, "node-2");
+    nodes.push(restarted);
+    let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    for node in nodes {
+        node.replica.stop().unwrap();
+        node.pipeline.shutdown().unwrap();
+    }
+}
