@@ -17,20 +17,24 @@
 //!
 //! - [`Replica`]: the log applied through the local pipeline, the record at offset `o` as
 //!   command `o + 1`; [`log_record`] is what a gateway appends.
+//! - [`Proposer`]: a node's way in: a command appended with the node's key and answered with
+//!   the outcome the node's own replica gives it ([`Answers`] connects the two).
 //! - [`check_topic`], [`create_command_topic`]: the topic's replication, `min.insync.replicas`
 //!   and unclean leader election, read through the admin API and checked before use.
 //!
 //! The bytes are the caller's (the engine's command codec); this crate knows offsets.
 
 mod error;
+mod proposer;
 mod reader;
 mod replica;
 mod topic;
 mod writer;
 
 pub use error::LogError;
+pub use proposer::{ProposeError, Proposer};
 pub use reader::{LogReader, LogRecord, ReaderConfig};
-pub use replica::{Replica, log_record};
+pub use replica::{Answers, Replica, log_record};
 pub use topic::{Guarantees, TopicReport, check_topic, create_command_topic, describe_topic};
 pub use writer::{Appended, LogWriter, WriterConfig};
 

@@ -44,6 +44,8 @@ impl ReaderConfig {
 pub struct LogRecord<'a> {
     /// The record's offset: its place in the shard's total order.
     pub offset: i64,
+    /// The record's key, if its writer gave one.
+    pub key: Option<&'a [u8]>,
     /// The bytes appended.
     pub bytes: &'a [u8],
 }
@@ -115,6 +117,7 @@ impl LogReader {
                 }
                 handler(LogRecord {
                     offset: message.offset,
+                    key: message.key,
                     bytes: message.payload,
                 });
                 shared.next.store(expected + 1, Ordering::Relaxed);

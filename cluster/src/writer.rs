@@ -196,11 +196,20 @@ impl LogWriter {
     /// Sends `bytes` to the log. The answer comes through the returned [`Appended`]: the
     /// record's offset once the broker has it on every in-sync replica, or why not.
     pub fn append(&self, bytes: &[u8]) -> Result<Appended, LogError> {
+        self.append_keyed(None, bytes)
+    }
+
+    /// [`LogWriter::append`] with a record key (readers get it with the record; a node puts
+    /// its id and request number there to find the request again).
+    pub fn append_keyed(&self, key: Option<&[u8]>, bytes: &[u8]) -> Result<Appended, LogError> {
         let producer = self.live_producer()?;
         let (tx, rx) = oneshot::channel();
-        let record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&self.topic, Box::new(tx))
+        let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&self.topic, Box::new(tx))
             .payload(bytes)
             .partition(LOG_PARTITION);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         match producer.send(record) {
             Ok(()) => Ok(Appended(rx)),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

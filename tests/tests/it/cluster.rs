@@ -7,7 +7,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bourse_cluster::{LogWriter, ReaderConfig, Replica, WriterConfig, command_topic, log_record};
+use std::sync::Arc;
+
+use bourse_cluster::{
+    Answers, LogWriter, Proposer, ReaderConfig, Replica, WriterConfig, command_topic, log_record,
+};
 use bourse_engine::StateHash;
 use bourse_feed::tansu::TansuBroker;
 use bourse_journal::{Durability, JournalConfig};
@@ -24,9 +28,14 @@ const TRADING_PER_WRITER: usize = 1_500;
 struct Node {
     pipeline: Pipeline,
     replica: Replica,
+    answers: Arc<Answers>,
 }
 
 fn start_node(dir: &Path, brokers: &str, topic: &str, name: &str) -> Node {
+    start_node_with_id(dir, brokers, topic, name, 0)
+}
+
+fn start_node_with_id(dir: &Path, brokers: &str, topic: &str, name: &str, id: u16) -> Node {
     let config = StoreConfig {
         journal: JournalConfig {
             segment_size_bytes: 1 << 20,
@@ -45,13 +54,19 @@ fn start_node(dir: &Path, brokers: &str, topic: &str, name: &str) -> Node {
         },
     )
     .unwrap();
+    let answers = Arc::new(Answers::new(id));
     let replica = Replica::start(
         &ReaderConfig::new(brokers, topic, name),
         from,
         pipeline.handle(),
+        Arc::clone(&answers),
     )
     .unwrap();
-    Node { pipeline, replica }
+    Node {
+        pipeline,
+        replica,
+        answers,
+    }
 }
 
 /// Waits until `node` has applied every command before offset `end` (nothing more is
@@ -167,6 +182,98 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
     nodes.push(restarted);
     let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    for node in nodes {
+        node.replica.stop().unwrap();
+        node.pipeline.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn every_node_takes_commands_and_answers_with_what_its_replica_applied() {
+    let broker = TansuBroker::start().unwrap();
+    let brokers = broker.brokers();
+    let topic = command_topic("it", 1);
+    bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Node> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let id = u16::try_from(i).unwrap();
+            start_node_with_id(dir.path(), &brokers, &topic, &format!("node-{i}"), id)
+        })
+        .collect();
+    let proposers: Vec<Arc<Proposer>> = nodes
+        .iter()
+        .map(|node| {
+            let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
+            Arc::new(Proposer::new(writer, Arc::clone(&node.answers)))
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The set-up through node 0, one command at a time, each answered before the next.
+    let mut generator = Generator::new(1);
+    let mut answered = Vec::new();
+    for _ in 0..5 + 4 * N_ACCOUNTS as usize {
+        let command = generator.next_command();
+        let outcome = runtime
+            .block_on(proposers[0].propose_at(command.kind, command.timestamp_ms))
+            .unwrap();
+        assert_eq!(outcome.result, Ok(()), "set-up command {}", outcome.seq);
+        answered.push(outcome);
+    }
+    // Then clients of all three nodes at once, each its own task, 50 in flight per node.
+    const PER_NODE: usize = 600;
+    let trading: Vec<_> = runtime.block_on(async {
+        let mut nodes_tasks = Vec::new();
+        for (n, proposer) in proposers.iter().enumerate() {
+            let mut generator = Generator::new(30 + n as u64);
+            for _ in 0..5 + 4 * N_ACCOUNTS as usize {
+                generator.next_command();
+            }
+            let commands: Vec<_> = (0..PER_NODE).map(|_| generator.next_command()).collect();
+            let proposer = Arc::clone(proposer);
+            nodes_tasks.push(tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for chunk in commands.chunks(50) {
+                    let in_flight: Vec<_> = chunk
+                        .iter()
+                        .map(|c| {
+                            let proposer = Arc::clone(&proposer);
+                            let (kind, at) = (c.kind.clone(), c.timestamp_ms);
+                            tokio::spawn(async move { proposer.propose_at(kind, at).await })
+                        })
+                        .collect();
+                    for task in in_flight {
+                        outcomes.push(task.await.unwrap().unwrap());
+                    }
+                }
+                outcomes
+            }));
+        }
+        let mut all = Vec::new();
+        for task in nodes_tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    });
+    answered.extend(trading);
+    // Every command answered once, at its own place in the log, and no other command there.
+    let mut seqs: Vec<u64> = answered.iter().map(|o| o.seq).collect();
+    seqs.sort_unstable();
+    let end = seqs.len() as u64;
+    assert_eq!(seqs, (1..=end).collect::<Vec<_>>());
+    assert!(nodes.iter().all(|n| n.answers.waiting() == 0));
+    let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    assert!(
+        answered.iter().any(|o| o.events.len() > 2),
+        "some commands traded"
+    );
     for node in nodes {
         node.replica.stop().unwrap();
         node.pipeline.shutdown().unwrap();
