@@ -12,12 +12,12 @@ use std::sync::Arc;
 use bourse_cluster::{
     Answers, LogWriter, Proposer, ReaderConfig, Replica, WriterConfig, command_topic, log_record,
 };
-use bourse_engine::StateHash;
+use bourse_engine::{CommandKind, StateHash};
 use bourse_feed::tansu::TansuBroker;
 use bourse_journal::{Durability, JournalConfig};
 use bourse_pipeline::{Pipeline, PipelineConfig};
 use bourse_store::{Silent, Store, StoreConfig};
-use bourse_tests::workload::{Generator, N_ACCOUNTS};
+use bourse_tests::workload::{Generator, N_ACCOUNTS, T0};
 
 /// How long replicas may take to apply what was appended.
 const CATCH_UP: Duration = Duration::from_secs(120);
@@ -29,6 +29,8 @@ struct Node {
     pipeline: Pipeline,
     replica: Replica,
     answers: Arc<Answers>,
+    /// The snapshot recovery started from, by sequence number.
+    recovered_from: Option<u64>,
 }
 
 fn start_node(dir: &Path, brokers: &str, topic: &str, name: &str) -> Node {
@@ -46,6 +48,7 @@ fn start_node_with_id(dir: &Path, brokers: &str, topic: &str, name: &str, id: u1
     };
     let recovered = Store::open(&config, &mut Silent).unwrap();
     let from = recovered.report.last_seq;
+    let recovered_from = recovered.report.snapshot.as_ref().map(|(seq, _)| *seq);
     let pipeline = Pipeline::start(
         recovered,
         PipelineConfig {
@@ -66,6 +69,7 @@ fn start_node_with_id(dir: &Path, brokers: &str, topic: &str, name: &str, id: u1
         pipeline,
         replica,
         answers,
+        recovered_from,
     }
 }
 
@@ -170,8 +174,17 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
         "{events} events, {open} open orders"
     );
 
+    // A snapshot is a record of the log too: every replica cuts one at the same place.
+    let snapshot_offset = setup_writer
+        .append_wait(&log_record(CommandKind::Snapshot, T0))
+        .unwrap();
+    let end = end + 1;
+    assert_eq!(snapshot_offset + 1, end as i64);
+    let hashes_at_snapshot: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
+    assert_eq!(hashes_at_snapshot, hashes, "a snapshot changes no state");
+
     // Node 2 stops; the others go on with more of the log; node 2 recovers from its own
-    // journal and resumes the log at its recovered position.
+    // snapshot and journal and resumes the log at its recovered position.
     let stopped = nodes.pop().unwrap();
     assert_eq!(stopped.replica.stop().unwrap(), end as i64);
     stopped.pipeline.shutdown().unwrap();
@@ -179,6 +192,7 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
     let more = append_trading(&writer, 20, TRADING_PER_WRITER);
     let end = end + more.len() as u64;
     let restarted = start_node(dirs[2].path(), &brokers, &topic, "node-2");
+    assert_eq!(restarted.recovered_from, Some(end - more.len() as u64));
     nodes.push(restarted);
     let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
