@@ -19,11 +19,14 @@
 //!   command `o + 1`; [`log_record`] is what a gateway appends.
 //! - [`Proposer`]: a node's way in: a command appended with the node's key and answered with
 //!   the outcome the node's own replica gives it ([`Answers`] connects the two).
+//! - [`Checkpointer`]: every replica's state hash at deterministic offsets, published and
+//!   compared; the replica a majority disagrees with stops.
 //! - [`check_topic`], [`create_command_topic`]: the topic's replication, `min.insync.replicas`
 //!   and unclean leader election, read through the admin API and checked before use.
 //!
 //! The bytes are the caller's (the engine's command codec); this crate knows offsets.
 
+mod checkpoint;
 mod error;
 mod proposer;
 mod reader;
@@ -31,6 +34,7 @@ mod replica;
 mod topic;
 mod writer;
 
+pub use checkpoint::{CheckpointConfig, Checkpointer, checkpoint_topic};
 pub use error::LogError;
 pub use proposer::{ProposeError, Proposer};
 pub use reader::{LogReader, LogRecord, ReaderConfig};

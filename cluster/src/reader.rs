@@ -92,6 +92,9 @@ impl LogReader {
             ConsumerConfig::new(&config.brokers, &config.topic, &config.group_id);
         consumer_config.assignment = AssignmentMode::AllPartitions;
         consumer_config.fetch_wait_max = config.fetch_wait_max;
+        // A command log has dense offsets: a record after a gap means the broker skipped some
+        // (tansu can), so they are fetched again; a gap that remains stops the reader.
+        consumer_config.dense_offsets = true;
         let shared = Arc::new(Shared::default());
         shared.next.store(from, Ordering::Relaxed);
         let offsets = {

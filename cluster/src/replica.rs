@@ -14,10 +14,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bourse_engine::codec::{decode, encode};
 use bourse_engine::{Command, CommandKind};
-use bourse_pipeline::{Handle, SubmitError, Ticket};
+use bourse_pipeline::{Handle, Outcome, SubmitError, Ticket};
 use tokio::sync::oneshot;
 
-use crate::{LogReader, LogRecord, ReaderConfig};
+use crate::{Checkpointer, LogReader, LogRecord, ReaderConfig};
+
+/// What a waiting request gets from the replica: the ticket of its command's outcome, or the
+/// outcome itself when the replica had to wait for it (a checkpoint).
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Ticket(Ticket),
+    Ready(Result<Outcome, SubmitError>),
+}
 
 /// A command's bytes for the log: the codec's record with sequence number 0 (the offset the
 /// broker gives it is its place) and the time its gateway gave it.
@@ -40,7 +48,7 @@ pub fn log_record(kind: CommandKind, timestamp_ms: i64) -> Vec<u8> {
 #[derive(Debug)]
 pub struct Answers {
     node: u16,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Ticket>>>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
 }
 
 impl Answers {
@@ -59,7 +67,7 @@ impl Answers {
 
     /// Registers request `request` (before its record is appended, so that the replica
     /// cannot read it first); the receiver gets its ticket.
-    pub(crate) fn wait_for(&self, request: u64) -> oneshot::Receiver<Ticket> {
+    pub(crate) fn wait_for(&self, request: u64) -> oneshot::Receiver<Answer> {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(request, tx);
         rx
@@ -75,12 +83,12 @@ impl Answers {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Ticket>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Answer>>> {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Hands `ticket` to the request the record `key` names, if it is one of this node's.
-    fn deliver(&self, key: Option<&[u8]>, ticket: Ticket) {
+    fn deliver(&self, key: Option<&[u8]>, answer: Answer) {
         let Some((node, request)) = key.and_then(parse_key) else {
             return;
         };
@@ -89,7 +97,7 @@ impl Answers {
         }
         if let Some(waiting) = self.lock().remove(&request) {
             // The request may have given up waiting; then nobody needs the ticket.
-            let _ = waiting.send(ticket);
+            let _ = waiting.send(answer);
         }
     }
 }
@@ -132,6 +140,7 @@ impl Failure {
 pub struct Replica {
     reader: LogReader,
     failure: Arc<Failure>,
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -147,28 +156,48 @@ impl Replica {
     /// Starts reading the log at `from` (the recovered state's `last_seq`: every command
     /// before that offset is in the pipeline's state) and hands each record to `handle`'s
     /// pipeline, which must take commands from nowhere else.
+    ///
+    /// With `checkpoints`, after every command whose sequence number is due the replica waits
+    /// until its engine has applied it, publishes the state hash, and goes on; it stops when
+    /// the cluster's majority published another hash for that offset.
     pub fn start(
         config: &ReaderConfig,
         from: u64,
         mut handle: Handle,
         answers: Arc<Answers>,
+        checkpoints: Option<Arc<Checkpointer>>,
     ) -> Result<Replica, crate::LogError> {
         let from = i64::try_from(from)
             .map_err(|_| crate::LogError::Config(format!("offset {from} out of range")))?;
         let failure = Arc::new(Failure::default());
         let reader = {
             let failure = Arc::clone(&failure);
+            let checkpoints = checkpoints.clone();
             LogReader::start(config, from, move |record: LogRecord<'_>| {
                 if failure.stopped.load(Ordering::SeqCst) {
                     return;
                 }
-                match apply(&mut handle, record) {
-                    Ok(ticket) => answers.deliver(record.key, ticket),
-                    Err(why) => failure.set(why),
+                let ticket = match apply(&mut handle, record, answers.node()) {
+                    Ok(ticket) => ticket,
+                    Err(why) => return failure.set(why),
+                };
+                let seq = record.offset.unsigned_abs() + 1;
+                match &checkpoints {
+                    Some(checkpoints) if checkpoints.due(seq) => {
+                        match checkpoint(&handle, checkpoints, record.offset, ticket) {
+                            Ok(outcome) => answers.deliver(record.key, Answer::Ready(outcome)),
+                            Err(why) => failure.set(why),
+                        }
+                    }
+                    _ => answers.deliver(record.key, Answer::Ticket(ticket)),
                 }
             })?
         };
-        Ok(Replica { reader, failure })
+        Ok(Replica {
+            reader,
+            failure,
+            checkpoints,
+        })
     }
 
     /// The next offset to hand to the pipeline (one past the last handed over; the pipeline
@@ -177,8 +206,12 @@ impl Replica {
         self.reader.next_offset()
     }
 
-    /// Why the replica stopped applying the log, if it did.
+    /// Why the replica stopped applying the log or must stop (its state diverged from the
+    /// cluster's), if it did.
     pub fn failure(&self) -> Option<String> {
+        if let Some(divergence) = self.checkpoints.as_ref().and_then(|c| c.divergence()) {
+            return Some(divergence);
+        }
         if self.failure.stopped.load(Ordering::SeqCst) {
             return self
                 .failure
@@ -192,18 +225,52 @@ impl Replica {
 
     /// Stops reading. The pipeline keeps what it was handed; shut it down after this.
     pub fn stop(self) -> Result<i64, crate::LogError> {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.stop()?;
+        }
         self.reader.stop()
     }
 }
 
+/// Waits for the outcome of the command at `offset` (nothing after it has been handed to the
+/// pipeline, so the engine's state is then exactly the state after it), publishes the hash.
+fn checkpoint(
+    handle: &Handle,
+    checkpoints: &Checkpointer,
+    offset: i64,
+    ticket: Ticket,
+) -> Result<Result<Outcome, SubmitError>, String> {
+    let outcome = ticket.wait();
+    let hash = handle
+        .try_query(|engine| engine.state_hash())
+        .and_then(bourse_pipeline::QueryTicket::wait)
+        .map_err(|error| format!("the state hash at offset {offset} could not be read: {error}"))?;
+    checkpoints
+        .publish(offset, hash)
+        .map_err(|error| format!("the checkpoint at offset {offset} was not published: {error}"))?;
+    Ok(outcome)
+}
+
 /// Hands one record to the pipeline, waiting while its ring is full; the ticket of its outcome.
-fn apply(handle: &mut Handle, record: LogRecord<'_>) -> Result<Ticket, String> {
-    let command = decode(record.bytes).map_err(|error| {
+fn apply(handle: &mut Handle, record: LogRecord<'_>, node: u16) -> Result<Ticket, String> {
+    #[cfg_attr(not(feature = "failpoints"), allow(unused_mut))]
+    let mut command = decode(record.bytes).map_err(|error| {
         format!(
             "the record at offset {} does not decode: {error}",
             record.offset
         )
     })?;
+    // Tests alter one replica's state this way: `cluster::tamper` set to `return(<node>)`
+    // doubles that node's deposits, so its state hash departs from the others'.
+    #[cfg(feature = "failpoints")]
+    if let Some(Some(target)) = fail::eval("cluster::tamper", |target| target)
+        && target == node.to_string()
+        && let CommandKind::Deposit(request) = &mut command.kind
+    {
+        request.amount = bourse_engine::Amount::from_minor(request.amount.minor() * 2);
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = node;
     loop {
         match handle.try_submit_at(command.kind.clone(), command.timestamp_ms) {
             Ok(ticket) => return Ok(ticket),

@@ -93,6 +93,11 @@ pub struct ConsumerConfig {
     /// an earlier one or offset 0 (then the gap is real and counted in `FeedStats::gaps`); that
     /// needs a later message to exist, hence the rewind ahead of time. 0: start exactly there.
     pub start_rewind_messages: i64,
+    /// The topic's offsets are dense (no compaction, no transactions), so a message after a
+    /// gap means the broker skipped records (tansu 0.6.0 can, mid-stream too): the consumer
+    /// then fetches again from before the gap, as at an assignment, instead of handing the
+    /// later message over. Off by default (a compacted topic has real gaps).
+    pub dense_offsets: bool,
     /// How long stopping waits for the client to close (leave the group, finish the last
     /// monitoring commit). A client that cannot close in time (its broker is unreachable:
     /// librdkafka then waits for the broker's return) is released on a background thread.
@@ -124,6 +129,7 @@ impl ConsumerConfig {
             fetch_wait_max: Duration::from_millis(10),
             close_timeout: Duration::from_secs(5),
             start_rewind_messages: 10_000,
+            dense_offsets: false,
             properties: Vec::new(),
         }
     }
@@ -494,7 +500,13 @@ impl Run {
                 Some(Ok(message)) => {
                     timeout = Duration::ZERO;
                     let slots = &mut self.slots;
-                    if let Some(payload_len) = deliver(&self.consumer, slots, &message, handler) {
+                    let dense = self
+                        .config
+                        .dense_offsets
+                        .then_some(self.config.start_rewind_messages);
+                    if let Some(payload_len) =
+                        deliver(&self.consumer, slots, dense, &message, handler)
+                    {
                         messages += 1;
                         bytes += payload_len as u64;
                     }
@@ -628,16 +640,17 @@ impl Run {
 fn deliver<H: FnMut(FeedMessage<'_>)>(
     consumer: &BaseConsumer<FeedContext>,
     slots: &mut [Slot],
+    dense: Option<i64>,
     message: &BorrowedMessage<'_>,
     handler: &mut H,
 ) -> Option<usize> {
     let context = consumer.context();
     let (partition, offset) = (message.partition(), message.offset());
-    match admit(slots, context.stats(), partition, offset) {
+    match admit(slots, context.stats(), dense, partition, offset) {
         Admission::Discard => None,
         Admission::Rewind { from } => {
             let why = format_args!(
-                "partition {partition}: a fetch at the assigned offset began at {offset}; \
+                "partition {partition}: a fetch began at {offset}, after the next offset; \
                  fetching again from {from} (the broker skipped the rest of a record batch)"
             );
             context.log().once(&format!("rewind/{partition}"), why);
@@ -739,8 +752,16 @@ fn apply_change(
 
 /// Whether a polled message is handed over: its partition is assigned and its offset is not
 /// behind the position (a message prefetched before a reassignment could be), and the first
-/// message after an assignment does not skip past the caller's offset (see [`Probe`]).
-fn admit(slots: &mut [Slot], stats: &FeedStats, partition: i32, offset: i64) -> Admission {
+/// message after an assignment does not skip past the caller's offset (see [`Probe`]). With
+/// `dense` (the topic's offsets are dense; the value is the rewind) no message skips past the
+/// next offset either: the partition is fetched again from before it.
+fn admit(
+    slots: &mut [Slot],
+    stats: &FeedStats,
+    dense: Option<i64>,
+    partition: i32,
+    offset: i64,
+) -> Admission {
     let slot = usize::try_from(partition)
         .ok()
         .and_then(|index| slots.get_mut(index));
@@ -770,6 +791,18 @@ fn admit(slots: &mut [Slot], stats: &FeedStats, partition: i32, offset: i64) -> 
     if next.is_some_and(|next| offset < next) {
         stats.add_discarded();
         return Admission::Discard;
+    }
+    if let (Some(rewind), Some(expected)) = (dense, *next)
+        && probe.is_none()
+        && offset > expected
+    {
+        let again = Probe {
+            target: expected,
+            start: fetch_start(expected, rewind),
+        };
+        *probe = Some(again);
+        stats.add_discarded();
+        return Admission::Rewind { from: again.start };
     }
     *next = Some(offset + 1);
     stats.set_next_offset(partition, offset + 1);
@@ -841,7 +874,7 @@ mod tests {
         let mut slots = vec![Slot::Unassigned; 4];
         let assigned = AssignmentChange::Assigned(vec![(0, Some(10)), (1, None)]);
         apply_change(&mut slots, &stats, 0, assigned).expect("in range");
-        let mut admit = |partition, offset| admit(&mut slots, &stats, partition, offset);
+        let mut admit = |partition, offset| admit(&mut slots, &stats, None, partition, offset);
         assert_eq!(admit(0, 9), Discard, "behind the caller's offset");
         assert_eq!(admit(0, 10), Deliver);
         assert_eq!(admit(0, 10), Discard, "twice");
@@ -865,7 +898,7 @@ mod tests {
         let mut slots = vec![Slot::Unassigned; 4];
         let assigned = AssignmentChange::Assigned(vec![(0, Some(5000))]);
         apply_change(&mut slots, &stats, 0, assigned).expect("in range");
-        let mut admit = |offset| admit(&mut slots, &stats, 0, offset);
+        let mut admit = |offset| admit(&mut slots, &stats, None, 0, offset);
         // The broker answered from the next record batch: fetch again from further back.
         assert_eq!(admit(5300), Rewind { from: 5000 - 256 });
         assert_eq!(admit(5300), Rewind { from: 5000 - 2048 });
@@ -884,7 +917,7 @@ mod tests {
         let mut slots = vec![Slot::Unassigned; 4];
         let assigned = AssignmentChange::Assigned(vec![(0, Some(50_000)), (1, Some(500))]);
         apply_change(&mut slots, &stats, 1_000, assigned).expect("in range");
-        let mut admit = |partition, offset| admit(&mut slots, &stats, partition, offset);
+        let mut admit = |partition, offset| admit(&mut slots, &stats, None, partition, offset);
         // The fetch started at 49 000; the broker began at 50 300: 8 000 further back.
         assert_eq!(admit(0, 50_300), Rewind { from: 42_000 });
         assert_eq!(admit(0, 41_000), Discard);
@@ -901,11 +934,30 @@ mod tests {
         let mut slots = vec![Slot::Unassigned; 4];
         let assigned = AssignmentChange::Assigned(vec![(0, Some(300))]);
         apply_change(&mut slots, &stats, 0, assigned).expect("in range");
-        let mut admit = |offset| admit(&mut slots, &stats, 0, offset);
+        let mut admit = |offset| admit(&mut slots, &stats, None, 0, offset);
         assert_eq!(admit(1000), Rewind { from: 44 });
         assert_eq!(admit(1000), Rewind { from: 0 });
         assert_eq!(admit(1000), DeliverAfterGap { expected: 300 });
         assert_eq!(admit(1001), Deliver);
         assert_eq!(stats.gaps(), 1);
+    }
+
+    #[test]
+    fn with_dense_offsets_a_gap_mid_stream_is_fetched_again() {
+        use Admission::{Deliver, Discard, Rewind};
+        let stats = FeedStats::new(4);
+        let mut slots = vec![Slot::Unassigned; 4];
+        let assigned = AssignmentChange::Assigned(vec![(0, None)]);
+        apply_change(&mut slots, &stats, 0, assigned).expect("in range");
+        let mut admit = |offset| admit(&mut slots, &stats, Some(100), 0, offset);
+        assert_eq!(admit(0), Deliver);
+        assert_eq!(admit(1), Deliver);
+        // The broker skipped 2 to 499: fetch again from 100 before the gap (none before 0).
+        assert_eq!(admit(500), Rewind { from: 0 });
+        assert_eq!(admit(0), Discard, "already handed over");
+        assert_eq!(admit(1), Discard);
+        assert_eq!(admit(2), Deliver);
+        assert_eq!(admit(3), Deliver);
+        assert_eq!(stats.gaps(), 0);
     }
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use bourse_cluster::{
-    Answers, LogWriter, Proposer, ReaderConfig, Replica, WriterConfig, command_topic, log_record,
+    Answers, CheckpointConfig, Checkpointer, LogWriter, Proposer, ReaderConfig, Replica,
+    WriterConfig, checkpoint_topic, command_topic, log_record,
 };
 use bourse_engine::{CommandKind, StateHash};
 use bourse_feed::tansu::TansuBroker;
@@ -31,13 +32,25 @@ struct Node {
     answers: Arc<Answers>,
     /// The snapshot recovery started from, by sequence number.
     recovered_from: Option<u64>,
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
-fn start_node(dir: &Path, brokers: &str, topic: &str, name: &str) -> Node {
-    start_node_with_id(dir, brokers, topic, name, 0)
+/// Checkpoints of a test cluster: its topic, its size and the interval.
+#[derive(Clone)]
+struct Checkpoints {
+    topic: String,
+    nodes: usize,
+    interval: u64,
 }
 
-fn start_node_with_id(dir: &Path, brokers: &str, topic: &str, name: &str, id: u16) -> Node {
+fn start_node(
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    id: u16,
+    checkpoints: Option<&Checkpoints>,
+) -> Node {
+    let name = format!("node-{id}");
     let config = StoreConfig {
         journal: JournalConfig {
             segment_size_bytes: 1 << 20,
@@ -58,11 +71,22 @@ fn start_node_with_id(dir: &Path, brokers: &str, topic: &str, name: &str, id: u1
     )
     .unwrap();
     let answers = Arc::new(Answers::new(id));
+    let checkpointer = checkpoints.map(|c| {
+        Checkpointer::start(CheckpointConfig {
+            brokers: brokers.to_owned(),
+            topic: c.topic.clone(),
+            node: id,
+            nodes: c.nodes,
+            interval: c.interval,
+        })
+        .unwrap()
+    });
     let replica = Replica::start(
         &ReaderConfig::new(brokers, topic, name),
         from,
         pipeline.handle(),
         Arc::clone(&answers),
+        checkpointer.clone(),
     )
     .unwrap();
     Node {
@@ -70,6 +94,7 @@ fn start_node_with_id(dir: &Path, brokers: &str, topic: &str, name: &str, id: u1
         replica,
         answers,
         recovered_from,
+        checkpointer,
     }
 }
 
@@ -97,6 +122,24 @@ fn caught_up(node: &Node, end: u64) -> StateHash {
     }
 }
 
+/// Waits until every node's checkpointer has seen `n` checkpoints on which all nodes agreed
+/// (they come back through the topic a little after the commands), and no node failed.
+fn wait_until_agreed(nodes: &[Node], n: u64) {
+    let deadline = Instant::now() + CATCH_UP;
+    for node in nodes {
+        let checkpointer = node.checkpointer.as_ref().unwrap();
+        while checkpointer.agreed() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} checkpoints agreed",
+                checkpointer.agreed()
+            );
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        assert_eq!(node.replica.failure(), None);
+    }
+}
+
 /// Appends the workload's trading commands of `seed` (its set-up skipped: it is in the log).
 fn append_trading(writer: &LogWriter, seed: u64, n: usize) -> Vec<i64> {
     let mut generator = Generator::new(seed);
@@ -120,11 +163,25 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
     let brokers = broker.brokers();
     let topic = command_topic("it", 0);
     bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
+    let checkpoints = Checkpoints {
+        topic: checkpoint_topic("it", 0),
+        nodes: 3,
+        interval: 500,
+    };
+    bourse_feed::create_topic(&brokers, &checkpoints.topic, 1).unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Node> = dirs
         .iter()
         .enumerate()
-        .map(|(i, dir)| start_node(dir.path(), &brokers, &topic, &format!("node-{i}")))
+        .map(|(i, dir)| {
+            start_node(
+                dir.path(),
+                &brokers,
+                &topic,
+                20 + i as u16,
+                Some(&checkpoints),
+            )
+        })
         .collect();
 
     // The set-up (assets, products, funded accounts) from one writer, in order.
@@ -191,11 +248,12 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
     let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
     let more = append_trading(&writer, 20, TRADING_PER_WRITER);
     let end = end + more.len() as u64;
-    let restarted = start_node(dirs[2].path(), &brokers, &topic, "node-2");
+    let restarted = start_node(dirs[2].path(), &brokers, &topic, 22, Some(&checkpoints));
     assert_eq!(restarted.recovered_from, Some(end - more.len() as u64));
     nodes.push(restarted);
     let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    wait_until_agreed(&nodes, 3);
     for node in nodes {
         node.replica.stop().unwrap();
         node.pipeline.shutdown().unwrap();
@@ -214,7 +272,7 @@ fn every_node_takes_commands_and_answers_with_what_its_replica_applied() {
         .enumerate()
         .map(|(i, dir)| {
             let id = u16::try_from(i).unwrap();
-            start_node_with_id(dir.path(), &brokers, &topic, &format!("node-{i}"), id)
+            start_node(dir.path(), &brokers, &topic, id, None)
         })
         .collect();
     let proposers: Vec<Arc<Proposer>> = nodes
@@ -290,6 +348,77 @@ fn every_node_takes_commands_and_answers_with_what_its_replica_applied() {
     );
     for node in nodes {
         node.replica.stop().unwrap();
+        node.pipeline.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_replica_whose_state_departs_is_caught_at_the_next_checkpoint_and_the_others_go_on() {
+    let broker = TansuBroker::start().unwrap();
+    let brokers = broker.brokers();
+    let topic = command_topic("it", 2);
+    bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
+    let checkpoints = Checkpoints {
+        topic: checkpoint_topic("it", 2),
+        nodes: 3,
+        interval: 200,
+    };
+    bourse_feed::create_topic(&brokers, &checkpoints.topic, 1).unwrap();
+    // Node 42's deposits are doubled as it applies them (a test-only fail point); nodes 40
+    // and 41 apply the log as written. Only node 42 is named, so no other test is touched.
+    fail::cfg("cluster::tamper", "return(42)").unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Node> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            start_node(
+                dir.path(),
+                &brokers,
+                &topic,
+                40 + i as u16,
+                Some(&checkpoints),
+            )
+        })
+        .collect();
+    let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
+    let mut generator = Generator::new(1);
+    let pending: Vec<_> = (0..5 + 4 * N_ACCOUNTS as usize)
+        .map(|_| {
+            let command = generator.next_command();
+            writer
+                .append(&log_record(command.kind, command.timestamp_ms))
+                .unwrap()
+        })
+        .collect();
+    let end = pending
+        .into_iter()
+        .map(|p| p.wait().unwrap())
+        .max()
+        .unwrap()
+        + 1;
+    let deadline = Instant::now() + CATCH_UP;
+    let why = loop {
+        if let Some(why) = nodes[2].replica.failure() {
+            break why;
+        }
+        assert!(Instant::now() < deadline, "node 42 was not caught");
+        std::thread::park_timeout(Duration::from_millis(20));
+    };
+    fail::remove("cluster::tamper");
+    assert!(
+        why.contains("state diverged at offset") && why.contains("node 42"),
+        "{why}"
+    );
+    // The two that applied the log as written agree with each other and go on.
+    let end = u64::try_from(end).unwrap();
+    let hashes: Vec<StateHash> = nodes[..2].iter().map(|n| caught_up(n, end)).collect();
+    assert_eq!(hashes[0], hashes[1]);
+    for node in &nodes[..2] {
+        assert_eq!(node.replica.failure(), None);
+    }
+    for node in nodes {
+        let _ = node.replica.stop();
         node.pipeline.shutdown().unwrap();
     }
 }
