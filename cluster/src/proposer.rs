@@ -1,0 +1,92 @@
+//! A node's way in: a command appended to the shard's log and answered with the outcome the
+//! node's own replica gives it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bourse_engine::CommandKind;
+use bourse_pipeline::Outcome;
+
+use crate::replica::{Answer, Answers, record_key};
+use crate::{LogError, LogWriter, log_record};
+
+/// Why a proposed command has no outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// The log did not take the command: nothing of it is applied by this node's doing
+    /// (it may still appear in the log if the broker took it before failing to answer; a
+    /// retry with the command's idempotency key is applied once). Answer 503.
+    #[error("the command log is unavailable: {0}")]
+    Unavailable(LogError),
+    /// The replica stopped before it applied the command.
+    #[error("this node's replica stopped before applying the command")]
+    ReplicaStopped,
+    /// The pipeline refused or lost the command after the log took it.
+    #[error("{0}")]
+    Pipeline(bourse_pipeline::SubmitError),
+}
+
+/// Appends commands for node `answers.node()` and waits for their outcomes from its replica.
+#[derive(Debug)]
+pub struct Proposer {
+    writer: LogWriter,
+    answers: Arc<Answers>,
+    next_request: AtomicU64,
+}
+
+impl Proposer {
+    /// A proposer writing with `writer`, answered through `answers` (the same the node's
+    /// [`crate::Replica`] delivers to).
+    pub fn new(writer: LogWriter, answers: Arc<Answers>) -> Proposer {
+        Proposer {
+            writer,
+            answers,
+            next_request: AtomicU64::new(0),
+        }
+    }
+
+    /// Appends `kind`, stamped now, and waits until this node's replica has applied it: its
+    /// outcome, whose `seq` is the record's offset plus one.
+    pub async fn propose(&self, kind: CommandKind) -> Result<Outcome, ProposeError> {
+        self.propose_at(kind, now_ms()).await
+    }
+
+    /// [`Proposer::propose`] with the timestamp given.
+    pub async fn propose_at(
+        &self,
+        kind: CommandKind,
+        timestamp_ms: i64,
+    ) -> Result<Outcome, ProposeError> {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let ticket = self.answers.wait_for(request);
+        let key = record_key(self.answers.node(), request);
+        let appended = self
+            .writer
+            .append_keyed(Some(&key), &log_record(kind, timestamp_ms));
+        let offset = match appended {
+            Ok(appended) => appended.await,
+            Err(error) => Err(error),
+        };
+        let offset = match offset {
+            Ok(offset) => offset,
+            Err(error) => {
+                self.answers.forget(request);
+                return Err(ProposeError::Unavailable(error));
+            }
+        };
+        let outcome = match ticket.await.map_err(|_| ProposeError::ReplicaStopped)? {
+            Answer::Ticket(ticket) => ticket.await,
+            Answer::Ready(outcome) => outcome,
+        }
+        .map_err(ProposeError::Pipeline)?;
+        debug_assert_eq!(i64::try_from(outcome.seq).ok(), offset.checked_add(1));
+        Ok(outcome)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
