@@ -14,6 +14,7 @@ use crate::command::{
 use crate::event::{CancelReason, Event, EventKind, EventSink};
 use crate::fees::fee_for;
 use crate::limits::{Limits, NAME_BYTES_MAX, PROOF_BYTES_MAX, SCALE_MAX};
+use crate::order_keys::{OrderKey, OrderKeys};
 use crate::product::{Asset, Product};
 use crate::reject::{LimitKind, Reject};
 use crate::types::{
@@ -45,6 +46,8 @@ pub struct Engine {
     pub(crate) client_order_ids: BTreeMap<(AccountId, ClientOrderId), OrderId>,
     pub(crate) funds_requests: BTreeMap<(AccountId, RequestId), FundsRecord>,
     pub(crate) n_funds_requests: Vec<u32>,
+    /// Client order ids of recent placements, for idempotency (`order_keys.rs`).
+    pub(crate) order_keys: OrderKeys,
     pub(crate) next_order_id: u64,
     /// The last output sequence number used (not part of the state hash: see `state_hash`).
     pub(crate) event_seq: u64,
@@ -156,6 +159,7 @@ impl Engine {
             client_order_ids: BTreeMap::new(),
             funds_requests: BTreeMap::new(),
             n_funds_requests: vec![0],
+            order_keys: OrderKeys::default(),
             next_order_id: 1,
             event_seq: 0,
             clock_ms: i64::MIN,
@@ -496,7 +500,31 @@ impl Engine {
         }
     }
 
+    /// A placement whose client order id is in the window: with the same body it is answered
+    /// with the first order (`OrderDuplicate`) and changes nothing; with another it is refused.
     fn place_order<S: EventSink>(
+        &mut self,
+        o: &NewOrder,
+        out: &mut Emitter<S>,
+    ) -> Result<(), Reject> {
+        if let Some(cid) = o.client_order_id
+            && let Some(key) = self.order_keys.live(&(o.account, cid), out.timestamp_ms)
+        {
+            if !key.same_body(o) {
+                return Err(Reject::DuplicateClientOrderId);
+            }
+            out.emit(EventKind::OrderDuplicate {
+                account: o.account,
+                order: key.order,
+                client_order_id: cid,
+                original_command_seq: key.command_seq,
+            });
+            return Ok(());
+        }
+        self.place_new_order(o, out)
+    }
+
+    fn place_new_order<S: EventSink>(
         &mut self,
         o: &NewOrder,
         out: &mut Emitter<S>,
@@ -558,6 +586,12 @@ impl Engine {
         // Validated: from here on the order is accepted and state changes.
         let id = OrderId::new(self.next_order_id);
         self.next_order_id += 1;
+        let keys_max = self.limits.order_keys_max;
+        self.order_keys.forget(out.timestamp_ms, keys_max);
+        if let Some(cid) = o.client_order_id {
+            let key = OrderKey::new(o, id, out.command_seq, out.timestamp_ms);
+            self.order_keys.insert((o.account, cid), key, keys_max);
+        }
         out.emit(EventKind::OrderAccepted {
             order: id,
             account: o.account,

@@ -118,6 +118,15 @@ pub enum EventKind {
         qty: Qty,
         client_order_id: Option<ClientOrderId>,
     },
+    /// A placement repeated an earlier one (same account, client order id and body) within the
+    /// order-key window ([`crate::ORDER_KEY_WINDOW_MS`]): nothing changed. `order` is the first
+    /// placement's order and `original_command_seq` the command that placed it.
+    OrderDuplicate {
+        account: AccountId,
+        order: OrderId,
+        client_order_id: ClientOrderId,
+        original_command_seq: u64,
+    },
     /// A trade. Both fees are in the product's quote asset and go to the fee account.
     Fill {
         product: ProductId,

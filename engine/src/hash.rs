@@ -104,6 +104,23 @@ impl Engine {
             w.i64(record.amount);
             w.u64(record.command_seq);
         }
+        // The order-key window, oldest first (insertion order is part of the state: it decides
+        // which key is forgotten next).
+        w.u64(self.order_keys.len() as u64);
+        for ((account, cid), key) in self.order_keys.iter() {
+            w.u64(account.get() as u64);
+            w.short(cid);
+            w.u64(key.order.get());
+            w.u64(key.command_seq);
+            w.i64(key.at_ms);
+            w.u64(key.product.get() as u64);
+            w.tag(key.side);
+            w.tag(key.order_type);
+            w.i64(key.price.map_or(i64::MIN, |p| p.ticks()));
+            w.i64(key.qty.lots());
+            w.tag(key.time_in_force);
+            w.tag(key.self_trade);
+        }
         StateHash(w.0.digest128())
     }
 

@@ -7,6 +7,9 @@
 //! full and rebuilds the engine, pushing each side's orders back in priority order; it never
 //! panics, whatever the image holds, and returns an [`ImageError`] instead.
 //!
+//! The order-key window (`order_keys.rs`) is listed in insertion order, keys past the window
+//! that are not yet forgotten included: the image is the state, and the state hash covers them.
+//!
 //! What is derived is not stored: the code and symbol indexes, the client-order-id map (each
 //! resting order carries its client id), the products' integer factors (recomputed from the
 //! listing), the books' pages and the order slots. The image depends only on the state, not on
@@ -25,9 +28,10 @@ use crate::book::{Book, NIL, OrderNode, OrderStore};
 use crate::engine::{Engine, FundsRecord};
 use crate::fees::{FeeSchedule, FeeTier, VOLUME_WINDOW_DAYS, VolumeWindow};
 use crate::limits::{FEE_TIERS_MAX, Limits, SCALE_MAX};
+use crate::order_keys::{OrderKey, OrderKeys};
 use crate::product::{Asset, Product};
 use crate::types::{
-    AMOUNT_MAX, AccountId, AssetCode, AssetId, ClientOrderId, OrderId, Price, ProductId,
+    AMOUNT_MAX, AccountId, AssetCode, AssetId, ClientOrderId, OrderId, OrderType, Price, ProductId,
     ProductStatus, ProfileStatus, Qty, RequestId, SelfTradePrevention, ShortStr, Side, Symbol,
     TimeInForce, TokenHash,
 };
@@ -52,6 +56,8 @@ pub struct EngineImage {
     pub books: Vec<BookImage>,
     /// Sorted by (account, request id), no duplicates.
     pub funds_requests: Vec<FundsRequestImage>,
+    /// The order-key window in insertion order (so `at_ms` ascending), no duplicates.
+    pub order_keys: Vec<OrderKeyImage>,
     pub next_order_id: u64,
     pub event_seq: u64,
     pub clock_ms: i64,
@@ -68,6 +74,7 @@ pub struct LimitsImage {
     pub orders_total_max: u32,
     pub bookmarks_per_account_max: u32,
     pub funds_requests_per_account_max: u32,
+    pub order_keys_max: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -168,6 +175,27 @@ pub struct FundsRequestImage {
     pub command_seq: u64,
 }
 
+/// One remembered keyed order placement (`order_keys.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct OrderKeyImage {
+    pub account: u32,
+    pub client_order_id: ShortImage<36>,
+    pub order: u64,
+    pub command_seq: u64,
+    pub at_ms: i64,
+    pub product: u32,
+    /// 0 buy, 1 sell.
+    pub side: u8,
+    /// 0 limit, 1 market.
+    pub order_type: u8,
+    pub price: Option<i64>,
+    pub qty: i64,
+    /// 0 GTC, 1 IOC, 2 FOK, 3 post-only.
+    pub time_in_force: u8,
+    /// 0 cancel resting, 1 cancel incoming, 2 cancel both.
+    pub self_trade: u8,
+}
+
 /// A short code stored inline (no allocation): the first `len` bytes of `bytes`, the rest zero.
 /// On load it must be a valid [`ShortStr`] (printable ASCII without spaces, 1..=N bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -217,6 +245,8 @@ pub enum ImageError {
     },
     #[error("funds request {index}: {reason}")]
     FundsRequest { index: usize, reason: &'static str },
+    #[error("order key {index}: {reason}")]
+    OrderKey { index: usize, reason: &'static str },
     #[error("{0}")]
     State(&'static str),
 }
@@ -264,6 +294,46 @@ fn time_in_force_code(t: TimeInForce) -> u8 {
     }
 }
 
+fn time_in_force_from(code: u8) -> Option<TimeInForce> {
+    Some(match code {
+        0 => TimeInForce::Gtc,
+        1 => TimeInForce::Ioc,
+        2 => TimeInForce::Fok,
+        3 => TimeInForce::PostOnly,
+        _ => return None,
+    })
+}
+
+fn side_code(s: Side) -> u8 {
+    match s {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+fn side_from(code: u8) -> Option<Side> {
+    Some(match code {
+        0 => Side::Buy,
+        1 => Side::Sell,
+        _ => return None,
+    })
+}
+
+fn order_type_code(t: OrderType) -> u8 {
+    match t {
+        OrderType::Limit => 0,
+        OrderType::Market => 1,
+    }
+}
+
+fn order_type_from(code: u8) -> Option<OrderType> {
+    Some(match code {
+        0 => OrderType::Limit,
+        1 => OrderType::Market,
+        _ => return None,
+    })
+}
+
 /// Only the kinds that rest.
 fn resting_time_in_force_from(code: u8) -> Option<TimeInForce> {
     Some(match code {
@@ -307,6 +377,7 @@ impl Engine {
                 orders_total_max: l.orders_total_max,
                 bookmarks_per_account_max: l.bookmarks_per_account_max,
                 funds_requests_per_account_max: l.funds_requests_per_account_max,
+                order_keys_max: l.order_keys_max,
             },
             assets: self.assets.iter().map(asset_image).collect(),
             products: self.products.iter().map(product_image).collect(),
@@ -335,6 +406,11 @@ impl Engine {
                     amount: r.amount,
                     command_seq: r.command_seq,
                 })
+                .collect(),
+            order_keys: self
+                .order_keys
+                .iter()
+                .map(|((account, cid), k)| order_key_image(*account, cid, k))
                 .collect(),
             next_order_id: self.next_order_id,
             event_seq: self.event_seq,
@@ -365,6 +441,23 @@ impl Engine {
             }
         }
         orders
+    }
+}
+
+fn order_key_image(account: AccountId, cid: &ClientOrderId, k: &OrderKey) -> OrderKeyImage {
+    OrderKeyImage {
+        account: account.get(),
+        client_order_id: ShortImage::from_short(cid),
+        order: k.order.get(),
+        command_seq: k.command_seq,
+        at_ms: k.at_ms,
+        product: k.product.get(),
+        side: side_code(k.side),
+        order_type: order_type_code(k.order_type),
+        price: k.price.map(Price::ticks),
+        qty: k.qty.lots(),
+        time_in_force: time_in_force_code(k.time_in_force),
+        self_trade: self_trade_code(k.self_trade),
     }
 }
 
@@ -528,6 +621,7 @@ impl Engine {
         engine.books = books;
         engine.client_order_ids = client_order_ids;
         engine.check_money()?;
+        engine.order_keys = order_keys_from(image, &engine)?;
         Ok(engine)
     }
 
@@ -791,6 +885,7 @@ fn limits_from(l: &ArchivedLimitsImage) -> Result<Limits, ImageError> {
         orders_total_max: l.orders_total_max.to_native(),
         bookmarks_per_account_max: l.bookmarks_per_account_max.to_native(),
         funds_requests_per_account_max: l.funds_requests_per_account_max.to_native(),
+        order_keys_max: l.order_keys_max.to_native(),
     })
 }
 
@@ -1023,4 +1118,58 @@ fn funds_requests_from(
     }
     // Sorted and unique (checked above): the map is built in bulk.
     Ok(records.into_iter().collect())
+}
+
+/// The order-key window, checked against the engine rebuilt so far: accounts that trade,
+/// products and order ids in range, times in order and not after the clock, ids unique, at most
+/// `order_keys_max` keys.
+fn order_keys_from(image: &ArchivedEngineImage, engine: &Engine) -> Result<OrderKeys, ImageError> {
+    if image.order_keys.len() > engine.limits.order_keys_max as usize {
+        return Err(ImageError::State("more order keys than order_keys_max"));
+    }
+    let mut keys = OrderKeys::default();
+    for (index, k) in image.order_keys.iter().enumerate() {
+        let err = |reason| ImageError::OrderKey { index, reason };
+        let account = k.account.to_native();
+        if account == AccountId::FEES.get() || account as usize >= engine.accounts.len() {
+            return Err(err("account out of range"));
+        }
+        let cid: ClientOrderId = short_from(&k.client_order_id).ok_or(err("invalid id"))?;
+        let order = k.order.to_native();
+        if order == 0 || order >= engine.next_order_id {
+            return Err(err("order id not below next_order_id"));
+        }
+        let product = k.product.to_native();
+        if product as usize >= engine.products.len() {
+            return Err(err("product out of range"));
+        }
+        let at_ms = k.at_ms.to_native();
+        if at_ms > engine.clock_ms {
+            return Err(err("placed after the engine clock"));
+        }
+        let price = match k.price.as_ref() {
+            Some(p) => {
+                Some(Price::new_checked(p.to_native()).map_err(|_| err("price out of range"))?)
+            }
+            None => None,
+        };
+        let key = OrderKey {
+            order: OrderId::new(order),
+            command_seq: k.command_seq.to_native(),
+            at_ms,
+            product: ProductId::new(product),
+            side: side_from(k.side).ok_or(err("unknown side"))?,
+            order_type: order_type_from(k.order_type).ok_or(err("unknown order type"))?,
+            price,
+            qty: Qty::new_checked(k.qty.to_native()).map_err(|_| err("quantity out of range"))?,
+            time_in_force: time_in_force_from(k.time_in_force)
+                .ok_or(err("unknown time in force"))?,
+            self_trade: self_trade_from(k.self_trade)
+                .ok_or(err("unknown self-trade prevention"))?,
+        };
+        if !keys.push_loaded((AccountId::new(account), cid), key) {
+            return Err(err("not in time order, or a duplicate"));
+        }
+    }
+    Ok(keys)
 }

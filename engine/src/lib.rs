@@ -6,6 +6,11 @@
 //! no randomness and starts no threads; the same commands always give the same state
 //! ([`Engine::state_hash`]) and the same events.
 //!
+//! Orders are idempotent by their client order id within a window ([`ORDER_KEY_WINDOW_MS`] of
+//! engine time, at most [`Limits::order_keys_max`] keys): a placement repeating one in the window
+//! with the same body changes nothing and emits [`EventKind::OrderDuplicate`] naming the first
+//! order; with another body it is refused ([`Reject::DuplicateClientOrderId`]).
+//!
 //! Money is integers inside: [`Price`] in ticks, [`Qty`] in lots, [`Amount`] in an asset's
 //! minor units, notional computed in `i128` and checked. [`Product`] converts decimals at the
 //! edge.
@@ -56,6 +61,7 @@ mod fees;
 mod hash;
 mod image;
 mod limits;
+mod order_keys;
 mod product;
 mod reject;
 mod types;
@@ -71,9 +77,12 @@ pub use hash::StateHash;
 pub use image::{
     AccountImage, ArchivedEngineImage, AssetImage, BalanceImage, BookImage, EngineImage,
     FeeTierImage, FundsRequestImage, IMAGE_COUNTER_MAX, ImageError, LimitsImage, OrderImage,
-    ProductImage, ShortImage, VolumeWindowImage,
+    OrderKeyImage, ProductImage, ShortImage, VolumeWindowImage,
 };
-pub use limits::{FEE_PPM_MAX, FEE_TIERS_MAX, Limits, NAME_BYTES_MAX, PROOF_BYTES_MAX, SCALE_MAX};
+pub use limits::{
+    FEE_PPM_MAX, FEE_TIERS_MAX, Limits, NAME_BYTES_MAX, ORDER_KEY_WINDOW_MS, ORDER_KEYS_MAX,
+    PROOF_BYTES_MAX, SCALE_MAX,
+};
 pub use product::{Asset, Product};
 pub use reject::{LimitKind, Reject};
 pub use types::{

@@ -1,4 +1,5 @@
-//! Named maxima. Hitting one is a typed rejection ([`crate::Reject::LimitReached`]).
+//! Named maxima. Hitting one is a typed rejection ([`crate::Reject::LimitReached`]), except
+//! `order_keys_max`, a memory whose oldest entries are forgotten.
 
 /// Every collection the engine grows has a maximum here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +15,9 @@ pub struct Limits {
     pub bookmarks_per_account_max: u32,
     /// Deposit and withdrawal request ids remembered per account (for idempotency).
     pub funds_requests_per_account_max: u32,
+    /// Client order ids remembered at once for idempotency (the oldest forgotten first; see
+    /// [`ORDER_KEY_WINDOW_MS`] for how long each is remembered).
+    pub order_keys_max: u32,
 }
 
 impl Default for Limits {
@@ -27,9 +31,16 @@ impl Default for Limits {
             orders_total_max: 50_000_000,
             bookmarks_per_account_max: 500,
             funds_requests_per_account_max: 100_000,
+            order_keys_max: ORDER_KEYS_MAX,
         }
     }
 }
+
+/// How long a client order id is remembered, in milliseconds of engine time (10 minutes): a key
+/// placed at `t` is forgotten once the engine's clock is past `t + ORDER_KEY_WINDOW_MS`.
+pub const ORDER_KEY_WINDOW_MS: i64 = 10 * 60 * 1_000;
+/// The default of [`Limits::order_keys_max`]: the most client order ids remembered at once.
+pub const ORDER_KEYS_MAX: u32 = 1_000_000;
 
 /// The most fee tiers a schedule may have.
 pub const FEE_TIERS_MAX: usize = 8;

@@ -31,7 +31,9 @@ pub enum Reject {
     DuplicateAsset,
     #[error("a product with this symbol exists already")]
     DuplicateSymbol,
-    #[error("the account has an open order with this client order id")]
+    #[error(
+        "the client order id is an open order's, or was used within the window for another body"
+    )]
     DuplicateClientOrderId,
     #[error("this request id was used before with a different body")]
     RequestIdMismatch,

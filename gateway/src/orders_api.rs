@@ -7,6 +7,11 @@
 //! and the only choice, for market orders), `FOK` or `POST_ONLY`. The answer is the order as the
 //! engine left it, with its fills: a market order is filled or expired, a limit order rests
 //! (`open`), is filled, or expired.
+//!
+//! Placing is idempotent by `clientOrderId` within the engine's order-key window
+//! (`bourse_engine::ORDER_KEY_WINDOW_MS`, 10 minutes): a repeat with the same body is answered
+//! 200 with the first order as it is now (from the history, as `GET /orders/{id}` reads it) and
+//! `duplicate: true`; with another body it is refused 409 `duplicate_client_order_id`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -56,7 +61,9 @@ pub(crate) struct OrderBody {
     #[schema(value_type = Option<crate::schema::TimeInForce>)]
     pub(crate) time_in_force: Option<String>,
     /// The client's id of the order: 1 to 36 printable ASCII characters without spaces,
-    /// unique among the account's open orders.
+    /// unique among the account's open orders. It makes the placement idempotent: a repeat
+    /// with the same body within 10 minutes is answered 200 with the first order and
+    /// `duplicate: true`; with another body, 409 `duplicate_client_order_id`.
     #[serde(default)]
     #[schema(pattern = "^[!-~]{1,36}$")]
     pub(crate) client_order_id: Option<String>,
@@ -211,49 +218,75 @@ fn fold_outcome(outcome: &bourse_pipeline::Outcome) -> History {
     history
 }
 
-/// Places an order for `account` (the HTTP endpoints and the WebSocket `order` op).
+/// Places an order for `account` (the HTTP endpoints). Returns the answer and whether it
+/// repeats an earlier placement.
 pub(crate) async fn place(
     state: &AppState,
     account: AccountId,
     side: Side,
     body: &OrderBody,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, bool), ApiError> {
     let (product, units) = resolve_product(state, &body.symbol).await?;
     let order = new_order(account, side, body, product, &units)?;
     let outcome = state.submit(CommandKind::PlaceOrder(order)).await?;
-    order_answer(&outcome, account, &units)
+    let (record, fills, duplicate) = placed_or_first(state, &outcome, account).await?;
+    let view = render::order_view(&units, &record, Some(&fills)).duplicate(duplicate);
+    Ok((render::to_value(&view), duplicate))
 }
 
-/// The answer to a placed order: the order as its events left it, with its fills.
-pub(crate) fn order_answer(
-    outcome: &bourse_pipeline::Outcome,
-    account: AccountId,
-    units: &ProductUnits,
-) -> Result<Value, ApiError> {
-    let (record, fills) = placed_order(outcome, account)?;
-    Ok(render::order(units, &record, Some(&fills)))
+/// What a placement's outcome says.
+enum Placed {
+    /// A new order as its events left it, and its fills, oldest first.
+    New(OrderRecord, Vec<TradeRecord>),
+    /// A repeat of the placement of this order (`EventKind::OrderDuplicate`): nothing new.
+    Duplicate(u64),
 }
 
-/// A placed order as its events left it, and its fills, oldest first.
-pub(crate) fn placed_order(
+/// Reads a placement's outcome: a refusal, a new order (folded from its own events, so the
+/// answer does not wait for the history thread), or a repeat.
+fn placed_order(
     outcome: &bourse_pipeline::Outcome,
     account: AccountId,
-) -> Result<(OrderRecord, Vec<TradeRecord>), ApiError> {
+) -> Result<Placed, ApiError> {
     outcome.result.map_err(order_rejected)?;
-    let id = outcome
-        .events
-        .iter()
-        .find_map(|event| match event.kind {
-            bourse_engine::EventKind::OrderAccepted { order, .. } => Some(order.get()),
-            _ => None,
-        })
-        .ok_or_else(|| internal("the engine accepted the order without an id"))?;
+    let mut accepted = None;
+    for event in &outcome.events {
+        match event.kind {
+            bourse_engine::EventKind::OrderDuplicate { order, .. } => {
+                return Ok(Placed::Duplicate(order.get()));
+            }
+            bourse_engine::EventKind::OrderAccepted { order, .. } => {
+                accepted = Some(order.get());
+                break;
+            }
+            _ => {}
+        }
+    }
+    let id = accepted.ok_or_else(|| internal("the engine accepted the order without an id"))?;
     let folded = fold_outcome(outcome);
     let record = folded
         .order(account.get(), id)
         .ok_or_else(|| internal("the accepted order is missing from its events"))?;
     let fills = folded.trades(account.get(), None, usize::MAX).items;
-    Ok((record, oldest_first(fills)))
+    Ok(Placed::New(record, oldest_first(fills)))
+}
+
+/// The order a placement answers with, its fills and whether the placement was a repeat: the
+/// new order, or the first placement's order as it is now (read from the history).
+pub(crate) async fn placed_or_first(
+    state: &AppState,
+    outcome: &bourse_pipeline::Outcome,
+    account: AccountId,
+) -> Result<(OrderRecord, Vec<TradeRecord>, bool), ApiError> {
+    match placed_order(outcome, account)? {
+        Placed::New(record, fills) => Ok((record, fills, false)),
+        Placed::Duplicate(id) => {
+            let (record, fills) = order_with_fills(state, account, id)
+                .await?
+                .ok_or_else(|| internal("the first order of a repeat is not in the history"))?;
+            Ok((record, fills, true))
+        }
+    }
 }
 
 fn oldest_first(mut trades: Vec<TradeRecord>) -> Vec<TradeRecord> {
@@ -273,8 +306,13 @@ async fn submit_order(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let body: OrderBody = parse_json(&headers, &body)?;
-    let order = place(&state, account, side, &body).await?;
-    Ok((StatusCode::CREATED, axum::Json(order)).into_response())
+    let (order, duplicate) = place(&state, account, side, &body).await?;
+    let status = if duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(order)).into_response())
 }
 
 /// `POST /product/buy`.
@@ -284,12 +322,13 @@ async fn submit_order(
     tag = "trading",
     request_body(content = OrderBody, content_type = "application/json"),
     responses(
+        (status = 200, description = "a repeat (the same clientOrderId and body within 10 minutes): the first order as it is now, with its fills and `duplicate: true`; nothing new was placed", body = OrderView),
         (status = 201, description = "the order as the engine left it, with its fills", body = OrderView),
         BadValue,
         BearerErrors,
         (status = 403, description = "`account_not_verified`: trading needs a verified profile", body = ErrorBody),
         (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
-        (status = 409, description = "`duplicate_client_order_id`: the clientOrderId of an open order", body = ErrorBody),
+        (status = 409, description = "`duplicate_client_order_id`: the clientOrderId of an open order, or of an order placed within 10 minutes with another body", body = ErrorBody),
         BodyErrors,
         (status = 422, description = ORDER_REFUSED, body = ErrorBody),
         Unavailable,
@@ -311,12 +350,13 @@ pub(crate) async fn buy(
     tag = "trading",
     request_body(content = OrderBody, content_type = "application/json"),
     responses(
+        (status = 200, description = "a repeat (the same clientOrderId and body within 10 minutes): the first order as it is now, with its fills and `duplicate: true`; nothing new was placed", body = OrderView),
         (status = 201, description = "the order as the engine left it, with its fills", body = OrderView),
         BadValue,
         BearerErrors,
         (status = 403, description = "`account_not_verified`: trading needs a verified profile", body = ErrorBody),
         (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
-        (status = 409, description = "`duplicate_client_order_id`: the clientOrderId of an open order", body = ErrorBody),
+        (status = 409, description = "`duplicate_client_order_id`: the clientOrderId of an open order, or of an order placed within 10 minutes with another body", body = ErrorBody),
         BodyErrors,
         (status = 422, description = ORDER_REFUSED, body = ErrorBody),
         Unavailable,
@@ -417,14 +457,24 @@ fn unknown_order(id: u64) -> ApiError {
     )
 }
 
-/// One order of the account with its fills, from the history.
-async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Value, ApiError> {
-    let found = read_history(state, move |h| {
+/// One order of the account with its fills, oldest first, from the history (`None` if the
+/// account has no such order).
+async fn order_with_fills(
+    state: &AppState,
+    account: AccountId,
+    id: u64,
+) -> Result<Option<(OrderRecord, Vec<TradeRecord>)>, ApiError> {
+    read_history(state, move |h| {
         let order = h.order(account.get(), id)?;
         let fills: Vec<TradeRecord> = h.order_trades(account.get(), &order);
         Some((order, fills))
     })
-    .await?;
+    .await
+}
+
+/// One order of the account with its fills, from the history.
+async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Value, ApiError> {
+    let found = order_with_fills(state, account, id).await?;
     let (order, fills) = found.ok_or_else(|| unknown_order(id))?;
     let product = order.product;
     let units = state

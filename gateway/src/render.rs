@@ -169,6 +169,12 @@ pub struct OrderView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<TradeView>, required = false)]
     fills: Option<Vec<TradeView>>,
+    /// `true` when this answers a repeated placement (the same `clientOrderId` and body within
+    /// 10 minutes): the order is the first placement's, as it is now, and nothing new was
+    /// placed. Absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    duplicate: bool,
 }
 
 /// One trade of the account, as the API shows it.
@@ -231,6 +237,15 @@ pub fn order_view<'a>(
         created_at: order.created_ms,
         updated_at: order.updated_ms,
         fills: fills.map(|fills| fills.iter().map(|t| trade_view(units, t)).collect()),
+        duplicate: false,
+    }
+}
+
+impl OrderView<'_> {
+    /// Marks the answer to a repeated placement (see the `duplicate` field).
+    pub fn duplicate(mut self, duplicate: bool) -> Self {
+        self.duplicate = duplicate;
+        self
     }
 }
 

@@ -704,19 +704,21 @@ impl Session {
                 return None;
             }
         };
+        let state = self.state.clone();
         Some(Box::pin(async move {
-            let answer = ticket
-                .await
-                .map_err(crate::error::submit_error)
-                .and_then(|outcome| orders_api::placed_order(&outcome, account));
+            let answer = match ticket.await.map_err(crate::error::submit_error) {
+                Ok(outcome) => orders_api::placed_or_first(&state, &outcome, account).await,
+                Err(error) => Err(error),
+            };
             match answer {
                 // Serialised straight to text (no `Value` in between): this is the hot path.
-                Ok((record, fills)) => {
+                Ok((record, fills, duplicate)) => {
                     let answer = OrderAnswer {
                         op: "order",
                         ok: true,
                         id: &id,
-                        order: render::order_view(&units, &record, Some(&fills)),
+                        order: render::order_view(&units, &record, Some(&fills))
+                            .duplicate(duplicate),
                     };
                     // Room for an order and a fill or two, so the text is not regrown.
                     let mut text = Vec::with_capacity(1024);

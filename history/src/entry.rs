@@ -258,6 +258,9 @@ impl Entry {
                     _ => None,
                 },
             },
+            // A repeated placement changed nothing: the first placement's entries are its
+            // history.
+            EventKind::OrderDuplicate { .. } => return None,
             _ => return None,
         })
     }

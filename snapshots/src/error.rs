@@ -20,8 +20,14 @@ pub enum SnapshotError {
     BadMagic,
     #[error("header checksum mismatch")]
     HeaderChecksum,
-    #[error("format version {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion { found: u32, supported: u32 },
+    #[error(
+        "format version {found} is not supported (this build reads versions {oldest} to {supported})"
+    )]
+    UnsupportedVersion {
+        found: u32,
+        oldest: u32,
+        supported: u32,
+    },
     #[error("payload length {declared} in the header, {actual} bytes in the file")]
     LengthMismatch { declared: u64, actual: u64 },
     #[error("payload of {len} bytes is over the maximum")]

@@ -1,14 +1,20 @@
 //! The bytes of a snapshot file; `FORMAT.md` is the contract and draws the same offsets.
 
 use bourse_engine::{ArchivedEngineImage, Engine, EngineImage};
+use rkyv::api::high::HighValidator;
+use rkyv::bytecheck::CheckBytes;
 use rkyv::util::AlignedVec;
 
 use crate::error::SnapshotError;
+use crate::v1::{ArchivedEngineImageV1, EngineImageV1};
 
 /// "BOURSES" and a zero byte.
 pub const MAGIC: [u8; 8] = *b"BOURSES\0";
-/// The version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes (and the newest it reads).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads: a version 1 payload (no order-key window) is converted
+/// on load (`v1.rs`).
+pub const FORMAT_VERSION_MIN: u32 = 1;
 
 pub const HEADER_MAGIC_OFFSET: usize = 0;
 pub const HEADER_VERSION_OFFSET: usize = 8;
@@ -55,7 +61,11 @@ fn payload_len_estimate(image: &EngineImage) -> usize {
         .iter()
         .map(|a| a.name.len() + a.proof.len())
         .sum();
-    4096 + image.accounts.len() * 160 + text + n_orders * 96 + image.funds_requests.len() * 80
+    4096 + image.accounts.len() * 160
+        + text
+        + n_orders * 96
+        + image.funds_requests.len() * 80
+        + image.order_keys.len() * 112
 }
 
 /// Header and payload of a snapshot of `image` taken after command `seq`.
@@ -64,16 +74,18 @@ pub fn encode(seq: u64, image: &EngineImage) -> Result<Encoded, SnapshotError> {
     let payload = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(image, buffer)
         .map_err(|e| SnapshotError::Encode(e.to_string()))?;
     Ok(Encoded {
-        header: header(seq, &payload),
+        header: header(FORMAT_VERSION, seq, &payload),
         payload,
     })
 }
 
-fn header(seq: u64, payload: &[u8]) -> [u8; HEADER_LEN] {
+/// The header of a payload in format `version` (only tests write a version other than
+/// [`FORMAT_VERSION`]).
+pub(crate) fn header(version: u32, seq: u64, payload: &[u8]) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[HEADER_MAGIC_OFFSET..HEADER_VERSION_OFFSET].copy_from_slice(&MAGIC);
-    h[HEADER_VERSION_OFFSET..HEADER_FLAGS_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    // Flags (bytes 12..16) are zero in version 1.
+    h[HEADER_VERSION_OFFSET..HEADER_FLAGS_OFFSET].copy_from_slice(&version.to_le_bytes());
+    // Flags (bytes 12..16) are zero in versions 1 and 2.
     h[HEADER_SEQ_OFFSET..HEADER_PAYLOAD_LEN_OFFSET].copy_from_slice(&seq.to_le_bytes());
     h[HEADER_PAYLOAD_LEN_OFFSET..HEADER_PAYLOAD_CHECKSUM_OFFSET]
         .copy_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -115,8 +127,14 @@ pub fn read_aligned(file: &mut std::fs::File) -> std::io::Result<AlignedVec<PAYL
     }
 }
 
-/// Checks the header and the payload checksum; returns the sequence number and the payload.
+/// Checks the header (any version this build reads); returns the sequence number and the
+/// payload.
 pub fn check_header(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotError> {
+    check_header_versioned(bytes).map(|(_, seq, payload)| (seq, payload))
+}
+
+/// [`check_header`], with the format version.
+fn check_header_versioned(bytes: &[u8]) -> Result<(u32, u64, &[u8]), SnapshotError> {
     if bytes.len() < HEADER_LEN {
         return Err(SnapshotError::TooShort { len: bytes.len() });
     }
@@ -129,9 +147,11 @@ pub fn check_header(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotError> {
     }
     let version = u32_at(h, HEADER_VERSION_OFFSET);
     let reserved_zero = h[HEADER_RESERVED_OFFSET..].iter().all(|b| *b == 0);
-    if version != FORMAT_VERSION || u32_at(h, HEADER_FLAGS_OFFSET) != 0 || !reserved_zero {
+    let known = (FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version);
+    if !known || u32_at(h, HEADER_FLAGS_OFFSET) != 0 || !reserved_zero {
         return Err(SnapshotError::UnsupportedVersion {
             found: version,
+            oldest: FORMAT_VERSION_MIN,
             supported: FORMAT_VERSION,
         });
     }
@@ -147,20 +167,24 @@ pub fn check_header(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotError> {
             actual: payload.len() as u64,
         });
     }
-    Ok((seq, payload))
+    Ok((version, seq, payload))
 }
 
 /// Payloads at least this long are checksummed on a second thread while this one validates
 /// the archive (the two only read the bytes).
 const PARALLEL_CHECK_MIN: usize = 1 << 20;
 
-/// The payload's CRC32C against the header, and the archive validated with `bytecheck`; then
-/// `f` on the validated archive. The checksum is reported first: a payload whose checksum
-/// fails is refused as [`SnapshotError::PayloadChecksum`] whatever the archive check says.
-fn with_archive<T>(
+/// The payload's CRC32C against the header, and the archive (of `A`, the image type of the
+/// file's version) validated with `bytecheck`; then `f` on the validated archive. The checksum
+/// is reported first: a payload whose checksum fails is refused as
+/// [`SnapshotError::PayloadChecksum`] whatever the archive check says.
+fn with_archive<A, T>(
     bytes: &[u8],
-    f: impl FnOnce(&ArchivedEngineImage) -> Result<T, SnapshotError>,
-) -> Result<(u64, T), SnapshotError> {
+    f: impl FnOnce(&A) -> Result<T, SnapshotError>,
+) -> Result<(u64, T), SnapshotError>
+where
+    A: rkyv::Portable + for<'a> CheckBytes<HighValidator<'a, rkyv::rancor::Error>>,
+{
     let (seq, payload) = check_header(bytes)?;
     let expected = u32_at(bytes, HEADER_PAYLOAD_CHECKSUM_OFFSET);
     // rkyv reads archived values in place, so the payload must be aligned: read from an
@@ -175,7 +199,7 @@ fn with_archive<T>(
         &copy[..]
     };
     let access = || {
-        rkyv::access::<ArchivedEngineImage, rkyv::rancor::Error>(aligned)
+        rkyv::access::<A, rkyv::rancor::Error>(aligned)
             .map_err(|e| SnapshotError::Decode(e.to_string()))
     };
     let (crc, archived) = if aligned.len() >= PARALLEL_CHECK_MIN {
@@ -198,22 +222,47 @@ fn with_archive<T>(
 /// deserializes it into an owned image. Returns the sequence number and the image. (Loading
 /// does not need the owned image: [`decode`] builds the engine from the archive directly.)
 pub fn decode_image(bytes: &[u8]) -> Result<(u64, EngineImage), SnapshotError> {
-    with_archive(bytes, |archived| {
+    if check_header_versioned(bytes)?.0 == 1 {
+        return with_archive(bytes, |archived: &ArchivedEngineImageV1| {
+            deserialize_v1(archived).map(EngineImage::from)
+        });
+    }
+    with_archive(bytes, |archived: &ArchivedEngineImage| {
         rkyv::deserialize::<EngineImage, rkyv::rancor::Error>(archived)
             .map_err(|e| SnapshotError::Decode(e.to_string()))
     })
 }
 
+fn deserialize_v1(archived: &ArchivedEngineImageV1) -> Result<EngineImageV1, SnapshotError> {
+    rkyv::deserialize::<EngineImageV1, rkyv::rancor::Error>(archived)
+        .map_err(|e| SnapshotError::Decode(e.to_string()))
+}
+
 /// Checks the header and the payload checksum, validates the archive (`bytecheck`), then
 /// builds the engine straight from the archived image with [`Engine::from_archived`] (which
-/// checks its meaning). Returns the sequence number and the engine.
+/// checks its meaning). Returns the sequence number and the engine. A version 1 file is
+/// deserialized, converted (an empty order-key window) and built with [`Engine::from_image`].
 pub fn decode(bytes: &[u8]) -> Result<(u64, Engine), SnapshotError> {
-    with_archive(bytes, |archived| Ok(Engine::from_archived(archived)?))
+    if check_header_versioned(bytes)?.0 == 1 {
+        return with_archive(bytes, |archived: &ArchivedEngineImageV1| {
+            let image = EngineImage::from(deserialize_v1(archived)?);
+            Ok(Engine::from_image(image)?)
+        });
+    }
+    with_archive(bytes, |archived: &ArchivedEngineImage| {
+        Ok(Engine::from_archived(archived)?)
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use bourse_engine::{
+        AccountId, Amount, AssetCode, AssetId, Command, CommandKind, CreateAccount, FundsMethod,
+        FundsRequest, Limits, ORDER_KEYS_MAX, ProfileStatus, RequestId, TokenHash,
+    };
+
     use super::*;
+    use crate::v1::LimitsImageV1;
 
     #[test]
     fn header_fields_tile_the_header() {
@@ -234,5 +283,119 @@ mod tests {
         }
         assert_eq!(end, HEADER_LEN);
         assert_eq!(HEADER_LEN % PAYLOAD_ALIGN, 0);
+    }
+
+    // ----- version 1 (before the order-key window) -----------------------------------------
+
+    /// An engine with an account, a deposit and a remembered funds request.
+    fn engine() -> Engine {
+        let mut engine = Engine::new(Limits {
+            accounts_max: 100,
+            ..Limits::default()
+        });
+        let kinds = [
+            CommandKind::AddAsset {
+                code: AssetCode::new("USD").unwrap(),
+                scale: 2,
+            },
+            CommandKind::create_account(CreateAccount {
+                name: "ada".into(),
+                proof: "passport:1".into(),
+                currency_preference: AssetCode::new("USD").unwrap(),
+                token_hash: TokenHash([1; 32]),
+                initial_status: ProfileStatus::Verified,
+            }),
+            CommandKind::Deposit(FundsRequest {
+                account: AccountId::new(1),
+                asset: AssetId::new(0),
+                amount: Amount::from_minor(5_000),
+                request_id: RequestId::new("d-1").unwrap(),
+                method: FundsMethod::Upi,
+            }),
+        ];
+        for (seq, kind) in (1u64..).zip(kinds) {
+            let command = Command {
+                seq,
+                timestamp_ms: 1_700_000_000_000,
+                kind,
+            };
+            engine.apply(&command, &mut Vec::new()).unwrap();
+        }
+        engine
+    }
+
+    /// The version 1 image of a state without remembered order keys.
+    fn v1_image(image: EngineImage) -> EngineImageV1 {
+        assert!(image.order_keys.is_empty());
+        let l = image.limits;
+        EngineImageV1 {
+            limits: LimitsImageV1 {
+                accounts_max: l.accounts_max,
+                assets_max: l.assets_max,
+                products_max: l.products_max,
+                open_orders_per_account_max: l.open_orders_per_account_max,
+                orders_per_book_max: l.orders_per_book_max,
+                orders_total_max: l.orders_total_max,
+                bookmarks_per_account_max: l.bookmarks_per_account_max,
+                funds_requests_per_account_max: l.funds_requests_per_account_max,
+            },
+            assets: image.assets,
+            products: image.products,
+            accounts: image.accounts,
+            books: image.books,
+            funds_requests: image.funds_requests,
+            next_order_id: image.next_order_id,
+            event_seq: image.event_seq,
+            clock_ms: image.clock_ms,
+        }
+    }
+
+    fn file(version: u32, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = header(version, 3, payload).to_vec();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn a_version_1_file_loads_with_an_empty_window() {
+        let original = engine();
+        let payload =
+            rkyv::to_bytes::<rkyv::rancor::Error>(&v1_image(original.to_image())).unwrap();
+        let bytes = file(1, &payload);
+        let (seq, loaded) = decode(&bytes).unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(loaded.state_hash(), original.state_hash());
+        assert_eq!(loaded.to_image(), original.to_image());
+        assert_eq!(loaded.limits().order_keys_max, ORDER_KEYS_MAX);
+        assert_eq!(loaded.limits().accounts_max, 100);
+        let (_, image) = decode_image(&bytes).unwrap();
+        assert_eq!(image, original.to_image());
+    }
+
+    #[test]
+    fn the_version_decides_how_the_payload_is_read() {
+        let original = engine();
+        let v1 = rkyv::to_bytes::<rkyv::rancor::Error>(&v1_image(original.to_image())).unwrap();
+        let v2 = rkyv::to_bytes::<rkyv::rancor::Error>(&original.to_image()).unwrap();
+        assert!(decode(&file(FORMAT_VERSION, &v2)).is_ok());
+        // A payload read as the other version's image does not validate.
+        assert!(matches!(
+            decode(&file(FORMAT_VERSION, &v1)),
+            Err(SnapshotError::Decode(_) | SnapshotError::Image(_))
+        ));
+        assert!(matches!(
+            decode(&file(1, &v2)),
+            Err(SnapshotError::Decode(_) | SnapshotError::Image(_))
+        ));
+        for version in [0, FORMAT_VERSION + 1] {
+            match decode(&file(version, &v2)) {
+                Err(SnapshotError::UnsupportedVersion {
+                    found,
+                    oldest,
+                    supported,
+                }) => assert_eq!((found, oldest, supported), (version, 1, FORMAT_VERSION)),
+                other => panic!("version {version}: {other:?}"),
+            }
+        }
     }
 }

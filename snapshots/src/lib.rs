@@ -4,6 +4,8 @@
 //! A snapshot file is a 64-byte header (magic, format version, the sequence number of the last
 //! command applied, payload length, CRC32C of the payload, CRC32C of the header) followed by
 //! the `rkyv` archive of an [`EngineImage`]; `FORMAT.md` beside this crate draws the bytes.
+//! This build writes version 2 and reads versions 1 (converted on load, with an empty
+//! order-key window) and 2.
 //!
 //! - [`write_snapshot`] writes `snapshot-<seq>.snap` through a temporary file (write, fsync,
 //!   rename, fsync of the directory) and keeps the newest `keep_newest` snapshots.
@@ -37,15 +39,17 @@ mod error;
 mod fork;
 mod format;
 mod store;
+mod v1;
 
 pub use bourse_engine::{Engine, EngineImage, StateHash};
 pub use error::SnapshotError;
 #[cfg(unix)]
 pub use fork::{SnapshotChild, SnapshotOutcome, fork_snapshot};
 pub use format::{
-    Encoded, FORMAT_VERSION, HEADER_CHECKSUM_OFFSET, HEADER_LEN, HEADER_PAYLOAD_CHECKSUM_OFFSET,
-    HEADER_PAYLOAD_LEN_OFFSET, HEADER_RESERVED_OFFSET, HEADER_SEQ_OFFSET, HEADER_VERSION_OFFSET,
-    MAGIC, PAYLOAD_LEN_MAX, check_header, decode, decode_image, encode, read_aligned,
+    Encoded, FORMAT_VERSION, FORMAT_VERSION_MIN, HEADER_CHECKSUM_OFFSET, HEADER_LEN,
+    HEADER_PAYLOAD_CHECKSUM_OFFSET, HEADER_PAYLOAD_LEN_OFFSET, HEADER_RESERVED_OFFSET,
+    HEADER_SEQ_OFFSET, HEADER_VERSION_OFFSET, MAGIC, PAYLOAD_LEN_MAX, check_header, decode,
+    decode_image, encode, read_aligned,
 };
 pub use store::{
     Recovered, Skipped, SnapshotBytes, list_snapshots, load_newest, load_newest_at_most,

@@ -257,7 +257,8 @@ impl Generator {
         };
         let client_order_id = if self.rng.chance(20) {
             self.next_cid += 1;
-            // Reused now and then: a clash with an open order is rejected.
+            // Reused now and then: a clash with an open order, or with a key in the
+            // order-key window and another body, is rejected; the same body is a duplicate.
             let n = if self.rng.chance(5) {
                 self.next_cid / 2
             } else {

@@ -717,6 +717,12 @@ export interface components {
              * @description Unix ms.
              */
             createdAt: number;
+            /**
+             * @description `true` when this answers a repeated placement (the same `clientOrderId` and body within
+             *     10 minutes): the order is the first placement's, as it is now, and nothing new was
+             *     placed. Absent otherwise.
+             */
+            duplicate?: boolean;
             endReason: null | components["schemas"]["EndReason"];
             feeCurrency: components["schemas"]["CurrencyCode"];
             fees: components["schemas"]["Decimal"];
@@ -745,7 +751,9 @@ export interface components {
         OrderBody: {
             /**
              * @description The client's id of the order: 1 to 36 printable ASCII characters without spaces,
-             *     unique among the account's open orders.
+             *     unique among the account's open orders. It makes the placement idempotent: a repeat
+             *     with the same body within 10 minutes is answered 200 with the first order and
+             *     `duplicate: true`; with another body, 409 `duplicate_client_order_id`.
              */
             clientOrderId?: string | null;
             price?: null | components["schemas"]["PositiveDecimal"];
@@ -2068,6 +2076,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description a repeat (the same clientOrderId and body within 10 minutes): the first order as it is now, with its fills and `duplicate: true`; nothing new was placed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
             /** @description the order as the engine left it, with its fills */
             201: {
                 headers: {
@@ -2113,7 +2130,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `duplicate_client_order_id`: the clientOrderId of an open order */
+            /** @description `duplicate_client_order_id`: the clientOrderId of an open order, or of an order placed within 10 minutes with another body */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2184,6 +2201,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description a repeat (the same clientOrderId and body within 10 minutes): the first order as it is now, with its fills and `duplicate: true`; nothing new was placed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
             /** @description the order as the engine left it, with its fills */
             201: {
                 headers: {
@@ -2229,7 +2255,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `duplicate_client_order_id`: the clientOrderId of an open order */
+            /** @description `duplicate_client_order_id`: the clientOrderId of an open order, or of an order placed within 10 minutes with another body */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -101,7 +101,7 @@ export function plainWords(status: number, code: string, message: string): strin
     case 'duplicate_request':
       return `That request was already made with other values. ${detail}`;
     case 'duplicate_client_order_id':
-      return `An open order already has that client order id. ${detail}`;
+      return `That client order id is an open order's, or was used in the last 10 minutes for another order. ${detail}`;
     case 'invalid_request':
       return `Please check the form: ${detail}`;
     default:

@@ -147,8 +147,8 @@ fn different_streams_give_different_states() {
     );
 }
 
-/// Every accepted command other than a repeated funds request changes the state hash; repeats
-/// and rejections do not. (A field left out of the hash would show up here.)
+/// Every accepted command other than a repeated funds request or order changes the state hash;
+/// repeats and rejections do not. (A field left out of the hash would show up here.)
 #[test]
 fn the_hash_moves_exactly_when_the_state_does() {
     let rec = record(51, 3_000);
@@ -167,7 +167,7 @@ fn the_hash_moves_exactly_when_the_state_does() {
                 } | EventKind::Withdrawn {
                     duplicate: true,
                     ..
-                },
+                } | EventKind::OrderDuplicate { .. },
                 ..
             }]
         );

@@ -68,6 +68,8 @@ enum Ev {
         remaining: i64,
         priority_kept: bool,
     },
+    /// A placement repeating a keyed one: the first order's id.
+    Duplicate { id: u64, account: AccountId },
 }
 
 fn project(events: &[Event]) -> Vec<Ev> {
@@ -157,6 +159,10 @@ fn project(events: &[Event]) -> Vec<Ev> {
                     priority_kept,
                 }
             }
+            EventKind::OrderDuplicate { order, account, .. } => Ev::Duplicate {
+                id: order.get(),
+                account,
+            },
             other => panic!("unexpected event {other:?}"),
         })
         .collect()
@@ -200,6 +206,9 @@ struct Reference {
     asks: Vec<ROrder>,
     next_id: u64,
     clock: u64,
+    /// Every keyed placement accepted, with its order id (the test's engine time stands
+    /// still, so no key leaves the order-key window).
+    keys: BTreeMap<(AccountId, ClientOrderId), (NewOrder, u64)>,
     /// Balance totals (available + held) per account and asset.
     totals: BTreeMap<(AccountId, AssetId), i128>,
 }
@@ -370,7 +379,34 @@ impl Reference {
             .is_some_and(|best| would_trade(side, price, best.price))
     }
 
+    /// A placement: a repeat of a keyed one is answered with the first order if its body is
+    /// the same and refused if not; otherwise [`Reference::place_new`].
     fn place(&mut self, o: &NewOrder) -> Result<Vec<Ev>, Reject> {
+        let Some(cid) = o.client_order_id else {
+            return self.place_new(o);
+        };
+        if let Some((first, id)) = self.keys.get(&(o.account, cid)) {
+            let same = NewOrder {
+                client_order_id: first.client_order_id,
+                ..*o
+            } == *first;
+            return if same {
+                Ok(vec![Ev::Duplicate {
+                    id: *id,
+                    account: o.account,
+                }])
+            } else {
+                Err(Reject::DuplicateClientOrderId)
+            };
+        }
+        let events = self.place_new(o)?;
+        if let Some(Ev::Accepted { id, .. }) = events.first() {
+            self.keys.insert((o.account, cid), (*o, *id));
+        }
+        Ok(events)
+    }
+
+    fn place_new(&mut self, o: &NewOrder) -> Result<Vec<Ev>, Reject> {
         let qty = o.qty.lots();
         if !(1..=QTY_LOTS_MAX).contains(&qty) {
             return Err(Reject::InvalidQuantity);

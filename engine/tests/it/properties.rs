@@ -18,9 +18,14 @@
 //!   accounts, with the notional and a schedule fee; every order ends rested, cancelled or filled;
 //! * a rejected command emits nothing and leaves `state_hash` unchanged, and its reason is one the
 //!   command's defects allow (exactly the expected one where it is fully determined);
-//! * event sequence numbers are consecutive from 1 and carry the command's seq and timestamp.
+//! * event sequence numbers are consecutive from 1 and carry the command's seq and timestamp;
+//! * a placement whose client order id is in the order-key window (placed within
+//!   `ORDER_KEY_WINDOW_MS` of engine time, among the newest `order_keys_max`) is answered with one
+//!   `OrderDuplicate` naming the first order if its body is the same, and refused
+//!   (`DuplicateClientOrderId`) if not; the model keeps its own window and compares it with the
+//!   engine's image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use bourse_engine::*;
 use proptest::prelude::*;
@@ -151,6 +156,11 @@ pub(crate) enum Op {
     RepeatFunds {
         index: u16,
         flip: bool,
+    },
+    /// Places again one of the recent keyed placements; with `change`, one lot more.
+    RepeatPlace {
+        index: u16,
+        change: bool,
     },
     CreateAccount {
         status: ProfileStatus,
@@ -383,6 +393,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         14 => (any::<bool>(), who(), prop_oneof![20 => 0u8..N_ASSETS as u8, 1 => Just(N_ASSETS as u8)], amount_sel(), 0u8..48)
             .prop_map(|(deposit, who, asset, amount, request)| Op::Funds { deposit, who, asset, amount, request }),
         4 => (any::<u16>(), prop::bool::weighted(0.2)).prop_map(|(index, flip)| Op::RepeatFunds { index, flip }),
+        4 => (any::<u16>(), prop::bool::weighted(0.3)).prop_map(|(index, change)| Op::RepeatPlace { index, change }),
         2 => (profile_status(4), prop::bool::weighted(0.1))
             .prop_map(|(status, bad_name)| Op::CreateAccount { status, bad_name }),
         2 => status_change(),
@@ -429,6 +440,22 @@ struct Open {
     cid: Option<ClientOrderId>,
     /// Time priority: assigned when the order (re)enters a level.
     prio: u64,
+}
+
+/// A remembered keyed placement: its body, order, command and engine time.
+#[derive(Clone, Copy, Debug)]
+struct ModelKey {
+    body: NewOrder,
+    order: OrderId,
+    command_seq: u64,
+    at_ms: i64,
+}
+
+/// Whether two placements ask for the same (client order id and account aside).
+fn same_body(a: &NewOrder, b: &NewOrder) -> bool {
+    (a.product, a.side, a.order_type, a.price, a.qty)
+        == (b.product, b.side, b.order_type, b.price, b.qty)
+        && (a.time_in_force, a.self_trade) == (b.time_in_force, b.self_trade)
 }
 
 /// What an order was accepted as.
@@ -478,6 +505,7 @@ pub(crate) struct Stats {
     pub(crate) kept_priority: u64,
     pub(crate) cancelled: BTreeMap<String, u64>,
     pub(crate) duplicate_funds: u64,
+    pub(crate) duplicate_orders: u64,
     pub(crate) amends_taking: u64,
     pub(crate) fok_filled: u64,
     pub(crate) market_orders: u64,
@@ -569,6 +597,11 @@ pub(crate) struct Harness {
     /// Accepted funds requests: (deposit, asset, amount, command seq).
     funds: BTreeMap<(AccountId, RequestId), (bool, AssetId, i64, u64)>,
     funds_history: Vec<(bool, FundsRequest)>,
+    /// The order-key window as the events imply it, and its ids oldest first.
+    keys: BTreeMap<(AccountId, ClientOrderId), ModelKey>,
+    key_queue: VecDeque<(AccountId, ClientOrderId)>,
+    /// Every placement tried with a client order id (for `Op::RepeatPlace`).
+    keyed: Vec<NewOrder>,
     open: BTreeMap<OrderId, Open>,
     meta: BTreeMap<OrderId, Meta>,
     accepted: Vec<OrderId>,
@@ -689,6 +722,9 @@ impl Harness {
             totals: BTreeMap::new(),
             funds: BTreeMap::new(),
             funds_history: Vec::new(),
+            keys: BTreeMap::new(),
+            key_queue: VecDeque::new(),
+            keyed: Vec::new(),
             open: BTreeMap::new(),
             meta: BTreeMap::new(),
             accepted: Vec::new(),
@@ -751,8 +787,19 @@ impl Harness {
                     self_trade: stp,
                     client_order_id: cid.map(|c| ClientOrderId::new(&format!("cid-{c}")).unwrap()),
                 };
-                let expect = self.expect_place(&order);
-                self.run(CommandKind::PlaceOrder(order), Ctx::Place(order), expect);
+                self.place(order);
+            }
+            Op::RepeatPlace { index, change } => {
+                // One of the 8 newest, so that most repeats fall within the window.
+                let n = self.keyed.len();
+                if n == 0 {
+                    return;
+                }
+                let mut order = self.keyed[n - 1 - index as usize % n.min(8)];
+                if change {
+                    order.qty = Qty::from_lots(order.qty.lots().saturating_add(1));
+                }
+                self.place(order);
             }
             Op::Cancel { actor, order } => {
                 let order = self.order_ref(order);
@@ -939,6 +986,77 @@ impl Harness {
         }
     }
 
+    fn place(&mut self, order: NewOrder) {
+        if order.client_order_id.is_some() {
+            self.keyed.push(order);
+        }
+        let expect = self.expect_place(&order);
+        self.run(CommandKind::PlaceOrder(order), Ctx::Place(order), expect);
+    }
+
+    /// The model's key of `o` if it is in the window at the engine's time.
+    fn live_key(&self, o: &NewOrder) -> Option<&ModelKey> {
+        let cid = o.client_order_id?;
+        let now = self.engine_time();
+        self.keys
+            .get(&(o.account, cid))
+            .filter(|k| now - k.at_ms <= ORDER_KEY_WINDOW_MS)
+    }
+
+    /// An accepted placement at `now`: the window forgets what is out of it, then as many of
+    /// the oldest as make room for one, then remembers the new key.
+    fn remember_key(&mut self, o: &NewOrder, order: OrderId, command_seq: u64, now: i64) {
+        let max = self.engine.limits().order_keys_max as usize;
+        while let Some(id) = self.key_queue.front() {
+            let expired = now - self.keys[id].at_ms > ORDER_KEY_WINDOW_MS;
+            if !expired && self.key_queue.len() < max {
+                break;
+            }
+            self.keys.remove(id);
+            self.key_queue.pop_front();
+        }
+        if let Some(cid) = o.client_order_id
+            && self.key_queue.len() < max
+        {
+            let key = ModelKey {
+                body: *o,
+                order,
+                command_seq,
+                at_ms: now,
+            };
+            assert!(self.keys.insert((o.account, cid), key).is_none());
+            self.key_queue.push_back((o.account, cid));
+        }
+    }
+
+    /// The engine's window (from its image) equals the model's, in order.
+    fn check_keys(&self) {
+        let image = self.engine.to_image();
+        let engine: Vec<(u32, String, u64, u64, i64)> = image
+            .order_keys
+            .iter()
+            .map(|k| {
+                let cid = k.client_order_id.to_short().expect("valid id");
+                (k.account, cid.to_string(), k.order, k.command_seq, k.at_ms)
+            })
+            .collect();
+        let model: Vec<(u32, String, u64, u64, i64)> = self
+            .key_queue
+            .iter()
+            .map(|id| {
+                let k = &self.keys[id];
+                (
+                    id.0.get(),
+                    id.1.to_string(),
+                    k.order.get(),
+                    k.command_seq,
+                    k.at_ms,
+                )
+            })
+            .collect();
+        assert_eq!(engine, model, "the order-key window");
+    }
+
     // ----- resolving operations -----------------------------------------------------------
 
     fn who(&self, who: Who) -> AccountId {
@@ -1063,7 +1181,16 @@ impl Harness {
         }
     }
 
+    /// A placement's outcome: a key in the window decides it before anything else.
     fn expect_place(&self, o: &NewOrder) -> Expect {
+        match self.live_key(o) {
+            Some(key) if same_body(&key.body, o) => Expect::Exactly(Ok(())),
+            Some(_) => Expect::Exactly(Err(Reject::DuplicateClientOrderId)),
+            None => self.expect_new_order(o),
+        }
+    }
+
+    fn expect_new_order(&self, o: &NewOrder) -> Expect {
         let mut defects: Vec<Reject> = self.trader_defect(o.account).into_iter().collect();
         let p = self.engine.product_info(o.product);
         match p {
@@ -1402,8 +1529,16 @@ impl Harness {
                 }
             }
             Ctx::Place(_) => assert!(
-                matches!(events[0].kind, EventKind::OrderAccepted { .. }),
-                "a placed order's first event is OrderAccepted: {events:?}"
+                matches!(events[0].kind, EventKind::OrderAccepted { .. })
+                    || matches!(
+                        events[..],
+                        [Event {
+                            kind: EventKind::OrderDuplicate { .. },
+                            ..
+                        }]
+                    ),
+                "a placed order's first event is OrderAccepted, or its one event OrderDuplicate: \
+                 {events:?}"
             ),
             Ctx::Cancel(_) | Ctx::Other => {
                 assert_eq!(events.len(), 1, "{command:?} emits one event: {events:?}")
@@ -1536,6 +1671,7 @@ impl Harness {
                     "order ids increase"
                 );
                 assert!(taker.is_none());
+                self.remember_key(&o, order, command.seq, event.timestamp_ms);
                 self.accepted.push(order);
                 self.meta.insert(
                     order,
@@ -1563,6 +1699,26 @@ impl Harness {
                     stp_cancels: 0,
                     must_stop: false,
                 });
+            }
+            EventKind::OrderDuplicate {
+                account,
+                order,
+                client_order_id,
+                original_command_seq,
+            } => {
+                let Ctx::Place(o) = ctx else {
+                    panic!("OrderDuplicate outside a placement")
+                };
+                let key = *self
+                    .live_key(&o)
+                    .expect("a duplicate of a key in the window");
+                assert!(same_body(&key.body, &o), "a duplicate with another body");
+                assert_eq!(
+                    (account, Some(client_order_id), order, original_command_seq),
+                    (o.account, o.client_order_id, key.order, key.command_seq),
+                    "the duplicate names the first placement"
+                );
+                self.stats.duplicate_orders += 1;
             }
             EventKind::Fill {
                 product,
@@ -1853,6 +2009,7 @@ impl Harness {
 
     /// The whole-state invariants.
     pub(crate) fn check_state(&self) {
+        self.check_keys();
         let e = &self.engine;
         let n_assets = e.n_assets();
         // Money: nothing negative; totals as the events say; conservation per asset.
@@ -2037,7 +2194,7 @@ fn long_seeded_runs_keep_the_invariants() {
             "seed {seed}: {s:?}"
         );
         assert!(
-            s.duplicate_funds > 5 && s.market_orders > 30,
+            s.duplicate_funds > 5 && s.duplicate_orders > 5 && s.market_orders > 30,
             "seed {seed}: {s:?}"
         );
         for reason in ["SelfTrade", "Expired", "Requested"] {
@@ -2058,6 +2215,7 @@ fn long_seeded_runs_keep_the_invariants() {
             "InvalidTimeInForce",
             "InsufficientFunds",
             "RequestIdMismatch",
+            "DuplicateClientOrderId",
             "FeeAccountCannotTrade",
             "WouldTakeLiquidity",
             "FillOrKillUnfillable",
@@ -2204,6 +2362,7 @@ fn tight_limits() -> Limits {
         orders_total_max: 16,
         bookmarks_per_account_max: 1,
         funds_requests_per_account_max: 12,
+        order_keys_max: 3,
         ..Limits::default()
     }
 }

@@ -755,19 +755,23 @@ mod orders {
         let ada = w.trader(1_000_000, 0);
         let bob = w.trader(1_000_000, 10);
         let cid = ClientOrderId::new("my-order-1").unwrap();
-        let with_cid = |account| NewOrder {
+        let with_cid = |account, price| NewOrder {
             client_order_id: Some(cid),
-            ..limit_order(account, Side::Buy, 100, 1, TimeInForce::Gtc)
+            ..limit_order(account, Side::Buy, price, 1, TimeInForce::Gtc)
         };
-        w.ok(CommandKind::PlaceOrder(with_cid(ada)));
+        w.ok(CommandKind::PlaceOrder(with_cid(ada, 100)));
+        // Another body with the id of an open order (a repeat with the same body is answered
+        // with the first order: `order_keys`).
         assert_eq!(
-            w.rejected(CommandKind::PlaceOrder(with_cid(ada))),
+            w.rejected(CommandKind::PlaceOrder(with_cid(ada, 101))),
             Reject::DuplicateClientOrderId
         );
-        w.ok(CommandKind::PlaceOrder(with_cid(bob)));
-        // Once the first is filled, the id is free again.
+        // Ids are per account.
+        w.ok(CommandKind::PlaceOrder(with_cid(bob, 100)));
+        // Once the first is filled and its key is out of the window, the id is free again.
         w.rest(bob, Side::Sell, 100, 1);
-        w.ok(CommandKind::PlaceOrder(with_cid(ada)));
+        w.now_ms += ORDER_KEY_WINDOW_MS + 1;
+        w.ok(CommandKind::PlaceOrder(with_cid(ada, 101)));
     }
 
     #[test]
@@ -788,6 +792,200 @@ mod orders {
         );
         assert_eq!(w.cancel(ada, order), Err(Reject::UnknownOrder));
         assert!(w.levels(Side::Buy).is_empty());
+    }
+}
+
+mod order_keys {
+    //! Orders are idempotent by client order id within the order-key window.
+    use super::*;
+
+    fn keyed(order: NewOrder, cid: &str) -> CommandKind {
+        CommandKind::PlaceOrder(NewOrder {
+            client_order_id: Some(ClientOrderId::new(cid).unwrap()),
+            ..order
+        })
+    }
+
+    fn market_buy(account: AccountId, qty: i64, cid: &str) -> CommandKind {
+        keyed(
+            NewOrder {
+                order_type: OrderType::Market,
+                price: None,
+                ..limit_order(account, Side::Buy, 1, qty, TimeInForce::Ioc)
+            },
+            cid,
+        )
+    }
+
+    /// The one `OrderDuplicate` of a repeat: (order, original command seq).
+    fn duplicate(events: &[Event]) -> (OrderId, u64) {
+        match events {
+            [
+                Event {
+                    kind:
+                        EventKind::OrderDuplicate {
+                            order,
+                            original_command_seq,
+                            ..
+                        },
+                    ..
+                },
+            ] => (*order, *original_command_seq),
+            other => panic!("not one OrderDuplicate: {other:?}"),
+        }
+    }
+
+    /// A seller with 10 shares resting at 10.00 and a buyer with 1,000.00.
+    fn market() -> (World, AccountId, AccountId) {
+        let mut w = World::new();
+        let seller = w.trader(0, 10);
+        let buyer = w.trader(100_000, 0);
+        w.rest(seller, Side::Sell, 1_000, 10);
+        (w, seller, buyer)
+    }
+
+    #[test]
+    fn a_repeated_market_buy_is_answered_with_the_first_order_and_moves_nothing() {
+        let (mut w, _, buyer) = market();
+        let first = w.ok(market_buy(buyer, 2, "buy-1"));
+        let order = accepted_id(&first);
+        let first_seq = w.seq;
+        assert_eq!(fills(&first).len(), 1);
+        let after_first = (w.usd(buyer), w.engine.balance(buyer, AAPL));
+        assert_eq!(after_first.1.available, 2);
+        let hash = w.engine.state_hash();
+
+        w.now_ms += 60_000;
+        let repeat = w.ok(market_buy(buyer, 2, "buy-1"));
+        assert_eq!(duplicate(&repeat), (order, first_seq));
+        assert_eq!((w.usd(buyer), w.engine.balance(buyer, AAPL)), after_first);
+        assert_eq!(w.engine.state_hash(), hash, "a duplicate changes nothing");
+        assert_eq!(w.levels(Side::Sell), vec![(1_000, 8)]);
+
+        // Another body under the same key is refused.
+        assert_eq!(
+            w.rejected(market_buy(buyer, 3, "buy-1")),
+            Reject::DuplicateClientOrderId
+        );
+        let limit = keyed(
+            limit_order(buyer, Side::Buy, 1_000, 2, TimeInForce::Ioc),
+            "buy-1",
+        );
+        assert_eq!(w.rejected(limit), Reject::DuplicateClientOrderId);
+        // Another key is another order.
+        let other = w.ok(market_buy(buyer, 2, "buy-2"));
+        assert!(accepted_id(&other) > order);
+    }
+
+    #[test]
+    fn a_key_is_forgotten_ten_minutes_and_a_millisecond_later() {
+        let (mut w, _, buyer) = market();
+        let t0 = w.now_ms;
+        let order = accepted_id(&w.ok(market_buy(buyer, 1, "k")));
+        w.now_ms = t0 + ORDER_KEY_WINDOW_MS;
+        assert_eq!(duplicate(&w.ok(market_buy(buyer, 1, "k"))).0, order);
+        w.now_ms = t0 + ORDER_KEY_WINDOW_MS + 1;
+        let again = w.ok(market_buy(buyer, 1, "k"));
+        assert!(accepted_id(&again) > order, "placed anew: {again:?}");
+        assert_eq!(w.engine.balance(buyer, AAPL).available, 2);
+        // The new placement is remembered in its turn.
+        assert_eq!(
+            duplicate(&w.ok(market_buy(buyer, 1, "k"))).0,
+            accepted_id(&again)
+        );
+    }
+
+    #[test]
+    fn an_open_order_keeps_its_id_past_the_window() {
+        let (mut w, _, _) = market();
+        let seller = w.trader(0, 5);
+        let ask = keyed(
+            limit_order(seller, Side::Sell, 1_100, 1, TimeInForce::Gtc),
+            "ask",
+        );
+        let order = accepted_id(&w.ok(ask.clone()));
+        assert_eq!(duplicate(&w.ok(ask.clone())).0, order);
+        w.now_ms += ORDER_KEY_WINDOW_MS + 1;
+        assert_eq!(w.rejected(ask.clone()), Reject::DuplicateClientOrderId);
+        w.cancel(seller, order).unwrap();
+        assert!(accepted_id(&w.ok(ask)) > order);
+    }
+
+    #[test]
+    fn a_rejected_placement_is_not_remembered() {
+        let (mut w, _, _) = market();
+        let poor = w.trader(10, 0);
+        assert_eq!(
+            w.rejected(market_buy(poor, 1, "k")),
+            Reject::InsufficientFunds
+        );
+        w.deposit(poor, USD, 10_000);
+        let events = w.ok(market_buy(poor, 1, "k"));
+        assert_eq!(fills(&events).len(), 1);
+    }
+
+    #[test]
+    fn the_oldest_key_goes_first_when_the_window_is_full() {
+        let mut w = World::with_limits(Limits {
+            order_keys_max: 2,
+            ..Limits::default()
+        });
+        let seller = w.trader(0, 10);
+        let buyer = w.trader(100_000, 0);
+        w.rest(seller, Side::Sell, 1_000, 10);
+        let k1 = accepted_id(&w.ok(market_buy(buyer, 1, "k1")));
+        let k2 = accepted_id(&w.ok(market_buy(buyer, 1, "k2")));
+        let k3 = accepted_id(&w.ok(market_buy(buyer, 1, "k3")));
+        // k1 made room for k3; k2 and k3 are held.
+        assert_eq!(duplicate(&w.ok(market_buy(buyer, 1, "k3"))).0, k3);
+        assert_eq!(duplicate(&w.ok(market_buy(buyer, 1, "k2"))).0, k2);
+        let again = accepted_id(&w.ok(market_buy(buyer, 1, "k1")));
+        assert!(again > k3 && k1 < k2);
+        // And that placement pushed k2 out.
+        assert!(accepted_id(&w.ok(market_buy(buyer, 1, "k2"))) > again);
+        assert_eq!(w.engine.balance(buyer, AAPL).available, 5);
+    }
+
+    #[test]
+    fn the_window_survives_an_image_and_is_in_the_hash() {
+        let (mut w, _, buyer) = market();
+        let order = accepted_id(&w.ok(market_buy(buyer, 1, "k")));
+        let image = w.engine.to_image();
+        assert_eq!(image.order_keys.len(), 1);
+        assert_eq!(image.order_keys[0].order, order.get());
+        let mut rebuilt = Engine::from_image(image.clone()).unwrap();
+        assert_eq!(rebuilt.state_hash(), w.engine.state_hash());
+        assert_eq!(rebuilt.to_image(), image);
+        // The rebuilt engine answers the repeat as the original does.
+        let repeat = Command {
+            seq: w.seq + 1,
+            timestamp_ms: w.now_ms,
+            kind: market_buy(buyer, 1, "k"),
+        };
+        let mut events = Vec::new();
+        rebuilt.apply(&repeat, &mut events).unwrap();
+        assert_eq!(duplicate(&events).0, order);
+        assert_eq!(events, w.ok(repeat.kind.clone()));
+
+        // Two engines that differ only by a remembered key hash apart: an IOC that expires
+        // unfilled leaves nothing but its key.
+        let ioc = limit_order(buyer, Side::Buy, 900, 1, TimeInForce::Ioc);
+        let mut plain = Engine::from_image(w.engine.to_image()).unwrap();
+        plain
+            .apply(
+                &Command {
+                    seq: w.seq + 1,
+                    timestamp_ms: w.now_ms,
+                    kind: CommandKind::PlaceOrder(ioc),
+                },
+                &mut Vec::new(),
+            )
+            .unwrap();
+        w.ok(keyed(ioc, "ioc"));
+        assert_ne!(plain.state_hash(), w.engine.state_hash());
+        let mut image = w.engine.to_image();
+        image.order_keys.pop();
+        assert_eq!(image, plain.to_image());
     }
 }
 

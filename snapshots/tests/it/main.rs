@@ -13,3 +13,4 @@ mod fuzz;
 mod large;
 mod round_trip;
 mod stream;
+mod v1;

@@ -356,6 +356,119 @@ fn two_accounts_trade_with_fees_orders_and_histories_to_the_cent() {
     server.stop();
 }
 
+/// The buyer's balances and closed orders, which a repeated order must not move.
+fn buyer_state(client: &Client, buyer: &str) -> (Vec<(String, String, String)>, Value) {
+    let closed = client.expect(
+        200,
+        "GET",
+        "/api/v1/orders?status=closed",
+        Some(buyer),
+        Value::Null,
+    );
+    (client.balances(buyer), closed)
+}
+
+/// Orders are idempotent by `clientOrderId`: a retried market buy (its answer lost, say) is
+/// answered 200 with the first order and `duplicate: true` and buys nothing more, before and
+/// after a restart from the final snapshot and after one from the journal alone; another body
+/// under the same key is 409.
+#[test]
+fn a_retried_market_buy_is_placed_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let seller = client.account("Sam Seller");
+    let buyer = client.account("Bea Buyer");
+    client.deposit(&seller, "10", "AAPL", "s-1");
+    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    client.expect(
+        201,
+        "POST",
+        "/api/v1/product/sell",
+        Some(&seller),
+        json!({"symbol": "AAPL", "quantity": "5", "type": "limit", "price": "150.00"}),
+    );
+
+    // 2 at 150.00 plus the 0.60 taker fee.
+    let buy = json!({"symbol": "AAPL", "quantity": "2", "type": "market",
+                     "clientOrderId": "retry-1"});
+    let first = client.expect(
+        201,
+        "POST",
+        "/api/v1/product/buy",
+        Some(&buyer),
+        buy.clone(),
+    );
+    assert_eq!(first["status"], "filled");
+    assert_eq!(first["fills"].as_array().unwrap().len(), 1);
+    assert_eq!(first.get("duplicate"), None, "a new order is no duplicate");
+    let after_first = buyer_state(&client, &buyer);
+    assert_eq!(
+        after_first.0,
+        vec![row("USD", "699.40", "0.00"), row("AAPL", "2", "0")]
+    );
+    // The answer to a repeat is the first order as it is now, marked.
+    let mut expected = first.clone();
+    expected["duplicate"] = json!(true);
+
+    let repeat = |client: &Client| {
+        let again = client.expect(
+            200,
+            "POST",
+            "/api/v1/product/buy",
+            Some(&buyer),
+            buy.clone(),
+        );
+        assert_eq!(again, expected);
+        assert_eq!(buyer_state(client, &buyer), after_first, "nothing moved");
+        let mut other = buy.clone();
+        other["quantity"] = json!("3");
+        let refused = client.expect(409, "POST", "/api/v1/product/buy", Some(&buyer), other);
+        assert_eq!(refused["error"]["code"], "duplicate_client_order_id");
+        let book = client.expect(200, "GET", "/api/v1/products/AAPL/book", None, Value::Null);
+        assert_eq!(
+            pluck(&book["asks"], &["price", "quantity"]),
+            vec![vec!["150", "3"]]
+        );
+    };
+    repeat(&client);
+
+    // After a clean stop the window comes back from the final snapshot.
+    server.stop();
+    let mut server = Server::start(dir.path(), &[]);
+    assert!(
+        server.report().recovery.contains("snapshot at seq"),
+        "{}",
+        server.report().recovery
+    );
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    repeat(&client);
+
+    // Without snapshots, from the journal alone.
+    server.stop();
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    assert!(
+        server.report().recovery.contains("no snapshot"),
+        "{}",
+        server.report().recovery
+    );
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    repeat(&client);
+    // Another key is another order.
+    let mut other_key = buy.clone();
+    other_key["clientOrderId"] = json!("retry-2");
+    let second = client.expect(201, "POST", "/api/v1/product/buy", Some(&buyer), other_key);
+    assert_ne!(second["orderId"], first["orderId"]);
+    server.stop();
+}
+
 #[test]
 fn every_private_endpoint_refuses_a_missing_or_wrong_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -1260,8 +1373,9 @@ fn check_declared_answers(doc: &Value) {
             }
         }
     }
+    // 25 operations, of which buy and sell have two successes: 201 (placed) and 200 (a repeat).
     assert_eq!(
-        successes, 25,
+        successes, 27,
         "every operation but the WebSocket upgrade answers a body"
     );
     let schemas = &doc["components"]["schemas"];

@@ -88,6 +88,65 @@ fn assert_sequenced(seen: &[Value]) {
     }
 }
 
+/// A repeated order over the socket (the same `clientOrderId` and body as an order placed over
+/// HTTP) is answered with the first order and `duplicate: true`; another body is refused.
+#[test]
+fn a_repeated_order_over_the_socket_answers_the_first_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let client = Client {
+        addr: http_addr(&mut server),
+    };
+    let seller = client.account("Seller");
+    let buyer = client.account("Buyer");
+    client.deposit(&seller, "10", "AAPL", "s-1");
+    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    client.expect(
+        201,
+        "POST",
+        "/api/v1/product/sell",
+        Some(&seller),
+        json!({"symbol": "AAPL", "quantity": "5", "type": "limit", "price": "150.00"}),
+    );
+    let body = json!({"symbol": "AAPL", "quantity": "1", "type": "market", "clientOrderId": "k-1"});
+    let first = client.expect(
+        201,
+        "POST",
+        "/api/v1/product/buy",
+        Some(&buyer),
+        body.clone(),
+    );
+
+    let mut ws = connect(&client.addr);
+    let mut seen = Vec::new();
+    send(&mut ws, json!({"op": "auth", "id": 1, "token": buyer}));
+    assert_eq!(answer(&mut ws, 1, &mut seen)["ok"], true);
+    let mut order = body.clone();
+    order["op"] = json!("order");
+    order["id"] = json!(2);
+    order["side"] = json!("buy");
+    send(&mut ws, order.clone());
+    let repeated = answer(&mut ws, 2, &mut seen);
+    assert_eq!(repeated["ok"], true, "{repeated}");
+    let mut expected = first.clone();
+    expected["duplicate"] = json!(true);
+    assert_eq!(repeated["order"], expected);
+    order["id"] = json!(3);
+    order["quantity"] = json!("2");
+    send(&mut ws, order);
+    let refused = answer(&mut ws, 3, &mut seen);
+    assert_eq!(
+        refused["error"]["code"], "duplicate_client_order_id",
+        "{refused}"
+    );
+    assert_eq!(
+        client.balances(&buyer),
+        vec![row("USD", "849.70", "0.00"), row("AAPL", "1", "0")],
+        "one share bought, once"
+    );
+    server.stop();
+}
+
 #[test]
 #[allow(
     clippy::too_many_lines,
