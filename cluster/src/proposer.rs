@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bourse_engine::CommandKind;
 use bourse_pipeline::Outcome;
@@ -58,6 +58,19 @@ impl Proposer {
         kind: CommandKind,
         timestamp_ms: i64,
     ) -> Result<Outcome, ProposeError> {
+        self.propose_timed(kind, timestamp_ms)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// [`Proposer::propose_at`], also saying how long the log took to acknowledge the append
+    /// (the rest of the wait is the replica's: fetching the record back and applying it).
+    pub async fn propose_timed(
+        &self,
+        kind: CommandKind,
+        timestamp_ms: i64,
+    ) -> Result<(Outcome, Duration), ProposeError> {
+        let started = Instant::now();
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let ticket = self.answers.wait_for(request);
         let key = record_key(self.answers.node(), request);
@@ -68,6 +81,7 @@ impl Proposer {
             Ok(appended) => appended.await,
             Err(error) => Err(error),
         };
+        let appended_after = started.elapsed();
         let offset = match offset {
             Ok(offset) => offset,
             Err(error) => {
@@ -81,7 +95,7 @@ impl Proposer {
         }
         .map_err(ProposeError::Pipeline)?;
         debug_assert_eq!(i64::try_from(outcome.seq).ok(), offset.checked_add(1));
-        Ok(outcome)
+        Ok((outcome, appended_after))
     }
 }
 

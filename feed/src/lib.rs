@@ -43,6 +43,7 @@ mod consumer;
 mod context;
 mod error;
 mod producer;
+mod slots;
 mod stats;
 pub mod tansu;
 
