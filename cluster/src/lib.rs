@@ -39,7 +39,10 @@ pub use error::LogError;
 pub use proposer::{ProposeError, Proposer};
 pub use reader::{LogReader, LogRecord, ReaderConfig};
 pub use replica::{Answers, Replica, log_record};
-pub use topic::{Guarantees, TopicReport, check_topic, create_command_topic, describe_topic};
+pub use topic::{
+    Guarantees, TopicReport, check_position, check_topic, create_command_topic, describe_topic,
+    log_bounds,
+};
 pub use writer::{Appended, LogWriter, WriterConfig};
 
 /// The command topic of shard `shard`: `<prefix>.commands.<shard>`, e.g. `bourse.commands.0`.

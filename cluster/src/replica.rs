@@ -155,7 +155,8 @@ impl std::fmt::Debug for Replica {
 impl Replica {
     /// Starts reading the log at `from` (the recovered state's `last_seq`: every command
     /// before that offset is in the pipeline's state) and hands each record to `handle`'s
-    /// pipeline, which must take commands from nowhere else.
+    /// pipeline, which must take commands from nowhere else. Refused when the log no longer
+    /// holds `from` or ends before it ([`crate::check_position`]).
     ///
     /// With `checkpoints`, after every command whose sequence number is due the replica waits
     /// until its engine has applied it, publishes the state hash, and goes on; it stops when
@@ -167,6 +168,7 @@ impl Replica {
         answers: Arc<Answers>,
         checkpoints: Option<Arc<Checkpointer>>,
     ) -> Result<Replica, crate::LogError> {
+        crate::check_position(&config.brokers, &config.topic, from)?;
         let from = i64::try_from(from)
             .map_err(|_| crate::LogError::Config(format!("offset {from} out of range")))?;
         let failure = Arc::new(Failure::default());

@@ -225,6 +225,54 @@ pub fn check_topic(
     Ok(report)
 }
 
+/// The first and one past the last offset the broker holds of the log's partition (its low
+/// and high watermarks).
+pub fn log_bounds(brokers: &str, topic: &str) -> Result<(i64, i64), LogError> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|source| LogError::Kafka {
+            what: "metadata client creation",
+            source,
+        })?;
+    client
+        .fetch_watermarks(topic, crate::LOG_PARTITION, ADMIN_TIMEOUT)
+        .map_err(|source| LogError::Kafka {
+            what: "watermarks",
+            source,
+        })
+}
+
+/// The check a replica makes before it resumes the log at `from` (the first offset it has
+/// not applied): the log must still hold `from`, and must not end before it.
+pub fn check_position(brokers: &str, topic: &str, from: u64) -> Result<(), LogError> {
+    let (low, high) = log_bounds(brokers, topic)?;
+    match position_problem(from, low, high) {
+        None => Ok(()),
+        Some(why) => Err(LogError::Config(format!("{topic}: {why}"))),
+    }
+}
+
+/// What is wrong with resuming at `from` a log holding offsets `low..high`, if anything.
+fn position_problem(from: u64, low: i64, high: i64) -> Option<String> {
+    let from_offset = i64::try_from(from).unwrap_or(i64::MAX);
+    if from_offset < low {
+        return Some(format!(
+            "this node has applied the log up to offset {from}, but the log now starts at \
+             {low}: the records between are no longer kept (retention); start this node from a \
+             peer's snapshot, and keep the log longer than the oldest snapshot a node may start from"
+        ));
+    }
+    if from_offset > high {
+        return Some(format!(
+            "this node has applied the log up to offset {from}, but the log ends at {high}: \
+             it is not the log this node applied (a topic recreated, or a broker that lost \
+             acknowledged records)"
+        ));
+    }
+    None
+}
+
 fn admin_client(brokers: &str) -> Result<AdminClient<DefaultClientContext>, LogError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -254,6 +302,24 @@ mod tests {
             unclean_leader_election: Some(false),
             retention_ms: Some(-1),
         }
+    }
+
+    #[test]
+    fn a_replica_resumes_only_inside_the_log() {
+        assert_eq!(position_problem(0, 0, 0), None);
+        assert_eq!(
+            position_problem(7, 0, 7),
+            None,
+            "at the end: nothing new yet"
+        );
+        assert_eq!(position_problem(3, 2, 7), None);
+        let gone = position_problem(1, 2, 7).unwrap_or_default();
+        assert!(
+            gone.contains("now starts at 2") && gone.contains("snapshot"),
+            "{gone}"
+        );
+        let ahead = position_problem(8, 0, 7).unwrap_or_default();
+        assert!(ahead.contains("ends at 7"), "{ahead}");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bourse_cluster::{
-    Guarantees, LogError, LogReader, LogRecord, LogWriter, ReaderConfig, WriterConfig, check_topic,
-    command_topic, create_command_topic, describe_topic,
+    Guarantees, LogError, LogReader, LogRecord, LogWriter, ReaderConfig, WriterConfig,
+    check_position, check_topic, command_topic, create_command_topic, describe_topic, log_bounds,
 };
 use bourse_feed::tansu::TansuBroker;
 
@@ -280,6 +280,28 @@ fn a_topic_weaker_than_required_is_refused_unless_allowed() -> anyhow::Result<()
     assert_eq!(
         check_topic(&brokers, &topic, &Guarantees::PRODUCTION, true)?,
         report
+    );
+    Ok(())
+}
+
+#[test]
+fn a_replica_may_resume_only_inside_the_log() -> anyhow::Result<()> {
+    let (broker, topic) = broker_with_log(5)?;
+    let brokers = broker.brokers();
+    assert_eq!(log_bounds(&brokers, &topic)?, (0, 0));
+    check_position(&brokers, &topic, 0)?;
+    let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic))?;
+    for n in 0..5 {
+        writer.append_wait(format!("{n}").as_bytes())?;
+    }
+    assert_eq!(log_bounds(&brokers, &topic)?, (0, 5));
+    check_position(&brokers, &topic, 3)?;
+    check_position(&brokers, &topic, 5)?;
+    // A node that applied more than the log holds is not a replica of this log.
+    let refused = check_position(&brokers, &topic, 6);
+    assert!(
+        matches!(&refused, Err(LogError::Config(why)) if why.contains("ends at 5")),
+        "{refused:?}"
     );
     Ok(())
 }
