@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use bourse_cluster::{
-    Answers, CheckpointConfig, Checkpointer, LogWriter, Proposer, ReaderConfig, Replica,
-    WriterConfig, checkpoint_topic, command_topic, log_record,
+    Answers, CheckpointConfig, Checkpointer, LogWriter, ProposeError, Proposer, ReaderConfig,
+    Replica, WriterConfig, checkpoint_topic, command_topic, log_record,
 };
 use bourse_engine::{CommandKind, StateHash};
 use bourse_feed::tansu::TansuBroker;
@@ -419,6 +419,82 @@ fn a_replica_whose_state_departs_is_caught_at_the_next_checkpoint_and_the_others
     }
     for node in nodes {
         let _ = node.replica.stop();
+        node.pipeline.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_broker_killed_and_restarted_under_load_loses_nothing_acknowledged() {
+    let broker_dir = tempfile::tempdir().unwrap();
+    let mut broker = TansuBroker::start_persistent(broker_dir.path()).unwrap();
+    let brokers = broker.brokers();
+    let topic = command_topic("it", 3);
+    bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Node> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| start_node(dir.path(), &brokers, &topic, 60 + i as u16, None))
+        .collect();
+    let proposers: Vec<Arc<Proposer>> = nodes
+        .iter()
+        .map(|node| {
+            let mut config = WriterConfig::new(&brokers, &topic);
+            config.produce_timeout = Duration::from_secs(2);
+            let writer = LogWriter::new(&config).unwrap();
+            Arc::new(Proposer::new(writer, Arc::clone(&node.answers)))
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The set-up through node 0.
+    let mut generator = Generator::new(1);
+    for _ in 0..5 + 4 * N_ACCOUNTS as usize {
+        let command = generator.next_command();
+        runtime
+            .block_on(proposers[0].propose_at(command.kind, command.timestamp_ms))
+            .unwrap();
+    }
+    // Trading through every node, round robin, one command at a time, with the broker killed
+    // and restarted in the middle: each command is either answered (then it is in the log at
+    // its sequence number) or refused as unavailable (then a client would retry it).
+    let mut answered = Vec::new();
+    let mut refused = 0;
+    for i in 0..600 {
+        if i == 200 {
+            broker.kill_and_restart().unwrap();
+        }
+        let command = generator.next_command();
+        match runtime.block_on(proposers[i % 3].propose_at(command.kind, command.timestamp_ms)) {
+            Ok(outcome) => answered.push(outcome),
+            Err(ProposeError::Unavailable(_)) => refused += 1,
+            Err(other) => panic!("command {i}: {other}"),
+        }
+    }
+    assert!(
+        answered.len() >= 300,
+        "{} answered, {refused} refused",
+        answered.len()
+    );
+    let mut seqs: Vec<u64> = answered.iter().map(|o| o.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        answered.len(),
+        "two answers at one place in the log"
+    );
+    // Every answered command is in every replica's state at its own sequence number.
+    let end = answered.iter().map(|o| o.seq).max().unwrap();
+    let (_, high) = bourse_cluster::log_bounds(&brokers, &topic).unwrap();
+    let end = end.max(u64::try_from(high).unwrap());
+    let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+    for node in nodes {
+        node.replica.stop().unwrap();
         node.pipeline.shutdown().unwrap();
     }
 }
