@@ -50,6 +50,12 @@ struct Args {
     /// Timed seconds per rate.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// The log writers' `linger.ms` (their batching wait; `WriterConfig`'s default is 5).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// The replicas' `fetch.wait.max.ms` (how long tansu holds every fetch).
+    #[arg(long, default_value_t = 1)]
+    fetch_wait_ms: u64,
 }
 
 /// One node's engine: a durable pipeline in a temporary directory.
@@ -237,11 +243,14 @@ fn main() {
                 let node = u16::try_from(i).unwrap();
                 let pipeline = pipeline(dir.path());
                 let answers = Arc::new(Answers::new(node));
-                let reader = ReaderConfig::new(&brokers, &topic, format!("node-{i}"));
+                let mut reader = ReaderConfig::new(&brokers, &topic, format!("node-{i}"));
+                reader.fetch_wait_max = Duration::from_millis(args.fetch_wait_ms);
                 let replica =
                     Replica::start(&reader, 0, pipeline.handle(), Arc::clone(&answers), None)
                         .unwrap();
-                let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
+                let mut writer = WriterConfig::new(&brokers, &topic);
+                writer.linger = Duration::from_millis(args.linger_ms);
+                let writer = LogWriter::new(&writer).unwrap();
                 (pipeline, replica, Arc::new(Proposer::new(writer, answers)))
             })
             .collect();
