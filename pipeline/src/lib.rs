@@ -408,6 +408,41 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_marker_moves_the_engine_clock_as_a_replay_does() {
+        for topology in [Topology::Single, Topology::Parallel] {
+            let dir = tempfile::tempdir().unwrap();
+            let recovered = Store::open(&StoreConfig::new(dir.path()), &mut Silent).unwrap();
+            let pipeline = Pipeline::start(
+                recovered,
+                PipelineConfig {
+                    topology,
+                    snapshot_mode: SnapshotMode::InThread,
+                    ..PipelineConfig::default()
+                },
+            )
+            .unwrap();
+            let mut handle = pipeline.handle();
+            let first = handle.try_submit_at(asset(0), 1_000).unwrap().wait();
+            assert_eq!(first.unwrap().result, Ok(()));
+            let marker = handle
+                .try_submit_at(CommandKind::Snapshot, 5_000)
+                .unwrap()
+                .wait();
+            assert_eq!(marker.unwrap().result, Ok(()));
+            let clock = handle
+                .try_query(|engine| engine.to_image().clock_ms)
+                .unwrap()
+                .wait()
+                .unwrap();
+            pipeline.shutdown().unwrap();
+            // A replay of the journal applies the marker, so the live engine must too.
+            let replayed = Store::open(&StoreConfig::new(dir.path()), &mut Silent).unwrap();
+            assert_eq!(clock, 5_000, "{topology:?}");
+            assert_eq!(replayed.engine.to_image().clock_ms, clock, "{topology:?}");
+        }
+    }
+
+    #[test]
     fn a_panic_in_a_pipeline_thread_stops_everything_with_its_message() {
         for topology in [Topology::Single, Topology::Parallel] {
             let dir = tempfile::tempdir().unwrap();

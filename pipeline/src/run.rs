@@ -322,6 +322,8 @@ impl Single {
         for (command, reply) in batch.drain(..) {
             let start = held.events.len();
             let result = if matches!(command.kind, CommandKind::Snapshot) {
+                // The engine changes nothing for the marker but its clock, as a replay does.
+                let _ = self.engine.apply(&command, &mut held.events);
                 match self.start_snapshot(command.seq) {
                     Ok(()) => Ok(()),
                     Err(why) => {
@@ -932,6 +934,8 @@ impl Stage for Applier {
                 {
                     std::thread::yield_now();
                 }
+                // The engine changes nothing for the marker but its clock, as a replay does.
+                let _ = engine.apply(&command, &mut events);
                 snapshots
                     .start(engine, command.seq)
                     .map(|()| Ok(()))
