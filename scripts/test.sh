@@ -85,5 +85,7 @@ echo "== latency smoke run (pipeline open-loop latency; checks each run's state 
 cargo run --release --locked -q -p bourse-benches --bin latency -- --quick > /dev/null
 echo "== market-data smoke run (ingest, memory, candle queries; checks every count)"
 cargo run --release --locked -q -p bourse-benches --bin market -- --quick > /dev/null
+echo "== replicated-log smoke run (three replicas over tansu; checks they end in one state)"
+cargo run --release --locked -q -p bourse-benches --bin cluster -- --quick > /dev/null
 echo "== bourse demo"
 cargo run --release --locked -q -p bourse -- demo > /dev/null

@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! cargo run --release -p bourse-benches --bin cluster -- [--rates 1000,10000] [--seconds 5]
+//!     [--linger-ms 5] [--fetch-wait-ms 1] [--quick]
 //! ```
+//!
+//! **Checks.** After each replicated run every replica must have applied the whole log with
+//! one state hash, and nothing may have been refused; a failed check stops the run.
 //!
 //! **Setup.** tansu (the Kafka-protocol broker of the tests, in-memory storage) on 127.0.0.1;
 //! a command topic of one partition; three replicas in this process, each a pipeline with its
@@ -50,6 +54,9 @@ struct Args {
     /// Timed seconds per rate.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// A smoke run: 1,000 orders/s for one second (the checks still hold).
+    #[arg(long)]
+    quick: bool,
     /// The log writers' `linger.ms` (their batching wait; `WriterConfig`'s default is 5).
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
@@ -196,7 +203,11 @@ where
 }
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.quick {
+        args.rates = vec![1000];
+        args.seconds = 1;
+    }
     let longest = args.rates.iter().max().copied().unwrap_or(0) * args.seconds;
     let (setup, stream) = workload(usize::try_from(longest).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -282,11 +293,44 @@ fn main() {
             }
         }));
         report("three replicas over tansu", rate, &run);
+        check_replicas(&nodes, &brokers, &topic, &run);
         for (pipeline, replica, _) in nodes {
             replica.stop().unwrap();
             pipeline.shutdown().unwrap();
         }
     }
+}
+
+/// The checks of a replicated run: every replica applied the whole log, the three states are
+/// one, and nothing was refused.
+fn check_replicas(
+    nodes: &[(Pipeline, Replica, Arc<Proposer>)],
+    brokers: &str,
+    topic: &str,
+    run: &Run,
+) {
+    let (_, high) = bourse_cluster::log_bounds(brokers, topic).unwrap();
+    let high = u64::try_from(high).unwrap();
+    let hashes: Vec<_> = nodes
+        .iter()
+        .map(|(pipeline, replica, _)| {
+            while pipeline.stats().applied_seq < high {
+                assert_eq!(replica.failure(), None);
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+            let handle = pipeline.handle();
+            handle
+                .try_query(|engine| engine.state_hash())
+                .unwrap()
+                .wait()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "replicas differ: {hashes:?}"
+    );
+    assert_eq!(run.rejected, 0, "refused commands");
 }
 
 fn now_ms() -> i64 {
