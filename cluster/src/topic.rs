@@ -14,7 +14,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::LogError;
@@ -111,14 +111,7 @@ impl TopicReport {
 /// Reads `topic`'s partitions, replicas and settings from the broker. `Ok(None)`: no such
 /// topic.
 pub fn describe_topic(brokers: &str, topic: &str) -> Result<Option<TopicReport>, LogError> {
-    let metadata_client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|source| LogError::Kafka {
-            what: "metadata client creation",
-            source,
-        })?;
-    let metadata = metadata_client
+    let metadata = bourse_feed::metadata_client(brokers)?
         .fetch_metadata(Some(topic), ADMIN_TIMEOUT)
         .map_err(|source| LogError::Kafka {
             what: "metadata",
@@ -228,14 +221,7 @@ pub fn check_topic(
 /// The first and one past the last offset the broker holds of the log's partition (its low
 /// and high watermarks).
 pub fn log_bounds(brokers: &str, topic: &str) -> Result<(i64, i64), LogError> {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|source| LogError::Kafka {
-            what: "metadata client creation",
-            source,
-        })?;
-    client
+    bourse_feed::metadata_client(brokers)?
         .fetch_watermarks(topic, crate::LOG_PARTITION, ADMIN_TIMEOUT)
         .map_err(|source| LogError::Kafka {
             what: "watermarks",

@@ -86,8 +86,9 @@ pub fn broker_answers(brokers: &str, timeout: Duration) -> Result<bool, FeedErro
     Ok(client.fetch_metadata(None, timeout).is_ok())
 }
 
-/// A consumer without a group: used only for metadata requests.
-fn metadata_client(brokers: &str) -> Result<BaseConsumer, FeedError> {
+/// A consumer without a group: used only for metadata requests (topics, partitions,
+/// watermarks).
+pub fn metadata_client(brokers: &str) -> Result<BaseConsumer, FeedError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()

@@ -47,7 +47,9 @@ mod slots;
 mod stats;
 pub mod tansu;
 
-pub use admin::{TopicCreation, block_on, broker_answers, create_topic, partition_count};
+pub use admin::{
+    TopicCreation, block_on, broker_answers, create_topic, metadata_client, partition_count,
+};
 pub use consumer::{
     AssignmentMode, BATCH_MESSAGES_MAX, CLOSE_TIMEOUT_MAX, Consumer, ConsumerConfig, FeedMessage,
     PARTITIONS_MAX, POLL_TIMEOUT_MAX,

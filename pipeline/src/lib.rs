@@ -400,6 +400,20 @@ mod tests {
     use bourse_engine::{AssetCode, CommandKind};
     use bourse_store::{Silent, StoreConfig};
 
+    /// A pipeline of `topology` on an empty data directory in `dir`.
+    fn start_in(dir: &std::path::Path, topology: Topology) -> Pipeline {
+        let recovered = Store::open(&StoreConfig::new(dir), &mut Silent).unwrap();
+        Pipeline::start(
+            recovered,
+            PipelineConfig {
+                topology,
+                snapshot_mode: SnapshotMode::InThread,
+                ..PipelineConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
     fn asset(i: usize) -> CommandKind {
         CommandKind::AddAsset {
             code: AssetCode::new(&format!("A{i}")).unwrap(),
@@ -411,16 +425,7 @@ mod tests {
     fn a_snapshot_marker_moves_the_engine_clock_as_a_replay_does() {
         for topology in [Topology::Single, Topology::Parallel] {
             let dir = tempfile::tempdir().unwrap();
-            let recovered = Store::open(&StoreConfig::new(dir.path()), &mut Silent).unwrap();
-            let pipeline = Pipeline::start(
-                recovered,
-                PipelineConfig {
-                    topology,
-                    snapshot_mode: SnapshotMode::InThread,
-                    ..PipelineConfig::default()
-                },
-            )
-            .unwrap();
+            let pipeline = start_in(dir.path(), topology);
             let mut handle = pipeline.handle();
             let first = handle.try_submit_at(asset(0), 1_000).unwrap().wait();
             assert_eq!(first.unwrap().result, Ok(()));
@@ -446,15 +451,7 @@ mod tests {
     fn a_panic_in_a_pipeline_thread_stops_everything_with_its_message() {
         for topology in [Topology::Single, Topology::Parallel] {
             let dir = tempfile::tempdir().unwrap();
-            let recovered = Store::open(&StoreConfig::new(dir.path()), &mut Silent).unwrap();
-            let pipeline = Pipeline::start(
-                recovered,
-                PipelineConfig {
-                    topology,
-                    ..PipelineConfig::default()
-                },
-            )
-            .unwrap();
+            let pipeline = start_in(dir.path(), topology);
             let mut handle = pipeline.handle();
             let before = handle.submit_blocking(asset(0)).unwrap();
             assert_eq!(before.result, Ok(()));

@@ -226,6 +226,16 @@ impl Client {
         created["token"].as_str().unwrap().to_string()
     }
 
+    /// Two accounts, `seller` with 10 AAPL (request `s-1`) and `buyer` with 1,000.00 USD
+    /// (request `b-1`): their tokens.
+    pub fn seller_and_buyer(&self, seller: &str, buyer: &str) -> (String, String) {
+        let seller = self.account(seller);
+        let buyer = self.account(buyer);
+        self.deposit(&seller, "10", "AAPL", "s-1");
+        self.deposit(&buyer, "1000.00", "USD", "b-1");
+        (seller, buyer)
+    }
+
     pub fn deposit(&self, token: &str, amount: &str, currency: &str, request_id: &str) {
         self.expect(
             200,

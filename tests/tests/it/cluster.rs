@@ -5,9 +5,8 @@
 //! reaches the same state again.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bourse_cluster::{
     Answers, CheckpointConfig, Checkpointer, LogWriter, ProposeError, Proposer, ReaderConfig,
@@ -16,7 +15,7 @@ use bourse_cluster::{
 use bourse_engine::{CommandKind, StateHash};
 use bourse_feed::tansu::TansuBroker;
 use bourse_journal::{Durability, JournalConfig};
-use bourse_pipeline::{Pipeline, PipelineConfig};
+use bourse_pipeline::{Outcome, Pipeline, PipelineConfig};
 use bourse_store::{Silent, Store, StoreConfig};
 use bourse_tests::workload::{Generator, N_ACCOUNTS, T0};
 
@@ -41,6 +40,116 @@ struct Checkpoints {
     topic: String,
     nodes: usize,
     interval: u64,
+}
+
+/// The workload's set-up commands (assets, products, funded accounts).
+const SETUP: usize = 5 + 4 * N_ACCOUNTS as usize;
+
+/// The checkpoints of a three-node cluster on shard `shard`, every `interval` commands, with
+/// their topic created.
+fn checkpoints(brokers: &str, shard: u16, interval: u64) -> Checkpoints {
+    let checkpoints = Checkpoints {
+        topic: checkpoint_topic("it", shard),
+        nodes: 3,
+        interval,
+    };
+    bourse_feed::create_topic(brokers, &checkpoints.topic, 1).unwrap();
+    checkpoints
+}
+
+/// Three nodes, numbered from `first_id`, one on each of `dirs`.
+fn start_nodes(
+    dirs: &[tempfile::TempDir],
+    brokers: &str,
+    topic: &str,
+    first_id: u16,
+    checkpoints: Option<&Checkpoints>,
+) -> Vec<Node> {
+    (first_id..)
+        .zip(dirs)
+        .map(|(id, dir)| start_node(dir.path(), brokers, topic, id, checkpoints))
+        .collect()
+}
+
+/// Stops every node's replica, then its pipeline.
+fn stop_all(nodes: Vec<Node>) {
+    for node in nodes {
+        node.replica.stop().unwrap();
+        node.pipeline.shutdown().unwrap();
+    }
+}
+
+/// A proposer for each node, its appends refused after `produce_timeout`.
+fn proposers(
+    nodes: &[Node],
+    brokers: &str,
+    topic: &str,
+    produce_timeout: Duration,
+) -> Vec<Arc<Proposer>> {
+    nodes
+        .iter()
+        .map(|node| {
+            let mut config = WriterConfig::new(brokers, topic);
+            config.produce_timeout = produce_timeout;
+            let writer = LogWriter::new(&config).unwrap();
+            Arc::new(Proposer::new(writer, Arc::clone(&node.answers)))
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The workload of `seed` past its set-up.
+fn trading(seed: u64) -> Generator {
+    let mut generator = Generator::new(seed);
+    for _ in 0..SETUP {
+        generator.next_command();
+    }
+    generator
+}
+
+/// Appends `n` commands of `generator` with one writer, in order; their offsets.
+fn append(writer: &LogWriter, generator: &mut Generator, n: usize) -> Vec<i64> {
+    let pending: Vec<_> = (0..n)
+        .map(|_| {
+            let command = generator.next_command();
+            writer
+                .append(&log_record(command.kind, command.timestamp_ms))
+                .unwrap()
+        })
+        .collect();
+    pending.into_iter().map(|p| p.wait().unwrap()).collect()
+}
+
+/// Appends the workload's set-up in order; the offset after it.
+fn append_setup(writer: &LogWriter) -> i64 {
+    append(writer, &mut Generator::new(1), SETUP)
+        .into_iter()
+        .max()
+        .unwrap()
+        + 1
+}
+
+/// Proposes the workload's set-up through `proposer`, one command at a time, each answered
+/// before the next; the outcomes.
+fn propose_setup(runtime: &tokio::runtime::Runtime, proposer: &Proposer) -> Vec<Outcome> {
+    let mut generator = Generator::new(1);
+    (0..SETUP)
+        .map(|_| {
+            let command = generator.next_command();
+            let outcome = runtime
+                .block_on(proposer.propose_at(command.kind, command.timestamp_ms))
+                .unwrap();
+            assert_eq!(outcome.result, Ok(()), "set-up command {}", outcome.seq);
+            outcome
+        })
+        .collect()
 }
 
 fn start_node(
@@ -142,19 +251,7 @@ fn wait_until_agreed(nodes: &[Node], n: u64) {
 
 /// Appends the workload's trading commands of `seed` (its set-up skipped: it is in the log).
 fn append_trading(writer: &LogWriter, seed: u64, n: usize) -> Vec<i64> {
-    let mut generator = Generator::new(seed);
-    for _ in 0..5 + 4 * N_ACCOUNTS as usize {
-        generator.next_command();
-    }
-    let pending: Vec<_> = (0..n)
-        .map(|_| {
-            let command = generator.next_command();
-            writer
-                .append(&log_record(command.kind, command.timestamp_ms))
-                .unwrap()
-        })
-        .collect();
-    pending.into_iter().map(|p| p.wait().unwrap()).collect()
+    append(writer, &mut trading(seed), n)
 }
 
 #[test]
@@ -163,39 +260,13 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
     let brokers = broker.brokers();
     let topic = command_topic("it", 0);
     bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
-    let checkpoints = Checkpoints {
-        topic: checkpoint_topic("it", 0),
-        nodes: 3,
-        interval: 500,
-    };
-    bourse_feed::create_topic(&brokers, &checkpoints.topic, 1).unwrap();
+    let checkpoints = checkpoints(&brokers, 0, 500);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Node> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, dir)| {
-            start_node(
-                dir.path(),
-                &brokers,
-                &topic,
-                20 + i as u16,
-                Some(&checkpoints),
-            )
-        })
-        .collect();
+    let mut nodes = start_nodes(&dirs, &brokers, &topic, 20, Some(&checkpoints));
 
     // The set-up (assets, products, funded accounts) from one writer, in order.
     let setup_writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
-    let mut generator = Generator::new(1);
-    let setup: Vec<_> = (0..5 + 4 * N_ACCOUNTS as usize)
-        .map(|_| {
-            let command = generator.next_command();
-            setup_writer
-                .append(&log_record(command.kind, command.timestamp_ms))
-                .unwrap()
-        })
-        .collect();
-    let setup_end = setup.into_iter().map(|p| p.wait().unwrap()).max().unwrap() + 1;
+    let setup_end = append_setup(&setup_writer);
 
     // Three gateways' worth of trading, appended at once.
     let appended: Vec<i64> = std::thread::scope(|scope| {
@@ -254,10 +325,7 @@ fn replicas_of_one_log_reach_one_state_and_a_restarted_one_resumes_where_it_stop
     let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
     wait_until_agreed(&nodes, 3);
-    for node in nodes {
-        node.replica.stop().unwrap();
-        node.pipeline.shutdown().unwrap();
-    }
+    stop_all(nodes);
 }
 
 #[test]
@@ -267,46 +335,17 @@ fn every_node_takes_commands_and_answers_with_what_its_replica_applied() {
     let topic = command_topic("it", 1);
     bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes: Vec<Node> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, dir)| {
-            let id = u16::try_from(i).unwrap();
-            start_node(dir.path(), &brokers, &topic, id, None)
-        })
-        .collect();
-    let proposers: Vec<Arc<Proposer>> = nodes
-        .iter()
-        .map(|node| {
-            let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
-            Arc::new(Proposer::new(writer, Arc::clone(&node.answers)))
-        })
-        .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let nodes = start_nodes(&dirs, &brokers, &topic, 0, None);
+    let proposers = proposers(&nodes, &brokers, &topic, Duration::from_secs(5));
+    let runtime = runtime();
     // The set-up through node 0, one command at a time, each answered before the next.
-    let mut generator = Generator::new(1);
-    let mut answered = Vec::new();
-    for _ in 0..5 + 4 * N_ACCOUNTS as usize {
-        let command = generator.next_command();
-        let outcome = runtime
-            .block_on(proposers[0].propose_at(command.kind, command.timestamp_ms))
-            .unwrap();
-        assert_eq!(outcome.result, Ok(()), "set-up command {}", outcome.seq);
-        answered.push(outcome);
-    }
+    let mut answered = propose_setup(&runtime, &proposers[0]);
     // Then clients of all three nodes at once, each its own task, 50 in flight per node.
     const PER_NODE: usize = 600;
     let trading: Vec<_> = runtime.block_on(async {
         let mut nodes_tasks = Vec::new();
         for (n, proposer) in proposers.iter().enumerate() {
-            let mut generator = Generator::new(30 + n as u64);
-            for _ in 0..5 + 4 * N_ACCOUNTS as usize {
-                generator.next_command();
-            }
+            let mut generator = trading(30 + n as u64);
             let commands: Vec<_> = (0..PER_NODE).map(|_| generator.next_command()).collect();
             let proposer = Arc::clone(proposer);
             nodes_tasks.push(tokio::spawn(async move {
@@ -346,10 +385,7 @@ fn every_node_takes_commands_and_answers_with_what_its_replica_applied() {
         answered.iter().any(|o| o.events.len() > 2),
         "some commands traded"
     );
-    for node in nodes {
-        node.replica.stop().unwrap();
-        node.pipeline.shutdown().unwrap();
-    }
+    stop_all(nodes);
 }
 
 #[test]
@@ -358,45 +394,14 @@ fn a_replica_whose_state_departs_is_caught_at_the_next_checkpoint_and_the_others
     let brokers = broker.brokers();
     let topic = command_topic("it", 2);
     bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
-    let checkpoints = Checkpoints {
-        topic: checkpoint_topic("it", 2),
-        nodes: 3,
-        interval: 200,
-    };
-    bourse_feed::create_topic(&brokers, &checkpoints.topic, 1).unwrap();
+    let checkpoints = checkpoints(&brokers, 2, 200);
     // Node 42's deposits are doubled as it applies them (a test-only fail point); nodes 40
     // and 41 apply the log as written. Only node 42 is named, so no other test is touched.
     fail::cfg("cluster::tamper", "return(42)").unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes: Vec<Node> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, dir)| {
-            start_node(
-                dir.path(),
-                &brokers,
-                &topic,
-                40 + i as u16,
-                Some(&checkpoints),
-            )
-        })
-        .collect();
+    let nodes = start_nodes(&dirs, &brokers, &topic, 40, Some(&checkpoints));
     let writer = LogWriter::new(&WriterConfig::new(&brokers, &topic)).unwrap();
-    let mut generator = Generator::new(1);
-    let pending: Vec<_> = (0..5 + 4 * N_ACCOUNTS as usize)
-        .map(|_| {
-            let command = generator.next_command();
-            writer
-                .append(&log_record(command.kind, command.timestamp_ms))
-                .unwrap()
-        })
-        .collect();
-    let end = pending
-        .into_iter()
-        .map(|p| p.wait().unwrap())
-        .max()
-        .unwrap()
-        + 1;
+    let end = append_setup(&writer);
     let deadline = Instant::now() + CATCH_UP;
     let why = loop {
         if let Some(why) = nodes[2].replica.failure() {
@@ -431,33 +436,12 @@ fn a_broker_killed_and_restarted_under_load_loses_nothing_acknowledged() {
     let topic = command_topic("it", 3);
     bourse_feed::create_topic(&brokers, &topic, 1).unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes: Vec<Node> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, dir)| start_node(dir.path(), &brokers, &topic, 60 + i as u16, None))
-        .collect();
-    let proposers: Vec<Arc<Proposer>> = nodes
-        .iter()
-        .map(|node| {
-            let mut config = WriterConfig::new(&brokers, &topic);
-            config.produce_timeout = Duration::from_secs(2);
-            let writer = LogWriter::new(&config).unwrap();
-            Arc::new(Proposer::new(writer, Arc::clone(&node.answers)))
-        })
-        .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let nodes = start_nodes(&dirs, &brokers, &topic, 60, None);
+    let proposers = proposers(&nodes, &brokers, &topic, Duration::from_secs(2));
+    let runtime = runtime();
     // The set-up through node 0.
-    let mut generator = Generator::new(1);
-    for _ in 0..5 + 4 * N_ACCOUNTS as usize {
-        let command = generator.next_command();
-        runtime
-            .block_on(proposers[0].propose_at(command.kind, command.timestamp_ms))
-            .unwrap();
-    }
+    propose_setup(&runtime, &proposers[0]);
+    let mut generator = trading(1);
     // Trading through every node, round robin, one command at a time, with the broker killed
     // and restarted in the middle: each command is either answered (then it is in the log at
     // its sequence number) or refused as unavailable (then a client would retry it).
@@ -493,8 +477,5 @@ fn a_broker_killed_and_restarted_under_load_loses_nothing_acknowledged() {
     let end = end.max(u64::try_from(high).unwrap());
     let hashes: Vec<StateHash> = nodes.iter().map(|n| caught_up(n, end)).collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
-    for node in nodes {
-        node.replica.stop().unwrap();
-        node.pipeline.shutdown().unwrap();
-    }
+    stop_all(nodes);
 }

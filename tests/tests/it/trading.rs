@@ -77,10 +77,7 @@ fn two_accounts_trade_with_fees_orders_and_histories_to_the_cent() {
     assert_ne!(first[0]["symbol"], second[0]["symbol"]);
 
     // Seller: 10 shares in. Buyer: 1,000.00 USD in.
-    let seller = client.account("Sam Seller");
-    let buyer = client.account("Bea Buyer");
-    client.deposit(&seller, "10", "AAPL", "s-1");
-    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    let (seller, buyer) = client.seller_and_buyer("Sam Seller", "Bea Buyer");
 
     // The seller offers 5 at 150.00; it rests.
     let offer = client.expect(
@@ -379,10 +376,7 @@ fn a_retried_market_buy_is_placed_once_across_restarts() {
     let client = Client {
         addr: http_addr(&mut server),
     };
-    let seller = client.account("Sam Seller");
-    let buyer = client.account("Bea Buyer");
-    client.deposit(&seller, "10", "AAPL", "s-1");
-    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    let (seller, buyer) = client.seller_and_buyer("Sam Seller", "Bea Buyer");
     client.expect(
         201,
         "POST",
@@ -563,10 +557,7 @@ fn a_corpus_of_bad_requests_is_refused_precisely_and_changes_nothing() {
     let client = Client {
         addr: http_addr(&mut server),
     };
-    let seller = client.account("Seller");
-    let buyer = client.account("Buyer");
-    client.deposit(&seller, "10", "AAPL", "s-1");
-    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    let (seller, buyer) = client.seller_and_buyer("Seller", "Buyer");
     client.expect(
         201,
         "POST",

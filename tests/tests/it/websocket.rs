@@ -97,10 +97,7 @@ fn a_repeated_order_over_the_socket_answers_the_first_order() {
     let client = Client {
         addr: http_addr(&mut server),
     };
-    let seller = client.account("Seller");
-    let buyer = client.account("Buyer");
-    client.deposit(&seller, "10", "AAPL", "s-1");
-    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    let (seller, buyer) = client.seller_and_buyer("Seller", "Buyer");
     client.expect(
         201,
         "POST",
@@ -158,10 +155,7 @@ fn a_websocket_client_sees_its_fill_its_order_and_its_balance_change() {
     let client = Client {
         addr: http_addr(&mut server),
     };
-    let seller = client.account("Seller");
-    let buyer = client.account("Buyer");
-    client.deposit(&seller, "10", "AAPL", "s-1");
-    client.deposit(&buyer, "1000.00", "USD", "b-1");
+    let (seller, buyer) = client.seller_and_buyer("Seller", "Buyer");
 
     let mut ws = connect(&client.addr);
     let mut seen = Vec::new();
