@@ -19,6 +19,9 @@
 //!   command `o + 1`; [`log_record`] is what a gateway appends.
 //! - [`Proposer`]: a node's way in: a command appended with the node's key and answered with
 //!   the outcome the node's own replica gives it ([`Answers`] connects the two).
+//! - [`Sequencer`]: where a node's commands go, the local pipeline (one node) or the log
+//!   through its [`Proposer`] (a cluster), refused while [`Freshness`] says this node may be
+//!   behind the log by more than its bound.
 //! - [`Checkpointer`]: every replica's state hash at deterministic offsets, published and
 //!   compared; the replica a majority disagrees with stops.
 //! - [`check_topic`], [`create_command_topic`]: the topic's replication, `min.insync.replicas`
@@ -28,17 +31,21 @@
 
 mod checkpoint;
 mod error;
+mod freshness;
 mod proposer;
 mod reader;
 mod replica;
+mod sequencer;
 mod topic;
 mod writer;
 
 pub use checkpoint::{CheckpointConfig, Checkpointer, checkpoint_topic};
 pub use error::LogError;
-pub use proposer::{ProposeError, Proposer};
+pub use freshness::{Applied, Freshness, FreshnessStatus, Stale};
+pub use proposer::{ProposeError, Proposed, Proposer};
 pub use reader::{LogReader, LogRecord, ReaderConfig};
 pub use replica::{Answers, Replica, log_record};
+pub use sequencer::{LogPath, Pending, Sequencer};
 pub use topic::{
     Guarantees, TopicReport, check_position, check_topic, create_command_topic, describe_topic,
     log_bounds,

@@ -22,9 +22,13 @@ pub enum ProposeError {
     /// The replica stopped before it applied the command.
     #[error("this node's replica stopped before applying the command")]
     ReplicaStopped,
-    /// The pipeline refused or lost the command after the log took it.
+    /// The pipeline refused or lost the command (after the log took it, in a cluster).
     #[error("{0}")]
     Pipeline(bourse_pipeline::SubmitError),
+    /// This node is not sure it has seen the whole log (see [`crate::Freshness`]), so it
+    /// takes no command: nothing was appended. Answer 503.
+    #[error("{0}")]
+    Stale(crate::Stale),
 }
 
 /// Appends commands for node `answers.node()` and waits for their outcomes from its replica.
@@ -70,22 +74,73 @@ impl Proposer {
         kind: CommandKind,
         timestamp_ms: i64,
     ) -> Result<(Outcome, Duration), ProposeError> {
+        self.send_at(kind, timestamp_ms)?.outcome_timed().await
+    }
+
+    /// Hands `kind`, stamped `timestamp_ms`, to the log now (appends from one caller reach the
+    /// log in the order they were sent); the returned [`Proposed`] is its outcome to await.
+    pub fn send_at(&self, kind: CommandKind, timestamp_ms: i64) -> Result<Proposed, ProposeError> {
         let started = Instant::now();
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let ticket = self.answers.wait_for(request);
         let key = record_key(self.answers.node(), request);
-        let appended = self
+        match self
             .writer
-            .append_keyed(Some(&key), &log_record(kind, timestamp_ms));
-        let offset = match appended {
-            Ok(appended) => appended.await,
-            Err(error) => Err(error),
-        };
+            .append_keyed(Some(&key), &log_record(kind, timestamp_ms))
+        {
+            Ok(appended) => Ok(Proposed {
+                request,
+                answers: Arc::clone(&self.answers),
+                appended,
+                ticket,
+                started,
+            }),
+            Err(error) => {
+                self.answers.forget(request);
+                Err(ProposeError::Unavailable(error))
+            }
+        }
+    }
+
+    /// [`Proposer::send_at`] stamped now.
+    pub fn send(&self, kind: CommandKind) -> Result<Proposed, ProposeError> {
+        self.send_at(kind, now_ms())
+    }
+}
+
+/// A command handed to the log, waiting for the broker's acknowledgement and then for this
+/// node's replica to apply it.
+#[derive(Debug)]
+pub struct Proposed {
+    request: u64,
+    answers: Arc<Answers>,
+    appended: crate::Appended,
+    ticket: tokio::sync::oneshot::Receiver<Answer>,
+    started: Instant,
+}
+
+impl Proposed {
+    /// The command's outcome from this node's replica; its `seq` is the record's offset
+    /// plus one.
+    pub async fn outcome(self) -> Result<Outcome, ProposeError> {
+        self.outcome_timed().await.map(|(outcome, _)| outcome)
+    }
+
+    /// [`Proposed::outcome`], with how long the log took to acknowledge the append.
+    pub async fn outcome_timed(self) -> Result<(Outcome, Duration), ProposeError> {
+        let Proposed {
+            request,
+            answers,
+            appended,
+            ticket,
+            started,
+        } = self;
+        let offset = appended.await;
         let appended_after = started.elapsed();
         let offset = match offset {
             Ok(offset) => offset,
             Err(error) => {
-                self.answers.forget(request);
+                answers.forget(request);
                 return Err(ProposeError::Unavailable(error));
             }
         };
@@ -99,7 +154,7 @@ impl Proposer {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

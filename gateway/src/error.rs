@@ -4,6 +4,7 @@
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bourse_cluster::ProposeError;
 use bourse_pipeline::SubmitError;
 use serde_json::json;
 
@@ -69,6 +70,32 @@ pub fn submit_error(error: SubmitError) -> ApiError {
             other.to_string(),
         ),
     }
+}
+
+/// Maps a refusal of the way in (the local pipeline or the cluster's log) to the contract's
+/// error: 503 `unavailable` with `Retry-After` when the log did not take the command or this
+/// node is behind it (nothing was applied by this request; a retry with the same key is
+/// applied at most once).
+pub fn propose_error(error: ProposeError) -> ApiError {
+    let mut error = match error {
+        ProposeError::Pipeline(error) => return submit_error(error),
+        ProposeError::Stale(stale) => return crate::cluster_api::stale_error(&stale, false),
+        ProposeError::Unavailable(why) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "{why}; the command may still be applied: retry it with the same key \
+                 (clientOrderId, requestId)"
+            ),
+        ),
+        ProposeError::ReplicaStopped => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node stopped applying the command log; retry through another node",
+        ),
+    };
+    error.retry_after = Some(1);
+    error
 }
 
 /// Parses a JSON body into `T`, with the contract's error for anything malformed.

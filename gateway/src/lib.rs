@@ -15,6 +15,8 @@
 //!   [`orders_api`], [`products_api`]; [`metrics`] has health and `/metrics` (encoded by
 //!   `prometheus-client`), with the request counts and durations of [`requests`]; [`web`]
 //!   serves the web terminal's files on every other path.
+//! - [`cluster_api`]: `GET /cluster` (every node's offset and lag) and the gate that answers
+//!   503 `stale` / `unavailable` from a node that may be behind the cluster's log.
 //! - [`auth`]: token hashing and constant-time checks; [`limits`]: the per-account rate limit
 //!   (`governor`), applied after a token is verified.
 //! - [`openapi`]: the OpenAPI document; [`schema`]: the shapes the handlers share in it (the
@@ -35,6 +37,7 @@ pub mod account_api;
 pub mod admin_api;
 pub mod auth;
 pub mod bookmarks_api;
+pub mod cluster_api;
 pub mod error;
 pub mod fanout;
 pub mod funds_api;

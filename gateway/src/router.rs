@@ -57,6 +57,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::admin_api::status))
         .routes(routes!(crate::admin_api::set_status))
+        .routes(routes!(crate::cluster_api::cluster))
+        .routes(routes!(crate::cluster_api::node))
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json`, without a server (`bourse openapi`,
@@ -87,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cluster_api::freshness_gate,
+        ))
         .layer(middleware::from_fn(error_shape))
         .layer(CatchPanicLayer::custom(
             move |panic: Box<dyn std::any::Any + Send>| {

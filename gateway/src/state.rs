@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use bourse_cluster::Sequencer;
 use bourse_history::HistoryHandle;
 use bourse_market_service::MarketService;
 use bourse_pipeline::Handle;
 
-use crate::error::{ApiError, submit_error};
+use crate::cluster_api::ClusterInfo;
+use crate::error::{ApiError, propose_error, submit_error};
 use crate::requests::RequestMetrics;
 
 /// The API's own settings (the server's settings carry them).
@@ -27,7 +29,12 @@ pub struct ApiConfig {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The local pipeline: reads, statistics (and, on a single node, commands).
     pub(crate) handle: Handle,
+    /// Where commands go: the local pipeline, or the cluster's log.
+    pub(crate) sequencer: Sequencer,
+    /// This node's place in the cluster; `None` on a single node.
+    pub(crate) cluster: Option<ClusterInfo>,
     /// New accounts are verified at once (the embedded demo) instead of `pending`.
     pub(crate) auto_verify: bool,
     /// The history read model (orders, trades, funds).
@@ -59,6 +66,8 @@ impl AppState {
         config: &ApiConfig,
     ) -> Self {
         AppState {
+            sequencer: Sequencer::Local(handle.clone()),
+            cluster: None,
             handle,
             market,
             auto_verify: config.auto_verify,
@@ -76,6 +85,15 @@ impl AppState {
 }
 
 impl AppState {
+    /// This node as one of a cluster: its commands go through `sequencer` (the shard's log)
+    /// and its authenticated requests are answered only while it has the whole log.
+    #[must_use]
+    pub fn in_cluster(mut self, sequencer: Sequencer, info: ClusterInfo) -> Self {
+        self.sequencer = sequencer;
+        self.cluster = Some(info);
+        self
+    }
+
     /// Why the API failed (a handler or a connection panicked), if it did; the server stops
     /// then.
     pub fn failure(&self) -> Option<&str> {
@@ -98,11 +116,16 @@ impl AppState {
         ticket.await.map_err(submit_error)
     }
 
-    /// Submits a command and awaits its outcome, with the contract's errors.
+    /// Submits a command (to the local pipeline or the cluster's log) and awaits its
+    /// outcome, with the contract's errors.
     pub(crate) async fn submit(
         &self,
         kind: bourse_engine::CommandKind,
     ) -> Result<bourse_pipeline::Outcome, ApiError> {
-        self.handle.clone().submit(kind).await.map_err(submit_error)
+        self.sequencer
+            .clone()
+            .submit(kind)
+            .await
+            .map_err(propose_error)
     }
 }

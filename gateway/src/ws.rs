@@ -163,7 +163,8 @@ struct Session {
     /// This connection's queue (see [`Hub::answer`]).
     tx: tokio::sync::mpsc::Sender<Utf8Bytes>,
     account: Option<AccountId>,
-    handle: bourse_pipeline::Handle,
+    /// Where this connection's orders go (the local pipeline or the cluster's log).
+    sequencer: bourse_cluster::Sequencer,
     /// Products by symbol (they never change).
     products: HashMap<String, (u32, ProductUnits)>,
 }
@@ -178,7 +179,7 @@ async fn connection(state: AppState, socket: WebSocket) {
     } = hub.register();
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
-        handle: state.handle.clone(),
+        sequencer: state.sequencer.clone(),
         state,
         hub: Arc::clone(&hub),
         id,
@@ -691,9 +692,9 @@ impl Session {
             let order =
                 orders_api::new_order(account, side, &body, ProductId::new(product), &units)?;
             let ticket = self
-                .handle
-                .try_submit(CommandKind::PlaceOrder(order))
-                .map_err(crate::error::submit_error)?;
+                .sequencer
+                .send(CommandKind::PlaceOrder(order))
+                .map_err(crate::error::propose_error)?;
             Ok::<_, ApiError>((ticket, account, units))
         }
         .await;
@@ -706,7 +707,7 @@ impl Session {
         };
         let state = self.state.clone();
         Some(Box::pin(async move {
-            let answer = match ticket.await.map_err(crate::error::submit_error) {
+            let answer = match ticket.await.map_err(crate::error::propose_error) {
                 Ok(outcome) => orders_api::placed_or_first(&state, &outcome, account).await,
                 Err(error) => Err(error),
             };

@@ -8,10 +8,10 @@
 //! from 1,000,000 USD 0.05% / 0.10%. The feed's other products are in the market data's
 //! catalogue (`GET /products`) without being tradable on Bourse.
 
+use crate::access::Access;
 use bourse_engine::{
     AddProduct, AssetCode, AssetId, CommandKind, EventKind, FeeSchedule, FeeTier, Symbol,
 };
-use bourse_pipeline::Handle;
 
 /// The quote currency of every default product.
 pub const QUOTE: &str = "USD";
@@ -85,19 +85,18 @@ pub fn fees() -> FeeSchedule {
 }
 
 /// Adds what the engine lacks of the default catalogue; returns how many commands that took.
-pub fn ensure(handle: &mut Handle) -> Result<usize, String> {
+pub fn ensure(access: &mut Access) -> Result<usize, String> {
     let mut added = 0;
-    let quote = ensure_asset(handle, QUOTE, 2, &mut added)?;
+    let quote = ensure_asset(access, QUOTE, 2, &mut added)?;
     for (symbol, name) in PRODUCTS {
         let parsed = Symbol::new(symbol).ok_or_else(|| format!("invalid symbol {symbol}"))?;
-        let exists = handle
-            .try_query(move |engine| engine.product_by_symbol(&parsed).is_some())
-            .and_then(|ticket| ticket.wait())
+        let exists = access
+            .query(move |engine| engine.product_by_symbol(&parsed).is_some())
             .map_err(|e| format!("cannot read the catalogue: {e}"))?;
         if exists {
             continue;
         }
-        let base = ensure_asset(handle, symbol, 0, &mut added)?;
+        let base = ensure_asset(access, symbol, 0, &mut added)?;
         let kind = CommandKind::add_product(AddProduct {
             symbol: parsed,
             name: (*name).to_string(),
@@ -109,27 +108,26 @@ pub fn ensure(handle: &mut Handle) -> Result<usize, String> {
             lot_size: 1,
             fees: fees(),
         });
-        submit(handle, kind, &mut added)?;
+        submit(access, kind, &mut added)?;
     }
     Ok(added)
 }
 
 fn ensure_asset(
-    handle: &mut Handle,
+    access: &mut Access,
     code: &str,
     scale: u8,
     added: &mut usize,
 ) -> Result<AssetId, String> {
     let parsed = AssetCode::new(code).ok_or_else(|| format!("invalid asset code {code}"))?;
-    let existing = handle
-        .try_query(move |engine| engine.asset_by_code(&parsed))
-        .and_then(|ticket| ticket.wait())
+    let existing = access
+        .query(move |engine| engine.asset_by_code(&parsed))
         .map_err(|e| format!("cannot read the assets: {e}"))?;
     if let Some(asset) = existing {
         return Ok(asset);
     }
     let events = submit(
-        handle,
+        access,
         CommandKind::AddAsset {
             code: parsed,
             scale,
@@ -146,12 +144,12 @@ fn ensure_asset(
 }
 
 fn submit(
-    handle: &mut Handle,
+    access: &mut Access,
     kind: CommandKind,
     added: &mut usize,
 ) -> Result<Vec<bourse_engine::Event>, String> {
-    let outcome = handle
-        .submit_blocking(kind)
+    let outcome = access
+        .submit(kind)
         .map_err(|e| format!("cannot add to the catalogue: {e}"))?;
     outcome
         .result

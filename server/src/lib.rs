@@ -23,7 +23,9 @@
 //! [`EXIT_ENGINE_STOPPED`] for any fail-stop cause). The other subcommands of the `bourse`
 //! binary live here too: [`demo`], [`recover`], [`feed_sim`] and [`openapi_json`].
 
+pub mod access;
 pub mod catalogue;
+mod cluster_node;
 pub mod demo;
 pub mod feed_sim;
 pub mod liquidity;

@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::access::Access;
 use bourse_engine::{
     AccountId, Amount, AssetCode, CommandKind, CreateAccount, EventKind, FundsMethod, FundsRequest,
     NewOrder, OrderId, OrderType, Price, ProductId, ProfileStatus, Qty, RequestId,
     SelfTradePrevention, Side, TimeInForce, TokenHash,
 };
 use bourse_marketdata::fixed;
-use bourse_pipeline::Handle;
 use rust_decimal::Decimal;
 
 use bourse_history::HistoryHandle;
@@ -67,11 +67,11 @@ pub struct Liquidity {
 impl Liquidity {
     /// Finds or creates the account, cancels its resting orders and starts quoting.
     pub fn start(
-        mut handle: Handle,
+        mut access: Access,
         market: Arc<MarketService>,
         history: &HistoryHandle,
     ) -> Result<Self, String> {
-        let account = ensure_account(&mut handle)?;
+        let account = ensure_account(&mut access)?;
         let resting: Vec<u64> = history.with_model(|h| {
             h.orders(account.get(), true, None, usize::MAX)
                 .items
@@ -80,7 +80,7 @@ impl Liquidity {
                 .collect()
         })?;
         for order in resting {
-            cancel(&mut handle, account, OrderId::new(order));
+            cancel(&mut access, account, OrderId::new(order));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -90,7 +90,7 @@ impl Liquidity {
             .name("liquidity".into())
             .spawn(move || {
                 let quoting = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(&mut handle, account, &market, &flag)
+                    run(&mut access, account, &market, &flag)
                 }));
                 if let Err(panic) = quoting {
                     let why = format!(
@@ -121,9 +121,9 @@ impl Liquidity {
     }
 }
 
-fn ensure_account(handle: &mut Handle) -> Result<AccountId, String> {
-    let found = handle
-        .try_query(|engine| {
+fn ensure_account(access: &mut Access) -> Result<AccountId, String> {
+    let found = access
+        .query(|engine| {
             (0..engine.n_accounts() as u32)
                 .map(AccountId::new)
                 .find(|&a| {
@@ -131,13 +131,12 @@ fn ensure_account(handle: &mut Handle) -> Result<AccountId, String> {
                         && engine.account_token_hash(a) == Some(TokenHash([0; 32]))
                 })
         })
-        .and_then(|ticket| ticket.wait())
         .map_err(|e| format!("cannot read the accounts: {e}"))?;
     if let Some(account) = found {
         return Ok(account);
     }
-    let outcome = handle
-        .submit_blocking(CommandKind::create_account(CreateAccount {
+    let outcome = access
+        .submit(CommandKind::create_account(CreateAccount {
             name: NAME.to_string(),
             proof: "bourse:liquidity-provider".to_string(),
             currency_preference: AssetCode::new(crate::catalogue::QUOTE)
@@ -156,9 +155,9 @@ fn ensure_account(handle: &mut Handle) -> Result<AccountId, String> {
         .ok_or_else(|| "the engine created no liquidity-provider account".to_string())
 }
 
-fn cancel(handle: &mut Handle, account: AccountId, order: OrderId) {
+fn cancel(access: &mut Access, account: AccountId, order: OrderId) {
     // A refusal (already filled or cancelled) is what we wanted anyway.
-    let _ = handle.submit_blocking(CommandKind::CancelOrder { account, order });
+    let _ = access.submit(CommandKind::CancelOrder { account, order });
 }
 
 /// What the provider needs of a product, read from the engine once.
@@ -167,18 +166,15 @@ struct Tradable {
     market_id: u32,
 }
 
-fn run(handle: &mut Handle, account: AccountId, market: &MarketService, stop: &AtomicBool) {
+fn run(access: &mut Access, account: AccountId, market: &MarketService, stop: &AtomicBool) {
     let mut ladders: HashMap<u32, Ladder> = HashMap::new();
     let mut products: Vec<(u32, Tradable)> = Vec::new();
     while !stop.load(Ordering::Acquire) {
-        if let Ok(found) = handle
-            .try_query(|engine| {
-                (0..engine.n_products() as u32)
-                    .filter_map(|id| Some((id, ProductUnits::of(engine, ProductId::new(id))?)))
-                    .collect::<Vec<_>>()
-            })
-            .and_then(|ticket| ticket.wait())
-        {
+        if let Ok(found) = access.query(|engine| {
+            (0..engine.n_products() as u32)
+                .filter_map(|id| Some((id, ProductUnits::of(engine, ProductId::new(id))?)))
+                .collect::<Vec<_>>()
+        }) {
             products = found
                 .into_iter()
                 .filter_map(|(id, units)| {
@@ -187,21 +183,21 @@ fn run(handle: &mut Handle, account: AccountId, market: &MarketService, stop: &A
                 })
                 .collect();
         }
-        fund(handle, account, &products);
+        fund(access, account, &products);
         for (id, product) in &products {
             let Some(reference) = reference_ticks(market, product) else {
                 continue;
             };
             let ladder = ladders.entry(*id).or_default();
-            if needs_requote(handle, ladder, reference) {
+            if needs_requote(access, ladder, reference) {
                 // The new ladder goes up before the old one comes down, so the book is never
                 // empty in between (a market order then would find no liquidity). Where a new
                 // quote crosses an old one, self-trade prevention cancels the old one.
                 let old = std::mem::take(&mut ladder.orders);
                 ladder.reference = reference;
-                ladder.orders = place_ladder(handle, account, ProductId::new(*id), reference);
+                ladder.orders = place_ladder(access, account, ProductId::new(*id), reference);
                 for order in old {
-                    cancel(handle, account, order);
+                    cancel(access, account, order);
                 }
             }
         }
@@ -224,7 +220,7 @@ fn reference_ticks(market: &MarketService, product: &Tradable) -> Option<i64> {
     i64::try_from(ticks).ok().filter(|t| *t > LEVELS * 2)
 }
 
-fn needs_requote(handle: &Handle, ladder: &Ladder, reference: i64) -> bool {
+fn needs_requote(access: &Access, ladder: &Ladder, reference: i64) -> bool {
     if ladder.orders.len() < (2 * LEVELS) as usize {
         return true;
     }
@@ -233,14 +229,13 @@ fn needs_requote(handle: &Handle, ladder: &Ladder, reference: i64) -> bool {
     }
     // A filled level: one of the ladder's orders is no longer open.
     let orders = ladder.orders.clone();
-    handle
-        .try_query(move |engine| orders.iter().any(|o| engine.order(*o).is_none()))
-        .and_then(|ticket| ticket.wait())
+    access
+        .query(move |engine| orders.iter().any(|o| engine.order(*o).is_none()))
         .unwrap_or(true)
 }
 
 fn place_ladder(
-    handle: &mut Handle,
+    access: &mut Access,
     account: AccountId,
     product: ProductId,
     reference: i64,
@@ -266,7 +261,7 @@ fn place_ladder(
                 self_trade: SelfTradePrevention::CancelResting,
                 client_order_id: None,
             };
-            let Ok(outcome) = handle.submit_blocking(CommandKind::PlaceOrder(order)) else {
+            let Ok(outcome) = access.submit(CommandKind::PlaceOrder(order)) else {
                 continue;
             };
             placed.extend(outcome.events.iter().find_map(|e| match e.kind {
@@ -279,7 +274,7 @@ fn place_ladder(
 }
 
 /// Tops up every balance the ladders draw on that ran below a tenth of its funding.
-fn fund(handle: &mut Handle, account: AccountId, products: &[(u32, Tradable)]) {
+fn fund(access: &mut Access, account: AccountId, products: &[(u32, Tradable)]) {
     let mut assets: Vec<(bourse_engine::AssetId, i64)> = Vec::new();
     for (_, p) in products {
         let quote = p.units.product.quote();
@@ -294,19 +289,16 @@ fn fund(handle: &mut Handle, account: AccountId, products: &[(u32, Tradable)]) {
             }
         }
     }
-    let Ok((balances, event_seq)) = handle
-        .try_query({
-            let assets = assets.clone();
-            move |engine| {
-                let balances: Vec<i64> = assets
-                    .iter()
-                    .map(|(a, _)| engine.balance(account, *a).available)
-                    .collect();
-                (balances, engine.event_seq())
-            }
-        })
-        .and_then(|ticket| ticket.wait())
-    else {
+    let Ok((balances, event_seq)) = access.query({
+        let assets = assets.clone();
+        move |engine| {
+            let balances: Vec<i64> = assets
+                .iter()
+                .map(|(a, _)| engine.balance(account, *a).available)
+                .collect();
+            (balances, engine.event_seq())
+        }
+    }) else {
         return;
     };
     for ((asset, funding), available) in assets.into_iter().zip(balances) {
@@ -319,7 +311,7 @@ fn fund(handle: &mut Handle, account: AccountId, products: &[(u32, Tradable)]) {
         ) else {
             continue;
         };
-        let _ = handle.submit_blocking(CommandKind::Deposit(FundsRequest {
+        let _ = access.submit(CommandKind::Deposit(FundsRequest {
             account,
             asset,
             amount,

@@ -48,6 +48,8 @@ use bourse_store::{ConsoleProgress, Store, StoreConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::access::Access;
+use crate::cluster_node::ClusterNode;
 use crate::liquidity::Liquidity;
 use crate::load::{self, Load};
 use crate::settings::{self, AckLog, FeedMode, Invocation, ServeConfig};
@@ -155,6 +157,8 @@ pub enum ShutdownError {
 pub struct Server {
     pipeline: Pipeline,
     handle: Handle,
+    /// The cluster side (`cluster = kafka`): the replica of the shard's log and the way in.
+    cluster: Option<ClusterNode>,
     history: HistoryHandle,
     history_thread: JoinHandle<()>,
     market: Arc<MarketService>,
@@ -266,7 +270,7 @@ impl Server {
         )?;
         let pipeline = Pipeline::start(recovered, config.pipeline())
             .map_err(|e| format!("cannot start the pipeline: {e}"))?;
-        let mut handle = pipeline.handle();
+        let handle = pipeline.handle();
         // Subscribed before anything can submit a command, so the history misses no event.
         let events = handle.subscribe();
         // Bourse's fills the market data missed (a crash between the two), before newer ones.
@@ -276,13 +280,38 @@ impl Server {
         }
         let fanout = HistoryFanout::new(Arc::clone(&hub), pipeline.handle(), Some(market.sender()));
         let (history, history_thread) = HistoryHandle::spawn(history, history_log, events, fanout)?;
-        let added = crate::catalogue::ensure(&mut handle)?;
-        if added > 0 {
-            tracing::info!("default catalogue: {added} assets and products added");
+        let cluster = if config.cluster_kafka {
+            Some(ClusterNode::start(
+                config,
+                next_seq - 1,
+                last_snapshot,
+                &handle,
+            )?)
+        } else {
+            None
+        };
+        let access = match &cluster {
+            Some(node) => Access {
+                handle: handle.clone(),
+                commands: node.sequencer(),
+            },
+            None => Access::local(handle.clone()),
+        };
+        // What must run once in a cluster runs on the roles node, once it has the whole log
+        // (what it finds missing is then really missing).
+        let runs_roles = cluster.as_ref().is_none_or(ClusterNode::runs_roles);
+        if let Some(node) = cluster.as_ref().filter(|node| node.runs_roles()) {
+            node.wait_until_fresh()?;
+        }
+        if runs_roles {
+            let added = crate::catalogue::ensure(&mut access.clone())?;
+            if added > 0 {
+                tracing::info!("default catalogue: {added} assets and products added");
+            }
         }
         start_feed(config, &market, &handle)?;
-        let liquidity = if config.liquidity && config.feed != FeedMode::Off {
-            let started = Liquidity::start(pipeline.handle(), Arc::clone(&market), &history)?;
+        let liquidity = if config.liquidity && config.feed != FeedMode::Off && runs_roles {
+            let started = Liquidity::start(access.clone(), Arc::clone(&market), &history)?;
             tracing::info!("liquidity provider quoting every product the feed prices");
             Some(started)
         } else {
@@ -302,7 +331,7 @@ impl Server {
         let http = match config.http_addr {
             Some(addr) => {
                 let api = config.api();
-                let state = AppState::new(
+                let mut state = AppState::new(
                     pipeline.handle(),
                     history.clone(),
                     hub,
@@ -310,6 +339,9 @@ impl Server {
                     next_seq - 1,
                     &api,
                 );
+                if let Some(node) = &cluster {
+                    state = state.in_cluster(node.sequencer(), node.info());
+                }
                 api_state = Some(state.clone());
                 let server = bourse_gateway::http::Server::start(addr, state)?;
                 tracing::info!("HTTP on http://{}", server.addr);
@@ -351,6 +383,7 @@ impl Server {
         Ok(Server {
             pipeline,
             handle,
+            cluster,
             history,
             history_thread,
             market,
@@ -389,8 +422,13 @@ impl Server {
         if let Some(cause) = self.failure() {
             return Err(Stopped { cause });
         }
-        self.snapshots
-            .tick(&mut self.handle, self.pipeline.stats().applied_seq);
+        let applied_seq = self.pipeline.stats().applied_seq;
+        match &mut self.cluster {
+            // In a cluster a snapshot is a record of the log (nothing else may enter the
+            // pipeline); the roles node sends it.
+            Some(node) => node.poll(applied_seq),
+            None => self.snapshots.tick(&mut self.handle, applied_seq),
+        }
         if self.load.as_ref().is_some_and(Load::is_finished) {
             let summary = self.load.take().map(Load::stop).unwrap_or_default();
             tracing::info!("the load generator ended: {summary}");
@@ -405,6 +443,9 @@ impl Server {
     pub fn failure(&self) -> Option<String> {
         if let Some(cause) = self.pipeline.stopped() {
             return Some(format!("the engine stopped: {cause}"));
+        }
+        if let Some(why) = self.cluster.as_ref().and_then(ClusterNode::failure) {
+            return Some(why);
         }
         let parts = [
             self.history.failure(),
@@ -427,6 +468,7 @@ impl Server {
         let Server {
             pipeline,
             handle,
+            cluster,
             history,
             history_thread,
             market,
@@ -446,6 +488,10 @@ impl Server {
         let load_summary = load.map(Load::stop);
         if let Some(liquidity) = liquidity {
             liquidity.stop();
+        }
+        // Nothing more from the log: what the pipeline was handed is drained below.
+        if let Some(cluster) = cluster {
+            cluster.stop();
         }
         if let Some(cause) = pipeline.stopped() {
             return Err(ShutdownError::Stopped(Stopped {

@@ -36,6 +36,13 @@ use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMat
 mod parsers;
 use parsers::*;
 
+/// Other nodes' HTTP base addresses (`http://host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers(pub Vec<String>);
+
+/// The highest node id.
+pub const NODE_ID_MAX: u64 = 1023;
+
 /// Where the configuration file is named: `--config FILE` or this variable.
 pub const CONFIG_ENV: &str = "BOURSE_CONFIG";
 
@@ -289,6 +296,56 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_ACK_LOG", default_value = "off")]
     #[arg(value_name = "FILE|-|off", value_parser = off_or(ack_log))]
     pub ack_log: std::option::Option<AckLog>,
+    /// off: one node, its journal is the log; kafka: one of several equal nodes sharing the
+    /// shard's command log on kafka-brokers (docs/cluster.md).
+    #[arg(long = "cluster", env = "BOURSE_CLUSTER", default_value = "off")]
+    #[arg(action = ArgAction::Set, value_parser = OneOf(&[("off", false), ("kafka", true)]))]
+    pub cluster_kafka: bool,
+    /// This node's id in the cluster (0 to 1023), unique among its nodes.
+    #[arg(long, env = "BOURSE_NODE_ID", default_value = "0")]
+    #[arg(value_parser = whole::<u16>(0, NODE_ID_MAX))]
+    pub node_id: u16,
+    /// How many nodes the cluster has: a checkpoint hash is the cluster's when more than half
+    /// of them published it.
+    #[arg(long, env = "BOURSE_CLUSTER_NODES", default_value = "3")]
+    #[arg(value_parser = whole::<usize>(1, NODE_ID_MAX + 1))]
+    pub cluster_nodes: usize,
+    /// The other nodes' HTTP addresses (http://HOST:PORT,...), asked by GET /api/v1/cluster.
+    #[arg(long, env = "BOURSE_CLUSTER_PEERS", default_value = "off")]
+    #[arg(value_name = "URL[,URL...]|off", value_parser = off_or(peers))]
+    pub cluster_peers: std::option::Option<Peers>,
+    /// The command log's topics are <prefix>.commands.<shard> and <prefix>.checkpoints.<shard>.
+    #[arg(long, env = "BOURSE_CLUSTER_PREFIX", default_value = "bourse")]
+    #[arg(value_name = "PREFIX", value_parser = kafka_name)]
+    pub cluster_prefix: String,
+    /// The engine shard this node replicates.
+    #[arg(long, env = "BOURSE_SHARD", default_value = "0")]
+    #[arg(value_parser = whole::<u16>(0, u16::MAX.into()))]
+    pub shard: u16,
+    /// A node that has not had the whole command log for this long answers authenticated
+    /// requests 503 (stale for reads, unavailable for writes).
+    #[arg(long, env = "BOURSE_MAX_STALENESS_MS", default_value = "1000")]
+    #[arg(value_parser = whole::<u64>(10, 3_600_000))]
+    pub max_staleness_ms: u64,
+    /// Every node publishes its state hash after every this many log offsets and stops if the
+    /// cluster's majority disagrees (0: no checkpoints).
+    #[arg(long, env = "BOURSE_CHECKPOINT_EVERY", default_value = "10000")]
+    #[arg(value_parser = whole::<u64>(0, u64::MAX))]
+    pub checkpoint_every: u64,
+    /// strict: refuse a command topic weaker than replication 3, min.insync.replicas 2, no
+    /// unclean leader election; development: say so and go on (and create a missing topic).
+    #[arg(
+        long = "cluster-topic-check",
+        env = "BOURSE_CLUSTER_TOPIC_CHECK",
+        default_value = "strict"
+    )]
+    #[arg(action = ArgAction::Set, value_parser = OneOf(&[("strict", false), ("development", true)]))]
+    pub cluster_development: bool,
+    /// The node that runs what must run once: the default catalogue, the liquidity provider
+    /// and the periodic snapshot records.
+    #[arg(long, env = "BOURSE_ROLES_NODE", default_value = "0")]
+    #[arg(value_parser = whole::<u16>(0, NODE_ID_MAX))]
+    pub roles_node: u16,
     /// Each setting's key and value as given (secrets masked), in the order of `--help`.
     #[arg(skip)]
     texts: Vec<(String, String)>,

@@ -110,6 +110,24 @@ pub(super) fn brokers(text: &str) -> Result<String, String> {
     }
 }
 
+/// Peers' HTTP base addresses, `http://HOST:PORT[,...]`.
+pub(super) fn peers(text: &str) -> Result<super::Peers, String> {
+    text.split(',')
+        .map(|url| {
+            let rest = url
+                .strip_prefix("http://")
+                .ok_or_else(|| format!("{url:?} does not start with http://"))?;
+            let host_port = rest.trim_end_matches('/');
+            if host_port.contains(':') && !host_port.contains('/') {
+                Ok(format!("http://{host_port}"))
+            } else {
+                Err(format!("{url:?} is not http://HOST:PORT"))
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(super::Peers)
+}
+
 /// A Kafka topic or group name.
 pub(super) fn kafka_name(text: &str) -> Result<String, String> {
     let valid = !text.is_empty()

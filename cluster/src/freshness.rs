@@ -1,0 +1,225 @@
+//! Whether this node has seen the whole log, within a bound: what lets it answer reads
+//! rather than show old balances, and take writes rather than wait on a replica that is cut
+//! off.
+//!
+//! A probe thread asks the broker for the log's end (the partition's high watermark) every
+//! `max_staleness / 5` (at least 10 ms, at most 200 ms). Each answer `(t, end)` is kept until
+//! the local replica has applied every offset before `end`; then the node is known to have
+//! had the whole log as of time `t` (`t` is taken before the request is sent). The node is
+//! **fresh** while the newest such `t` is at most `max_staleness` ago: anything appended to
+//! the log more than `max_staleness` ago is in its state. A node that cannot reach the broker
+//! gets no answers, and one whose replica falls behind does not apply up to them: either
+//! way it turns stale within `max_staleness` (plus one probe interval).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer as _;
+
+use crate::{LOG_PARTITION, LogError};
+
+/// How many unanswered log ends are kept (the newest; an older one adds nothing a newer one
+/// does not).
+const PENDING_MAX: usize = 1_024;
+
+/// This node is behind the log, or has not heard from the broker, for longer than allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this node has not seen the whole command log for {behind}: {why}; retry, or use another \
+     node"
+)]
+pub struct Stale {
+    /// Since when, in words ("1.2 s", "ever since it started").
+    pub behind: String,
+    /// Why: the broker is not answering, or the replica is still applying.
+    pub why: String,
+}
+
+/// What [`Freshness`] knows, for status pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreshnessStatus {
+    /// The next offset this node's replica will apply (everything before it is applied).
+    pub next_offset: u64,
+    /// The log's end at the newest answer from the broker.
+    pub log_end: Option<u64>,
+    /// How long ago the broker last answered a probe.
+    pub heard_ago: Option<Duration>,
+    /// How long ago this node last had the whole log.
+    pub behind: Option<Duration>,
+    /// Whether `behind` is within the bound.
+    pub fresh: bool,
+}
+
+/// The applied position of the local replica: everything before the returned offset applied.
+pub type Applied = Box<dyn Fn() -> u64 + Send + Sync>;
+
+struct Shared {
+    max_staleness: Duration,
+    applied: Applied,
+    state: Mutex<State>,
+    stop: AtomicBool,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Answers `(asked at, log end)` the replica has not caught up with, oldest first.
+    pending: VecDeque<(Instant, u64)>,
+    /// When the probe that the replica last caught up with was sent.
+    caught_up_at: Option<Instant>,
+    heard_at: Option<Instant>,
+    log_end: Option<u64>,
+}
+
+/// The probe thread and what it learnt (see the module docs).
+pub struct Freshness {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Freshness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Freshness")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Freshness {
+    /// Starts probing `topic`'s log end on `brokers`; `applied` says how far the local replica
+    /// has applied.
+    pub fn start(
+        brokers: &str,
+        topic: &str,
+        max_staleness: Duration,
+        applied: Applied,
+    ) -> Result<Freshness, LogError> {
+        let client = bourse_feed::metadata_client(brokers)?;
+        let shared = Arc::new(Shared {
+            max_staleness,
+            applied,
+            state: Mutex::new(State::default()),
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+        });
+        let interval =
+            (max_staleness / 5).clamp(Duration::from_millis(10), Duration::from_millis(200));
+        // A probe may wait this long for the broker; a slower answer is no use anyway.
+        let timeout = max_staleness.max(Duration::from_millis(100));
+        let thread = {
+            let shared = Arc::clone(&shared);
+            let topic = topic.to_owned();
+            std::thread::Builder::new()
+                .name("bourse-freshness".into())
+                .spawn(move || {
+                    while !shared.stop.load(Ordering::Relaxed) {
+                        let asked = Instant::now();
+                        if let Ok((_, end)) =
+                            client.fetch_watermarks(&topic, LOG_PARTITION, timeout)
+                        {
+                            shared.heard(asked, end.unsigned_abs());
+                        }
+                        if let Some(rest) = interval.checked_sub(asked.elapsed()) {
+                            std::thread::park_timeout(rest);
+                        }
+                    }
+                })
+                .map_err(|e| LogError::Config(format!("cannot start the probe thread: {e}")))?
+        };
+        Ok(Freshness {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// `Ok` while this node has had the whole log within the bound.
+    pub fn check(&self) -> Result<(), Stale> {
+        let status = self.status();
+        if status.fresh {
+            return Ok(());
+        }
+        let behind = match status.behind {
+            Some(behind) => format!("{:.1} s", behind.as_secs_f64()),
+            None => format!(
+                "{:.1} s (ever since it started)",
+                self.shared.started.elapsed().as_secs_f64()
+            ),
+        };
+        let why = match (status.heard_ago, status.log_end) {
+            (Some(heard), Some(end)) if heard <= self.shared.max_staleness => {
+                format!("its replica is at offset {} of {end}", status.next_offset)
+            }
+            (Some(heard), _) => {
+                format!("the broker last answered {:.1} s ago", heard.as_secs_f64())
+            }
+            (None, _) => "the broker has not answered yet".to_owned(),
+        };
+        Err(Stale { behind, why })
+    }
+
+    /// What it knows now.
+    pub fn status(&self) -> FreshnessStatus {
+        let applied = (self.shared.applied)();
+        let mut state = self.shared.lock();
+        while let Some(&(asked, end)) = state.pending.front() {
+            if end > applied {
+                break;
+            }
+            state.caught_up_at = Some(asked);
+            state.pending.pop_front();
+        }
+        let behind = state.caught_up_at.map(|at| at.elapsed());
+        FreshnessStatus {
+            next_offset: applied,
+            log_end: state.log_end,
+            heard_ago: state.heard_at.map(|at| at.elapsed()),
+            behind,
+            fresh: behind.is_some_and(|behind| behind <= self.shared.max_staleness),
+        }
+    }
+
+    /// Stops the probe thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Freshness {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn heard(&self, asked: Instant, end: u64) {
+        let mut state = self.lock();
+        state.heard_at = Some(asked);
+        state.log_end = Some(end);
+        // The same end asked later says more (the replica had it at a later time).
+        if let Some(last) = state.pending.back_mut()
+            && last.1 == end
+        {
+            last.0 = asked;
+            return;
+        }
+        if state.pending.len() == PENDING_MAX {
+            state.pending.pop_front();
+        }
+        state.pending.push_back((asked, end));
+    }
+}
