@@ -107,11 +107,24 @@ pub fn http_with_head(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
-    stream
-        .set_read_timeout(Some(ANSWER_TIMEOUT))
-        .expect("read timeout");
+    try_http(addr, method, path, headers, body, ANSWER_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"))
+}
+
+/// [`http_with_head`] that says why there is no answer (the server is down, did not answer
+/// within `timeout`, closed early) instead of failing the test: for tests that kill or cut
+/// off servers.
+pub fn try_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String, String)> {
+    use std::io::{Error, Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(timeout))?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -121,28 +134,24 @@ pub fn http_with_head(
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream
-        .write_all(request.as_bytes())
-        .expect("send the request");
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
+    stream.read_to_string(&mut response)?;
     let (head, body) = response
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {response:?}"));
+        .ok_or_else(|| Error::other(format!("no end of headers in {response:?}")))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
+        .ok_or_else(|| Error::other(format!("no status in {head:?}")))?;
     assert!(
         !head
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked"),
         "chunked bodies are not decoded here: {head}"
     );
-    (status, head.to_string(), body.to_string())
+    Ok((status, head.to_string(), body.to_string()))
 }
 
 /// The value of header `name` in a response head.

@@ -45,6 +45,11 @@ impl Server {
 
     /// `bourse serve` with its defaults: the embedded simulator feeds it.
     pub fn start_with_market(bin: &Path, dir: &Path, args: &[&str]) -> Server {
+        Server::start_with_env(bin, dir, args, &[])
+    }
+
+    /// [`Server::start_with_market`] with variables added to its environment (FAILPOINTS).
+    pub fn start_with_env(bin: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Process::new(bin)
             .arg("serve")
             .arg("--data-dir")
@@ -52,6 +57,7 @@ impl Server {
             // Any free port: tests run in parallel. A test may override it.
             .args(["--http-addr", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

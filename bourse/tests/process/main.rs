@@ -5,6 +5,8 @@
 //! - [`lifecycle`]: SIGKILL under load loses nothing acknowledged; SIGTERM drains, commits
 //!   and snapshots; a taken port and a bad setting fail the start with their exit codes.
 //! - [`failstop`]: a panic in a server thread stops `bourse serve` with exit code 70.
+//! - [`cluster`]: three `bourse serve --cluster kafka` nodes on a tansu broker: requests
+//!   round-robin, SIGKILL rounds, a broker restart, a diverging replica.
 //! - [`kafka`]: a real tansu broker feeding the server, across a SIGKILL and a broker outage;
 //!   `bourse feed-sim` publishing what a server consumes.
 
@@ -14,6 +16,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+mod cluster;
 mod failstop;
 mod kafka;
 mod lifecycle;
