@@ -187,3 +187,74 @@ pub(crate) async fn set_status(
     })
     .into_response())
 }
+
+/// `GET /admin/snapshot`: the newest snapshot file, for a node that joins the cluster with
+/// an empty data directory. `X-Snapshot-Seq` says the command it was taken after (the joiner
+/// resumes the log at that offset) and `X-State-Hash` the state it holds, which the joiner
+/// checks after decoding (the file's own CRC covers the bytes).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/snapshot",
+    tag = "admin",
+    responses(
+        (status = 200, description = "the newest snapshot file", content_type = "application/octet-stream", body = Vec<u8>,
+            headers(
+                ("X-Snapshot-Seq" = u64, description = "the sequence number (log offset + 1) it was taken after"),
+                ("X-State-Hash" = String, description = "the state hash of the engine it holds"),
+            )),
+        AdminErrors,
+        (status = 404, description = "`no_snapshot`: this node has no snapshot yet", body = ErrorBody),
+        Unavailable,
+    ),
+    security(("admin" = []))
+)]
+pub(crate) async fn snapshot(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let dir = state.snapshots_dir.clone();
+    let (seq, bytes, hash) = tokio::task::spawn_blocking(move || newest_snapshot(&dir))
+        .await
+        .map_err(|e| unavailable(format!("reading the snapshot failed: {e}")))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::HeaderName::from_static("x-snapshot-seq"),
+                seq.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-state-hash"),
+                hash.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The newest snapshot in `dir`, checked: its sequence number, bytes and state hash.
+fn newest_snapshot(
+    dir: &std::path::Path,
+) -> Result<(u64, Vec<u8>, bourse_engine::StateHash), ApiError> {
+    let list = bourse_snapshots::list_snapshots(dir).map_err(|e| unavailable(e.to_string()))?;
+    let Some((_, path)) = list.last() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_snapshot",
+            "this node has no snapshot yet",
+        ));
+    };
+    // Retention may remove it meanwhile: the caller retries.
+    let bytes = bourse_snapshots::open_snapshot(path)
+        .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+    let (seq, engine) = bourse_snapshots::decode(&bytes).map_err(|e| unavailable(e.to_string()))?;
+    Ok((seq, bytes.to_vec(), engine.state_hash()))
+}
+
+fn unavailable(message: String) -> ApiError {
+    let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+    error.retry_after = Some(1);
+    error
+}

@@ -57,6 +57,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(crate::admin_api::status))
         .routes(routes!(crate::admin_api::set_status))
+        .routes(routes!(crate::admin_api::snapshot))
         .routes(routes!(crate::cluster_api::cluster))
         .routes(routes!(crate::cluster_api::node))
 }

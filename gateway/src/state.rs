@@ -24,6 +24,8 @@ pub struct ApiConfig {
     pub rate_limit: u32,
     /// The web terminal's built files.
     pub web_dir: PathBuf,
+    /// Where the snapshots are (`GET /admin/snapshot` serves the newest).
+    pub snapshots_dir: PathBuf,
 }
 
 /// What the handlers share.
@@ -48,6 +50,8 @@ pub struct AppState {
     pub(crate) market: Arc<MarketService>,
     /// The web terminal's built files, served on every path outside the API.
     pub(crate) web: Arc<crate::web::WebFiles>,
+    /// Where the snapshots are.
+    pub(crate) snapshots_dir: PathBuf,
     /// The sequence number recovery ended at.
     pub(crate) recovered_seq: u64,
     pub(crate) started: Instant,
@@ -76,6 +80,7 @@ impl AppState {
             rate_limiter: Arc::new(crate::limits::RateLimiter::new(config.rate_limit)),
             hub,
             web: Arc::new(crate::web::WebFiles::new(&config.web_dir)),
+            snapshots_dir: config.snapshots_dir.clone(),
             recovered_seq,
             started: Instant::now(),
             requests: Arc::new(RequestMetrics::default()),

@@ -28,6 +28,7 @@ pub mod catalogue;
 mod cluster_node;
 pub mod demo;
 pub mod feed_sim;
+mod join;
 pub mod liquidity;
 pub mod load;
 pub mod recover;

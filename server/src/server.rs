@@ -233,6 +233,12 @@ impl Server {
             );
         }
         let store_config = config.store();
+        if let Some(peer) = config.join_from.as_deref() {
+            if !config.cluster_kafka {
+                return Err("join-from is for a node of a cluster (cluster = kafka)".into());
+            }
+            crate::join::join_from_peer(config, peer)?;
+        }
         let mut recovered = Store::open(&store_config, &mut ConsoleProgress::stderr())
             .map_err(|e| format!("recovery of {} failed: {e}", store_config.dir.display()))?;
         tracing::info!("{}", recovered.report);

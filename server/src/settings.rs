@@ -341,6 +341,11 @@ pub struct ServeConfig {
     )]
     #[arg(action = ArgAction::Set, value_parser = OneOf(&[("strict", false), ("development", true)]))]
     pub cluster_development: bool,
+    /// A peer (http://HOST:PORT) whose newest snapshot this node starts from when its data
+    /// directory is empty (a node joining the cluster); needs admin-token.
+    #[arg(long, env = "BOURSE_JOIN_FROM", default_value = "off")]
+    #[arg(value_name = "URL|off", value_parser = off_or(peer))]
+    pub join_from: std::option::Option<String>,
     /// The node that runs what must run once: the default catalogue, the liquidity provider
     /// and the periodic snapshot records.
     #[arg(long, env = "BOURSE_ROLES_NODE", default_value = "0")]
@@ -713,6 +718,7 @@ impl ServeConfig {
             admin_token: self.admin_token.clone(),
             rate_limit: self.rate_limit,
             web_dir: self.web_dir.clone(),
+            snapshots_dir: self.store().snapshots_dir(),
         }
     }
 

@@ -254,6 +254,14 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, Engine), SnapshotError> {
     })
 }
 
+/// [`decode`] of bytes at any alignment (a snapshot file received over the network): they
+/// are copied into an aligned buffer first.
+pub fn decode_unaligned(bytes: &[u8]) -> Result<(u64, Engine), SnapshotError> {
+    let mut aligned = AlignedVec::<PAYLOAD_ALIGN>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    decode(&aligned)
+}
+
 #[cfg(test)]
 mod tests {
     use bourse_engine::{

@@ -49,9 +49,9 @@ pub use format::{
     Encoded, FORMAT_VERSION, FORMAT_VERSION_MIN, HEADER_CHECKSUM_OFFSET, HEADER_LEN,
     HEADER_PAYLOAD_CHECKSUM_OFFSET, HEADER_PAYLOAD_LEN_OFFSET, HEADER_RESERVED_OFFSET,
     HEADER_SEQ_OFFSET, HEADER_VERSION_OFFSET, MAGIC, PAYLOAD_LEN_MAX, check_header, decode,
-    decode_image, encode, read_aligned,
+    decode_image, decode_unaligned, encode, read_aligned,
 };
 pub use store::{
     Recovered, Skipped, SnapshotBytes, list_snapshots, load_newest, load_newest_at_most,
-    open_snapshot, snapshot_file_name, write_encoded, write_snapshot,
+    open_snapshot, snapshot_file_name, write_encoded, write_file_bytes, write_snapshot,
 };

@@ -67,6 +67,26 @@ pub fn write_encoded(
     encoded: &Encoded,
     keep_newest: usize,
 ) -> Result<PathBuf, SnapshotError> {
+    write_parts(dir, seq, &[&encoded.header, &encoded.payload], keep_newest)
+}
+
+/// [`write_snapshot`] of a whole snapshot file's bytes (one fetched from a peer), which the
+/// caller has checked ([`crate::decode`]) is the snapshot of command `seq`.
+pub fn write_file_bytes(
+    dir: &Path,
+    seq: u64,
+    bytes: &[u8],
+    keep_newest: usize,
+) -> Result<PathBuf, SnapshotError> {
+    write_parts(dir, seq, &[bytes], keep_newest)
+}
+
+fn write_parts(
+    dir: &Path,
+    seq: u64,
+    parts: &[&[u8]],
+    keep_newest: usize,
+) -> Result<PathBuf, SnapshotError> {
     if keep_newest == 0 {
         return Err(SnapshotError::KeepNone);
     }
@@ -74,9 +94,10 @@ pub fn write_encoded(
     let tmp = dir.join(format!(".{}.tmp", snapshot_file_name(seq)));
     {
         let mut file = File::create(&tmp).map_err(|e| SnapshotError::io(&tmp, e))?;
-        file.write_all(&encoded.header)
-            .and_then(|()| file.write_all(&encoded.payload))
-            .map_err(|e| SnapshotError::io(&tmp, e))?;
+        for part in parts {
+            file.write_all(part)
+                .map_err(|e| SnapshotError::io(&tmp, e))?;
+        }
         file.sync_all().map_err(|e| SnapshotError::io(&tmp, e))?;
     }
     fs::rename(&tmp, &path).map_err(|e| SnapshotError::io(&path, e))?;

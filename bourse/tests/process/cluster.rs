@@ -120,8 +120,27 @@ impl Cluster {
         args
     }
 
+    /// A new node with an empty data directory, `args` added to its settings.
+    fn add_node(&mut self, args: &[&str]) -> usize {
+        let id = self.nodes.len();
+        let dir = self.nodes[0].dir.with_file_name(format!("node{id}"));
+        self.nodes.push(Node {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir,
+            server: None,
+        });
+        let mut all = self.args(id);
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        self.spawn(id, &all, &[]);
+        id
+    }
+
     fn start_node(&mut self, id: usize, env: &[(&str, &str)]) {
         let args = self.args(id);
+        self.spawn(id, &args, env);
+    }
+
+    fn spawn(&mut self, id: usize, args: &[String], env: &[(&str, &str)]) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut server = Server::start_with_env(
             std::path::Path::new(BOURSE),
@@ -648,4 +667,30 @@ fn a_node_whose_state_departs_is_stopped_at_the_next_checkpoint_and_the_others_g
     client.deposit(&token, "1.00", "USD", "after");
     let hash = cluster.converged();
     assert_eq!(hash.len(), 32);
+}
+
+#[test]
+fn a_fourth_node_with_an_empty_directory_joins_from_a_peers_snapshot() {
+    let mut cluster = Cluster::start(&["--snapshot-every", "200"]);
+    run_workload(&mut cluster, 3, 100, false, |_, _| {});
+    let peer = format!("http://{}", cluster.nodes[1].addr);
+    // A snapshot record has been applied by every replica by now (200 offsets apart).
+    let id = cluster.add_node(&["--join-from", &peer]);
+    let log = cluster.nodes[id].server.as_mut().unwrap().log.join("\n");
+    assert!(log.contains("installed its snapshot at seq"), "{log}");
+    assert!(
+        !log.contains("resuming the log at offset 0"),
+        "it started from the snapshot, not the log's start: {log}"
+    );
+    cluster.wait_fresh(id);
+    let hash = cluster.converged();
+    // It takes requests like the others, and they agree.
+    let client = cluster.client(id);
+    let token = client.account("newcomer");
+    client.deposit(&token, "5.00", "USD", "n-1");
+    let after = cluster.converged();
+    assert_ne!(after, hash);
+    // Its snapshot endpoint is the admin API's.
+    let (status, _) = client.call("GET", "/api/v1/admin/snapshot", None, &Value::Null);
+    assert_eq!(status, 401);
 }

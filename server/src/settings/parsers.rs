@@ -128,6 +128,15 @@ pub(super) fn peers(text: &str) -> Result<super::Peers, String> {
         .map(super::Peers)
 }
 
+/// One peer's HTTP base address, `http://HOST:PORT`.
+pub(super) fn peer(text: &str) -> Result<String, String> {
+    let mut peers = peers(text)?.0;
+    match (peers.pop(), peers.is_empty()) {
+        (Some(peer), true) => Ok(peer),
+        _ => Err("one http://HOST:PORT".into()),
+    }
+}
+
 /// A Kafka topic or group name.
 pub(super) fn kafka_name(text: &str) -> Result<String, String> {
     let valid = !text.is_empty()
