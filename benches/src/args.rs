@@ -128,6 +128,21 @@ impl Value {
             .ok_or_else(|| format!("{} {}: not a number of seconds", self.flag, self.text))
     }
 
+    /// A comma-separated list of whole numbers; empty items are skipped, so an empty text is an
+    /// empty list (which a binary may take to mean "skip that part").
+    pub fn numbers(&self) -> Result<Vec<u64>, String> {
+        self.text
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| {
+                n.trim()
+                    .replace('_', "")
+                    .parse::<u64>()
+                    .map_err(|_| format!("{} {}: {n:?} is not a number", self.flag, self.text))
+            })
+            .collect()
+    }
+
     /// A comma-separated list, each item through `parse`.
     pub fn list<T>(&self, parse: impl FnMut(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
         self.text.split(',').map(parse).collect()
@@ -217,6 +232,11 @@ mod tests {
             v.one_of("mode", &[("yield", 2)]).unwrap_err(),
             "unknown mode spin\nusage: x"
         );
+        let mut f = flags(&["--fanout", "1_000, 10000,", "--rates", ""]);
+        let flag = f.next_flag().unwrap().unwrap();
+        assert_eq!(f.value(&flag).unwrap().numbers(), Ok(vec![1_000, 10_000]));
+        let flag = f.next_flag().unwrap().unwrap();
+        assert_eq!(f.value(&flag).unwrap().numbers(), Ok(vec![]));
         assert!(parse_rate("0.1").is_err());
         assert!(parse_rate("x").is_err());
     }

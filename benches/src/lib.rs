@@ -9,7 +9,9 @@
 //! for `replay_bench` and `latency`), [`disk`] (the disk's sync cost, for `journal_bench`
 //! and `latency`), [`args`] (the command-line flags of the binaries) and [`report`] (the
 //! formatting of their reports). The other binaries (`ws`, `market`, `kafka`) and
-//! `rest/run.sh` measure the server; BENCHMARKS.md has every command and figure.
+//! `rest/run.sh` measure the server; [`serve`] (a `bourse serve` process, its CPU time,
+//! set-up requests) and [`ws_orders`] (the open-loop order run over WebSocket) are `ws`'s.
+//! BENCHMARKS.md has every command and figure.
 
 #![allow(
     clippy::unwrap_used,
@@ -22,4 +24,6 @@ pub mod commands;
 pub mod disk;
 pub mod mix;
 pub mod report;
+pub mod serve;
 pub mod venues;
+pub mod ws_orders;

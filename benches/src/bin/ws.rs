@@ -4,12 +4,9 @@
 //! program on 127.0.0.1.
 //!
 //! 1. **Order → acknowledgement.** `--connections` clients (one account each, tokio-tungstenite)
-//!    send limit orders open loop at a fixed total rate: order `k` of a connection is due at
-//!    `start + k / (rate / connections)`, and its latency runs from that due time to its
-//!    answer (`{"op": "order", "ok": true}`, sent once the order is durable), so a stall
-//!    counts in full (no coordinated omission). Sides alternate at one price, so the book
-//!    stays a few orders deep and most orders trade. Per rate: `--warmup` s, then
-//!    `--seconds` s measured.
+//!    send limit orders open loop at a fixed total rate ([`bourse_benches::ws_orders`]:
+//!    latency from each order's due time to its answer, no coordinated omission). Per rate:
+//!    `--warmup` s, then `--seconds` s measured, on a fresh server.
 //! 2. **Fan-out.** `N` clients subscribe to `ticks:AAPL`; a driver connection makes
 //!    `--fanout-rate` trades per second; every client counts what it receives and the delay
 //!    from the server's publication (`publishedUs` in each tick) to its receipt. Reported:
@@ -26,19 +23,20 @@
     reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bourse_benches::args::{Flags, or_exit};
 use bourse_benches::report::{fmt_int, fmt_ns};
+use bourse_benches::serve::{BENCH_SETTINGS, Serve, account, own_cpu_seconds};
+use bourse_benches::ws_orders::{
+    AnswerError, Connection, authenticate, connect, order_run, try_connect,
+};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 const USAGE: &str = "usage: ws [--bourse PATH (target/release/bourse)] \
@@ -76,16 +74,6 @@ fn parse() -> Result<Config, String> {
     };
     let mut flags = Flags::from_env(USAGE);
     // An empty list skips that part of the benchmark.
-    let list = |text: &str| -> Result<Vec<u64>, String> {
-        text.split(',')
-            .filter(|n| !n.trim().is_empty())
-            .map(|n| {
-                n.trim()
-                    .parse::<u64>()
-                    .map_err(|_| format!("{n:?} is not a number"))
-            })
-            .collect()
-    };
     while let Some(flag) = flags.next_flag()? {
         if flag == "--quick" {
             config.rates = vec![2_000];
@@ -102,14 +90,14 @@ fn parse() -> Result<Config, String> {
         let value = flags.value(&flag)?;
         match flag.as_str() {
             "--bourse" => config.bourse = value.into_path(),
-            "--rates" => config.rates = list(value.as_str())?,
+            "--rates" => config.rates = value.numbers()?,
             "--connections" => config.connections = value.number()?.max(1),
             "--seconds" => config.seconds = value.positive_seconds()?,
             "--warmup" => config.warmup = value.positive_seconds()?,
-            "--fanout" => config.fanout = list(value.as_str())?,
+            "--fanout" => config.fanout = value.numbers()?,
             "--fanout-rate" => config.fanout_rate = value.number()?.max(1),
             "--fanout-seconds" => config.fanout_seconds = value.positive_seconds()?,
-            "--feed-fanout" => config.feed_fanout = list(value.as_str())?,
+            "--feed-fanout" => config.feed_fanout = value.numbers()?,
             "--feed-rate" => config.feed_rate = value.number()?.max(1),
             "--out" => config.out = Some(value.into_path()),
             _ => return Err(flags.unknown(&flag)),
@@ -134,54 +122,6 @@ fn raise_fd_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// The server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// CPU seconds the server process has used so far (user and system, all threads).
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th,
-        // stime the 13th, in clock ticks.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        ticks as f64 / clock_ticks_per_second()
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
-}
-
-/// CPU seconds this benchmark process has used so far (user and system).
-fn own_cpu_seconds() -> f64 {
-    // SAFETY: `rusage` is plain integers, for which all-zero bytes are a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct it is given, a valid, writable `rusage`.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The server's market data for a run: only the benchmark's own trades, or also the
 /// embedded simulator's ticks at this many per second over the eight default stocks.
 fn market_args(sim_rate: Option<u64>) -> Vec<String> {
@@ -198,155 +138,16 @@ fn market_args(sim_rate: Option<u64>) -> Vec<String> {
     args
 }
 
-fn start_server(bourse: &PathBuf, market: &[String]) -> Result<Server, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut child = Command::new(bourse)
-        // A deep per-client queue: a bench client that falls behind on this shared machine is
-        // measured as late, not dropped as a slow consumer.
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--rate-limit", "0"])
-        .args(["--ws-queue", "1000000"])
-        .args(market)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start {} ({e}); build it first: cargo build --release -p bourse",
-                bourse.display()
-            )
-        })?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .ok_or("the server ended before it listened")?
-            .map_err(|e| e.to_string())?;
-        if let Some(rest) = line.split("HTTP on http://").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server {
-        child,
-        addr,
-        _dir: dir,
-    })
-}
-
-/// One HTTP/1.1 request (set-up only).
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &Value) -> Value {
-    let text = body.to_string();
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
-        text.len()
-    )
-    .expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    let (_, body) = answer.split_once("\r\n\r\n").expect("a response");
-    serde_json::from_str(body).unwrap_or(Value::Null)
-}
-
-/// A funded account: its token.
-fn account(addr: &str, name: &str) -> String {
-    let created = http(
-        addr,
-        "PUT",
-        "/api/v1/account",
-        None,
-        &json!({"name": name, "proof": "bench", "currencyPreference": "USD"}),
-    );
-    let token = created["token"].as_str().expect("a token").to_string();
-    for (currency, amount) in [("USD", "1000000000.00"), ("AAPL", "100000000")] {
-        http(
-            addr,
-            "PUT",
-            "/api/v1/funds",
-            Some(&token),
-            &json!({"amount": amount, "currency": currency, "type": "upi",
-                    "requestId": format!("{name}-{currency}"),
-                    "additionalInformation": {"vpa": "bench@bank"}}),
-        );
-    }
-    token
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(addr: &str) -> Ws {
-    try_connect(addr).await.expect("websocket handshake")
-}
-
-/// A client with an 8 KiB read buffer, as the server has: tungstenite's default, 128 KiB,
-/// is zero-filled before every read, which would bill this client (on the same CPUs as
-/// the server) for work that is not the server's.
-async fn try_connect(addr: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024);
-    let url = format!("ws://{addr}/api/v1/ws");
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
-    Ok(ws)
-}
-
-async fn authenticate(ws: &mut Ws, token: &str) {
-    ws.send(Message::text(
-        json!({"op": "auth", "id": 0, "token": token}).to_string(),
-    ))
-    .await
-    .expect("send auth");
-    while let Some(Ok(message)) = ws.next().await {
-        if let Message::Text(text) = message
-            && text.contains("\"auth\"")
-        {
-            assert!(text.contains("\"ok\":true"), "auth refused: {text}");
-            return;
-        }
-    }
-    panic!("no answer to auth");
-}
-
-fn order(id: u64, price: &str) -> Message {
-    let side = if id.is_multiple_of(2) { "sell" } else { "buy" };
-    Message::text(format!(
-        r#"{{"op":"order","id":{id},"side":"{side}","symbol":"AAPL","quantity":"1","type":"limit","price":"{price}"}}"#
-    ))
-}
-
-/// What the order benchmark reads of an answer: serde skips the rest (the order and its
-/// fills) without building it, so the client spends little of the shared CPUs on parsing.
-#[derive(serde::Deserialize)]
-struct OrderAnswer {
-    op: Option<String>,
-    id: Option<u64>,
-    ok: Option<bool>,
-    error: Option<AnswerError>,
-}
-
-/// The id of an accepted order's answer, read from the start of the message (the gateway
-/// writes `op`, `ok` and `id` first), without parsing the rest; `None` for anything else,
-/// which is then parsed in full. This keeps the client's share of the two CPUs small.
-fn quick_ok(text: &str) -> Option<u64> {
-    let rest = text.strip_prefix(r#"{"op":"order","ok":true,"id":"#)?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if !rest[digits..].starts_with(',') {
-        return None;
-    }
-    rest[..digits].parse().ok()
-}
-
-#[derive(serde::Deserialize)]
-struct AnswerError {
-    code: String,
+/// A fresh `bourse serve` (durable journal, its defaults) with the benchmark settings and
+/// `market`, on any free port.
+fn start_server(bourse: &Path, market: &[String]) -> Result<Serve, String> {
+    let mut args: Vec<String> = ["--http-addr", "127.0.0.1:0"]
+        .into_iter()
+        .chain(BENCH_SETTINGS)
+        .map(str::to_owned)
+        .collect();
+    args.extend_from_slice(market);
+    Serve::start_in_temp(bourse, &args)
 }
 
 /// What the fan-out benchmark reads of a channel message.
@@ -402,136 +203,6 @@ fn quick_update(text: &str) -> Option<ChannelMessage> {
 struct TickData {
     #[serde(rename = "publishedUs")]
     published_us: Option<u64>,
-}
-
-/// The outcome of one rate.
-struct RateResult {
-    offered: u64,
-    acked: u64,
-    errors: u64,
-    /// Connections closed by the server before all their answers came.
-    dropped: u64,
-    seconds: f64,
-    latency: Histogram<u64>,
-}
-
-#[allow(
-    clippy::too_many_lines,
-    reason = "a benchmark run in its order (set up, measure, report), its figures kept in local variables"
-)]
-async fn order_run(
-    addr: &str,
-    tokens: &[String],
-    rate: u64,
-    warmup: f64,
-    seconds: f64,
-) -> RateResult {
-    let per_conn = rate as f64 / tokens.len() as f64;
-    let interval = Duration::from_secs_f64(1.0 / per_conn);
-    let total = warmup + seconds;
-    let n_orders = (per_conn * total).ceil() as u64;
-    let errors = Arc::new(AtomicU64::new(0));
-    let dropped = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    let start_at = tokio::time::Instant::now() + Duration::from_millis(300);
-    for token in tokens {
-        let mut ws = connect(addr).await;
-        authenticate(&mut ws, token).await;
-        let errors = Arc::clone(&errors);
-        let dropped = Arc::clone(&dropped);
-        tasks.push(tokio::spawn(async move {
-            let (mut sink, mut stream) = ws.split();
-            let start = start_at.into_std();
-            let writer = tokio::spawn(async move {
-                // Open loop: wake at the next order's due time, then send every order due by
-                // now in one write (the timer wakes at millisecond granularity; latency is
-                // still measured from each order's own due time).
-                let mut k = 1;
-                while k <= n_orders {
-                    tokio::time::sleep_until(start_at + interval * k as u32).await;
-                    let now = tokio::time::Instant::now();
-                    while k <= n_orders && start_at + interval * k as u32 <= now {
-                        if sink.feed(order(k, "100.00")).await.is_err() {
-                            return sink;
-                        }
-                        k += 1;
-                    }
-                    if sink.flush().await.is_err() {
-                        break;
-                    }
-                }
-                sink
-            });
-            let mut histogram = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3)
-                .expect("histogram bounds");
-            let mut acked = 0u64;
-            let measured_from = Duration::from_secs_f64(warmup);
-            let mut answered = 0u64;
-            while answered < n_orders {
-                let Some(Ok(message)) = stream.next().await else {
-                    // The server closed the connection (a slow consumer: this client did
-                    // not read its answers fast enough).
-                    dropped.fetch_add(1, Ordering::Relaxed);
-                    break;
-                };
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                let now = Instant::now();
-                let answer = match quick_ok(text.as_str()) {
-                    Some(k) => OrderAnswer {
-                        op: Some("order".into()),
-                        id: Some(k),
-                        ok: Some(true),
-                        error: None,
-                    },
-                    None => match serde_json::from_str::<OrderAnswer>(text.as_str()) {
-                        Ok(answer) => answer,
-                        Err(_) => continue,
-                    },
-                };
-                if answer.error.is_some_and(|e| e.code == "slow_consumer") {
-                    dropped.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                if answer.op.as_deref() != Some("order") {
-                    continue;
-                }
-                answered += 1;
-                let Some(k) = answer.id else {
-                    continue;
-                };
-                if answer.ok != Some(true) {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let due = interval * k as u32;
-                if due < measured_from {
-                    continue;
-                }
-                let latency = now.saturating_duration_since(start + due);
-                histogram.saturating_record(latency.as_nanos() as u64);
-                acked += 1;
-            }
-            let _ = writer.await;
-            (histogram, acked)
-        }));
-    }
-    let mut latency = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
-    let mut acked = 0;
-    for task in tasks {
-        let (h, n) = task.await.expect("a connection task");
-        latency.add(h).expect("same bounds");
-        acked += n;
-    }
-    RateResult {
-        offered: rate,
-        acked,
-        errors: errors.load(Ordering::Relaxed),
-        dropped: dropped.load(Ordering::Relaxed),
-        seconds,
-        latency,
-    }
 }
 
 struct FanoutResult {
@@ -737,17 +408,14 @@ fn main() {
     for &rate in &config.rates {
         // A fresh server per rate: each run starts from the same state.
         let server = or_exit(start_server(&config.bourse, &market_args(None)));
-        let tokens: Vec<String> = (0..config.connections)
-            .map(|i| account(&server.addr, &format!("trader-{i}")))
+        let connections: Vec<Connection> = (0..config.connections)
+            .map(|i| Connection {
+                addr: server.addr.clone(),
+                token: account(&server.addr, &format!("trader-{i}")),
+            })
             .collect();
         let (server_cpu, client_cpu) = (server.cpu_seconds(), own_cpu_seconds());
-        let result = runtime.block_on(order_run(
-            &server.addr,
-            &tokens,
-            rate,
-            config.warmup,
-            config.seconds,
-        ));
+        let result = runtime.block_on(order_run(&connections, rate, config.warmup, config.seconds));
         // CPU per order over the whole run, warm-up included.
         let orders = rate as f64 * (config.warmup + config.seconds);
         let server_us = (server.cpu_seconds() - server_cpu) * 1e6 / orders;
@@ -866,10 +534,5 @@ mod tests {
         );
         let snapshot = r#"{"channel":"ticks:AAPL","data":[],"seq":7,"type":"snapshot"}"#;
         assert!(quick_update(snapshot).is_none());
-        assert_eq!(
-            quick_ok(r#"{"op":"order","ok":true,"id":42,"order":{}}"#),
-            Some(42)
-        );
-        assert_eq!(quick_ok(r#"{"op":"order","ok":false,"id":42}"#), None);
     }
 }
