@@ -30,11 +30,11 @@ if ! command -v tansu > /dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tan
   cargo install tansu --version 0.6.0 --features dynostore,libsql --locked --force
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "== apt-get install chromium (the web terminal's end-to-end test runs it headless)"
+if [ ! -x /usr/bin/chromium ] || ! command -v ip > /dev/null; then
+  echo "== apt-get install chromium (the web terminal's end-to-end test runs it headless) and iproute2 (the cluster test cuts a node off in a network namespace)"
   apt_get() { if [ "$(id -u)" -eq 0 ]; then apt-get "$@"; else sudo apt-get "$@"; fi; }
   apt_get update -qq
-  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium > /dev/null
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium iproute2 > /dev/null
 fi
 
 SCHEMATHESIS_VERSION=4.32.5

@@ -4,7 +4,8 @@
 //! `cargo install tansu --version 0.6.0 --features dynostore,libsql --locked` (`libsql` for
 //! the persistent storage of [`TansuBroker::start_persistent`]); it is found through
 //! `$TANSU_BIN`, the `PATH` or `$CARGO_HOME/bin` (`~/.cargo/bin`). tansu listens on IPv4 only,
-//! so the broker address is always `127.0.0.1:PORT`. Its memory storage lives in the process:
+//! so the broker address is `127.0.0.1:PORT` (or another IPv4 address of this machine, with
+//! [`TansuBroker::start_persistent_on`]). Its memory storage lives in the process:
 //! [`TansuBroker::pause`] (SIGSTOP) makes the broker go away without losing it, and
 //! [`TansuBroker::resume`] (SIGCONT) brings it back.
 
@@ -30,6 +31,9 @@ const START_ATTEMPTS_MAX: usize = 3;
 #[derive(Debug)]
 pub struct TansuBroker {
     child: Child,
+    /// The address it listens on and advertises (127.0.0.1 unless started with
+    /// [`TansuBroker::start_persistent_on`]).
+    host: String,
     port: u16,
     log_path: PathBuf,
     paused: bool,
@@ -51,14 +55,20 @@ impl TansuBroker {
     /// Starts a broker with memory storage on a free `127.0.0.1` port and waits (bounded) until
     /// it answers a metadata request.
     pub fn start() -> anyhow::Result<TansuBroker> {
-        start(Storage::Memory)
+        start(Storage::Memory, "127.0.0.1")
     }
 
     /// Starts a broker that keeps its records in `dir` (an SQLite database; tansu must be
     /// installed with its `libsql` feature), so that [`TansuBroker::kill_and_restart`] finds
     /// them again.
     pub fn start_persistent(dir: &Path) -> anyhow::Result<TansuBroker> {
-        start(Storage::Sqlite(dir.to_path_buf()))
+        start(Storage::Sqlite(dir.to_path_buf()), "127.0.0.1")
+    }
+
+    /// [`TansuBroker::start_persistent`] listening on and advertising `host` (an address of
+    /// this machine, e.g. one end of a veth pair that a network namespace reaches).
+    pub fn start_persistent_on(dir: &Path, host: &str) -> anyhow::Result<TansuBroker> {
+        start(Storage::Sqlite(dir.to_path_buf()), host)
     }
 
     /// SIGKILLs the broker and starts it again on the same port and storage, waiting until it
@@ -69,16 +79,16 @@ impl TansuBroker {
         let _ = self.child.kill();
         self.child.wait().context("wait for the killed tansu")?;
         let _ = std::fs::remove_file(&self.log_path);
-        let (child, log_path) = spawn(&self.binary, &self.storage, self.port)?;
+        let (child, log_path) = spawn(&self.binary, &self.storage, &self.host, self.port)?;
         self.child = child;
         self.log_path = log_path;
         self.paused = false;
         self.wait_ready()
     }
 
-    /// The bootstrap address, `127.0.0.1:PORT`.
+    /// The bootstrap address, `HOST:PORT`.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The port the broker listens on.
@@ -165,16 +175,16 @@ pub fn locate() -> anyhow::Result<PathBuf> {
         )
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
+fn free_port(host: &str) -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((host, 0)).with_context(|| format!("bind {host}:0"))?;
     Ok(listener.local_addr()?.port())
 }
 
-fn start(storage: Storage) -> anyhow::Result<TansuBroker> {
+fn start(storage: Storage, host: &str) -> anyhow::Result<TansuBroker> {
     let binary = locate()?;
     let mut last_error = None;
     for _ in 0..START_ATTEMPTS_MAX {
-        match start_once(&binary, &storage) {
+        match start_once(&binary, &storage, host) {
             Ok(broker) => return Ok(broker),
             Err(error) => last_error = Some(error),
         }
@@ -182,11 +192,12 @@ fn start(storage: Storage) -> anyhow::Result<TansuBroker> {
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("tansu did not start")))
 }
 
-fn start_once(binary: &Path, storage: &Storage) -> anyhow::Result<TansuBroker> {
-    let port = free_port()?;
-    let (child, log_path) = spawn(binary, storage, port)?;
+fn start_once(binary: &Path, storage: &Storage, host: &str) -> anyhow::Result<TansuBroker> {
+    let port = free_port(host)?;
+    let (child, log_path) = spawn(binary, storage, host, port)?;
     let mut broker = TansuBroker {
         child,
+        host: host.to_owned(),
         port,
         log_path,
         paused: false,
@@ -198,8 +209,13 @@ fn start_once(binary: &Path, storage: &Storage) -> anyhow::Result<TansuBroker> {
 }
 
 /// Runs `tansu broker` on `port` with `storage`, its output in a log file.
-fn spawn(binary: &Path, storage: &Storage, port: u16) -> anyhow::Result<(Child, PathBuf)> {
-    let url = format!("tcp://127.0.0.1:{port}");
+fn spawn(
+    binary: &Path,
+    storage: &Storage,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<(Child, PathBuf)> {
+    let url = format!("tcp://{host}:{port}");
     let log_path =
         std::env::temp_dir().join(format!("bourse-tansu-{}-{port}.log", std::process::id()));
     let log = File::create(&log_path).with_context(|| format!("create {log_path:?}"))?;

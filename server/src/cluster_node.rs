@@ -207,8 +207,7 @@ impl ClusterNode {
 /// says of it; in development, creates it if missing and lets a weaker one pass with a
 /// warning.
 fn ensure_topic(brokers: &str, topic: &str, development: bool) -> Result<(), String> {
-    let described = bourse_cluster::describe_topic(brokers, topic)
-        .map_err(|e| format!("cannot read the topic {topic}: {e}"))?;
+    let described = describe_when_reachable(brokers, topic)?;
     if described.is_none() {
         if !development {
             return Err(format!(
@@ -229,6 +228,25 @@ fn ensure_topic(brokers: &str, topic: &str, development: bool) -> Result<(), Str
         .map_err(|e| e.to_string())?;
     tracing::info!("cluster: {report}");
     Ok(())
+}
+
+/// What the broker says of `topic`, waiting (bounded) for a broker that does not answer
+/// yet: nodes and broker may start in any order.
+fn describe_when_reachable(
+    brokers: &str,
+    topic: &str,
+) -> Result<Option<bourse_cluster::TopicReport>, String> {
+    let started = Instant::now();
+    loop {
+        match bourse_cluster::describe_topic(brokers, topic) {
+            Ok(described) => return Ok(described),
+            Err(error) if started.elapsed() < READY_TIMEOUT => {
+                tracing::warn!("cannot read the topic {topic} yet ({error}); retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(format!("cannot read the topic {topic}: {error}")),
+        }
+    }
 }
 
 /// Snapshot records in the log every `every` offsets (0: none), one at a time.

@@ -53,6 +53,11 @@ pub struct FeedSimArgs {
 
 /// Runs `bourse feed-sim`.
 pub fn main(o: FeedSimArgs) -> Result<()> {
+    publish(&o, &std::sync::atomic::AtomicBool::new(false))
+}
+
+/// Publishes as `main` does until `stop` is set (or `--count` ticks were sent).
+pub fn publish(o: &FeedSimArgs, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
     let created = create_topic(&o.brokers, &o.topic, o.partitions)
         .with_context(|| format!("cannot create the topic {}", o.topic))?;
     tracing::info!("topic {} ({created:?})", o.topic);
@@ -75,7 +80,7 @@ pub fn main(o: FeedSimArgs) -> Result<()> {
     let mut sent: u64 = 0;
     let mut next = 0usize;
     let mut ticks: Vec<Tick> = Vec::with_capacity(o.batch);
-    while o.count == 0 || sent < o.count {
+    while (o.count == 0 || sent < o.count) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let index = next % sim.len();
         next += 1;
         let now = bourse_market_service::unix_ms();

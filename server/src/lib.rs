@@ -27,6 +27,7 @@ pub mod access;
 pub mod catalogue;
 mod cluster_node;
 pub mod demo;
+mod feed;
 pub mod feed_sim;
 mod join;
 pub mod liquidity;

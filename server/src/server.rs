@@ -50,6 +50,7 @@ use signal_hook::iterator::Signals;
 
 use crate::access::Access;
 use crate::cluster_node::ClusterNode;
+use crate::feed::Feed;
 use crate::liquidity::Liquidity;
 use crate::load::{self, Load};
 use crate::settings::{self, AckLog, FeedMode, Invocation, ServeConfig};
@@ -159,6 +160,8 @@ pub struct Server {
     handle: Handle,
     /// The cluster side (`cluster = kafka`): the replica of the shard's log and the way in.
     cluster: Option<ClusterNode>,
+    /// Where ticks come from; Bourse's products in the market data.
+    feed: Feed,
     history: HistoryHandle,
     history_thread: JoinHandle<()>,
     market: Arc<MarketService>,
@@ -315,7 +318,14 @@ impl Server {
                 tracing::info!("default catalogue: {added} assets and products added");
             }
         }
-        start_feed(config, &market, &handle)?;
+        let feed = Feed::start(
+            config,
+            &market,
+            &handle,
+            cluster
+                .as_ref()
+                .map(|node| (config.node_id, node.runs_roles())),
+        )?;
         let liquidity = if config.liquidity && config.feed != FeedMode::Off && runs_roles {
             let started = Liquidity::start(access.clone(), Arc::clone(&market), &history)?;
             tracing::info!("liquidity provider quoting every product the feed prices");
@@ -390,6 +400,7 @@ impl Server {
             pipeline,
             handle,
             cluster,
+            feed,
             history,
             history_thread,
             market,
@@ -427,6 +438,9 @@ impl Server {
     pub fn poll(&mut self) -> Result<(), Stopped> {
         if let Some(cause) = self.failure() {
             return Err(Stopped { cause });
+        }
+        if let Err(why) = self.feed.define_new_products(&self.market, &self.handle) {
+            tracing::warn!("{why}");
         }
         let applied_seq = self.pipeline.stats().applied_seq;
         match &mut self.cluster {
@@ -475,6 +489,7 @@ impl Server {
             pipeline,
             handle,
             cluster,
+            feed,
             history,
             history_thread,
             market,
@@ -495,6 +510,7 @@ impl Server {
         if let Some(liquidity) = liquidity {
             liquidity.stop();
         }
+        feed.stop();
         // Nothing more from the log: what the pipeline was handed is drained below.
         if let Some(cluster) = cluster {
             cluster.stop();
@@ -532,53 +548,6 @@ impl Server {
             "stopped cleanly at seq {}, state hash {}, {snapshot}{load}",
             finished.last_seq, finished.state_hash
         ))
-    }
-}
-
-/// Defines the engine's products in the market data, then starts the feed: the embedded
-/// simulator (the default stocks at their usual prices, plus `sim-products` synthetic ones)
-/// or the Kafka consumer.
-fn start_feed(config: &ServeConfig, market: &MarketService, handle: &Handle) -> Result<(), String> {
-    let defs = handle
-        .try_query(bourse_market_service::engine_products)
-        .and_then(|ticket| ticket.wait())
-        .map_err(|e| format!("cannot read the engine's products: {e}"))?;
-    market
-        .sender()
-        .send(bourse_market_service::Input::Define(defs))
-        .map_err(|_| "the market-data thread has stopped".to_string())?;
-    match config.feed {
-        FeedMode::Off => Ok(()),
-        FeedMode::Sim => {
-            let mut products = crate::catalogue::simulated();
-            products.extend(bourse_marketdata::sim::Simulator::synthetic(
-                config.sim_products,
-            ));
-            tracing::info!(
-                "market data: the embedded exchange simulator, {} products, {} ticks/s",
-                products.len(),
-                config.sim_rate
-            );
-            market.start_simulator(products, config.sim_rate)
-        }
-        FeedMode::Kafka => {
-            let brokers = config
-                .kafka_brokers
-                .as_deref()
-                .ok_or("feed = kafka needs kafka-brokers")?;
-            tracing::info!(
-                "market data: Kafka topic {} on {brokers}, group {}",
-                config.kafka_topic,
-                config.kafka_group
-            );
-            market.start_kafka(
-                brokers,
-                &config.kafka_topic,
-                &config.kafka_group,
-                config.kafka_assignment_group,
-                config.kafka_dead_letter.clone(),
-            )
-        }
     }
 }
 

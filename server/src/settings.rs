@@ -823,13 +823,23 @@ mod tests {
         assert_eq!(c.retention, Retention::Keep);
         assert_eq!(c.load_rate, 0);
         assert_eq!(c.ack_log, None);
+        assert!(!c.cluster_kafka && !c.cluster_development);
+        assert_eq!(
+            (c.node_id, c.roles_node, c.shard, c.cluster_nodes),
+            (0, 0, 0, 3)
+        );
+        assert_eq!((c.max_staleness_ms, c.checkpoint_every), (1000, 10_000));
+        assert_eq!(
+            (c.cluster_peers.as_ref(), c.join_from.as_deref()),
+            (None, None)
+        );
         assert!(loaded.origins.is_empty());
         // Every setting is shown, with its default, in the order of --help.
         let command = commands();
         let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
         let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(shown_keys, keys);
-        assert_eq!(keys.len(), 37);
+        assert_eq!(keys.len(), 48);
         for arg in settings(&command) {
             let key = arg.get_long().unwrap();
             let default = arg.get_default_values()[0].to_str().unwrap();
@@ -1027,6 +1037,37 @@ mod tests {
             text.contains("[possible values: durable, async, none]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cluster_settings_are_read_and_checked() {
+        let loaded = run(
+            "--cluster kafka --node-id 2 --cluster-peers http://127.0.0.1:1/,http://h:2 \
+             --join-from http://127.0.0.1:3 --cluster-topic-check development",
+        )
+        .unwrap();
+        let c = &loaded.config;
+        assert!(c.cluster_kafka && c.cluster_development);
+        assert_eq!(c.node_id, 2);
+        assert_eq!(
+            c.cluster_peers.as_ref().map(|p| p.0.clone()),
+            Some(vec![
+                "http://127.0.0.1:1".to_owned(),
+                "http://h:2".to_owned()
+            ])
+        );
+        assert_eq!(c.join_from.as_deref(), Some("http://127.0.0.1:3"));
+        for (argv, says) in [
+            ("--node-id 1024", "at most 1023"),
+            ("--cluster-peers 127.0.0.1:1", "does not start with http://"),
+            ("--cluster-peers http://h", "not http://HOST:PORT"),
+            ("--join-from http://a:1,http://b:2", "one http://HOST:PORT"),
+            ("--cluster raft", "raft"),
+            ("--max-staleness-ms 5", "at least 10"),
+        ] {
+            let e = error(argv);
+            assert!(e.contains(says), "{argv}: {e}");
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ struct Node {
     addr: String,
     dir: PathBuf,
     server: Option<Server>,
+    /// What runs `bourse` (the binary, or a script that runs it in a network namespace).
+    bin: PathBuf,
 }
 
 /// A broker and three nodes (see the module docs).
@@ -44,6 +46,119 @@ struct Cluster {
     nodes: Vec<Node>,
     /// Settings every node gets after the cluster's own.
     extra: Vec<String>,
+    /// The network namespace node 2 runs in, for the tests that cut its link to the broker.
+    net: Option<Net>,
+}
+
+/// Node 2 in a network namespace of its own, with two links to the others: one to the
+/// broker (10.77.1.0/24), one for HTTP (10.77.2.0/24, where the other nodes listen too).
+/// Cutting the first leaves the second: the node keeps serving its clients.
+struct Net {
+    ns: String,
+    /// The namespace's end of the broker link.
+    broker_link: String,
+    /// Runs `bourse` inside the namespace.
+    wrapper: PathBuf,
+}
+
+const NET_BROKER: &str = "10.77.1.1";
+const NET_HTTP: &str = "10.77.2.1";
+const NET_HTTP_NODE: &str = "10.77.2.2";
+
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(status.success(), "ip {} failed", args.join(" "));
+}
+
+impl Net {
+    fn create(root: &std::path::Path) -> Net {
+        let id = std::process::id() % 100_000;
+        let ns = format!("bourse{id}");
+        ip(&["netns", "add", &ns]);
+        let net = Net {
+            ns: ns.clone(),
+            broker_link: format!("bk{id}n"),
+            wrapper: root.join("bourse-in-netns"),
+        };
+        ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        for (host_end, ns_end, host_addr, ns_addr) in [
+            (
+                format!("bk{id}h"),
+                net.broker_link.clone(),
+                NET_BROKER,
+                "10.77.1.2",
+            ),
+            (
+                format!("hp{id}h"),
+                format!("hp{id}n"),
+                NET_HTTP,
+                NET_HTTP_NODE,
+            ),
+        ] {
+            ip(&[
+                "link", "add", &host_end, "type", "veth", "peer", "name", &ns_end,
+            ]);
+            ip(&["link", "set", &ns_end, "netns", &ns]);
+            ip(&["addr", "add", &format!("{host_addr}/24"), "dev", &host_end]);
+            ip(&["link", "set", &host_end, "up"]);
+            let in_ns = |args: &[&str]| {
+                let mut all = vec!["netns", "exec", &ns, "ip"];
+                all.extend_from_slice(args);
+                ip(&all);
+            };
+            in_ns(&["addr", "add", &format!("{ns_addr}/24"), "dev", &ns_end]);
+            in_ns(&["link", "set", &ns_end, "up"]);
+        }
+        std::fs::write(
+            &net.wrapper,
+            format!("#!/bin/sh\nexec ip netns exec {ns} {BOURSE} \"$@\"\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&net.wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        net
+    }
+
+    /// The node's end of the broker link goes down, like a pulled cable (this kernel has
+    /// no netem or tc filters to drop packets silently): its packets to the broker go
+    /// nowhere. HTTP is another link.
+    fn cut(&self) {
+        ip(&[
+            "netns",
+            "exec",
+            &self.ns,
+            "ip",
+            "link",
+            "set",
+            &self.broker_link,
+            "down",
+        ]);
+    }
+
+    fn heal(&self) {
+        ip(&[
+            "netns",
+            "exec",
+            &self.ns,
+            "ip",
+            "link",
+            "set",
+            &self.broker_link,
+            "up",
+        ]);
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pairs with an end in it.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
 }
 
 fn free_port() -> u16 {
@@ -56,15 +171,32 @@ fn free_port() -> u16 {
 
 impl Cluster {
     fn start(extra: &[&str]) -> Cluster {
+        Cluster::start_on(extra, false)
+    }
+
+    /// With `netns`, node 2 runs in a network namespace of its own ([`Net`]).
+    fn start_on(extra: &[&str], netns: bool) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let broker_dir = root.path().join("broker");
         std::fs::create_dir_all(&broker_dir).unwrap();
-        let broker = TansuBroker::start_persistent(&broker_dir).unwrap();
+        let net = netns.then(|| Net::create(root.path()));
+        let broker = match net {
+            Some(_) => TansuBroker::start_persistent_on(&broker_dir, NET_BROKER).unwrap(),
+            None => TansuBroker::start_persistent(&broker_dir).unwrap(),
+        };
         let nodes = (0..3)
-            .map(|id| Node {
-                addr: format!("127.0.0.1:{}", free_port()),
-                dir: root.path().join(format!("node{id}")),
-                server: None,
+            .map(|id| {
+                let (host, bin) = match &net {
+                    Some(net) if id == 2 => (NET_HTTP_NODE, net.wrapper.clone()),
+                    Some(_) => (NET_HTTP, PathBuf::from(BOURSE)),
+                    None => ("127.0.0.1", PathBuf::from(BOURSE)),
+                };
+                Node {
+                    addr: format!("{host}:{}", free_port()),
+                    dir: root.path().join(format!("node{id}")),
+                    server: None,
+                    bin,
+                }
             })
             .collect();
         let mut cluster = Cluster {
@@ -72,6 +204,7 @@ impl Cluster {
             _root: root,
             nodes,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            net,
         };
         for id in 0..3 {
             cluster.start_node(id, &[]);
@@ -128,6 +261,7 @@ impl Cluster {
             addr: format!("127.0.0.1:{}", free_port()),
             dir,
             server: None,
+            bin: PathBuf::from(BOURSE),
         });
         let mut all = self.args(id);
         all.extend(args.iter().map(|s| (*s).to_owned()));
@@ -142,12 +276,8 @@ impl Cluster {
 
     fn spawn(&mut self, id: usize, args: &[String], env: &[(&str, &str)]) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut server = Server::start_with_env(
-            std::path::Path::new(BOURSE),
-            &self.nodes[id].dir,
-            &args,
-            env,
-        );
+        let mut server =
+            Server::start_with_env(&self.nodes[id].bin, &self.nodes[id].dir, &args, env);
         assert_eq!(http_addr(&mut server), self.nodes[id].addr);
         self.nodes[id].server = Some(server);
     }
@@ -693,4 +823,128 @@ fn a_fourth_node_with_an_empty_directory_joins_from_a_peers_snapshot() {
     // Its snapshot endpoint is the admin API's.
     let (status, _) = client.call("GET", "/api/v1/admin/snapshot", None, &Value::Null);
     assert_eq!(status, 401);
+}
+
+/// An account's available USD as node `client` answers it: `Err(code)` for a 503.
+fn usd_or_503(client: &Client, token: &str) -> Result<Decimal, String> {
+    let (status, body) = client.call("GET", "/api/v1/funds", Some(token), &Value::Null);
+    match status {
+        200 => Ok(body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["currency"] == "USD")
+            .map_or(Decimal::ZERO, |row| dec(&row["available"]))),
+        503 => Err(body["error"]["code"].as_str().unwrap().to_owned()),
+        _ => panic!("GET /funds: {status} {body}"),
+    }
+}
+
+fn deposit_body(request: &str) -> Value {
+    json!({"amount": "1.00", "currency": "USD", "type": "bank", "requestId": request,
+           "additionalInformation": {"accountNumber": "DE89370400440532013000"}})
+}
+
+/// How many milliseconds the tests' nodes may be behind the log.
+const STALENESS_MS: u64 = 500;
+
+#[test]
+fn a_node_cut_off_from_the_broker_answers_503_within_its_bound_and_catches_up_after() {
+    let cluster = Cluster::start_on(&["--max-staleness-ms", &STALENESS_MS.to_string()], true);
+    let (client0, client1, client2) = (cluster.client(0), cluster.client(1), cluster.client(2));
+    let (token, _) = funded_account(&client0, "cut");
+    cluster.converged();
+    let bound = Duration::from_millis(STALENESS_MS);
+    let net = cluster.net.as_ref().unwrap();
+    net.cut();
+    // The other two keep trading; node 2 keeps answering its clients, but never with a
+    // balance older than its bound: every deposit acknowledged more than the bound before a
+    // read was sent is in what the read shows, or the read is refused as stale.
+    let mut acked: Vec<(Instant, Decimal)> = Vec::new();
+    let mut total = Decimal::from(1000);
+    let (mut stale, mut i) = (0, 0);
+    while stale < 20 {
+        let writer = if i % 2 == 0 { &client0 } else { &client1 };
+        let body = deposit_body(&format!("cut-{i}"));
+        writer.expect(200, "PUT", "/api/v1/funds", Some(&token), body);
+        total += Decimal::ONE;
+        acked.push((Instant::now(), total));
+        i += 1;
+        let asked = Instant::now();
+        match usd_or_503(&client2, &token) {
+            Ok(shown) => {
+                let owed = acked
+                    .iter()
+                    .rev()
+                    .find(|(at, _)| *at + bound < asked)
+                    .map_or(Decimal::ZERO, |(_, t)| *t);
+                assert!(
+                    shown >= owed,
+                    "node 2 showed {shown}, older than its bound ({owed})"
+                );
+            }
+            Err(code) => {
+                assert_eq!(code, "stale");
+                stale += 1;
+            }
+        }
+    }
+    // Its writes are refused, not queued: 503 unavailable with Retry-After.
+    let (status, head, body) = client2.call_with_head(
+        "PUT",
+        "/api/v1/funds",
+        Some(&token),
+        &deposit_body("cut-node2"),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert_eq!(header(&head, "retry-after"), Some("1"));
+    // Public market data is still served.
+    client2.expect(200, "GET", "/api/v1/products/AAPL", None, Value::Null);
+    // The cut heals: it catches up and agrees.
+    net.heal();
+    cluster.wait_fresh(2);
+    cluster.converged();
+    assert_eq!(usd_or_503(&client2, &token), Ok(total));
+    let refused = usd_or_503(&client0, &token);
+    assert_eq!(refused, Ok(total), "the refused write was not applied");
+}
+
+#[test]
+fn a_node_stopped_and_continued_answers_stale_rather_than_old_balances() {
+    let cluster = Cluster::start(&["--max-staleness-ms", &STALENESS_MS.to_string()]);
+    let (client0, client1, client2) = (cluster.client(0), cluster.client(1), cluster.client(2));
+    let (token, _) = funded_account(&client0, "sleeper");
+    cluster.converged();
+    let pid = cluster.nodes[2].server.as_ref().unwrap().pid();
+    // SAFETY: kill takes no pointers; the pid is our own running child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    // The others go on, for a while longer than the bound.
+    let stopped = Instant::now();
+    let mut total = Decimal::from(1000);
+    let mut i = 0;
+    while stopped.elapsed() < Duration::from_millis(4 * STALENESS_MS) {
+        let writer = if i % 2 == 0 { &client0 } else { &client1 };
+        let body = deposit_body(&format!("stop-{i}"));
+        writer.expect(200, "PUT", "/api/v1/funds", Some(&token), body);
+        total += Decimal::ONE;
+        i += 1;
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    // From the first answer on: stale, or the balance with every deposit; never an old one.
+    let shown = eventually("node 2 to answer after SIGCONT", || {
+        match usd_or_503(&client2, &token) {
+            Ok(shown) => Some(shown),
+            Err(code) => {
+                assert_eq!(code, "stale");
+                None
+            }
+        }
+    });
+    assert_eq!(shown, total, "node 2 answered an old balance");
+    cluster.converged();
 }
