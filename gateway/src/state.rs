@@ -127,10 +127,13 @@ impl AppState {
         &self,
         kind: bourse_engine::CommandKind,
     ) -> Result<bourse_pipeline::Outcome, ApiError> {
-        self.sequencer
+        let outcome = self
+            .sequencer
             .clone()
             .submit(kind)
             .await
-            .map_err(propose_error)
+            .map_err(propose_error)?;
+        crate::cluster_api::note_offset(outcome.seq);
+        Ok(outcome)
     }
 }

@@ -662,10 +662,25 @@ fn three_nodes_take_requests_round_robin_and_agree() {
             .all(|p| p["lag"].as_u64().is_some() && p["nextOffset"].as_u64().is_some()),
         "{view}"
     );
+    // A write's answer carries its command's offset in the log, and the node that answered
+    // has applied it.
+    let client = cluster.client(2);
+    let token = client.account("offsets");
+    let (status, head, _) =
+        client.call_with_head("PUT", "/api/v1/funds", Some(&token), &deposit_body("off-1"));
+    assert_eq!(status, 200);
+    let offset: u64 = header(&head, "x-log-offset").unwrap().parse().unwrap();
+    let node = client.expect(200, "GET", "/api/v1/cluster/node", None, Value::Null);
+    assert!(
+        node["nextOffset"].as_u64().unwrap() > offset,
+        "{node} {offset}"
+    );
+    assert!(offset > 400, "after the workload's commands: {offset}");
     // The checkpoints agreed (100 offsets apart; the workload wrote several hundred).
     let agreed = view["thisNode"]["checkpointsAgreed"].as_u64().unwrap();
     assert!(agreed >= 1, "{view}");
     // A clean stop of all three, and a start again: the same state.
+    let hash = cluster.converged();
     for id in 0..3 {
         cluster.nodes[id].server.take().unwrap().stop();
     }
@@ -947,4 +962,47 @@ fn a_node_stopped_and_continued_answers_stale_rather_than_old_balances() {
     });
     assert_eq!(shown, total, "node 2 answered an old balance");
     cluster.converged();
+}
+
+#[test]
+fn the_simulator_runs_on_one_node_and_every_node_charts_its_ticks() {
+    let cluster = Cluster::start(&["--feed", "sim", "--sim-rate", "200"]);
+    let ticks = |id: usize| -> Vec<Value> {
+        let (status, body) = cluster.client(id).call(
+            "GET",
+            "/api/v1/products/MSFT/ticks?limit=5000",
+            None,
+            &Value::Null,
+        );
+        // 404 until the node's replica has applied the catalogue.
+        assert!(status == 200 || status == 404, "{status} {body}");
+        body.as_array().cloned().unwrap_or_default()
+    };
+    // A tick node 0 charts reaches the others through the topic, the same tick.
+    let tick = eventually("a tick on node 0", || ticks(0).last().cloned());
+    for id in 1..3 {
+        eventually(&format!("node 0's tick {tick} on node {id}"), || {
+            ticks(id).contains(&tick).then_some(())
+        });
+    }
+    let log = |id: usize| cluster.nodes[id].server.as_ref().unwrap().log.join("\n");
+    assert!(
+        log(0).contains("this node runs the exchange simulator"),
+        "{}",
+        log(0)
+    );
+    for id in 0..3 {
+        assert!(
+            log(id).contains("every partition of the Kafka topic ticks"),
+            "{}",
+            log(id)
+        );
+    }
+    for id in 1..3 {
+        assert!(
+            !log(id).contains("runs the exchange simulator"),
+            "{}",
+            log(id)
+        );
+    }
 }
