@@ -260,7 +260,7 @@ pub enum BodyErrors {
 #[derive(IntoResponses)]
 #[response(
     status = 503,
-    description = "`busy`: the command ring is full (retry); `unavailable`: the engine stopped"
+    description = "`busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After)"
 )]
 #[allow(dead_code)]
 pub struct Unavailable(ErrorBody);
@@ -269,7 +269,7 @@ pub struct Unavailable(ErrorBody);
 #[derive(IntoResponses)]
 #[response(
     status = 503,
-    description = "`busy`: the command ring is full (retry); `unavailable`: the engine stopped; `history_unavailable`: the history read model is behind or stopped"
+    description = "`busy`: the command ring is full (retry); `unavailable`: the engine stopped (in a cluster: see the writes' 503); `stale`: in a cluster, this node is behind the log by more than its bound (Retry-After); `history_unavailable`: the history read model is behind or stopped"
 )]
 #[allow(dead_code)]
 pub struct HistoryUnavailable(ErrorBody);

@@ -39,6 +39,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /admin/snapshot`: the newest snapshot file, for a node that joins the cluster with
+         *     an empty data directory. `X-Snapshot-Seq` says the command it was taken after (the joiner
+         *     resumes the log at that offset) and `X-State-Hash` the state it holds, which the joiner
+         *     checks after decoding (the file's own CRC covers the bytes).
+         */
+        get: operations["snapshot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/status": {
         parameters: {
             query?: never;
@@ -84,6 +106,40 @@ export interface paths {
         put: operations["put"];
         post?: never;
         delete: operations["delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /cluster`. */
+        get: operations["cluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cluster/node": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /cluster/node`. */
+        get: operations["node"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -513,6 +569,22 @@ export interface components {
              */
             timestamp: number;
         };
+        /** @description The answer to `GET /cluster`. */
+        ClusterView: {
+            /** @description `single`: one node, its journal is the log; `kafka`: nodes sharing a Kafka command log. */
+            mode: string;
+            /** @description The other nodes, as each answered (or why it did not). */
+            peers: components["schemas"]["NodeStatus"][];
+            /**
+             * Format: int32
+             * @description The engine shard.
+             */
+            shard: number;
+            /** @description The node that answered. */
+            thisNode: components["schemas"]["NodeStatus"];
+            /** @description The shard's command topic (`kafka` only). */
+            topic?: string | null;
+        };
         /** @description The body of `PUT /account`; unknown fields are refused. */
         CreateBody: {
             currencyPreference: components["schemas"]["CurrencyCode"];
@@ -702,6 +774,54 @@ export interface components {
          */
         MethodDetails: {
             cardLast4?: string | null;
+        };
+        /** @description One node as `GET /cluster` shows it. */
+        NodeStatus: {
+            /**
+             * Format: int64
+             * @description Milliseconds since the node last had the whole log.
+             */
+            behindMs?: number | null;
+            /**
+             * Format: int64
+             * @description Checkpoints at which every node agreed with this one.
+             */
+            checkpointsAgreed?: number | null;
+            /** @description Why the peer could not be asked. */
+            error?: string | null;
+            /**
+             * @description Whether the node has had the whole log within its staleness bound (it answers
+             *     authenticated requests only then).
+             */
+            fresh?: boolean | null;
+            /**
+             * Format: int64
+             * @description Milliseconds since the broker last answered the node.
+             */
+            heardMsAgo?: number | null;
+            /**
+             * Format: int64
+             * @description `logEnd - nextOffset`.
+             */
+            lag?: number | null;
+            /**
+             * Format: int64
+             * @description The log's end at the broker's newest answer to this node.
+             */
+            logEnd?: number | null;
+            /**
+             * Format: int64
+             * @description The next log offset the node will apply: offsets below it are in its state (on a
+             *     single node: the next journal sequence number minus one).
+             */
+            nextOffset?: number | null;
+            /**
+             * Format: int32
+             * @description The node's id (0 on a single node).
+             */
+            node?: number | null;
+            /** @description Where the node was asked (peers only). */
+            url?: string | null;
         };
         /**
          * @description An order as the API shows it. Typed, so that a hot path (the answer to a WebSocket order)
@@ -965,7 +1085,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1043,7 +1163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1142,7 +1262,67 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    snapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the newest snapshot file */
+            200: {
+                headers: {
+                    /** @description the sequence number (log offset + 1) it was taken after */
+                    "X-Snapshot-Seq"?: number;
+                    /** @description the state hash of the engine it holds */
+                    "X-State-Hash"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": number[];
+                };
+            };
+            /** @description `unauthorized`: no admin token or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `admin_disabled`: the admin API is off (no admin-token setting) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_snapshot`: this node has no snapshot yet */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1189,7 +1369,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1238,7 +1418,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1317,7 +1497,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1396,13 +1576,53 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cluster: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description every node, its applied offset and its lag */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterView"];
+                };
+            };
+        };
+    };
+    node: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description this node's place in the log */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeStatus"];
                 };
             };
         };
@@ -1488,7 +1708,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1537,7 +1757,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1635,7 +1855,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1733,7 +1953,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1798,7 +2018,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped; `history_unavailable`: the history read model is behind or stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped (in a cluster: see the writes' 503); `stale`: in a cluster, this node is behind the log by more than its bound (Retry-After); `history_unavailable`: the history read model is behind or stopped */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1894,7 +2114,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped; `history_unavailable`: the history read model is behind or stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped (in a cluster: see the writes' 503); `stale`: in a cluster, this node is behind the log by more than its bound (Retry-After); `history_unavailable`: the history read model is behind or stopped */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1964,7 +2184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped; `history_unavailable`: the history read model is behind or stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped (in a cluster: see the writes' 503); `stale`: in a cluster, this node is behind the log by more than its bound (Retry-After); `history_unavailable`: the history read model is behind or stopped */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2052,7 +2272,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped; `history_unavailable`: the history read model is behind or stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped (in a cluster: see the writes' 503); `stale`: in a cluster, this node is behind the log by more than its bound (Retry-After); `history_unavailable`: the history read model is behind or stopped */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2177,7 +2397,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2302,7 +2522,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2636,7 +2856,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped; `history_unavailable`: the history read model is behind or stopped */
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped (in a cluster: see the writes' 503); `stale`: in a cluster, this node is behind the log by more than its bound (Retry-After); `history_unavailable`: the history read model is behind or stopped */
             503: {
                 headers: {
                     [name: string]: unknown;

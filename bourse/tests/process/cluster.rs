@@ -638,7 +638,7 @@ fn all_pages(client: &Client, token: &str, path: &str) -> Vec<Value> {
 #[test]
 fn three_nodes_take_requests_round_robin_and_agree() {
     let mut cluster = Cluster::start(&["--checkpoint-every", "100"]);
-    let (hash, retried) = run_workload(&mut cluster, 4, 100, false, |_, _| {});
+    let (_, retried) = run_workload(&mut cluster, 4, 100, false, |_, _| {});
     assert_eq!(retried, 0, "nothing failed, so nothing was retried");
     // What every node shows of the cluster.
     let view = cluster
