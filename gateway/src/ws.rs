@@ -508,7 +508,14 @@ impl Session {
                         "balances" => ChannelKey::Balances,
                         _ => return Err(unknown_channel(&name)),
                     };
-                    (private(self.account()?.get()), None)
+                    let account = self.account()?.get();
+                    // A private channel starts with a snapshot of the account: not from a
+                    // node that may be behind the log (see `cluster_api::freshness_gate`).
+                    self.state
+                        .sequencer
+                        .fresh()
+                        .map_err(|stale| crate::cluster_api::stale_error(&stale, true))?;
+                    (private(account), None)
                 }
                 Some(("book", symbol)) => {
                     let (product, units) = self.product(symbol).await?;
