@@ -223,3 +223,81 @@ impl Shared {
         state.pending.push_back((asked, end));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+
+    /// A probe with no thread: the tests feed it answers, stamped when they say.
+    fn probe(applied: &Arc<AtomicU64>) -> Freshness {
+        let applied = Arc::clone(applied);
+        Freshness {
+            shared: Arc::new(Shared {
+                max_staleness: Duration::from_secs(1),
+                applied: Box::new(move || applied.load(Ordering::Relaxed)),
+                state: Mutex::new(State::default()),
+                stop: AtomicBool::new(false),
+                started: Instant::now(),
+            }),
+            thread: None,
+        }
+    }
+
+    fn ago(seconds: u64) -> Instant {
+        Instant::now()
+            .checked_sub(Duration::from_secs(seconds))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_node_is_fresh_only_once_its_replica_has_reached_a_recent_answer() {
+        let applied = Arc::new(AtomicU64::new(3));
+        let probe = probe(&applied);
+        let stale = probe.check().unwrap_err();
+        assert!(stale.why.contains("has not answered yet"), "{stale}");
+        // The broker says the log ends at 5; the replica is at 3.
+        probe.shared.heard(Instant::now(), 5);
+        let stale = probe.check().unwrap_err();
+        assert!(stale.why.contains("at offset 3 of 5"), "{stale}");
+        applied.store(5, Ordering::Relaxed);
+        assert_eq!(probe.check(), Ok(()));
+        let status = probe.status();
+        assert_eq!((status.next_offset, status.log_end), (5, Some(5)));
+        // A newer end it has not reached does not make it stale while the last one it reached
+        // is recent.
+        probe.shared.heard(Instant::now(), 9);
+        assert_eq!(probe.check(), Ok(()));
+    }
+
+    #[test]
+    fn an_answer_counts_from_when_it_was_asked_not_when_it_arrived() {
+        let applied = Arc::new(AtomicU64::new(5));
+        let probe = probe(&applied);
+        // Asked 10 s ago (the node was paused, say): caught up with, but too old.
+        probe.shared.heard(ago(10), 5);
+        let stale = probe.check().unwrap_err();
+        assert!(stale.behind.starts_with("10."), "{stale}");
+        assert!(stale.why.contains("last answered 10."), "{stale}");
+        // The same end asked again now: fresh.
+        probe.shared.heard(Instant::now(), 5);
+        assert_eq!(probe.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_node_the_broker_stopped_answering_turns_stale() {
+        let applied = Arc::new(AtomicU64::new(7));
+        let probe = probe(&applied);
+        probe.shared.heard(ago(3), 7);
+        let status = probe.status();
+        assert!(!status.fresh);
+        assert!(status.heard_ago.unwrap() >= Duration::from_secs(3));
+        // Answers are kept in order, and only up to a bound.
+        for end in 0..2 * PENDING_MAX as u64 {
+            probe.shared.heard(ago(2), 100 + end);
+        }
+        assert_eq!(probe.shared.lock().pending.len(), PENDING_MAX);
+    }
+}
