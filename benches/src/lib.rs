@@ -8,10 +8,10 @@
 //! Shared by the binaries: [`commands`] (the mix as the Bourse commands `BourseVenue` applies,
 //! for `replay_bench` and `latency`), [`disk`] (the disk's sync cost, for `journal_bench`
 //! and `latency`), [`args`] (the command-line flags of the binaries) and [`report`] (the
-//! formatting of their reports). The other binaries (`ws`, `market`, `kafka`) and
-//! `rest/run.sh` measure the server; [`serve`] (a `bourse serve` process, its CPU time,
-//! set-up requests) and [`ws_orders`] (the open-loop order run over WebSocket) are `ws`'s.
-//! BENCHMARKS.md has every command and figure.
+//! formatting of their reports). The other binaries (`ws`, `cluster_ws`, `market`, `kafka`)
+//! and `rest/run.sh` measure the server; `ws` and `cluster_ws` share [`serve`] (a `bourse
+//! serve` process, its CPU time, set-up requests) and [`ws_orders`] (the open-loop order run
+//! over WebSocket). BENCHMARKS.md has every command and figure.
 
 #![allow(
     clippy::unwrap_used,

@@ -11,6 +11,7 @@
 //! orders are answered but not measured.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::args::Value;
 
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -88,6 +91,51 @@ pub fn quick_ok(text: &str) -> Option<u64> {
         return None;
     }
     rest[..digits].parse().ok()
+}
+
+/// The settings of an order benchmark's flags: `--bourse PATH` (the `bourse` binary),
+/// `--rates R,...` (orders a second, one run each), `--connections N`, `--seconds S` measured
+/// after `--warmup S`.
+pub struct OrderFlags {
+    pub bourse: PathBuf,
+    pub rates: Vec<u64>,
+    pub connections: u64,
+    pub seconds: f64,
+    pub warmup: f64,
+}
+
+impl OrderFlags {
+    /// `target/release/bourse`, 16 connections, 1 s of warm-up and 5 s measured at `rates`.
+    pub fn new(rates: Vec<u64>) -> OrderFlags {
+        OrderFlags {
+            bourse: PathBuf::from("target/release/bourse"),
+            rates,
+            connections: 16,
+            seconds: 5.0,
+            warmup: 1.0,
+        }
+    }
+
+    /// A smoke run's: one `rate` over `connections` for a second, after 0.2 s.
+    pub fn quick(&mut self, rate: u64, connections: u64) {
+        self.rates = vec![rate];
+        self.connections = connections;
+        self.seconds = 1.0;
+        self.warmup = 0.2;
+    }
+
+    /// Takes `flag` and its value if it is one of these settings; whether it was.
+    pub fn take(&mut self, flag: &str, value: &Value) -> Result<bool, String> {
+        match flag {
+            "--bourse" => self.bourse = PathBuf::from(value.as_str()),
+            "--rates" => self.rates = value.numbers()?,
+            "--connections" => self.connections = value.number()?.max(1),
+            "--seconds" => self.seconds = value.positive_seconds()?,
+            "--warmup" => self.warmup = value.positive_seconds()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 /// One client of an order run: the server it talks to and its account's token.

@@ -32,7 +32,7 @@ use bourse_benches::args::{Flags, or_exit};
 use bourse_benches::report::{fmt_int, fmt_ns};
 use bourse_benches::serve::{BENCH_SETTINGS, Serve, account, own_cpu_seconds};
 use bourse_benches::ws_orders::{
-    AnswerError, Connection, authenticate, connect, order_run, try_connect,
+    AnswerError, Connection, OrderFlags, authenticate, connect, order_run, try_connect,
 };
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -45,11 +45,7 @@ const USAGE: &str = "usage: ws [--bourse PATH (target/release/bourse)] \
 [--feed-rate 8000] [--quick] [--out PATH.json]";
 
 struct Config {
-    bourse: PathBuf,
-    rates: Vec<u64>,
-    connections: u64,
-    seconds: f64,
-    warmup: f64,
+    orders: OrderFlags,
     fanout: Vec<u64>,
     fanout_rate: u64,
     fanout_seconds: f64,
@@ -60,11 +56,7 @@ struct Config {
 
 fn parse() -> Result<Config, String> {
     let mut config = Config {
-        bourse: PathBuf::from("target/release/bourse"),
-        rates: vec![10_000, 50_000, 100_000],
-        connections: 16,
-        seconds: 5.0,
-        warmup: 1.0,
+        orders: OrderFlags::new(vec![10_000, 50_000, 100_000]),
         fanout: vec![1_000, 10_000],
         fanout_rate: 100,
         fanout_seconds: 5.0,
@@ -76,10 +68,7 @@ fn parse() -> Result<Config, String> {
     // An empty list skips that part of the benchmark.
     while let Some(flag) = flags.next_flag()? {
         if flag == "--quick" {
-            config.rates = vec![2_000];
-            config.connections = 4;
-            config.seconds = 1.0;
-            config.warmup = 0.2;
+            config.orders.quick(2_000, 4);
             config.fanout = vec![100];
             config.fanout_rate = 50;
             config.fanout_seconds = 1.0;
@@ -88,12 +77,10 @@ fn parse() -> Result<Config, String> {
             continue;
         }
         let value = flags.value(&flag)?;
+        if config.orders.take(&flag, &value)? {
+            continue;
+        }
         match flag.as_str() {
-            "--bourse" => config.bourse = value.into_path(),
-            "--rates" => config.rates = value.numbers()?,
-            "--connections" => config.connections = value.number()?.max(1),
-            "--seconds" => config.seconds = value.positive_seconds()?,
-            "--warmup" => config.warmup = value.positive_seconds()?,
             "--fanout" => config.fanout = value.numbers()?,
             "--fanout-rate" => config.fanout_rate = value.number()?.max(1),
             "--fanout-seconds" => config.fanout_seconds = value.positive_seconds()?,
@@ -405,26 +392,31 @@ fn main() {
         "| offered orders/s | connections | acked /s | errors | dropped | p50 | p90 | p99 | p99.9 | max | server CPU µs/order | client CPU µs/order |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &rate in &config.rates {
+    for &rate in &config.orders.rates {
         // A fresh server per rate: each run starts from the same state.
-        let server = or_exit(start_server(&config.bourse, &market_args(None)));
-        let connections: Vec<Connection> = (0..config.connections)
+        let server = or_exit(start_server(&config.orders.bourse, &market_args(None)));
+        let connections: Vec<Connection> = (0..config.orders.connections)
             .map(|i| Connection {
                 addr: server.addr.clone(),
                 token: account(&server.addr, &format!("trader-{i}")),
             })
             .collect();
         let (server_cpu, client_cpu) = (server.cpu_seconds(), own_cpu_seconds());
-        let result = runtime.block_on(order_run(&connections, rate, config.warmup, config.seconds));
+        let result = runtime.block_on(order_run(
+            &connections,
+            rate,
+            config.orders.warmup,
+            config.orders.seconds,
+        ));
         // CPU per order over the whole run, warm-up included.
-        let orders = rate as f64 * (config.warmup + config.seconds);
+        let orders = rate as f64 * (config.orders.warmup + config.orders.seconds);
         let server_us = (server.cpu_seconds() - server_cpu) * 1e6 / orders;
         let client_us = (own_cpu_seconds() - client_cpu) * 1e6 / orders;
         let h = &result.latency;
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {server_us:.1} | {client_us:.1} |",
             fmt_int(result.offered),
-            config.connections,
+            config.orders.connections,
             fmt_int((result.acked as f64 / result.seconds) as u64),
             result.errors,
             result.dropped,
@@ -435,7 +427,7 @@ fn main() {
             fmt_ns(h.max()),
         );
         json_rates.push(json!({
-            "offered": result.offered, "connections": config.connections,
+            "offered": result.offered, "connections": config.orders.connections,
             "acked_per_s": result.acked as f64 / result.seconds, "errors": result.errors,
             "dropped": result.dropped,
             "p50_ns": h.value_at_quantile(0.5), "p90_ns": h.value_at_quantile(0.9),
@@ -457,7 +449,7 @@ fn main() {
             .map(|&n| (n, Some(config.feed_rate))),
     );
     for (clients, sim_rate) in runs {
-        let server = or_exit(start_server(&config.bourse, &market_args(sim_rate)));
+        let server = or_exit(start_server(&config.orders.bourse, &market_args(sim_rate)));
         let drivers = vec![
             account(&server.addr, "driver-a"),
             account(&server.addr, "driver-b"),
