@@ -87,5 +87,8 @@ echo "== market-data smoke run (ingest, memory, candle queries; checks every cou
 cargo run --release --locked -q -p bourse-benches --bin market -- --quick > /dev/null
 echo "== replicated-log smoke run (three replicas over tansu; checks they end in one state)"
 cargo run --release --locked -q -p bourse-benches --bin cluster -- --quick > /dev/null
+echo "== three-node WebSocket smoke run (bourse serve --cluster kafka on tansu; checks one state, nothing refused)"
+cargo build --release --locked -q -p bourse
+cargo run --release --locked -q -p bourse-benches --bin cluster_ws -- --quick > /dev/null
 echo "== bourse demo"
 cargo run --release --locked -q -p bourse -- demo > /dev/null
