@@ -3,40 +3,22 @@
 //! /api/v1/cluster/node` (this node alone, what the peers ask), and the gate that keeps a
 //! node that may be behind the log from answering with old state ([`freshness_gate`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bourse_cluster::{Checkpointer, Stale};
 use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long `GET /cluster` waits for a peer's answer.
 const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 /// The most bytes of a peer's answer read.
 const PEER_BODY_MAX: usize = 16 * 1024;
-
-/// A node's place in the cluster (the server's settings give it).
-#[derive(Clone, Debug)]
-pub struct ClusterInfo {
-    /// This node's id.
-    pub node: u16,
-    /// The engine shard this node replicates.
-    pub shard: u16,
-    /// The shard's command topic.
-    pub topic: String,
-    /// The other nodes' HTTP base addresses (`http://host:port`).
-    pub peers: Vec<String>,
-    /// This node's checkpoints, when it takes part in them.
-    pub checkpoints: Option<Arc<Checkpointer>>,
-}
 
 /// One node as `GET /cluster` shows it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -200,39 +182,6 @@ async fn fetch_node(base: &str) -> Result<NodeStatus, String> {
     serde_json::from_slice(&body).map_err(|e| format!("unreadable answer: {e}"))
 }
 
-/// The response header that carries the log offset of the command a request had applied:
-/// the shard's Kafka offset in a cluster, the journal sequence number minus one on a single
-/// node (the same numbering: offset `o` is command `o + 1`).
-pub const OFFSET_HEADER: &str = "x-log-offset";
-
-tokio::task_local! {
-    /// The sequence number of the last command the request being answered had applied.
-    static APPLIED: std::cell::Cell<Option<u64>>;
-}
-
-/// Records that the request being answered had command `seq` applied (outside a request:
-/// nothing).
-pub(crate) fn note_offset(seq: u64) {
-    let _ = APPLIED.try_with(|applied| applied.set(Some(seq)));
-}
-
-/// Adds [`OFFSET_HEADER`] to the answer of a request that had a command applied.
-pub(crate) async fn offset_header(request: Request, next: Next) -> Response {
-    let (mut response, applied) = APPLIED
-        .scope(std::cell::Cell::new(None), async {
-            let response = next.run(request).await;
-            (response, APPLIED.with(std::cell::Cell::get))
-        })
-        .await;
-    if let Some(seq) = applied {
-        response.headers_mut().insert(
-            OFFSET_HEADER,
-            axum::http::HeaderValue::from(seq.saturating_sub(1)),
-        );
-    }
-    response
-}
-
 /// Keeps a node that may be behind the log (see `bourse_cluster::Freshness`) from answering
 /// an authenticated request: a read would show old balances and orders (503 `stale`), a
 /// write could not be answered within the bound (503 `unavailable`). Public market data
@@ -250,16 +199,7 @@ pub(crate) async fn freshness_gate(
         && !path.starts_with("/api/v1/cluster");
     if gated && let Err(stale) = state.sequencer.fresh() {
         let read = request.method() == Method::GET || request.method() == Method::HEAD;
-        return stale_error(&stale, read).into_response();
+        return crate::error::stale_error(&stale, read).into_response();
     }
     next.run(request).await
-}
-
-/// 503 for a node that may be behind the log: `stale` for a read, `unavailable` for a
-/// write; either way `Retry-After: 1`.
-pub(crate) fn stale_error(stale: &Stale, read: bool) -> ApiError {
-    let code = if read { "stale" } else { "unavailable" };
-    let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, stale.to_string());
-    error.retry_after = Some(1);
-    error
 }

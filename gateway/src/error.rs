@@ -79,7 +79,7 @@ pub fn submit_error(error: SubmitError) -> ApiError {
 pub fn propose_error(error: ProposeError) -> ApiError {
     let mut error = match error {
         ProposeError::Pipeline(error) => return submit_error(error),
-        ProposeError::Stale(stale) => return crate::cluster_api::stale_error(&stale, false),
+        ProposeError::Stale(stale) => return stale_error(&stale, false),
         ProposeError::Unavailable(why) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -94,6 +94,15 @@ pub fn propose_error(error: ProposeError) -> ApiError {
             "this node stopped applying the command log; retry through another node",
         ),
     };
+    error.retry_after = Some(1);
+    error
+}
+
+/// 503 for a node that may be behind the log: `stale` for a read, `unavailable` for a
+/// write; either way `Retry-After: 1`.
+pub(crate) fn stale_error(stale: &bourse_cluster::Stale, read: bool) -> ApiError {
+    let code = if read { "stale" } else { "unavailable" };
+    let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, stale.to_string());
     error.retry_after = Some(1);
     error
 }

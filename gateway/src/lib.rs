@@ -46,6 +46,7 @@ pub mod hub;
 pub mod limits;
 pub mod market_channels;
 pub mod metrics;
+pub mod offset;
 pub mod openapi;
 pub mod orders_api;
 pub mod products_api;

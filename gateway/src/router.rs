@@ -94,7 +94,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::cluster_api::freshness_gate,
         ))
-        .layer(middleware::from_fn(crate::cluster_api::offset_header))
+        .layer(middleware::from_fn(crate::offset::offset_header))
         .layer(middleware::from_fn(error_shape))
         .layer(CatchPanicLayer::custom(
             move |panic: Box<dyn std::any::Any + Send>| {

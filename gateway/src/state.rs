@@ -9,9 +9,23 @@ use bourse_history::HistoryHandle;
 use bourse_market_service::MarketService;
 use bourse_pipeline::Handle;
 
-use crate::cluster_api::ClusterInfo;
 use crate::error::{ApiError, propose_error, submit_error};
 use crate::requests::RequestMetrics;
+
+/// A node's place in the cluster (the server's settings give it).
+#[derive(Clone, Debug)]
+pub struct ClusterInfo {
+    /// This node's id.
+    pub node: u16,
+    /// The engine shard this node replicates.
+    pub shard: u16,
+    /// The shard's command topic.
+    pub topic: String,
+    /// The other nodes' HTTP base addresses (`http://host:port`).
+    pub peers: Vec<String>,
+    /// This node's checkpoints, when it takes part in them.
+    pub checkpoints: Option<Arc<bourse_cluster::Checkpointer>>,
+}
 
 /// The API's own settings (the server's settings carry them).
 #[derive(Clone, Debug, Default)]
@@ -133,7 +147,7 @@ impl AppState {
             .submit(kind)
             .await
             .map_err(propose_error)?;
-        crate::cluster_api::note_offset(outcome.seq);
+        crate::offset::note_offset(outcome.seq);
         Ok(outcome)
     }
 }

@@ -514,7 +514,7 @@ impl Session {
                     self.state
                         .sequencer
                         .fresh()
-                        .map_err(|stale| crate::cluster_api::stale_error(&stale, true))?;
+                        .map_err(|stale| crate::error::stale_error(&stale, true))?;
                     (private(account), None)
                 }
                 Some(("book", symbol)) => {

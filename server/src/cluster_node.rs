@@ -17,7 +17,7 @@ use bourse_cluster::{
     Proposer, ReaderConfig, Replica, Sequencer, WriterConfig, checkpoint_topic, command_topic,
 };
 use bourse_engine::CommandKind;
-use bourse_gateway::cluster_api::ClusterInfo;
+use bourse_gateway::state::ClusterInfo;
 use bourse_pipeline::Handle;
 
 use crate::settings::ServeConfig;
