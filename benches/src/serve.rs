@@ -177,15 +177,14 @@ pub fn own_cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// One HTTP/1.1 request (set-up and checks only): the status and the JSON body (`Null` if it
-/// is not JSON).
-pub fn http(
+/// One HTTP/1.1 request on a fresh connection: the status and the body as text.
+pub fn http_text(
     addr: &str,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: &Value,
-) -> Result<(u16, Value), String> {
+) -> Result<(u16, String), String> {
     let text = if body.is_null() {
         String::new()
     } else {
@@ -212,7 +211,19 @@ pub fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("{method} {path} on {addr}: no status in {head:?}"))?;
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    Ok((status, body.to_owned()))
+}
+
+/// [`http_text`] with the body read as JSON (`null` when it is not).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<(u16, Value), String> {
+    let (status, text) = http_text(addr, method, path, token, body)?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 /// A new account on the server at `addr`, funded with a billion USD and a hundred million

@@ -42,7 +42,7 @@ mod writer;
 pub use checkpoint::{CheckpointConfig, Checkpointer, checkpoint_topic};
 pub use error::LogError;
 pub use freshness::{Applied, Freshness, FreshnessStatus, Stale};
-pub use proposer::{ProposeError, Proposed, Proposer};
+pub use proposer::{ProposeError, ProposeTimes, Proposed, Proposer};
 pub use reader::{LogReader, LogRecord, ReaderConfig};
 pub use replica::{Answers, Replica, log_record};
 pub use sequencer::{LogPath, Pending, Sequencer};

@@ -31,12 +31,39 @@ pub enum ProposeError {
     Stale(crate::Stale),
 }
 
+/// Where a proposed command's time went, summed over every command answered (microseconds
+/// from its send): what `/metrics` shows of a node's way through the log.
+#[derive(Debug, Default)]
+pub struct ProposeTimes {
+    /// Commands answered with an outcome.
+    pub answered: AtomicU64,
+    /// Until the broker acknowledged the append (linger, produce, the broker's write).
+    pub appended_us: AtomicU64,
+    /// Until this node's replica had read the record back and handed it to the pipeline
+    /// (at least the append's time: the two are awaited in that order).
+    pub read_us: AtomicU64,
+    /// Until the pipeline's outcome: applied and durable in the node's journal.
+    pub done_us: AtomicU64,
+}
+
+impl ProposeTimes {
+    fn add(&self, appended: Duration, read: Duration, done: Duration) {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.appended_us
+            .fetch_add(micros(appended), Ordering::Relaxed);
+        self.read_us.fetch_add(micros(read), Ordering::Relaxed);
+        self.done_us.fetch_add(micros(done), Ordering::Relaxed);
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Appends commands for node `answers.node()` and waits for their outcomes from its replica.
 #[derive(Debug)]
 pub struct Proposer {
     writer: LogWriter,
     answers: Arc<Answers>,
     next_request: AtomicU64,
+    times: Arc<ProposeTimes>,
 }
 
 impl Proposer {
@@ -47,7 +74,13 @@ impl Proposer {
             writer,
             answers,
             next_request: AtomicU64::new(0),
+            times: Arc::new(ProposeTimes::default()),
         }
+    }
+
+    /// Where the answered commands' time went, so far.
+    pub fn times(&self) -> &ProposeTimes {
+        &self.times
     }
 
     /// Appends `kind`, stamped now, and waits until this node's replica has applied it: its
@@ -94,6 +127,7 @@ impl Proposer {
                 appended,
                 ticket,
                 started,
+                times: Arc::clone(&self.times),
             }),
             Err(error) => {
                 self.answers.forget(request);
@@ -117,6 +151,7 @@ pub struct Proposed {
     appended: crate::Appended,
     ticket: tokio::sync::oneshot::Receiver<Answer>,
     started: Instant,
+    times: Arc<ProposeTimes>,
 }
 
 impl Proposed {
@@ -134,6 +169,7 @@ impl Proposed {
             appended,
             ticket,
             started,
+            times,
         } = self;
         let offset = appended.await;
         let appended_after = started.elapsed();
@@ -144,11 +180,14 @@ impl Proposed {
                 return Err(ProposeError::Unavailable(error));
             }
         };
-        let outcome = match ticket.await.map_err(|_| ProposeError::ReplicaStopped)? {
+        let answer = ticket.await.map_err(|_| ProposeError::ReplicaStopped)?;
+        let read_after = started.elapsed();
+        let outcome = match answer {
             Answer::Ticket(ticket) => ticket.await,
             Answer::Ready(outcome) => outcome,
         }
         .map_err(ProposeError::Pipeline)?;
+        times.add(appended_after, read_after, started.elapsed());
         debug_assert_eq!(i64::try_from(outcome.seq).ok(), offset.checked_add(1));
         Ok((outcome, appended_after))
     }

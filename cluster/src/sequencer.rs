@@ -30,6 +30,11 @@ impl LogPath {
         }
     }
 
+    /// Where the commands this node proposed spent their time.
+    pub fn times(&self) -> &crate::ProposeTimes {
+        self.proposer.times()
+    }
+
     /// What this node knows of the log.
     pub fn freshness(&self) -> &Freshness {
         &self.freshness

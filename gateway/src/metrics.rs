@@ -191,6 +191,7 @@ impl Collector for Scrape {
 fn samples(state: &AppState) -> Vec<Sample> {
     let mut samples = engine_samples(state);
     samples.extend(market_samples(state));
+    samples.extend(cluster_samples(state));
     let (connections, authenticated, subscriptions) = state.hub.sizes();
     samples.extend([
         gauge(
@@ -220,6 +221,39 @@ fn samples(state: &AppState) -> Vec<Sample> {
         ),
     ]);
     samples
+}
+
+/// A cluster node's way through the log (nothing on a single node): how many commands it
+/// proposed were answered, and the time they took to each stage, summed, so that a rate of
+/// one over the other is the mean.
+fn cluster_samples(state: &AppState) -> Vec<Sample> {
+    let Some(path) = state.sequencer.log_path() else {
+        return Vec::new();
+    };
+    let times = path.times();
+    let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed);
+    vec![
+        counter(
+            "bourse_cluster_answered_total",
+            "commands this node appended to the log and answered with their outcome",
+            load(&times.answered),
+        ),
+        counter(
+            "bourse_cluster_appended_microseconds_total",
+            "summed time from a command's send to the broker's acknowledgement of its append",
+            load(&times.appended_us),
+        ),
+        counter(
+            "bourse_cluster_read_microseconds_total",
+            "summed time from a command's send until this node's replica read it back",
+            load(&times.read_us),
+        ),
+        counter(
+            "bourse_cluster_answered_microseconds_total",
+            "summed time from a command's send to its outcome (applied and durable here)",
+            load(&times.done_us),
+        ),
+    ]
 }
 
 /// The pipeline's statistics and the history read model's progress.

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use bourse_benches::args::{Flags, or_exit};
 use bourse_benches::report::{cpu_model, fmt_int, fmt_ns};
 use bourse_benches::serve::{
-    BENCH_SETTINGS, Serve, account, clock_ticks_per_second, http, own_cpu_seconds,
+    BENCH_SETTINGS, Serve, account, clock_ticks_per_second, http, http_text, own_cpu_seconds,
     process_cpu_seconds,
 };
 use bourse_benches::ws_orders::{Connection, OrderFlags, RateResult, order_run};
@@ -357,6 +357,39 @@ struct Run {
     /// The servers' common `appliedSeq` and `stateHash` after the run, or why there are none
     /// or the log did not grow by exactly the orders sent.
     settled: Result<(u64, String), String>,
+    /// Cluster only: the mean ms from an order's send in the node to the append's
+    /// acknowledgement, to the record read back, to the durable outcome (the nodes' `/metrics`,
+    /// over the order run).
+    stages: Option<[f64; 3]>,
+}
+
+/// The nodes' `bourse_cluster_*` counters summed: answered, then the microseconds to the
+/// append's acknowledgement, to the record read back, to the outcome.
+fn stage_sums(nodes: &[Serve]) -> Option<[u64; 4]> {
+    let names = [
+        "bourse_cluster_answered_total",
+        "bourse_cluster_appended_microseconds_total",
+        "bourse_cluster_read_microseconds_total",
+        "bourse_cluster_answered_microseconds_total",
+    ];
+    let mut sums = [0u64; 4];
+    for node in nodes {
+        let (_, text) = http_text(&node.addr, "GET", "/metrics", None, &Value::Null).ok()?;
+        for (sum, name) in sums.iter_mut().zip(names) {
+            *sum += text
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())?;
+        }
+    }
+    Some(sums)
+}
+
+/// The mean ms of each stage between two [`stage_sums`].
+fn stage_means(before: Option<[u64; 4]>, after: Option<[u64; 4]>) -> Option<[f64; 3]> {
+    let (before, after) = (before?, after?);
+    let answered = after[0].checked_sub(before[0]).filter(|n| *n > 0)? as f64;
+    let mean = |i: usize| after[i].saturating_sub(before[i]) as f64 / answered / 1e3;
+    Some([mean(1), mean(2), mean(3)])
 }
 
 /// Starts a fresh target, sets up the accounts, offers `rate` and checks what came of it.
@@ -392,7 +425,13 @@ fn run(
         .expect("a runtime");
     let (cpu_before, client_before) = (target.cpu_seconds(), own_cpu_seconds());
     let machine_before = machine_cpu_seconds();
+    let stages_before = stage_sums(target.nodes());
     let result = runtime.block_on(order_run(&connections, rate, warmup, seconds));
+    let stages = if cluster {
+        stage_means(stages_before, stage_sums(target.nodes()))
+    } else {
+        None
+    };
     let (cpu_after, client_after) = (target.cpu_seconds(), own_cpu_seconds());
     let machine_after = machine_cpu_seconds();
     let per_thousand = |seconds: f64| seconds * 1e6 / result.sent as f64;
@@ -429,6 +468,7 @@ fn run(
         other_cores,
         settled,
         result,
+        stages,
     })
 }
 
@@ -516,6 +556,21 @@ fn print_tables(runs: &[Run], steps: &[(Run, Result<(), String>)]) {
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for run in runs.iter().chain(steps.iter().map(|(run, _)| run)) {
         println!("{}", cpu_row(run));
+    }
+    println!();
+    println!(
+        "Inside the nodes (their `/metrics`, mean over the order run, warm-up included): from an \
+         order's send to the log to\n\n\
+         | offered/s | the append acknowledged | the record read back | the durable outcome |"
+    );
+    println!("|---:|---:|---:|---:|");
+    for run in runs.iter().chain(steps.iter().map(|(run, _)| run)) {
+        if let Some([appended, read, done]) = run.stages {
+            println!(
+                "| {} | {appended:.2} ms | {read:.2} ms | {done:.2} ms |",
+                fmt_int(run.result.offered)
+            );
+        }
     }
     println!();
     println!("| after the run | appliedSeq | stateHash (every node) |");
