@@ -680,6 +680,24 @@ fn three_nodes_take_requests_round_robin_and_agree() {
         "{node} {offset}"
     );
     assert!(offset > 400, "after the workload's commands: {offset}");
+    // The node counts where its commands' time went: each stage no shorter than the one
+    // before it.
+    let (status, metrics) = bourse_tests::client::http_get(&cluster.nodes[2].addr, "/metrics");
+    assert_eq!(status, 200);
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert!(counter("bourse_cluster_answered_total") >= 100, "{metrics}");
+    let appended = counter("bourse_cluster_appended_microseconds_total");
+    let read = counter("bourse_cluster_read_microseconds_total");
+    let done = counter("bourse_cluster_answered_microseconds_total");
+    assert!(
+        0 < appended && appended <= read && read <= done,
+        "{metrics}"
+    );
     // The checkpoints agreed (100 offsets apart; the workload wrote several hundred).
     let agreed = view["thisNode"]["checkpointsAgreed"].as_u64().unwrap();
     assert!(agreed >= 1, "{view}");
