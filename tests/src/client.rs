@@ -196,6 +196,20 @@ impl Client {
         token: Option<&str>,
         body: &Value,
     ) -> (u16, String, Value) {
+        self.try_call_with_head(method, path, token, body, ANSWER_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{method} {path} to {}: {e}", self.addr))
+    }
+
+    /// [`Client::call_with_head`] that says why there is no answer instead of failing the
+    /// test (see [`try_http`]).
+    pub fn try_call_with_head(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        timeout: Duration,
+    ) -> std::io::Result<(u16, String, Value)> {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![JSON];
         if let Some(auth) = &auth {
@@ -206,8 +220,8 @@ impl Client {
         } else {
             body.to_string()
         };
-        let (status, head, body) = http_with_head(&self.addr, method, path, &headers, &text);
-        (status, head, json(&body))
+        let (status, head, body) = try_http(&self.addr, method, path, &headers, &text, timeout)?;
+        Ok((status, head, json(&body)))
     }
 
     /// A call that must answer `status`; returns the body.

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bourse_feed::tansu::TansuBroker;
-use bourse_tests::client::{Client, JSON, dec, eventually, header, json, try_http};
+use bourse_tests::client::{Client, dec, eventually, header, json, try_http};
 use bourse_tests::process::{Server, http_addr};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -126,29 +126,16 @@ impl Net {
     /// no netem or tc filters to drop packets silently): its packets to the broker go
     /// nowhere. HTTP is another link.
     fn cut(&self) {
-        ip(&[
-            "netns",
-            "exec",
-            &self.ns,
-            "ip",
-            "link",
-            "set",
-            &self.broker_link,
-            "down",
-        ]);
+        self.set_broker_link("down");
     }
 
     fn heal(&self) {
-        ip(&[
-            "netns",
-            "exec",
-            &self.ns,
-            "ip",
-            "link",
-            "set",
-            &self.broker_link,
-            "up",
-        ]);
+        self.set_broker_link("up");
+    }
+
+    fn set_broker_link(&self, state: &str) {
+        let link = &self.broker_link;
+        ip(&["netns", "exec", &self.ns, "ip", "link", "set", link, state]);
     }
 }
 
@@ -382,22 +369,13 @@ fn call_until_answered(
     token: Option<&str>,
     body: &Value,
 ) -> (u16, Value, usize) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![JSON];
-    if let Some(auth) = &auth {
-        headers.push(("Authorization", auth.as_str()));
-    }
-    let text = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
     let deadline = Instant::now() + Duration::from_secs(120);
     for attempt in 0.. {
-        let addr = &addrs[(first + attempt) % addrs.len()];
-        match try_http(addr, method, path, &headers, &text, REQUEST_TIMEOUT) {
+        let client = Client {
+            addr: addrs[(first + attempt) % addrs.len()].clone(),
+        };
+        match client.try_call_with_head(method, path, token, body, REQUEST_TIMEOUT) {
             Ok((503, head, answer)) => {
-                let answer = json(&answer);
                 let code = answer["error"]["code"].as_str().unwrap_or_default();
                 assert!(
                     ["unavailable", "stale", "busy"].contains(&code),
@@ -405,7 +383,7 @@ fn call_until_answered(
                 );
                 assert!(header(&head, "retry-after").is_some() || code == "busy");
             }
-            Ok((status, _, answer)) => return (status, json(&answer), attempt + 1),
+            Ok((status, _, answer)) => return (status, answer, attempt + 1),
             Err(_) => {}
         }
         assert!(
