@@ -30,6 +30,8 @@ pub struct Serve {
     /// Where its HTTP API listens, `HOST:PORT`.
     pub addr: String,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// The thread draining stderr: it ends once the process has exited and its pipe closed.
+    log_thread: Option<std::thread::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -85,7 +87,7 @@ impl Serve {
         };
         // Keep draining stderr, so the server never blocks on it, and keep its end.
         let tail = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let log_thread = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 keep(&tail, line);
             }
@@ -94,6 +96,7 @@ impl Serve {
             child,
             addr,
             log,
+            log_thread: Some(log_thread),
             _dir: None,
         })
     }
@@ -119,8 +122,10 @@ impl Serve {
     /// How the process ended, with the end of its log; `None` while it runs.
     pub fn exited(&mut self) -> Option<String> {
         let status = self.child.try_wait().ok()??;
-        // Let the log thread read what the process wrote last.
-        std::thread::sleep(Duration::from_millis(100));
+        // The process has ended: its log thread reads what it wrote last, then ends.
+        if let Some(thread) = self.log_thread.take() {
+            let _ = thread.join();
+        }
         Some(format!(
             "bourse serve exited ({status}):\n{}",
             self.log_tail()

@@ -9,7 +9,6 @@ use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -165,21 +164,11 @@ async fn ask_peer(url: String) -> NodeStatus {
 }
 
 async fn fetch_node(base: &str) -> Result<NodeStatus, String> {
-    let uri: axum::http::Uri = format!("{}/api/v1/cluster/node", base.trim_end_matches('/'))
-        .parse()
-        .map_err(|e| format!("bad peer address: {e}"))?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
-    let response = client.get(uri).await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("answered {}", response.status()));
+    let answer = crate::peer::get(base, "/api/v1/cluster/node", None, PEER_BODY_MAX).await?;
+    if !answer.status.is_success() {
+        return Err(format!("answered {}", answer.status));
     }
-    let body = http_body_util::Limited::new(response.into_body(), PEER_BODY_MAX)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    serde_json::from_slice(&body).map_err(|e| format!("unreadable answer: {e}"))
+    serde_json::from_slice(&answer.body).map_err(|e| format!("unreadable answer: {e}"))
 }
 
 /// Keeps a node that may be behind the log (see `bourse_cluster::Freshness`) from answering

@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod offset;
 pub mod openapi;
 pub mod orders_api;
+pub mod peer;
 pub mod products_api;
 pub mod query;
 pub mod render;

@@ -11,8 +11,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use http_body_util::BodyExt as _;
-
 use crate::settings::ServeConfig;
 
 /// How long the whole fetch may take.
@@ -81,43 +79,22 @@ fn has_state(dir: &Path) -> Result<bool, String> {
 
 /// The peer's answer: sequence number, state hash, file bytes.
 async fn fetch(peer: &str, token: &str) -> Result<(u64, String, Vec<u8>), String> {
-    let uri: hyper::Uri = format!("{}/api/v1/admin/snapshot", peer.trim_end_matches('/'))
-        .parse()
-        .map_err(|e| format!("join-from {peer}: {e}"))?;
-    let request = hyper::Request::get(uri)
-        .header("authorization", format!("Bearer {token}"))
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
-    let response = client
-        .request(request)
+    let answer = bourse_gateway::peer::get(peer, "/api/v1/admin/snapshot", Some(token), usize::MAX)
         .await
         .map_err(|e| format!("join-from {peer}: {e}"))?;
-    let status = response.status();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (seq, hash) = (header("x-snapshot-seq"), header("x-state-hash"));
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("join-from {peer}: {e}"))?
-        .to_bytes();
-    if !status.is_success() {
+    if !answer.status.is_success() {
         return Err(format!(
-            "join-from {peer}: answered {status}: {}",
-            String::from_utf8_lossy(&body)
+            "join-from {peer}: answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
         ));
     }
-    let seq = seq
+    let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
+    let seq = header("x-snapshot-seq")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("join-from {peer}: no X-Snapshot-Seq"))?;
-    let hash = hash.ok_or_else(|| format!("join-from {peer}: no X-State-Hash"))?;
-    Ok((seq, hash, body.to_vec()))
+    let hash = header("x-state-hash")
+        .ok_or_else(|| format!("join-from {peer}: no X-State-Hash"))?
+        .to_owned();
+    Ok((seq, hash, answer.body.to_vec()))
 }

@@ -297,6 +297,8 @@ impl Cluster {
                      {statuses:?}"
                 ));
             }
+            // The pace of this poll (a broker request and three HTTP requests a round); the
+            // nodes' answer must hold on two rounds in a row.
             std::thread::sleep(Duration::from_millis(100));
         }
     }
