@@ -32,12 +32,15 @@ pub async fn connect(addr: &str) -> Ws {
 
 /// A client with an 8 KiB read buffer, as the server has: tungstenite's default, 128 KiB,
 /// is zero-filled before every read, which would bill this client (on the same CPUs as
-/// the server) for work that is not the server's.
+/// the server) for work that is not the server's. Nagle's algorithm is off, as browsers
+/// have it for WebSockets: with it on, a write waits for the acknowledgement of the one
+/// before, which added about 5 ms to the cluster's median at 10,000 orders/s
+/// (BENCHMARKS.md, "Three nodes over WebSocket").
 pub async fn try_connect(addr: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(8 * 1024);
     let url = format!("ws://{addr}/api/v1/ws");
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     Ok(ws)
 }
 

@@ -78,6 +78,12 @@ impl std::fmt::Debug for Checkpointer {
     }
 }
 
+/// How long the broker may hold a fetch of the checkpoint topic. Nothing waits on a
+/// checkpoint (a divergence stops the node a little later at worst), and tansu 0.6.0 answers
+/// every fetch only after this long, data or not: a short wait here is a busy poll that takes
+/// the broker's CPU from the command log (BENCHMARKS.md, "Three nodes over WebSocket").
+const CHECKPOINT_FETCH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Checkpointer {
     /// Starts reading the checkpoint topic (from its start) and a writer to it.
     pub fn start(config: CheckpointConfig) -> Result<Arc<Checkpointer>, LogError> {
@@ -91,20 +97,18 @@ impl Checkpointer {
         let reader = {
             let seen = Arc::clone(&seen);
             let (me, nodes) = (config.node, config.nodes);
-            LogReader::start(
-                &ReaderConfig::new(
-                    &config.brokers,
-                    &config.topic,
-                    format!("checkpoints-{}", config.node),
-                ),
-                0,
-                move |record: LogRecord<'_>| {
-                    if let Some((node, offset, hash)) = decode(record.bytes) {
-                        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-                        observe(&mut seen, me, nodes, node, offset, hash);
-                    }
-                },
-            )?
+            let mut reader = ReaderConfig::new(
+                &config.brokers,
+                &config.topic,
+                format!("checkpoints-{}", config.node),
+            );
+            reader.fetch_wait_max = CHECKPOINT_FETCH_WAIT;
+            LogReader::start(&reader, 0, move |record: LogRecord<'_>| {
+                if let Some((node, offset, hash)) = decode(record.bytes) {
+                    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                    observe(&mut seen, me, nodes, node, offset, hash);
+                }
+            })?
         };
         Ok(Arc::new(Checkpointer {
             config,

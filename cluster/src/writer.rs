@@ -38,15 +38,16 @@ pub struct WriterConfig {
 }
 
 impl WriterConfig {
-    /// A configuration with a 5 s produce timeout and a 5 ms linger. The linger was chosen by
-    /// measurement (BENCHMARKS.md, "Replicated command log"): on tansu, fewer and larger
-    /// produce requests cut the p99 at 10,000 orders/s from 41 ms (1 ms linger) to 14 ms.
+    /// A configuration with a 5 s produce timeout and an 8 ms linger. The linger was chosen by
+    /// measurement on tansu, three nodes and the load on two cores (BENCHMARKS.md, "Three
+    /// nodes over WebSocket"): fewer and larger produce requests leave the broker more of
+    /// the CPU, so 8 ms had a lower p99 at 10,000 orders/s than 5 ms, and 1 to 3 ms far higher.
     pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> WriterConfig {
         WriterConfig {
             brokers: brokers.into(),
             topic: topic.into(),
             produce_timeout: Duration::from_secs(5),
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(8),
             properties: Vec::new(),
         }
     }
@@ -62,7 +63,11 @@ impl WriterConfig {
         client
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", "bourse-command-log")
-            .set("linger.ms", self.linger.as_millis().to_string())
+            // librdkafka takes a fraction of a millisecond here.
+            .set(
+                "linger.ms",
+                (self.linger.as_secs_f64() * 1000.0).to_string(),
+            )
             .set("message.timeout.ms", timeout_ms.to_string());
         for (key, value) in &self.properties {
             client.set(key, value);

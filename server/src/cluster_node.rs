@@ -78,7 +78,9 @@ impl ClusterNode {
         } else {
             None
         };
-        let reader = ReaderConfig::new(brokers, &topic, format!("bourse-node-{}", config.node_id));
+        let mut reader =
+            ReaderConfig::new(brokers, &topic, format!("bourse-node-{}", config.node_id));
+        reader.fetch_wait_max = Duration::from_millis(config.log_fetch_wait_ms);
         let replica = Replica::start(
             &reader,
             from,
@@ -87,7 +89,9 @@ impl ClusterNode {
             checkpoints.clone(),
         )
         .map_err(|e| format!("cannot resume the command log at offset {from}: {e}"))?;
-        let writer = LogWriter::new(&WriterConfig::new(brokers, &topic))
+        let mut writer = WriterConfig::new(brokers, &topic);
+        writer.linger = Duration::from_micros(config.log_linger_us);
+        let writer = LogWriter::new(&writer)
             .map_err(|e| format!("cannot start the command log's producer: {e}"))?;
         let applied = {
             let handle = std::sync::Mutex::new(handle.clone());

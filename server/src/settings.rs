@@ -332,6 +332,16 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_CHECKPOINT_EVERY", default_value = "10000")]
     #[arg(value_parser = whole::<u64>(0, u64::MAX))]
     pub checkpoint_every: u64,
+    /// How long a node's log producer waits to batch its appends together (librdkafka's
+    /// `linger.ms`, in microseconds): the log's group commit (docs/cluster.md).
+    #[arg(long, env = "BOURSE_LOG_LINGER_US", default_value = "8000")]
+    #[arg(value_parser = whole::<u64>(0, 1_000_000))]
+    pub log_linger_us: u64,
+    /// How long the broker may hold a replica's fetch of the log when it has nothing new
+    /// (`fetch.wait.max.ms`); tansu 0.6.0 holds every fetch this long (docs/cluster.md).
+    #[arg(long, env = "BOURSE_LOG_FETCH_WAIT_MS", default_value = "1")]
+    #[arg(value_parser = whole::<u64>(0, 500))]
+    pub log_fetch_wait_ms: u64,
     /// strict: refuse a command topic weaker than replication 3, min.insync.replicas 2, no
     /// unclean leader election; development: say so and go on (and create a missing topic).
     #[arg(
@@ -839,7 +849,7 @@ mod tests {
         let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
         let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(shown_keys, keys);
-        assert_eq!(keys.len(), 48);
+        assert_eq!(keys.len(), 50);
         for arg in settings(&command) {
             let key = arg.get_long().unwrap();
             let default = arg.get_default_values()[0].to_str().unwrap();
