@@ -123,7 +123,20 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
             "the body must be JSON (Content-Type: application/json)",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+    // The error names the field it is about (`amount: invalid type: ...`).
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad_request(format!("invalid JSON body: {}", e.inner()))
+        } else {
+            bad_request(format!("invalid JSON body: {path}: {}", e.inner()))
+        }
+    })?;
+    reader
+        .end()
+        .map_err(|e| bad_request(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 pub async fn not_found(request: Request) -> ApiError {

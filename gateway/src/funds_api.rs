@@ -1,12 +1,18 @@
 //! `PUT /api/v1/funds` (deposit) and `GET /api/v1/funds` (balances).
 //!
 //! A deposit names its method (`type`: card, upi or bank) with the method's details in
-//! `additionalInformation`. Payment processing is out of scope: a deposit the engine accepts
-//! is credited at once. The details are checked here and then dropped: a card number or CVV is
-//! never stored, logged or journaled. The journaled command holds the account, asset, amount,
-//! request id and the method: `card` with the card's last four digits, `upi` or `bank`, which
-//! the funds history shows. Deposits are idempotent by `requestId` (the engine's rule: a repeat
-//! with the same body changes nothing, one with a different body is a 409).
+//! `additionalInformation`. A card is written as the platform's sketch writes it, `{cc,
+//! expiry, cvv}` (`cardNumber` is taken for `cc`). Payment processing is out of scope: a
+//! deposit the engine accepts is credited at once. The details are checked here and then
+//! dropped: a card number, expiry or CVV is never stored, logged or journaled. The journaled
+//! command holds the account, asset, amount, request id and the method: `card` with the card's
+//! last four digits, `upi` or `bank`, which the funds history shows. Deposits are idempotent by
+//! `requestId` (the engine's rule: a repeat with the same body changes nothing, one with a
+//! different body is a 409). The sketch's deposit has neither a currency nor a request id:
+//! without `currency` the account's preferred currency is credited, and without `requestId`
+//! the server assigns one (answered), so such a deposit sent twice is credited twice.
+//! Withdrawals (`POST /funds`, the sketch's `{amount, destinationDetails}`) follow the same
+//! two rules.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -35,16 +41,21 @@ struct DepositBody {
     /// Positive, at most the currency's decimals.
     #[schema(value_type = PositiveDecimal)]
     amount: String,
-    #[schema(value_type = CurrencyCode)]
-    currency: String,
+    /// The currency credited; the account's preferred currency when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
     /// How it is paid; `additionalInformation` holds the method's details.
     #[serde(rename = "type")]
     #[schema(value_type = DepositMethod)]
     method: String,
-    /// Makes the deposit idempotent: 1 to 36 printable ASCII characters without spaces.
+    /// Makes the deposit idempotent: 1 to 36 printable ASCII characters without spaces. When
+    /// absent the server assigns one (in the answer), and a repeat is a second deposit.
+    #[serde(default)]
     #[schema(pattern = "^[!-~]{1,36}$")]
-    request_id: String,
-    /// `card`: `{cardNumber, cvv}` (Luhn-checked; only the last four digits are kept);
+    request_id: Option<String>,
+    /// `card`: `{cc, expiry, cvv}` (`cc` Luhn-checked, `cardNumber` taken for it; `expiry`
+    /// `MM/YY` or `MM/YYYY`, not past; only the last four digits are kept);
     /// `upi`: `{vpa: "name@bank"}`; `bank`: `{accountNumber}` (1 to 34 characters).
     #[serde(default)]
     #[schema(value_type = Option<PaymentDetails>)]
@@ -66,9 +77,16 @@ enum DepositMethod {
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
 struct PaymentDetails {
-    /// `card`: 12 to 19 digits (spaces allowed), passing the Luhn check.
+    /// `card`: the card number, 12 to 19 digits (spaces allowed), passing the Luhn check.
+    #[schema(pattern = "^[0-9][0-9 ]{10,}[0-9]$")]
+    cc: Option<String>,
+    /// `card`: another name for `cc` (if both are given they must be equal).
     #[schema(pattern = "^[0-9][0-9 ]{10,}[0-9]$")]
     card_number: Option<String>,
+    /// `card`: the last month the card is valid, `MM/YY` or `MM/YYYY`; not before the
+    /// server's current month (UTC) and at most 20 years ahead.
+    #[schema(pattern = "^(0[1-9]|1[0-2])/([0-9]{2}|[0-9]{4})$")]
+    expiry: Option<String>,
     /// `card`: 3 or 4 digits.
     #[schema(pattern = "^[0-9]{3,4}$")]
     cvv: Option<String>,
@@ -142,9 +160,66 @@ pub(crate) struct Balance {
     held: String,
 }
 
-/// The string field `key` of the details object.
-fn detail<'a>(details: Option<&'a Value>, key: &str) -> Option<&'a str> {
-    details?.get(key)?.as_str()
+/// The string field `key` of the details object: `None` when absent, an error naming the
+/// field when it is not a string.
+fn detail<'a>(details: Option<&'a Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
+    match details.and_then(|d| d.get(key)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(bad_request(format!(
+            "additionalInformation.{key} must be a string"
+        ))),
+    }
+}
+
+/// The string field `key`, which the method needs.
+fn needed<'a>(details: Option<&'a Value>, key: &str, what: &str) -> Result<&'a str, ApiError> {
+    detail(details, key)?
+        .ok_or_else(|| bad_request(format!("{what} needs additionalInformation.{key}")))
+}
+
+/// How far ahead a card's expiry may be.
+const EXPIRY_YEARS_MAX: i32 = 20;
+
+/// Checks a card's `expiry`, `MM/YY` (20YY) or `MM/YYYY`, against `today`'s (year, month): a
+/// card is valid through the last day of its expiry month, so this month is still good.
+fn check_expiry(text: &str, today: (i32, u8)) -> Result<(), ApiError> {
+    let malformed = || {
+        bad_request(format!(
+            "additionalInformation.expiry {text:?} is not MM/YY or MM/YYYY"
+        ))
+    };
+    let (month, year) = text.split_once('/').ok_or_else(malformed)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if month.len() != 2 || !digits(month) || !matches!(year.len(), 2 | 4) || !digits(year) {
+        return Err(malformed());
+    }
+    let month: u8 = month.parse().map_err(|_| malformed())?;
+    let year: i32 = year.parse().map_err(|_| malformed())?;
+    let year = if year < 100 { 2000 + year } else { year };
+    if !(1..=12).contains(&month) {
+        return Err(bad_request(format!(
+            "additionalInformation.expiry {text:?}: {month} is not a month (01 to 12)"
+        )));
+    }
+    if (year, month) < today {
+        return Err(bad_request(format!(
+            "additionalInformation.expiry {text:?} is in the past: the card expired at the \
+             end of {month:02}/{year}"
+        )));
+    }
+    if year > today.0 + EXPIRY_YEARS_MAX {
+        return Err(bad_request(format!(
+            "additionalInformation.expiry {text:?} is more than {EXPIRY_YEARS_MAX} years ahead"
+        )));
+    }
+    Ok(())
+}
+
+/// The server's current (year, month), UTC.
+fn this_month() -> (i32, u8) {
+    let now = time::OffsetDateTime::now_utc();
+    (now.year(), u8::from(now.month()))
 }
 
 fn luhn_ok(digits: &str) -> bool {
@@ -166,28 +241,40 @@ fn luhn_ok(digits: &str) -> bool {
 fn check_method(method: &str, details: Option<&Value>) -> Result<FundsMethod, ApiError> {
     match method {
         "card" => {
-            let number = detail(details, "cardNumber").ok_or_else(|| {
-                bad_request("a card deposit needs additionalInformation.cardNumber")
-            })?;
+            let number = match (detail(details, "cc")?, detail(details, "cardNumber")?) {
+                (Some(cc), Some(other)) if cc != other => {
+                    return Err(bad_request(
+                        "additionalInformation has both cc and cardNumber, and they differ",
+                    ));
+                }
+                (Some(number), _) | (None, Some(number)) => number,
+                (None, None) => {
+                    return Err(bad_request(
+                        "a card deposit needs additionalInformation.cc (the card number)",
+                    ));
+                }
+            };
+            let invalid = || bad_request("additionalInformation.cc is not a valid card number");
             let number: String = number.chars().filter(|c| *c != ' ').collect();
             if !(12..=19).contains(&number.len())
                 || !number.bytes().all(|b| b.is_ascii_digit())
                 || !luhn_ok(&number)
             {
-                return Err(bad_request("cardNumber is not a valid card number"));
+                return Err(invalid());
             }
-            let cvv = detail(details, "cvv")
-                .ok_or_else(|| bad_request("a card deposit needs additionalInformation.cvv"))?;
+            check_expiry(needed(details, "expiry", "a card deposit")?, this_month())?;
+            let cvv = needed(details, "cvv", "a card deposit")?;
             if !(3..=4).contains(&cvv.len()) || !cvv.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad_request("cvv must be 3 or 4 digits"));
+                return Err(bad_request(
+                    "additionalInformation.cvv must be 3 or 4 digits",
+                ));
             }
-            let last4 = CardLast4::new(&number.as_bytes()[number.len() - 4..])
-                .ok_or_else(|| bad_request("cardNumber is not a valid card number"))?;
+            let last4 =
+                CardLast4::new(&number.as_bytes()[number.len() - 4..]).ok_or_else(invalid)?;
             Ok(FundsMethod::Card(last4))
         }
         "upi" => {
-            let vpa = detail(details, "vpa")
-                .ok_or_else(|| bad_request("a UPI deposit needs additionalInformation.vpa"))?;
+            let vpa = needed(details, "vpa", "a UPI deposit")?;
             match vpa.split_once('@') {
                 Some((name, bank)) if !name.is_empty() && !bank.is_empty() && vpa.len() <= 100 => {
                     Ok(FundsMethod::Upi)
@@ -196,9 +283,7 @@ fn check_method(method: &str, details: Option<&Value>) -> Result<FundsMethod, Ap
             }
         }
         "bank" => {
-            let account = detail(details, "accountNumber").ok_or_else(|| {
-                bad_request("a bank deposit needs additionalInformation.accountNumber")
-            })?;
+            let account = needed(details, "accountNumber", "a bank deposit")?;
             if account.is_empty() || account.len() > 34 {
                 return Err(bad_request("accountNumber must be 1 to 34 characters"));
             }
@@ -235,21 +320,24 @@ pub(crate) async fn deposit(
     let account = authenticate(&state, &headers).await?;
     let body: DepositBody = parse_json(&headers, &body)?;
     let method = check_method(&body.method, body.additional_information.as_ref())?;
-    let request = funds_request(
+    let request_id = match body.request_id {
+        Some(id) => id,
+        None => assigned_request_id()?,
+    };
+    let (request, amount, currency) = funds_request(
         &state,
         account,
         &body.amount,
-        &body.currency,
-        &body.request_id,
+        body.currency.as_deref(),
+        &request_id,
         method,
     )
     .await?;
-    let (request, amount) = request;
     let kind = CommandKind::Deposit(request);
     let seq = submit_funds(&state, kind).await?;
     Ok(axum::Json(Deposited {
-        request_id: body.request_id,
-        currency: body.currency,
+        request_id,
+        currency,
         amount,
         method: method.name(),
         details: crate::render::method_details(method),
@@ -259,36 +347,52 @@ pub(crate) async fn deposit(
     .into_response())
 }
 
-/// Checks a funds request's amount, currency and request id, and resolves the currency and
-/// the amount's units with one engine query.
+/// Checks a funds request's amount, currency (the account's preferred one when `None`) and
+/// request id, and resolves the currency and the amount's units with one engine query.
+/// Returns the request, the amount at the currency's scale and the currency's code.
 async fn funds_request(
     state: &AppState,
     account: bourse_engine::AccountId,
     amount_text: &str,
-    currency: &str,
+    currency: Option<&str>,
     request_id_text: &str,
     method: FundsMethod,
-) -> Result<(FundsRequest, String), ApiError> {
+) -> Result<(FundsRequest, String, String), ApiError> {
     let amount = crate::render::positive_decimal("amount", amount_text)?;
-    let code = AssetCode::new(currency)
-        .ok_or_else(|| bad_request(format!("{currency:?} is not a currency code")))?;
+    let code = currency
+        .map(|currency| {
+            AssetCode::new(currency)
+                .ok_or_else(|| bad_request(format!("{currency:?} is not a currency code")))
+        })
+        .transpose()?;
     let request_id = RequestId::new(request_id_text)
         .filter(|_| !request_id_text.is_empty())
         .ok_or_else(|| bad_request("requestId must be 1 to 36 characters"))?;
     let resolved = state
         .query(move |engine| {
+            let code = match code {
+                Some(code) => code,
+                None => {
+                    engine
+                        .account_profile(account)
+                        .ok_or(Reject::UnknownAccount)?
+                        .currency_preference
+                }
+            };
             let asset = engine.asset_by_code(&code).ok_or(Reject::UnknownAsset)?;
             let info = engine.asset_info(asset).ok_or(Reject::UnknownAsset)?;
             let units = info.amount_from_decimal(amount)?;
             // At the currency's scale ("10000.00"), as balances and the funds history show it.
             let text = info.amount_to_decimal(units).to_string();
-            Ok::<_, Reject>((asset, units, text))
+            Ok::<_, Reject>((asset, units, text, code.as_str().to_owned()))
         })
         .await?;
-    let (asset, units, text) = resolved.map_err(|reject| match reject {
-        Reject::UnknownAsset => bad_request(format!("unknown currency {currency:?}")),
+    let named = currency.unwrap_or("the preferred currency");
+    let (asset, units, text, code) = resolved.map_err(|reject| match reject {
+        Reject::UnknownAsset => bad_request(format!("unknown currency {named:?}")),
+        Reject::UnknownAccount => rejected(reject),
         _ => bad_request(format!(
-            "amount {amount_text} is not a valid amount of {currency} (too many decimals or too large)"
+            "amount {amount_text} is not a valid amount of {named} (too many decimals or too large)"
         )),
     })?;
     let request = FundsRequest {
@@ -298,7 +402,21 @@ async fn funds_request(
         request_id,
         method,
     };
-    Ok((request, text))
+    Ok((request, text, code))
+}
+
+/// A request id for a deposit sent without one: `srv-` and 32 random hex digits.
+fn assigned_request_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("no randomness for a request id: {e}"),
+        )
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("srv-{hex}"))
 }
 
 /// Submits a deposit or withdrawal; maps the engine's refusals. Returns the command's seq.
@@ -327,11 +445,15 @@ struct WithdrawBody {
     /// Positive, at most the currency's decimals.
     #[schema(value_type = PositiveDecimal)]
     amount: String,
-    #[schema(value_type = CurrencyCode)]
-    currency: String,
+    /// The currency withdrawn; the account's preferred currency when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
     /// Makes the withdrawal idempotent: 1 to 36 printable ASCII characters without spaces.
+    /// When absent the server assigns one (in the answer), and a repeat is a second withdrawal.
+    #[serde(default)]
     #[schema(pattern = "^[!-~]{1,36}$")]
-    request_id: String,
+    request_id: Option<String>,
     /// Where the money goes (free-form; paying it out is out of scope).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -369,19 +491,23 @@ pub(crate) async fn withdraw(
     {
         return Err(bad_request("destinationDetails must be an object"));
     }
-    let (request, amount) = funds_request(
+    let request_id = match body.request_id {
+        Some(id) => id,
+        None => assigned_request_id()?,
+    };
+    let (request, amount, currency) = funds_request(
         &state,
         account,
         &body.amount,
-        &body.currency,
-        &body.request_id,
+        body.currency.as_deref(),
+        &request_id,
         FundsMethod::Unspecified,
     )
     .await?;
     let seq = submit_funds(&state, CommandKind::Withdraw(request)).await?;
     Ok(axum::Json(Withdrawn {
-        request_id: body.request_id,
-        currency: body.currency,
+        request_id,
+        currency,
         amount,
         status: WithdrawnStatus::Withdrawn,
         seq,
@@ -430,4 +556,37 @@ pub(crate) fn balances_json(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_expiry;
+
+    #[test]
+    fn an_expiry_is_a_real_month_from_this_one_to_twenty_years_ahead() {
+        let today = (2026, 12);
+        for good in ["12/26", "12/2026", "01/27", "06/2046", "12/46"] {
+            assert!(check_expiry(good, today).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("11/26", "in the past"),
+            ("12/2025", "in the past"),
+            ("01/2047", "more than 20 years"),
+            ("13/27", "not a month"),
+            ("00/27", "not a month"),
+            ("1/27", "not MM/YY"),
+            ("12/027", "not MM/YY"),
+            ("12-27", "not MM/YY"),
+            ("ab/cd", "not MM/YY"),
+            ("+1/27", "not MM/YY"),
+            ("", "not MM/YY"),
+        ] {
+            let error = check_expiry(bad, today).expect_err(bad);
+            assert!(error.message.contains(says), "{bad}: {}", error.message);
+            assert!(error.message.contains("additionalInformation.expiry"));
+        }
+        // A card is good through the end of its month, whichever year turns.
+        assert!(check_expiry("01/27", (2027, 1)).is_ok());
+        assert!(check_expiry("12/26", (2027, 1)).is_err());
+    }
 }

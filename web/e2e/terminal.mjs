@@ -131,10 +131,16 @@ async function flow(page, size) {
   await page.getByTestId('method-card').click();
   await page.getByTestId('card-number').fill('4111 1111 1111 1111');
   await page.getByTestId('card-cvv').fill('123');
+  // An expired card is refused in the form, before anything is sent.
+  await page.getByTestId('card-expiry').fill('01/20');
+  await page.getByTestId('deposit-submit').click();
+  await page.waitForFunction(() => [...document.querySelectorAll('[role="alert"]')].some((p) => p.textContent?.includes('expired')));
+  await page.getByTestId('card-expiry').fill('12/39');
   await page.getByTestId('deposit-submit').click();
   await page.waitForSelector('[data-testid="funds-row"][data-kind="deposit"]');
   await page.waitForFunction(() => document.querySelector('[data-testid="funds-history"]')?.textContent?.includes('card ending 1111'));
   check((await page.getByTestId('card-number').inputValue()) === '', 'the card number stays in the form after the deposit');
+  check((await page.getByTestId('card-expiry').inputValue()) === '', 'the card expiry stays in the form after the deposit');
 
   await shot(page, size.name, 'funds');
 

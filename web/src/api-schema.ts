@@ -619,9 +619,12 @@ export interface components {
             additionalInformation?: null | components["schemas"]["PaymentDetails"];
             /** @description Positive, at most the currency's decimals. */
             amount: components["schemas"]["PositiveDecimal"];
-            currency: components["schemas"]["CurrencyCode"];
-            /** @description Makes the deposit idempotent: 1 to 36 printable ASCII characters without spaces. */
-            requestId: string;
+            currency?: null | components["schemas"]["CurrencyCode"];
+            /**
+             * @description Makes the deposit idempotent: 1 to 36 printable ASCII characters without spaces. When
+             *     absent the server assigns one (in the answer), and a repeat is a second deposit.
+             */
+            requestId?: string | null;
             /** @description How it is paid; `additionalInformation` holds the method's details. */
             type: components["schemas"]["DepositMethod"];
         };
@@ -897,10 +900,17 @@ export interface components {
         PaymentDetails: {
             /** @description `bank`: 1 to 34 characters. */
             accountNumber?: string | null;
-            /** @description `card`: 12 to 19 digits (spaces allowed), passing the Luhn check. */
+            /** @description `card`: another name for `cc` (if both are given they must be equal). */
             cardNumber?: string | null;
+            /** @description `card`: the card number, 12 to 19 digits (spaces allowed), passing the Luhn check. */
+            cc?: string | null;
             /** @description `card`: 3 or 4 digits. */
             cvv?: string | null;
+            /**
+             * @description `card`: the last month the card is valid, `MM/YY` or `MM/YYYY`; not before the
+             *     server's current month (UTC) and at most 20 years ahead.
+             */
+            expiry?: string | null;
             /** @description `upi`: `name@bank`, at most 100 characters. */
             vpa?: string | null;
         };
@@ -1005,11 +1015,14 @@ export interface components {
         WithdrawBody: {
             /** @description Positive, at most the currency's decimals. */
             amount: components["schemas"]["PositiveDecimal"];
-            currency: components["schemas"]["CurrencyCode"];
+            currency?: null | components["schemas"]["CurrencyCode"];
             /** @description Where the money goes (free-form; paying it out is out of scope). */
             destinationDetails?: Record<string, unknown> | null;
-            /** @description Makes the withdrawal idempotent: 1 to 36 printable ASCII characters without spaces. */
-            requestId: string;
+            /**
+             * @description Makes the withdrawal idempotent: 1 to 36 printable ASCII characters without spaces.
+             *     When absent the server assigns one (in the answer), and a repeat is a second withdrawal.
+             */
+            requestId?: string | null;
         };
         /** @description The answer to a withdrawal. */
         Withdrawn: {

@@ -33,7 +33,7 @@ export type OrderRequest = Schemas['OrderBody'];
 
 /** A deposit's method and the details it needs (the document has one body for all three). */
 export type DepositMethod =
-  | { type: 'card'; additionalInformation: { cardNumber: string; cvv: string } }
+  | { type: 'card'; additionalInformation: { cc: string; expiry: string; cvv: string } }
   | { type: 'upi'; additionalInformation: { vpa: string } }
   | { type: 'bank'; additionalInformation: { accountNumber: string } };
 

@@ -249,7 +249,7 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     assert_eq!(balances(), serde_json::json!([]));
 
     let card = r#"{"amount": "1000.25", "currency": "USD", "type": "card", "requestId": "dep-1",
-        "additionalInformation": {"cardNumber": "4111 1111 1111 1111", "cvv": "123"}}"#;
+        "additionalInformation": {"cc": "4111 1111 1111 1111", "expiry": "12/39", "cvv": "123"}}"#;
     let (status, body) = http(&addr, "PUT", "/api/v1/funds", &headers, card);
     assert_eq!(status, 200, "{body}");
     let receipt = json(&body);
@@ -287,7 +287,8 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
             amount.len()
         )
     };
-    let good_card = r#"{"cardNumber": "4111111111111111", "cvv": "123"}"#;
+    // `cardNumber` is taken for the sketch's `cc`.
+    let good_card = r#"{"cardNumber": "4111111111111111", "expiry": "12/2039", "cvv": "123"}"#;
     for (body, status, needle) in [
         (deposit("\"-5\"", "USD", "card", good_card), 400, "positive"),
         (deposit("\"0\"", "USD", "card", good_card), 400, "positive"),
@@ -322,20 +323,120 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
                 "\"10\"",
                 "USD",
                 "card",
-                r#"{"cardNumber": "4111111111111112", "cvv": "123"}"#,
+                r#"{"cardNumber": "4111111111111112", "expiry": "12/39", "cvv": "123"}"#,
             ),
             400,
-            "not a valid card number",
+            "cc is not a valid card number",
         ),
         (
             deposit(
                 "\"10\"",
                 "USD",
                 "card",
-                r#"{"cardNumber": "4111111111111111", "cvv": "12"}"#,
+                r#"{"cc": "4111111111111111", "expiry": "12/39", "cvv": "12"}"#,
             ),
             400,
-            "cvv",
+            "cvv must be 3 or 4 digits",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"expiry": "12/39", "cvv": "123"}"#,
+            ),
+            400,
+            "needs additionalInformation.cc",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": 4111111111111111, "expiry": "12/39", "cvv": "123"}"#,
+            ),
+            400,
+            "additionalInformation.cc must be a string",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "cardNumber": "5555555555554444", "expiry": "12/39", "cvv": "123"}"#,
+            ),
+            400,
+            "both cc and cardNumber",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "cvv": "123"}"#,
+            ),
+            400,
+            "needs additionalInformation.expiry",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "expiry": "1/39", "cvv": "123"}"#,
+            ),
+            400,
+            "additionalInformation.expiry \"1/39\" is not MM/YY",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "expiry": "12-39", "cvv": "123"}"#,
+            ),
+            400,
+            "is not MM/YY or MM/YYYY",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "expiry": "13/39", "cvv": "123"}"#,
+            ),
+            400,
+            "13 is not a month",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "expiry": "00/39", "cvv": "123"}"#,
+            ),
+            400,
+            "0 is not a month",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "expiry": "01/20", "cvv": "123"}"#,
+            ),
+            400,
+            "additionalInformation.expiry \"01/20\" is in the past",
+        ),
+        (
+            deposit(
+                "\"10\"",
+                "USD",
+                "card",
+                r#"{"cc": "4111111111111111", "expiry": "01/2099", "cvv": "123"}"#,
+            ),
+            400,
+            "more than 20 years ahead",
         ),
         (
             deposit("\"10\"", "USD", "upi", r#"{"vpa": "nobank"}"#),
@@ -433,20 +534,109 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
         ]
     );
 
-    // The card number and CVV never reach the journal or the history's log.
+    // The card's number and expiry never reach the disk: journal, history, snapshots, market
+    // data, anything in the data directory.
     server.stop();
+    let n_files = assert_not_on_disk(dir.path(), &[b"4111111111111111", b"12/39", b"12/2039"]);
+    assert!(n_files >= 2);
+}
+
+/// Reads every file under `dir` and panics if one holds any of `secrets`; returns how many
+/// files were read.
+fn assert_not_on_disk(dir: &std::path::Path, secrets: &[&[u8]]) -> usize {
     let mut n_files = 0;
-    for sub in ["journal", "history"] {
-        for entry in std::fs::read_dir(dir.path().join(sub)).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(next) = dirs.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
             n_files += 1;
-            assert!(
-                !bytes.windows(16).any(|w| w == b"4111111111111111"),
-                "a card number is in {sub}"
-            );
+            for secret in secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == *secret),
+                    "{:?} is in {}",
+                    String::from_utf8_lossy(secret),
+                    path.display()
+                );
+            }
         }
     }
-    assert!(n_files >= 2);
+    n_files
+}
+
+/// The platform's sketch (`../shared/SEED.md`) writes a deposit as `{amount, type,
+/// additionalInformation: {cc, expiry, cvv}}`, with no currency and no request id.
+#[test]
+fn a_card_deposit_as_the_sketch_writes_it_is_credited_in_the_preferred_currency() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let addr = http_addr(&mut server);
+    let json_type = ("Content-Type", "application/json");
+    let (status, body) = http(
+        &addr,
+        "PUT",
+        "/api/v1/account",
+        &[json_type],
+        r#"{"name": "Sketch", "proof": "passport:7", "currencyPreference": "USD"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let auth = format!("Bearer {}", json(&body)["token"].as_str().unwrap());
+    let headers = [json_type, ("Authorization", auth.as_str())];
+    let sketch = r#"{"amount": 250, "type": "card",
+        "additionalInformation": {"cc": "4242 4242 4242 4242", "expiry": "07/2039", "cvv": "9876"}}"#;
+    // The sketch gives no type to amount; a JSON number is refused (money is sent as text,
+    // so that no client rounds it through a float), and says how to send it.
+    let (status, body) = http(&addr, "PUT", "/api/v1/funds", &headers, sketch);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("amount: invalid type"), "{body}");
+    let sketch = sketch.replace("250", "\"250\"");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = http(&addr, "PUT", "/api/v1/funds", &headers, &sketch);
+        assert_eq!(status, 200, "{body}");
+        let receipt = json(&body);
+        assert_eq!(receipt["currency"], "USD", "{body}");
+        assert_eq!(receipt["amount"], "250.00", "{body}");
+        assert_eq!(receipt["details"]["cardLast4"], "4242", "{body}");
+        let id = receipt["requestId"].as_str().unwrap().to_string();
+        assert!(id.starts_with("srv-") && id.len() == 36, "{id}");
+        ids.push(id);
+        assert!(
+            !body.contains("07/2039") && !body.contains("9876"),
+            "{body}"
+        );
+    }
+    // Without a request id the server assigned two: the same body sent twice is two deposits.
+    assert_ne!(ids[0], ids[1]);
+    // The sketch's withdrawal, `{amount, destinationDetails}`, is taken from the preferred
+    // currency the same way.
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/funds",
+        &headers,
+        r#"{"amount": "100.5", "destinationDetails": {"iban": "DE00"}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let receipt = json(&body);
+    assert_eq!(
+        (receipt["currency"].as_str(), receipt["amount"].as_str()),
+        (Some("USD"), Some("100.50")),
+        "{body}"
+    );
+    assert!(receipt["requestId"].as_str().unwrap().starts_with("srv-"));
+    let (status, body) = http(&addr, "GET", "/api/v1/funds", &headers[1..], "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json(&body),
+        serde_json::json!([{"currency": "USD", "available": "399.50", "held": "0.00"}])
+    );
+    server.stop();
+    assert_not_on_disk(dir.path(), &[b"4242424242424242", b"07/2039", b"9876"]);
 }
 
 #[test]

@@ -67,10 +67,11 @@ export function fundsScreen(ctx: Ctx): Screen {
     const currency = currencySelect('deposit-currency');
     const amount = input('deposit-amount', { inputmode: 'decimal', placeholder: '1000.00', 'data-testid': 'deposit-amount' });
     const cardNumber = input('card-number', { inputmode: 'numeric', placeholder: '4111 1111 1111 1111', 'data-testid': 'card-number', autocomplete: 'cc-number' });
+    const expiry = input('card-expiry', { inputmode: 'numeric', placeholder: 'MM/YY', maxlength: '7', 'data-testid': 'card-expiry', autocomplete: 'cc-exp' });
     const cvv = input('card-cvv', { inputmode: 'numeric', placeholder: '123', maxlength: '4', 'data-testid': 'card-cvv', autocomplete: 'cc-csc' });
     const vpa = input('upi-vpa', { placeholder: 'name@bank', 'data-testid': 'upi-vpa' });
     const bankAccount = input('bank-account', { inputmode: 'numeric', placeholder: 'account number', 'data-testid': 'bank-account' });
-    const cardFields = h('div', { class: 'field-row card-row' }, field('Card number', cardNumber), field('CVV', cvv));
+    const cardFields = h('div', { class: 'card-fields' }, field('Card number', cardNumber), h('div', { class: 'field-row card-row' }, field('Expiry', expiry), field('CVV', cvv)));
     const upiFields = field('UPI address (VPA)', vpa);
     const bankFields = field('Your bank account', bankAccount);
     const methods = (['card', 'upi', 'bank'] as Method[]).map((m) =>
@@ -114,10 +115,21 @@ export function fundsScreen(ctx: Ctx): Screen {
         if (!/^\d{12,19}$/.test(digits) || !luhn(digits)) {
           return 'That card number is not valid: check the digits.';
         }
+        const until = expiry.value.trim();
+        const parts = /^(\d{2})\/(\d{2}|\d{4})$/.exec(until);
+        if (!parts || Number(parts[1]) < 1 || Number(parts[1]) > 12) {
+          return 'The expiry is the month and year on the card, like 08/29.';
+        }
+        const now = new Date();
+        const yearText = parts[2] ?? '';
+        const year = yearText.length === 2 ? 2000 + Number(yearText) : Number(yearText);
+        if (year * 12 + Number(parts[1]) < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1) {
+          return 'That card has expired.';
+        }
         if (!/^\d{3,4}$/.test(cvv.value.trim())) {
           return 'The CVV is the 3 or 4 digits on the back of the card.';
         }
-        details = { type: 'card', additionalInformation: { cardNumber: digits, cvv: cvv.value.trim() } };
+        details = { type: 'card', additionalInformation: { cc: digits, expiry: until, cvv: cvv.value.trim() } };
       } else if (method === 'upi') {
         if (!/^[^@\s]+@[^@\s]+$/.test(vpa.value.trim())) {
           return 'A UPI address looks like name@bank.';
@@ -135,6 +147,7 @@ export function fundsScreen(ctx: Ctx): Screen {
         notify.success(`Deposited ${format(done.amount, moneyCodes.includes(done.currency) ? 2 : 0)} ${done.currency}${how}.`);
         amount.value = '';
         cardNumber.value = '';
+        expiry.value = '';
         cvv.value = '';
         onDone();
       })();
