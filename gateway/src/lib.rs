@@ -41,6 +41,7 @@ pub mod cluster_api;
 pub mod error;
 pub mod fanout;
 pub mod funds_api;
+pub mod fx;
 pub mod http;
 pub mod hub;
 pub mod limits;

@@ -421,6 +421,10 @@ pub(crate) struct CandlesQuery {
     /// 1 to 5000 (default 500): the newest if there are more.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<Count<SERIES_MAX>>,
+    /// Prices in this currency, each candle at the rate in force at its end (docs/api.md,
+    /// "Currencies"); default: the product's own.
+    #[param(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
 }
 
 /// `GET /products/{symbol}/candles?interval=1m&from=&to=&limit=`: OHLCV candles whose start
@@ -433,8 +437,9 @@ pub(crate) struct CandlesQuery {
     params(("symbol" = String, Path, description = "the product's symbol"), CandlesQuery),
     responses(
         (status = 200, description = "the candles, oldest first", body = Vec<CandleView>),
-        (status = 400, description = "`invalid_request`: an unknown interval, a time or limit out of range, `from` after `to`, an unknown parameter", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: an unknown interval, a time or limit out of range, `from` after `to`, an unknown parameter, a currency that is not a code", body = ErrorBody),
         (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
+        (status = 422, description = "`no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a candle", body = ErrorBody),
         MarketUnavailable,
     )
 )]
@@ -454,10 +459,38 @@ pub(crate) async fn candles(
     let candles = reader
         .candles(id, interval, head, Some(open), from, to, limit)
         .map_err(unavailable)?;
-    let items: Vec<CandleView> = candles
-        .iter()
-        .map(|c| candle_view(c, c.start != open.start))
-        .collect();
+    let own = market
+        .catalogue()
+        .get(id)
+        .map(|listing| market.catalogue().currency(listing).as_str().to_owned())
+        .ok_or_else(|| unknown_symbol(&symbol))?;
+    let target = query
+        .currency
+        .as_deref()
+        .map(crate::fx::currency_param)
+        .transpose()?
+        .filter(|target| *target != own);
+    let items: Vec<CandleView> = match target {
+        None => candles
+            .iter()
+            .map(|c| candle_view(c, c.start != open.start))
+            .collect(),
+        Some(target) => {
+            let pair = crate::fx::pair_for(&market, &own, &target)
+                .ok_or_else(|| crate::fx::no_pair(&own, &target))?;
+            let rates =
+                crate::fx::rates_for_candles(&market, &mut reader, &pair, interval, &candles)?;
+            candles
+                .iter()
+                .zip(&rates)
+                .map(|(c, rate)| {
+                    candle_view(c, c.start != open.start)
+                        .converted(c, &target, &pair, rate)
+                        .ok_or_else(|| crate::fx::no_pair(&own, &target))
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
     Ok(axum::Json(items).into_response())
 }
 

@@ -473,6 +473,42 @@ pub struct CandleView {
     count: u32,
     /// `false` for the open candle; a closed one changes only if a late tick amends it.
     closed: bool,
+    /// With `?currency=`: the currency of `open`, `high`, `low` and `close`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
+    /// With `?currency=`: the rate they were converted at (docs/api.md, "Currencies").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<crate::fx::RateView>,
+}
+
+impl CandleView {
+    /// This candle's prices converted into `currency` at `rate` (the close of the candle of
+    /// `pair` that [`crate::fx::rates_for_candles`] chose); `None` if the rate is not positive.
+    pub fn converted(
+        mut self,
+        candle: &Candle,
+        currency: &str,
+        pair: &crate::fx::Pair,
+        rate: &Candle,
+    ) -> Option<CandleView> {
+        let price = crate::fx::rate_price(rate);
+        let at = |value: i64| {
+            crate::fx::convert(fixed::to_decimal(value), price, pair.divide).map(|d| d.to_string())
+        };
+        self.open = at(candle.open)?;
+        self.high = at(candle.high)?;
+        self.low = at(candle.low)?;
+        self.close = at(candle.close)?;
+        self.currency = Some(currency.to_owned());
+        self.rate = Some(crate::fx::RateView {
+            pair: pair.symbol.clone(),
+            price: price.to_string(),
+            time: rate.last.ts,
+            operation: if pair.divide { "divide" } else { "multiply" },
+        });
+        Some(self)
+    }
 }
 
 /// A candle as the API shows it (`closed`: it will not change again unless a late tick
@@ -487,6 +523,8 @@ pub fn candle_view(candle: &Candle, closed: bool) -> CandleView {
         volume: fixed::volume_to_decimal(candle.volume).to_string(),
         count: candle.count,
         closed,
+        currency: None,
+        rate: None,
     }
 }
 

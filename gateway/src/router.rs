@@ -48,6 +48,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::products_api::book))
         .routes(routes!(crate::products_api::candles))
         .routes(routes!(crate::products_api::ticks))
+        .routes(routes!(crate::fx::fx_rates))
         .routes(routes!(crate::orders_api::buy))
         .routes(routes!(crate::orders_api::sell))
         .routes(routes!(crate::orders_api::list))

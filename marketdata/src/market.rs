@@ -687,6 +687,49 @@ impl<S: Storage> MarketReader<S> {
         Ok(out)
     }
 
+    /// The candle of `interval` with the greatest start before `before` (its newest version),
+    /// if any: the open candle when it starts before `before`, else a stored one. What a
+    /// series converted at this product's price needs before its first candle.
+    pub fn candle_before(
+        &mut self,
+        product: u32,
+        interval: Interval,
+        head: Link,
+        open: Option<Candle>,
+        before: i64,
+    ) -> Result<Option<Candle>, MarketError> {
+        // The open candle's bucket is the newest there is.
+        if let Some(open) = open.filter(|c| !c.is_empty() && c.start < before) {
+            return Ok(Some(open));
+        }
+        let stop_before = before.saturating_sub(self.late_ms + interval.millis());
+        let reader = &mut self.candles[interval.index()];
+        let mut best: Option<Candle> = None;
+        let mut link = head;
+        for _ in 0..WALK_MAX {
+            if link.is_none() {
+                break;
+            }
+            let Some(record) = reader.read(link.position())? else {
+                break;
+            };
+            let (p, candle, prev) = record::read_candle(record.payload)?;
+            if p != product {
+                return Err(record::RecordError("candle chain crosses products").into());
+            }
+            // The first version met of a bucket is the newest: a later one of the same start
+            // does not replace it.
+            if candle.start < before && best.is_none_or(|b| candle.start > b.start) {
+                best = Some(candle);
+            }
+            if candle.start < stop_before && best.is_some() {
+                break;
+            }
+            link = prev;
+        }
+        Ok(best)
+    }
+
     /// The candles of `interval` with `from <= start <= to`, oldest first, at most `limit`
     /// (the newest if there are more): the stored ones from the chain at `head` (the newest
     /// version of each bucket), then `open`, the open candle.

@@ -33,7 +33,18 @@ pub const START_PRICES_CENTS: &[i64] = &[
     18_900, 41_500, 16_500, 18_500, 12_000, 24_000, 50_000, 65_000,
 ];
 
-/// The default products as the embedded simulator lists them, with their starting prices.
+/// The exchange rates the embedded simulator publishes beside the products, as market data
+/// (`GET /api/v1/fx`, gateway/src/fx.rs): `(symbol, name, quote currency, decimals of the
+/// price, starting price in those decimals)`. Not tradable on Bourse.
+pub const RATES: &[(&str, &str, &str, u32, i64)] = &[
+    ("EURUSD", "Euro in US dollars", "USD", 5, 108_000),
+    ("GBPUSD", "Pound sterling in US dollars", "USD", 5, 127_000),
+    ("USDJPY", "US dollar in yen", "JPY", 3, 151_000),
+    ("USDINR", "US dollar in rupees", "INR", 4, 832_000),
+];
+
+/// The default products as the embedded simulator lists them, with their starting prices,
+/// then the exchange rates of [`RATES`].
 #[allow(
     clippy::expect_used,
     reason = "PRODUCTS and QUOTE are constants of valid symbols; ensure parses the same ones \
@@ -55,6 +66,16 @@ pub fn simulated() -> Vec<(bourse_marketdata::tick::ProductDef, i64)> {
             };
             (def, cents * (ONE / 100))
         })
+        .chain(RATES.iter().map(|(symbol, name, quote, decimals, price)| {
+            let tick = ONE / 10_i64.pow(*decimals);
+            let def = ProductDef {
+                symbol: Symbol::new(symbol).expect("valid"),
+                name: (*name).to_string(),
+                currency: Symbol::new(quote).expect("valid"),
+                tick_size: tick,
+            };
+            (def, price * tick)
+        }))
         .collect()
 }
 

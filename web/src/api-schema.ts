@@ -201,6 +201,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/fx": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /fx`: the exchange rates the market data has, by symbol. */
+        get: operations["fx_rates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -550,9 +567,11 @@ export interface components {
              * @description Ticks in it.
              */
             count: number;
+            currency?: null | components["schemas"]["CurrencyCode"];
             high: components["schemas"]["Decimal"];
             low: components["schemas"]["Decimal"];
             open: components["schemas"]["Decimal"];
+            rate?: null | components["schemas"]["RateView"];
             /**
              * Format: int64
              * @description The start of its interval, unix ms.
@@ -728,6 +747,21 @@ export interface components {
              */
             timestamp: number;
             type: null | components["schemas"]["FundsMethod"];
+        };
+        /** @description One exchange rate as `GET /fx` lists it. */
+        FxView: {
+            /** @description The currency priced (`EUR`). */
+            base: components["schemas"]["CurrencyCode"];
+            /** @description The currency it is priced in (`USD`). */
+            quote: components["schemas"]["CurrencyCode"];
+            rate?: null | components["schemas"]["Decimal"];
+            /** @description `EURUSD`. */
+            symbol: components["schemas"]["Symbol"];
+            /**
+             * Format: int64
+             * @description Its exchange time, unix ms; `null` before the first tick.
+             */
+            timestamp?: number | null;
         };
         /** @description The answer to `GET /api/v1/health`. */
         Health: {
@@ -941,6 +975,24 @@ export interface components {
          * @enum {string}
          */
         ProfileStatusName: "pending" | "verified" | "rejected";
+        /** @description The rate a converted value used. */
+        RateView: {
+            /**
+             * @description `divide` when the value was divided by the price (the pair is quoted in the value's
+             *     currency), `multiply` otherwise.
+             */
+            operation: string;
+            /** @description The pair's symbol (`EURUSD`). */
+            pair: components["schemas"]["Symbol"];
+            /** @description Its price used. */
+            price: components["schemas"]["Decimal"];
+            /**
+             * Format: int64
+             * @description The exchange time of the pair's tick with that price, unix ms (for a candle: the last
+             *     tick of the pair's candle whose close it is).
+             */
+            time: number;
+        };
         /**
          * @description Buy or sell (`bourse_history::SideName`).
          * @enum {string}
@@ -2042,6 +2094,35 @@ export interface operations {
             };
         };
     };
+    fx_rates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the exchange rates, by symbol: market-data products named BASEQUOTE and quoted in QUOTE */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FxView"][];
+                };
+            };
+            /** @description `market_data_unavailable`: the market data's logs cannot be read; `busy`, `unavailable`: the engine is busy or stopped */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -2710,6 +2791,11 @@ export interface operations {
                 to?: number;
                 /** @description 1 to 5000 (default 500): the newest if there are more. */
                 limit?: number;
+                /**
+                 * @description Prices in this currency, each candle at the rate in force at its end (docs/api.md,
+                 *     "Currencies"); default: the product's own.
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path: {
@@ -2729,7 +2815,7 @@ export interface operations {
                     "application/json": components["schemas"]["Candle"][];
                 };
             };
-            /** @description `invalid_request`: an unknown interval, a time or limit out of range, `from` after `to`, an unknown parameter */
+            /** @description `invalid_request`: an unknown interval, a time or limit out of range, `from` after `to`, an unknown parameter, a currency that is not a code */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2740,6 +2826,15 @@ export interface operations {
             };
             /** @description `unknown_symbol`: no such product */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a candle */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -26,15 +26,15 @@ use crate::{BOURSE, start_with_market};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-const TOPIC: &str = "ticks";
-const DEAD_LETTER: &str = "ticks-dead";
-const T0: i64 = 1_764_000_000_000;
+pub(crate) const TOPIC: &str = "ticks";
+pub(crate) const DEAD_LETTER: &str = "ticks-dead";
+pub(crate) const T0: i64 = 1_764_000_000_000;
 
-fn producer(brokers: &str) -> Producer {
+pub(crate) fn producer(brokers: &str) -> Producer {
     Producer::new(&ProducerConfig::new(brokers).property("linger.ms", "1")).unwrap()
 }
 
-fn send(producer: &Producer, key: &str, payload: &str) {
+pub(crate) fn send(producer: &Producer, key: &str, payload: &str) {
     producer
         .send_blocking(
             &Record::keyed(TOPIC, key.as_bytes(), payload.as_bytes()),
@@ -43,11 +43,11 @@ fn send(producer: &Producer, key: &str, payload: &str) {
         .unwrap();
 }
 
-fn tick(symbol: &str, seq: u64, ts: i64, price: &str, size: u64) -> Value {
+pub(crate) fn tick(symbol: &str, seq: u64, ts: i64, price: &str, size: u64) -> Value {
     json!({"symbol": symbol, "price": price, "size": size.to_string(), "ts": ts, "seq": seq})
 }
 
-fn serve(dir: &std::path::Path, brokers: &str) -> (Server, Client) {
+pub(crate) fn serve(dir: &std::path::Path, brokers: &str) -> (Server, Client) {
     let mut server = start_with_market(
         dir,
         // Every partition to this gateway: a restart after SIGKILL resumes at once, instead
@@ -72,7 +72,7 @@ fn serve(dir: &std::path::Path, brokers: &str) -> (Server, Client) {
     (server, client)
 }
 
-fn ticks_of(client: &Client, symbol: &str) -> Vec<Value> {
+pub(crate) fn ticks_of(client: &Client, symbol: &str) -> Vec<Value> {
     let (status, body) = client.call(
         "GET",
         &format!("/api/v1/products/{symbol}/ticks?limit=5000"),

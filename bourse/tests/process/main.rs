@@ -9,6 +9,8 @@
 //!   round-robin, SIGKILL rounds, a broker restart, a diverging replica.
 //! - [`kafka`]: a real tansu broker feeding the server, across a SIGKILL and a broker outage;
 //!   `bourse feed-sim` publishing what a server consumes.
+//! - [`fx`]: exchange rates on the same feed; candles converted at the rate of their time,
+//!   against a reference from the raw ticks, across a restart.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,6 +20,7 @@
 
 mod cluster;
 mod failstop;
+mod fx;
 mod kafka;
 mod lifecycle;
 
