@@ -16,12 +16,13 @@
 //! pair, its price and that tick's time. A candle with no rate at or before it is not
 //! converted: the request is refused with 422 `no_rate`, naming the pair and the time.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bourse_marketdata::candle::{Candle, Interval};
 use bourse_marketdata::{Market, MarketReader, fixed};
-use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -38,7 +39,7 @@ pub struct Pair {
     /// Its market-data product.
     pub id: u32,
     /// `EURUSD`.
-    pub symbol: String,
+    pub symbol: Arc<str>,
     /// `true` when the pair is quoted in the currency converted from (divide by its price).
     pub divide: bool,
 }
@@ -66,38 +67,49 @@ pub fn pair_for(market: &Market, from: &str, to: &str) -> Option<Pair> {
             .and_then(|parsed| market.catalogue().id(&parsed))
             && rate_currencies(market, id).is_some()
         {
-            return Some(Pair { id, symbol, divide });
+            return Some(Pair {
+                id,
+                symbol: symbol.into(),
+                divide,
+            });
         }
     }
     None
 }
 
-/// `value` converted at `price` (the pair's, see [`Pair::divide`]), rounded half to even to
-/// [`CONVERTED_DECIMALS`]. `None` for a price that is not positive.
-pub fn convert(value: Decimal, price: Decimal, divide: bool) -> Option<Decimal> {
-    if price <= Decimal::ZERO {
+/// `value` converted at `price` (the pair's, see [`Pair::divide`]), both in market data's
+/// fixed point (10^-8 units), rounded half to even to [`CONVERTED_DECIMALS`]: exact integer
+/// arithmetic, the same result as dividing or multiplying the decimals and rounding. `None`
+/// for a price that is not positive or a result beyond the fixed point's range.
+pub fn convert(value: i64, price: i64, divide: bool) -> Option<i64> {
+    if price <= 0 {
         return None;
     }
-    let converted = if divide {
-        value.checked_div(price)?
+    let one = i128::from(fixed::ONE);
+    let (numerator, denominator) = if divide {
+        (i128::from(value) * one, i128::from(price))
     } else {
-        value.checked_mul(price)?
+        (i128::from(value) * i128::from(price), one)
     };
-    Some(
-        converted
-            .round_dp_with_strategy(CONVERTED_DECIMALS, RoundingStrategy::MidpointNearestEven)
-            .normalize(),
-    )
+    let quotient = numerator.div_euclid(denominator);
+    let remainder = numerator.rem_euclid(denominator);
+    // Half to even: up when more than half remains, or exactly half and the quotient is odd.
+    let up = match (2 * remainder).cmp(&denominator) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => quotient % 2 != 0,
+        std::cmp::Ordering::Less => false,
+    };
+    i64::try_from(quotient + i128::from(up)).ok()
 }
 
 /// The currency a request asks values in: three to twelve upper-case letters or digits.
-pub fn currency_param(text: &str) -> Result<String, ApiError> {
+pub fn currency_param(text: &str) -> Result<Arc<str>, ApiError> {
     if (3..=12).contains(&text.len())
         && text
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     {
-        Ok(text.to_owned())
+        Ok(text.into())
     } else {
         Err(bad_request(format!(
             "currency {text:?} is not a currency code (like EUR)"
@@ -123,7 +135,7 @@ pub fn no_pair(from: &str, to: &str) -> ApiError {
 pub struct RateView {
     /// The pair's symbol (`EURUSD`).
     #[schema(value_type = SymbolText)]
-    pub pair: String,
+    pub pair: Arc<str>,
     /// Its price used.
     #[schema(value_type = DecimalText)]
     pub price: String,
@@ -201,11 +213,6 @@ fn no_rate_at(pair: &Pair, time: i64) -> ApiError {
     )
 }
 
-/// The price of a rate candle as a decimal.
-pub fn rate_price(rate: &Candle) -> Decimal {
-    fixed::to_decimal(rate.close)
-}
-
 /// One exchange rate as `GET /fx` lists it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -269,25 +276,53 @@ pub(crate) async fn fx_rates(State(state): State<AppState>) -> Result<Response, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     #[test]
     fn a_value_is_divided_by_a_pair_quoted_in_its_currency_and_rounded_half_to_even() {
-        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let units = |s: &str| {
+            let d: Decimal = s.parse().unwrap();
+            i64::try_from((d * Decimal::from(fixed::ONE)).normalize().mantissa()).unwrap()
+        };
         // 100 USD in EUR at EURUSD 1.08: 92.592592592...
-        assert_eq!(convert(d("100"), d("1.08"), true), Some(d("92.59259259")));
+        assert_eq!(
+            convert(units("100"), units("1.08"), true),
+            Some(units("92.59259259"))
+        );
         // 100 USD in JPY at USDJPY 151.235.
-        assert_eq!(convert(d("100"), d("151.235"), false), Some(d("15123.5")));
-        // Half to even at the 8th decimal.
         assert_eq!(
-            convert(d("0.000000125"), d("1"), false),
-            Some(d("0.00000012"))
+            convert(units("100"), units("151.235"), false),
+            Some(units("15123.5"))
         );
-        assert_eq!(
-            convert(d("0.000000135"), d("1"), false),
-            Some(d("0.00000014"))
-        );
-        assert_eq!(convert(d("1"), d("0"), true), None);
-        assert_eq!(convert(d("1"), d("-1"), false), None);
+        // Half to even at the 8th decimal: 0.00000025 / 2 and 0.00000075 / 2 are ties.
+        assert_eq!(convert(25, units("2"), true), Some(12));
+        assert_eq!(convert(75, units("2"), true), Some(38));
+        assert_eq!(convert(25, units("0.5"), false), Some(12));
+        // Just above and below a tie.
+        assert_eq!(convert(25, units("1.99999999"), true), Some(13));
+        assert_eq!(convert(25, units("2.00000001"), true), Some(12));
+        assert_eq!(convert(1, 0, true), None);
+        assert_eq!(convert(1, -1, false), None);
+        assert_eq!(convert(i64::MAX, units("0.5"), true), None);
+        // Against the decimals, over a spread of values and prices.
+        for (value, price) in [(18_924, 108_227), (123_456_789, 14_988_400_000), (7, 3)] {
+            for divide in [true, false] {
+                let (v, p) = (
+                    Decimal::new(value, fixed::DECIMALS),
+                    Decimal::new(price, fixed::DECIMALS),
+                );
+                let exact = if divide { v / p } else { v * p };
+                let expected = exact.round_dp_with_strategy(
+                    CONVERTED_DECIMALS,
+                    rust_decimal::RoundingStrategy::MidpointNearestEven,
+                );
+                assert_eq!(
+                    convert(value, price, divide).map(fixed::to_decimal),
+                    Some(expected.normalize()),
+                    "{value} {price} {divide}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -469,7 +469,7 @@ pub(crate) async fn candles(
         .as_deref()
         .map(crate::fx::currency_param)
         .transpose()?
-        .filter(|target| *target != own);
+        .filter(|target| **target != *own);
     let items: Vec<CandleView> = match target {
         None => candles
             .iter()

@@ -476,7 +476,7 @@ pub struct CandleView {
     /// With `?currency=`: the currency of `open`, `high`, `low` and `close`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<CurrencyCode>)]
-    currency: Option<String>,
+    currency: Option<std::sync::Arc<str>>,
     /// With `?currency=`: the rate they were converted at (docs/api.md, "Currencies").
     #[serde(skip_serializing_if = "Option::is_none")]
     rate: Option<crate::fx::RateView>,
@@ -488,22 +488,22 @@ impl CandleView {
     pub fn converted(
         mut self,
         candle: &Candle,
-        currency: &str,
+        currency: &std::sync::Arc<str>,
         pair: &crate::fx::Pair,
         rate: &Candle,
     ) -> Option<CandleView> {
-        let price = crate::fx::rate_price(rate);
         let at = |value: i64| {
-            crate::fx::convert(fixed::to_decimal(value), price, pair.divide).map(|d| d.to_string())
+            crate::fx::convert(value, rate.close, pair.divide)
+                .map(|units| fixed::to_decimal(units).to_string())
         };
         self.open = at(candle.open)?;
         self.high = at(candle.high)?;
         self.low = at(candle.low)?;
         self.close = at(candle.close)?;
-        self.currency = Some(currency.to_owned());
+        self.currency = Some(std::sync::Arc::clone(currency));
         self.rate = Some(crate::fx::RateView {
-            pair: pair.symbol.clone(),
-            price: price.to_string(),
+            pair: std::sync::Arc::clone(&pair.symbol),
+            price: fixed::to_decimal(rate.close).to_string(),
             time: rate.last.ts,
             operation: if pair.divide { "divide" } else { "multiply" },
         });

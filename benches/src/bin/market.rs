@@ -9,7 +9,11 @@
 //!    (so all 7 candles are open), against the process's resident set before and after.
 //! 3. **Candle queries.** A product with a day of 1m candles (one tick a minute) and one with a
 //!    year of 1d candles (one tick a day); `--queries` queries of the whole range each,
-//!    latency percentiles (HdrHistogram).
+//!    latency percentiles (HdrHistogram). Then the same queries answered as the API answers
+//!    them (candles read, rendered as the API's candles and serialised to JSON), without and
+//!    with conversion into EUR at the rate of each candle's time (`?currency=EUR`,
+//!    `gateway/src/fx.rs`), a EURUSD pair ticking as often as the product, half a period
+//!    later; the two alternate query by query, so both see the same machine.
 //!
 //! `cargo run --release -p bourse-benches --bin market`
 
@@ -235,11 +239,28 @@ fn queries(config: &Config) -> Vec<(String, Histogram<u64>, usize)> {
         };
         market.ingest(&batch, &mut applied).expect("ingest");
     };
+    let eurusd = Symbol::new("EURUSD").expect("valid");
     for minute in 0..1_441u64 {
         feed(&mut market, day, minute + 1, t0 + minute as i64 * 60_000);
+        feed(
+            &mut market,
+            eurusd,
+            minute + 1,
+            t0 + minute as i64 * 60_000 + 30_000,
+        );
     }
     for d in 0..366u64 {
         feed(&mut market, year, d + 1, t0 + d as i64 * 86_400_000);
+    }
+    // The daily pair's ticks come after the minute ones (a feed's ticks of one product are in
+    // time order); one a day, half a day after the product's, from day 0.
+    for d in 1..366u64 {
+        feed(
+            &mut market,
+            eurusd,
+            2_000 + d,
+            t0 + d as i64 * 86_400_000 + 43_200_000,
+        );
     }
     let mut out = Vec::new();
     for (name, symbol, interval, expected) in [
@@ -271,6 +292,86 @@ fn queries(config: &Config) -> Vec<(String, Histogram<u64>, usize)> {
         }
         assert_eq!(n, expected, "{name}");
         out.push((name.to_string(), histogram, n));
+    }
+    out.extend(answered(config, &market, [day, year], t0));
+    out
+}
+
+/// The queries of [`queries`] as the API answers them (`day` and `year` are its products),
+/// plain and in EUR, alternating query by query.
+fn answered(
+    config: &Config,
+    market: &Market,
+    [day, year]: [Symbol; 2],
+    t0: i64,
+) -> Vec<(String, Histogram<u64>, usize)> {
+    let mut out = Vec::new();
+    let pair = bourse_gateway::fx::pair_for(market, "USD", "EUR").expect("EURUSD is a rate");
+    let eur: std::sync::Arc<str> = "EUR".into();
+    for (name, symbol, interval, from) in [
+        ("a day of 1m candles", day, Interval::M1, t0 + 60_000),
+        ("a year of 1d candles", year, Interval::D1, t0 + 86_400_000),
+    ] {
+        let id = market.catalogue().id(&symbol).expect("listed");
+        let mut plain = Histogram::<u64>::new(3).expect("histogram");
+        let mut converted = Histogram::<u64>::new(3).expect("histogram");
+        let (mut n_plain, mut n_converted) = (0, 0);
+        for _ in 0..config.queries {
+            for convert in [false, true] {
+                let started = Instant::now();
+                let state = *market.product(id).expect("state");
+                let open = state.candles.open[interval.index()];
+                let mut reader = market.reader().expect("reader");
+                let candles = reader
+                    .candles(
+                        id,
+                        interval,
+                        state.candle_heads[interval.index()].link(),
+                        Some(open),
+                        from,
+                        i64::MAX,
+                        5_000,
+                    )
+                    .expect("query");
+                let views: Vec<bourse_gateway::render::CandleView> = if convert {
+                    let rates = bourse_gateway::fx::rates_for_candles(
+                        market,
+                        &mut reader,
+                        &pair,
+                        interval,
+                        &candles,
+                    )
+                    .expect("a rate for every candle");
+                    candles
+                        .iter()
+                        .zip(&rates)
+                        .map(|(c, rate)| {
+                            bourse_gateway::render::candle_view(c, c.start != open.start)
+                                .converted(c, &eur, &pair, rate)
+                                .expect("a positive rate")
+                        })
+                        .collect()
+                } else {
+                    candles
+                        .iter()
+                        .map(|c| bourse_gateway::render::candle_view(c, c.start != open.start))
+                        .collect()
+                };
+                let json = serde_json::to_vec(&views).expect("serialise");
+                let elapsed = started.elapsed().as_nanos() as u64;
+                std::hint::black_box(json);
+                if convert {
+                    converted.record(elapsed).expect("record");
+                    n_converted = views.len();
+                } else {
+                    plain.record(elapsed).expect("record");
+                    n_plain = views.len();
+                }
+            }
+        }
+        assert_eq!(n_plain, n_converted, "{name}");
+        out.push((format!("{name}, answered"), plain, n_plain));
+        out.push((format!("{name}, answered in EUR"), converted, n_converted));
     }
     out
 }
