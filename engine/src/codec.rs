@@ -65,6 +65,13 @@
 //! | 0      | 4    | `account`, `u32`           |
 //! | 4      | 1    | `status`, `ProfileStatus`  |
 //!
+//! **Tag 16, `SetCurrencyPreference`** (added after the first journals were written)
+//!
+//! | offset | size  | field                  |
+//! |--------|-------|------------------------|
+//! | 0      | 4     | `account`, `u32`       |
+//! | 4      | 1 + n | `currency`, short<12>  |
+//!
 //! **Tag 3, `AddBookmark`; tag 4, `RemoveBookmark`** (8 bytes)
 //!
 //! | offset | size | field              |
@@ -193,6 +200,7 @@ const TAG_AMEND_ORDER: u8 = 12;
 const TAG_SNAPSHOT: u8 = 13;
 const TAG_DEPOSIT_VIA: u8 = 14;
 const TAG_WITHDRAW_VIA: u8 = 15;
+const TAG_SET_CURRENCY_PREFERENCE: u8 = 16;
 
 const METHOD_CARD: u8 = 1;
 const METHOD_UPI: u8 = 2;
@@ -256,6 +264,7 @@ fn tag_of(kind: &CommandKind) -> u8 {
     match kind {
         CommandKind::CreateAccount(_) => TAG_CREATE_ACCOUNT,
         CommandKind::SetProfileStatus { .. } => TAG_SET_PROFILE_STATUS,
+        CommandKind::SetCurrencyPreference { .. } => TAG_SET_CURRENCY_PREFERENCE,
         CommandKind::AddBookmark { .. } => TAG_ADD_BOOKMARK,
         CommandKind::RemoveBookmark { .. } => TAG_REMOVE_BOOKMARK,
         CommandKind::AddAsset { .. } => TAG_ADD_ASSET,
@@ -285,6 +294,10 @@ fn encode_body(kind: &CommandKind, out: &mut Vec<u8>) {
         CommandKind::SetProfileStatus { account, status } => {
             out.extend_from_slice(&account.get().to_le_bytes());
             out.push(profile_status_code(*status));
+        }
+        CommandKind::SetCurrencyPreference { account, currency } => {
+            out.extend_from_slice(&account.get().to_le_bytes());
+            put_short(out, currency);
         }
         CommandKind::AddBookmark { account, product }
         | CommandKind::RemoveBookmark { account, product } => {
@@ -448,6 +461,10 @@ pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         TAG_SET_PROFILE_STATUS => CommandKind::SetProfileStatus {
             account: AccountId::new(r.u32()?),
             status: r.profile_status("status")?,
+        },
+        TAG_SET_CURRENCY_PREFERENCE => CommandKind::SetCurrencyPreference {
+            account: AccountId::new(r.u32()?),
+            currency: r.short("currency")?,
         },
         TAG_ADD_BOOKMARK | TAG_REMOVE_BOOKMARK => {
             let account = AccountId::new(r.u32()?);
@@ -936,6 +953,12 @@ mod tests {
                     status,
                 }
             }),
+            (any::<u32>(), short::<12>()).prop_map(|(a, currency)| {
+                CommandKind::SetCurrencyPreference {
+                    account: AccountId::new(a),
+                    currency,
+                }
+            }),
             (any::<u32>(), any::<u32>()).prop_map(|(a, p)| CommandKind::AddBookmark {
                 account: AccountId::new(a),
                 product: ProductId::new(p),
@@ -1140,8 +1163,8 @@ mod tests {
         let mut header = vec![1, 0];
         header.extend_from_slice(&[0; 16]);
         assert_eq!(decode(&header), Err(DecodeError::UnknownTag(0)));
-        header[1] = 16;
-        assert_eq!(decode(&header), Err(DecodeError::UnknownTag(16)));
+        header[1] = 17;
+        assert_eq!(decode(&header), Err(DecodeError::UnknownTag(17)));
 
         // Deposit with an empty request id, then with a space in it.
         let mut deposit = header.clone();

@@ -29,6 +29,12 @@ pub enum CommandKind {
         account: AccountId,
         status: ProfileStatus,
     },
+    /// The currency the account's values are shown in. The gateway checks that it is a
+    /// listed currency (the market data's rates are not the engine's); the engine keeps it.
+    SetCurrencyPreference {
+        account: AccountId,
+        currency: AssetCode,
+    },
     AddBookmark {
         account: AccountId,
         product: ProductId,

@@ -211,6 +211,18 @@ impl Engine {
                 });
                 Ok(())
             }
+            CommandKind::SetCurrencyPreference { account, currency } => {
+                let acct = self.account_mut(*account)?;
+                // Setting the preference it has is answered, and changes nothing.
+                if acct.currency_preference != *currency {
+                    acct.currency_preference = *currency;
+                    out.emit(EventKind::CurrencyPreferenceChanged {
+                        account: *account,
+                        currency: *currency,
+                    });
+                }
+                Ok(())
+            }
             CommandKind::AddBookmark { account, product } => {
                 self.add_bookmark(*account, *product, out)
             }

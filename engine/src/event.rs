@@ -63,6 +63,10 @@ pub enum EventKind {
         account: AccountId,
         status: ProfileStatus,
     },
+    CurrencyPreferenceChanged {
+        account: AccountId,
+        currency: AssetCode,
+    },
     BookmarkAdded {
         account: AccountId,
         product: ProductId,

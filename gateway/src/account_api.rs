@@ -268,3 +268,92 @@ pub(crate) async fn read(
     })
     .into_response())
 }
+
+/// The body of `PATCH /account`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateBody {
+    /// A listed currency: one Bourse's products are quoted in, or one a listed exchange rate
+    /// converts them into (`GET /api/v1/fx`).
+    #[schema(value_type = CurrencyCode)]
+    currency_preference: String,
+}
+
+/// `PATCH /account`: changes the currency the account's values are shown in (an engine
+/// command: journaled, replicated, kept across restarts).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/account",
+    tag = "account",
+    request_body(content = UpdateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the account as it is now", body = AccountView),
+        BadRequest,
+        BearerErrors,
+        BodyErrors,
+        (status = 422, description = "`unlisted_currency`: no listed rate converts Bourse's currencies into it", body = ErrorBody),
+        Unavailable,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let body: UpdateBody = parse_json(&headers, &body)?;
+    let wanted = crate::fx::currency_param(&body.currency_preference)
+        .map_err(|_| bad_request("currencyPreference must be a currency code, like EUR"))?;
+    let currency = AssetCode::new(&wanted)
+        .ok_or_else(|| bad_request("currencyPreference must be a currency code, like EUR"))?;
+    let quotes = state.query(quote_currencies).await?;
+    let listed = quotes.iter().any(|quote| **quote == *wanted) || {
+        let market = state.market.read().map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "market_data_unavailable",
+                e.to_string(),
+            )
+        })?;
+        quotes
+            .iter()
+            .any(|quote| crate::fx::pair_for(&market, quote, &wanted).is_some())
+    };
+    if !listed {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unlisted_currency",
+            format!(
+                "{wanted} is not a listed currency: Bourse quotes in {} and no listed rate \
+                 converts into {wanted} (GET /api/v1/fx)",
+                quotes.join(", ")
+            ),
+        ));
+    }
+    let outcome = state
+        .submit(CommandKind::SetCurrencyPreference { account, currency })
+        .await?;
+    outcome.result.map_err(rejected)?;
+    read(State(state), headers).await
+}
+
+/// The currencies Bourse's products are quoted in, by code.
+fn quote_currencies(engine: &bourse_engine::Engine) -> Vec<String> {
+    let mut codes: Vec<String> = (0..engine.n_products())
+        .filter_map(|i| {
+            let product =
+                engine.product_info(bourse_engine::ProductId::new(u32::try_from(i).ok()?))?;
+            Some(
+                engine
+                    .asset_info(product.quote())?
+                    .code()
+                    .as_str()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}

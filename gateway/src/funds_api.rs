@@ -359,40 +359,41 @@ async fn funds_request(
     method: FundsMethod,
 ) -> Result<(FundsRequest, String, String), ApiError> {
     let amount = crate::render::positive_decimal("amount", amount_text)?;
-    let code = currency
-        .map(|currency| {
-            AssetCode::new(currency)
-                .ok_or_else(|| bad_request(format!("{currency:?} is not a currency code")))
-        })
-        .transpose()?;
+    let defaulted = currency.is_none();
+    let currency = match currency {
+        Some(currency) => currency.to_owned(),
+        None => state
+            .query(move |engine| {
+                engine
+                    .account_profile(account)
+                    .map(|profile| profile.currency_preference.as_str().to_owned())
+            })
+            .await?
+            .ok_or_else(|| rejected(Reject::UnknownAccount))?,
+    };
+    let code = AssetCode::new(&currency)
+        .ok_or_else(|| bad_request(format!("{currency:?} is not a currency code")))?;
     let request_id = RequestId::new(request_id_text)
         .filter(|_| !request_id_text.is_empty())
         .ok_or_else(|| bad_request("requestId must be 1 to 36 characters"))?;
     let resolved = state
         .query(move |engine| {
-            let code = match code {
-                Some(code) => code,
-                None => {
-                    engine
-                        .account_profile(account)
-                        .ok_or(Reject::UnknownAccount)?
-                        .currency_preference
-                }
-            };
             let asset = engine.asset_by_code(&code).ok_or(Reject::UnknownAsset)?;
             let info = engine.asset_info(asset).ok_or(Reject::UnknownAsset)?;
             let units = info.amount_from_decimal(amount)?;
             // At the currency's scale ("10000.00"), as balances and the funds history show it.
             let text = info.amount_to_decimal(units).to_string();
-            Ok::<_, Reject>((asset, units, text, code.as_str().to_owned()))
+            Ok::<_, Reject>((asset, units, text))
         })
         .await?;
-    let named = currency.unwrap_or("the preferred currency");
-    let (asset, units, text, code) = resolved.map_err(|reject| match reject {
-        Reject::UnknownAsset => bad_request(format!("unknown currency {named:?}")),
-        Reject::UnknownAccount => rejected(reject),
+    let (asset, units, text) = resolved.map_err(|reject| match reject {
+        Reject::UnknownAsset if defaulted => bad_request(format!(
+            "the account's preferred currency {currency} is not one wallets hold: name the \
+             currency (\"currency\": \"USD\")"
+        )),
+        Reject::UnknownAsset => bad_request(format!("unknown currency {currency:?}")),
         _ => bad_request(format!(
-            "amount {amount_text} is not a valid amount of {named} (too many decimals or too large)"
+            "amount {amount_text} is not a valid amount of {currency} (too many decimals or too large)"
         )),
     })?;
     let request = FundsRequest {
@@ -402,7 +403,7 @@ async fn funds_request(
         request_id,
         method,
     };
-    Ok((request, text, code))
+    Ok((request, text, currency))
 }
 
 /// A request id for a deposit sent without one: `srv-` and 32 random hex digits.

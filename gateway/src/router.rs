@@ -30,7 +30,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(
             crate::account_api::create,
-            crate::account_api::read
+            crate::account_api::read,
+            crate::account_api::update
         ))
         .routes(routes!(crate::bookmarks_api::get))
         .routes(routes!(

@@ -19,7 +19,11 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * `PATCH /account`: changes the currency the account's values are shown in (an engine
+         *     command: journaled, replicated, kept across restarts).
+         */
+        patch: operations["update"];
         trace?: never;
     };
     "/api/v1/admin/accounts/{id}/status": {
@@ -1063,6 +1067,14 @@ export interface components {
              */
             tradeId: number;
         };
+        /** @description The body of `PATCH /account`. */
+        UpdateBody: {
+            /**
+             * @description A listed currency: one Bourse's products are quoted in, or one a listed exchange rate
+             *     converts them into (`GET /api/v1/fx`).
+             */
+            currencyPreference: components["schemas"]["CurrencyCode"];
+        };
         /** @description The body of a withdrawal, `POST /funds`. */
         WithdrawBody: {
             /** @description Positive, at most the currency's decimals. */
@@ -1222,6 +1234,95 @@ export interface operations {
             /** @description `internal`: the system has no randomness for a token */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: the command ring is full (retry); `unavailable`: the engine stopped, or in a cluster the command log did not take the command or this node is behind the log (Retry-After; a retry with the same key is applied at most once); `stale`: in a cluster, this node is behind the log by more than its bound, a read (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateBody"];
+            };
+        };
+        responses: {
+            /** @description the account as it is now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountView"];
+                };
+            };
+            /** @description `invalid_request`: malformed JSON, wrong types, missing or unknown fields or query parameters, a value out of range (the message says which) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: no token, a malformed one or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`: a body over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: a body without Content-Type: application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unlisted_currency`: no listed rate converts Bourse's currencies into it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: over the account's rate limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -2001,6 +2001,7 @@ impl Harness {
             EventKind::AssetAdded { .. }
             | EventKind::ProductAdded { .. }
             | EventKind::ProfileStatusChanged { .. }
+            | EventKind::CurrencyPreferenceChanged { .. }
             | EventKind::ProductStatusChanged { .. }
             | EventKind::BookmarkAdded { .. }
             | EventKind::BookmarkRemoved { .. } => {}

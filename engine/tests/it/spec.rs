@@ -23,6 +23,46 @@ mod accounts {
     }
 
     #[test]
+    fn the_currency_preference_changes_by_a_command_and_is_in_the_state_hash() {
+        let mut w = World::new();
+        w.ok(create_account("Ada", ProfileStatus::Verified));
+        let ada = AccountId::new(1);
+        let usd = AssetCode::new("USD").unwrap();
+        let eur = AssetCode::new("EUR").unwrap();
+        let preference = |w: &World| w.engine.account_profile(ada).unwrap().currency_preference;
+        assert_eq!(preference(&w), usd);
+        let before = w.engine.state_hash();
+        let events = w.ok(CommandKind::SetCurrencyPreference {
+            account: ada,
+            currency: eur,
+        });
+        assert!(matches!(
+            events[..],
+            [Event { kind: EventKind::CurrencyPreferenceChanged { account, currency }, .. }]
+                if account == ada && currency == eur
+        ));
+        assert_eq!(preference(&w), eur);
+        assert_ne!(w.engine.state_hash(), before);
+        // The preference it has: answered, nothing changes, nothing is emitted.
+        let same = w.engine.state_hash();
+        assert!(
+            w.ok(CommandKind::SetCurrencyPreference {
+                account: ada,
+                currency: eur,
+            })
+            .is_empty()
+        );
+        assert_eq!(w.engine.state_hash(), same);
+        assert_eq!(
+            w.rejected(CommandKind::SetCurrencyPreference {
+                account: AccountId::new(9),
+                currency: usd,
+            }),
+            Reject::UnknownAccount
+        );
+    }
+
+    #[test]
     fn names_and_proofs_are_checked() {
         let mut w = World::new();
         assert_eq!(

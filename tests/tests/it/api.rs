@@ -704,3 +704,91 @@ fn bookmarks_are_kept_per_account_and_survive_a_restart() {
         (200, none)
     );
 }
+
+/// The currency preference is changed by `PATCH /account`, is a listed currency or refused,
+/// survives a restart, and is what a deposit without a currency is in.
+#[test]
+fn the_currency_preference_is_a_listed_currency_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The embedded simulator lists EURUSD, GBPUSD, USDJPY and USDINR.
+    let mut server = Server::start_with_market(dir.path(), &["--liquidity", "false"]);
+    let addr = http_addr(&mut server);
+    let json_type = ("Content-Type", "application/json");
+    let (status, body) = http(
+        &addr,
+        "PUT",
+        "/api/v1/account",
+        &[json_type],
+        r#"{"name": "Mia", "proof": "passport:3", "currencyPreference": "USD"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let auth = format!("Bearer {}", json(&body)["token"].as_str().unwrap());
+    let headers = [json_type, ("Authorization", auth.as_str())];
+    let patch = |body: &str| http(&addr, "PATCH", "/api/v1/account", &headers, body);
+    let preference = || {
+        let (status, body) = http(&addr, "GET", "/api/v1/account", &headers[1..], "");
+        assert_eq!(status, 200, "{body}");
+        json(&body)["currencyPreference"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (status, body) = patch(r#"{"currencyPreference": "EUR"}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["currencyPreference"], "EUR");
+    assert_eq!(preference(), "EUR");
+    // Refused, and nothing changes: no rate into it, not a code, no field, another field,
+    // no token.
+    for (body, status, code) in [
+        (r#"{"currencyPreference": "CHF"}"#, 422, "unlisted_currency"),
+        (r#"{"currencyPreference": "eur"}"#, 400, "invalid_request"),
+        (r#"{"currencyPreference": 978}"#, 400, "invalid_request"),
+        (r"{}", 400, "invalid_request"),
+        (
+            r#"{"currencyPreference": "JPY", "name": "x"}"#,
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let (got, answer) = patch(body);
+        assert_eq!(
+            (got, json(&answer)["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    let (status, _) = http(
+        &addr,
+        "PATCH",
+        "/api/v1/account",
+        &[json_type],
+        r#"{"currencyPreference": "JPY"}"#,
+    );
+    assert_eq!(status, 401);
+    assert_eq!(preference(), "EUR");
+    // The inverse pair lists a currency too (USDJPY), and the one Bourse quotes in is listed.
+    for currency in ["JPY", "USD", "INR"] {
+        let (status, body) = patch(&format!(r#"{{"currencyPreference": "{currency}"}}"#));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(preference(), "INR");
+    // A deposit without a currency is in the preference, which wallets do not hold: refused,
+    // saying so.
+    let (status, body) = http(
+        &addr,
+        "PUT",
+        "/api/v1/funds",
+        &headers,
+        r#"{"amount": "5", "type": "upi", "additionalInformation": {"vpa": "mia@bank"}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("preferred currency INR"), "{body}");
+    // Journaled: the same after a restart.
+    server.stop();
+    let mut server = Server::start_with_market(dir.path(), &["--liquidity", "false"]);
+    let addr = http_addr(&mut server);
+    let (status, body) = http(&addr, "GET", "/api/v1/account", &headers[1..], "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["currencyPreference"], "INR");
+    server.stop();
+}
