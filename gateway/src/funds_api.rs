@@ -516,13 +516,14 @@ pub(crate) async fn withdraw(
     .into_response())
 }
 
-/// `GET /funds`: the wallet, `[{currency, available, held}]`, in asset order.
+/// `GET /funds`: the wallet, `{amount, currency, unvalued, balances}`: each balance valued in
+/// the account's preferred currency and their total (`wallet.rs`).
 #[utoipa::path(
     get,
     path = "/api/v1/funds",
     tag = "funds",
     responses(
-        (status = 200, description = "the wallet, in asset order", body = Vec<Balance>),
+        (status = 200, description = "the wallet: its total in the preferred currency and the balances, in asset order", body = crate::wallet::WalletView),
         BearerErrors,
         Unavailable,
     ),
@@ -533,10 +534,18 @@ pub(crate) async fn balances(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
-    let rows = state
-        .query(move |engine| balances_json(engine, account))
+    let (holdings, preference) = state
+        .query(move |engine| crate::wallet::holdings(engine, account))
         .await?;
-    Ok(axum::Json(rows).into_response())
+    let preference = preference.ok_or_else(|| rejected(Reject::UnknownAccount))?;
+    let market = state.market.read().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "market_data_unavailable",
+            e.to_string(),
+        )
+    })?;
+    Ok(axum::Json(crate::wallet::value(&market, holdings, preference)).into_response())
 }
 
 /// The account's wallet, `[{currency, available, held}]`, in asset order.

@@ -58,6 +58,7 @@ pub mod requests;
 pub mod router;
 pub mod schema;
 pub mod state;
+pub mod wallet;
 pub mod web;
 pub mod ws;
 

@@ -273,8 +273,9 @@ impl Client {
 
     /// `{currency: (available, held)}`.
     pub fn balances(&self, token: &str) -> Vec<(String, String, String)> {
-        let rows = self.expect(200, "GET", "/api/v1/funds", Some(token), Value::Null);
-        rows.as_array()
+        let wallet = self.expect(200, "GET", "/api/v1/funds", Some(token), Value::Null);
+        wallet["balances"]
+            .as_array()
             .unwrap()
             .iter()
             .map(|r| {

@@ -176,7 +176,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** `GET /funds`: the wallet, `[{currency, available, held}]`, in asset order. */
+        /**
+         * `GET /funds`: the wallet, `{amount, currency, unvalued, balances}`: each balance valued in
+         *     the account's preferred currency and their total (`wallet.rs`).
+         */
         get: operations["balances"];
         /** `PUT /funds`: a deposit. */
         put: operations["deposit"];
@@ -527,13 +530,16 @@ export interface components {
             /** @description The XXH3-128 digest of the whole business state, 32 hex digits. */
             stateHash: string;
         };
-        /** @description One currency of the wallet. */
-        Balance: {
+        /** @description One currency of the wallet, valued. */
+        BalanceView: {
             /** @description What orders and withdrawals may use. */
             available: components["schemas"]["Decimal"];
             currency: components["schemas"]["CurrencyCode"];
             /** @description Held by open orders. */
             held: components["schemas"]["Decimal"];
+            price?: null | components["schemas"]["PriceView"];
+            rate?: null | components["schemas"]["RateView"];
+            value?: null | components["schemas"]["Decimal"];
         };
         /** @description An aggregated book, best first. */
         Book: {
@@ -957,6 +963,19 @@ export interface components {
          * @example 1.5
          */
         PositiveDecimal: string;
+        /** @description The price that valued a share. */
+        PriceView: {
+            currency: components["schemas"]["CurrencyCode"];
+            /** @description Its newest price, in `currency`. */
+            price: components["schemas"]["Decimal"];
+            /** @description The product (`AAPL`). */
+            symbol: components["schemas"]["Symbol"];
+            /**
+             * Format: int64
+             * @description That tick's exchange time, unix ms.
+             */
+            time: number;
+        };
         /** @description A product with its recent history and, when it trades on Bourse, its units and fees. */
         ProductDetail: components["schemas"]["Listing"] & {
             baseCurrency?: components["schemas"]["CurrencyCode"];
@@ -1074,6 +1093,16 @@ export interface components {
              *     converts them into (`GET /api/v1/fx`).
              */
             currencyPreference: components["schemas"]["CurrencyCode"];
+        };
+        /** @description The wallet, `GET /funds`. */
+        WalletView: {
+            amount?: null | components["schemas"]["Decimal"];
+            /** @description Per asset, in asset order. */
+            balances: components["schemas"]["BalanceView"][];
+            /** @description The account's preferred currency. */
+            currency: components["schemas"]["CurrencyCode"];
+            /** @description The balances no price or rate values, by currency. */
+            unvalued: components["schemas"]["CurrencyCode"][];
         };
         /** @description The body of a withdrawal, `POST /funds`. */
         WithdrawBody: {
@@ -1894,13 +1923,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the wallet, in asset order */
+            /** @description the wallet: its total in the preferred currency and the balances, in asset order */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Balance"][];
+                    "application/json": components["schemas"]["WalletView"];
                 };
             };
             /** @description `unauthorized`: no token, a malformed one or a wrong one */

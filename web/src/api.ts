@@ -21,7 +21,9 @@ export type OrderType = Schemas['OrderTypeName'];
 export type TimeInForce = Schemas['TimeInForce'];
 export type Fill = Schemas['Trade'];
 export type Order = Schemas['Order'];
-export type Balance = Schemas['Balance'];
+/** A balance as the `balances` channel sends it (GET /funds adds its value). */
+export type Balance = Pick<Schemas['BalanceView'], 'currency' | 'available' | 'held'>;
+export type Wallet = Schemas['WalletView'];
 export type FundsRecord = Schemas['FundsMovement'];
 export type FeeQuote = Schemas['FeeQuote'];
 export type Account = Schemas['AccountView'];
@@ -221,7 +223,7 @@ export const api = {
   bookmark: (symbol: string, on: boolean) =>
     request<Bookmarks>(on ? 'PUT' : 'DELETE', `/bookmarks/${enc(symbol)}`, { auth: true }),
 
-  balances: () => request<Balance[]>('GET', '/funds', { auth: true }),
+  wallet: () => request<Wallet>('GET', '/funds', { auth: true }),
   deposit: (currency: string, amount: string, method: DepositMethod) => {
     const body: Schemas['DepositBody'] = { amount, currency, requestId: randomId('web-d-'), ...method };
     return request<Deposited>('PUT', '/funds', { auth: true, body });

@@ -844,7 +844,7 @@ fn a_fourth_node_with_an_empty_directory_joins_from_a_peers_snapshot() {
 fn usd_or_503(client: &Client, token: &str) -> Result<Decimal, String> {
     let (status, body) = client.call("GET", "/api/v1/funds", Some(token), &Value::Null);
     match status {
-        200 => Ok(body
+        200 => Ok(body["balances"]
             .as_array()
             .unwrap()
             .iter()

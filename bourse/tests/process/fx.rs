@@ -184,3 +184,136 @@ fn candles_in_another_currency_use_the_rate_of_their_time_and_survive_a_restart(
     check(&client);
     server.stop();
 }
+
+/// Half to even at 8 decimals, as `fx.rs` and `wallet.rs` round.
+fn round8(value: Decimal) -> Decimal {
+    value
+        .round_dp_with_strategy(8, RoundingStrategy::MidpointNearestEven)
+        .normalize()
+}
+
+/// The newest tick of `ticks` (by time, then seq).
+fn newest(ticks: &[Value]) -> &Value {
+    ticks
+        .iter()
+        .max_by_key(|t| (t["ts"].as_i64().unwrap(), t["seq"].as_u64().unwrap()))
+        .unwrap()
+}
+
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a scenario: one story's steps in order, each checking what the one before did"
+)]
+fn a_wallet_is_valued_in_the_preferred_currency_at_the_newest_prices_and_rates() {
+    let broker = TansuBroker::start()
+        .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore,libsql --locked)");
+    let brokers = broker.brokers();
+    create_topic(&brokers, TOPIC, 3).unwrap();
+    create_topic(&brokers, DEAD_LETTER, 1).unwrap();
+    let p = producer(&brokers);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = serve(dir.path(), &brokers);
+    // USD and AAPL shares (the default catalogue's AAPL, quoted in USD), valued in EUR.
+    let token = client.account("Val");
+    client.deposit(&token, "1000.50", "USD", "val-usd");
+    client.deposit(&token, "3", "AAPL", "val-aapl");
+    let (status, body) = client.call(
+        "PATCH",
+        "/api/v1/account",
+        Some(&token),
+        &json!({"currencyPreference": "EUR"}),
+    );
+    // EUR is listed once the EURUSD rate is; before, it is refused.
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("unlisted_currency")),
+        "{body}"
+    );
+    let aapl = [
+        tick("AAPL", 1, T0, "189.37", 5),
+        tick("AAPL", 2, T0 + 2_000, "190.11", 5),
+    ];
+    let eurusd = [
+        tick("EURUSD", 1, T0 + 500, "1.08123", 1),
+        tick("EURUSD", 2, T0 + 3_000, "1.08456", 1),
+    ];
+    for t in aapl.iter().chain(&eurusd) {
+        send(&p, t["symbol"].as_str().unwrap(), &t.to_string());
+    }
+    eventually("every tick", || {
+        (ticks_of(&client, "AAPL").len() == aapl.len()
+            && ticks_of(&client, "EURUSD").len() == eurusd.len())
+        .then_some(())
+    });
+    let (status, body) = client.call(
+        "PATCH",
+        "/api/v1/account",
+        Some(&token),
+        &json!({"currencyPreference": "EUR"}),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The reference, from the raw ticks: the newest AAPL price and the newest rate.
+    let rate = newest(&eurusd);
+    let price = newest(&aapl);
+    let usd_value = round8(Decimal::new(100_050, 2) / dec(&rate["price"]));
+    let aapl_value = round8(Decimal::from(3) * dec(&price["price"]) / dec(&rate["price"]));
+    let check = |client: &Client| {
+        let (status, wallet) = client.call("GET", "/api/v1/funds", Some(&token), &Value::Null);
+        assert_eq!(status, 200, "{wallet}");
+        assert_eq!(wallet["currency"], "EUR", "{wallet}");
+        assert_eq!(wallet["unvalued"], json!([]), "{wallet}");
+        assert_eq!(dec(&wallet["amount"]), usd_value + aapl_value, "{wallet}");
+        let row = |currency: &str| {
+            wallet["balances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["currency"] == currency)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {currency} in {wallet}"))
+        };
+        let (usd, shares) = (row("USD"), row("AAPL"));
+        assert_eq!(dec(&usd["value"]), usd_value, "{usd}");
+        assert_eq!(dec(&shares["value"]), aapl_value, "{shares}");
+        for r in [&usd, &shares] {
+            assert_eq!(r["rate"]["pair"], "EURUSD", "{r}");
+            assert_eq!(r["rate"]["operation"], "divide", "{r}");
+            assert_eq!(dec(&r["rate"]["price"]), dec(&rate["price"]), "{r}");
+            assert_eq!(r["rate"]["time"], rate["ts"], "{r}");
+        }
+        assert!(usd.get("price").is_none(), "{usd}");
+        assert_eq!(
+            (
+                &shares["price"]["symbol"],
+                &shares["price"]["currency"],
+                &shares["price"]["time"]
+            ),
+            (&json!("AAPL"), &json!("USD"), &price["ts"]),
+            "{shares}"
+        );
+        assert_eq!(dec(&shares["price"]["price"]), dec(&price["price"]));
+    };
+    check(&client);
+    // After a restart, the same valuation from the stored market data and the journal.
+    server.stop();
+    let (server, client) = serve(dir.path(), &brokers);
+    check(&client);
+
+    // A balance without a price is not valued, and the total is not given without it.
+    client.deposit(&token, "2", "MSFT", "val-msft");
+    let (status, wallet) = client.call("GET", "/api/v1/funds", Some(&token), &Value::Null);
+    assert_eq!(status, 200, "{wallet}");
+    assert_eq!(wallet["unvalued"], json!(["MSFT"]), "{wallet}");
+    assert_eq!(wallet["amount"], Value::Null, "{wallet}");
+    let msft = wallet["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["currency"] == "MSFT")
+        .cloned()
+        .unwrap();
+    assert_eq!(msft["value"], Value::Null, "{msft}");
+    server.stop();
+}

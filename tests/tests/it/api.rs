@@ -241,10 +241,28 @@ fn deposits_credit_the_wallet_to_the_cent_and_bad_ones_change_nothing() {
     let token = json(&body)["token"].as_str().unwrap().to_string();
     let auth = format!("Bearer {token}");
     let headers = [json_type, ("Authorization", auth.as_str())];
+    // The wallet's balances, as `[{currency, available, held}]`; its valuation is checked in
+    // `bourse/tests/process/fx.rs`. Every balance here is USD, the preference: valued as
+    // itself, and the total is their sum.
     let balances = || {
         let (status, body) = http(&addr, "GET", "/api/v1/funds", &headers[1..], "");
         assert_eq!(status, 200, "{body}");
-        json(&body)
+        let wallet = json(&body);
+        assert_eq!(wallet["currency"], "USD", "{body}");
+        let mut total = rust_decimal::Decimal::ZERO;
+        let rows: Vec<serde_json::Value> = wallet["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let (available, held) = (dec(&row["available"]), dec(&row["held"]));
+                assert_eq!(dec(&row["value"]), available + held, "{body}");
+                total += available + held;
+                serde_json::json!({"currency": row["currency"], "available": row["available"], "held": row["held"]})
+            })
+            .collect();
+        assert_eq!(dec(&wallet["amount"]), total, "{body}");
+        serde_json::Value::Array(rows)
     };
     assert_eq!(balances(), serde_json::json!([]));
 
@@ -631,9 +649,11 @@ fn a_card_deposit_as_the_sketch_writes_it_is_credited_in_the_preferred_currency(
     assert!(receipt["requestId"].as_str().unwrap().starts_with("srv-"));
     let (status, body) = http(&addr, "GET", "/api/v1/funds", &headers[1..], "");
     assert_eq!(status, 200, "{body}");
+    // The sketch's `{amount, currency}`, beside the balances.
     assert_eq!(
         json(&body),
-        serde_json::json!([{"currency": "USD", "available": "399.50", "held": "0.00"}])
+        serde_json::json!({"amount": "399.5", "currency": "USD", "unvalued": [],
+            "balances": [{"currency": "USD", "available": "399.50", "held": "0.00", "value": "399.5"}]})
     );
     server.stop();
     assert_not_on_disk(dir.path(), &[b"4242424242424242", b"07/2039", b"9876"]);
