@@ -202,6 +202,52 @@ pub fn rates_for_candles(
         .collect()
 }
 
+/// The pair's ticks that convert `ticks` (sorted by time): for each, the pair's newest tick
+/// (by time, then source and seq) at or before its time. Refused with 422 `no_rate` if one
+/// has none.
+pub fn rates_for_ticks(
+    market: &Market,
+    reader: &mut MarketReader,
+    pair: &Pair,
+    ticks: &[bourse_marketdata::tick::Tick],
+) -> Result<Vec<bourse_marketdata::tick::Tick>, ApiError> {
+    let (Some(first), Some(last)) = (
+        ticks.iter().map(|t| t.ts).min(),
+        ticks.iter().map(|t| t.ts).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let Some(state) = market.product(pair.id) else {
+        return Err(no_rate_at(pair, first));
+    };
+    let unavailable = |e: bourse_marketdata::MarketError| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "market_data_unavailable",
+            e.to_string(),
+        )
+    };
+    let mut rates = reader
+        .ticks(pair.id, state.tick_head, first, last, usize::MAX)
+        .map_err(unavailable)?;
+    if let Some(before) = reader
+        .tick_before(pair.id, state.tick_head, first)
+        .map_err(unavailable)?
+    {
+        rates.insert(0, before);
+    }
+    ticks
+        .iter()
+        .map(|tick| {
+            let at = rates.partition_point(|r| r.ts <= tick.ts);
+            at.checked_sub(1)
+                .and_then(|i| rates.get(i))
+                .copied()
+                .ok_or_else(|| no_rate_at(pair, tick.ts))
+        })
+        .collect()
+}
+
 fn no_rate_at(pair: &Pair, time: i64) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -508,6 +508,10 @@ pub(crate) struct TicksQuery {
     /// 1 to 5000 (default 100): the latest arrivals if there are more.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<Count<SERIES_MAX>>,
+    /// Prices in this currency, each at the pair's tick at or before it (docs/api.md,
+    /// "Currencies"); default: the product's own.
+    #[param(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
 }
 
 /// `GET /products/{symbol}/ticks?from=&to=&limit=`: the stored ticks with `from <= ts <= to`,
@@ -520,8 +524,9 @@ pub(crate) struct TicksQuery {
     params(("symbol" = String, Path, description = "the product's symbol"), TicksQuery),
     responses(
         (status = 200, description = "the ticks, by exchange time", body = Vec<TickView>),
-        (status = 400, description = "`invalid_request`: a time or limit out of range, `from` after `to`, an unknown parameter", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: a time or limit out of range, `from` after `to`, an unknown parameter, a currency that is not a code", body = ErrorBody),
         (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
+        (status = 422, description = "`no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a tick", body = ErrorBody),
         MarketUnavailable,
     )
 )]
@@ -546,7 +551,34 @@ pub(crate) async fn ticks(
         .get(id)
         .map(|l| l.symbol.to_string())
         .unwrap_or(symbol);
-    let items: Vec<TickView> = ticks.iter().map(|t| tick_view(&symbol, t, None)).collect();
+    let own = market
+        .catalogue()
+        .get(id)
+        .map(|listing| market.catalogue().currency(listing).as_str().to_owned())
+        .ok_or_else(|| unknown_symbol(&symbol))?;
+    let target = query
+        .currency
+        .as_deref()
+        .map(crate::fx::currency_param)
+        .transpose()?
+        .filter(|target| **target != *own);
+    let items: Vec<TickView> = match target {
+        None => ticks.iter().map(|t| tick_view(&symbol, t, None)).collect(),
+        Some(target) => {
+            let pair = crate::fx::pair_for(&market, &own, &target)
+                .ok_or_else(|| crate::fx::no_pair(&own, &target))?;
+            let rates = crate::fx::rates_for_ticks(&market, &mut reader, &pair, &ticks)?;
+            ticks
+                .iter()
+                .zip(&rates)
+                .map(|(t, rate)| {
+                    tick_view(&symbol, t, None)
+                        .converted(t, &target, &pair, rate)
+                        .ok_or_else(|| crate::fx::no_pair(&own, &target))
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
     Ok(axum::Json(items).into_response())
 }
 

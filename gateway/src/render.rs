@@ -432,6 +432,37 @@ pub struct TickView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = u64, required = false)]
     published_us: Option<u64>,
+    /// With `?currency=`: the currency of `price`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CurrencyCode>)]
+    currency: Option<std::sync::Arc<str>>,
+    /// With `?currency=`: the rate `price` was converted at, the pair's tick at or before
+    /// this one (docs/api.md, "Currencies").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<crate::fx::RateView>,
+}
+
+impl TickView {
+    /// This tick's price converted into `currency` at `rate` (the pair's tick at or before
+    /// it); `None` if the rate is not positive.
+    pub fn converted(
+        mut self,
+        tick: &Tick,
+        currency: &std::sync::Arc<str>,
+        pair: &crate::fx::Pair,
+        rate: &Tick,
+    ) -> Option<TickView> {
+        let price = crate::fx::convert(tick.price, rate.price, pair.divide)?;
+        self.price = fixed::to_decimal(price).to_string();
+        self.currency = Some(std::sync::Arc::clone(currency));
+        self.rate = Some(crate::fx::RateView {
+            pair: std::sync::Arc::clone(&pair.symbol),
+            price: fixed::to_decimal(rate.price).to_string(),
+            time: rate.ts,
+            operation: if pair.divide { "divide" } else { "multiply" },
+        });
+        Some(self)
+    }
 }
 
 /// A tick as the API shows it.
@@ -444,6 +475,8 @@ pub fn tick_view(symbol: &str, tick: &Tick, published_us: Option<u64>) -> TickVi
         seq: tick.seq,
         source: tick.source.name(),
         published_us,
+        currency: None,
+        rate: None,
     }
 }
 

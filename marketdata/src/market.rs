@@ -687,6 +687,56 @@ impl<S: Storage> MarketReader<S> {
         Ok(out)
     }
 
+    /// The newest tick (by time, then source and seq) of the product whose newest tick is
+    /// `head` with `ts < before`, if the tick log still has one: what a series converted at
+    /// this product's price needs before its first tick.
+    pub fn tick_before(
+        &mut self,
+        product: u32,
+        head: Link,
+        before: i64,
+    ) -> Result<Option<Tick>, MarketError> {
+        let mut best: Option<Tick> = None;
+        let mut link = head;
+        let mut record_at = None;
+        for _ in 0..WALK_MAX {
+            if link.is_none() {
+                break;
+            }
+            if link.segment != SAME_RECORD {
+                record_at = Some(link.position());
+            }
+            let Some(position) = record_at else {
+                return Err(record::RecordError("a chain starts inside a record").into());
+            };
+            let Some(record) = self.ticks.read(position)? else {
+                break;
+            };
+            let (item, _) = record::item_at(record.payload, link.item as usize)?;
+            let Item::Tick {
+                product: p,
+                tick,
+                prev,
+            } = item
+            else {
+                return Err(record::RecordError("a tick link points at a product").into());
+            };
+            if p != product {
+                return Err(record::RecordError("tick chain crosses products").into());
+            }
+            if tick.ts < before && best.is_none_or(|b| tick.key() > b.key()) {
+                best = Some(tick);
+            }
+            // A tick is taken at most `late_ms` behind the newest, so every earlier arrival is
+            // at most `late_ms` after this one: once that is before the best, none is newer.
+            if best.is_some_and(|b| tick.ts.saturating_add(self.late_ms) < b.ts) {
+                break;
+            }
+            link = prev;
+        }
+        Ok(best)
+    }
+
     /// The candle of `interval` with the greatest start before `before` (its newest version),
     /// if any: the open candle when it starts before `before`, else a stored one. What a
     /// series converted at this product's price needs before its first candle.
@@ -702,7 +752,6 @@ impl<S: Storage> MarketReader<S> {
         if let Some(open) = open.filter(|c| !c.is_empty() && c.start < before) {
             return Ok(Some(open));
         }
-        let stop_before = before.saturating_sub(self.late_ms + interval.millis());
         let reader = &mut self.candles[interval.index()];
         let mut best: Option<Candle> = None;
         let mut link = head;
@@ -722,7 +771,16 @@ impl<S: Storage> MarketReader<S> {
             if candle.start < before && best.is_none_or(|b| candle.start > b.start) {
                 best = Some(candle);
             }
-            if candle.start < stop_before && best.is_some() {
+            // A candle is written for a tick at most `late_ms` behind the newest, so every
+            // earlier write starts at most an interval and `late_ms` after this one: once that
+            // is before the best, none is newer.
+            if best.is_some_and(|b| {
+                candle
+                    .start
+                    .saturating_add(interval.millis())
+                    .saturating_add(self.late_ms)
+                    < b.start
+            }) {
                 break;
             }
             link = prev;

@@ -1033,12 +1033,14 @@ export interface components {
         Symbol: string;
         /** @description A tick as the API shows it. */
         Tick: {
+            currency?: null | components["schemas"]["CurrencyCode"];
             price: components["schemas"]["Decimal"];
             /**
              * Format: int64
              * @description When the server published it (unix µs): WebSocket updates only.
              */
             publishedUs?: number;
+            rate?: null | components["schemas"]["RateView"];
             /**
              * Format: int64
              * @description The source's sequence number of this product's ticks.
@@ -2992,6 +2994,11 @@ export interface operations {
                 to?: number;
                 /** @description 1 to 5000 (default 100): the latest arrivals if there are more. */
                 limit?: number;
+                /**
+                 * @description Prices in this currency, each at the pair's tick at or before it (docs/api.md,
+                 *     "Currencies"); default: the product's own.
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path: {
@@ -3011,7 +3018,7 @@ export interface operations {
                     "application/json": components["schemas"]["Tick"][];
                 };
             };
-            /** @description `invalid_request`: a time or limit out of range, `from` after `to`, an unknown parameter */
+            /** @description `invalid_request`: a time or limit out of range, `from` after `to`, an unknown parameter, a currency that is not a code */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3022,6 +3029,15 @@ export interface operations {
             };
             /** @description `unknown_symbol`: no such product */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a tick */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -177,12 +177,77 @@ fn candles_in_another_currency_use_the_rate_of_their_time_and_survive_a_restart(
         assert_eq!(status, 400);
     };
     check(&client);
+    check_ticks(&client, &product, &pair);
 
     // After a restart the same answers, from the stored ticks and candles.
     server.stop();
     let (server, client) = serve(dir.path(), &brokers);
     check(&client);
+    check_ticks(&client, &product, &pair);
     server.stop();
+}
+
+/// Ticks in EUR: each price divided by the pair's newest tick at or before it, against the
+/// reference from the raw ticks; the ticks before the first rate are refused.
+fn check_ticks(client: &Client, product: &[Value], pair: &[Value]) {
+    let from = T0 + 1_100;
+    let (status, body) = client.call(
+        "GET",
+        &format!("/api/v1/products/FXP/ticks?from={from}&limit=5000&currency=EUR"),
+        None,
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{body}");
+    let got: Vec<(i64, Decimal, Decimal, i64)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(
+                (&t["currency"], &t["rate"]["pair"]),
+                (&json!("EUR"), &json!("EURUSD"))
+            );
+            (
+                t["timestamp"].as_i64().unwrap(),
+                dec(&t["price"]),
+                dec(&t["rate"]["price"]),
+                t["rate"]["time"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(i64, Decimal, Decimal, i64)> = product
+        .iter()
+        .filter(|t| t["ts"].as_i64().unwrap() >= from)
+        .map(|t| {
+            let ts = t["ts"].as_i64().unwrap();
+            let rate = pair
+                .iter()
+                .filter(|r| r["ts"].as_i64().unwrap() <= ts)
+                .max_by_key(|r| (r["ts"].as_i64().unwrap(), r["seq"].as_u64().unwrap()))
+                .expect("a rate at or before every tick from `from` on");
+            let price = dec(&rate["price"]);
+            (
+                ts,
+                round8(dec(&t["price"]) / price),
+                price,
+                rate["ts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    expected.sort_by_key(|t| t.0);
+    assert!(expected.len() >= 15);
+    assert_eq!(got, expected);
+    let (status, body) = client.call(
+        "GET",
+        &format!("/api/v1/products/FXP/ticks?from={T0}&limit=5000&currency=EUR"),
+        None,
+        &Value::Null,
+    );
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("no_rate")),
+        "{body}"
+    );
 }
 
 /// Half to even at 8 decimals, as `fx.rs` and `wallet.rs` round.
