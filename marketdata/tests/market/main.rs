@@ -394,3 +394,57 @@ fn retention_drops_old_segments_and_queries_stop_there() {
     let n_files = std::fs::read_dir(dir.path().join("ticks")).unwrap().count();
     assert!(n_files < 60, "{n_files} tick segments");
 }
+
+/// `tick_before` and `candle_before` (what converts one series at another's price) find the
+/// newest tick and candle before any time, in a feed with late and out-of-order ticks.
+#[test]
+fn the_newest_tick_and_candle_before_a_time_are_found_despite_late_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut market = Market::open(config(dir.path())).unwrap();
+    let feed = feed(11, 1200);
+    ingest(&mut market, &feed, 0, feed.len());
+    assert!(market.counters().late > 10);
+    let s = summary(&market);
+    let mut reader = market.reader().unwrap();
+    let mut rng = Rng(5);
+    for (id, ticks) in s.ticks.iter().enumerate() {
+        let id = u32::try_from(id).unwrap();
+        let state = *market.product(id).unwrap();
+        let (first, last) = (ticks[0].ts, ticks[ticks.len() - 1].ts);
+        let mut times: Vec<i64> = (0..60)
+            .map(|_| first - 1_000 + rng.below((last - first + 2_000) as u64) as i64)
+            .collect();
+        // Exactly at ticks too: `before` excludes them.
+        times.extend(ticks.iter().step_by(97).map(|t| t.ts));
+        for before in times {
+            let expected = ticks
+                .iter()
+                .filter(|t| t.ts < before)
+                .max_by_key(|t| t.key());
+            let got = reader.tick_before(id, state.tick_head, before).unwrap();
+            assert_eq!(got.as_ref(), expected, "product {id}, before {before}");
+            for interval in [Interval::S1, Interval::M1, Interval::H1] {
+                let candles = &s.candles[id as usize][interval.index()];
+                let expected = candles
+                    .iter()
+                    .filter(|c| c.start < before)
+                    .max_by_key(|c| c.start);
+                let got = reader
+                    .candle_before(
+                        id,
+                        interval,
+                        state.candle_heads[interval.index()].link(),
+                        Some(state.candles.open[interval.index()]),
+                        before,
+                    )
+                    .unwrap();
+                assert_eq!(
+                    got.as_ref(),
+                    expected,
+                    "product {id} {} before {before}",
+                    interval.name()
+                );
+            }
+        }
+    }
+}
