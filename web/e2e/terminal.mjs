@@ -227,6 +227,20 @@ async function flow(page, size) {
   await page.waitForSelector(`[data-testid="open-order"][data-order-id="${limit.orderId}"]`, { state: 'detached' });
   await page.waitForSelector(`[data-testid="closed-order"][data-order-id="${limit.orderId}"][data-status="cancelled"]`);
   await page.waitForFunction(() => /^0(\.0+)?$/.test(document.querySelector('tr[data-currency="USD"] td:nth-child(3)')?.textContent ?? ''));
+
+  await step('show values in euros: the preference on the account screen, the total in the portfolio');
+  await tab(page, 'account');
+  await page.waitForSelector('[data-testid="preference-select"] option[value="EUR"]', { state: 'attached' });
+  await page.getByTestId('preference-select').selectOption('EUR');
+  const changed = page.waitForResponse((r) => r.url().endsWith('/api/v1/account') && r.request().method() === 'PATCH');
+  await page.getByTestId('preference-save').click();
+  const preference = await changed;
+  check(preference.status() === 200, `the preference change was refused: ${await preference.text()}`);
+  await shot(page, size.name, 'account-preference');
+  await tab(page, 'portfolio');
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="wallet-total"]')?.dataset.currency === 'EUR' && /\d EUR$/.test(document.querySelector('[data-testid="wallet-amount"]')?.textContent ?? ''),
+  );
   await shot(page, size.name, 'portfolio');
 
   await step('bookmark the last product and see it first');

@@ -24,6 +24,7 @@ export type Order = Schemas['Order'];
 /** A balance as the `balances` channel sends it (GET /funds adds its value). */
 export type Balance = Pick<Schemas['BalanceView'], 'currency' | 'available' | 'held'>;
 export type Wallet = Schemas['WalletView'];
+export type FxRate = Schemas['FxView'];
 export type FundsRecord = Schemas['FundsMovement'];
 export type FeeQuote = Schemas['FeeQuote'];
 export type Account = Schemas['AccountView'];
@@ -218,6 +219,11 @@ export const api = {
     return request<NewAccount>('PUT', '/account', { body });
   },
   account: (token?: string) => request<Account>('GET', '/account', { auth: token ?? true }),
+  setPreference: (currencyPreference: string) => {
+    const body: Schemas['UpdateBody'] = { currencyPreference };
+    return request<Account>('PATCH', '/account', { auth: true, body });
+  },
+  fx: () => request<FxRate[]>('GET', '/fx'),
 
   bookmarks: () => request<Bookmarks>('GET', '/bookmarks', { auth: true }),
   bookmark: (symbol: string, on: boolean) =>

@@ -145,7 +145,11 @@ export class App implements Ctx {
       return;
     }
     this.chip.classList.remove('chip-cta');
-    const cash = this.session.balance(account.currencyPreference || 'USD');
+    // The cash the wallet holds: in the preference when the wallet holds that currency, else
+    // in USD (a preference like EUR values the wallet; the cash stays in dollars).
+    const preferred = this.session.balance(account.currencyPreference || 'USD');
+    const held = this.session.balances.some((b) => b.currency === preferred.currency);
+    const cash = held ? preferred : this.session.balance('USD');
     fill(
       this.chip,
       h('span', { class: 'chip-name' }, account.name),

@@ -101,6 +101,19 @@ export function format(text: string | null | undefined, minFraction = 0): string
   return frac ? `${sign}${whole}.${frac}` : `${sign}${whole}`;
 }
 
+/** `text` rounded half to even to `places` decimals ("9245.935899" → "9245.94" at 2), exact. */
+export function rounded(text: string, places: number): string {
+  const d = parse(text);
+  if (!d || d.scale <= places) return text;
+  const divisor = 10n ** BigInt(d.scale - places);
+  const negative = d.units < 0n;
+  const magnitude = negative ? -d.units : d.units;
+  let quotient = magnitude / divisor;
+  const twice = 2n * (magnitude % divisor);
+  if (twice > divisor || (twice === divisor && quotient % 2n === 1n)) quotient += 1n;
+  return toText({ units: negative ? -quotient : quotient, scale: places });
+}
+
 /** A price or an amount of money for display: at least two decimals ("96.6" → "96.60"). */
 export function money(text: string | null | undefined): string {
   return format(text, 2);

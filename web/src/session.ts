@@ -46,6 +46,12 @@ export class Session {
     });
   }
 
+  /** The account as the server answered a change of it (its currency preference). */
+  accountChanged(account: Account): void {
+    this.account = account;
+    this.changed();
+  }
+
   private changed(): void {
     for (const listener of [...this.listeners]) listener();
   }

@@ -350,7 +350,7 @@ fn feed_sim_publishes_what_a_gateway_consumes_and_the_liquidity_provider_quotes_
             "--brokers",
             &brokers,
             "--count",
-            "400",
+            "480",
             "--rate",
             "0",
             "--batch",
@@ -374,19 +374,21 @@ fn feed_sim_publishes_what_a_gateway_consumes_and_the_liquidity_provider_quotes_
     let client = Client {
         addr: http_addr(&mut server),
     };
+    // The eight stocks and the four exchange rates, 40 ticks each.
     let symbols = [
-        "AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "TSLA", "META", "NFLX",
+        "AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "TSLA", "META", "NFLX", "EURUSD", "GBPUSD",
+        "USDJPY", "USDINR",
     ];
-    eventually("the 400 simulated ticks", || {
+    eventually("the 480 simulated ticks", || {
         let n: usize = symbols.iter().map(|s| ticks_of(&client, s).len()).sum();
-        (n == 400).then_some(())
+        (n == 480).then_some(())
     });
     for symbol in symbols {
         let seqs: Vec<u64> = ticks_of(&client, symbol)
             .iter()
             .map(|t| t["seq"].as_u64().unwrap())
             .collect();
-        assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "{symbol}");
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "{symbol}");
     }
     let product = client.expect(200, "GET", "/api/v1/products/NVDA", None, Value::Null);
     assert_eq!(product["productName"], "NVIDIA Corporation");

@@ -2,7 +2,7 @@
 // and handle the token: shown once after creating the account with a copy button, kept in
 // this browser, pasted to sign in elsewhere, removed by signing out.
 
-import { api, looksLikeToken } from '../api';
+import { api, describe, looksLikeToken } from '../api';
 import type { Ctx, Screen } from '../app';
 import { copyText, dateTime, fill, h, notify, onSubmit } from '../ui';
 
@@ -103,6 +103,45 @@ export function accountScreen(ctx: Ctx): Screen {
     return form;
   }
 
+  /** The currency preference: a listed currency, changed by the server (PATCH /account). */
+  function preferenceForm(current: string): HTMLElement {
+    const select = h('select', { id: 'preference-currency', 'data-testid': 'preference-select', 'aria-label': 'Currency preference' }) as HTMLSelectElement;
+    const save = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'preference-save' }, 'Save');
+    const note = h('div', { class: 'muted small' }, "Your wallet's total is shown in it, at the newest exchange rate.");
+    const listed = (codes: string[]) => {
+      const all = [...new Set([current, ...codes])].sort();
+      fill(select, ...all.map((c) => h('option', { value: c }, c)));
+      select.value = current;
+    };
+    listed(currencies);
+    Promise.all([api.fx(), api.products()])
+      .then(([rates, products]) => {
+        const quotes = new Set(products.filter((p) => !rates.some((r) => r.symbol === p.symbol)).map((p) => p.currency));
+        // A currency is listed when Bourse quotes in it or a rate converts a quote into it.
+        const codes = new Set(quotes);
+        for (const r of rates) {
+          if (quotes.has(r.quote)) codes.add(r.base);
+          if (quotes.has(r.base)) codes.add(r.quote);
+        }
+        listed([...codes]);
+      })
+      .catch(() => undefined);
+    save.addEventListener('click', () => {
+      const chosen = select.value;
+      if (chosen === ctx.session.account?.currencyPreference) return;
+      save.setAttribute('disabled', '');
+      api
+        .setPreference(chosen)
+        .then((account) => {
+          ctx.session.accountChanged(account);
+          notify.success(`Values are now shown in ${account.currencyPreference}.`);
+        })
+        .catch((error) => notify.error(describe(error)))
+        .finally(() => save.removeAttribute('disabled'));
+    });
+    return h('div', { class: 'preference' }, h('div', { class: 'field-row' }, select, save), note);
+  }
+
   function profilePanel(): HTMLElement {
     const account = ctx.session.account;
     const token = ctx.session.token ?? '';
@@ -167,7 +206,7 @@ export function accountScreen(ctx: Ctx): Screen {
           h('dt', {}, 'Status'),
           h('dd', {}, statusBadge, h('div', { class: 'muted small' }, STATUS_TEXT[account.profileStatus] ?? '')),
           h('dt', {}, 'Currency preference'),
-          h('dd', { 'data-testid': 'profile-currency' }, account.currencyPreference, h('div', { class: 'muted small' }, 'Balances and totals are shown in it. It is chosen when the account is created.')),
+          h('dd', { 'data-testid': 'profile-currency' }, preferenceForm(account.currencyPreference)),
           h('dt', {}, 'Member since'),
           h('dd', {}, dateTime(account.createdAt)),
         ),

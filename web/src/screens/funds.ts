@@ -44,8 +44,10 @@ export function fundsScreen(ctx: Ctx): Screen {
    * withdrawn like money); keeps what was chosen. */
   function fillCurrencies(select: HTMLSelectElement): void {
     const chosen = select.value;
+    // The preference first when wallets hold it (a preference like EUR only values them).
     const preferred = ctx.session.account?.currencyPreference ?? 'USD';
-    const money = [...new Set([preferred, ...moneyCodes])];
+    const codes = moneyCodes.length ? moneyCodes : ['USD'];
+    const money = codes.includes(preferred) ? [...new Set([preferred, ...codes])] : codes;
     const shares = shareCodes.filter((c) => !money.includes(c));
     fill(
       select,

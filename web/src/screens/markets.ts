@@ -158,7 +158,11 @@ export function marketsScreen(ctx: Ctx): Screen {
   async function load(query: string): Promise<void> {
     const mine = ++generation;
     try {
-      const products = await api.products(query);
+      // Exchange rates are market data of their own kind (GET /fx): they convert values into
+      // the account's currency and are not listed here among the products.
+      const [listed, rates] = await Promise.all([api.products(query), api.fx().catch(() => [])]);
+      const rateSymbols = new Set(rates.map((r) => r.symbol));
+      const products = listed.filter((p) => !rateSymbols.has(p.symbol));
       if (mine !== generation) return;
       rows = products.map(makeRow);
       body.replaceChildren();

@@ -4,7 +4,7 @@
 
 import { type Fill, type Order, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
-import { add, format, money } from '../dec';
+import { add, format, money, rounded } from '../dec';
 import { followOpenOrders, followTrades, openOrderHeaders, openOrderRow } from '../orders';
 import { capitalise, fill, h, notify, table, when } from '../ui';
 import { signInPrompt } from './prompt';
@@ -22,6 +22,7 @@ export function portfolioScreen(ctx: Ctx): Screen {
       return;
     }
     const balances = h('div', { 'data-testid': 'balances' });
+    const total = h('p', { class: 'wallet-total', 'data-testid': 'wallet-total' });
     const open = h('div', { 'data-testid': 'open-orders' });
     const trades = h('div', { 'data-testid': 'trades' });
     const ended = h('div', { 'data-testid': 'closed-orders' });
@@ -29,7 +30,7 @@ export function portfolioScreen(ctx: Ctx): Screen {
       h(
         'div',
         { class: 'portfolio-grid' },
-        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Balances'), h('a', { href: '/funds', 'data-link': true, class: 'small' }, 'Deposit or withdraw')), balances),
+        h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Balances'), h('a', { href: '/funds', 'data-link': true, class: 'small' }, 'Deposit or withdraw')), total, balances),
         h('div', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Open orders')), open),
         h('div', { class: 'panel span-2' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Trade history')), trades),
         h('div', { class: 'panel span-2' }, h('div', { class: 'panel-head' }, h('h2', {}, 'Ended orders')), ended),
@@ -54,6 +55,38 @@ export function portfolioScreen(ctx: Ctx): Screen {
     };
     showBalances();
     stops.push(ctx.session.onChange(showBalances));
+
+    // The wallet's total in the preferred currency (GET /funds values it at the newest prices
+    // and rates): read again when the balances or the preference change, at most every 2 s.
+    let totalTimer: number | undefined;
+    let totalKey = '';
+    const showTotal = () => {
+      api
+        .wallet()
+        .then((wallet) => {
+          if (wallet.amount === null || wallet.amount === undefined) {
+            fill(total, h('span', { class: 'muted' }, `Total in ${wallet.currency}: not available (no price for ${wallet.unvalued.join(', ')} yet)`));
+          } else {
+            fill(total, h('span', { class: 'muted' }, 'Total value '), h('strong', { 'data-testid': 'wallet-amount', title: `${wallet.amount} ${wallet.currency}` }, `${money(rounded(wallet.amount, 2))} ${wallet.currency}`));
+          }
+          total.dataset.currency = wallet.currency;
+        })
+        .catch(() => undefined);
+    };
+    const scheduleTotal = () => {
+      const key = `${ctx.session.account?.currencyPreference}|${ctx.session.balances.map((b) => `${b.currency}:${b.available}:${b.held}`).join()}`;
+      if (key === totalKey) return;
+      totalKey = key;
+      if (totalTimer === undefined) {
+        showTotal();
+        totalTimer = window.setTimeout(() => {
+          totalTimer = undefined;
+        }, 2000);
+      }
+    };
+    scheduleTotal();
+    stops.push(ctx.session.onChange(scheduleTotal));
+    stops.push(() => window.clearTimeout(totalTimer));
 
     stops.push(
       followOpenOrders(ctx, (orders: Order[]) => {
