@@ -23,13 +23,15 @@ pub mod checkpoint;
 pub mod fixed;
 mod log;
 pub mod market;
+pub mod reader;
 pub mod record;
 pub mod sim;
 pub mod tick;
 
 pub use checkpoint::ProductState;
 pub use log::LogReader;
-pub use market::{Applied, Batch, Counters, Market, MarketConfig, MarketReader};
+pub use market::{Applied, Batch, Counters, Market, MarketConfig};
+pub use reader::{MarketReader, WALK_MAX};
 
 use std::path::{Path, PathBuf};
 
