@@ -309,13 +309,10 @@ pub(crate) async fn update(
         .ok_or_else(|| bad_request("currencyPreference must be a currency code, like EUR"))?;
     let quotes = state.query(quote_currencies).await?;
     let listed = quotes.iter().any(|quote| **quote == *wanted) || {
-        let market = state.market.read().map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "market_data_unavailable",
-                e.to_string(),
-            )
-        })?;
+        let market = state
+            .market
+            .read()
+            .map_err(crate::error::market_unavailable)?;
         quotes
             .iter()
             .any(|quote| crate::fx::pair_for(&market, quote, &wanted).is_some())

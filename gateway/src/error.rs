@@ -153,10 +153,10 @@ pub fn history_unavailable(why: String) -> ApiError {
 }
 
 /// 503 `market_data_unavailable`: the market data cannot answer (`why`).
-pub fn market_unavailable(why: String) -> ApiError {
+pub fn market_unavailable(why: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "market_data_unavailable",
-        why,
+        why.to_string(),
     )
 }

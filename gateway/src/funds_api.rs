@@ -538,13 +538,10 @@ pub(crate) async fn balances(
         .query(move |engine| crate::wallet::holdings(engine, account))
         .await?;
     let preference = preference.ok_or_else(|| rejected(Reject::UnknownAccount))?;
-    let market = state.market.read().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "market_data_unavailable",
-            e.to_string(),
-        )
-    })?;
+    let market = state
+        .market
+        .read()
+        .map_err(crate::error::market_unavailable)?;
     Ok(axum::Json(crate::wallet::value(&market, holdings, preference)).into_response())
 }
 

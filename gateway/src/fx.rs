@@ -165,13 +165,6 @@ pub fn rates_for_candles(
     };
     let open = state.candles.open[interval.index()];
     let head = state.candle_heads[interval.index()].link();
-    let unavailable = |e: bourse_marketdata::MarketError| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "market_data_unavailable",
-            e.to_string(),
-        )
-    };
     let mut rates = reader
         .candles(
             pair.id,
@@ -182,24 +175,15 @@ pub fn rates_for_candles(
             last.start,
             usize::MAX,
         )
-        .map_err(unavailable)?;
+        .map_err(crate::error::market_unavailable)?;
     if rates.first().is_none_or(|r| r.start > first.start)
         && let Some(before) = reader
             .candle_before(pair.id, interval, head, Some(open), first.start)
-            .map_err(unavailable)?
+            .map_err(crate::error::market_unavailable)?
     {
         rates.insert(0, before);
     }
-    candles
-        .iter()
-        .map(|candle| {
-            let at = rates.partition_point(|r| r.start <= candle.start);
-            at.checked_sub(1)
-                .and_then(|i| rates.get(i))
-                .copied()
-                .ok_or_else(|| no_rate_at(pair, candle.start))
-        })
-        .collect()
+    at_or_before(&rates, |r| r.start, candles.iter().map(|c| c.start), pair)
 }
 
 /// The pair's ticks that convert `ticks` (sorted by time): for each, the pair's newest tick
@@ -220,30 +204,33 @@ pub fn rates_for_ticks(
     let Some(state) = market.product(pair.id) else {
         return Err(no_rate_at(pair, first));
     };
-    let unavailable = |e: bourse_marketdata::MarketError| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "market_data_unavailable",
-            e.to_string(),
-        )
-    };
     let mut rates = reader
         .ticks(pair.id, state.tick_head, first, last, usize::MAX)
-        .map_err(unavailable)?;
+        .map_err(crate::error::market_unavailable)?;
     if let Some(before) = reader
         .tick_before(pair.id, state.tick_head, first)
-        .map_err(unavailable)?
+        .map_err(crate::error::market_unavailable)?
     {
         rates.insert(0, before);
     }
-    ticks
-        .iter()
-        .map(|tick| {
-            let at = rates.partition_point(|r| r.ts <= tick.ts);
+    at_or_before(&rates, |r| r.ts, ticks.iter().map(|t| t.ts), pair)
+}
+
+/// For each of `times`, the last of `rates` (sorted by `time`) at or before it; 422
+/// `no_rate` for a time before them all.
+fn at_or_before<R: Copy>(
+    rates: &[R],
+    time: impl Fn(&R) -> i64,
+    times: impl Iterator<Item = i64>,
+    pair: &Pair,
+) -> Result<Vec<R>, ApiError> {
+    times
+        .map(|t| {
+            let at = rates.partition_point(|r| time(r) <= t);
             at.checked_sub(1)
                 .and_then(|i| rates.get(i))
                 .copied()
-                .ok_or_else(|| no_rate_at(pair, tick.ts))
+                .ok_or_else(|| no_rate_at(pair, t))
         })
         .collect()
 }
@@ -290,13 +277,10 @@ pub struct FxView {
     )
 )]
 pub(crate) async fn fx_rates(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let market = state.market.read().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "market_data_unavailable",
-            e.to_string(),
-        )
-    })?;
+    let market = state
+        .market
+        .read()
+        .map_err(crate::error::market_unavailable)?;
     let mut rates = Vec::new();
     for id in 0..u32::try_from(market.catalogue().len()).unwrap_or(u32::MAX) {
         let Some((base, quote)) = rate_currencies(&market, id) else {

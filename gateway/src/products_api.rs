@@ -178,13 +178,7 @@ const SERIES_MAX: usize = 5000;
 const CANDLES_DEFAULT: usize = 500;
 const TICKS_DEFAULT: usize = 100;
 
-fn unavailable(error: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "market_data_unavailable",
-        error.to_string(),
-    )
-}
+use crate::error::market_unavailable as unavailable;
 
 /// A catalogue item: the seed's fields (`None` for an id the catalogue does not have).
 fn listing_json(
@@ -404,6 +398,25 @@ fn series_params<const MAX: usize>(
     Ok((from, to, limit.map_or(limit_default, |Count(n)| n)))
 }
 
+/// The product's own currency and the one `?currency=` asks for, when it is another.
+fn conversion(
+    market: &Market,
+    id: u32,
+    symbol: &str,
+    asked: Option<&str>,
+) -> Result<(String, Option<std::sync::Arc<str>>), ApiError> {
+    let own = market
+        .catalogue()
+        .get(id)
+        .map(|listing| market.catalogue().currency(listing).as_str().to_owned())
+        .ok_or_else(|| unknown_symbol(symbol))?;
+    let target = asked
+        .map(crate::fx::currency_param)
+        .transpose()?
+        .filter(|target| **target != *own);
+    Ok((own, target))
+}
+
 /// `?interval=&from=&to=&limit=` of the candles.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -459,17 +472,7 @@ pub(crate) async fn candles(
     let candles = reader
         .candles(id, interval, head, Some(open), from, to, limit)
         .map_err(unavailable)?;
-    let own = market
-        .catalogue()
-        .get(id)
-        .map(|listing| market.catalogue().currency(listing).as_str().to_owned())
-        .ok_or_else(|| unknown_symbol(&symbol))?;
-    let target = query
-        .currency
-        .as_deref()
-        .map(crate::fx::currency_param)
-        .transpose()?
-        .filter(|target| **target != *own);
+    let (own, target) = conversion(&market, id, &symbol, query.currency.as_deref())?;
     let items: Vec<CandleView> = match target {
         None => candles
             .iter()
@@ -551,17 +554,7 @@ pub(crate) async fn ticks(
         .get(id)
         .map(|l| l.symbol.to_string())
         .unwrap_or(symbol);
-    let own = market
-        .catalogue()
-        .get(id)
-        .map(|listing| market.catalogue().currency(listing).as_str().to_owned())
-        .ok_or_else(|| unknown_symbol(&symbol))?;
-    let target = query
-        .currency
-        .as_deref()
-        .map(crate::fx::currency_param)
-        .transpose()?
-        .filter(|target| **target != *own);
+    let (own, target) = conversion(&market, id, &symbol, query.currency.as_deref())?;
     let items: Vec<TickView> = match target {
         None => ticks.iter().map(|t| tick_view(&symbol, t, None)).collect(),
         Some(target) => {

@@ -24,67 +24,14 @@ pub struct MarketReader<S: Storage = FsStorage> {
 pub const WALK_MAX: usize = 1_000_000;
 
 impl<S: Storage> MarketReader<S> {
-    /// Up to `limit` ticks of the product whose newest tick is `head`, with `from <= ts <= to`:
-    /// the latest arrivals if there are more, sorted by exchange time (then source, seq).
-    pub fn ticks(
+    /// Walks the tick chain of `product` from `head`, newest arrival first, handing each tick
+    /// to `visit` until it answers `false` (or the chain or [`WALK_MAX`] ends).
+    fn walk_ticks(
         &mut self,
         product: u32,
         head: Link,
-        from: i64,
-        to: i64,
-        limit: usize,
-    ) -> Result<Vec<Tick>, MarketError> {
-        let stop_before = from.saturating_sub(self.late_ms);
-        let mut out = Vec::new();
-        let mut link = head;
-        let mut record_at = None;
-        for _ in 0..WALK_MAX {
-            if link.is_none() || out.len() >= limit {
-                break;
-            }
-            if link.segment != SAME_RECORD {
-                record_at = Some(link.position());
-            }
-            let Some(position) = record_at else {
-                return Err(record::RecordError("a chain starts inside a record").into());
-            };
-            let Some(record) = self.ticks.read(position)? else {
-                break;
-            };
-            let (item, _) = record::item_at(record.payload, link.item as usize)?;
-            let Item::Tick {
-                product: p,
-                tick,
-                prev,
-            } = item
-            else {
-                return Err(record::RecordError("a tick link points at a product").into());
-            };
-            if p != product {
-                return Err(record::RecordError("tick chain crosses products").into());
-            }
-            if tick.ts < stop_before {
-                break;
-            }
-            if (from..=to).contains(&tick.ts) {
-                out.push(tick);
-            }
-            link = prev;
-        }
-        out.sort_by_key(Tick::key);
-        Ok(out)
-    }
-
-    /// The newest tick (by time, then source and seq) of the product whose newest tick is
-    /// `head` with `ts < before`, if the tick log still has one: what a series converted at
-    /// this product's price needs before its first tick.
-    pub fn tick_before(
-        &mut self,
-        product: u32,
-        head: Link,
-        before: i64,
-    ) -> Result<Option<Tick>, MarketError> {
-        let mut best: Option<Tick> = None;
+        mut visit: impl FnMut(Tick) -> bool,
+    ) -> Result<(), MarketError> {
         let mut link = head;
         let mut record_at = None;
         for _ in 0..WALK_MAX {
@@ -112,16 +59,60 @@ impl<S: Storage> MarketReader<S> {
             if p != product {
                 return Err(record::RecordError("tick chain crosses products").into());
             }
+            if !visit(tick) {
+                break;
+            }
+            link = prev;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` ticks of the product whose newest tick is `head`, with `from <= ts <= to`:
+    /// the latest arrivals if there are more, sorted by exchange time (then source, seq).
+    pub fn ticks(
+        &mut self,
+        product: u32,
+        head: Link,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Tick>, MarketError> {
+        let stop_before = from.saturating_sub(self.late_ms);
+        let mut out = Vec::new();
+        if limit > 0 {
+            self.walk_ticks(product, head, |tick| {
+                if tick.ts < stop_before {
+                    return false;
+                }
+                if (from..=to).contains(&tick.ts) {
+                    out.push(tick);
+                }
+                out.len() < limit
+            })?;
+        }
+        out.sort_by_key(Tick::key);
+        Ok(out)
+    }
+
+    /// The newest tick (by time, then source and seq) of the product whose newest tick is
+    /// `head` with `ts < before`, if the tick log still has one: what a series converted at
+    /// this product's price needs before its first tick.
+    pub fn tick_before(
+        &mut self,
+        product: u32,
+        head: Link,
+        before: i64,
+    ) -> Result<Option<Tick>, MarketError> {
+        let late_ms = self.late_ms;
+        let mut best: Option<Tick> = None;
+        self.walk_ticks(product, head, |tick| {
             if tick.ts < before && best.is_none_or(|b| tick.key() > b.key()) {
                 best = Some(tick);
             }
             // A tick is taken at most `late_ms` behind the newest, so every earlier arrival is
             // at most `late_ms` after this one: once that is before the best, none is newer.
-            if best.is_some_and(|b| tick.ts.saturating_add(self.late_ms) < b.ts) {
-                break;
-            }
-            link = prev;
-        }
+            best.is_none_or(|b| tick.ts.saturating_add(late_ms) >= b.ts)
+        })?;
         Ok(best)
     }
 

@@ -77,14 +77,20 @@ fn candles(client: &Client, query: &str) -> (u16, Value) {
     )
 }
 
-#[test]
-fn candles_in_another_currency_use_the_rate_of_their_time_and_survive_a_restart() {
+/// A tansu broker with the tick topics, its address and a producer to it.
+fn broker() -> (TansuBroker, String, bourse_feed::Producer) {
     let broker = TansuBroker::start()
         .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore,libsql --locked)");
     let brokers = broker.brokers();
     create_topic(&brokers, TOPIC, 3).unwrap();
     create_topic(&brokers, DEAD_LETTER, 1).unwrap();
     let p = producer(&brokers);
+    (broker, brokers, p)
+}
+
+#[test]
+fn candles_in_another_currency_use_the_rate_of_their_time_and_survive_a_restart() {
+    let (_broker, brokers, p) = broker();
     send(
         &p,
         "FXP",
@@ -271,12 +277,7 @@ fn newest(ticks: &[Value]) -> &Value {
     reason = "a scenario: one story's steps in order, each checking what the one before did"
 )]
 fn a_wallet_is_valued_in_the_preferred_currency_at_the_newest_prices_and_rates() {
-    let broker = TansuBroker::start()
-        .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore,libsql --locked)");
-    let brokers = broker.brokers();
-    create_topic(&brokers, TOPIC, 3).unwrap();
-    create_topic(&brokers, DEAD_LETTER, 1).unwrap();
-    let p = producer(&brokers);
+    let (_broker, brokers, p) = broker();
     let dir = tempfile::tempdir().unwrap();
     let (server, client) = serve(dir.path(), &brokers);
     // USD and AAPL shares (the default catalogue's AAPL, quoted in USD), valued in EUR.
