@@ -179,8 +179,10 @@ fn candles_in_another_currency_use_the_rate_of_their_time_and_survive_a_restart(
         assert!(own[0].get("rate").is_none() && own[0].get("currency").is_none());
         let (status, body) = candles(client, &format!("interval=1s&from={from}&currency=CHF"));
         assert_eq!((status, &body["error"]["code"]), (422, &json!("no_rate")));
-        let (status, _) = candles(client, &format!("interval=1s&from={from}&currency=eur"));
+        let (status, _) = candles(client, &format!("interval=1s&from={from}&currency=E%20R"));
         assert_eq!(status, 400);
+        let (status, _) = candles(client, &format!("interval=1s&from={from}&currency=eur"));
+        assert_eq!(status, 422);
     };
     check(&client);
     check_ticks(&client, &product, &pair);

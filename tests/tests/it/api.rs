@@ -761,7 +761,9 @@ fn the_currency_preference_is_a_listed_currency_and_survives_a_restart() {
     // no token.
     for (body, status, code) in [
         (r#"{"currencyPreference": "CHF"}"#, 422, "unlisted_currency"),
-        (r#"{"currencyPreference": "eur"}"#, 400, "invalid_request"),
+        (r#"{"currencyPreference": "eur"}"#, 422, "unlisted_currency"),
+        (r#"{"currencyPreference": "0"}"#, 422, "unlisted_currency"),
+        (r#"{"currencyPreference": "E R"}"#, 400, "invalid_request"),
         (r#"{"currencyPreference": 978}"#, 400, "invalid_request"),
         (r"{}", 400, "invalid_request"),
         (
