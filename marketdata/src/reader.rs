@@ -116,6 +116,37 @@ impl<S: Storage> MarketReader<S> {
         Ok(best)
     }
 
+    /// Walks the candle chain of `interval` of `product` from `head`, newest write first,
+    /// handing each candle to `visit` until it answers `false` (or the chain or [`WALK_MAX`]
+    /// ends).
+    fn walk_candles(
+        &mut self,
+        product: u32,
+        interval: Interval,
+        head: Link,
+        mut visit: impl FnMut(Candle) -> bool,
+    ) -> Result<(), MarketError> {
+        let reader = &mut self.candles[interval.index()];
+        let mut link = head;
+        for _ in 0..WALK_MAX {
+            if link.is_none() {
+                break;
+            }
+            let Some(record) = reader.read(link.position())? else {
+                break;
+            };
+            let (p, candle, prev) = record::read_candle(record.payload)?;
+            if p != product {
+                return Err(record::RecordError("candle chain crosses products").into());
+            }
+            if !visit(candle) {
+                break;
+            }
+            link = prev;
+        }
+        Ok(())
+    }
+
     /// The candle of `interval` with the greatest start before `before` (its newest version),
     /// if any: the open candle when it starts before `before`, else a stored one. What a
     /// series converted at this product's price needs before its first candle.
@@ -131,20 +162,9 @@ impl<S: Storage> MarketReader<S> {
         if let Some(open) = open.filter(|c| !c.is_empty() && c.start < before) {
             return Ok(Some(open));
         }
-        let reader = &mut self.candles[interval.index()];
+        let late_ms = self.late_ms;
         let mut best: Option<Candle> = None;
-        let mut link = head;
-        for _ in 0..WALK_MAX {
-            if link.is_none() {
-                break;
-            }
-            let Some(record) = reader.read(link.position())? else {
-                break;
-            };
-            let (p, candle, prev) = record::read_candle(record.payload)?;
-            if p != product {
-                return Err(record::RecordError("candle chain crosses products").into());
-            }
+        self.walk_candles(product, interval, head, |candle| {
             // The first version met of a bucket is the newest: a later one of the same start
             // does not replace it.
             if candle.start < before && best.is_none_or(|b| candle.start > b.start) {
@@ -153,17 +173,14 @@ impl<S: Storage> MarketReader<S> {
             // A candle is written for a tick at most `late_ms` behind the newest, so every
             // earlier write starts at most an interval and `late_ms` after this one: once that
             // is before the best, none is newer.
-            if best.is_some_and(|b| {
+            best.is_none_or(|b| {
                 candle
                     .start
                     .saturating_add(interval.millis())
-                    .saturating_add(self.late_ms)
-                    < b.start
-            }) {
-                break;
-            }
-            link = prev;
-        }
+                    .saturating_add(late_ms)
+                    >= b.start
+            })
+        })?;
         Ok(best)
     }
 
@@ -186,28 +203,16 @@ impl<S: Storage> MarketReader<S> {
         if let Some(open) = open.filter(|c| !c.is_empty() && (from..=to).contains(&c.start)) {
             found.insert(open.start, open);
         }
-        let reader = &mut self.candles[interval.index()];
-        let mut link = head;
-        for _ in 0..WALK_MAX {
-            if link.is_none() {
-                break;
-            }
-            let Some(record) = reader.read(link.position())? else {
-                break;
-            };
-            let (p, candle, prev) = record::read_candle(record.payload)?;
-            if p != product {
-                return Err(record::RecordError("candle chain crosses products").into());
-            }
+        self.walk_candles(product, interval, head, |candle| {
             if candle.start < stop_before {
-                break;
+                return false;
             }
             if (from..=to).contains(&candle.start) {
                 // The first version met is the newest.
                 found.entry(candle.start).or_insert(candle);
             }
-            link = prev;
-        }
+            true
+        })?;
         let skip = found.len().saturating_sub(limit);
         Ok(found.into_values().skip(skip).collect())
     }
