@@ -9,23 +9,53 @@ import type { components } from './api-schema';
 // terminal does not follow breaks its build.
 type Schemas = components['schemas'];
 
-export type Product = Schemas['Listing'];
+/** The rate a converted value used (docs/api.md, "Currencies"). */
+export type Rate = Schemas['RateView'];
+/** What market data converted in place says of its conversion: `currency` is the one its
+ * prices are in; `ownCurrency` and `rate` appear when they were converted. */
+interface Converted {
+  ownCurrency?: string | null;
+  rate?: Rate | null;
+}
+export type Product = Schemas['Listing'] & Converted;
 export type FeeTier = Schemas['FeeTier'];
-export type ProductDetail = Schemas['ProductDetail'];
+export type ProductDetail = Schemas['ProductDetail'] & Converted;
 export type Candle = Schemas['Candle'];
 export type Level = Schemas['BookLevel'];
-export type Book = Schemas['Book'];
+export type Book = Schemas['Book'] & { currency?: string | null; rate?: Rate | null };
 export type Tick = Schemas['Tick'];
 export type Side = Schemas['Side'];
 export type OrderType = Schemas['OrderTypeName'];
 export type TimeInForce = Schemas['TimeInForce'];
-export type Fill = Schemas['Trade'];
-export type Order = Schemas['Order'];
+/** An account record's values in the requested currency, beside its own ones; `null`
+ * values and `rate` when no rate existed at the record's time. */
+export interface TradeConverted {
+  currency: string;
+  price: string | null;
+  notional: string | null;
+  fee: string | null;
+  rate: Rate | null;
+}
+export interface OrderConverted {
+  currency: string;
+  price: string | null;
+  averagePrice: string | null;
+  notional: string | null;
+  fees: string | null;
+  rate: Rate | null;
+}
+export interface FundsConverted {
+  currency: string;
+  amount: string | null;
+  rate: Rate | null;
+}
+export type Fill = Schemas['Trade'] & { converted?: TradeConverted | null };
+export type Order = Schemas['Order'] & { converted?: OrderConverted | null };
 /** A balance as the `balances` channel sends it (GET /funds adds its value). */
 export type Balance = Pick<Schemas['BalanceView'], 'currency' | 'available' | 'held'>;
 export type Wallet = Schemas['WalletView'];
 export type FxRate = Schemas['FxView'];
-export type FundsRecord = Schemas['FundsMovement'];
+export type FundsRecord = Schemas['FundsMovement'] & { converted?: FundsConverted | null };
 export type FeeQuote = Schemas['FeeQuote'];
 export type Account = Schemas['AccountView'];
 export type NewAccount = Schemas['AccountCreated'];
@@ -206,13 +236,22 @@ function randomId(prefix: string): string {
 
 const enc = encodeURIComponent;
 
+/** The `?currency=` that asks for every value in its own currency (no conversion). */
+export const OWN = 'own';
+
+// Every market-data call names its currency (`?currency=EUR`, or OWN): the terminal sends no
+// token with them, and says what it shows rather than rely on the preference's default.
 export const api = {
-  products: (query = '', limit = 500) => request<Product[]>('GET', '/products', { query: { query, limit } }),
-  product: (symbol: string) => request<ProductDetail>('GET', `/products/${enc(symbol)}`),
-  candles: (symbol: string, interval: string, limit = 500) =>
-    request<Candle[]>('GET', `/products/${enc(symbol)}/candles`, { query: { interval, limit } }),
-  book: (symbol: string, depth = 20) => request<Book>('GET', `/products/${enc(symbol)}/book`, { query: { depth } }),
-  ticks: (symbol: string, limit = 50) => request<Tick[]>('GET', `/products/${enc(symbol)}/ticks`, { query: { limit } }),
+  products: (query = '', limit = 500, currency = OWN) =>
+    request<Product[]>('GET', '/products', { query: { query, limit, currency } }),
+  product: (symbol: string, currency = OWN) =>
+    request<ProductDetail>('GET', `/products/${enc(symbol)}`, { query: { currency } }),
+  candles: (symbol: string, interval: string, limit = 500, currency = OWN, from?: number) =>
+    request<Candle[]>('GET', `/products/${enc(symbol)}/candles`, { query: { interval, limit, currency, from } }),
+  book: (symbol: string, depth = 20, currency = OWN) =>
+    request<Book>('GET', `/products/${enc(symbol)}/book`, { query: { depth, currency } }),
+  ticks: (symbol: string, limit = 50, currency = OWN) =>
+    request<Tick[]>('GET', `/products/${enc(symbol)}/ticks`, { query: { limit, currency } }),
 
   createAccount: (name: string, proof: string, currencyPreference: string) => {
     const body: Schemas['CreateBody'] = { name, proof, currencyPreference };
@@ -229,7 +268,7 @@ export const api = {
   bookmark: (symbol: string, on: boolean) =>
     request<Bookmarks>(on ? 'PUT' : 'DELETE', `/bookmarks/${enc(symbol)}`, { auth: true }),
 
-  wallet: () => request<Wallet>('GET', '/funds', { auth: true }),
+  wallet: (currency?: string) => request<Wallet>('GET', '/funds', { auth: true, query: { currency } }),
   deposit: (currency: string, amount: string, method: DepositMethod) => {
     const body: Schemas['DepositBody'] = { amount, currency, requestId: randomId('web-d-'), ...method };
     return request<Deposited>('PUT', '/funds', { auth: true, body });
@@ -243,16 +282,18 @@ export const api = {
     };
     return request<Withdrawn>('POST', '/funds', { auth: true, body });
   },
-  fundsHistory: (limit = 50) => request<FundsRecord[]>('GET', '/funds/history', { auth: true, query: { limit } }),
+  /** Account records: `currency` (default: the account's preference) adds `converted`. */
+  fundsHistory: (limit = 50, currency?: string) =>
+    request<FundsRecord[]>('GET', '/funds/history', { auth: true, query: { limit, currency } }),
 
   feeQuote: (symbol: string, side: Side, quantity: string, price?: string) =>
     request<FeeQuote>('GET', '/fees', { auth: true, query: { symbol, side, quantity, price } }),
   order: (side: Side, order: OrderRequest) =>
     request<Order>('POST', `/product/${side}`, { auth: true, body: order }),
-  orders: (status: 'open' | 'closed', limit = 50) =>
-    request<Order[]>('GET', '/orders', { auth: true, query: { status, limit } }),
+  orders: (status: 'open' | 'closed', limit = 50, currency?: string) =>
+    request<Order[]>('GET', '/orders', { auth: true, query: { status, limit, currency } }),
   cancel: (orderId: number) => request<Order>('DELETE', `/orders/${orderId}`, { auth: true }),
-  trades: (limit = 50) => request<Fill[]>('GET', '/trades', { auth: true, query: { limit } }),
+  trades: (limit = 50, currency?: string) => request<Fill[]>('GET', '/trades', { auth: true, query: { limit, currency } }),
 };
 
 /** A refusal's sentence, whatever was thrown. */

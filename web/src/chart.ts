@@ -81,6 +81,11 @@ export class CandleChart {
     this.container.dataset.candles = '0';
   }
 
+  /** Decimals of the price scale (a converted price has more than the product's grid). */
+  setPrecision(places: number): void {
+    this.candles.applyOptions({ priceFormat: { type: 'price', precision: places, minMove: 10 ** -places } });
+  }
+
   /** Shows seconds on the time axis for the 1-second interval. */
   setInterval(interval: string): void {
     this.chart.applyOptions({ timeScale: { secondsVisible: interval === '1s' } });

@@ -133,3 +133,44 @@ export function percentChange(from: string | null | undefined, to: string | null
   if (!from || !to || a === 0) return null;
   return ((b - a) / a) * 100;
 }
+
+/** Converted values' precision (market data's): 8 decimals. */
+const CONVERTED_PLACES = 8;
+
+/** `value` converted at a rate as the API names it (`{price, operation}`): divided by the
+ * pair's price, or multiplied by it, rounded half to even to 8 decimals, exact: the server's
+ * rule (docs/api.md, "Currencies"). Null if either is not a decimal. */
+export function convert(value: string, rate: { price: string; operation: string }): string | null {
+  const v = parse(value);
+  const p = parse(rate.price);
+  if (!v || !p || p.units === 0n) return null;
+  if (rate.operation !== 'divide') {
+    return rounded(toText({ units: v.units * p.units, scale: v.scale + p.scale }), CONVERTED_PLACES);
+  }
+  // v / p in units of 10^-8: v.units * 10^(p.scale + 8) / (p.units * 10^v.scale), half to even.
+  let numerator = v.units * 10n ** BigInt(p.scale + CONVERTED_PLACES);
+  let denominator = p.units * 10n ** BigInt(v.scale);
+  if (denominator < 0n) {
+    numerator = -numerator;
+    denominator = -denominator;
+  }
+  const negative = numerator < 0n;
+  const magnitude = negative ? -numerator : numerator;
+  let quotient = magnitude / denominator;
+  const twice = 2n * (magnitude % denominator);
+  if (twice > denominator || (twice === denominator && quotient % 2n === 1n)) quotient += 1n;
+  return toText({ units: negative ? -quotient : quotient, scale: CONVERTED_PLACES });
+}
+
+/** Decimals to show of a converted price: the own grid's, at least 2, and 6 below 1 (a
+ * converted value has 8; a cent of one currency is not a cent of another). */
+export function shownPlaces(text: string | null | undefined, gridPlaces = 2): number {
+  const atLeast = Math.max(gridPlaces, 2);
+  return Math.abs(approx(text)) < 1 && text ? Math.max(atLeast, 6) : atLeast;
+}
+
+/** A price for display at `places` decimals, rounded half to even (a converted one has more). */
+export function priceText(text: string | null | undefined, places: number): string {
+  if (text === null || text === undefined || text === '') return '—';
+  return format(rounded(text, places), places);
+}

@@ -2,9 +2,10 @@
 // the `orders` channel, its trades from `trades`, a sentence for an order's outcome, and
 // the order rows with their cancel button.
 
-import { type Fill, type Order, api, describe } from './api';
+import { type Fill, type Order, type OrderConverted, api, describe } from './api';
 import type { Ctx } from './app';
-import { format, money, sub } from './dec';
+import { format, money, priceText, shownPlaces, sub } from './dec';
+import { dualValue } from './fx';
 import { capitalise, h, notify, time } from './ui';
 
 /** Calls `changed` with the open orders (newest first) now and on every change. */
@@ -88,8 +89,19 @@ export async function cancelOrder(order: Order, button?: HTMLButtonElement): Pro
   }
 }
 
-/** A row of an open order, with its cancel button. */
-export function openOrderRow(order: Order, withSymbol: boolean): HTMLTableRowElement {
+/** A price of an order or a trade for display (a converted one rounded). */
+export function priceShown(text: string): string {
+  return priceText(text, shownPlaces(text));
+}
+
+/** A row of an open order, with its cancel button. With `ownCurrency` (the product's), its
+ * price is labelled, and shown converted when `converted` has it (the own one under it). */
+export function openOrderRow(
+  order: Order,
+  withSymbol: boolean,
+  ownCurrency?: string,
+  converted?: OrderConverted | null,
+): HTMLTableRowElement {
   const cancel = h(
     'button',
     { type: 'button', class: 'btn btn-small btn-ghost', 'data-testid': 'cancel-order', 'data-order-id': order.orderId },
@@ -102,7 +114,15 @@ export function openOrderRow(order: Order, withSymbol: boolean): HTMLTableRowEle
     withSymbol ? h('td', {}, h('a', { href: `/product/${order.symbol}`, 'data-link': true }, order.symbol)) : null,
     h('td', { class: order.side === 'buy' ? 'up' : 'down' }, capitalise(order.side)),
     h('td', { class: 'hide-phone' }, `${order.type} · ${order.timeInForce.replace('_', '-')}`),
-    h('td', { class: 'num' }, order.price ? money(order.price) : 'market'),
+    h(
+      'td',
+      { class: 'num' },
+      !order.price
+        ? 'market'
+        : ownCurrency
+          ? dualValue(order.price, ownCurrency, converted && { currency: converted.currency, value: converted.price, rate: converted.rate }, priceShown, 'order-price')
+          : money(order.price),
+    ),
     h('td', { class: 'num' }, `${format(order.filledQuantity)} / ${format(order.quantity)}`),
     h('td', { class: 'num muted hide-phone' }, time(order.createdAt)),
     h('td', { class: 'num' }, cancel),

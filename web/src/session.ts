@@ -29,6 +29,24 @@ export class Session {
     return this.token !== null;
   }
 
+  /** The signed-in account's preferred currency (prices and histories show in it); null
+   * when nobody is signed in (every value in its own currency). */
+  get preference(): string | null {
+    return this.signedIn ? (this.account?.currencyPreference ?? null) : null;
+  }
+
+  /** Calls `listener` when the preference changes (a sign-in, a sign-out, a change on the
+   * account screen). */
+  onPreferenceChange(listener: Listener): () => void {
+    let preference = this.preference;
+    return this.onChange(() => {
+      if (preference !== this.preference) {
+        preference = this.preference;
+        listener();
+      }
+    });
+  }
+
   onChange(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -22,6 +22,7 @@ export interface ChannelMessage<T = unknown> {
 }
 
 type Handler = (message: ChannelMessage) => void;
+type Refused = (code: string) => void;
 
 const PING_EVERY_MS = 10_000;
 const STALE_AFTER_MS = 15_000;
@@ -35,6 +36,8 @@ const PRIVATE_CHANNELS = new Set(['orders', 'trades', 'balances']);
 export class Live {
   private socket: WebSocket | null = null;
   private readonly handlers = new Map<string, Set<Handler>>();
+  /** Told when the server refuses a channel (a converted one no rate converts: `no_rate`). */
+  private readonly refusals = new Map<string, Set<Refused>>();
   /** The last sequence number seen per channel; absent until its snapshot arrives. */
   private readonly seqs = new Map<string, number>();
   /** Channels the server has been asked for on this socket. */
@@ -85,9 +88,18 @@ export class Live {
   }
 
   /** Calls `handler` with every message of `channel` (first a snapshot) until the returned
-   * function is called. */
-  subscribe<T>(channel: string, handler: (message: ChannelMessage<T>) => void): () => void {
+   * function is called; `refused`, if given, with the error code when the server refuses the
+   * channel. */
+  subscribe<T>(channel: string, handler: (message: ChannelMessage<T>) => void, refused?: Refused): () => void {
     const wrapped = handler as Handler;
+    if (refused) {
+      let told = this.refusals.get(channel);
+      if (!told) {
+        told = new Set();
+        this.refusals.set(channel, told);
+      }
+      told.add(refused);
+    }
     let set = this.handlers.get(channel);
     if (!set) {
       set = new Set();
@@ -99,6 +111,11 @@ export class Live {
     }
     set.add(wrapped);
     return () => {
+      if (refused) {
+        const told = this.refusals.get(channel);
+        told?.delete(refused);
+        if (told?.size === 0) this.refusals.delete(channel);
+      }
       const current = this.handlers.get(channel);
       if (!current) return;
       current.delete(wrapped);
@@ -230,7 +247,10 @@ export class Live {
       this.pending.delete(message.id);
       // A channel the server refused (say, a book of a product that does not trade): forget
       // the request so a later screen may ask again; its handlers simply get nothing.
-      if (error && channel !== undefined) this.requested.delete(channel);
+      if (error && channel !== undefined) {
+        this.requested.delete(channel);
+        for (const refused of [...(this.refusals.get(channel) ?? [])]) refused(error.code ?? 'refused');
+      }
     }
     // Anything else (a pong, `slow_consumer` before the server closes) only proves the link
     // is alive, which `lastHeardMs` already noted.

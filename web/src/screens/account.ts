@@ -107,7 +107,7 @@ export function accountScreen(ctx: Ctx): Screen {
   function preferenceForm(current: string): HTMLElement {
     const select = h('select', { id: 'preference-currency', 'data-testid': 'preference-select', 'aria-label': 'Currency preference' }) as HTMLSelectElement;
     const save = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'preference-save' }, 'Save');
-    const note = h('div', { class: 'muted small' }, "Your wallet's total is shown in it, at the newest exchange rate.");
+    const note = h('div', { class: 'muted small' }, "Prices, charts, your wallet's total and your histories are shown in it where an exchange rate converts them; a product's own currency is one click away on its screen, and orders are always placed in it.");
     const listed = (codes: string[]) => {
       const all = [...new Set([current, ...codes])].sort();
       fill(select, ...all.map((c) => h('option', { value: c }, c)));

@@ -5,6 +5,7 @@
 import { type DepositMethod, type FundsRecord, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
 import { format, isPositive } from '../dec';
+import { cents, dualValue } from '../fx';
 import { capitalise, fill, h, notify, onSubmit, table, when } from '../ui';
 import { signInPrompt } from './prompt';
 
@@ -204,6 +205,22 @@ export function fundsScreen(ctx: Ctx): Screen {
     return record.kind === 'withdrawal' ? 'to your bank' : 'internal';
   }
 
+  /** A movement's amount, signed: in the preference when converted, its own under it. */
+  function amountCell(r: FundsRecord): HTMLElement {
+    const sign = r.kind === 'deposit' ? '+' : '−';
+    // Money to the cent; shares (a deposit of AAPL) as they are.
+    const shares = Boolean(r.currency && moneyCodes.length && !moneyCodes.includes(r.currency));
+    const c = r.converted;
+    return dualValue(
+      r.amount,
+      r.currency,
+      c && { currency: c.currency, value: c.amount, rate: c.rate },
+      (text) => `${sign}${cents(text)}`,
+      'funds-amount',
+      (text) => `${sign}${shares ? format(text) : cents(text)}`,
+    );
+  }
+
   function build(): void {
     for (const stop of stops.splice(0)) stop();
     fill(el, h('div', { class: 'screen-head' }, h('h1', {}, 'Funds')));
@@ -228,7 +245,8 @@ export function fundsScreen(ctx: Ctx): Screen {
     const loadHistory = async () => {
       const mine = ++generation;
       try {
-        const records = await api.fundsHistory(50);
+        // In the preference (each movement at the rate of its time), its own amount beside.
+        const records = await api.fundsHistory(50, ctx.session.preference ?? undefined);
         if (mine !== generation) return;
         const rows = records.map((r) =>
           h(
@@ -236,13 +254,12 @@ export function fundsScreen(ctx: Ctx): Screen {
             { 'data-testid': 'funds-row', 'data-kind': r.kind },
             h('td', { class: 'muted' }, when(r.timestamp)),
             h('td', {}, capitalise(r.kind)),
-            h('td', { class: `num ${r.kind === 'deposit' ? 'up' : 'down'}` }, `${r.kind === 'deposit' ? '+' : '−'}${format(r.amount)}`),
-            h('td', {}, r.currency ?? ''),
+            h('td', { class: `num ${r.kind === 'deposit' ? 'up' : 'down'}` }, amountCell(r)),
             h('td', { class: 'muted' }, method(r)),
             h('td', { class: 'muted hide-phone mono' }, r.requestId ?? ''),
           ),
         );
-        fill(history, table('grid compact', ['Time', 'What', ['Amount', 'num'], 'Currency', 'How', ['Request', 'hide-phone']], rows, 'No deposits or withdrawals yet.'));
+        fill(history, table('grid compact', ['Time', 'What', ['Amount', 'num'], 'How', ['Request', 'hide-phone']], rows, 'No deposits or withdrawals yet.'));
       } catch (error) {
         if (mine === generation) notify.error(describe(error));
       }

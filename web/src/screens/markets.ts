@@ -1,10 +1,13 @@
 // Markets: every product with its current price and change, a search, and a bookmark star;
 // bookmarked products come first. Prices move live (the `ticks:` channel of each product
-// shown, up to a limit).
+// shown, up to a limit). Prices are in the account's preferred currency where a rate
+// converts them (`?currency=` and the converted `ticks:SYMBOL:CUR` channels), each labelled
+// with its currency; signed out, each product's own.
 
-import { type Product, type Tick, api, describe } from '../api';
+import { OWN, type Product, type Rate, type Tick, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
-import { money, percentChange } from '../dec';
+import { percentChange, priceText, shownPlaces } from '../dec';
+import { rateTitle } from '../fx';
 import { fill, h, notify, percent, time } from '../ui';
 
 /** Products followed live at once (the server allows 64 channels per connection). */
@@ -14,6 +17,7 @@ interface Row {
   product: Product;
   tr: HTMLTableRowElement;
   price: HTMLElement;
+  currency: HTMLElement;
   change: HTMLElement;
   updated: HTMLElement;
   star: HTMLButtonElement;
@@ -80,11 +84,23 @@ export function marketsScreen(ctx: Ctx): Screen {
     }
   }
 
-  function showPrice(row: Row, price: string | null, at: number | null, flash: boolean): void {
+  /** Whether the row's prices are converted (into `product.currency`, from `ownCurrency`). */
+  function converted(product: Product): boolean {
+    return Boolean(product.ownCurrency && product.ownCurrency !== product.currency);
+  }
+
+  function showPrice(row: Row, price: string | null, at: number | null, flash: boolean, rate?: Rate | null): void {
     const before = row.product.currentPrice;
     row.product.currentPrice = price;
     row.product.timestamp = at;
-    row.price.textContent = price ? money(price) : '—';
+    if (rate !== undefined) row.product.rate = rate;
+    const { product } = row;
+    row.price.textContent = price ? priceText(price, converted(product) ? shownPlaces(price) : 2) : '—';
+    row.price.dataset.currency = product.currency;
+    row.price.title =
+      converted(product) && product.rate && product.ownCurrency
+        ? rateTitle(product.rate, `The price in ${product.ownCurrency}`, `${price ?? ''} ${product.currency}`)
+        : `In ${product.currency}, the product's own currency`;
     const base = row.product.histories[0]?.price ?? null;
     const change = percentChange(base, price);
     row.change.textContent = percent(change);
@@ -105,7 +121,8 @@ export function marketsScreen(ctx: Ctx): Screen {
       'data-symbol': product.symbol,
       'aria-label': `Bookmark ${product.symbol}`,
     });
-    const price = h('td', { class: 'num price' });
+    const price = h('span', { class: 'price', 'data-testid': 'market-price' });
+    const currency = h('span', { class: 'ccy', 'data-testid': 'market-currency' }, product.currency);
     const change = h('td', { class: 'num' });
     const updated = h('td', { class: 'num muted hide-phone' });
     const href = `/product/${encodeURIComponent(product.symbol)}`;
@@ -123,7 +140,7 @@ export function marketsScreen(ctx: Ctx): Screen {
           h('span', { class: 'name' }, product.productName),
         ),
       ),
-      price,
+      h('td', { class: 'num' }, price, currency),
       change,
       updated,
       h('td', { class: 'num hide-phone' }, h('a', { class: 'btn btn-small btn-ghost', href, 'data-link': true }, 'Trade')),
@@ -134,7 +151,7 @@ export function marketsScreen(ctx: Ctx): Screen {
       ctx.navigate(href);
     });
     star.addEventListener('click', () => void ctx.session.toggleBookmark(product.symbol));
-    const row = { product, tr, price, change, updated, star };
+    const row = { product, tr, price, currency, change, updated, star };
     showPrice(row, product.currentPrice, product.timestamp, false);
     return row;
   }
@@ -143,12 +160,15 @@ export function marketsScreen(ctx: Ctx): Screen {
     for (const stop of stops) stop();
     stops = [];
     for (const row of rows.slice(0, LIVE_PRODUCTS_MAX)) {
+      // Converted rows follow the same channel converted into their currency.
+      const { symbol } = row.product;
+      const channel = converted(row.product) ? `ticks:${symbol}:${row.product.currency}` : `ticks:${symbol}`;
       stops.push(
-        ctx.live.subscribe<Tick[] | Tick>(`ticks:${row.product.symbol}`, (message) => {
+        ctx.live.subscribe<Tick[] | Tick>(channel, (message) => {
           const ticks = Array.isArray(message.data) ? message.data : [message.data];
           const newest = ticks[ticks.length - 1];
           if (newest && (row.product.timestamp === null || newest.timestamp >= row.product.timestamp)) {
-            showPrice(row, newest.price, newest.timestamp, message.type === 'update');
+            showPrice(row, newest.price, newest.timestamp, message.type === 'update', newest.rate ?? null);
           }
         }),
       );
@@ -160,7 +180,9 @@ export function marketsScreen(ctx: Ctx): Screen {
     try {
       // Exchange rates are market data of their own kind (GET /fx): they convert values into
       // the account's currency and are not listed here among the products.
-      const [listed, rates] = await Promise.all([api.products(query), api.fx().catch(() => [])]);
+      // In the preference (a product no rate converts stays in its own currency, and says so).
+      const currency = ctx.session.preference ?? OWN;
+      const [listed, rates] = await Promise.all([api.products(query, 500, currency), api.fx().catch(() => [])]);
       const rateSymbols = new Set(rates.map((r) => r.symbol));
       const products = listed.filter((p) => !rateSymbols.has(p.symbol));
       if (mine !== generation) return;
@@ -175,6 +197,7 @@ export function marketsScreen(ctx: Ctx): Screen {
           : `${products.length} product${products.length === 1 ? '' : 's'}${query ? ` matching “${query}”` : ''}.`,
       );
       el.dataset.loaded = 'true';
+      el.dataset.currency = currency;
     } catch (error) {
       if (mine !== generation) return;
       fill(status, 'The products could not be loaded.');
@@ -187,6 +210,7 @@ export function marketsScreen(ctx: Ctx): Screen {
     searchTimer = window.setTimeout(() => void load(search.value.trim()), 200);
   });
   const stopSession = ctx.session.onChange(order);
+  const stopPreference = ctx.session.onPreferenceChange(() => void load(search.value.trim()));
   void load('');
 
   return {
@@ -195,6 +219,7 @@ export function marketsScreen(ctx: Ctx): Screen {
       generation += 1;
       window.clearTimeout(searchTimer);
       stopSession();
+      stopPreference();
       for (const stop of stops) stop();
     },
   };

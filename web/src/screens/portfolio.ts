@@ -1,11 +1,17 @@
 // Portfolio: balances (available and held), open orders with cancel, trade history and the
 // orders that ended. Balances, open orders and trades are live; the ended orders are read
 // again when an order ends.
+//
+// Orders and trades show in the account's preferred currency: the HTTP answers carry each
+// record's `converted` values (at the rate of its time) beside its own ones, which the live
+// channels send alone. A record the channels bring is shown in its own currency until the
+// next read of the history (shortly after) adds its converted values.
 
-import { type Fill, type Order, api, describe } from '../api';
+import { type Fill, type Order, type OrderConverted, type TradeConverted, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
 import { add, format, money, rounded } from '../dec';
-import { followOpenOrders, followTrades, openOrderHeaders, openOrderRow } from '../orders';
+import { dualValue, productCurrencies } from '../fx';
+import { followOpenOrders, followTrades, openOrderHeaders, openOrderRow, priceShown } from '../orders';
 import { capitalise, fill, h, notify, table, when } from '../ui';
 import { signInPrompt } from './prompt';
 
@@ -88,38 +94,137 @@ export function portfolioScreen(ctx: Ctx): Screen {
     stops.push(ctx.session.onChange(scheduleTotal));
     stops.push(() => window.clearTimeout(totalTimer));
 
+    // The converted values of the records the live channels show, from the HTTP history:
+    // by id, `null` when a record needs none (it is in the preference already).
+    let currencies = new Map<string, string>();
+    let tradeConverted = new Map<number, TradeConverted | null>();
+    let orderConverted = new Map<number, OrderConverted | null>();
+    let convertedFor: string | null = null;
+    let openOrders: Order[] = [];
+    let tradeList: Fill[] = [];
+    let convertTimer: number | undefined;
+    let convertGeneration = 0;
+    /** Ids already asked for, so a record the history does not return is not asked again. */
+    const askedTrades = new Set<number>();
+    const askedOrders = new Set<number>();
+
+    const showOpen = () => {
+      fill(
+        open,
+        table(
+          'grid compact',
+          openOrderHeaders(true),
+          openOrders.map((o) => openOrderRow(o, true, currencies.get(o.symbol) ?? '', orderConverted.get(o.orderId))),
+          'No open orders.',
+        ),
+      );
+    };
+    const showTrades = () => {
+      const rows = tradeList.map((t) => {
+        const own = currencies.get(t.symbol) ?? '';
+        const c = tradeConverted.get(t.tradeId);
+        const as = (value: string | null | undefined) => c && { currency: c.currency, value: value ?? null, rate: c.rate };
+        return h(
+          'tr',
+          {
+            'data-testid': 'trade-row',
+            'data-trade-id': t.tradeId,
+            'data-order-id': t.orderId,
+            'data-symbol': t.symbol,
+            'data-currency': c && c.rate ? c.currency : own,
+          },
+          h('td', { class: 'muted' }, when(t.timestamp)),
+          h('td', {}, h('a', { href: `/product/${t.symbol}`, 'data-link': true }, t.symbol)),
+          h('td', { class: t.side === 'buy' ? 'up' : 'down' }, capitalise(t.side)),
+          h('td', { class: 'num' }, dualValue(t.price, own, as(c?.price), priceShown, 'trade-price')),
+          h('td', { class: 'num' }, format(t.quantity)),
+          h('td', { class: 'num hide-phone' }, dualValue(t.notional, own, as(c?.notional), undefined, 'trade-notional')),
+          h('td', { class: 'num' }, dualValue(t.fee, t.feeCurrency, as(c?.fee), undefined, 'trade-fee')),
+          h('td', { class: 'muted hide-phone' }, t.liquidity),
+        );
+      });
+      fill(
+        trades,
+        table(
+          'grid compact',
+          ['Time', 'Product', 'Side', ['Price', 'num'], ['Qty', 'num'], ['Notional', 'num hide-phone'], ['Fee', 'num'], ['Role', 'hide-phone']],
+          rows,
+          'No trades yet.',
+        ),
+      );
+    };
+
+    /** Reads the history's converted values when a record shown has none yet. */
+    const scheduleConverted = () => {
+      const preference = ctx.session.preference;
+      if (preference !== convertedFor) {
+        convertedFor = preference;
+        tradeConverted = new Map();
+        orderConverted = new Map();
+        askedTrades.clear();
+        askedOrders.clear();
+      }
+      const wanted =
+        tradeList.some((t) => !tradeConverted.has(t.tradeId) && !askedTrades.has(t.tradeId)) ||
+        openOrders.some((o) => !orderConverted.has(o.orderId) && !askedOrders.has(o.orderId));
+      if (!preference || !wanted) return;
+      window.clearTimeout(convertTimer);
+      convertTimer = window.setTimeout(() => void loadConverted(preference), 300);
+    };
+    async function loadConverted(preference: string): Promise<void> {
+      const mine = ++convertGeneration;
+      const tradeIds = tradeList.map((t) => t.tradeId);
+      const orderIds = openOrders.map((o) => o.orderId);
+      try {
+        const [history, orders, known] = await Promise.all([
+          api.trades(50, preference),
+          api.orders('open', 50, preference),
+          productCurrencies(),
+        ]);
+        if (mine !== convertGeneration || preference !== convertedFor) return;
+        currencies = known;
+        for (const id of tradeIds) askedTrades.add(id);
+        for (const id of orderIds) askedOrders.add(id);
+        for (const t of history) tradeConverted.set(t.tradeId, t.converted ?? null);
+        for (const o of orders) orderConverted.set(o.orderId, o.converted ?? null);
+        showTrades();
+        showOpen();
+      } catch (error) {
+        if (mine === convertGeneration) notify.error(describe(error));
+      }
+    }
+    stops.push(() => {
+      convertGeneration += 1;
+      window.clearTimeout(convertTimer);
+    });
+    stops.push(
+      ctx.session.onPreferenceChange(() => {
+        scheduleConverted();
+        scheduleEnded();
+      }),
+    );
+    productCurrencies()
+      .then((known) => {
+        currencies = known;
+        showTrades();
+        showOpen();
+      })
+      .catch(() => undefined);
+
     stops.push(
       followOpenOrders(ctx, (orders: Order[]) => {
-        fill(open, table('grid compact', openOrderHeaders(true), orders.map((o) => openOrderRow(o, true)), 'No open orders.'));
+        openOrders = orders;
+        showOpen();
+        scheduleConverted();
         scheduleEnded();
       }),
     );
 
     stops.push(
       followTrades(ctx, (list: Fill[]) => {
-        const rows = list.map((t) =>
-          h(
-            'tr',
-            { 'data-testid': 'trade-row', 'data-trade-id': t.tradeId, 'data-order-id': t.orderId, 'data-symbol': t.symbol },
-            h('td', { class: 'muted' }, when(t.timestamp)),
-            h('td', {}, h('a', { href: `/product/${t.symbol}`, 'data-link': true }, t.symbol)),
-            h('td', { class: t.side === 'buy' ? 'up' : 'down' }, capitalise(t.side)),
-            h('td', { class: 'num' }, money(t.price)),
-            h('td', { class: 'num' }, format(t.quantity)),
-            h('td', { class: 'num hide-phone' }, money(t.notional)),
-            h('td', { class: 'num' }, money(t.fee), h('span', { class: 'muted hide-phone' }, ` ${t.feeCurrency}`)),
-            h('td', { class: 'muted hide-phone' }, t.liquidity),
-          ),
-        );
-        fill(
-          trades,
-          table(
-            'grid compact',
-            ['Time', 'Product', 'Side', ['Price', 'num'], ['Qty', 'num'], ['Notional', 'num hide-phone'], ['Fee', 'num'], ['Role', 'hide-phone']],
-            rows,
-            'No trades yet.',
-          ),
-        );
+        tradeList = list;
+        showTrades();
+        scheduleConverted();
       }),
     );
 
@@ -127,7 +232,10 @@ export function portfolioScreen(ctx: Ctx): Screen {
     async function loadEnded(): Promise<void> {
       const mine = ++generation;
       try {
-        const orders = await api.orders('closed', 20);
+        const [orders, known] = await Promise.all([
+          api.orders('closed', 20, ctx.session.preference ?? undefined),
+          productCurrencies().catch(() => currencies),
+        ]);
         if (mine !== generation) return;
         const rows = orders.map((o) =>
           h(
@@ -138,7 +246,7 @@ export function portfolioScreen(ctx: Ctx): Screen {
             h('td', { class: o.side === 'buy' ? 'up' : 'down' }, capitalise(o.side)),
             h('td', { class: 'hide-phone' }, o.type),
             h('td', { class: 'num' }, `${format(o.filledQuantity)} / ${format(o.quantity)}`),
-            h('td', { class: 'num' }, o.averagePrice ? money(o.averagePrice) : o.price ? money(o.price) : '—'),
+            h('td', { class: 'num' }, endedPrice(o, known.get(o.symbol) ?? '')),
             h('td', {}, h('span', { class: `badge badge-${o.status}` }, o.status)),
           ),
         );
@@ -150,6 +258,16 @@ export function portfolioScreen(ctx: Ctx): Screen {
         if (mine === generation) notify.error(describe(error));
       }
     }
+    /** An ended order's average price (or its limit), converted when the answer has it. */
+    function endedPrice(o: Order, own: string): HTMLElement | string {
+      const c = o.converted;
+      if (o.averagePrice) {
+        return dualValue(o.averagePrice, own, c && { currency: c.currency, value: c.averagePrice, rate: c.rate }, priceShown, 'order-price');
+      }
+      if (o.price) return dualValue(o.price, own, c && { currency: c.currency, value: c.price, rate: c.rate }, priceShown, 'order-price');
+      return '—';
+    }
+
     function scheduleEnded(): void {
       window.clearTimeout(refreshTimer);
       refreshTimer = window.setTimeout(() => void loadEnded(), 300);

@@ -14,6 +14,9 @@ export interface Ticket {
   bookChanged(): void;
   /** A price picked in the book: a limit order at that price. */
   usePrice(price: string): void;
+  /** The screen shows prices in `currency`: when it is not the product's own, the ticket
+   * says that orders are placed in the own one. */
+  showing(currency: string): void;
 }
 
 const TIF_LABELS: Record<TimeInForce, string> = {
@@ -74,6 +77,9 @@ export function orderTicket(ctx: Ctx, product: ProductDetail, book: () => Book |
   );
   const quantityField = h('div', { class: 'field' }, h('label', { for: quantity.id }, `Quantity (${base})`), quantity, h('div', { class: 'field-hint' }));
   const tifField = h('div', { class: 'field' }, h('label', { for: tif.id }, 'Time in force'), tif);
+  // Orders are placed in the product's own currency, whatever the screen shows.
+  const currencyNote = h('p', { class: 'ticket-currency small', 'data-testid': 'ticket-currency-note', hidden: true });
+  let shownCurrency = quote;
   const available = h('div', { class: 'available small', 'data-testid': 'ticket-available' });
   const quoteBox = h('div', { class: 'quote', 'data-testid': 'fee-quote', 'data-state': 'idle' });
   const submit = h('button', { type: 'submit', class: 'btn btn-block', 'data-testid': 'ticket-submit' });
@@ -83,6 +89,7 @@ export function orderTicket(ctx: Ctx, product: ProductDetail, book: () => Book |
     { class: 'ticket-form', novalidate: true },
     h('div', { class: 'segments sides', role: 'group', 'aria-label': 'Side' }, ...sideButtons),
     h('div', { class: 'segments', role: 'group', 'aria-label': 'Order type' }, ...typeButtons),
+    currencyNote,
     priceField,
     quantityField,
     tifField,
@@ -157,10 +164,11 @@ export function orderTicket(ctx: Ctx, product: ProductDetail, book: () => Book |
     hint(quantityField, wrong?.quantity || `Lots of ${lot}`, Boolean(wrong?.quantity));
     hint(
       priceField,
-      wrong?.price || (bestPrice('bid') || bestPrice('ask') ? `Best bid ${money(bestPrice('bid'))} · best ask ${money(bestPrice('ask'))}` : `Steps of ${tick}`),
+      wrong?.price || (bestPrice('bid') || bestPrice('ask') ? bestText() : `Steps of ${tick}`),
       Boolean(wrong?.price),
     );
     showAvailable();
+    showCurrencyNote();
     submit.textContent = `${capitalise(side)} ${symbol}${type === 'market' ? ' at market' : ''}`;
     submit.className = `btn btn-block btn-${side}`;
     submit.disabled = busy;
@@ -172,6 +180,21 @@ export function orderTicket(ctx: Ctx, product: ProductDetail, book: () => Book |
     } else {
       scheduleQuote();
     }
+  }
+
+  function showCurrencyNote(): void {
+    currencyNote.hidden = shownCurrency === quote;
+    currencyNote.textContent =
+      shownCurrency === quote
+        ? ''
+        : `Orders are placed in ${quote}, ${symbol}'s own currency: ${type === 'limit' ? 'the limit price is' : 'market orders fill'} in ${quote}, while the screen shows ${shownCurrency}.`;
+    currencyNote.dataset.currency = quote;
+  }
+
+  /** The best prices of the book (in the product's own currency, like the ticket). */
+  function bestText(): string {
+    const unit = shownCurrency === quote ? '' : ` ${quote}`;
+    return `Best bid ${money(bestPrice('bid'))} · best ask ${money(bestPrice('ask'))}${unit}`;
   }
 
   function showAvailable(): void {
@@ -328,8 +351,12 @@ export function orderTicket(ctx: Ctx, product: ProductDetail, book: () => Book |
       if (type === 'market' && due) scheduleQuote();
       if (type === 'limit' && document.activeElement !== price) {
         const wrong = problems();
-        if (!wrong?.price) hint(priceField, `Best bid ${money(bestPrice('bid'))} · best ask ${money(bestPrice('ask'))}`, false);
+        if (!wrong?.price) hint(priceField, bestText(), false);
       }
+    },
+    showing(currency: string) {
+      shownCurrency = currency;
+      showCurrencyNote();
     },
     usePrice(level: string) {
       type = 'limit';
