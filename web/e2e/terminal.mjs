@@ -5,9 +5,12 @@
 // Twice, at a desktop size (1280x800) and a phone size (390x844), each in a fresh browser
 // context (so a fresh account): create an account, deposit by card, open AAPL and wait for
 // drawn candles, buy at market, see the fill and the balance change in the portfolio, place
-// a limit order far from the market and cancel it, bookmark a product and see it first in
-// the markets list. A screenshot of each main screen goes to --out as
-// <size>-<screen>.png. Any console error or uncaught exception in the page fails the run.
+// a limit order far from the market and cancel it, change the currency preference to EUR
+// and see the wallet's total, the trade history, the markets list and AAPL's chart, price
+// and rate in euros, switch AAPL to its own USD and back in one click, bookmark a product
+// and see it first in the markets list. A screenshot of each main screen goes to --out as
+// <size>-<screen>.png (and -product-eur, -markets-eur). Any console error or uncaught
+// exception in the page fails the run.
 // Nothing here sleeps: every wait is for something on the page.
 //
 // By hand, from the repository's root (apt-get install chromium; npm --prefix web ci):
@@ -241,7 +244,63 @@ async function flow(page, size) {
   await page.waitForFunction(
     () => document.querySelector('[data-testid="wallet-total"]')?.dataset.currency === 'EUR' && /\d EUR$/.test(document.querySelector('[data-testid="wallet-amount"]')?.textContent ?? ''),
   );
+  await step('the trade history in euros, the own dollars under them');
+  const tradePrice = `[data-testid="trade-row"][data-order-id="${order.orderId}"] [data-testid="trade-price"]`;
+  await page.waitForSelector(`${tradePrice}[data-currency="EUR"][data-converted="true"]`);
+  const tradeText = (await page.locator(tradePrice).textContent()) ?? '';
+  const both = /^([\d,.]+) EUR([\d,.]+) USD$/.exec(tradeText);
+  check(both, `the trade's price is not in EUR with its USD: ${JSON.stringify(tradeText)}`);
+  const [, eurText, usdText] = both;
+  const eurusd = await rate('EURUSD');
+  near(amount(eurText) * eurusd, amount(usdText), 0.02, `the trade's EUR price ${eurText} at EURUSD ${eurusd} is not its ${usdText}`);
+  await page.waitForSelector(`[data-testid="trade-row"][data-order-id="${order.orderId}"] [data-testid="trade-fee"][data-currency="EUR"]`);
   await shot(page, size.name, 'portfolio');
+
+  await step('the markets list in euros');
+  await tab(page, 'markets');
+  const aaplPrice = '[data-testid="market-row"][data-symbol="AAPL"] [data-testid="market-price"]';
+  await page.waitForSelector(`${aaplPrice}[data-currency="EUR"]`);
+  check(
+    (await page.locator('[data-testid="market-row"][data-symbol="AAPL"] [data-testid="market-currency"]').textContent()) === 'EUR',
+    'the AAPL row does not say EUR',
+  );
+  const usdPrice = Number((await (await fetch(`${base}/api/v1/products/AAPL?currency=own`)).json()).currentPrice);
+  near(amount(await page.locator(aaplPrice).textContent()) * (await rate('EURUSD')), usdPrice, 0.02, `AAPL's EUR price is not its USD price ${usdPrice} converted`);
+  await shot(page, size.name, 'markets-eur');
+
+  await step('AAPL in euros: the chart, the last price and the rate used');
+  await page.locator('[data-testid="market-row"][data-symbol="AAPL"] a.product-link').click();
+  const shownIn = (currency) =>
+    page.waitForFunction((c) => {
+      const chart = document.querySelector('[data-testid="chart"]');
+      const rateShown = document.querySelector('[data-testid="fx-rate"]');
+      return (
+        document.querySelector('.product-screen')?.dataset.currency === c &&
+        chart?.dataset.currency === c &&
+        Number(chart.dataset.candles) > 0 &&
+        document.querySelector('[data-testid="last-price"]')?.dataset.currency === c &&
+        document.querySelector('[data-testid="price-currency"]')?.textContent === c &&
+        document.querySelector('[data-testid="book"]')?.dataset.currency === c &&
+        document.querySelector('[data-testid="currency-toggle"]')?.dataset.showing === c &&
+        (c === 'USD' ? rateShown?.hidden === true : /^at EURUSD \d+\.\d+$/.test(rateShown?.textContent ?? ''))
+      );
+    }, currency);
+  await shownIn('EUR');
+  const note = (await page.getByTestId('ticket-currency-note').textContent()) ?? '';
+  check(note.includes('placed in USD') && note.includes('EUR'), `the ticket does not say orders are in USD: ${JSON.stringify(note)}`);
+  const shownRate = Number((await page.getByTestId('fx-rate').textContent()).replace('at EURUSD ', ''));
+  const lastEur = amount(await page.getByTestId('last-price').textContent());
+  near(lastEur * shownRate, usdPrice, 0.02, `AAPL's last price ${lastEur} EUR at ${shownRate} is not near ${usdPrice} USD`);
+  await step(`${await page.getByTestId('chart').getAttribute('data-candles')} candles in EUR at EURUSD ${shownRate}; one click to USD`);
+  await page.getByTestId('currency-toggle').click();
+  await shownIn('USD');
+  check(await page.getByTestId('ticket-currency-note').isHidden(), 'the ticket still has its currency note in USD');
+  await step('and one click back to EUR');
+  await page.getByTestId('currency-toggle').click();
+  await shownIn('EUR');
+  await page.getByTestId('ticket-currency-note').waitFor();
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="book"]')?.dataset.levels ?? 0) > 0);
+  await shot(page, size.name, 'product-eur');
 
   await step('bookmark the last product and see it first');
   await tab(page, 'markets');
@@ -263,6 +322,27 @@ async function flow(page, size) {
   await shot(page, size.name, 'markets');
 
   await step('done');
+}
+
+/** A displayed amount ("1,234.56") as a number, for comparisons within a tolerance. */
+function amount(text) {
+  const n = Number(String(text).replace(/,/g, '').trim());
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`not a positive amount: ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Whether `a` is within `tolerance` (a fraction) of `b`: a price converted at a rate read a
+ * moment apart from it. */
+function near(a, b, tolerance, message) {
+  check(Math.abs(a - b) <= tolerance * Math.abs(b), `${message} (${a} against ${b})`);
+}
+
+/** The newest price of an exchange rate (GET /fx). */
+async function rate(symbol) {
+  const rates = await (await fetch(`${base}/api/v1/fx`)).json();
+  const found = rates.find((r) => r.symbol === symbol);
+  check(found?.rate, `no ${symbol} rate in GET /fx: ${JSON.stringify(rates)}`);
+  return Number(found.rate);
 }
 
 function formatCents(value) {
