@@ -152,6 +152,11 @@ pub fn history_unavailable(why: String) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_unavailable", why)
 }
 
+/// 500 `internal`: a state the server should never be in (`message` says which).
+pub fn internal(message: &str) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+}
+
 /// 503 `market_data_unavailable`: the market data cannot answer (`why`).
 pub fn market_unavailable(why: impl std::fmt::Display) -> ApiError {
     ApiError::new(

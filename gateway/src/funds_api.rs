@@ -27,10 +27,14 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::account_api::authenticate;
+use crate::convert;
 use crate::error::{ApiError, bad_request, parse_json, rejected};
+use crate::orders_api::read_history;
+use crate::query::ApiQuery;
+use crate::render::{self, FundsMovement, PageQuery};
 use crate::schema::{
-    BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, MethodDetails, PositiveDecimal,
-    Unavailable,
+    BadRequest, BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, HistoryUnavailable,
+    MethodDetails, PositiveDecimal, Unavailable,
 };
 use crate::state::AppState;
 
@@ -522,9 +526,11 @@ pub(crate) async fn withdraw(
     get,
     path = "/api/v1/funds",
     tag = "funds",
+    params(crate::convert::CurrencyQuery),
     responses(
-        (status = 200, description = "the wallet: its total in the preferred currency and the balances, in asset order", body = crate::wallet::WalletView),
+        (status = 200, description = "the wallet: its total in the preferred (or asked) currency and the balances, in asset order", body = crate::wallet::WalletView),
         BearerErrors,
+        (status = 422, description = "`one_currency`: `currency=own` (a total needs one currency)", body = crate::openapi::ErrorBody),
         Unavailable,
     ),
     security(("bearer" = []))
@@ -532,12 +538,22 @@ pub(crate) async fn withdraw(
 pub(crate) async fn balances(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ApiQuery(query): ApiQuery<convert::CurrencyQuery>,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
-    let (holdings, preference) = state
+    let target = crate::convert::for_account(&state, account, query.currency.as_deref())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "one_currency",
+                "the wallet's total is in one currency: ask for one (or none, for the preference)",
+            )
+        })?;
+    let (holdings, _) = state
         .query(move |engine| crate::wallet::holdings(engine, account))
         .await?;
-    let preference = preference.ok_or_else(|| rejected(Reject::UnknownAccount))?;
+    let preference = target.currency.to_string();
     let market = state
         .market
         .read()
@@ -596,4 +612,57 @@ mod tests {
         assert!(check_expiry("01/27", (2027, 1)).is_ok());
         assert!(check_expiry("12/26", (2027, 1)).is_err());
     }
+}
+
+/// `GET /funds/history`: deposits, withdrawals and fees, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/funds/history",
+    tag = "funds",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "deposits, withdrawals and fees, newest first", body = Vec<FundsMovement>,
+            headers(("X-Next-Cursor" = u64, description = "the cursor of the next page; absent on the last"))),
+        BadRequest,
+        BearerErrors,
+        HistoryUnavailable,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn funds_history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&state, &headers).await?;
+    let (cursor, limit) = query.get();
+    let target = convert::for_account(&state, account, query.currency.as_deref()).await?;
+    let page = read_history(&state, move |h| h.funds(account.get(), cursor, limit)).await?;
+    let products = render::products_in(&page.items, |f| f.product);
+    let mut assets: Vec<u16> = page.items.iter().filter_map(|f| f.asset).collect();
+    assets.sort_unstable();
+    assets.dedup();
+    let (units, assets) = state
+        .query(move |e| {
+            (
+                render::units_of(e, &products),
+                render::assets_of(e, &assets),
+            )
+        })
+        .await?;
+    let items: Vec<FundsMovement> = page
+        .items
+        .iter()
+        .map(|f| render::funds(f, &assets, &units))
+        .collect();
+    let rates = convert::rates_for(
+        &state,
+        target.as_ref(),
+        items.iter().filter_map(FundsMovement::valued_at),
+    )?;
+    let items: Vec<FundsMovement> = items
+        .into_iter()
+        .map(|f| f.convert(rates.as_ref()))
+        .collect();
+    Ok(render::page_response(items, page.next))
 }

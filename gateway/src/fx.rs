@@ -199,8 +199,21 @@ pub fn rates_for_ticks(
     ) else {
         return Ok(Vec::new());
     };
+    let rates = ticks_over(market, reader, pair, first, last)?;
+    at_or_before(&rates, |r| r.ts, ticks.iter().map(|t| t.ts), pair)
+}
+
+/// The pair's ticks that can be in force from `first` to `last` (unix ms), sorted by time:
+/// those in `[first, last]` and the newest before `first`.
+pub fn ticks_over(
+    market: &Market,
+    reader: &mut MarketReader,
+    pair: &Pair,
+    first: i64,
+    last: i64,
+) -> Result<Vec<bourse_marketdata::tick::Tick>, ApiError> {
     let Some(state) = market.product(pair.id) else {
-        return Err(no_rate_at(pair, first));
+        return Ok(Vec::new());
     };
     let mut rates = reader
         .ticks(pair.id, state.tick_head, first, last, usize::MAX)
@@ -211,7 +224,7 @@ pub fn rates_for_ticks(
     {
         rates.insert(0, before);
     }
-    at_or_before(&rates, |r| r.ts, ticks.iter().map(|t| t.ts), pair)
+    Ok(rates)
 }
 
 /// For each of `times`, the last of `rates` (sorted by `time`) at or before it; 422

@@ -27,11 +27,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::account_api::authenticate;
+use crate::convert;
+use crate::error::internal;
 use crate::error::{ApiError, bad_request, parse_json, rejected};
 use crate::openapi::ErrorBody;
 use crate::query::{ApiQuery, Count, OrdersStatus, SeqCursor, SideParam};
 use crate::render::positive_decimal;
-use crate::render::{self, FundsMovement, OrderView, PAGE_MAX, PageQuery, ProductUnits, TradeView};
+use crate::render::{self, OrderView, PAGE_MAX, PageQuery, ProductUnits, TradeView};
 use crate::schema::{
     BadRequest, BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, HistoryUnavailable,
     PositiveDecimal, SymbolText, Unavailable,
@@ -294,10 +296,6 @@ fn oldest_first(mut trades: Vec<TradeRecord>) -> Vec<TradeRecord> {
     trades
 }
 
-fn internal(message: &str) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-}
-
 async fn submit_order(
     state: AppState,
     headers: HeaderMap,
@@ -399,6 +397,10 @@ pub(crate) struct OrdersQuery {
     /// The `X-Next-Cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 0)]
     cursor: Option<SeqCursor>,
+    /// Adds each order's values in this currency (`converted`), or `own` for none; default:
+    /// the account's preference (docs/api.md, "Currencies").
+    #[param(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
 }
 
 /// `GET /orders`: the account's open (default) or closed orders, newest first.
@@ -426,19 +428,28 @@ pub(crate) async fn list(
     let (cursor, limit) = PageQuery {
         limit: query.limit,
         cursor: query.cursor,
+        currency: None,
     }
     .get();
+    let target = convert::for_account(&state, account, query.currency.as_deref()).await?;
     let page = read_history(&state, move |h| {
         h.orders(account.get(), open, cursor, limit)
     })
     .await?;
     let ids = render::products_in(&page.items, |o| Some(o.product));
     let units = state.query(move |e| render::units_of(e, &ids)).await?;
+    let rates = convert::rates_for(
+        &state,
+        target.as_ref(),
+        page.items
+            .iter()
+            .filter_map(|o| Some((units.get(&o.product)?.quote_code(), o.updated_ms))),
+    )?;
     Ok(render::page_of(
         &page,
         &units,
         |o| o.product,
-        |u, o| render::order(u, o, None),
+        |u, o| render::order_view(u, o, None).convert(rates.as_ref()),
     ))
 }
 
@@ -472,8 +483,14 @@ async fn order_with_fills(
     .await
 }
 
-/// One order of the account with its fills, from the history.
-async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Value, ApiError> {
+/// One order of the account with its fills, from the history, with their values in
+/// `target` when one is asked.
+async fn one_order(
+    state: &AppState,
+    account: AccountId,
+    id: u64,
+    target: Option<&convert::Target>,
+) -> Result<Value, ApiError> {
     let found = order_with_fills(state, account, id).await?;
     let (order, fills) = found.ok_or_else(|| unknown_order(id))?;
     let product = order.product;
@@ -481,7 +498,11 @@ async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Valu
         .query(move |e| ProductUnits::of(e, bourse_engine::ProductId::new(product)))
         .await?
         .ok_or_else(|| internal("the order's product is missing"))?;
-    Ok(render::order(&units, &order, Some(&fills)))
+    let times = std::iter::once(order.updated_ms).chain(fills.iter().map(|t| t.ts));
+    let rates = convert::rates_for(state, target, times.map(|t| (units.quote_code(), t)))?;
+    Ok(render::to_value(
+        &render::order_view(&units, &order, Some(&fills)).convert(rates.as_ref()),
+    ))
 }
 
 /// `GET /orders/{id}`.
@@ -490,7 +511,7 @@ async fn one_order(state: &AppState, account: AccountId, id: u64) -> Result<Valu
     path = "/api/v1/orders/{id}",
     tag = "trading",
     operation_id = "order",
-    params(("id" = u64, Path, minimum = 1, description = "the order id")),
+    params(("id" = u64, Path, minimum = 1, description = "the order id"), convert::CurrencyQuery),
     responses(
         (status = 200, description = "the order with its fills", body = OrderView),
         (status = 400, description = "`invalid_request`: the id is not a positive whole number", body = ErrorBody),
@@ -504,10 +525,12 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<convert::CurrencyQuery>,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let id = parse_order_id(&id)?;
-    Ok(axum::Json(one_order(&state, account, id).await?).into_response())
+    let target = convert::for_account(&state, account, query.currency.as_deref()).await?;
+    Ok(axum::Json(one_order(&state, account, id, target.as_ref()).await?).into_response())
 }
 
 /// Cancels an open order of `account` (the HTTP endpoint and the WebSocket `cancel` op).
@@ -523,7 +546,7 @@ pub(crate) async fn cancel_order(
         })
         .await?;
     match outcome.result {
-        Ok(()) => one_order(state, account, id).await,
+        Ok(()) => one_order(state, account, id, None).await,
         Err(Reject::UnknownOrder) => {
             // Closed already, or not the account's (which looks the same as not existing).
             let known = read_history(state, move |h| h.order(account.get(), id)).await?;
@@ -589,53 +612,23 @@ pub(crate) async fn trades(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&state, &headers).await?;
     let (cursor, limit) = query.get();
+    let target = convert::for_account(&state, account, query.currency.as_deref()).await?;
     let page = read_history(&state, move |h| h.trades(account.get(), cursor, limit)).await?;
     let ids = render::products_in(&page.items, |t| Some(t.product));
     let units = state.query(move |e| render::units_of(e, &ids)).await?;
-    Ok(render::page_of(&page, &units, |t| t.product, render::trade))
-}
-
-/// `GET /funds/history`: deposits, withdrawals and fees, newest first.
-#[utoipa::path(
-    get,
-    path = "/api/v1/funds/history",
-    tag = "funds",
-    params(PageQuery),
-    responses(
-        (status = 200, description = "deposits, withdrawals and fees, newest first", body = Vec<FundsMovement>,
-            headers(("X-Next-Cursor" = u64, description = "the cursor of the next page; absent on the last"))),
-        BadRequest,
-        BearerErrors,
-        HistoryUnavailable,
-    ),
-    security(("bearer" = []))
-)]
-pub(crate) async fn funds_history(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Response, ApiError> {
-    let account = authenticate(&state, &headers).await?;
-    let (cursor, limit) = query.get();
-    let page = read_history(&state, move |h| h.funds(account.get(), cursor, limit)).await?;
-    let products = render::products_in(&page.items, |f| f.product);
-    let mut assets: Vec<u16> = page.items.iter().filter_map(|f| f.asset).collect();
-    assets.sort_unstable();
-    assets.dedup();
-    let (units, assets) = state
-        .query(move |e| {
-            (
-                render::units_of(e, &products),
-                render::assets_of(e, &assets),
-            )
-        })
-        .await?;
-    let items: Vec<FundsMovement> = page
-        .items
-        .iter()
-        .map(|f| render::funds(f, &assets, &units))
-        .collect();
-    Ok(render::page_response(items, page.next))
+    let rates = convert::rates_for(
+        &state,
+        target.as_ref(),
+        page.items
+            .iter()
+            .filter_map(|t| Some((units.get(&t.product)?.quote_code(), t.ts))),
+    )?;
+    Ok(render::page_of(
+        &page,
+        &units,
+        |t| t.product,
+        |u, t| render::trade_view(u, t).convert(rates.as_ref()),
+    ))
 }
 
 /// `?symbol=&side=&quantity=&price=` of `GET /fees`. The decimals stay text here: they are

@@ -4,7 +4,7 @@
 //! The catalogue is the market data's ([`bourse_market_service`]): every product the feed defined
 //! (or that a tick named first) and every product tradable on Bourse. A product's
 //! `currentPrice` and `timestamp` are those of its newest tick (`null` before the first);
-//! `histories` are the closes of its last [`HISTORIES`] one-minute candles, oldest first,
+//! `histories` are the closes of its last [`crate::listing::HISTORIES`] one-minute candles, oldest first,
 //! each stamped with the candle's start.
 //!
 //! The catalogue page is in listing order (market-data ids); `query` keeps the products
@@ -13,20 +13,24 @@
 //! `X-Next-Cursor` header).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bourse_engine::{Engine, ProductId, ProductStatus, Side, Symbol};
 use bourse_marketdata::candle::Interval;
-use bourse_marketdata::{Market, MarketReader, fixed};
+use bourse_marketdata::{Market, fixed};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::convert::{self, Target};
 use crate::error::{ApiError, bad_request};
+use crate::listing::{Listing, listing_json};
 use crate::openapi::ErrorBody;
 use crate::query::{ApiQuery, Count, Cursor, IntervalParam, UnixMs};
 use crate::render::{self, CandleView, ProductUnits, TickView};
 use crate::render::{candle_view, tick_view};
-use crate::schema::{BadRequest, CurrencyCode, DecimalText, MarketUnavailable, SymbolText};
+use crate::schema::{
+    BadRequest, BearerErrors, CurrencyCode, DecimalText, MarketUnavailable, SymbolText,
+};
 use crate::state::AppState;
 
 /// `?query=&limit=&cursor=` of `GET /products`.
@@ -44,35 +48,11 @@ pub(crate) struct CatalogueQuery {
     /// The `X-Next-Cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     cursor: Option<Cursor<{ u32::MAX as u64 }>>,
-}
-
-/// A product of the catalogue.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Listing {
-    product_name: String,
-    #[schema(value_type = SymbolText)]
-    symbol: String,
-    /// The newest tick's price; `null` before the first.
-    #[schema(value_type = Option<DecimalText>, required = true)]
-    current_price: Option<String>,
-    /// The newest tick's time, unix ms; `null` before the first.
-    #[schema(required = true)]
-    timestamp: Option<i64>,
-    /// The quote currency (the feed's code, up to 16 characters).
-    #[schema(pattern = "^[!-~]{1,16}$")]
-    currency: String,
-    /// The closes of the last 10 one-minute candles, oldest first.
-    histories: Vec<Close>,
-}
-
-/// A one-minute candle's close.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Close {
-    #[schema(value_type = DecimalText)]
-    price: String,
-    /// The candle's start, unix ms.
-    timestamp: i64,
+    /// Prices in this currency, or `own`; default: the preference of the account whose
+    /// token the request carries, else each product's own. A product no rate converts keeps
+    /// its own (docs/api.md, "Currencies").
+    #[param(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
 }
 
 /// A product with its recent history and, when it trades on Bourse, its units and fees.
@@ -144,6 +124,42 @@ pub(crate) struct Book {
     asks: Vec<BookLevel>,
     /// The engine's newest event when the book was read.
     event_seq: u64,
+    /// The currency of the prices: the product's quote currency unless converted.
+    #[schema(value_type = CurrencyCode)]
+    currency: String,
+    /// When the prices were converted: the rate, the pair's newest tick (docs/api.md,
+    /// "Currencies").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    rate: Option<crate::fx::RateView>,
+}
+
+impl Book {
+    /// Its prices in `target` at the newest rate (see [`convert::lenient`] for a missing
+    /// one).
+    fn convert(mut self, state: &AppState, target: &Target) -> Result<Book, ApiError> {
+        if *target.currency == *self.currency {
+            return Ok(self);
+        }
+        let Some(rates) =
+            convert::rates_for(state, Some(target), [(self.currency.clone(), i64::MAX)])?
+        else {
+            return Ok(self);
+        };
+        let rate = rates.at(&self.currency, i64::MAX);
+        let Some(view) = rate.view() else {
+            let missing: Result<(), _> = Err(crate::fx::no_pair(&self.currency, &target.currency));
+            return convert::lenient(target, missing).map(|_| self);
+        };
+        for level in self.bids.iter_mut().chain(self.asks.iter_mut()) {
+            level.price = rate
+                .value(&level.price)
+                .ok_or_else(|| crate::fx::no_pair(&self.currency, &target.currency))?;
+        }
+        self.currency = target.currency.to_string();
+        self.rate = Some(view);
+        Ok(self)
+    }
 }
 
 /// The candle intervals.
@@ -171,53 +187,12 @@ const QUERY_BYTES_MAX: usize = 64;
 /// Deepest book a request may ask for, and the depth when it names none.
 const DEPTH_MAX: usize = 1000;
 const DEPTH_DEFAULT: usize = 20;
-/// One-minute closes in a product's `histories`.
-pub const HISTORIES: usize = 10;
 /// Most candles or ticks one request returns, and how many when it names no limit.
 const SERIES_MAX: usize = 5000;
 const CANDLES_DEFAULT: usize = 500;
 const TICKS_DEFAULT: usize = 100;
 
 use crate::error::market_unavailable as unavailable;
-
-/// A catalogue item: the seed's fields (`None` for an id the catalogue does not have).
-fn listing_json(
-    market: &Market,
-    reader: &mut MarketReader,
-    id: u32,
-) -> Result<Option<Listing>, ApiError> {
-    let catalogue = market.catalogue();
-    let (Some(listing), Some(state)) = (catalogue.get(id), market.product(id)) else {
-        return Ok(None);
-    };
-    let newest = &state.candles.open[0];
-    let m1 = Interval::M1.index();
-    let histories = reader
-        .candles(
-            id,
-            Interval::M1,
-            state.candle_heads[m1].link(),
-            Some(state.candles.open[m1]),
-            0,
-            i64::MAX,
-            HISTORIES,
-        )
-        .map_err(unavailable)?;
-    Ok(Some(Listing {
-        product_name: listing.name.to_string(),
-        symbol: listing.symbol.as_str().to_string(),
-        current_price: (!newest.is_empty()).then(|| fixed::to_decimal(newest.close).to_string()),
-        timestamp: (!newest.is_empty()).then_some(newest.last.ts),
-        currency: catalogue.currency(listing).as_str().to_string(),
-        histories: histories
-            .iter()
-            .map(|c| Close {
-                price: fixed::to_decimal(c.close).to_string(),
-                timestamp: c.start,
-            })
-            .collect(),
-    }))
-}
 
 /// What `GET /products/{symbol}` adds for a product tradable on Bourse (its tick size
 /// replaces the feed's).
@@ -260,12 +235,22 @@ fn add_trading(detail: &mut ProductDetail, units: &ProductUnits) {
             headers(("X-Next-Cursor" = u32, description = "the cursor of the next page; absent on the last"))),
         BadRequest,
         MarketUnavailable,
-    )
+        BearerErrors,
+    ),
+    security((), ("bearer" = []))
 )]
 pub(crate) async fn catalogue(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<CatalogueQuery>,
 ) -> Result<Response, ApiError> {
+    // A page of many products marks the ones no rate converts rather than failing.
+    let target = convert::for_public(&state, &headers, query.currency.as_deref())
+        .await?
+        .map(|t| Target {
+            explicit: false,
+            ..t
+        });
     let text = query.query.unwrap_or_default();
     if text.len() > QUERY_BYTES_MAX {
         return Err(bad_request(format!(
@@ -290,7 +275,7 @@ pub(crate) async fn catalogue(
     let mut reader = market.reader().map_err(unavailable)?;
     let mut items = Vec::with_capacity(found.len());
     for &id in &found {
-        items.extend(listing_json(&market, &mut reader, id)?);
+        items.extend(listing_json(&market, &mut reader, id, target.as_ref())?);
     }
     Ok(render::page_response(items, next))
 }
@@ -336,24 +321,30 @@ async fn product_of(state: &AppState, symbol: &str) -> Result<(u32, ProductUnits
     get,
     path = "/api/v1/products/{symbol}",
     tag = "products",
-    params(("symbol" = String, Path, description = "the product's symbol")),
+    params(("symbol" = String, Path, description = "the product's symbol"), convert::CurrencyQuery),
     responses(
         (status = 200, description = "the product with recent history; units and fees when tradable", body = ProductDetail),
+        (status = 422, description = "`no_rate`: `currency` asked and no listed rate converts the product's currency into it", body = ErrorBody),
         (status = 400, description = "`invalid_request`: the path does not decode", body = ErrorBody),
         (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
         MarketUnavailable,
-    )
+        BearerErrors,
+    ),
+    security((), ("bearer" = []))
 )]
 pub(crate) async fn product(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(symbol): Path<String>,
+    ApiQuery(query): ApiQuery<convert::CurrencyQuery>,
 ) -> Result<Response, ApiError> {
     let id = listed(&state, &symbol)?;
+    let target = convert::for_public(&state, &headers, query.currency.as_deref()).await?;
     let trading = tradable(&state, &symbol).await?;
     let mut detail = {
         let market = state.market.read().map_err(unavailable)?;
         let mut reader = market.reader().map_err(unavailable)?;
-        let listing = listing_json(&market, &mut reader, id)?;
+        let listing = listing_json(&market, &mut reader, id, target.as_ref())?;
         let tick_size = market.catalogue().get(id).map(|l| l.tick_size);
         match (listing, tick_size) {
             (Some(listing), Some(tick_size)) => ProductDetail {
@@ -398,22 +389,19 @@ fn series_params<const MAX: usize>(
     Ok((from, to, limit.map_or(limit_default, |Count(n)| n)))
 }
 
-/// The product's own currency and the one `?currency=` asks for, when it is another.
+/// The product's own currency and the target, when it is another.
 fn conversion(
     market: &Market,
     id: u32,
     symbol: &str,
-    asked: Option<&str>,
-) -> Result<(String, Option<std::sync::Arc<str>>), ApiError> {
+    target: Option<Target>,
+) -> Result<(String, Option<Target>), ApiError> {
     let own = market
         .catalogue()
         .get(id)
         .map(|listing| market.catalogue().currency(listing).as_str().to_owned())
         .ok_or_else(|| unknown_symbol(symbol))?;
-    let target = asked
-        .map(crate::fx::currency_param)
-        .transpose()?
-        .filter(|target| **target != *own);
+    let target = target.filter(|target| *target.currency != *own);
     Ok((own, target))
 }
 
@@ -434,8 +422,9 @@ pub(crate) struct CandlesQuery {
     /// 1 to 5000 (default 500): the newest if there are more.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<Count<SERIES_MAX>>,
-    /// Prices in this currency, each candle at the rate in force at its end (docs/api.md,
-    /// "Currencies"); default: the product's own.
+    /// Prices in this currency, each candle at the rate in force at its end, or `own`;
+    /// default: the preference of the account whose token the request carries, else the
+    /// product's own (docs/api.md, "Currencies").
     #[param(value_type = Option<CurrencyCode>)]
     currency: Option<String>,
 }
@@ -454,16 +443,20 @@ pub(crate) struct CandlesQuery {
         (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
         (status = 422, description = "`no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a candle", body = ErrorBody),
         MarketUnavailable,
-    )
+        BearerErrors,
+    ),
+    security((), ("bearer" = []))
 )]
 pub(crate) async fn candles(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(symbol): Path<String>,
     ApiQuery(query): ApiQuery<CandlesQuery>,
 ) -> Result<Response, ApiError> {
     let interval = query.interval.map_or(Interval::M1, |IntervalParam(i)| i);
     let (from, to, limit) = series_params(query.from, query.to, query.limit, CANDLES_DEFAULT)?;
     let id = listed(&state, &symbol)?;
+    let target = convert::for_public(&state, &headers, query.currency.as_deref()).await?;
     let market = state.market.read().map_err(unavailable)?;
     let state_of = market.product(id).ok_or_else(|| unknown_symbol(&symbol))?;
     let open = state_of.candles.open[interval.index()];
@@ -472,26 +465,37 @@ pub(crate) async fn candles(
     let candles = reader
         .candles(id, interval, head, Some(open), from, to, limit)
         .map_err(unavailable)?;
-    let (own, target) = conversion(&market, id, &symbol, query.currency.as_deref())?;
-    let items: Vec<CandleView> = match target {
-        None => candles
+    let (own, target) = conversion(&market, id, &symbol, target)?;
+    let plain = || {
+        candles
             .iter()
             .map(|c| candle_view(c, c.start != open.start))
-            .collect(),
+            .collect()
+    };
+    let items: Vec<CandleView> = match target {
+        None => plain(),
         Some(target) => {
-            let pair = crate::fx::pair_for(&market, &own, &target)
-                .ok_or_else(|| crate::fx::no_pair(&own, &target))?;
-            let rates =
-                crate::fx::rates_for_candles(&market, &mut reader, &pair, interval, &candles)?;
-            candles
-                .iter()
-                .zip(&rates)
-                .map(|(c, rate)| {
-                    candle_view(c, c.start != open.start)
-                        .converted(c, &target, &pair, rate)
-                        .ok_or_else(|| crate::fx::no_pair(&own, &target))
-                })
-                .collect::<Result<_, _>>()?
+            let converted = crate::fx::pair_for(&market, &own, &target.currency)
+                .ok_or_else(|| crate::fx::no_pair(&own, &target.currency))
+                .and_then(|pair| {
+                    let rates = crate::fx::rates_for_candles(
+                        &market,
+                        &mut reader,
+                        &pair,
+                        interval,
+                        &candles,
+                    )?;
+                    candles
+                        .iter()
+                        .zip(&rates)
+                        .map(|(c, rate)| {
+                            candle_view(c, c.start != open.start)
+                                .converted(c, &target.currency, &pair, rate)
+                                .ok_or_else(|| crate::fx::no_pair(&own, &target.currency))
+                        })
+                        .collect::<Result<_, _>>()
+                });
+            convert::lenient(&target, converted)?.unwrap_or_else(plain)
         }
     };
     Ok(axum::Json(items).into_response())
@@ -511,8 +515,9 @@ pub(crate) struct TicksQuery {
     /// 1 to 5000 (default 100): the latest arrivals if there are more.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<Count<SERIES_MAX>>,
-    /// Prices in this currency, each at the pair's tick at or before it (docs/api.md,
-    /// "Currencies"); default: the product's own.
+    /// Prices in this currency, each at the pair's tick at or before it, or `own`; default:
+    /// the preference of the account whose token the request carries, else the product's
+    /// own (docs/api.md, "Currencies").
     #[param(value_type = Option<CurrencyCode>)]
     currency: Option<String>,
 }
@@ -531,15 +536,19 @@ pub(crate) struct TicksQuery {
         (status = 404, description = "`unknown_symbol`: no such product", body = ErrorBody),
         (status = 422, description = "`no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a tick", body = ErrorBody),
         MarketUnavailable,
-    )
+        BearerErrors,
+    ),
+    security((), ("bearer" = []))
 )]
 pub(crate) async fn ticks(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(symbol): Path<String>,
     ApiQuery(query): ApiQuery<TicksQuery>,
 ) -> Result<Response, ApiError> {
     let (from, to, limit) = series_params(query.from, query.to, query.limit, TICKS_DEFAULT)?;
     let id = listed(&state, &symbol)?;
+    let target = convert::for_public(&state, &headers, query.currency.as_deref()).await?;
     let market = state.market.read().map_err(unavailable)?;
     let head = market
         .product(id)
@@ -554,22 +563,26 @@ pub(crate) async fn ticks(
         .get(id)
         .map(|l| l.symbol.to_string())
         .unwrap_or(symbol);
-    let (own, target) = conversion(&market, id, &symbol, query.currency.as_deref())?;
+    let (own, target) = conversion(&market, id, &symbol, target)?;
+    let plain = || ticks.iter().map(|t| tick_view(&symbol, t, None)).collect();
     let items: Vec<TickView> = match target {
-        None => ticks.iter().map(|t| tick_view(&symbol, t, None)).collect(),
+        None => plain(),
         Some(target) => {
-            let pair = crate::fx::pair_for(&market, &own, &target)
-                .ok_or_else(|| crate::fx::no_pair(&own, &target))?;
-            let rates = crate::fx::rates_for_ticks(&market, &mut reader, &pair, &ticks)?;
-            ticks
-                .iter()
-                .zip(&rates)
-                .map(|(t, rate)| {
-                    tick_view(&symbol, t, None)
-                        .converted(t, &target, &pair, rate)
-                        .ok_or_else(|| crate::fx::no_pair(&own, &target))
-                })
-                .collect::<Result<_, _>>()?
+            let converted = crate::fx::pair_for(&market, &own, &target.currency)
+                .ok_or_else(|| crate::fx::no_pair(&own, &target.currency))
+                .and_then(|pair| {
+                    let rates = crate::fx::rates_for_ticks(&market, &mut reader, &pair, &ticks)?;
+                    ticks
+                        .iter()
+                        .zip(&rates)
+                        .map(|(t, rate)| {
+                            tick_view(&symbol, t, None)
+                                .converted(t, &target.currency, &pair, rate)
+                                .ok_or_else(|| crate::fx::no_pair(&own, &target.currency))
+                        })
+                        .collect::<Result<_, _>>()
+                });
+            convert::lenient(&target, converted)?.unwrap_or_else(plain)
         }
     };
     Ok(axum::Json(items).into_response())
@@ -583,6 +596,11 @@ pub(crate) struct BookQuery {
     /// Levels a side, 1 to 1000 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     depth: Option<Count<DEPTH_MAX>>,
+    /// Prices in this currency at the newest rate, or `own`; default: the preference of the
+    /// account whose token the request carries, else the product's own (docs/api.md,
+    /// "Currencies").
+    #[param(value_type = Option<CurrencyCode>)]
+    currency: Option<String>,
 }
 
 /// `GET /products/{symbol}/book?depth=`: aggregated levels, best first, with the engine's
@@ -596,19 +614,27 @@ pub(crate) struct BookQuery {
         (status = 200, description = "the book, best first", body = Book),
         BadRequest,
         (status = 404, description = "`unknown_symbol`: no such product on Bourse", body = ErrorBody),
+        (status = 422, description = "`no_rate`: `currency` asked and no listed rate converts the product's currency into it", body = ErrorBody),
         (status = 503, description = "`busy`: the command ring is full (retry); `unavailable`: the engine stopped", body = ErrorBody),
-    )
+        BearerErrors,
+    ),
+    security((), ("bearer" = []))
 )]
 pub(crate) async fn book(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(symbol): Path<String>,
     ApiQuery(query): ApiQuery<BookQuery>,
 ) -> Result<Response, ApiError> {
     let depth = query.depth.map_or(DEPTH_DEFAULT, |Count(n)| n);
+    let target = convert::for_public(&state, &headers, query.currency.as_deref()).await?;
     let (id, units) = product_of(&state, &symbol).await?;
-    let book = state
+    let mut book = state
         .query(move |engine| book_json(engine, &units, id, depth))
         .await?;
+    if let Some(target) = target {
+        book = book.convert(&state, &target)?;
+    }
     Ok(axum::Json(book).into_response())
 }
 
@@ -632,5 +658,7 @@ pub(crate) fn book_json(engine: &Engine, units: &ProductUnits, product: u32, dep
         bids: side(Side::Buy),
         asks: side(Side::Sell),
         event_seq: engine.event_seq(),
+        currency: units.quote_code(),
+        rate: None,
     }
 }

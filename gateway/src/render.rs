@@ -4,6 +4,7 @@
 //! cursor of the next (older) page is in the `X-Next-Cursor` header (absent on the last page).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::convert::{ConvertedAmount, ConvertedOrder, ConvertedTrade, Rates};
 use crate::error::{ApiError, bad_request};
 use crate::query::{Count, Cursor, SeqCursor};
 use crate::schema::{CurrencyCode, DecimalText, MethodDetails, SymbolText};
@@ -31,7 +33,7 @@ use bourse_marketdata::tick::Tick;
 pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 500;
 
-/// `limit` and `cursor` of a list request.
+/// `limit`, `cursor` and `currency` of a list request.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,10 @@ pub struct PageQuery {
     /// The `X-Next-Cursor` of the previous page.
     #[param(value_type = Option<i64>, minimum = 0)]
     pub cursor: Option<SeqCursor>,
+    /// Adds each record's values in this currency (`converted`), or `own` for none;
+    /// default: the account's preference (docs/api.md, "Currencies").
+    #[param(value_type = Option<CurrencyCode>)]
+    pub currency: Option<String>,
 }
 
 impl PageQuery {
@@ -175,6 +181,11 @@ pub struct OrderView<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     duplicate: bool,
+    /// With another currency asked (`?currency=`, or the account's preference): the values
+    /// in it. Absent when the order is in that currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    converted: Option<ConvertedOrder>,
 }
 
 /// One trade of the account, as the API shows it.
@@ -205,6 +216,30 @@ pub struct TradeView {
     fee_currency: AssetCode,
     /// Unix ms.
     timestamp: i64,
+    /// With another currency asked: the values in it. Absent when the trade is in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    converted: Option<ConvertedTrade>,
+}
+
+impl TradeView {
+    /// Adds `converted`, at the rate in force at the trade's time.
+    pub fn convert(mut self, rates: Option<&Rates>) -> Self {
+        let Some(rates) = rates else {
+            return self;
+        };
+        let rate = rates.at(self.fee_currency.as_str(), self.timestamp);
+        if rate.applies() {
+            self.converted = Some(ConvertedTrade {
+                currency: Arc::clone(&rates.target),
+                price: rate.value(&self.price),
+                notional: rate.value(&self.notional),
+                fee: rate.value(&self.fee),
+                rate: rate.view(),
+            });
+        }
+        self
+    }
 }
 
 /// An order; `fills` are its trades (given for one order, left out of lists).
@@ -238,6 +273,7 @@ pub fn order_view<'a>(
         updated_at: order.updated_ms,
         fills: fills.map(|fills| fills.iter().map(|t| trade_view(units, t)).collect()),
         duplicate: false,
+        converted: None,
     }
 }
 
@@ -245,6 +281,28 @@ impl OrderView<'_> {
     /// Marks the answer to a repeated placement (see the `duplicate` field).
     pub fn duplicate(mut self, duplicate: bool) -> Self {
         self.duplicate = duplicate;
+        self
+    }
+
+    /// Adds `converted`, at the rate in force at `updatedAt`, and to each fill at its time.
+    pub fn convert(mut self, rates: Option<&Rates>) -> Self {
+        let Some(rates) = rates else {
+            return self;
+        };
+        let rate = rates.at(self.fee_currency.as_str(), self.updated_at);
+        if rate.applies() {
+            self.converted = Some(ConvertedOrder {
+                currency: Arc::clone(&rates.target),
+                price: self.price.as_deref().and_then(|p| rate.value(p)),
+                average_price: self.average_price.as_deref().and_then(|p| rate.value(p)),
+                notional: rate.value(&self.notional),
+                fees: rate.value(&self.fees),
+                rate: rate.view(),
+            });
+        }
+        if let Some(fills) = self.fills.take() {
+            self.fills = Some(fills.into_iter().map(|t| t.convert(Some(rates))).collect());
+        }
         self
     }
 }
@@ -268,6 +326,7 @@ pub fn trade_view(units: &ProductUnits, trade: &TradeRecord) -> TradeView {
         fee: units.quote_amount(trade.fee),
         fee_currency: units.quote.code(),
         timestamp: trade.ts,
+        converted: None,
     }
 }
 
@@ -320,6 +379,35 @@ pub struct FundsMovement {
     symbol: Option<String>,
     /// Unix ms.
     timestamp: i64,
+    /// With another currency asked: the amount in it. Absent when the movement is in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    converted: Option<ConvertedAmount>,
+}
+
+impl FundsMovement {
+    /// Adds `converted`, at the rate in force at the movement's time.
+    pub fn convert(mut self, rates: Option<&Rates>) -> Self {
+        let Some(rates) = rates else {
+            return self;
+        };
+        if let (Some(currency), Some(amount)) = (&self.currency, &self.amount) {
+            let rate = rates.at(currency, self.timestamp);
+            if rate.applies() {
+                self.converted = Some(ConvertedAmount {
+                    currency: Arc::clone(&rates.target),
+                    amount: rate.value(amount),
+                    rate: rate.view(),
+                });
+            }
+        }
+        self
+    }
+
+    /// Its currency and time, when it has an amount (what converting it needs).
+    pub fn valued_at(&self) -> Option<(String, i64)> {
+        self.currency.clone().map(|c| (c, self.timestamp))
+    }
 }
 
 /// One funds movement.
@@ -347,6 +435,7 @@ pub fn funds(
             .and_then(|p| units.get(&p))
             .map(ProductUnits::symbol),
         timestamp: record.ts,
+        converted: None,
     }
 }
 

@@ -43,7 +43,7 @@ fn documented() -> OpenApiRouter<AppState> {
             crate::funds_api::balances,
             crate::funds_api::withdraw
         ))
-        .routes(routes!(crate::orders_api::funds_history))
+        .routes(routes!(crate::funds_api::funds_history))
         .routes(routes!(crate::products_api::catalogue))
         .routes(routes!(crate::products_api::product))
         .routes(routes!(crate::products_api::book))
