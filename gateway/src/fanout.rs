@@ -57,8 +57,8 @@ pub fn channel_name(key: ChannelKey, units: Option<&ProductUnits>) -> String {
         ChannelKey::Trades(_) => "trades".into(),
         ChannelKey::Balances(_) => "balances".into(),
         ChannelKey::Book(_) => format!("book:{}", symbol()),
-        ChannelKey::Ticks(_) => format!("ticks:{}", symbol()),
-        ChannelKey::Candles(..) => format!("candles:{}", symbol()),
+        ChannelKey::Ticks(_) | ChannelKey::TicksIn(..) => format!("ticks:{}", symbol()),
+        ChannelKey::Candles(..) | ChannelKey::CandlesIn(..) => format!("candles:{}", symbol()),
     }
 }
 
@@ -88,7 +88,9 @@ pub fn model_snapshot(
         ChannelKey::Balances(_)
         | ChannelKey::Book(_)
         | ChannelKey::Ticks(_)
-        | ChannelKey::Candles(..) => Value::Null,
+        | ChannelKey::Candles(..)
+        | ChannelKey::TicksIn(..)
+        | ChannelKey::CandlesIn(..) => Value::Null,
     }
 }
 
@@ -105,7 +107,11 @@ pub fn model_products(model: &History, key: ChannelKey) -> Vec<u32> {
             })
         }
         ChannelKey::Book(product) => vec![product],
-        ChannelKey::Balances(_) | ChannelKey::Ticks(_) | ChannelKey::Candles(..) => Vec::new(),
+        ChannelKey::Balances(_)
+        | ChannelKey::Ticks(_)
+        | ChannelKey::Candles(..)
+        | ChannelKey::TicksIn(..)
+        | ChannelKey::CandlesIn(..) => Vec::new(),
     }
 }
 

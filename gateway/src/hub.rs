@@ -40,6 +40,28 @@ pub enum ChannelKey {
     Ticks(u32),
     /// A market-data product id and an interval index.
     Candles(u32, u8),
+    /// `Ticks` converted at a rate.
+    TicksIn(u32, Fx),
+    /// `Candles` converted at a rate.
+    CandlesIn(u32, u8, Fx),
+}
+
+/// The exchange rate a converted market-data channel uses: the market-data id of the pair,
+/// and whether its price divides (the pair is quoted in the product's currency).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fx {
+    pub pair: u32,
+    pub divide: bool,
+}
+
+impl ChannelKey {
+    /// The market-data product of a converted channel.
+    fn converted_product(self) -> Option<u32> {
+        match self {
+            ChannelKey::TicksIn(id, _) | ChannelKey::CandlesIn(id, ..) => Some(id),
+            _ => None,
+        }
+    }
 }
 
 impl ChannelKey {
@@ -71,6 +93,8 @@ struct Inner {
     next_id: u64,
     conns: HashMap<u64, Conn>,
     channels: HashMap<ChannelKey, Channel>,
+    /// The converted channels with subscribers, by product (what a tick must also update).
+    converted: HashMap<u32, HashSet<ChannelKey>>,
     per_account: HashMap<u32, usize>,
 }
 
@@ -220,6 +244,9 @@ impl Hub {
         }
         conn.channels.insert(key);
         let tx = conn.tx.clone();
+        if let Some(product) = key.converted_product() {
+            inner.converted.entry(product).or_default().insert(key);
+        }
         let channel = inner.channels.entry(key).or_default();
         channel.subscribers.insert(id, tx);
         let message = snapshot(channel.seq);
@@ -232,6 +259,15 @@ impl Hub {
             conn.channels.remove(&key);
         }
         remove_subscriber(&mut inner, key, id);
+    }
+
+    /// The converted channels of market-data `product` that have subscribers.
+    pub fn converted_channels(&self, product: u32) -> Vec<ChannelKey> {
+        self.lock()
+            .converted
+            .get(&product)
+            .map(|keys| keys.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Whether anyone listens to `key` (to skip building an update nobody gets).
@@ -291,6 +327,14 @@ fn remove_subscriber(inner: &mut Inner, key: ChannelKey, id: u64) {
         if channel.subscribers.is_empty() {
             // The sequence restarts with the next subscriber's snapshot; nobody saw the old.
             inner.channels.remove(&key);
+            if let Some(product) = key.converted_product()
+                && let Some(keys) = inner.converted.get_mut(&product)
+            {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    inner.converted.remove(&product);
+                }
+            }
         }
     }
 }

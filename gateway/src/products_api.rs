@@ -577,7 +577,7 @@ pub(crate) async fn ticks(
                         .zip(&rates)
                         .map(|(t, rate)| {
                             tick_view(&symbol, t, None)
-                                .converted(t, &target.currency, &pair, rate)
+                                .converted(t, &target.currency, &pair, (rate.price, rate.ts))
                                 .ok_or_else(|| crate::fx::no_pair(&own, &target.currency))
                         })
                         .collect::<Result<_, _>>()

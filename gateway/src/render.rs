@@ -539,17 +539,12 @@ impl TickView {
         tick: &Tick,
         currency: &std::sync::Arc<str>,
         pair: &crate::fx::Pair,
-        rate: &Tick,
+        (rate, time): (i64, i64),
     ) -> Option<TickView> {
-        let price = crate::fx::convert(tick.price, rate.price, pair.divide)?;
+        let price = crate::fx::convert(tick.price, rate, pair.divide)?;
         self.price = fixed::to_decimal(price).to_string();
         self.currency = Some(std::sync::Arc::clone(currency));
-        self.rate = Some(crate::fx::RateView {
-            pair: std::sync::Arc::clone(&pair.symbol),
-            price: fixed::to_decimal(rate.price).to_string(),
-            time: rate.ts,
-            operation: if pair.divide { "divide" } else { "multiply" },
-        });
+        self.rate = Some(crate::convert::rate_view(pair, rate, time));
         Some(self)
     }
 }
@@ -623,12 +618,7 @@ impl CandleView {
         self.low = at(candle.low)?;
         self.close = at(candle.close)?;
         self.currency = Some(std::sync::Arc::clone(currency));
-        self.rate = Some(crate::fx::RateView {
-            pair: std::sync::Arc::clone(&pair.symbol),
-            price: fixed::to_decimal(rate.close).to_string(),
-            time: rate.last.ts,
-            operation: if pair.divide { "divide" } else { "multiply" },
-        });
+        self.rate = Some(crate::convert::rate_view(pair, rate.close, rate.last.ts));
         Some(self)
     }
 }

@@ -470,17 +470,6 @@ impl Session {
         Ok(found)
     }
 
-    /// The market-data id of a symbol.
-    fn market_product(&self, symbol: &str) -> Result<u32, ApiError> {
-        self.state.market.product_id(symbol).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_symbol",
-                format!("no product {symbol:?}"),
-            )
-        })
-    }
-
     /// The channels of a subscribe or unsubscribe, parsed and checked, all or nothing.
     async fn channels(
         &mut self,
@@ -521,15 +510,10 @@ impl Session {
                     let (product, units) = self.product(symbol).await?;
                     (ChannelKey::Book(product), Some(units))
                 }
-                Some(("ticks", symbol)) => (ChannelKey::Ticks(self.market_product(symbol)?), None),
-                Some(("candles", rest)) => {
-                    let Some((symbol, interval)) = rest.rsplit_once(':') else {
-                        return Err(bad_request("a candles channel is candles:SYMBOL:INTERVAL"));
-                    };
-                    let interval = crate::products_api::interval(interval)?;
-                    let product = self.market_product(symbol)?;
-                    (ChannelKey::Candles(product, interval.index() as u8), None)
-                }
+                Some((kind @ ("ticks" | "candles"), rest)) => (
+                    crate::market_channels::parse(&self.state.market, kind, rest)?,
+                    None,
+                ),
                 Some(_) => return Err(unknown_channel(&name)),
             };
             keys.push((key.0, name, key.1));
@@ -563,7 +547,13 @@ impl Session {
         name: &str,
         units: Option<ProductUnits>,
     ) -> Result<(), ApiError> {
-        let result = if matches!(key, ChannelKey::Ticks(_) | ChannelKey::Candles(..)) {
+        let result = if matches!(
+            key,
+            ChannelKey::Ticks(_)
+                | ChannelKey::Candles(..)
+                | ChannelKey::TicksIn(..)
+                | ChannelKey::CandlesIn(..)
+        ) {
             crate::market_channels::subscribe(&self.state.market, &self.hub, self.id, key, name)
                 .map_err(|e| {
                     ApiError::new(
@@ -650,14 +640,9 @@ impl Session {
                 (_, Some(("book", symbol)), _) => {
                     self.products.get(symbol).map(|(p, _)| ChannelKey::Book(*p))
                 }
-                (_, Some(("ticks", symbol)), _) => {
-                    self.state.market.product_id(symbol).map(ChannelKey::Ticks)
+                (_, Some((kind @ ("ticks" | "candles"), rest)), _) => {
+                    crate::market_channels::parse(&self.state.market, kind, rest).ok()
                 }
-                (_, Some(("candles", rest)), _) => rest.rsplit_once(':').and_then(|(symbol, i)| {
-                    let interval = bourse_marketdata::candle::Interval::parse(i)?;
-                    let product = self.state.market.product_id(symbol)?;
-                    Some(ChannelKey::Candles(product, interval.index() as u8))
-                }),
                 _ => None,
             };
             if let Some(key) = key {
@@ -782,8 +767,8 @@ fn unknown_channel(name: &str) -> ApiError {
         StatusCode::NOT_FOUND,
         "unknown_channel",
         format!(
-            "no channel {name:?} (orders, trades, balances, book:SYMBOL, ticks:SYMBOL, \
-             candles:SYMBOL:INTERVAL)"
+            "no channel {name:?} (orders, trades, balances, book:SYMBOL, ticks:SYMBOL[:CUR], \
+             candles:SYMBOL:INTERVAL[:CUR])"
         ),
     )
 }
