@@ -545,11 +545,14 @@ export interface components {
         Book: {
             asks: components["schemas"]["BookLevel"][];
             bids: components["schemas"]["BookLevel"][];
+            /** @description The currency of the prices: the product's quote currency unless converted. */
+            currency: components["schemas"]["CurrencyCode"];
             /**
              * Format: int64
              * @description The engine's newest event when the book was read.
              */
             eventSeq: number;
+            rate?: null | components["schemas"]["RateView"];
             symbol: components["schemas"]["Symbol"];
         };
         /** @description One price level of a book. */
@@ -592,6 +595,7 @@ export interface components {
         /** @description A one-minute candle's close. */
         Close: {
             price: components["schemas"]["Decimal"];
+            rate?: null | components["schemas"]["RateView"];
             /**
              * Format: int64
              * @description The candle's start, unix ms.
@@ -613,6 +617,32 @@ export interface components {
             thisNode: components["schemas"]["NodeStatus"];
             /** @description The shard's command topic (`kafka` only). */
             topic?: string | null;
+        };
+        /** @description A funds movement's amount in the asked currency, at the rate in force at its `timestamp`. */
+        ConvertedAmount: {
+            amount: null | components["schemas"]["Decimal"];
+            currency: components["schemas"]["CurrencyCode"];
+            rate: null | components["schemas"]["RateView"];
+        };
+        /**
+         * @description An order's values in the asked currency, at the rate in force at its `updatedAt`; every
+         *     value and `rate` are `null` when no rate was (docs/api.md, "Currencies").
+         */
+        ConvertedOrder: {
+            averagePrice: null | components["schemas"]["Decimal"];
+            currency: components["schemas"]["CurrencyCode"];
+            fees: null | components["schemas"]["Decimal"];
+            notional: null | components["schemas"]["Decimal"];
+            price: null | components["schemas"]["Decimal"];
+            rate: null | components["schemas"]["RateView"];
+        };
+        /** @description A trade's values in the asked currency, at the rate in force at its `timestamp`. */
+        ConvertedTrade: {
+            currency: components["schemas"]["CurrencyCode"];
+            fee: null | components["schemas"]["Decimal"];
+            notional: null | components["schemas"]["Decimal"];
+            price: null | components["schemas"]["Decimal"];
+            rate: null | components["schemas"]["RateView"];
         };
         /** @description The body of `PUT /account`; unknown fields are refused. */
         CreateBody: {
@@ -735,6 +765,7 @@ export interface components {
         /** @description One funds movement of the account. */
         FundsMovement: {
             amount: null | components["schemas"]["Decimal"];
+            converted?: null | components["schemas"]["ConvertedAmount"];
             currency: null | components["schemas"]["CurrencyCode"];
             details: null | components["schemas"]["MethodDetails"];
             /**
@@ -807,7 +838,13 @@ export interface components {
             currentPrice: null | components["schemas"]["Decimal"];
             /** @description The closes of the last 10 one-minute candles, oldest first. */
             histories: components["schemas"]["Close"][];
+            /**
+             * @description When the prices were converted (docs/api.md, "Currencies"): the product's own
+             *     currency, in which it trades.
+             */
+            ownCurrency?: components["schemas"]["CurrencyCode"];
             productName: string;
+            rate?: null | components["schemas"]["RateView"];
             symbol: components["schemas"]["Symbol"];
             /**
              * Format: int64
@@ -879,6 +916,7 @@ export interface components {
             averagePrice: null | components["schemas"]["Decimal"];
             /** @description The client's id of the order, if it gave one. */
             clientOrderId: string | null;
+            converted?: null | components["schemas"]["ConvertedOrder"];
             /**
              * Format: int64
              * @description Unix ms.
@@ -1067,6 +1105,7 @@ export interface components {
         TimeInForce: "GTC" | "IOC" | "FOK" | "POST_ONLY";
         /** @description One trade of the account, as the API shows it. */
         Trade: {
+            converted?: null | components["schemas"]["ConvertedTrade"];
             fee: components["schemas"]["Decimal"];
             feeCurrency: components["schemas"]["CurrencyCode"];
             liquidity: components["schemas"]["Liquidity"];
@@ -1918,14 +1957,20 @@ export interface operations {
     };
     balances: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Values in this currency, or `own` for each in its own; default: the preference of
+                 *     the account whose token the request carries (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description the wallet: its total in the preferred currency and the balances, in asset order */
+            /** @description the wallet: its total in the preferred (or asked) currency and the balances, in asset order */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1936,6 +1981,15 @@ export interface operations {
             };
             /** @description `unauthorized`: no token, a malformed one or a wrong one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `one_currency`: `currency=own` (a total needs one currency) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2168,6 +2222,11 @@ export interface operations {
                 limit?: number;
                 /** @description The `X-Next-Cursor` of the previous page. */
                 cursor?: number;
+                /**
+                 * @description Adds each record's values in this currency (`converted`), or `own` for none;
+                 *     default: the account's preference (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path?: never;
@@ -2293,6 +2352,11 @@ export interface operations {
                 limit?: number;
                 /** @description The `X-Next-Cursor` of the previous page. */
                 cursor?: number;
+                /**
+                 * @description Adds each order's values in this currency (`converted`), or `own` for none; default:
+                 *     the account's preference (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path?: never;
@@ -2353,7 +2417,13 @@ export interface operations {
     };
     order: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Values in this currency, or `own` for each in its own; default: the preference of
+                 *     the account whose token the request carries (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
+            };
             header?: never;
             path: {
                 /** @description the order id */
@@ -2771,6 +2841,12 @@ export interface operations {
                 limit?: number;
                 /** @description The `X-Next-Cursor` of the previous page. */
                 cursor?: number;
+                /**
+                 * @description Prices in this currency, or `own`; default: the preference of the account whose
+                 *     token the request carries, else each product's own. A product no rate converts keeps
+                 *     its own (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path?: never;
@@ -2798,6 +2874,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `unauthorized`: no token, a malformed one or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: over the account's rate limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `market_data_unavailable`: the market data's logs cannot be read; `busy`, `unavailable`: the engine is busy or stopped */
             503: {
                 headers: {
@@ -2811,7 +2907,13 @@ export interface operations {
     };
     product: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Values in this currency, or `own` for each in its own; default: the preference of
+                 *     the account whose token the request carries (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
+            };
             header?: never;
             path: {
                 /** @description the product's symbol */
@@ -2839,9 +2941,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `unauthorized`: no token, a malformed one or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `unknown_symbol`: no such product */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_rate`: `currency` asked and no listed rate converts the product's currency into it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: over the account's rate limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2864,6 +2995,12 @@ export interface operations {
             query?: {
                 /** @description Levels a side, 1 to 1000 (default 20). */
                 depth?: number;
+                /**
+                 * @description Prices in this currency at the newest rate, or `own`; default: the preference of the
+                 *     account whose token the request carries, else the product's own (docs/api.md,
+                 *     "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path: {
@@ -2892,9 +3029,38 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `unauthorized`: no token, a malformed one or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `unknown_symbol`: no such product on Bourse */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_rate`: `currency` asked and no listed rate converts the product's currency into it */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: over the account's rate limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2924,8 +3090,9 @@ export interface operations {
                 /** @description 1 to 5000 (default 500): the newest if there are more. */
                 limit?: number;
                 /**
-                 * @description Prices in this currency, each candle at the rate in force at its end (docs/api.md,
-                 *     "Currencies"); default: the product's own.
+                 * @description Prices in this currency, each candle at the rate in force at its end, or `own`;
+                 *     default: the preference of the account whose token the request carries, else the
+                 *     product's own (docs/api.md, "Currencies").
                  */
                 currency?: components["schemas"]["CurrencyCode"];
             };
@@ -2956,6 +3123,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `unauthorized`: no token, a malformed one or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `unknown_symbol`: no such product */
             404: {
                 headers: {
@@ -2968,6 +3144,17 @@ export interface operations {
             /** @description `no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a candle */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: over the account's rate limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2995,8 +3182,9 @@ export interface operations {
                 /** @description 1 to 5000 (default 100): the latest arrivals if there are more. */
                 limit?: number;
                 /**
-                 * @description Prices in this currency, each at the pair's tick at or before it (docs/api.md,
-                 *     "Currencies"); default: the product's own.
+                 * @description Prices in this currency, each at the pair's tick at or before it, or `own`; default:
+                 *     the preference of the account whose token the request carries, else the product's
+                 *     own (docs/api.md, "Currencies").
                  */
                 currency?: components["schemas"]["CurrencyCode"];
             };
@@ -3027,6 +3215,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `unauthorized`: no token, a malformed one or a wrong one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `unknown_symbol`: no such product */
             404: {
                 headers: {
@@ -3039,6 +3236,17 @@ export interface operations {
             /** @description `no_rate`: no listed rate converts the product's currency into `currency`, or none at or before a tick */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: over the account's rate limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3063,6 +3271,11 @@ export interface operations {
                 limit?: number;
                 /** @description The `X-Next-Cursor` of the previous page. */
                 cursor?: number;
+                /**
+                 * @description Adds each record's values in this currency (`converted`), or `own` for none;
+                 *     default: the account's preference (docs/api.md, "Currencies").
+                 */
+                currency?: components["schemas"]["CurrencyCode"];
             };
             header?: never;
             path?: never;

@@ -11,51 +11,30 @@ type Schemas = components['schemas'];
 
 /** The rate a converted value used (docs/api.md, "Currencies"). */
 export type Rate = Schemas['RateView'];
-/** What market data converted in place says of its conversion: `currency` is the one its
- * prices are in; `ownCurrency` and `rate` appear when they were converted. */
-interface Converted {
-  ownCurrency?: string | null;
-  rate?: Rate | null;
-}
-export type Product = Schemas['Listing'] & Converted;
+/** Market data converted in place: `currency` is the one its prices are in; `ownCurrency`
+ * and `rate` appear when they were converted. */
+export type Product = Schemas['Listing'];
 export type FeeTier = Schemas['FeeTier'];
-export type ProductDetail = Schemas['ProductDetail'] & Converted;
+export type ProductDetail = Schemas['ProductDetail'];
 export type Candle = Schemas['Candle'];
 export type Level = Schemas['BookLevel'];
-export type Book = Schemas['Book'] & { currency?: string | null; rate?: Rate | null };
+export type Book = Schemas['Book'];
 export type Tick = Schemas['Tick'];
 export type Side = Schemas['Side'];
 export type OrderType = Schemas['OrderTypeName'];
 export type TimeInForce = Schemas['TimeInForce'];
 /** An account record's values in the requested currency, beside its own ones; `null`
  * values and `rate` when no rate existed at the record's time. */
-export interface TradeConverted {
-  currency: string;
-  price: string | null;
-  notional: string | null;
-  fee: string | null;
-  rate: Rate | null;
-}
-export interface OrderConverted {
-  currency: string;
-  price: string | null;
-  averagePrice: string | null;
-  notional: string | null;
-  fees: string | null;
-  rate: Rate | null;
-}
-export interface FundsConverted {
-  currency: string;
-  amount: string | null;
-  rate: Rate | null;
-}
-export type Fill = Schemas['Trade'] & { converted?: TradeConverted | null };
-export type Order = Schemas['Order'] & { converted?: OrderConverted | null };
+export type TradeConverted = Schemas['ConvertedTrade'];
+export type OrderConverted = Schemas['ConvertedOrder'];
+export type FundsConverted = Schemas['ConvertedAmount'];
+export type Fill = Schemas['Trade'];
+export type Order = Schemas['Order'];
 /** A balance as the `balances` channel sends it (GET /funds adds its value). */
 export type Balance = Pick<Schemas['BalanceView'], 'currency' | 'available' | 'held'>;
 export type Wallet = Schemas['WalletView'];
 export type FxRate = Schemas['FxView'];
-export type FundsRecord = Schemas['FundsMovement'] & { converted?: FundsConverted | null };
+export type FundsRecord = Schemas['FundsMovement'];
 export type FeeQuote = Schemas['FeeQuote'];
 export type Account = Schemas['AccountView'];
 export type NewAccount = Schemas['AccountCreated'];

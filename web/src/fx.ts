@@ -41,6 +41,7 @@ export function dualValue(
   showOwn: (text: string) => string = show,
 ): HTMLElement {
   const ownText = own === null ? '—' : `${showOwn(own)}${ownCurrency ? ` ${ownCurrency}` : ''}`;
+  const ownMain = () => (own === null ? ['—'] : [showOwn(own), ownCurrency ? h('span', { class: 'dual-ccy' }, ` ${ownCurrency}`) : null]);
   if (converted && converted.value !== null && converted.rate) {
     return h(
       'span',
@@ -51,7 +52,7 @@ export function dualValue(
         'data-converted': 'true',
         title: rateTitle(converted.rate, ownText, `${converted.value} ${converted.currency}`),
       },
-      h('span', { class: 'dual-main' }, `${show(converted.value)} ${converted.currency}`),
+      h('span', { class: 'dual-main' }, show(converted.value), h('span', { class: 'dual-ccy' }, ` ${converted.currency}`)),
       h('span', { class: 'dual-own' }, ownText),
     );
   }
@@ -65,11 +66,11 @@ export function dualValue(
         'data-converted': 'false',
         title: `Not converted into ${converted.currency}: no rate at that time`,
       },
-      h('span', { class: 'dual-main' }, ownText),
+      h('span', { class: 'dual-main' }, ...ownMain()),
       h('span', { class: 'dual-own unconverted' }, `not in ${converted.currency}`),
     );
   }
-  return h('span', { class: 'dual', 'data-testid': testid, 'data-currency': ownCurrency ?? '' }, h('span', { class: 'dual-main' }, ownText));
+  return h('span', { class: 'dual', 'data-testid': testid, 'data-currency': ownCurrency ?? '' }, h('span', { class: 'dual-main' }, ...ownMain()));
 }
 
 let currencies: Promise<Map<string, string>> | null = null;
