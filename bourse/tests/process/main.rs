@@ -21,6 +21,7 @@
 mod cluster;
 mod failstop;
 mod fx;
+mod fx_records;
 mod kafka;
 mod lifecycle;
 
