@@ -570,3 +570,127 @@ fn a_client_that_does_not_read_delays_no_one_and_is_dropped_when_its_queue_overf
     assert_eq!(last["error"]["code"], "slow_consumer", "{last}");
     server.stop();
 }
+
+/// `ticks:AAPL:EUR` and `candles:AAPL:1s:EUR` carry AAPL's ticks and candles in euros, each
+/// at the rate the REST API would use (gateway/src/market_channels.rs), checked against the
+/// raw ticks of AAPL and EURUSD read back from the server: every converted price is the
+/// stored price divided by a stored EURUSD tick at or before it, and no other EURUSD tick
+/// lies between the two (one stamped in the same millisecond may arrive after the update).
+#[test]
+fn converted_market_channels_carry_prices_at_the_rate_of_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_market(dir.path(), &[]);
+    let client = Client {
+        addr: server.addr.clone(),
+    };
+    eventually("EURUSD ticks from the simulator", || {
+        let (status, body) =
+            client.call("GET", "/api/v1/products/EURUSD/ticks", None, &Value::Null);
+        (status == 200 && !body.as_array()?.is_empty()).then_some(())
+    });
+    let mut socket = connect(&server.addr);
+    let mut seen = Vec::new();
+    send(
+        &mut socket,
+        json!({"op": "subscribe", "id": 1,
+               "channels": ["ticks:AAPL:EUR", "candles:AAPL:1s:EUR"]}),
+    );
+    let subscribed = answer(&mut socket, 1, &mut seen);
+    assert_eq!(subscribed["ok"], true, "{subscribed}");
+    until(&mut socket, &mut seen, |seen| {
+        on(seen, "ticks:AAPL:EUR")
+            .iter()
+            .filter(|m| m["type"] == "update")
+            .count()
+            >= 5
+            && on(seen, "candles:AAPL:1s:EUR").len() >= 3
+    });
+    assert_sequenced(&seen);
+
+    let stored = |symbol: &str| {
+        let (status, body) = client.call(
+            "GET",
+            &format!("/api/v1/products/{symbol}/ticks?limit=5000"),
+            None,
+            &Value::Null,
+        );
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    };
+    let (aapl, eurusd) = (stored("AAPL"), stored("EURUSD"));
+    let mut checked = 0;
+    for message in on(&seen, "ticks:AAPL:EUR") {
+        let ticks = match &message["data"] {
+            Value::Array(ticks) => ticks.clone(),
+            tick => vec![tick.clone()],
+        };
+        for t in ticks {
+            assert_eq!(
+                (&t["currency"], &t["rate"]["pair"]),
+                (&json!("EUR"), &json!("EURUSD"))
+            );
+            let own = aapl
+                .iter()
+                .find(|a| a["seq"] == t["seq"] && a["source"] == t["source"])
+                .unwrap_or_else(|| panic!("{t} is not a stored AAPL tick"));
+            let (ts, rate_time) = (
+                t["timestamp"].as_i64().unwrap(),
+                t["rate"]["time"].as_i64().unwrap(),
+            );
+            assert!(rate_time <= ts, "{t}");
+            let rate = eurusd
+                .iter()
+                .find(|r| {
+                    r["timestamp"] == rate_time && dec(&r["price"]) == dec(&t["rate"]["price"])
+                })
+                .unwrap_or_else(|| panic!("{t}: its rate is not a stored EURUSD tick"));
+            let between = eurusd.iter().find(|r| {
+                let rt = r["timestamp"].as_i64().unwrap();
+                rate_time < rt && rt < ts
+            });
+            assert!(
+                between.is_none(),
+                "{t}: a newer rate {between:?} was in force"
+            );
+            let expected = (dec(&own["price"]) / dec(&rate["price"]))
+                .round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointNearestEven);
+            assert_eq!(dec(&t["price"]), expected.normalize(), "{t}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked}");
+    for message in on(&seen, "candles:AAPL:1s:EUR") {
+        let candles = match &message["data"] {
+            Value::Array(candles) => candles.clone(),
+            candle => vec![candle.clone()],
+        };
+        for c in candles {
+            assert_eq!(
+                (&c["currency"], &c["rate"]["pair"]),
+                (&json!("EUR"), &json!("EURUSD")),
+                "{c}"
+            );
+            assert!(dec(&c["low"]) <= dec(&c["high"]), "{c}");
+        }
+    }
+
+    // A currency no rate converts into is refused; the product's own is the plain channel.
+    send(
+        &mut socket,
+        json!({"op": "subscribe", "id": 2, "channels": ["ticks:AAPL:CHF"]}),
+    );
+    let refused = answer(&mut socket, 2, &mut seen);
+    assert_eq!(refused["error"]["code"], "no_rate", "{refused}");
+    send(
+        &mut socket,
+        json!({"op": "subscribe", "id": 3, "channels": ["candles:AAPL:1s:USD"]}),
+    );
+    let refused = answer(&mut socket, 3, &mut seen);
+    assert_eq!(refused["error"]["code"], "invalid_request", "{refused}");
+    send(
+        &mut socket,
+        json!({"op": "unsubscribe", "id": 4, "channels": ["ticks:AAPL:EUR"]}),
+    );
+    let done = answer(&mut socket, 4, &mut seen);
+    assert_eq!(done["ok"], true, "{done}");
+}
