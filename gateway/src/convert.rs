@@ -124,11 +124,14 @@ pub enum Rate<'a> {
     At(&'a Pair, &'a Tick),
 }
 
+/// A pair and its ticks over a span of time, sorted.
+type PairTicks = (Pair, Vec<Tick>);
+
 /// The rates that convert values in several currencies, each at its own time, into one
 /// target: per currency, the pair and its ticks over the times asked.
 pub struct Rates {
     pub target: Arc<str>,
-    by_currency: Vec<(String, Option<(Pair, Vec<Tick>)>)>,
+    by_currency: Vec<(String, Option<PairTicks>)>,
 }
 
 impl Rates {

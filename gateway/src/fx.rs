@@ -246,7 +246,8 @@ fn at_or_before<R: Copy>(
         .collect()
 }
 
-fn no_rate_at(pair: &Pair, time: i64) -> ApiError {
+/// 422 `no_rate`: the pair has no tick at or before `time`.
+pub fn no_rate_at(pair: &Pair, time: i64) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "no_rate",

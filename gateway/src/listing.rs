@@ -103,23 +103,31 @@ pub fn listing_json(
     if let Some(target) = target.filter(|t| *t.currency != *item.currency) {
         let newest = (!newest.is_empty()).then_some(newest.last.ts);
         let rates = listing_rates(market, reader, &item.currency, target, newest, &histories);
-        if let Some((now, closes)) = convert::lenient(target, rates)? {
-            item.convert(target, now, closes)?;
+        if let Some(rates) = convert::lenient(target, rates)? {
+            item.convert(target, &rates)?;
         }
     }
     Ok(Some(item))
 }
 
-/// The pair's tick that converts a listing's current price (at `newest`, its time) and the
-/// pair's candles that convert its `histories`.
+/// What converts a listing: the pair, its tick at the current price's time and its candles
+/// for the `histories`.
+struct ListingRates {
+    pair: Pair,
+    now: Option<Tick>,
+    closes: Vec<Candle>,
+}
+
+/// The rates of a listing whose current price is at `newest` (its time) and whose
+/// `histories` are those one-minute candles.
 fn listing_rates(
     market: &Market,
     reader: &mut MarketReader,
     own: &str,
     target: &Target,
     newest: Option<i64>,
-    histories: &[bourse_marketdata::candle::Candle],
-) -> Result<(Option<(Pair, Tick)>, Vec<(Pair, Candle)>), ApiError> {
+    histories: &[Candle],
+) -> Result<ListingRates, ApiError> {
     let pair = crate::fx::pair_for(market, own, &target.currency)
         .ok_or_else(|| crate::fx::no_pair(own, &target.currency))?;
     let now = match newest {
@@ -131,29 +139,25 @@ fn listing_rates(
                 .checked_sub(1)
                 .and_then(|i| ticks.get(i))
                 .copied()
-                .ok_or_else(|| crate::fx::no_pair(own, &target.currency))?;
-            Some((pair.clone(), tick))
+                .ok_or_else(|| crate::fx::no_rate_at(&pair, ts))?;
+            Some(tick)
         }
     };
     let closes = crate::fx::rates_for_candles(market, reader, &pair, Interval::M1, histories)?;
-    Ok((now, closes.into_iter().map(|c| (pair.clone(), c)).collect()))
+    Ok(ListingRates { pair, now, closes })
 }
 
 impl Listing {
     /// Its prices at the rates [`listing_rates`] found.
-    fn convert(
-        &mut self,
-        target: &Target,
-        now: Option<(Pair, Tick)>,
-        closes: Vec<(Pair, Candle)>,
-    ) -> Result<(), ApiError> {
+    fn convert(&mut self, target: &Target, rates: &ListingRates) -> Result<(), ApiError> {
+        let pair = &rates.pair;
         let failed = || crate::fx::no_pair(&self.currency, &target.currency);
-        if let (Some(price), Some((pair, tick))) = (&self.current_price, &now) {
+        if let (Some(price), Some(tick)) = (&self.current_price, &rates.now) {
             self.current_price =
                 Some(convert::decimal_text(price, pair, tick.price).ok_or_else(failed)?);
             self.rate = Some(convert::rate_view(pair, tick.price, tick.ts));
         }
-        for (close, (pair, rate)) in self.histories.iter_mut().zip(&closes) {
+        for (close, rate) in self.histories.iter_mut().zip(&rates.closes) {
             close.price =
                 convert::decimal_text(&close.price, pair, rate.close).ok_or_else(failed)?;
             close.rate = Some(convert::rate_view(pair, rate.close, rate.last.ts));

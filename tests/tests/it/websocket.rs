@@ -571,6 +571,52 @@ fn a_client_that_does_not_read_delays_no_one_and_is_dropped_when_its_queue_overf
     server.stop();
 }
 
+/// Checks every tick on `ticks:AAPL:EUR` in `seen` against the stored `aapl` and `eurusd`
+/// ticks (see the test below); returns how many it checked.
+fn check_converted_ticks(seen: &[Value], aapl: &[Value], eurusd: &[Value]) -> usize {
+    let mut checked = 0;
+    for message in on(seen, "ticks:AAPL:EUR") {
+        let ticks = match &message["data"] {
+            Value::Array(ticks) => ticks.clone(),
+            tick => vec![tick.clone()],
+        };
+        for t in ticks {
+            assert_eq!(
+                (&t["currency"], &t["rate"]["pair"]),
+                (&json!("EUR"), &json!("EURUSD"))
+            );
+            let own = aapl
+                .iter()
+                .find(|a| a["seq"] == t["seq"] && a["source"] == t["source"])
+                .unwrap_or_else(|| panic!("{t} is not a stored AAPL tick"));
+            let (ts, rate_time) = (
+                t["timestamp"].as_i64().unwrap(),
+                t["rate"]["time"].as_i64().unwrap(),
+            );
+            assert!(rate_time <= ts, "{t}");
+            let rate = eurusd
+                .iter()
+                .find(|r| {
+                    r["timestamp"] == rate_time && dec(&r["price"]) == dec(&t["rate"]["price"])
+                })
+                .unwrap_or_else(|| panic!("{t}: its rate is not a stored EURUSD tick"));
+            let between = eurusd.iter().find(|r| {
+                let rt = r["timestamp"].as_i64().unwrap();
+                rate_time < rt && rt < ts
+            });
+            assert!(
+                between.is_none(),
+                "{t}: a newer rate {between:?} was in force"
+            );
+            let expected = (dec(&own["price"]) / dec(&rate["price"]))
+                .round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointNearestEven);
+            assert_eq!(dec(&t["price"]), expected.normalize(), "{t}");
+            checked += 1;
+        }
+    }
+    checked
+}
+
 /// `ticks:AAPL:EUR` and `candles:AAPL:1s:EUR` carry AAPL's ticks and candles in euros, each
 /// at the rate the REST API would use (gateway/src/market_channels.rs), checked against the
 /// raw ticks of AAPL and EURUSD read back from the server: every converted price is the
@@ -617,47 +663,7 @@ fn converted_market_channels_carry_prices_at_the_rate_of_their_time() {
         assert_eq!(status, 200, "{body}");
         body.as_array().unwrap().clone()
     };
-    let (aapl, eurusd) = (stored("AAPL"), stored("EURUSD"));
-    let mut checked = 0;
-    for message in on(&seen, "ticks:AAPL:EUR") {
-        let ticks = match &message["data"] {
-            Value::Array(ticks) => ticks.clone(),
-            tick => vec![tick.clone()],
-        };
-        for t in ticks {
-            assert_eq!(
-                (&t["currency"], &t["rate"]["pair"]),
-                (&json!("EUR"), &json!("EURUSD"))
-            );
-            let own = aapl
-                .iter()
-                .find(|a| a["seq"] == t["seq"] && a["source"] == t["source"])
-                .unwrap_or_else(|| panic!("{t} is not a stored AAPL tick"));
-            let (ts, rate_time) = (
-                t["timestamp"].as_i64().unwrap(),
-                t["rate"]["time"].as_i64().unwrap(),
-            );
-            assert!(rate_time <= ts, "{t}");
-            let rate = eurusd
-                .iter()
-                .find(|r| {
-                    r["timestamp"] == rate_time && dec(&r["price"]) == dec(&t["rate"]["price"])
-                })
-                .unwrap_or_else(|| panic!("{t}: its rate is not a stored EURUSD tick"));
-            let between = eurusd.iter().find(|r| {
-                let rt = r["timestamp"].as_i64().unwrap();
-                rate_time < rt && rt < ts
-            });
-            assert!(
-                between.is_none(),
-                "{t}: a newer rate {between:?} was in force"
-            );
-            let expected = (dec(&own["price"]) / dec(&rate["price"]))
-                .round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointNearestEven);
-            assert_eq!(dec(&t["price"]), expected.normalize(), "{t}");
-            checked += 1;
-        }
-    }
+    let checked = check_converted_ticks(&seen, &stored("AAPL"), &stored("EURUSD"));
     assert!(checked >= 5, "{checked}");
     for message in on(&seen, "candles:AAPL:1s:EUR") {
         let candles = match &message["data"] {
