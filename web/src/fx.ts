@@ -38,7 +38,8 @@ export function dualValue(
   converted: ConvertedValue | null | undefined,
   show: (text: string) => string = cents,
   testid?: string,
-  showOwn: (text: string) => string = show,
+  /** Own values are the ledger's: shown as they are, never rounded. */
+  showOwn: (text: string) => string = money,
 ): HTMLElement {
   const ownText = own === null ? '—' : `${showOwn(own)}${ownCurrency ? ` ${ownCurrency}` : ''}`;
   const ownMain = () => (own === null ? ['—'] : [showOwn(own), ownCurrency ? h('span', { class: 'dual-ccy' }, ` ${ownCurrency}`) : null]);

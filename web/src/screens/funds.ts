@@ -4,7 +4,7 @@
 
 import { type DepositMethod, type FundsRecord, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
-import { format, isPositive } from '../dec';
+import { format, isPositive, money } from '../dec';
 import { cents, dualValue } from '../fx';
 import { capitalise, fill, h, notify, onSubmit, table, when } from '../ui';
 import { signInPrompt } from './prompt';
@@ -217,7 +217,7 @@ export function fundsScreen(ctx: Ctx): Screen {
       c && { currency: c.currency, value: c.amount, rate: c.rate },
       (text) => `${sign}${cents(text)}`,
       'funds-amount',
-      (text) => `${sign}${shares ? format(text) : cents(text)}`,
+      (text) => `${sign}${shares ? format(text) : money(text)}`,
     );
   }
 

@@ -6,7 +6,7 @@
 
 import { OWN, type Product, type Rate, type Tick, api, describe } from '../api';
 import type { Ctx, Screen } from '../app';
-import { percentChange, priceText, shownPlaces } from '../dec';
+import { money, percentChange, priceText, shownPlaces } from '../dec';
 import { rateTitle } from '../fx';
 import { fill, h, notify, percent, time } from '../ui';
 
@@ -17,7 +17,6 @@ interface Row {
   product: Product;
   tr: HTMLTableRowElement;
   price: HTMLElement;
-  currency: HTMLElement;
   change: HTMLElement;
   updated: HTMLElement;
   star: HTMLButtonElement;
@@ -95,7 +94,8 @@ export function marketsScreen(ctx: Ctx): Screen {
     row.product.timestamp = at;
     if (rate !== undefined) row.product.rate = rate;
     const { product } = row;
-    row.price.textContent = price ? priceText(price, converted(product) ? shownPlaces(price) : 2) : '—';
+    // An own price as the feed gives it; a converted one (8 decimals) rounded for reading.
+    row.price.textContent = !price ? '—' : converted(product) ? priceText(price, shownPlaces(price)) : money(price);
     row.price.dataset.currency = product.currency;
     row.price.title =
       converted(product) && product.rate && product.ownCurrency
@@ -151,7 +151,7 @@ export function marketsScreen(ctx: Ctx): Screen {
       ctx.navigate(href);
     });
     star.addEventListener('click', () => void ctx.session.toggleBookmark(product.symbol));
-    const row = { product, tr, price, currency, change, updated, star };
+    const row = { product, tr, price, change, updated, star };
     showPrice(row, product.currentPrice, product.timestamp, false);
     return row;
   }
