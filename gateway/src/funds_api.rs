@@ -34,7 +34,7 @@ use crate::query::ApiQuery;
 use crate::render::{self, FundsMovement, PageQuery};
 use crate::schema::{
     BadRequest, BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, HistoryUnavailable,
-    MethodDetails, PositiveDecimal, Unavailable,
+    MethodDetails, NoRate, PositiveDecimal, Unavailable,
 };
 use crate::state::AppState;
 
@@ -529,6 +529,7 @@ pub(crate) async fn withdraw(
     params(crate::convert::CurrencyQuery),
     responses(
         (status = 200, description = "the wallet: its total in the preferred (or asked) currency and the balances, in asset order", body = crate::wallet::WalletView),
+        BadRequest,
         BearerErrors,
         (status = 422, description = "`one_currency`: `currency=own` (a total needs one currency)", body = crate::openapi::ErrorBody),
         Unavailable,
@@ -626,6 +627,7 @@ mod tests {
         BadRequest,
         BearerErrors,
         HistoryUnavailable,
+        NoRate,
     ),
     security(("bearer" = []))
 )]

@@ -36,7 +36,7 @@ use crate::render::positive_decimal;
 use crate::render::{self, OrderView, PAGE_MAX, PageQuery, ProductUnits, TradeView};
 use crate::schema::{
     BadRequest, BadValue, BearerErrors, BodyErrors, CurrencyCode, DecimalText, HistoryUnavailable,
-    PositiveDecimal, SymbolText, Unavailable,
+    NoRate, PositiveDecimal, SymbolText, Unavailable,
 };
 use crate::state::AppState;
 use bourse_history::{Entry, History, OrderRecord, TradeRecord};
@@ -415,6 +415,7 @@ pub(crate) struct OrdersQuery {
         BadRequest,
         BearerErrors,
         HistoryUnavailable,
+        NoRate,
     ),
     security(("bearer" = []))
 )]
@@ -518,6 +519,7 @@ async fn one_order(
         BearerErrors,
         (status = 404, description = "`unknown_order`: the account has no such order", body = ErrorBody),
         HistoryUnavailable,
+        NoRate,
     ),
     security(("bearer" = []))
 )]
@@ -602,6 +604,7 @@ pub(crate) async fn cancel(
         BadRequest,
         BearerErrors,
         HistoryUnavailable,
+        NoRate,
     ),
     security(("bearer" = []))
 )]

@@ -201,6 +201,15 @@ pub struct MethodDetails {
 #[allow(dead_code)]
 pub struct BadRequest(ErrorBody);
 
+/// 422 of a page of records asked in another currency.
+#[derive(IntoResponses)]
+#[response(
+    status = 422,
+    description = "`no_rate`: `currency` asked and no listed rate converts a record's currency into it (docs/api.md, \"Currencies\")"
+)]
+#[allow(dead_code)]
+pub struct NoRate(ErrorBody);
+
 /// 400, also for well-formed values the data refuses (funds and orders).
 #[derive(IntoResponses)]
 #[response(

@@ -1979,6 +1979,15 @@ export interface operations {
                     "application/json": components["schemas"]["WalletView"];
                 };
             };
+            /** @description `invalid_request`: malformed JSON, wrong types, missing or unknown fields or query parameters, a value out of range (the message says which) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `unauthorized`: no token, a malformed one or a wrong one */
             401: {
                 headers: {
@@ -2263,6 +2272,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `no_rate`: `currency` asked and no listed rate converts a record's currency into it (docs/api.md, "Currencies") */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `rate_limited`: over the account's rate limit */
             429: {
                 headers: {
@@ -2393,6 +2411,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `no_rate`: `currency` asked and no listed rate converts a record's currency into it (docs/api.md, "Currencies") */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description `rate_limited`: over the account's rate limit */
             429: {
                 headers: {
@@ -2462,6 +2489,15 @@ export interface operations {
             };
             /** @description `unknown_order`: the account has no such order */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_rate`: `currency` asked and no listed rate converts a record's currency into it (docs/api.md, "Currencies") */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3305,6 +3341,15 @@ export interface operations {
             };
             /** @description `unauthorized`: no token, a malformed one or a wrong one */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `no_rate`: `currency` asked and no listed rate converts a record's currency into it (docs/api.md, "Currencies") */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
