@@ -120,6 +120,9 @@ pub struct Hub {
     inner: Mutex<Inner>,
     queue_len: usize,
     pub counters: HubCounters,
+    /// Set by the first subscription to a converted channel (never cleared): until then a
+    /// tick looks for converted channels without taking the lock.
+    any_converted: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Hub {
@@ -146,6 +149,7 @@ impl Hub {
             inner: Mutex::default(),
             queue_len: queue_len.max(1),
             counters: HubCounters::default(),
+            any_converted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -246,6 +250,7 @@ impl Hub {
         let tx = conn.tx.clone();
         if let Some(product) = key.converted_product() {
             inner.converted.entry(product).or_default().insert(key);
+            self.any_converted.store(true, Ordering::Release);
         }
         let channel = inner.channels.entry(key).or_default();
         channel.subscribers.insert(id, tx);
@@ -263,6 +268,9 @@ impl Hub {
 
     /// The converted channels of market-data `product` that have subscribers.
     pub fn converted_channels(&self, product: u32) -> Vec<ChannelKey> {
+        if !self.any_converted.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.lock()
             .converted
             .get(&product)
@@ -381,6 +389,42 @@ mod tests {
         };
         assert_eq!(drain(&mut a), vec!["snap 0", "up 1", "up 2"]);
         assert_eq!(drain(&mut b), vec!["snap 1", "up 2"]);
+    }
+
+    #[test]
+    fn a_product_finds_its_converted_channels_until_their_last_subscriber_leaves() {
+        let hub = Hub::default();
+        assert!(hub.converted_channels(7).is_empty());
+        let (a, b) = (hub.register(), hub.register());
+        let eur = Fx {
+            pair: 1,
+            divide: true,
+        };
+        let jpy = Fx {
+            pair: 2,
+            divide: false,
+        };
+        let (ticks, candles) = (
+            ChannelKey::TicksIn(7, eur),
+            ChannelKey::CandlesIn(7, 1, jpy),
+        );
+        hub.subscribe(a.id, ticks, |_| String::new()).unwrap();
+        hub.subscribe(b.id, ticks, |_| String::new()).unwrap();
+        hub.subscribe(b.id, candles, |_| String::new()).unwrap();
+        hub.subscribe(b.id, ChannelKey::Ticks(7), |_| String::new())
+            .unwrap();
+        let mut found = hub.converted_channels(7);
+        found.sort_by_key(|k| format!("{k:?}"));
+        assert_eq!(found, vec![ChannelKey::CandlesIn(7, 1, jpy), ticks]);
+        assert!(hub.converted_channels(8).is_empty());
+        hub.unsubscribe(a.id, ticks);
+        assert_eq!(
+            hub.converted_channels(7).len(),
+            2,
+            "b still listens to both"
+        );
+        hub.unregister(b.id);
+        assert!(hub.converted_channels(7).is_empty());
     }
 
     #[test]
