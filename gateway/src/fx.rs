@@ -158,30 +158,36 @@ pub fn rates_for_candles(
     let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
         return Ok(Vec::new());
     };
+    let rates = candles_over(market, reader, pair, interval, first.start, last.start)?;
+    at_or_before(&rates, |r| r.start, candles.iter().map(|c| c.start), pair)
+}
+
+/// The pair's candles of `interval` that can convert candles starting from `first` to
+/// `last` (unix ms), oldest first: those starting in `[first, last]` and the latest before.
+pub fn candles_over(
+    market: &Market,
+    reader: &mut MarketReader,
+    pair: &Pair,
+    interval: Interval,
+    first: i64,
+    last: i64,
+) -> Result<Vec<Candle>, ApiError> {
     let Some(state) = market.product(pair.id) else {
-        return Err(no_rate_at(pair, first.start));
+        return Ok(Vec::new());
     };
     let open = state.candles.open[interval.index()];
     let head = state.candle_heads[interval.index()].link();
     let mut rates = reader
-        .candles(
-            pair.id,
-            interval,
-            head,
-            Some(open),
-            first.start,
-            last.start,
-            usize::MAX,
-        )
+        .candles(pair.id, interval, head, Some(open), first, last, usize::MAX)
         .map_err(crate::error::market_unavailable)?;
-    if rates.first().is_none_or(|r| r.start > first.start)
+    if rates.first().is_none_or(|r| r.start > first)
         && let Some(before) = reader
-            .candle_before(pair.id, interval, head, Some(open), first.start)
+            .candle_before(pair.id, interval, head, Some(open), first)
             .map_err(crate::error::market_unavailable)?
     {
         rates.insert(0, before);
     }
-    at_or_before(&rates, |r| r.start, candles.iter().map(|c| c.start), pair)
+    Ok(rates)
 }
 
 /// The pair's ticks that convert `ticks` (sorted by time): for each, the pair's newest tick
@@ -229,7 +235,7 @@ pub fn ticks_over(
 
 /// For each of `times`, the last of `rates` (sorted by `time`) at or before it; 422
 /// `no_rate` for a time before them all.
-fn at_or_before<R: Copy>(
+pub fn at_or_before<R: Copy>(
     rates: &[R],
     time: impl Fn(&R) -> i64,
     times: impl Iterator<Item = i64>,

@@ -59,12 +59,12 @@ pub struct Close {
 }
 
 /// A catalogue item: the seed's fields (`None` for an id the catalogue does not have), its
-/// prices in `target` when one is asked and it is not the product's own.
+/// prices in the target of `rates` when one is asked and it is not the product's own.
 pub fn listing_json(
     market: &Market,
     reader: &mut MarketReader,
     id: u32,
-    target: Option<&Target>,
+    rates: Option<&mut PageRates>,
 ) -> Result<Option<Listing>, ApiError> {
     let catalogue = market.catalogue();
     let (Some(listing), Some(state)) = (catalogue.get(id), market.product(id)) else {
@@ -100,62 +100,141 @@ pub fn listing_json(
         own_currency: None,
         rate: None,
     };
-    if let Some(target) = target.filter(|t| *t.currency != *item.currency) {
+    if let Some(page) = rates.filter(|r| *r.target.currency != *item.currency) {
         let newest = (!newest.is_empty()).then_some(newest.last.ts);
-        let rates = listing_rates(market, reader, &item.currency, target, newest, &histories);
-        if let Some(rates) = convert::lenient(target, rates)? {
-            item.convert(target, &rates)?;
+        let found = page.listing(market, reader, &item.currency, newest, &histories);
+        if let Some(found) = convert::lenient(&page.target, found)? {
+            item.convert(&page.target, &found)?;
         }
     }
     Ok(Some(item))
 }
 
-/// What converts a listing: the pair, its tick at the current price's time and its candles
-/// for the `histories`.
+/// What converts a listing: the pair, its rate at the current price's time (price, time)
+/// and its candles for the `histories`.
 struct ListingRates {
     pair: Pair,
-    now: Option<Tick>,
+    now: Option<(i64, i64)>,
     closes: Vec<Candle>,
 }
 
-/// The rates of a listing whose current price is at `newest` (its time) and whose
-/// `histories` are those one-minute candles.
-fn listing_rates(
-    market: &Market,
-    reader: &mut MarketReader,
-    own: &str,
-    target: &Target,
-    newest: Option<i64>,
-    histories: &[Candle],
-) -> Result<ListingRates, ApiError> {
-    let pair = crate::fx::pair_for(market, own, &target.currency)
-        .ok_or_else(|| crate::fx::no_pair(own, &target.currency))?;
-    let now = match newest {
-        None => None,
-        Some(ts) => {
-            let ticks = crate::fx::ticks_over(market, reader, &pair, ts, ts)?;
-            let at = ticks.partition_point(|t| t.ts <= ts);
-            let tick = at
-                .checked_sub(1)
-                .and_then(|i| ticks.get(i))
-                .copied()
-                .ok_or_else(|| crate::fx::no_rate_at(&pair, ts))?;
-            Some(tick)
+/// The rates of one answer's listings (a catalogue page converts many products at one pair):
+/// per currency, the pair and the ticks and one-minute candles read so far, each from a time
+/// on, so that each product's rates are looked up rather than read again.
+pub struct PageRates {
+    target: Target,
+    pairs: Vec<(String, Option<PairSpan>)>,
+}
+
+/// A pair and what was read of it: every tick from `ticks_from` on (and the latest before),
+/// every one-minute candle from `candles_from` on (and the latest before).
+struct PairSpan {
+    pair: Pair,
+    ticks_from: i64,
+    ticks: Vec<Tick>,
+    candles_from: i64,
+    candles: Vec<Candle>,
+}
+
+impl PageRates {
+    pub fn new(target: Target) -> PageRates {
+        PageRates {
+            target,
+            pairs: Vec::new(),
         }
-    };
-    let closes = crate::fx::rates_for_candles(market, reader, &pair, Interval::M1, histories)?;
-    Ok(ListingRates { pair, now, closes })
+    }
+
+    /// The rates of a listing in `own` whose current price is at `newest` (its time) and
+    /// whose `histories` are those one-minute candles.
+    fn listing(
+        &mut self,
+        market: &Market,
+        reader: &mut MarketReader,
+        own: &str,
+        newest: Option<i64>,
+        histories: &[Candle],
+    ) -> Result<ListingRates, ApiError> {
+        let target = &self.target.currency;
+        let at = match self.pairs.iter().position(|(c, _)| c == own) {
+            Some(at) => at,
+            None => {
+                let span = crate::fx::pair_for(market, own, target).map(|pair| PairSpan {
+                    pair,
+                    ticks_from: i64::MAX,
+                    ticks: Vec::new(),
+                    candles_from: i64::MAX,
+                    candles: Vec::new(),
+                });
+                self.pairs.push((own.to_owned(), span));
+                self.pairs.len() - 1
+            }
+        };
+        let span = self.pairs[at]
+            .1
+            .as_mut()
+            .ok_or_else(|| crate::fx::no_pair(own, target))?;
+        let pair = &span.pair;
+        let now = match newest {
+            None => None,
+            Some(ts) => {
+                // Most often the pair's newest tick is at or before the product's newest.
+                let open = market.product(pair.id).map(|p| p.candles.open[0]);
+                match open.filter(|o| !o.is_empty() && o.last.ts <= ts) {
+                    Some(open) => Some((open.close, open.last.ts)),
+                    None => {
+                        if ts < span.ticks_from {
+                            span.ticks = crate::fx::ticks_over(market, reader, pair, ts, i64::MAX)?;
+                            span.ticks_from = ts;
+                        }
+                        let rate = crate::fx::at_or_before(
+                            &span.ticks,
+                            |t| t.ts,
+                            std::iter::once(ts),
+                            pair,
+                        )?;
+                        rate.first().map(|t| (t.price, t.ts))
+                    }
+                }
+            }
+        };
+        let closes = match histories.first() {
+            None => Vec::new(),
+            Some(first) => {
+                if first.start < span.candles_from {
+                    span.candles = crate::fx::candles_over(
+                        market,
+                        reader,
+                        pair,
+                        Interval::M1,
+                        first.start,
+                        i64::MAX,
+                    )?;
+                    span.candles_from = first.start;
+                }
+                crate::fx::at_or_before(
+                    &span.candles,
+                    |c| c.start,
+                    histories.iter().map(|c| c.start),
+                    pair,
+                )?
+            }
+        };
+        Ok(ListingRates {
+            pair: pair.clone(),
+            now,
+            closes,
+        })
+    }
 }
 
 impl Listing {
-    /// Its prices at the rates [`listing_rates`] found.
+    /// Its prices at the rates [`PageRates::listing`] found.
     fn convert(&mut self, target: &Target, rates: &ListingRates) -> Result<(), ApiError> {
         let pair = &rates.pair;
         let failed = || crate::fx::no_pair(&self.currency, &target.currency);
-        if let (Some(price), Some(tick)) = (&self.current_price, &rates.now) {
-            self.current_price =
-                Some(convert::decimal_text(price, pair, tick.price).ok_or_else(failed)?);
-            self.rate = Some(convert::rate_view(pair, tick.price, tick.ts));
+        if let (Some(price), Some((rate, time))) = (&self.current_price, rates.now) {
+            self.current_price = Some(convert::decimal_text(price, pair, rate).ok_or_else(failed)?);
+            self.rate = Some(convert::rate_view(pair, rate, time));
         }
         for (close, rate) in self.histories.iter_mut().zip(&rates.closes) {
             close.price =

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::convert::{self, Target};
 use crate::error::{ApiError, bad_request};
-use crate::listing::{Listing, listing_json};
+use crate::listing::{Listing, PageRates, listing_json};
 use crate::openapi::ErrorBody;
 use crate::query::{ApiQuery, Count, Cursor, IntervalParam, UnixMs};
 use crate::render::{self, CandleView, ProductUnits, TickView};
@@ -274,8 +274,9 @@ pub(crate) async fn catalogue(
     };
     let mut reader = market.reader().map_err(unavailable)?;
     let mut items = Vec::with_capacity(found.len());
+    let mut rates = target.map(PageRates::new);
     for &id in &found {
-        items.extend(listing_json(&market, &mut reader, id, target.as_ref())?);
+        items.extend(listing_json(&market, &mut reader, id, rates.as_mut())?);
     }
     Ok(render::page_response(items, next))
 }
@@ -344,7 +345,8 @@ pub(crate) async fn product(
     let mut detail = {
         let market = state.market.read().map_err(unavailable)?;
         let mut reader = market.reader().map_err(unavailable)?;
-        let listing = listing_json(&market, &mut reader, id, target.as_ref())?;
+        let mut rates = target.map(PageRates::new);
+        let listing = listing_json(&market, &mut reader, id, rates.as_mut())?;
         let tick_size = market.catalogue().get(id).map(|l| l.tick_size);
         match (listing, tick_size) {
             (Some(listing), Some(tick_size)) => ProductDetail {

@@ -252,6 +252,18 @@ fn queries(config: &Config) -> Vec<(String, Histogram<u64>, usize)> {
     for d in 0..366u64 {
         feed(&mut market, year, d + 1, t0 + d as i64 * 86_400_000);
     }
+    // 47 more products for a catalogue page of 50, each with the day's last 15 minutes.
+    for p in 0..47u64 {
+        let symbol = Symbol::new(&format!("LIST{p}")).expect("valid");
+        for minute in 1_426..1_441u64 {
+            feed(
+                &mut market,
+                symbol,
+                minute,
+                t0 + minute as i64 * 60_000 + p as i64,
+            );
+        }
+    }
     // The daily pair's ticks come after the minute ones (a feed's ticks of one product are in
     // time order); one a day, half a day after the product's, from day 0.
     for d in 1..366u64 {
@@ -373,7 +385,51 @@ fn answered(
         out.push((format!("{name}, answered"), plain, n_plain));
         out.push((format!("{name}, answered in EUR"), converted, n_converted));
     }
+    out.extend(listings(config, market));
     out
+}
+
+/// A catalogue page of every product (`GET /products`: current price and the last 10
+/// one-minute closes each), plain and in EUR (`gateway/src/listing.rs`), alternating.
+fn listings(config: &Config, market: &Market) -> Vec<(String, Histogram<u64>, usize)> {
+    let eur = bourse_gateway::convert::Target {
+        currency: "EUR".into(),
+        explicit: false,
+    };
+    let ids: Vec<u32> = (0..u32::try_from(market.catalogue().len()).expect("few")).collect();
+    let mut plain = Histogram::<u64>::new(3).expect("histogram");
+    let mut converted = Histogram::<u64>::new(3).expect("histogram");
+    let mut n = 0;
+    for _ in 0..config.queries {
+        for target in [None, Some(&eur)] {
+            let started = Instant::now();
+            let mut reader = market.reader().expect("reader");
+            let mut rates = target.map(|t| bourse_gateway::listing::PageRates::new(t.clone()));
+            let items: Vec<bourse_gateway::listing::Listing> = ids
+                .iter()
+                .filter_map(|&id| {
+                    bourse_gateway::listing::listing_json(market, &mut reader, id, rates.as_mut())
+                        .expect("listing")
+                })
+                .collect();
+            let json = serde_json::to_vec(&items).expect("serialise");
+            let elapsed = started.elapsed().as_nanos() as u64;
+            std::hint::black_box(json);
+            n = items.len();
+            match target {
+                None => plain.record(elapsed).expect("record"),
+                Some(_) => converted.record(elapsed).expect("record"),
+            }
+        }
+    }
+    vec![
+        (format!("a catalogue page of {n} products"), plain, n),
+        (
+            format!("a catalogue page of {n} products in EUR"),
+            converted,
+            n,
+        ),
+    ]
 }
 
 fn main() {
@@ -423,7 +479,7 @@ fn main() {
     );
     for (name, histogram, n) in queries(&config) {
         println!(
-            "query {name} ({n} candles): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs ({} queries)",
+            "query {name} ({n} items): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs ({} queries)",
             histogram.value_at_quantile(0.5) as f64 / 1e3,
             histogram.value_at_quantile(0.99) as f64 / 1e3,
             histogram.max() as f64 / 1e3,
