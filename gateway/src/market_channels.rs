@@ -141,8 +141,20 @@ fn tick_in(
     tick: &Tick,
     published: Option<u64>,
 ) -> Option<Value> {
-    let (pair, currency) = pair_of(market, fx);
     let rate = tick_rate(market, fx.pair, tick.ts)?;
+    tick_at(market, fx, symbol, tick, published, rate)
+}
+
+/// A tick of `symbol` in the currency of `fx` at `rate` (price, time).
+fn tick_at(
+    market: &Market,
+    fx: Fx,
+    symbol: &str,
+    tick: &Tick,
+    published: Option<u64>,
+    rate: (i64, i64),
+) -> Option<Value> {
+    let (pair, currency) = pair_of(market, fx);
     let view = tick_view(symbol, tick, published).converted(tick, &currency, &pair, rate)?;
     Some(to_value(&view))
 }
@@ -155,10 +167,80 @@ fn candle_in(
     candle: &Candle,
     closed: bool,
 ) -> Option<Value> {
-    let (pair, currency) = pair_of(market, fx);
     let rate = candle_rate(market, fx.pair, interval, candle.start)?;
-    let view = candle_view(candle, closed).converted(candle, &currency, &pair, &rate)?;
+    candle_at(market, fx, candle, closed, &rate)
+}
+
+/// A candle in the currency of `fx` at the pair's candle `rate`.
+fn candle_at(
+    market: &Market,
+    fx: Fx,
+    candle: &Candle,
+    closed: bool,
+    rate: &Candle,
+) -> Option<Value> {
+    let (pair, currency) = pair_of(market, fx);
+    let view = candle_view(candle, closed).converted(candle, &currency, &pair, rate)?;
     Some(to_value(&view))
+}
+
+/// The last of `rates` (sorted by `time`) at or before `t`.
+fn at_or_before<R>(rates: &[R], time: impl Fn(&R) -> i64, t: i64) -> Option<&R> {
+    let at = rates.partition_point(|r| time(r) <= t);
+    at.checked_sub(1).and_then(|i| rates.get(i))
+}
+
+/// A snapshot's ticks in the currency of `fx`: the pair's ticks over their span read once.
+fn ticks_in(market: &Market, fx: Fx, symbol: &str, ticks: &[Tick]) -> Result<Vec<Value>, String> {
+    let (Some(first), Some(last)) = (
+        ticks.iter().map(|t| t.ts).min(),
+        ticks.iter().map(|t| t.ts).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut reader = market.reader().map_err(|e| e.to_string())?;
+    let (pair, _) = pair_of(market, fx);
+    let rates =
+        crate::fx::ticks_over(market, &mut reader, &pair, first, last).map_err(|e| e.message)?;
+    Ok(ticks
+        .iter()
+        .filter_map(|t| {
+            let rate = at_or_before(&rates, |r| r.ts, t.ts)?;
+            tick_at(market, fx, symbol, t, None, (rate.price, rate.ts))
+        })
+        .collect())
+}
+
+/// A snapshot's candles in the currency of `fx`: the pair's candles over their span read
+/// once.
+fn candles_in(
+    market: &Market,
+    fx: Fx,
+    interval: Interval,
+    candles: &[Candle],
+    open_start: i64,
+) -> Result<Vec<Value>, String> {
+    let (Some(first), Some(last)) = (candles.first(), candles.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut reader = market.reader().map_err(|e| e.to_string())?;
+    let (pair, _) = pair_of(market, fx);
+    let rates = crate::fx::candles_over(
+        market,
+        &mut reader,
+        &pair,
+        interval,
+        first.start,
+        last.start,
+    )
+    .map_err(|e| e.message)?;
+    Ok(candles
+        .iter()
+        .filter_map(|c| {
+            let rate = at_or_before(&rates, |r| r.start, c.start)?;
+            candle_at(market, fx, c, c.start != open_start, rate)
+        })
+        .collect())
 }
 
 /// Ticks in a `ticks:` snapshot.
@@ -185,10 +267,7 @@ pub fn subscribe(
                 .ticks(id, state.tick_head, 0, i64::MAX, TICKS_SNAPSHOT)
                 .map_err(|e| e.to_string())?;
             Value::Array(match key {
-                ChannelKey::TicksIn(_, fx) => ticks
-                    .iter()
-                    .filter_map(|t| tick_in(&market, fx, &symbol, t, None))
-                    .collect(),
+                ChannelKey::TicksIn(_, fx) => ticks_in(&market, fx, &symbol, &ticks)?,
                 _ => ticks.iter().map(|t| tick_json(&symbol, t, None)).collect(),
             })
         }
@@ -208,10 +287,9 @@ pub fn subscribe(
                 .map_err(|e| e.to_string())?;
             let open_start = state.candles.open[interval.index()].start;
             Value::Array(match key {
-                ChannelKey::CandlesIn(.., fx) => candles
-                    .iter()
-                    .filter_map(|c| candle_in(&market, fx, interval, c, c.start != open_start))
-                    .collect(),
+                ChannelKey::CandlesIn(.., fx) => {
+                    candles_in(&market, fx, interval, &candles, open_start)?
+                }
                 _ => candles
                     .iter()
                     .map(|c| candle_json(c, c.start != open_start))

@@ -13,7 +13,9 @@
 //!    them (candles read, rendered as the API's candles and serialised to JSON), without and
 //!    with conversion into EUR at the rate of each candle's time (`?currency=EUR`,
 //!    `gateway/src/fx.rs`), a EURUSD pair ticking as often as the product, half a period
-//!    later; the two alternate query by query, so both see the same machine.
+//!    later; the two alternate query by query, so both see the same machine. Last, a
+//!    catalogue page of 50 products (`GET /products`: each one's current price and last 10
+//!    one-minute closes, `gateway/src/listing.rs`), plain and in EUR, alternating likewise.
 //!
 //! `cargo run --release -p bourse-benches --bin market`
 
