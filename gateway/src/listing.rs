@@ -111,11 +111,11 @@ pub fn listing_json(
 }
 
 /// What converts a listing: the pair, its rate at the current price's time (price, time)
-/// and its candles for the `histories`.
+/// and its candle for each of the `histories` (`None` before the pair's first).
 struct ListingRates {
     pair: Pair,
     now: Option<(i64, i64)>,
-    closes: Vec<Candle>,
+    closes: Vec<Option<Candle>>,
 }
 
 /// The rates of one answer's listings (a catalogue page converts many products at one pair):
@@ -211,12 +211,13 @@ impl PageRates {
                     )?;
                     span.candles_from = first.start;
                 }
-                crate::fx::at_or_before(
-                    &span.candles,
-                    |c| c.start,
-                    histories.iter().map(|c| c.start),
-                    pair,
-                )?
+                histories
+                    .iter()
+                    .map(|c| {
+                        let at = span.candles.partition_point(|r| r.start <= c.start);
+                        at.checked_sub(1).and_then(|i| span.candles.get(i)).copied()
+                    })
+                    .collect()
             }
         };
         Ok(ListingRates {
@@ -236,11 +237,21 @@ impl Listing {
             self.current_price = Some(convert::decimal_text(price, pair, rate).ok_or_else(failed)?);
             self.rate = Some(convert::rate_view(pair, rate, time));
         }
-        for (close, rate) in self.histories.iter_mut().zip(&rates.closes) {
+        // A close before the pair's first rate is left out, never shown unconverted.
+        let mut histories = Vec::with_capacity(self.histories.len());
+        for (mut close, rate) in std::mem::take(&mut self.histories)
+            .into_iter()
+            .zip(&rates.closes)
+        {
+            let Some(rate) = rate else {
+                continue;
+            };
             close.price =
                 convert::decimal_text(&close.price, pair, rate.close).ok_or_else(failed)?;
             close.rate = Some(convert::rate_view(pair, rate.close, rate.last.ts));
+            histories.push(close);
         }
+        self.histories = histories;
         self.own_currency = Some(std::mem::replace(
             &mut self.currency,
             target.currency.to_string(),

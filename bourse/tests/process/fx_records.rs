@@ -126,6 +126,17 @@ fn records_the_book_and_the_catalogue_convert_at_the_rate_of_their_time() {
         "EURUSD",
         r#"{"type":"product","symbol":"EURUSD","name":"Euro in US dollars","currency":"USD","tickSize":"0.00001"}"#,
     );
+    // A feed product with a one-minute close from before the first rate, and one after.
+    send(
+        &p,
+        "OLD",
+        r#"{"type":"product","symbol":"OLD","name":"Older than the rates","currency":"USD","tickSize":"0.01"}"#,
+    );
+    let old = [
+        tick("OLD", 1, now_ms() - 120_000, "50.00", 1),
+        tick("OLD", 2, 0, "51.00", 1),
+    ];
+    send(&p, "OLD", &old[0].to_string());
     let dir = tempfile::tempdir().unwrap();
     let (server, client) = serve(dir.path(), &brokers);
     let (seller, buyer) = client.seller_and_buyer("FxS", "FxB");
@@ -140,6 +151,12 @@ fn records_the_book_and_the_catalogue_convert_at_the_rate_of_their_time() {
     // The deposits came before any rate; then the rate moves between two trades.
     let mut pair = Vec::new();
     send_rate(&p, &client, &mut pair, "1.08123", 0);
+    let mut later = old[1].clone();
+    later["ts"] = json!(now_ms());
+    send(&p, "OLD", &later.to_string());
+    eventually("OLD's ticks", || {
+        (ticks_of(&client, "OLD").len() == 2).then_some(())
+    });
     let (status, body) = client.call(
         "PATCH",
         "/api/v1/account",
