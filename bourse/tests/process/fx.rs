@@ -78,7 +78,7 @@ fn candles(client: &Client, query: &str) -> (u16, Value) {
 }
 
 /// A tansu broker with the tick topics, its address and a producer to it.
-fn broker() -> (TansuBroker, String, bourse_feed::Producer) {
+pub(crate) fn broker() -> (TansuBroker, String, bourse_feed::Producer) {
     let broker = TansuBroker::start()
         .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore,libsql --locked)");
     let brokers = broker.brokers();
@@ -259,7 +259,7 @@ fn check_ticks(client: &Client, product: &[Value], pair: &[Value]) {
 }
 
 /// Half to even at 8 decimals, as `fx.rs` and `wallet.rs` round.
-fn round8(value: Decimal) -> Decimal {
+pub(crate) fn round8(value: Decimal) -> Decimal {
     value
         .round_dp_with_strategy(8, RoundingStrategy::MidpointNearestEven)
         .normalize()

@@ -5,13 +5,12 @@
 //! records, and again after a restart. The account's preference is the default currency of
 //! its requests; `own` and a public request without a token get the product's own.
 
-use bourse_feed::create_topic;
-use bourse_feed::tansu::TansuBroker;
 use bourse_tests::client::{Client, dec, eventually};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::kafka::{DEAD_LETTER, TOPIC, producer, send, serve, tick, ticks_of};
+use crate::fx::round8;
+use crate::kafka::{send, serve, tick, ticks_of};
 
 fn now_ms() -> i64 {
     i64::try_from(
@@ -21,13 +20,6 @@ fn now_ms() -> i64 {
             .as_millis(),
     )
     .unwrap()
-}
-
-/// Half to even at 8 decimals, as `fx.rs` rounds.
-fn round8(value: Decimal) -> Decimal {
-    value
-        .round_dp_with_strategy(8, RoundingStrategy::MidpointNearestEven)
-        .normalize()
 }
 
 /// The pair tick in force at `time` (the newest at or before it), if any.
@@ -115,12 +107,7 @@ fn get(client: &Client, path: &str, token: Option<&str>) -> Value {
     reason = "a scenario: one story's steps in order, each checking what the one before did"
 )]
 fn records_the_book_and_the_catalogue_convert_at_the_rate_of_their_time() {
-    let broker = TansuBroker::start()
-        .expect("tansu (cargo install tansu --version 0.6.0 --features dynostore,libsql --locked)");
-    let brokers = broker.brokers();
-    create_topic(&brokers, TOPIC, 3).unwrap();
-    create_topic(&brokers, DEAD_LETTER, 1).unwrap();
-    let p = producer(&brokers);
+    let (_broker, brokers, p) = crate::fx::broker();
     send(
         &p,
         "EURUSD",
