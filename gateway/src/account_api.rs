@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// The body of `PUT /account`; unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateBody {
+pub(crate) struct CreateBody {
     /// The holder's name: at most 128 bytes of UTF-8 after trimming, not blank, no control
     /// characters.
     #[schema(
@@ -272,11 +272,11 @@ pub(crate) async fn read(
 /// The body of `PATCH /account`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct UpdateBody {
+pub(crate) struct UpdateBody {
     /// A listed currency: one Bourse's products are quoted in, or one a listed exchange rate
     /// converts them into (`GET /api/v1/fx`).
     #[schema(value_type = CurrencyCode)]
-    currency_preference: String,
+    pub(crate) currency_preference: String,
 }
 
 /// `PATCH /account`: changes the currency the account's values are shown in (an engine

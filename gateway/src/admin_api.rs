@@ -118,7 +118,7 @@ pub(crate) async fn status(
 /// The body of `PUT /admin/accounts/{id}/status`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StatusBody {
+pub(crate) struct StatusBody {
     /// Kept as text so that a wrong value is named in the answer.
     #[schema(value_type = ProfileStatusName)]
     status: String,

@@ -41,10 +41,10 @@ use crate::state::AppState;
 /// The body of a deposit, `PUT /funds`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct DepositBody {
+pub(crate) struct DepositBody {
     /// Positive, at most the currency's decimals.
     #[schema(value_type = PositiveDecimal)]
-    amount: String,
+    pub(crate) amount: String,
     /// The currency credited; the account's preferred currency when absent.
     #[serde(default)]
     #[schema(value_type = Option<CurrencyCode>)]
@@ -52,7 +52,7 @@ struct DepositBody {
     /// How it is paid; `additionalInformation` holds the method's details.
     #[serde(rename = "type")]
     #[schema(value_type = DepositMethod)]
-    method: String,
+    pub(crate) method: String,
     /// Makes the deposit idempotent: 1 to 36 printable ASCII characters without spaces. When
     /// absent the server assigns one (in the answer), and a repeat is a second deposit.
     #[serde(default)]
@@ -63,7 +63,7 @@ struct DepositBody {
     /// `upi`: `{vpa: "name@bank"}`; `bank`: `{accountNumber}` (1 to 34 characters).
     #[serde(default)]
     #[schema(value_type = Option<PaymentDetails>)]
-    additional_information: Option<Value>,
+    pub(crate) additional_information: Option<Value>,
 }
 
 /// How a deposit is paid.
@@ -242,7 +242,7 @@ fn luhn_ok(digits: &str) -> bool {
 }
 
 /// Checks the method's details; returns what may be kept (at most a card's last four digits).
-fn check_method(method: &str, details: Option<&Value>) -> Result<FundsMethod, ApiError> {
+pub(crate) fn check_method(method: &str, details: Option<&Value>) -> Result<FundsMethod, ApiError> {
     match method {
         "card" => {
             let number = match (detail(details, "cc")?, detail(details, "cardNumber")?) {
@@ -446,10 +446,10 @@ async fn submit_funds(state: &AppState, kind: CommandKind) -> Result<u64, ApiErr
 /// The body of a withdrawal, `POST /funds`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct WithdrawBody {
+pub(crate) struct WithdrawBody {
     /// Positive, at most the currency's decimals.
     #[schema(value_type = PositiveDecimal)]
-    amount: String,
+    pub(crate) amount: String,
     /// The currency withdrawn; the account's preferred currency when absent.
     #[serde(default)]
     #[schema(value_type = Option<CurrencyCode>)]
@@ -462,7 +462,7 @@ struct WithdrawBody {
     /// Where the money goes (free-form; paying it out is out of scope).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    destination_details: Option<Value>,
+    pub(crate) destination_details: Option<Value>,
 }
 
 /// `POST /funds`: a withdrawal from the available balance.

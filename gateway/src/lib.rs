@@ -42,6 +42,7 @@ pub mod convert;
 pub mod error;
 pub mod fanout;
 pub mod funds_api;
+pub mod fuzzing;
 pub mod fx;
 pub mod http;
 pub mod hub;
@@ -63,6 +64,7 @@ pub mod state;
 pub mod wallet;
 pub mod web;
 pub mod ws;
+pub mod ws_message;
 
 pub use error::ApiError;
 pub use state::{ApiConfig, AppState};

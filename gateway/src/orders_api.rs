@@ -42,9 +42,9 @@ use crate::state::AppState;
 use bourse_history::{Entry, History, OrderRecord, TradeRecord};
 
 /// The body of an order.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct OrderBody {
+pub struct OrderBody {
     #[schema(value_type = SymbolText)]
     pub(crate) symbol: String,
     /// Positive, a whole number of the product's lots.

@@ -37,6 +37,7 @@ use crate::hub::{ChannelKey, Hub, HubError, Registration};
 use crate::orders_api::{self, OrderBody};
 use crate::render::{self, ProductUnits};
 use crate::state::AppState;
+use crate::ws_message;
 
 /// The answer to an order or a cancel, once the engine has decided.
 type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
@@ -122,37 +123,6 @@ struct OrderAnswer<'a> {
     #[serde(skip_serializing_if = "Value::is_null")]
     id: &'a Value,
     order: render::OrderView<'a>,
-}
-
-/// An order message in its usual form, read in one pass (see [`Session::handle_text`]).
-/// The order's own fields are [`OrderBody`]'s, spelled out (serde's `flatten` would read
-/// through an intermediate map, which is what this is here to avoid); an unknown field fails
-/// the typed read, and the general path then reports it.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct OrderMessage<'a> {
-    op: &'a str,
-    #[serde(default)]
-    id: Value,
-    side: &'a str,
-    symbol: String,
-    quantity: String,
-    #[serde(rename = "type")]
-    order_type: String,
-    #[serde(default)]
-    price: Option<String>,
-    #[serde(default)]
-    time_in_force: Option<String>,
-    #[serde(default)]
-    client_order_id: Option<String>,
-}
-
-fn side_of(text: &str) -> Option<Side> {
-    match text {
-        "buy" => Some(Side::Buy),
-        "sell" => Some(Side::Sell),
-        _ => None,
-    }
 }
 
 /// One connection's state.
@@ -324,38 +294,15 @@ impl Session {
         // The hot path: a well-formed order is read straight into its typed form. Anything
         // else (another op, a mistake of any kind) goes the general way below, which finds
         // the precise error.
-        if let Ok(order) = serde_json::from_str::<OrderMessage>(text)
-            && order.op == "order"
-            && let Some(side) = side_of(order.side)
-        {
+        if let Some(order) = ws_message::typed_order(text) {
             if let Err(error) = self.rate_limit() {
                 return self.answer_none(error_message(&order.id, "order", &error));
             }
-            let body = OrderBody {
-                symbol: order.symbol,
-                quantity: order.quantity,
-                order_type: order.order_type,
-                price: order.price,
-                time_in_force: order.time_in_force,
-                client_order_id: order.client_order_id,
-            };
-            return self.place(order.id, side, Ok(body)).await;
+            return self.place(order.id, order.side, Ok(order.body)).await;
         }
-        let parsed: Result<Map<String, Value>, _> = serde_json::from_str(text);
-        let mut fields = match parsed {
-            Ok(fields) => fields,
-            Err(e) => {
-                let error = bad_request(format!("invalid JSON message (an object expected): {e}"));
-                return self.answer_none(error_message(&Value::Null, "", &error));
-            }
-        };
-        let id = fields.remove("id").unwrap_or(Value::Null);
-        let op = match fields.remove("op") {
-            Some(Value::String(op)) => op,
-            _ => {
-                let error = bad_request("a message needs \"op\" (a string)");
-                return self.answer_none(error_message(&id, "", &error));
-            }
+        let (id, op, fields) = match ws_message::general(text) {
+            Ok(read) => read,
+            Err((id, error)) => return self.answer_none(error_message(&id, "", &error)),
         };
         if let Err(error) = self.rate_limit() {
             return self.answer_none(error_message(&id, &op, &error));
@@ -655,18 +602,14 @@ impl Session {
 
     /// Hands the order to the engine now (so orders keep their order on the connection) and
     /// answers when it is durable (the future is polled by the connection's own task).
-    async fn order(&mut self, id: Value, mut fields: Map<String, Value>) -> Option<Answer> {
-        let side = match fields.remove("side") {
-            Some(Value::String(side)) if let Some(side) = side_of(&side) => side,
-            _ => {
-                let error = bad_request("an order needs \"side\": \"buy\" or \"sell\"");
+    async fn order(&mut self, id: Value, fields: Map<String, Value>) -> Option<Answer> {
+        match ws_message::order_of_fields(fields) {
+            Ok((side, body)) => self.place(id, side, Ok(body)).await,
+            Err(error) => {
                 self.answer(error_message(&id, "order", &error));
-                return None;
+                None
             }
-        };
-        let body = serde_json::from_value(Value::Object(fields))
-            .map_err(|e| bad_request(format!("invalid order: {e}")));
-        self.place(id, side, body).await
+        }
     }
 
     /// Submits an order read by [`Session::order`] or the typed path of

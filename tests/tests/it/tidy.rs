@@ -28,6 +28,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("gateway", 6),
     ("server", 7),
     ("bourse", 8),
+    // The checks of the fuzz targets: they reach every parser, from the engine's codec to
+    // the gateway's bodies, and use the tests' workload.
+    ("fuzz-checks", 9),
 ];
 
 /// The longest a production source file may be.
