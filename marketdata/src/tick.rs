@@ -479,7 +479,14 @@ pub fn parse_message(payload: &[u8], out: &mut Vec<FeedItem>) -> Result<(), Malf
 pub fn parse_with_serde(payload: &[u8], out: &mut Vec<FeedItem>) -> Result<(), Malformed> {
     let json = |e: serde_json::Error| {
         let mut text = e.to_string();
-        text.truncate(120);
+        // At most 120 bytes, cut at a character's start: serde's message quotes the input,
+        // which may put a multi-byte character across byte 120 (a fuzzer found that the
+        // plain `truncate(120)` panicked there).
+        let mut end = text.len().min(120);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
         Malformed::Json(text)
     };
     let start = out.len();
@@ -541,6 +548,20 @@ pub fn write_product(def: &ProductDef, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_quoting_a_multi_byte_character_across_its_length_bound_is_cut_before_it() {
+        // An unknown field whose name puts "é" (2 bytes) across byte 120 of serde's message.
+        for pad in 80..100 {
+            let message = format!("{{\"{}é\": 1}}", "a".repeat(pad));
+            let mut out = Vec::new();
+            match parse_message(message.as_bytes(), &mut out) {
+                Err(Malformed::Json(text)) => assert!(text.len() <= 120, "{text}"),
+                other => panic!("{other:?}"),
+            }
+            assert!(out.is_empty());
+        }
+    }
 
     #[test]
     fn usd_constant_is_the_parsed_symbol() {
