@@ -4,8 +4,9 @@
 # components of the machine's toolchain, tansu (a Kafka-protocol broker the market-data and
 # command-log tests start on 127.0.0.1; about 10 to 15 minutes to build on two cores, once), Debian's
 # chromium (the web terminal's end-to-end test drives it headless), and the web terminal's
-# npm packages, which it then builds (web/dist, served by `bourse serve`), and schemathesis
-# (a pinned 4.x, in a virtual environment under target/venv) for the API's property tests.
+# npm packages, which it then builds (web/dist, served by `bourse serve`), schemathesis
+# (a pinned 4.x, in a virtual environment under target/venv) for the API's property tests,
+# and cargo-fuzz (scripts/fuzz.sh installs it) for the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,6 +80,8 @@ if ! cmp -s target/api-schema.ts web/src/api-schema.ts; then
 fi
 echo "== schemathesis: the OpenAPI document against a live bourse serve (scripts/schemathesis.sh)"
 BOURSE_BIN=target/debug/bourse scripts/schemathesis.sh
+echo "== fuzzing: every target of fuzz/ for 30 s from its seed corpus (scripts/fuzz.sh; FUZZ_SECONDS runs longer)"
+scripts/fuzz.sh
 echo "== benchmark smoke run (checks every venue's final book against the model; figures not kept)"
 cargo run --release --locked -q -p bourse-benches --bin throughput -- --ops 200000 --warmup 20000 --reps 1 > /dev/null
 echo "== latency smoke run (pipeline open-loop latency; checks each run's state against a journal replay)"

@@ -17,8 +17,11 @@ use bourse_engine::{Command, Engine, Limits, codec};
 use bourse_journal::{Durability, FsStorage, Journal, JournalConfig, RecoveryMode};
 use bourse_marketdata::tick::{parse_message, parse_with_serde};
 
+/// A target's check: panics when the input breaks what it checks.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the fuzz target's and the corpus directory's) and its check.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("codec_decode", codec_decode),
     ("snapshot_load", snapshot_load),
     ("journal_recover", journal_recover),

@@ -1,8 +1,8 @@
 //! House rules checked on the sources themselves (as rust-analyzer's `tidy` does):
 //!
 //! - **Crates by role, arrows one way.** Each crate's `[dependencies]` on the workspace's
-//!   crates go to crates of a lower layer only ([`LAYERS`]); `benches` and `tests` may use
-//!   everything.
+//!   crates go to crates of a lower layer only ([`LAYERS`]); the crates of [`TESTING`] may
+//!   use everything.
 //! - **No module cycles.** Within each crate, the graph of `crate::module` references between
 //!   its top-level modules has no cycle.
 //! - **No comment points at the tracker.** No comment names an issue or task number, or
@@ -28,10 +28,12 @@ const LAYERS: &[(&str, u32)] = &[
     ("gateway", 6),
     ("server", 7),
     ("bourse", 8),
-    // The checks of the fuzz targets: they reach every parser, from the engine's codec to
-    // the gateway's bodies, and use the tests' workload.
-    ("fuzz-checks", 9),
 ];
+
+/// Crates that test the others and may use any of them: the benchmarks, the cross-crate
+/// tests, and the checks of the fuzz targets (which reach every parser and use the tests'
+/// workload). They have no layer and no production files.
+const TESTING: &[&str] = &["benches", "tests", "fuzz-checks"];
 
 /// The longest a production source file may be.
 const FILE_LINES_MAX: usize = 800;
@@ -118,7 +120,7 @@ fn crate_dependencies_point_down_the_layers() {
         .collect();
     let mut wrong = Vec::new();
     for dir in members.keys() {
-        if dir == "benches" || dir == "tests" {
+        if TESTING.contains(&dir.as_str()) {
             continue;
         }
         let layer = *layer_of_dir
@@ -365,7 +367,7 @@ fn production_files_are_short() {
     let mut long = Vec::new();
     let allowed: BTreeMap<&str, &str> = LONG_FILES.iter().copied().collect();
     for dir in members().keys() {
-        if dir == "benches" || dir == "tests" {
+        if TESTING.contains(&dir.as_str()) {
             continue;
         }
         let src = root().join(dir).join("src");
