@@ -31,9 +31,9 @@ const LAYERS: &[(&str, u32)] = &[
 ];
 
 /// Crates that test the others and may use any of them: the benchmarks, the cross-crate
-/// tests, and the checks of the fuzz targets (which reach every parser and use the tests'
-/// workload). They have no layer and no production files.
-const TESTING: &[&str] = &["benches", "tests", "fuzz-checks"];
+/// tests, the checks of the fuzz targets (which reach every parser and use the tests'
+/// workload) and the deterministic simulation. They have no layer and no production files.
+const TESTING: &[&str] = &["benches", "tests", "fuzz-checks", "sim"];
 
 /// The longest a production source file may be.
 const FILE_LINES_MAX: usize = 800;

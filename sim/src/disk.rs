@@ -1,0 +1,377 @@
+//! A simulated disk under the journal's `Storage` seam: files in memory, each with what a
+//! crash keeps (`durable`) apart from what the program sees (`live`), a directory whose
+//! changes are durable only after `sync_dir`, and seeded faults.
+//!
+//! **What a crash keeps.** A segment's bytes are durable once a `sync` covered them. At a
+//! crash, every 512-byte sector written since its last sync is kept or lost by a coin
+//! (a torn write), a directory change since the last `sync_dir` (a created, removed or
+//! renamed file) is kept or undone by a coin, and, when the faults allow it, one bit of an
+//! older segment flips (latent corruption). **Faults while running:** a `sync` or a
+//! `sync_dir` fails (EIO) and a file creation finds no space (ENOSPC), each with the
+//! configured chance. Reads do not fail: a segment is read as a whole map, as the real
+//! storage maps its file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bourse_journal::{SegmentMap, Storage, SyncHandle, SyncWait, segment_file_name};
+use bourse_tests::workload::SplitMix64;
+
+/// The sector a torn write keeps or loses whole.
+const SECTOR: usize = 512;
+
+/// A file's name in the simulated directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Name {
+    Segment(u64),
+    Spare,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    /// What survives a crash.
+    durable: Vec<u8>,
+    /// What the program last had (handed back when its map is dropped).
+    live: Vec<u8>,
+}
+
+/// Chances of faults, in parts per 1,000 operations (0 turns one off).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    pub sync_fails: u64,
+    pub no_space: u64,
+    /// At a crash: one bit of an older segment flips.
+    pub bit_flip: u64,
+    /// At a crash, the sectors written since the last sync are kept in any order (each by a
+    /// coin), as a disk may write back a map's dirty pages; otherwise in file order up to a
+    /// point (a prefix), which is what the journal's recovery tells from damage today
+    /// (docs/testing.md, "What the simulator found").
+    pub torn_any_order: bool,
+}
+
+/// What the disk did, for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskCounts {
+    pub syncs: u64,
+    pub failed_syncs: u64,
+    pub no_space: u64,
+    pub torn_sectors_lost: u64,
+    pub dir_changes_undone: u64,
+    pub bit_flips: u64,
+}
+
+struct State {
+    inodes: HashMap<u64, Inode>,
+    names: BTreeMap<Name, u64>,
+    durable_names: BTreeMap<Name, u64>,
+    next_inode: u64,
+    rng: SplitMix64,
+    faults: Faults,
+    counts: DiskCounts,
+    /// The segment file of the newest flipped bit, for the check that recovery names it.
+    flipped: Option<u64>,
+}
+
+/// The simulated disk; clones share it.
+#[derive(Clone)]
+pub struct SimDisk {
+    state: Arc<Mutex<State>>,
+}
+
+impl SimDisk {
+    pub fn new(seed: u64, faults: Faults) -> SimDisk {
+        SimDisk {
+            state: Arc::new(Mutex::new(State {
+                inodes: HashMap::new(),
+                names: BTreeMap::new(),
+                durable_names: BTreeMap::new(),
+                next_inode: 1,
+                rng: SplitMix64(seed ^ 0xD15C),
+                faults,
+                counts: DiskCounts::default(),
+                flipped: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn counts(&self) -> DiskCounts {
+        self.lock().counts
+    }
+
+    /// The first sequence number of the segment whose bit flipped at the last crash.
+    pub fn flipped(&self) -> Option<u64> {
+        self.lock().flipped
+    }
+
+    /// Turns the faults off or on (recovery runs without them: the faults model a disk
+    /// going wrong under load, and a recovery that keeps failing proves nothing new).
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// A crash: what the program had is gone but what the disk kept (module docs). Call
+    /// with every map of the disk dropped.
+    pub fn crash(&self) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        // The directory: each change since the last sync_dir kept or undone by a coin.
+        let mut names = state.durable_names.clone();
+        let all: Vec<Name> = state
+            .names
+            .keys()
+            .chain(state.durable_names.keys())
+            .copied()
+            .collect();
+        for name in all {
+            let now = state.names.get(&name).copied();
+            let then = state.durable_names.get(&name).copied();
+            if now != then && state.rng.chance(50) {
+                state.counts.dir_changes_undone += 1;
+                continue;
+            }
+            match now {
+                Some(inode) => names.insert(name, inode),
+                None => names.remove(&name),
+            };
+        }
+        // The files: the unsynced sectors kept or lost (a prefix of them, or any).
+        let any_order = state.faults.torn_any_order;
+        let mut inodes: Vec<u64> = state.inodes.keys().copied().collect();
+        inodes.sort_unstable();
+        for id in inodes {
+            let Some(inode) = state.inodes.get_mut(&id) else {
+                continue;
+            };
+            let len = inode.live.len().max(inode.durable.len());
+            inode.durable.resize(len, 0);
+            inode.live.resize(len, 0);
+            let dirty: Vec<usize> = (0..len)
+                .step_by(SECTOR)
+                .filter(|&start| {
+                    let end = (start + SECTOR).min(len);
+                    inode.live[start..end] != inode.durable[start..end]
+                })
+                .collect();
+            let kept_prefix = state.rng.below(dirty.len() as u64 + 1) as usize;
+            for (i, &start) in dirty.iter().enumerate() {
+                let end = (start + SECTOR).min(len);
+                let keep = if any_order {
+                    state.rng.chance(50)
+                } else {
+                    i < kept_prefix
+                };
+                if keep {
+                    inode.durable[start..end].copy_from_slice(&inode.live[start..end]);
+                } else {
+                    state.counts.torn_sectors_lost += 1;
+                }
+            }
+            inode.live.clone_from(&inode.durable);
+        }
+        state.flipped = None;
+        if state.rng.below(1_000) < state.faults.bit_flip {
+            // One bit of a segment other than the newest (whose tail may be torn anyway).
+            let segments: Vec<(u64, u64)> = names
+                .iter()
+                .filter_map(|(name, inode)| match name {
+                    Name::Segment(first) => Some((*first, *inode)),
+                    Name::Spare => None,
+                })
+                .collect();
+            if segments.len() >= 2 {
+                let (first, inode) = segments[state.rng.below(segments.len() as u64 - 1) as usize];
+                if let Some(file) = state.inodes.get_mut(&inode)
+                    && !file.durable.is_empty()
+                {
+                    let at = state.rng.below(file.durable.len() as u64) as usize;
+                    let bit = 1u8 << state.rng.below(8);
+                    file.durable[at] ^= bit;
+                    file.live[at] ^= bit;
+                    state.counts.bit_flips += 1;
+                    state.flipped = Some(first);
+                }
+            }
+        }
+        state
+            .inodes
+            .retain(|inode, _| names.values().any(|i| i == inode));
+        state.names = names.clone();
+        state.durable_names = names;
+    }
+
+    /// Whether a fault with this chance (per 1,000) happens now.
+    fn fault(state: &mut State, pick: fn(&Faults) -> u64) -> bool {
+        let per_mille = pick(&state.faults);
+        state.rng.below(1_000) < per_mille
+    }
+
+    fn make(&self, name: Name, len: u64) -> io::Result<SimSegment> {
+        let mut state = self.lock();
+        if Self::fault(&mut state, |f| f.no_space) {
+            state.counts.no_space += 1;
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        let inode = state.next_inode;
+        state.next_inode += 1;
+        state.inodes.insert(
+            inode,
+            Inode {
+                durable: vec![0; len],
+                live: vec![0; len],
+            },
+        );
+        state.names.insert(name, inode);
+        Ok(SimSegment {
+            inode,
+            data: vec![0; len],
+            disk: self.clone(),
+        })
+    }
+}
+
+/// A segment's map: its bytes, owned while the journal holds it.
+pub struct SimSegment {
+    inode: u64,
+    data: Vec<u8>,
+    disk: SimDisk,
+}
+
+impl Drop for SimSegment {
+    fn drop(&mut self) {
+        let mut state = self.disk.lock();
+        if let Some(inode) = state.inodes.get_mut(&self.inode) {
+            inode.live = std::mem::take(&mut self.data);
+        }
+    }
+}
+
+impl SegmentMap for SimSegment {
+    fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    fn sync(&self, range: Range<usize>, _wait: SyncWait) -> io::Result<()> {
+        let mut state = self.disk.lock();
+        state.counts.syncs += 1;
+        if SimDisk::fault(&mut state, |f| f.sync_fails) {
+            state.counts.failed_syncs += 1;
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        let end = range.end.min(self.data.len());
+        let start = range.start.min(end);
+        if let Some(inode) = state.inodes.get_mut(&self.inode) {
+            inode.durable[start..end].copy_from_slice(&self.data[start..end]);
+            inode.live.clone_from(&self.data);
+        }
+        Ok(())
+    }
+
+    fn sync_handle(&self) -> SyncHandle {
+        // Deferred syncs (the pipeline's `start_commit`) are not simulated: the simulator
+        // commits with `Journal::commit`.
+        Arc::new(|| Err(io::Error::other("deferred syncs are not simulated")))
+    }
+}
+
+impl Storage for SimDisk {
+    type Segment = SimSegment;
+
+    fn list(&self) -> io::Result<Vec<u64>> {
+        Ok(self
+            .lock()
+            .names
+            .keys()
+            .filter_map(|name| match name {
+                Name::Segment(first) => Some(*first),
+                Name::Spare => None,
+            })
+            .collect())
+    }
+
+    fn create(&self, first_seq: u64, len: u64) -> io::Result<SimSegment> {
+        if self.lock().names.contains_key(&Name::Segment(first_seq)) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        self.make(Name::Segment(first_seq), len)
+    }
+
+    fn open(&self, first_seq: u64) -> io::Result<SimSegment> {
+        let state = self.lock();
+        let inode = *state
+            .names
+            .get(&Name::Segment(first_seq))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let data = state
+            .inodes
+            .get(&inode)
+            .map(|i| i.live.clone())
+            .unwrap_or_default();
+        Ok(SimSegment {
+            inode,
+            data,
+            disk: self.clone(),
+        })
+    }
+
+    fn remove(&self, first_seq: u64) -> io::Result<()> {
+        self.lock()
+            .names
+            .remove(&Name::Segment(first_seq))
+            .map(drop)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        state.counts.syncs += 1;
+        if Self::fault(&mut state, |f| f.sync_fails) {
+            state.counts.failed_syncs += 1;
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        state.durable_names = state.names.clone();
+        Ok(())
+    }
+
+    fn segment_path(&self, first_seq: u64) -> PathBuf {
+        PathBuf::from("sim").join(segment_file_name(first_seq))
+    }
+
+    fn create_spare(&self, len: u64) -> io::Result<SimSegment> {
+        self.make(Name::Spare, len)
+    }
+
+    fn activate_spare(&self, first_seq: u64) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.names.contains_key(&Name::Segment(first_seq)) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let inode = state
+            .names
+            .remove(&Name::Spare)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        state.names.insert(Name::Segment(first_seq), inode);
+        Ok(())
+    }
+
+    fn remove_spare(&self) -> io::Result<bool> {
+        Ok(self.lock().names.remove(&Name::Spare).is_some())
+    }
+
+    fn spare_path(&self) -> PathBuf {
+        PathBuf::from("sim").join(bourse_journal::SPARE_FILE_NAME)
+    }
+}

@@ -1,0 +1,369 @@
+//! Deterministic simulation of the engine's durable path: the engine, the journal on a
+//! simulated disk (`disk.rs`), snapshots and recovery, driven in one thread by a seeded
+//! workload, with seeded crashes and disk faults, and every invariant checked as it goes. One
+//! seed is one run, the same every time: a failure prints the command that replays it.
+//!
+//! **A run.** Batches of 1 to 32 commands of the seeded workload (`bourse_tests::workload`:
+//! 300 accounts, two books, every order type and time in force, cancels, amendments, deposits
+//! and withdrawals, halts, profile changes, commands the engine refuses) are appended to the
+//! journal and committed with one sync, as the pipeline's group commit does; then the engine
+//! applies them and they are acknowledged. Between steps, by the seed: a snapshot (kept in
+//! memory, the newest three, one sometimes damaged), or a crash: after the append and before
+//! the commit, after the commit and before the apply, or between batches. A failed sync or a
+//! full disk stops the writer, and the run crashes there, as the server fails stop.
+//!
+//! **Recovery** is the server's: open the journal (torn tails cut, damage anywhere else
+//! refused), load the newest snapshot that passes its checks, replay the journal after it. It
+//! may crash again while it replays, and start over.
+//!
+//! **Checked:** after every batch, the engine's image passes the checks a snapshot load makes
+//! (conservation of every asset, holds equal to what open orders can spend, books uncrossed,
+//! ids and counters); after every recovery, every acknowledged command is in the journal,
+//! byte for byte and in order, and the recovered engine's state hash equals a replay of the
+//! whole journal from nothing; a corruption is refused naming the damaged segment, never
+//! passed over. At the end, the state hash, for the report.
+
+pub mod disk;
+
+use bourse_engine::{Command, Engine, Limits, StateHash, codec};
+use bourse_journal::{Durability, Journal, JournalConfig, PrepareNext, RecoveryMode};
+use bourse_tests::workload::{Generator, SplitMix64};
+
+use crate::disk::{DiskCounts, Faults, SimDisk};
+
+/// What one run does.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub seed: u64,
+    /// Batches of commands.
+    pub batches: u64,
+    /// Disk faults on (the chances in [`FAULTS`]) or off.
+    pub faults: bool,
+    /// Torn writes keep the unsynced sectors in any order ([`Faults::torn_any_order`]).
+    pub torn_any_order: bool,
+}
+
+/// The disk faults of a run with faults on.
+pub const FAULTS: Faults = Faults {
+    sync_fails: 4,
+    no_space: 2,
+    bit_flip: 10,
+    torn_any_order: false,
+};
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub seed: u64,
+    pub batches: u64,
+    pub commands: u64,
+    pub acknowledged: u64,
+    pub crashes: u64,
+    pub crashes_in_recovery: u64,
+    pub snapshots: u64,
+    pub snapshots_damaged: u64,
+    pub snapshots_refused: u64,
+    pub disk: DiskCounts,
+    /// Set when the run ended on a corruption that recovery refused (with the message).
+    pub refused: Option<String>,
+    pub state_hash: Option<StateHash>,
+}
+
+/// A broken invariant: the seed and what broke.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {}: {} (replay: cargo run --release -p bourse-sim -- --seed {})",
+            self.seed, self.message, self.seed
+        )
+    }
+}
+
+/// Snapshots kept (the newest).
+const SNAPSHOTS_KEPT: usize = 3;
+
+fn journal_config() -> JournalConfig {
+    JournalConfig {
+        // Small segments, so that runs roll often and have older segments to damage.
+        segment_size_bytes: 16 * 1024,
+        durability: Durability::Durable,
+        recovery: RecoveryMode::Refuse,
+        prepare_next: PrepareNext::Manual,
+        ..JournalConfig::default()
+    }
+}
+
+struct Run {
+    config: Config,
+    rng: SplitMix64,
+    disk: SimDisk,
+    generator: Generator,
+    engine: Engine,
+    journal: Option<Journal<SimDisk>>,
+    /// Every acknowledged command: (seq, its encoding).
+    acked: Vec<(u64, Vec<u8>)>,
+    snapshots: Vec<(u64, Vec<u8>)>,
+    report: Report,
+}
+
+/// Runs one seed.
+pub fn run(config: Config) -> Result<Report, Failure> {
+    let faults = Faults {
+        torn_any_order: config.torn_any_order,
+        ..if config.faults {
+            FAULTS
+        } else {
+            Faults::default()
+        }
+    };
+    // The journal is created on a sound disk; the faults start with the first batch.
+    let disk = SimDisk::new(
+        config.seed,
+        Faults {
+            torn_any_order: config.torn_any_order,
+            ..Faults::default()
+        },
+    );
+    let journal = Journal::open(disk.clone(), journal_config())
+        .map_err(|e| fail(config.seed, format!("a new journal: {e}")))?;
+    disk.set_faults(faults);
+    let mut run = Run {
+        config,
+        rng: SplitMix64(config.seed),
+        disk,
+        generator: Generator::new(config.seed),
+        engine: Engine::new(Limits::default()),
+        journal: Some(journal),
+        acked: Vec::new(),
+        snapshots: Vec::new(),
+        report: Report {
+            seed: config.seed,
+            ..Report::default()
+        },
+    };
+    for _ in 0..config.batches {
+        run.report.batches += 1;
+        if run.step()? {
+            break;
+        }
+    }
+    run.report.disk = run.disk.counts();
+    if run.report.refused.is_none() {
+        run.report.state_hash = Some(run.engine.state_hash());
+    }
+    Ok(run.report)
+}
+
+fn fail(seed: u64, message: String) -> Failure {
+    Failure { seed, message }
+}
+
+impl Run {
+    fn fail(&self, message: String) -> Failure {
+        fail(self.config.seed, message)
+    }
+
+    /// One batch and what the seed does around it; `true` when the run ends (a refused
+    /// corruption).
+    fn step(&mut self) -> Result<bool, Failure> {
+        if self.rng.chance(4) {
+            self.snapshot();
+        }
+        if self.rng.chance(3) {
+            return self.crash_and_recover();
+        }
+        let n = 1 + self.rng.below(32);
+        let Some(journal) = self.journal.as_mut() else {
+            return Err(self.fail("no journal open".into()));
+        };
+        let mut batch = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut command: Command = self.generator.next_command();
+            command.seq = journal.next_seq();
+            let mut bytes = Vec::new();
+            codec::encode(&command, &mut bytes);
+            if journal.append(command.seq, &bytes).is_err() {
+                // A full disk: the writer stops, the server fails stop.
+                return self.crash_and_recover();
+            }
+            batch.push((command, bytes));
+        }
+        self.report.commands += n;
+        if self.rng.chance(2) {
+            return self.crash_and_recover();
+        }
+        if journal.commit().is_err() {
+            return self.crash_and_recover();
+        }
+        if self.rng.chance(2) {
+            return self.crash_and_recover();
+        }
+        for (command, bytes) in batch {
+            let mut events = Vec::new();
+            let _ = self.engine.apply(&command, &mut events);
+            self.generator.observe(&events);
+            self.acked.push((command.seq, bytes));
+            self.report.acknowledged += 1;
+        }
+        self.check_invariants()?;
+        Ok(false)
+    }
+
+    /// The engine's image through the checks a snapshot load makes.
+    fn check_invariants(&self) -> Result<(), Failure> {
+        Engine::from_image(self.engine.to_image())
+            .map(drop)
+            .map_err(|e| self.fail(format!("the engine broke an invariant: {e}")))
+    }
+
+    fn snapshot(&mut self) {
+        let seq = self.acked.last().map_or(0, |(seq, _)| *seq);
+        let Ok(encoded) = bourse_snapshots::encode(seq, &self.engine.to_image()) else {
+            return;
+        };
+        let mut bytes = encoded.to_bytes();
+        self.report.snapshots += 1;
+        if self.config.faults && self.rng.chance(10) && !bytes.is_empty() {
+            let at = self.rng.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << self.rng.below(8);
+            self.report.snapshots_damaged += 1;
+        }
+        self.snapshots.push((seq, bytes));
+        if self.snapshots.len() > SNAPSHOTS_KEPT {
+            self.snapshots.remove(0);
+        }
+    }
+
+    /// A crash, then recovery (which may crash too, and start over); `true` when recovery
+    /// refused a corruption, which ends the run.
+    fn crash_and_recover(&mut self) -> Result<bool, Failure> {
+        self.report.crashes += 1;
+        self.journal = None;
+        self.disk.crash();
+        // Recovery runs on a disk without faults (see `SimDisk::set_faults`), then they
+        // come back.
+        let torn_any_order = self.config.torn_any_order;
+        self.disk.set_faults(Faults {
+            torn_any_order,
+            ..Faults::default()
+        });
+        let outcome = loop {
+            match Journal::open(self.disk.clone(), journal_config()) {
+                Err(bourse_journal::Error::Corruption { path, offset, kind }) => {
+                    let message = format!("{}: {kind} at {offset}", path.display());
+                    let flipped = self.disk.flipped().map(bourse_journal::segment_file_name);
+                    if flipped.is_none_or(|name| !path.ends_with(&name)) {
+                        return Err(self.fail(format!(
+                            "recovery refused a journal whose damage the disk did not make: {message}"
+                        )));
+                    }
+                    self.report.refused = Some(message);
+                    break Ok(true);
+                }
+                Err(e) => return Err(self.fail(format!("recovery failed: {e}"))),
+                Ok(journal) => {
+                    if self.rng.chance(10) {
+                        // A crash while recovering: what open cut is on the disk or not.
+                        self.report.crashes_in_recovery += 1;
+                        drop(journal);
+                        self.disk.crash();
+                        continue;
+                    }
+                    self.recover(&journal)?;
+                    self.journal = Some(journal);
+                    break Ok(false);
+                }
+            }
+        };
+        if self.config.faults {
+            self.disk.set_faults(Faults {
+                torn_any_order,
+                ..FAULTS
+            });
+        }
+        outcome
+    }
+
+    /// The engine from the newest good snapshot and the journal after it; checked against
+    /// the acknowledged commands and a replay from nothing.
+    fn recover(&mut self, journal: &Journal<SimDisk>) -> Result<(), Failure> {
+        let records = read_all(journal).map_err(|e| self.fail(e))?;
+        // Every acknowledged command, byte for byte, in order from 1.
+        for (i, (seq, payload)) in records.iter().enumerate() {
+            if *seq != i as u64 + 1 {
+                return Err(self.fail(format!("the journal skips to {seq} at {}", i + 1)));
+            }
+            if let Some((_, acked)) = self.acked.get(i)
+                && acked != payload
+            {
+                return Err(self.fail(format!("acknowledged command {seq} changed")));
+            }
+        }
+        if records.len() < self.acked.len() {
+            return Err(self.fail(format!(
+                "acknowledged command {} lost: the journal ends at {}",
+                records.len() + 1,
+                records.len()
+            )));
+        }
+        // The journal is the truth from here: what it kept beyond the acknowledged was
+        // appended and may survive.
+        self.acked = records.clone();
+        let mut engine = None;
+        let last = records.len() as u64;
+        for (seq, bytes) in self.snapshots.iter().rev() {
+            if *seq > last {
+                continue;
+            }
+            match bourse_snapshots::decode_unaligned(bytes) {
+                Ok((at, loaded)) if at == *seq => {
+                    engine = Some((at, loaded));
+                    break;
+                }
+                _ => self.report.snapshots_refused += 1,
+            }
+        }
+        let (from, mut engine) = engine.unwrap_or((0, Engine::new(Limits::default())));
+        replay(&mut engine, &records[from as usize..]).map_err(|e| self.fail(e))?;
+        let mut scratch = Engine::new(Limits::default());
+        replay(&mut scratch, &records).map_err(|e| self.fail(e))?;
+        if engine.state_hash() != scratch.state_hash() {
+            return Err(self.fail(format!(
+                "recovery from the snapshot at {from} and a replay from nothing disagree"
+            )));
+        }
+        self.engine = engine;
+        // Snapshots past what the journal kept describe commands it lost: drop them.
+        self.snapshots.retain(|(seq, _)| *seq <= last);
+        self.check_invariants()
+    }
+}
+
+/// Every record of the journal.
+fn read_all(journal: &Journal<SimDisk>) -> Result<Vec<(u64, Vec<u8>)>, String> {
+    let reader = journal
+        .read_from(1)
+        .map_err(|e| format!("reading the journal: {e}"))?;
+    reader
+        .map(|r| {
+            r.map(|r| (r.seq, r.payload))
+                .map_err(|e| format!("reading the journal: {e}"))
+        })
+        .collect()
+}
+
+/// Applies the journal's commands.
+fn replay(engine: &mut Engine, records: &[(u64, Vec<u8>)]) -> Result<(), String> {
+    for (seq, bytes) in records {
+        let command = codec::decode(bytes).map_err(|e| format!("record {seq} decodes: {e}"))?;
+        let _ = engine.apply(&command, &mut Vec::new());
+    }
+    Ok(())
+}
