@@ -69,6 +69,27 @@ pub struct Report {
     pub state_hash: Option<StateHash>,
 }
 
+impl Report {
+    /// Adds `other`'s counts to these: a total over seeds.
+    pub fn add(&mut self, other: &Report) {
+        self.batches += other.batches;
+        self.commands += other.commands;
+        self.acknowledged += other.acknowledged;
+        self.crashes += other.crashes;
+        self.crashes_in_recovery += other.crashes_in_recovery;
+        self.snapshots += other.snapshots;
+        self.snapshots_damaged += other.snapshots_damaged;
+        self.snapshots_refused += other.snapshots_refused;
+        let (d, o) = (&mut self.disk, &other.disk);
+        d.syncs += o.syncs;
+        d.failed_syncs += o.failed_syncs;
+        d.no_space += o.no_space;
+        d.torn_sectors_lost += o.torn_sectors_lost;
+        d.dir_changes_undone += o.dir_changes_undone;
+        d.bit_flips += o.bit_flips;
+    }
+}
+
 /// A broken invariant: the seed and what broke.
 #[derive(Debug)]
 pub struct Failure {

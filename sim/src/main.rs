@@ -59,20 +59,7 @@ fn main() {
                     println!("{report:?}");
                 }
                 refused += u64::from(report.refused.is_some());
-                total.batches += report.batches;
-                total.commands += report.commands;
-                total.acknowledged += report.acknowledged;
-                total.crashes += report.crashes;
-                total.crashes_in_recovery += report.crashes_in_recovery;
-                total.snapshots += report.snapshots;
-                total.snapshots_damaged += report.snapshots_damaged;
-                total.snapshots_refused += report.snapshots_refused;
-                total.disk.syncs += report.disk.syncs;
-                total.disk.failed_syncs += report.disk.failed_syncs;
-                total.disk.no_space += report.disk.no_space;
-                total.disk.torn_sectors_lost += report.disk.torn_sectors_lost;
-                total.disk.dir_changes_undone += report.disk.dir_changes_undone;
-                total.disk.bit_flips += report.disk.bit_flips;
+                total.add(&report);
             }
             Err(failure) => {
                 eprintln!("FAILED {failure}");

@@ -25,15 +25,7 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
     for seed in SEEDS {
         let report = run(config(seed)).unwrap_or_else(|failure| panic!("{failure}"));
         refused += u64::from(report.refused.is_some());
-        total.acknowledged += report.acknowledged;
-        total.crashes += report.crashes;
-        total.crashes_in_recovery += report.crashes_in_recovery;
-        total.snapshots_refused += report.snapshots_refused;
-        total.disk.failed_syncs += report.disk.failed_syncs;
-        total.disk.no_space += report.disk.no_space;
-        total.disk.torn_sectors_lost += report.disk.torn_sectors_lost;
-        total.disk.dir_changes_undone += report.disk.dir_changes_undone;
-        total.disk.bit_flips += report.disk.bit_flips;
+        total.add(&report);
     }
     let injected = [
         ("acknowledged commands", total.acknowledged),
