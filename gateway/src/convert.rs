@@ -187,8 +187,7 @@ impl Rates {
         else {
             return Rate::Missing;
         };
-        let at = ticks.partition_point(|t| t.ts <= time);
-        match at.checked_sub(1).and_then(|i| ticks.get(i)) {
+        match crate::fx::last_at_or_before(ticks, |t| t.ts, time) {
             Some(tick) => Rate::At(pair, tick),
             None => Rate::Missing,
         }

@@ -243,13 +243,17 @@ pub fn at_or_before<R: Copy>(
 ) -> Result<Vec<R>, ApiError> {
     times
         .map(|t| {
-            let at = rates.partition_point(|r| time(r) <= t);
-            at.checked_sub(1)
-                .and_then(|i| rates.get(i))
+            last_at_or_before(rates, &time, t)
                 .copied()
                 .ok_or_else(|| no_rate_at(pair, t))
         })
         .collect()
+}
+
+/// The last of `rates` (sorted by `time`) at or before `t`: the rate in force then.
+pub fn last_at_or_before<R>(rates: &[R], time: impl Fn(&R) -> i64, t: i64) -> Option<&R> {
+    let at = rates.partition_point(|r| time(r) <= t);
+    at.checked_sub(1).and_then(|i| rates.get(i))
 }
 
 /// 422 `no_rate`: the pair has no tick at or before `time`.

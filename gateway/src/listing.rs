@@ -214,8 +214,7 @@ impl PageRates {
                 histories
                     .iter()
                     .map(|c| {
-                        let at = span.candles.partition_point(|r| r.start <= c.start);
-                        at.checked_sub(1).and_then(|i| span.candles.get(i)).copied()
+                        crate::fx::last_at_or_before(&span.candles, |r| r.start, c.start).copied()
                     })
                     .collect()
             }

@@ -184,12 +184,6 @@ fn candle_at(
     Some(to_value(&view))
 }
 
-/// The last of `rates` (sorted by `time`) at or before `t`.
-fn at_or_before<R>(rates: &[R], time: impl Fn(&R) -> i64, t: i64) -> Option<&R> {
-    let at = rates.partition_point(|r| time(r) <= t);
-    at.checked_sub(1).and_then(|i| rates.get(i))
-}
-
 /// A snapshot's ticks in the currency of `fx`: the pair's ticks over their span read once.
 fn ticks_in(market: &Market, fx: Fx, symbol: &str, ticks: &[Tick]) -> Result<Vec<Value>, String> {
     let (Some(first), Some(last)) = (
@@ -205,7 +199,7 @@ fn ticks_in(market: &Market, fx: Fx, symbol: &str, ticks: &[Tick]) -> Result<Vec
     Ok(ticks
         .iter()
         .filter_map(|t| {
-            let rate = at_or_before(&rates, |r| r.ts, t.ts)?;
+            let rate = crate::fx::last_at_or_before(&rates, |r| r.ts, t.ts)?;
             tick_at(market, fx, symbol, t, None, (rate.price, rate.ts))
         })
         .collect())
@@ -237,7 +231,7 @@ fn candles_in(
     Ok(candles
         .iter()
         .filter_map(|c| {
-            let rate = at_or_before(&rates, |r| r.start, c.start)?;
+            let rate = crate::fx::last_at_or_before(&rates, |r| r.start, c.start)?;
             candle_at(market, fx, c, c.start != open_start, rate)
         })
         .collect())

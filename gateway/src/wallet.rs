@@ -194,12 +194,7 @@ pub fn value(market: &Market, holdings: Vec<Holding>, preference: String) -> Wal
                                 RoundingStrategy::MidpointNearestEven,
                             )
                         });
-                        let view = RateView {
-                            pair: std::sync::Arc::clone(&pair.symbol),
-                            price: rate_decimal.to_string(),
-                            time,
-                            operation: if pair.divide { "divide" } else { "multiply" },
-                        };
+                        let view = crate::convert::rate_view(&pair, rate, time);
                         (converted, price, Some(view))
                     }
                 }
