@@ -10,6 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The disk this run starts with, so that a run that runs out of it says so at the top. On a
+# fresh CI machine nothing is built twice, so incremental build state (gigabytes) is left out
+# and debug builds keep line tables only (enough for a panic's backtrace).
+df -h . /tmp 2> /dev/null | sed 's/^/disk: /' || true
+if [ "${CI:-}" = "true" ]; then
+  export CARGO_INCREMENTAL=0
+  export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+fi
+
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
     rustup component add "${component}"
@@ -82,6 +91,8 @@ echo "== schemathesis: the OpenAPI document against a live bourse serve (scripts
 BOURSE_BIN=target/debug/bourse scripts/schemathesis.sh
 echo "== fuzzing: every target of fuzz/ for 30 s from its seed corpus (scripts/fuzz.sh; FUZZ_SECONDS runs longer)"
 scripts/fuzz.sh
+# The fuzz build (about 1.5 GB) is not needed again in a CI run.
+[ "${CI:-}" != "true" ] || rm -rf fuzz/target
 echo "== benchmark smoke run (checks every venue's final book against the model; figures not kept)"
 cargo run --release --locked -q -p bourse-benches --bin throughput -- --ops 200000 --warmup 20000 --reps 1 > /dev/null
 echo "== latency smoke run (pipeline open-loop latency; checks each run's state against a journal replay)"

@@ -53,7 +53,8 @@ pub struct MarketConfig {
     pub tick_retention_ms: i64,
     /// How long candles of each interval are kept (`i64::MAX`: for ever).
     pub candle_retention_ms: [i64; N_INTERVALS],
-    /// Segment size of every log.
+    /// Segment size of the tick log; the candle logs' is derived from it
+    /// ([`MarketConfig::candle_segment_size_bytes`]).
     pub segment_size_bytes: u64,
     /// A checkpoint after this many ticks.
     pub checkpoint_ticks: u64,
@@ -67,7 +68,7 @@ const DAY_MS: i64 = 86_400_000;
 
 impl MarketConfig {
     /// The defaults, in `dir`: late ticks up to 60 s; ticks kept 7 days; 1s candles 1 day,
-    /// 1m 30 days, 5m 90 days, 15m 1 year, longer ones for ever; 64 MiB segments; a
+    /// 1m 30 days, 5m 90 days, 15m 1 year, longer ones for ever; 64 MiB tick segments; a
     /// checkpoint every million ticks; unknown products quoted in USD with a 0.01 tick.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -88,6 +89,16 @@ impl MarketConfig {
             default_currency: Symbol::USD,
             default_tick_size: ONE / 100,
         }
+    }
+
+    /// Segment size of each candle log: an eighth of the tick log's, at least 1 MiB (and at
+    /// most the tick log's). Segments are allocated whole when a log starts one, and the
+    /// seven candle logs hold far less than the tick log, so at the 64 MiB default a new
+    /// market directory takes 64 + 7 x 8 MiB of disk rather than 8 x 64 MiB.
+    pub fn candle_segment_size_bytes(&self) -> u64 {
+        (self.segment_size_bytes / 8)
+            .max(1 << 20)
+            .min(self.segment_size_bytes)
     }
 }
 
@@ -220,7 +231,7 @@ impl<S: Storage> Market<S> {
         for interval in Interval::ALL {
             candles.push(Log::open(
                 &log_dir(&config.dir, &format!("candles-{}", interval.name())),
-                config.segment_size_bytes,
+                config.candle_segment_size_bytes(),
                 config.candle_retention_ms[interval.index()],
                 &make_storage,
             )?);

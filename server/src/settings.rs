@@ -193,7 +193,8 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_TICK_RETENTION_HOURS", default_value = "168")]
     #[arg(value_parser = whole::<u64>(1, TICK_RETENTION_HOURS_MAX))]
     pub tick_retention_hours: u64,
-    /// The size of each new segment file of the market-data logs, in MiB (1 to 2048).
+    /// The size of each new segment file of the tick log, in MiB (1 to 2048); the candle logs'
+    /// are an eighth of it, at least 1 MiB.
     #[arg(long, env = "BOURSE_MARKET_SEGMENT_MIB", default_value = "64")]
     #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub market_segment_mib: u64,

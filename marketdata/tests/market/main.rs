@@ -448,3 +448,45 @@ fn the_newest_tick_and_candle_before_a_time_are_found_despite_late_ticks() {
         }
     }
 }
+
+/// The disk a new market takes: the tick log's segment at the configured size, each candle
+/// log's an eighth of it (at least 1 MiB, at most the tick log's).
+#[test]
+fn candle_logs_take_an_eighth_of_the_tick_logs_segment() {
+    fn segment_lengths(dir: &std::path::Path) -> BTreeMap<String, u64> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .map(|log| {
+                let bytes = std::fs::read_dir(&log)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+                    .map(|p| std::fs::metadata(p).unwrap().len())
+                    .sum();
+                (log.file_name().unwrap().to_string_lossy().into_owned(), bytes)
+            })
+            .collect()
+    }
+    for (tick_mib, candle_bytes) in [(64, 8 << 20), (4, 1 << 20)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MarketConfig {
+            segment_size_bytes: tick_mib << 20,
+            ..MarketConfig::new(dir.path())
+        };
+        assert_eq!(config.candle_segment_size_bytes(), candle_bytes);
+        drop(Market::open(config).unwrap());
+        let lengths = segment_lengths(dir.path());
+        assert_eq!(lengths.len(), 1 + Interval::ALL.len(), "{lengths:?}");
+        for (log, bytes) in &lengths {
+            let want = if log == "ticks" { tick_mib << 20 } else { candle_bytes };
+            assert_eq!(*bytes, want, "{log}: {lengths:?}");
+        }
+    }
+    let small = MarketConfig {
+        segment_size_bytes: 8192,
+        ..MarketConfig::new("unused")
+    };
+    assert_eq!(small.candle_segment_size_bytes(), 8192);
+}
