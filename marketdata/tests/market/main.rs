@@ -465,7 +465,10 @@ fn candle_logs_take_an_eighth_of_the_tick_logs_segment() {
                     .filter(|p| p.extension().is_some_and(|x| x == "seg"))
                     .map(|p| std::fs::metadata(p).unwrap().len())
                     .sum();
-                (log.file_name().unwrap().to_string_lossy().into_owned(), bytes)
+                (
+                    log.file_name().unwrap().to_string_lossy().into_owned(),
+                    bytes,
+                )
             })
             .collect()
     }
@@ -480,7 +483,11 @@ fn candle_logs_take_an_eighth_of_the_tick_logs_segment() {
         let lengths = segment_lengths(dir.path());
         assert_eq!(lengths.len(), 1 + Interval::ALL.len(), "{lengths:?}");
         for (log, bytes) in &lengths {
-            let want = if log == "ticks" { tick_mib << 20 } else { candle_bytes };
+            let want = if log == "ticks" {
+                tick_mib << 20
+            } else {
+                candle_bytes
+            };
             assert_eq!(*bytes, want, "{log}: {lengths:?}");
         }
     }
