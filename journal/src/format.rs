@@ -22,8 +22,17 @@ pub const HEADER_FIRST_SEQ_OFFSET: usize = 16;
 pub const HEADER_SEGMENT_SIZE_OFFSET: usize = 24;
 /// `u32` CRC32C of bytes `0..HEADER_CHECKSUM_OFFSET`.
 pub const HEADER_CHECKSUM_OFFSET: usize = 32;
-/// Bytes `HEADER_RESERVED_OFFSET..HEADER_LEN` are zero in version 1.
+/// Bytes `HEADER_RESERVED_OFFSET..HEADER_COMMITTED_OFFSET` are zero.
 pub const HEADER_RESERVED_OFFSET: usize = 36;
+/// `u64` commit mark: every record numbered below it was durable (a commit had returned it)
+/// when the mark was written. Not covered by the header checksum: it changes after the header
+/// is written, with its own checksum.
+pub const HEADER_COMMITTED_OFFSET: usize = 40;
+/// `u32` CRC32C of the commit mark's 8 bytes; a mark whose checksum fails (all zero: none
+/// written) is absent.
+pub const HEADER_COMMITTED_CHECKSUM_OFFSET: usize = 48;
+/// Bytes `HEADER_TAIL_RESERVED_OFFSET..HEADER_LEN` are zero.
+pub const HEADER_TAIL_RESERVED_OFFSET: usize = 52;
 
 /// Length of a record header (length, checksum, sequence number).
 pub const RECORD_HEADER_LEN: usize = 16;
@@ -114,6 +123,27 @@ pub fn decode_header(buf: &[u8]) -> Result<SegmentHeader, HeaderError> {
         first_seq: get_u64(buf, HEADER_FIRST_SEQ_OFFSET),
         segment_size: get_u64(buf, HEADER_SEGMENT_SIZE_OFFSET),
     })
+}
+
+/// Writes the commit mark `committed_below` into the header at the start of `buf` (see
+/// [`HEADER_COMMITTED_OFFSET`]); the rest of the header is untouched.
+pub fn encode_commit_mark(committed_below: u64, buf: &mut [u8]) {
+    put_u64(buf, HEADER_COMMITTED_OFFSET, committed_below);
+    let checksum = crc32c::crc32c(&buf[HEADER_COMMITTED_OFFSET..HEADER_COMMITTED_CHECKSUM_OFFSET]);
+    put_u32(buf, HEADER_COMMITTED_CHECKSUM_OFFSET, checksum);
+}
+
+/// Removes the commit mark from the header at the start of `buf`.
+pub fn clear_commit_mark(buf: &mut [u8]) {
+    buf[HEADER_COMMITTED_OFFSET..HEADER_TAIL_RESERVED_OFFSET].fill(0);
+}
+
+/// The commit mark of the header at the start of `buf`: `None` if none was written or its
+/// checksum fails.
+pub fn decode_commit_mark(buf: &[u8]) -> Option<u64> {
+    let mark = buf.get(HEADER_COMMITTED_OFFSET..HEADER_COMMITTED_CHECKSUM_OFFSET)?;
+    let checksum = buf.get(HEADER_COMMITTED_CHECKSUM_OFFSET..HEADER_TAIL_RESERVED_OFFSET)?;
+    (crc32c::crc32c(mark).to_le_bytes() == checksum).then(|| get_u64(buf, HEADER_COMMITTED_OFFSET))
 }
 
 /// Why bytes at a record position are not a valid record.
@@ -255,6 +285,17 @@ mod tests {
         assert_eq!(HEADER_SEGMENT_SIZE_OFFSET, HEADER_FIRST_SEQ_OFFSET + 8);
         assert_eq!(HEADER_CHECKSUM_OFFSET, HEADER_SEGMENT_SIZE_OFFSET + 8);
         assert_eq!(HEADER_RESERVED_OFFSET, HEADER_CHECKSUM_OFFSET + 4);
+        assert_eq!(HEADER_COMMITTED_OFFSET, HEADER_RESERVED_OFFSET + 4);
+        assert_eq!(
+            HEADER_COMMITTED_CHECKSUM_OFFSET,
+            HEADER_COMMITTED_OFFSET + 8
+        );
+        assert_eq!(
+            HEADER_TAIL_RESERVED_OFFSET,
+            HEADER_COMMITTED_CHECKSUM_OFFSET + 4
+        );
+        assert!(HEADER_TAIL_RESERVED_OFFSET <= HEADER_LEN);
+        assert_eq!(HEADER_COMMITTED_OFFSET % 8, 0);
         assert_eq!(RECORD_CHECKSUM_OFFSET, RECORD_LENGTH_OFFSET + 4);
         assert_eq!(RECORD_SEQ_OFFSET, RECORD_CHECKSUM_OFFSET + 4);
         assert_eq!(RECORD_HEADER_LEN, RECORD_SEQ_OFFSET + 8);
@@ -276,6 +317,28 @@ mod tests {
             decode_header(&[0u8; HEADER_LEN]),
             Err(HeaderError::BadMagic)
         );
+    }
+
+    #[test]
+    fn commit_mark_round_trips_leaves_the_header_alone_and_is_absent_when_damaged() {
+        let header = SegmentHeader {
+            first_seq: 42,
+            segment_size: 4096,
+        };
+        let mut buf = [0u8; HEADER_LEN];
+        encode_header(header, &mut buf);
+        assert_eq!(decode_commit_mark(&buf), None, "a new header has no mark");
+        encode_commit_mark(57, &mut buf);
+        assert_eq!(decode_commit_mark(&buf), Some(57));
+        assert_eq!(decode_header(&buf), Ok(header));
+        clear_commit_mark(&mut buf);
+        assert_eq!(decode_commit_mark(&buf), None);
+        assert_eq!(decode_header(&buf), Ok(header));
+        encode_commit_mark(0, &mut buf);
+        assert_eq!(decode_commit_mark(&buf), Some(0));
+        buf[HEADER_COMMITTED_OFFSET + 3] ^= 0x10;
+        assert_eq!(decode_commit_mark(&buf), None);
+        assert_eq!(decode_commit_mark(&buf[..HEADER_COMMITTED_OFFSET]), None);
     }
 
     #[test]

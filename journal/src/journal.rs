@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     HEADER_LEN, RECORD_HEADER_LEN, RecordRef, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, SegmentHeader,
-    decode_record, encode_header, encode_record, payload_len_max, record_len,
+    clear_commit_mark, decode_commit_mark, decode_record, encode_commit_mark, encode_header,
+    encode_record, payload_len_max, record_len,
 };
 use crate::recovery::{check_header, is_zero, nonzero_end, scan_segment, valid_records_after};
 use crate::storage::{SegmentMap, Storage, SyncHandle, SyncWait};
@@ -116,6 +117,10 @@ pub struct TailCut {
     pub offset: u64,
     /// How many bytes after `offset` were not zero (and are now).
     pub bytes_cut: u64,
+    /// Valid records found after `offset` and cut with the rest: a crash during a commit can
+    /// leave later pages on disk and not earlier ones. Each was numbered at or above the
+    /// segment's commit mark, so none had been acknowledged (FORMAT.md, "Recovery rules").
+    pub records_cut: u64,
 }
 
 /// Damage cut by [`RecoveryMode::Repair`].
@@ -250,6 +255,8 @@ pub struct Journal<S: Storage> {
     /// Where the bytes of a deferred commit begin in `current`, while one is out (see
     /// [`Journal::start_commit`]); a roll makes them durable with the rest of the segment.
     in_flight: Option<usize>,
+    /// The commit mark in `current`'s header (FORMAT.md): written in `Durable` mode only.
+    mark: Option<u64>,
     stopped: Option<String>,
     recovery: RecoveryReport,
 }
@@ -333,6 +340,8 @@ struct Survey {
     kept: Vec<Kept>,
     problem: Option<Problem>,
     blank_last: Option<u64>,
+    /// Valid records after a torn tail (written out of order, never acknowledged).
+    records_after_tear: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -384,7 +393,13 @@ impl<S: Storage> Journal<S> {
         }
         let first_seq_if_empty = listed.first().copied().unwrap_or(config.first_seq);
         let mut journal = match survey.kept.last().copied() {
-            Some(last) => Self::resume(storage, config, &survey.kept, last, &mut recovery)?,
+            Some(last) => Self::resume(
+                storage,
+                config,
+                &survey.kept,
+                (last, survey.records_after_tear),
+                &mut recovery,
+            )?,
             None => Self::create_empty(storage, config, first_seq_if_empty)?,
         };
         journal.recovery = recovery;
@@ -396,7 +411,7 @@ impl<S: Storage> Journal<S> {
         storage: S,
         config: JournalConfig,
         kept: &[Kept],
-        last: Kept,
+        (last, records_cut): (Kept, u64),
         recovery: &mut RecoveryReport,
     ) -> Result<Self> {
         let path = storage.segment_path(last.first_seq);
@@ -409,7 +424,18 @@ impl<S: Storage> Journal<S> {
                 path: path.clone(),
                 offset: last.end_offset as u64,
                 bytes_cut: (cut_end - last.end_offset) as u64,
+                records_cut,
             });
+        }
+        let mut mark = decode_commit_mark(current.bytes());
+        if mark.is_some_and(|below| below > last.next_seq) {
+            // A repair cut records below the mark: the numbers it named will be reused. The
+            // segments before this one are durable in `Durable` mode (each roll synced them).
+            mark = (config.durability == Durability::Durable).then_some(last.first_seq);
+            clear_commit_mark(current.bytes_mut());
+            if let Some(below) = mark {
+                encode_commit_mark(below, current.bytes_mut());
+            }
         }
         // Stale bytes after the cut must go: a later record shorter than them would leave
         // what looks like damage (or, after a repair, old valid records) behind it.
@@ -426,6 +452,7 @@ impl<S: Storage> Journal<S> {
             next_seq: last.next_seq,
             committed_seq: None,
             in_flight: None,
+            mark,
             stopped: None,
             recovery: RecoveryReport::default(),
         };
@@ -439,6 +466,7 @@ impl<S: Storage> Journal<S> {
 
     fn create_empty(storage: S, config: JournalConfig, first_seq: u64) -> Result<Self> {
         let current = create_segment(&storage, &config, first_seq)?;
+        let mark = decode_commit_mark(current.bytes());
         let mut journal = Self {
             storage: Arc::new(storage),
             spare: None,
@@ -451,6 +479,7 @@ impl<S: Storage> Journal<S> {
             next_seq: first_seq,
             committed_seq: None,
             in_flight: None,
+            mark,
             stopped: None,
             recovery: RecoveryReport::default(),
         };
@@ -530,6 +559,10 @@ impl<S: Storage> Journal<S> {
                 dir: None,
             });
         }
+        if self.dirty_start < self.write_offset {
+            // The file's sync below covers the header too.
+            self.advance_mark();
+        }
         let segment = (self.dirty_start < self.write_offset).then(|| {
             let first_seq = self.current_first_seq();
             (
@@ -596,10 +629,15 @@ impl<S: Storage> Journal<S> {
             Some(Err(_)) | None => create_segment(&*self.storage, &self.config, first_seq)?,
         };
         self.current = current;
+        self.mark = decode_commit_mark(self.current.bytes());
         self.segment_first_seqs.push(first_seq);
         self.write_offset = HEADER_LEN;
         self.dirty_start = 0;
         self.dir_dirty = true;
+        // The header (and the directory entry) reach the disk before any record of this
+        // segment: a last segment whose header does not read then holds nothing written
+        // (a crash in this roll) or was damaged, never a torn write of acknowledged records.
+        self.sync_pending(0..HEADER_LEN)?;
         self.start_preparing();
         Ok(())
     }
@@ -616,6 +654,10 @@ impl<S: Storage> Journal<S> {
             segment_size: self.config.segment_size_bytes,
         };
         encode_header(header, spare.bytes_mut());
+        if self.config.durability == Durability::Durable {
+            // The roll synced every segment before this one.
+            encode_commit_mark(first_seq, spare.bytes_mut());
+        }
         match self.storage.activate_spare(first_seq) {
             Ok(()) => Ok(spare),
             Err(source) => {
@@ -699,6 +741,12 @@ impl<S: Storage> Journal<S> {
         let result = if range.is_empty() {
             Ok(())
         } else {
+            // The header's commit mark goes to the disk with this sync.
+            let range = if wait == SyncWait::Durable && self.advance_mark() {
+                0..range.end
+            } else {
+                range
+            };
             self.current.sync(range, wait).map_err(|source| {
                 io_error("sync segment", self.storage.segment_path(first_seq), source)
             })
@@ -725,6 +773,22 @@ impl<S: Storage> Journal<S> {
                 Err(error)
             }
         }
+    }
+
+    /// In `Durable` mode, raises the current segment's commit mark to just past the highest
+    /// committed record, before a sync that covers the header: the mark only ever names records
+    /// a commit had already made durable, so whichever version of the header a crash leaves
+    /// is true. Returns whether the header changed.
+    fn advance_mark(&mut self) -> bool {
+        let below = self.committed_seq.map(|seq| seq + 1);
+        if self.config.durability != Durability::Durable || below <= self.mark {
+            return false;
+        }
+        if let Some(below) = below {
+            encode_commit_mark(below, self.current.bytes_mut());
+            self.mark = Some(below);
+        }
+        true
     }
 
     fn check_running(&self) -> Result<()> {
@@ -861,6 +925,7 @@ fn survey<S: Storage>(storage: &S, listed: &[u64]) -> Result<Survey> {
         kept: Vec::new(),
         problem: None,
         blank_last: None,
+        records_after_tear: 0,
     };
     for (index, &first_seq) in listed.iter().enumerate() {
         let is_last = index + 1 == listed.len();
@@ -908,8 +973,13 @@ fn survey<S: Storage>(storage: &S, listed: &[u64]) -> Result<Survey> {
         });
         let Some(kind) = scan.stop else { continue };
         let torn_like = matches!(kind, CorruptionKind::Record(_));
-        let valid_after = valid_records_after(bytes, scan.end_offset, scan.next_seq).next();
-        if !(is_last && torn_like && valid_after.is_none()) {
+        let valid_after = valid_records_after(bytes, scan.end_offset, scan.next_seq).count();
+        // Valid records after the damage are a torn write too when the damaged one was never
+        // acknowledged: the pages of one commit reach the disk in any order.
+        let unacknowledged = decode_commit_mark(bytes).is_some_and(|below| scan.next_seq >= below);
+        if is_last && torn_like && (valid_after == 0 || unacknowledged) {
+            survey.records_after_tear = valid_after as u64;
+        } else {
             let offset = scan.end_offset;
             survey.problem = Some(Problem {
                 index,
@@ -983,6 +1053,10 @@ fn create_segment<S: Storage>(
     };
     debug_assert!(is_zero(segment.bytes()), "a new segment is zero-filled");
     encode_header(header, segment.bytes_mut());
+    if config.durability == Durability::Durable {
+        // Created first, or by a roll, which synced every segment before this one.
+        encode_commit_mark(first_seq, segment.bytes_mut());
+    }
     Ok(segment)
 }
 

@@ -63,6 +63,9 @@ pub struct Report {
     pub snapshots: u64,
     pub snapshots_damaged: u64,
     pub snapshots_refused: u64,
+    /// Valid records recovery found after a torn one and cut with it (pages of an interrupted
+    /// commit that reached the disk before earlier ones: `torn_any_order`).
+    pub records_cut_after_tears: u64,
     pub disk: DiskCounts,
     /// Set when the run ended on a corruption that recovery refused (with the message).
     pub refused: Option<String>,
@@ -80,6 +83,7 @@ impl Report {
         self.snapshots += other.snapshots;
         self.snapshots_damaged += other.snapshots_damaged;
         self.snapshots_refused += other.snapshots_refused;
+        self.records_cut_after_tears += other.records_cut_after_tears;
         let (d, o) = (&mut self.disk, &other.disk);
         d.syncs += o.syncs;
         d.failed_syncs += o.failed_syncs;
@@ -290,6 +294,9 @@ impl Run {
                 }
                 Err(e) => return Err(self.fail(format!("recovery failed: {e}"))),
                 Ok(journal) => {
+                    if let Some(cut) = &journal.recovery_report().torn_tail {
+                        self.report.records_cut_after_tears += cut.records_cut;
+                    }
                     if self.rng.chance(10) {
                         // A crash while recovering: what open cut is on the disk or not.
                         self.report.crashes_in_recovery += 1;

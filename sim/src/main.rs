@@ -72,7 +72,7 @@ fn main() {
     println!(
         "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged), \
          {} crashes ({} during recovery), {} snapshots ({} damaged, {} refused at load), \
-         {} syncs ({} failed), {} full disks, {} torn sectors lost, {} directory changes undone, \
+         {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); {} failed{}",
         seeds.len(),
         seeds.len() as f64 * 60.0 / seconds.max(1e-9),
@@ -88,6 +88,7 @@ fn main() {
         d.failed_syncs,
         d.no_space,
         d.torn_sectors_lost,
+        total.records_cut_after_tears,
         d.dir_changes_undone,
         d.bit_flips,
         refused,

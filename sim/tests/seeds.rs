@@ -18,6 +18,28 @@ fn config(seed: u64) -> Config {
     }
 }
 
+/// A crash during a commit keeps any subset of its unsynced sectors, in any order (FORMAT.md's
+/// crash table): recovery cuts the records after a lost one instead of refusing the journal,
+/// and still loses nothing acknowledged. Before the commit mark, 42 of the first 50 seeds
+/// failed here.
+#[test]
+fn torn_writes_in_any_order_are_cut_and_lose_nothing_acknowledged() {
+    let mut total = Report::default();
+    for seed in 1..=24 {
+        let config = Config {
+            torn_any_order: true,
+            ..config(seed)
+        };
+        let report = run(config).unwrap_or_else(|failure| panic!("{failure}"));
+        total.add(&report);
+    }
+    assert!(
+        total.records_cut_after_tears > 0,
+        "no tear left a valid record after a lost one: {total:?}"
+    );
+    assert!(total.acknowledged > 0 && total.crashes > 0, "{total:?}");
+}
+
 #[test]
 fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
     let mut total = Report::default();

@@ -36,6 +36,11 @@ fn segment_built_from_this_page_reads_back() {
     put(&mut bytes, 24, &(SEGMENT_SIZE as u64).to_le_bytes());
     let header_checksum = crc32c::crc32c(&bytes[..32]);
     put(&mut bytes, 32, &header_checksum.to_le_bytes());
+    // Commit mark 6 (records below 6 were committed), with its own checksum.
+    put(&mut bytes, 40, &6u64.to_le_bytes());
+    let mark_checksum = crc32c::crc32c(&bytes[40..48]);
+    put(&mut bytes, 48, &mark_checksum.to_le_bytes());
+    assert_eq!(bourse_journal::format::decode_commit_mark(&bytes), Some(6));
     let first = record(5, b"abc");
     assert_eq!(first.len(), 24);
     put(&mut bytes, 64, &first);

@@ -6,6 +6,7 @@
     reason = "integration tests: a failed unwrap is a failed test, with its message"
 )]
 
+mod commit_mark;
 mod corruption;
 mod deferred;
 mod faults;
