@@ -295,7 +295,7 @@ mod tests {
             HEADER_COMMITTED_CHECKSUM_OFFSET + 4
         );
         const { assert!(HEADER_TAIL_RESERVED_OFFSET <= HEADER_LEN) };
-        const { assert!(HEADER_COMMITTED_OFFSET % 8 == 0) };
+        const { assert!(HEADER_COMMITTED_OFFSET.is_multiple_of(8)) };
         assert_eq!(RECORD_CHECKSUM_OFFSET, RECORD_LENGTH_OFFSET + 4);
         assert_eq!(RECORD_SEQ_OFFSET, RECORD_CHECKSUM_OFFSET + 4);
         assert_eq!(RECORD_HEADER_LEN, RECORD_SEQ_OFFSET + 8);
