@@ -1,7 +1,5 @@
 //! Bringing the history up to the recovered engine by replaying the command journal.
 
-use std::path::Path;
-
 use bourse_engine::{Engine, Event, Limits};
 use bourse_journal::{Journal, Storage};
 
@@ -14,13 +12,17 @@ const CATCH_UP_CHUNK: usize = 4096;
 /// what `history` covers, and folds (and logs) every event it lacks. Returns the number of
 /// commands replayed.
 ///
+/// `newest_snapshot_at_most(seq)` loads the newest good snapshot taken at or before `seq`,
+/// with the sequence number it was taken at (`bourse_snapshots::load_newest_at_most` over the
+/// snapshot directory in the server, the simulator's own in `bourse-sim`).
+///
 /// `recovered_event_seq` is the recovered engine's newest event: the scratch engine must end
 /// there too, or the history would disagree with the engine (an error).
 pub fn catch_up<S: Storage, L: Storage>(
     history: &mut History,
     log: &mut HistoryLog<L>,
     journal: &Journal<S>,
-    snapshots_dir: &Path,
+    newest_snapshot_at_most: impl FnOnce(u64) -> Result<Option<(u64, Engine)>, String>,
     limits: Limits,
     recovered_event_seq: u64,
 ) -> Result<u64, String> {
@@ -28,9 +30,7 @@ pub fn catch_up<S: Storage, L: Storage>(
         return Ok(0);
     }
     let covered = history.through_seq();
-    let loaded = bourse_snapshots::load_newest_at_most(snapshots_dir, covered)
-        .map_err(|e| format!("cannot read the snapshots: {e}"))?;
-    let (from_seq, mut engine) = match loaded.newest {
+    let (from_seq, mut engine) = match newest_snapshot_at_most(covered)? {
         Some((seq, engine)) => (seq + 1, engine),
         None => (1, Engine::new(limits)),
     };

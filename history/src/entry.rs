@@ -265,7 +265,8 @@ impl Entry {
         })
     }
 
-    pub(crate) fn seq(&self) -> u64 {
+    /// The sequence number of the event this entry comes from.
+    pub fn seq(&self) -> u64 {
         match self {
             Entry::Accepted { seq, .. }
             | Entry::Fill { seq, .. }

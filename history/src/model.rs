@@ -122,7 +122,7 @@ pub struct FundsRecord {
     pub ts: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct AccountHistory {
     /// Order ids, oldest first.
     orders: Vec<u64>,
@@ -176,6 +176,46 @@ impl History {
 
     pub fn through_seq(&self) -> u64 {
         self.through_seq
+    }
+
+    /// The first difference between the records of this model and `other`'s (every order,
+    /// trade and funds movement of every account, and the newest event folded); `None` if
+    /// they hold the same. What they say they cover (`through_seq`) may differ: it is a lower
+    /// bound.
+    pub fn records_difference(&self, other: &History) -> Option<String> {
+        if self.event_seq != other.event_seq {
+            return Some(format!(
+                "folded to event {} and {}",
+                self.event_seq, other.event_seq
+            ));
+        }
+        let ids: std::collections::BTreeSet<u64> = self
+            .orders
+            .keys()
+            .chain(other.orders.keys())
+            .copied()
+            .collect();
+        for id in ids {
+            let (mine, theirs) = (self.orders.get(&id), other.orders.get(&id));
+            if mine != theirs {
+                return Some(format!("order {id}: {mine:?} and {theirs:?}"));
+            }
+        }
+        let accounts: std::collections::BTreeSet<u32> = self
+            .accounts
+            .keys()
+            .chain(other.accounts.keys())
+            .copied()
+            .collect();
+        let empty = AccountHistory::default();
+        for account in accounts {
+            let mine = self.accounts.get(&account).unwrap_or(&empty);
+            let theirs = other.accounts.get(&account).unwrap_or(&empty);
+            if mine != theirs {
+                return Some(format!("account {account}: {mine:?} and {theirs:?}"));
+            }
+        }
+        None
     }
 
     /// Folds the entries of the commands up to `through`, whose newest event (kept or not)

@@ -1,5 +1,6 @@
 use super::*;
 use bourse_engine::{CardLast4, FundsMethod};
+use bourse_journal::PrepareNext;
 
 fn accepted(seq: u64, order: u64, account: u32, qty: i64) -> Entry {
     Entry::Accepted {
@@ -244,7 +245,13 @@ fn a_full_disk_stops_the_history_log_and_what_it_wrote_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::default();
     let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
-    let (mut log, _) = HistoryLog::open_with_storage(dir.path(), storage, 64 << 10).unwrap();
+    let (mut log, _) = HistoryLog::open_with_storage(
+        dir.path(),
+        storage,
+        64 << 10,
+        bourse_journal::PrepareNext::Background,
+    )
+    .unwrap();
     // Under load (records of a few entries, several segments), then the disk fills.
     let mut last_ok = 0;
     let mut refused = None;
@@ -283,7 +290,13 @@ fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::default();
     let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
-    let (log, model) = HistoryLog::open_with_storage(dir.path(), storage, 64 << 10).unwrap();
+    let (log, model) = HistoryLog::open_with_storage(
+        dir.path(),
+        storage,
+        64 << 10,
+        bourse_journal::PrepareNext::Background,
+    )
+    .unwrap();
     let (tx, rx) = tokio::sync::broadcast::channel(1 << 16);
     let (handle, thread) = HistoryHandle::spawn(model, log, rx, ()).unwrap();
     faults.set_preallocate_fails(true);
@@ -342,4 +355,57 @@ fn falling_behind_the_bus_makes_the_history_unavailable_but_is_no_failure_of_the
     assert_eq!(handle.failure(), None, "the server goes on");
     let why = handle.with_model(|_| ()).unwrap_err();
     assert!(why.contains("behind"), "{why}");
+}
+
+#[test]
+fn a_batch_larger_than_a_segment_is_split_across_records_and_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = bourse_journal::FsStorage::new(dir.path()).unwrap();
+    let (mut log, _) =
+        HistoryLog::open_with_storage(dir.path(), storage, 8 << 10, PrepareNext::Manual).unwrap();
+    log.append(1, 1, &[accepted(1, 1, 7, 5)]).unwrap();
+    // About 250 bytes of JSON each: far more than one 8 KiB segment holds.
+    let entries: Vec<Entry> = (2..=400).map(|seq| accepted(seq, seq, 7, 5)).collect();
+    log.append(400, 401, &entries).unwrap();
+    drop(log);
+    let (log, h) = HistoryLog::open(dir.path()).unwrap();
+    assert!(!log.start_lost);
+    assert_eq!((h.through_seq(), h.event_seq()), (400, 401));
+    assert_eq!(h.orders(7, true, None, usize::MAX).items.len(), 400);
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count();
+    assert!(segments > 5, "{segments} segments");
+}
+
+/// The log never syncs its directory, so a power loss can keep a later segment's name and not
+/// the first one's: what is left is not a prefix of the history, and opening starts over.
+#[test]
+fn a_log_that_lost_its_first_segment_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = bourse_journal::FsStorage::new(dir.path()).unwrap();
+    let (mut log, _) =
+        HistoryLog::open_with_storage(dir.path(), storage, 8 << 10, PrepareNext::Manual).unwrap();
+    for seq in 1..=200 {
+        log.append(seq, seq, &[accepted(seq, seq, 7, 5)]).unwrap();
+    }
+    drop(log);
+    std::fs::remove_file(dir.path().join(bourse_journal::segment_file_name(1))).unwrap();
+    let (mut log, h) = HistoryLog::open(dir.path()).unwrap();
+    assert!(log.start_lost);
+    assert_eq!((h.through_seq(), h.event_seq()), (0, 0));
+    assert!(h.orders(7, true, None, usize::MAX).items.is_empty());
+    // It starts over at 1, and what it writes now reads back.
+    log.append(1, 1, &[accepted(1, 1, 7, 5)]).unwrap();
+    drop(log);
+    let (log, h) = HistoryLog::open(dir.path()).unwrap();
+    assert!(!log.start_lost);
+    assert_eq!(h.orders(7, true, None, usize::MAX).items.len(), 1);
 }

@@ -562,6 +562,13 @@ fn open_history(
     let dir = store_config.dir.join(bourse_history::HISTORY_DIR);
     let engine_event_seq = recovered.engine.event_seq();
     let (mut log, mut model) = open_history_log(&dir, history_segment_bytes)?;
+    if log.start_lost {
+        tracing::warn!(
+            "the history log in {} had lost its first segments (a power loss): rebuilding it \
+             from the journal",
+            dir.display()
+        );
+    }
     if model.event_seq() > engine_event_seq {
         tracing::warn!(
             "the history (to event {}) is ahead of the engine (event {}): rebuilding it",
@@ -579,7 +586,11 @@ fn open_history(
         &mut model,
         &mut log,
         recovered.store.journal(),
-        &store_config.snapshots_dir(),
+        |covered| {
+            bourse_snapshots::load_newest_at_most(&store_config.snapshots_dir(), covered)
+                .map(|loaded| loaded.newest)
+                .map_err(|e| format!("cannot read the snapshots: {e}"))
+        },
         store_config.limits,
         engine_event_seq,
     );
@@ -621,7 +632,12 @@ fn open_history_log(dir: &Path, segment_size_bytes: u64) -> Result<(HistoryLog, 
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let storage = bourse_journal::FsStorage::new(dir)
         .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
-    HistoryLog::open_with_storage(dir, storage, segment_size_bytes)
+    HistoryLog::open_with_storage(
+        dir,
+        storage,
+        segment_size_bytes,
+        bourse_journal::PrepareNext::Background,
+    )
 }
 
 /// Lets the history fold the last events before the process ends (it would rebuild them at

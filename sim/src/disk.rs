@@ -47,8 +47,8 @@ pub struct Faults {
     pub bit_flip: u64,
     /// At a crash, the sectors written since the last sync are kept in any order (each by a
     /// coin), as a disk may write back a map's dirty pages; otherwise in file order up to a
-    /// point (a prefix), which is what the journal's recovery tells from damage today
-    /// (docs/testing.md, "What the simulator found").
+    /// point (a prefix). The journal's commit mark tells either from damage (docs/testing.md,
+    /// "What the simulator found").
     pub torn_any_order: bool,
 }
 
@@ -61,6 +61,18 @@ pub struct DiskCounts {
     pub torn_sectors_lost: u64,
     pub dir_changes_undone: u64,
     pub bit_flips: u64,
+}
+
+impl DiskCounts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &DiskCounts) {
+        self.syncs += other.syncs;
+        self.failed_syncs += other.failed_syncs;
+        self.no_space += other.no_space;
+        self.torn_sectors_lost += other.torn_sectors_lost;
+        self.dir_changes_undone += other.dir_changes_undone;
+        self.bit_flips += other.bit_flips;
+    }
 }
 
 struct State {

@@ -16,20 +16,30 @@
 //! refused), load the newest snapshot that passes its checks, replay the journal after it. It
 //! may crash again while it replays, and start over.
 //!
+//! **The history read model** (`history.rs`) runs beside it as the server's history thread
+//! does: it takes each acknowledged batch's events some batches later (by the seed), appends
+//! them to its own log on a second simulated disk (never synced) and folds them; at start-up
+//! it reads its log back and `bourse_history::catch_up` replays the journal for what it lost.
+//! A failed append (a full disk) stops the server.
+//!
 //! **Checked:** after every batch, the engine's image passes the checks a snapshot load makes
 //! (conservation of every asset, holds equal to what open orders can spend, books uncrossed,
 //! ids and counters); after every recovery, every acknowledged command is in the journal,
 //! byte for byte and in order, and the recovered engine's state hash equals a replay of the
-//! whole journal from nothing; a corruption is refused naming the damaged segment, never
-//! passed over. At the end, the state hash, for the report.
+//! whole journal from nothing, and the history read model holds exactly the records of a
+//! fold of every event of that replay; a corruption is refused naming the damaged segment,
+//! never passed over. At the end, the history again, and the state hash, for the report.
 
 pub mod disk;
+mod history;
 
-use bourse_engine::{Command, Engine, Limits, StateHash, codec};
+use bourse_engine::{Command, Engine, Event, Limits, StateHash, codec};
+use bourse_history::{Entry, History};
 use bourse_journal::{Durability, Journal, JournalConfig, PrepareNext, RecoveryMode};
 use bourse_tests::workload::{Generator, SplitMix64};
 
 use crate::disk::{DiskCounts, Faults, SimDisk};
+use crate::history::SimHistory;
 
 /// What one run does.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +76,11 @@ pub struct Report {
     /// Valid records recovery found after a torn one and cut with it (pages of an interrupted
     /// commit that reached the disk before earlier ones: `torn_any_order`).
     pub records_cut_after_tears: u64,
+    /// Commands the history's catch-up replayed at start-ups, for what its log had lost.
+    pub history_caught_up: u64,
     pub disk: DiskCounts,
+    /// The history log's disk (never synced: what a crash keeps of it is torn).
+    pub history_disk: DiskCounts,
     /// Set when the run ended on a corruption that recovery refused (with the message).
     pub refused: Option<String>,
     pub state_hash: Option<StateHash>,
@@ -84,13 +98,9 @@ impl Report {
         self.snapshots_damaged += other.snapshots_damaged;
         self.snapshots_refused += other.snapshots_refused;
         self.records_cut_after_tears += other.records_cut_after_tears;
-        let (d, o) = (&mut self.disk, &other.disk);
-        d.syncs += o.syncs;
-        d.failed_syncs += o.failed_syncs;
-        d.no_space += o.no_space;
-        d.torn_sectors_lost += o.torn_sectors_lost;
-        d.dir_changes_undone += o.dir_changes_undone;
-        d.bit_flips += o.bit_flips;
+        self.history_caught_up += other.history_caught_up;
+        self.history_disk.add(&other.history_disk);
+        self.disk.add(&other.disk);
     }
 }
 
@@ -135,6 +145,7 @@ struct Run {
     /// Every acknowledged command: (seq, its encoding).
     acked: Vec<(u64, Vec<u8>)>,
     snapshots: Vec<(u64, Vec<u8>)>,
+    history: SimHistory,
     report: Report,
 }
 
@@ -159,6 +170,9 @@ pub fn run(config: Config) -> Result<Report, Failure> {
     let journal = Journal::open(disk.clone(), journal_config())
         .map_err(|e| fail(config.seed, format!("a new journal: {e}")))?;
     disk.set_faults(faults);
+    let history = SimHistory::new(config.seed, Faults::default())
+        .map_err(|e| fail(config.seed, format!("a new history log: {e}")))?;
+    history.disk.set_faults(faults);
     let mut run = Run {
         config,
         rng: SplitMix64(config.seed),
@@ -168,6 +182,7 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         journal: Some(journal),
         acked: Vec::new(),
         snapshots: Vec::new(),
+        history,
         report: Report {
             seed: config.seed,
             ..Report::default()
@@ -179,10 +194,20 @@ pub fn run(config: Config) -> Result<Report, Failure> {
             break;
         }
     }
-    run.report.disk = run.disk.counts();
     if run.report.refused.is_none() {
+        run.history.drain().map_err(|e| run.fail(e))?;
+        let mut reference = History::default();
+        replay(
+            &mut Engine::new(Limits::default()),
+            &run.acked,
+            Some(&mut reference),
+        )
+        .map_err(|e| run.fail(e))?;
+        run.history.check(&reference).map_err(|e| run.fail(e))?;
         run.report.state_hash = Some(run.engine.state_hash());
     }
+    run.report.disk = run.disk.counts();
+    run.report.history_disk = run.history.disk.counts();
     Ok(run.report)
 }
 
@@ -230,14 +255,24 @@ impl Run {
         if self.rng.chance(2) {
             return self.crash_and_recover();
         }
+        let mut published: Vec<Event> = Vec::new();
+        let mut through = 0;
         for (command, bytes) in batch {
             let mut events = Vec::new();
             let _ = self.engine.apply(&command, &mut events);
             self.generator.observe(&events);
+            published.extend(events);
+            through = command.seq;
             self.acked.push((command.seq, bytes));
             self.report.acknowledged += 1;
         }
         self.check_invariants()?;
+        self.history
+            .published(through, self.engine.event_seq(), &published);
+        if self.history.run(&mut self.rng).is_err() {
+            // The history's log failed (a full disk): the server stops.
+            return self.crash_and_recover();
+        }
         Ok(false)
     }
 
@@ -272,13 +307,16 @@ impl Run {
         self.report.crashes += 1;
         self.journal = None;
         self.disk.crash();
+        self.history.crash();
         // Recovery runs on a disk without faults (see `SimDisk::set_faults`), then they
         // come back.
         let torn_any_order = self.config.torn_any_order;
-        self.disk.set_faults(Faults {
-            torn_any_order,
-            ..Faults::default()
-        });
+        for disk in [&self.disk, &self.history.disk] {
+            disk.set_faults(Faults {
+                torn_any_order,
+                ..Faults::default()
+            });
+        }
         let outcome = loop {
             match Journal::open(self.disk.clone(), journal_config()) {
                 Err(bourse_journal::Error::Corruption { path, offset, kind }) => {
@@ -311,10 +349,12 @@ impl Run {
             }
         };
         if self.config.faults {
-            self.disk.set_faults(Faults {
-                torn_any_order,
-                ..FAULTS
-            });
+            for disk in [&self.disk, &self.history.disk] {
+                disk.set_faults(Faults {
+                    torn_any_order,
+                    ..FAULTS
+                });
+            }
         }
         outcome
     }
@@ -359,9 +399,10 @@ impl Run {
             }
         }
         let (from, mut engine) = engine.unwrap_or((0, Engine::new(Limits::default())));
-        replay(&mut engine, &records[from as usize..]).map_err(|e| self.fail(e))?;
+        replay(&mut engine, &records[from as usize..], None).map_err(|e| self.fail(e))?;
         let mut scratch = Engine::new(Limits::default());
-        replay(&mut scratch, &records).map_err(|e| self.fail(e))?;
+        let mut reference = History::default();
+        replay(&mut scratch, &records, Some(&mut reference)).map_err(|e| self.fail(e))?;
         if engine.state_hash() != scratch.state_hash() {
             return Err(self.fail(format!(
                 "recovery from the snapshot at {from} and a replay from nothing disagree"
@@ -370,7 +411,15 @@ impl Run {
         self.engine = engine;
         // Snapshots past what the journal kept describe commands it lost: drop them.
         self.snapshots.retain(|(seq, _)| *seq <= last);
-        self.check_invariants()
+        self.check_invariants()?;
+        // Then the history, as the server starts it: its log, caught up from the journal.
+        self.report.history_caught_up += self
+            .history
+            .recover(journal, &self.snapshots, self.engine.event_seq())
+            .map_err(|e| self.fail(format!("the history's start-up: {e}")))?;
+        self.history
+            .check(&reference)
+            .map_err(|e| self.fail(format!("after recovery: {e}")))
     }
 }
 
@@ -387,11 +436,21 @@ fn read_all(journal: &Journal<SimDisk>) -> Result<Vec<(u64, Vec<u8>)>, String> {
         .collect()
 }
 
-/// Applies the journal's commands.
-fn replay(engine: &mut Engine, records: &[(u64, Vec<u8>)]) -> Result<(), String> {
+/// Applies the journal's commands, folding their events into `history` if given.
+fn replay(
+    engine: &mut Engine,
+    records: &[(u64, Vec<u8>)],
+    mut history: Option<&mut History>,
+) -> Result<(), String> {
+    let mut events = Vec::new();
     for (seq, bytes) in records {
         let command = codec::decode(bytes).map_err(|e| format!("record {seq} decodes: {e}"))?;
-        let _ = engine.apply(&command, &mut Vec::new());
+        events.clear();
+        let _ = engine.apply(&command, &mut events);
+        if let Some(history) = history.as_deref_mut() {
+            let entries: Vec<Entry> = events.iter().filter_map(Entry::of).collect();
+            history.fold(*seq, engine.event_seq(), &entries);
+        }
     }
     Ok(())
 }

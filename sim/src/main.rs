@@ -73,7 +73,8 @@ fn main() {
         "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged), \
          {} crashes ({} during recovery), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
-         {} bits flipped ({} runs ended on a refused corruption); {} failed{}",
+         {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
+         {} directory changes undone, {} commands caught up from the journal; {} failed{}",
         seeds.len(),
         seeds.len() as f64 * 60.0 / seconds.max(1e-9),
         total.batches as f64 / seconds.max(1e-9),
@@ -92,6 +93,9 @@ fn main() {
         d.dir_changes_undone,
         d.bit_flips,
         refused,
+        total.history_disk.torn_sectors_lost,
+        total.history_disk.dir_changes_undone,
+        total.history_caught_up,
         failures.len(),
         if failures.is_empty() {
             String::new()

@@ -60,6 +60,15 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("directory changes undone", total.disk.dir_changes_undone),
         ("bits flipped in segments", total.disk.bit_flips),
         ("runs ended on a refused corruption", refused),
+        ("commands the history caught up", total.history_caught_up),
+        (
+            "history log sectors lost",
+            total.history_disk.torn_sectors_lost,
+        ),
+        (
+            "history log directory changes undone",
+            total.history_disk.dir_changes_undone,
+        ),
     ];
     for (what, n) in injected {
         assert!(n > 0, "the fixed seeds made no {what}: {injected:?}");
