@@ -260,8 +260,8 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_SEGMENT_SIZE_MIB", default_value = "64")]
     #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub segment_size_mib: u64,
-    /// The size of each new segment file of the history log, in MiB (1 to 2048). One record
-    /// holds the history of a whole batch (`batch-max` commands), which must fit in a segment.
+    /// The size of each new segment file of the history log, in MiB (1 to 2048). A batch's
+    /// history larger than a segment is split across records.
     #[arg(long, env = "BOURSE_HISTORY_SEGMENT_MIB", default_value = "16")]
     #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub history_segment_mib: u64,
