@@ -292,10 +292,36 @@ impl SegmentMap for SimSegment {
         Ok(())
     }
 
+    /// A deferred sync (the pipeline's `start_commit`), run later by the simulator at a
+    /// seeded point. It makes durable what the map held when the handle was made: the map is
+    /// this segment's own, so later appends are not seen (a real `fdatasync` would write them
+    /// too; the simulation is the stricter). A segment's bytes are written once (appends), so
+    /// they are merged without undoing anything a later sync made durable; the header, whose
+    /// commit mark changes, is taken whole, an older mark being as true as a newer one.
     fn sync_handle(&self) -> SyncHandle {
-        // Deferred syncs (the pipeline's `start_commit`) are not simulated: the simulator
-        // commits with `Journal::commit`.
-        Arc::new(|| Err(io::Error::other("deferred syncs are not simulated")))
+        let disk = self.disk.clone();
+        let inode = self.inode;
+        let held = self.data.clone();
+        Arc::new(move || {
+            let mut state = disk.lock();
+            state.counts.syncs += 1;
+            if SimDisk::fault(&mut state, |f| f.sync_fails) {
+                state.counts.failed_syncs += 1;
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            if let Some(inode) = state.inodes.get_mut(&inode) {
+                let header = bourse_journal::format::HEADER_LEN.min(held.len());
+                if held[..header].iter().any(|&b| b != 0) {
+                    inode.durable[..header].copy_from_slice(&held[..header]);
+                }
+                for (durable, &byte) in inode.durable[header..].iter_mut().zip(&held[header..]) {
+                    if byte != 0 {
+                        *durable = byte;
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 }
 

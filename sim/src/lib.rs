@@ -7,7 +7,12 @@
 //! 300 accounts, two books, every order type and time in force, cancels, amendments, deposits
 //! and withdrawals, halts, profile changes, commands the engine refuses) are appended to the
 //! journal and committed with one sync, as the pipeline's group commit does; then the engine
-//! applies them and they are acknowledged. Between steps, by the seed: a snapshot (kept in
+//! applies them and they are acknowledged. In about half the runs (by the seed) the commit is
+//! the pipeline's deferred one instead: the engine applies each batch at once, the batch's
+//! answers are held, `Journal::start_commit` hands a sync to the "sync thread", which the
+//! simulator runs at a seeded later step while more batches are appended, and
+//! `finish_commit` releases the held batches it covers. A snapshot first waits for the sync
+//! out and commits the rest, as the pipeline does. Between steps, by the seed: a snapshot (kept in
 //! memory, the newest three, one sometimes damaged), or a crash: after the append and before
 //! the commit, after the commit and before the apply, or between batches. A failed sync or a
 //! full disk stops the writer, and the run crashes there, as the server fails stop.
@@ -35,7 +40,9 @@ mod history;
 
 use bourse_engine::{Command, Engine, Event, Limits, StateHash, codec};
 use bourse_history::{Entry, History};
-use bourse_journal::{Durability, Journal, JournalConfig, PrepareNext, RecoveryMode};
+use bourse_journal::{
+    Durability, Journal, JournalConfig, PendingCommit, PrepareNext, RecoveryMode,
+};
 use bourse_tests::workload::{Generator, SplitMix64};
 
 use crate::disk::{DiskCounts, Faults, SimDisk};
@@ -78,6 +85,8 @@ pub struct Report {
     pub records_cut_after_tears: u64,
     /// Commands the history's catch-up replayed at start-ups, for what its log had lost.
     pub history_caught_up: u64,
+    /// Deferred commits started (the pipeline's `start_commit`, in the runs that use it).
+    pub deferred_commits: u64,
     pub disk: DiskCounts,
     /// The history log's disk (never synced: what a crash keeps of it is torn).
     pub history_disk: DiskCounts,
@@ -99,6 +108,7 @@ impl Report {
         self.snapshots_refused += other.snapshots_refused;
         self.records_cut_after_tears += other.records_cut_after_tears;
         self.history_caught_up += other.history_caught_up;
+        self.deferred_commits += other.deferred_commits;
         self.history_disk.add(&other.history_disk);
         self.disk.add(&other.disk);
     }
@@ -146,7 +156,23 @@ struct Run {
     acked: Vec<(u64, Vec<u8>)>,
     snapshots: Vec<(u64, Vec<u8>)>,
     history: SimHistory,
+    /// The pipeline's deferred commit (the seed picks it for about half the runs) instead
+    /// of one `commit` a batch.
+    deferred: bool,
+    /// Deferred mode: batches applied and not yet answered, oldest first.
+    held: std::collections::VecDeque<Held>,
+    /// Deferred mode: the commit whose sync is out.
+    pending: Option<PendingCommit>,
     report: Report,
+}
+
+/// A batch the engine applied.
+struct Held {
+    last_seq: u64,
+    /// The engine's newest event after it.
+    event_seq: u64,
+    commands: Vec<(u64, Vec<u8>)>,
+    events: Vec<Event>,
 }
 
 /// Runs one seed.
@@ -173,9 +199,14 @@ pub fn run(config: Config) -> Result<Report, Failure> {
     let history = SimHistory::new(config.seed, Faults::default())
         .map_err(|e| fail(config.seed, format!("a new history log: {e}")))?;
     history.disk.set_faults(faults);
+    let mut rng = SplitMix64(config.seed);
+    let deferred = rng.chance(50);
     let mut run = Run {
         config,
-        rng: SplitMix64(config.seed),
+        rng,
+        deferred,
+        held: std::collections::VecDeque::new(),
+        pending: None,
         disk,
         generator: Generator::new(config.seed),
         engine: Engine::new(Limits::default()),
@@ -224,6 +255,10 @@ impl Run {
     /// corruption).
     fn step(&mut self) -> Result<bool, Failure> {
         if self.rng.chance(4) {
+            // The server makes everything appended durable before it snapshots.
+            if self.deferred && !self.sync_all() {
+                return self.crash_and_recover();
+            }
             self.snapshot();
         }
         if self.rng.chance(3) {
@@ -249,31 +284,122 @@ impl Run {
         if self.rng.chance(2) {
             return self.crash_and_recover();
         }
-        if journal.commit().is_err() {
-            return self.crash_and_recover();
+        if self.deferred {
+            // The pipeline: the engine applies the batch now, and its answers wait for the
+            // sync that covers it.
+            let held = self.apply(batch);
+            self.held.push_back(held);
+            self.check_invariants()?;
+            if !self.pump_sync() {
+                return self.crash_and_recover();
+            }
+        } else {
+            if journal.commit().is_err() || self.rng.chance(2) {
+                return self.crash_and_recover();
+            }
+            let held = self.apply(batch);
+            self.check_invariants()?;
+            self.acknowledge(held);
         }
-        if self.rng.chance(2) {
-            return self.crash_and_recover();
-        }
-        let mut published: Vec<Event> = Vec::new();
-        let mut through = 0;
-        for (command, bytes) in batch {
-            let mut events = Vec::new();
-            let _ = self.engine.apply(&command, &mut events);
-            self.generator.observe(&events);
-            published.extend(events);
-            through = command.seq;
-            self.acked.push((command.seq, bytes));
-            self.report.acknowledged += 1;
-        }
-        self.check_invariants()?;
-        self.history
-            .published(through, self.engine.event_seq(), &published);
         if self.history.run(&mut self.rng).is_err() {
             // The history's log failed (a full disk): the server stops.
             return self.crash_and_recover();
         }
         Ok(false)
+    }
+
+    /// The engine applies a batch.
+    fn apply(&mut self, batch: Vec<(Command, Vec<u8>)>) -> Held {
+        let mut held = Held {
+            last_seq: 0,
+            event_seq: 0,
+            commands: Vec::with_capacity(batch.len()),
+            events: Vec::new(),
+        };
+        for (command, bytes) in batch {
+            let start = held.events.len();
+            let _ = self.engine.apply(&command, &mut held.events);
+            self.generator.observe(&held.events[start..]);
+            held.last_seq = command.seq;
+            held.commands.push((command.seq, bytes));
+        }
+        held.event_seq = self.engine.event_seq();
+        held
+    }
+
+    /// A batch is durable: it is answered, and its events go on the bus.
+    fn acknowledge(&mut self, held: Held) {
+        self.report.acknowledged += held.commands.len() as u64;
+        self.acked.extend(held.commands);
+        self.history
+            .published(held.last_seq, held.event_seq, &held.events);
+    }
+
+    /// Answers the held batches that `committed` covers.
+    fn release(&mut self, committed: u64) {
+        while let Some(held) = self.held.pop_front_if(|h| h.last_seq <= committed) {
+            self.acknowledge(held);
+        }
+    }
+
+    /// The pipeline's sync thread, stepped by the seed: the deferred commit out finishes (or
+    /// not yet), and a new one starts if anything waits for one. `false`: the server stops
+    /// (a failed sync) or crashes between the sync and its finish.
+    fn pump_sync(&mut self) -> bool {
+        if let Some(pending) = self.pending.take() {
+            if !self.rng.chance(60) {
+                self.pending = Some(pending);
+                return true;
+            }
+            let synced = pending.sync();
+            if self.rng.chance(2) {
+                return false;
+            }
+            let Some(journal) = self.journal.as_mut() else {
+                return false;
+            };
+            match journal.finish_commit(synced) {
+                Ok(Some(committed)) => self.release(committed),
+                Ok(None) => {}
+                Err(_) => return false,
+            }
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            return false;
+        };
+        if journal.last_seq() > journal.committed_seq() {
+            match journal.start_commit() {
+                Ok(pending) => {
+                    self.pending = Some(pending);
+                    self.report.deferred_commits += 1;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Waits for the deferred commit out, then commits the rest (as the pipeline does before
+    /// a snapshot). `false`: the server stops.
+    fn sync_all(&mut self) -> bool {
+        let Some(journal) = self.journal.as_mut() else {
+            return false;
+        };
+        let mut committed = None;
+        if let Some(pending) = self.pending.take() {
+            match journal.finish_commit(pending.sync()) {
+                Ok(c) => committed = c,
+                Err(_) => return false,
+            }
+        }
+        match journal.commit() {
+            Ok(c) => committed = committed.max(c),
+            Err(_) => return false,
+        }
+        if let Some(committed) = committed {
+            self.release(committed);
+        }
+        true
     }
 
     /// The engine's image through the checks a snapshot load makes.
@@ -305,6 +431,8 @@ impl Run {
     /// refused a corruption, which ends the run.
     fn crash_and_recover(&mut self) -> Result<bool, Failure> {
         self.report.crashes += 1;
+        self.pending = None;
+        self.held.clear();
         self.journal = None;
         self.disk.crash();
         self.history.crash();

@@ -70,7 +70,7 @@ fn main() {
     let seconds = started.elapsed().as_secs_f64();
     let d = &total.disk;
     println!(
-        "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged), \
+        "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged, {} deferred commits), \
          {} crashes ({} during recovery), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
@@ -80,6 +80,7 @@ fn main() {
         total.batches as f64 / seconds.max(1e-9),
         total.commands,
         total.acknowledged,
+        total.deferred_commits,
         total.crashes,
         total.crashes_in_recovery,
         total.snapshots,

@@ -61,6 +61,7 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("bits flipped in segments", total.disk.bit_flips),
         ("runs ended on a refused corruption", refused),
         ("commands the history caught up", total.history_caught_up),
+        ("deferred commits", total.deferred_commits),
         (
             "history log sectors lost",
             total.history_disk.torn_sectors_lost,
