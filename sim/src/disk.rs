@@ -9,7 +9,9 @@
 //! older segment flips (latent corruption). **Faults while running:** a `sync` or a
 //! `sync_dir` fails (EIO) and a file creation finds no space (ENOSPC), each with the
 //! configured chance. Reads do not fail: a segment is read as a whole map, as the real
-//! storage maps its file.
+//! storage maps its file. Every map of one file shares its pages (`Pages`), as mmaps of one
+//! file do, so a sync through one map, or a deferred sync run later, writes what the others
+//! wrote.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -30,12 +32,58 @@ enum Name {
     Spare,
 }
 
-#[derive(Debug, Default)]
 struct Inode {
     /// What survives a crash.
     durable: Vec<u8>,
-    /// What the program last had (handed back when its map is dropped).
-    live: Vec<u8>,
+    /// What the program sees: the page cache, shared by every map of the file.
+    live: Arc<Pages>,
+}
+
+/// A file's page cache: one buffer that every map of the file reads and writes, as the maps
+/// of one file share their pages. The simulation runs in one thread.
+pub struct Pages {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the buffer is owned (freed once, in `Drop`) and only touched through the maps and
+// the disk's lock, in the simulator's one thread; `Send`/`Sync` let it sit in the disk's
+// mutex and a deferred sync's closure, as the journal's types require.
+unsafe impl Send for Pages {}
+// SAFETY: as above.
+unsafe impl Sync for Pages {}
+
+impl Pages {
+    fn zeroed(len: usize) -> Arc<Pages> {
+        let buf: Box<[u8]> = vec![0; len].into_boxed_slice();
+        let len = buf.len();
+        let ptr = Box::into_raw(buf).cast::<u8>();
+        Arc::new(Pages { ptr, len })
+    }
+
+    fn get(&self) -> &[u8] {
+        // SAFETY: `ptr` points to `len` initialised bytes owned by `self`. Several maps of a
+        // file alias them, as mmaps of one file do; the journal writes a segment only past
+        // what any reader reads (appends) and the simulator is single-threaded, so no byte
+        // is read while it is written.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "a shared page cache: every map of the file writes the same pages"
+    )]
+    fn get_mut(&self) -> &mut [u8] {
+        // SAFETY: as in `get`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` came from `Box::into_raw` of a boxed slice, freed once here.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) });
+    }
 }
 
 /// Chances of faults, in parts per 1,000 operations (0 turns one off).
@@ -163,14 +211,14 @@ impl SimDisk {
             let Some(inode) = state.inodes.get_mut(&id) else {
                 continue;
             };
-            let len = inode.live.len().max(inode.durable.len());
+            let live = inode.live.get_mut();
+            let len = live.len();
             inode.durable.resize(len, 0);
-            inode.live.resize(len, 0);
             let dirty: Vec<usize> = (0..len)
                 .step_by(SECTOR)
                 .filter(|&start| {
                     let end = (start + SECTOR).min(len);
-                    inode.live[start..end] != inode.durable[start..end]
+                    live[start..end] != inode.durable[start..end]
                 })
                 .collect();
             let kept_prefix = state.rng.below(dirty.len() as u64 + 1) as usize;
@@ -182,12 +230,12 @@ impl SimDisk {
                     i < kept_prefix
                 };
                 if keep {
-                    inode.durable[start..end].copy_from_slice(&inode.live[start..end]);
+                    inode.durable[start..end].copy_from_slice(&live[start..end]);
                 } else {
                     state.counts.torn_sectors_lost += 1;
                 }
             }
-            inode.live.clone_from(&inode.durable);
+            live.copy_from_slice(&inode.durable);
         }
         state.flipped = None;
         if state.rng.below(1_000) < state.faults.bit_flip {
@@ -207,7 +255,7 @@ impl SimDisk {
                     let at = state.rng.below(file.durable.len() as u64) as usize;
                     let bit = 1u8 << state.rng.below(8);
                     file.durable[at] ^= bit;
-                    file.live[at] ^= bit;
+                    file.live.get_mut()[at] ^= bit;
                     state.counts.bit_flips += 1;
                     state.flipped = Some(first);
                 }
@@ -235,93 +283,72 @@ impl SimDisk {
         let len = usize::try_from(len).map_err(io::Error::other)?;
         let inode = state.next_inode;
         state.next_inode += 1;
+        let live = Pages::zeroed(len);
         state.inodes.insert(
             inode,
             Inode {
                 durable: vec![0; len],
-                live: vec![0; len],
+                live: Arc::clone(&live),
             },
         );
         state.names.insert(name, inode);
         Ok(SimSegment {
             inode,
-            data: vec![0; len],
+            pages: live,
             disk: self.clone(),
         })
     }
 }
 
-/// A segment's map: its bytes, owned while the journal holds it.
+/// A map of a segment: the file's shared pages.
 pub struct SimSegment {
     inode: u64,
-    data: Vec<u8>,
+    pages: Arc<Pages>,
     disk: SimDisk,
 }
 
-impl Drop for SimSegment {
-    fn drop(&mut self) {
-        let mut state = self.disk.lock();
-        if let Some(inode) = state.inodes.get_mut(&self.inode) {
-            inode.live = std::mem::take(&mut self.data);
-        }
-    }
-}
-
-impl SegmentMap for SimSegment {
-    fn bytes(&self) -> &[u8] {
-        &self.data
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.data
-    }
-
-    fn sync(&self, range: Range<usize>, _wait: SyncWait) -> io::Result<()> {
-        let mut state = self.disk.lock();
+impl SimSegment {
+    /// Makes `range` of the file's pages durable (a failed sync by the seed).
+    fn sync_pages(
+        disk: &SimDisk,
+        inode: u64,
+        pages: &Pages,
+        range: Range<usize>,
+    ) -> io::Result<()> {
+        let mut state = disk.lock();
         state.counts.syncs += 1;
         if SimDisk::fault(&mut state, |f| f.sync_fails) {
             state.counts.failed_syncs += 1;
             return Err(io::Error::from_raw_os_error(5));
         }
-        let end = range.end.min(self.data.len());
+        let bytes = pages.get();
+        let end = range.end.min(bytes.len());
         let start = range.start.min(end);
-        if let Some(inode) = state.inodes.get_mut(&self.inode) {
-            inode.durable[start..end].copy_from_slice(&self.data[start..end]);
-            inode.live.clone_from(&self.data);
+        if let Some(inode) = state.inodes.get_mut(&inode) {
+            inode.durable[start..end].copy_from_slice(&bytes[start..end]);
         }
         Ok(())
     }
+}
+
+impl SegmentMap for SimSegment {
+    fn bytes(&self) -> &[u8] {
+        self.pages.get()
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.pages.get_mut()
+    }
+
+    fn sync(&self, range: Range<usize>, _wait: SyncWait) -> io::Result<()> {
+        Self::sync_pages(&self.disk, self.inode, &self.pages, range)
+    }
 
     /// A deferred sync (the pipeline's `start_commit`), run later by the simulator at a
-    /// seeded point. It makes durable what the map held when the handle was made: the map is
-    /// this segment's own, so later appends are not seen (a real `fdatasync` would write them
-    /// too; the simulation is the stricter). A segment's bytes are written once (appends), so
-    /// they are merged without undoing anything a later sync made durable; the header, whose
-    /// commit mark changes, is taken whole, an older mark being as true as a newer one.
+    /// seeded point: as `fdatasync`, it makes durable the whole file as its pages are then.
     fn sync_handle(&self) -> SyncHandle {
-        let disk = self.disk.clone();
-        let inode = self.inode;
-        let held = self.data.clone();
-        Arc::new(move || {
-            let mut state = disk.lock();
-            state.counts.syncs += 1;
-            if SimDisk::fault(&mut state, |f| f.sync_fails) {
-                state.counts.failed_syncs += 1;
-                return Err(io::Error::from_raw_os_error(5));
-            }
-            if let Some(inode) = state.inodes.get_mut(&inode) {
-                let header = bourse_journal::format::HEADER_LEN.min(held.len());
-                if held[..header].iter().any(|&b| b != 0) {
-                    inode.durable[..header].copy_from_slice(&held[..header]);
-                }
-                for (durable, &byte) in inode.durable[header..].iter_mut().zip(&held[header..]) {
-                    if byte != 0 {
-                        *durable = byte;
-                    }
-                }
-            }
-            Ok(())
-        })
+        let (disk, inode, pages) = (self.disk.clone(), self.inode, Arc::clone(&self.pages));
+        Arc::new(move || Self::sync_pages(&disk, inode, &pages, 0..usize::MAX))
     }
 }
 
@@ -353,14 +380,14 @@ impl Storage for SimDisk {
             .names
             .get(&Name::Segment(first_seq))
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        let data = state
+        let pages = state
             .inodes
             .get(&inode)
-            .map(|i| i.live.clone())
-            .unwrap_or_default();
+            .map(|i| Arc::clone(&i.live))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         Ok(SimSegment {
             inode,
-            data,
+            pages,
             disk: self.clone(),
         })
     }
