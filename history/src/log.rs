@@ -11,11 +11,17 @@ use serde::{Deserialize, Serialize};
 use crate::{Entry, History};
 
 /// One log record: the entries of a run of commands up to `through`, whose newest event
-/// (kept or not) is `event_seq`. Written with the entries borrowed, read owned.
+/// (kept or not) is `event_seq`, written when the log went up to event `after`. Written with
+/// the entries borrowed, read owned.
 #[derive(Debug, Serialize, Deserialize)]
 struct LogRecord<'a> {
     through: u64,
     event_seq: u64,
+    /// The log's newest event before this record (absent in logs written before it was
+    /// added): a record that does not follow the one before it was left by another life of
+    /// the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<u64>,
     entries: Cow<'a, [Entry]>,
 }
 
@@ -27,10 +33,13 @@ pub struct HistoryLog<S: Storage = FsStorage> {
     buf: Vec<u8>,
     /// The `through` of the newest record.
     through: u64,
+    /// The newest event of the log.
+    event_seq: u64,
     /// The largest record a segment holds.
     payload_len_max: usize,
-    /// Opening found the log's first segments gone and started it over.
-    pub start_lost: bool,
+    /// Opening found records that are not one history (a power loss kept the names or pages
+    /// of two lives of the log) and started it over.
+    pub started_over: bool,
 }
 
 impl HistoryLog {
@@ -59,7 +68,10 @@ impl<S: Storage> HistoryLog<S> {
         storage: S,
         segment_size_bytes: u64,
         prepare_next: PrepareNext,
-    ) -> Result<(HistoryLog<S>, History), String> {
+    ) -> Result<(HistoryLog<S>, History), String>
+    where
+        S: Clone,
+    {
         let config = JournalConfig {
             segment_size_bytes,
             durability: Durability::None,
@@ -67,46 +79,40 @@ impl<S: Storage> HistoryLog<S> {
             recovery: RecoveryMode::Repair,
             prepare_next,
         };
-        // The log never removes a segment, so one whose first segment is not numbered 1 lost
-        // the names of its first segments (it never syncs its directory, and a power loss
-        // may keep a later file's name and not an earlier one's). What is left cannot be
-        // folded in order: it goes, and `catch_up` rebuilds the whole history.
+        // The log is never synced, its directory included, so a power loss may leave a mix
+        // of its lives (before and after a repair or a start-over): a later segment's name
+        // without an earlier one's, or records of one life after those of another. The log
+        // never removes a segment, so the first must be numbered 1; and each record must
+        // follow the one before it. Otherwise it goes, and `catch_up` rebuilds the history.
         let listed = storage
             .list()
             .map_err(|e| format!("cannot list the history log {}: {e}", dir.display()))?;
-        let start_lost = listed
+        let mut started_over = false;
+        if listed
             .first()
-            .is_some_and(|&first| first != config.first_seq);
-        if start_lost {
-            for first_seq in listed {
-                storage.remove(first_seq).map_err(|e| {
-                    format!(
-                        "cannot remove a segment of the history log {}: {e}",
-                        dir.display()
-                    )
-                })?;
+            .is_some_and(|&first| first != config.first_seq)
+        {
+            started_over = true;
+            remove_all(dir, &storage)?;
+        }
+        let (journal, history) = match fold(dir, storage.clone(), config)? {
+            Some(folded) => folded,
+            None => {
+                started_over = true;
+                remove_all(dir, &storage)?;
+                fold(dir, storage, config)?.ok_or_else(|| {
+                    format!("the history log {} did not start over", dir.display())
+                })?
             }
-        }
-        let journal = Journal::open(storage, config)
-            .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
-        let mut history = History::default();
-        let mut reader = journal
-            .read_from(journal.first_seq())
-            .map_err(|e| format!("cannot read the history log: {e}"))?;
-        while let Some(record) = reader.next_ref() {
-            let record = record.map_err(|e| format!("cannot read the history log: {e}"))?;
-            let decoded: LogRecord = serde_json::from_slice(record.payload)
-                .map_err(|e| format!("history log record {} does not decode: {e}", record.seq))?;
-            history.fold(decoded.through, decoded.event_seq, &decoded.entries);
-        }
-        drop(reader);
+        };
         Ok((
             HistoryLog {
                 journal,
                 buf: Vec::with_capacity(4096),
                 through: history.through_seq(),
+                event_seq: history.event_seq(),
                 payload_len_max: bourse_journal::format::payload_len_max(segment_size_bytes),
-                start_lost,
+                started_over,
             },
             history,
         ))
@@ -136,6 +142,7 @@ impl<S: Storage> HistoryLog<S> {
             .and_then(|_| self.journal.commit().map(|_| ()))
             .map_err(|e| format!("cannot append to the history log: {e}"))?;
         self.through = self.through.max(through);
+        self.event_seq = self.event_seq.max(event_seq);
         Ok(())
     }
 
@@ -146,9 +153,54 @@ impl<S: Storage> HistoryLog<S> {
             &LogRecord {
                 through,
                 event_seq,
+                after: Some(self.event_seq),
                 entries: Cow::Borrowed(entries),
             },
         )
         .map_err(|e| format!("cannot encode a history record: {e}"))
     }
+}
+
+/// Opens the log and folds it; `None` if a record does not follow the one before it.
+fn fold<S: Storage>(
+    dir: &Path,
+    storage: S,
+    config: JournalConfig,
+) -> Result<Option<(Journal<S>, History)>, String> {
+    let journal = Journal::open(storage, config)
+        .map_err(|e| format!("cannot open the history log {}: {e}", dir.display()))?;
+    let mut history = History::default();
+    let mut reader = journal
+        .read_from(journal.first_seq())
+        .map_err(|e| format!("cannot read the history log: {e}"))?;
+    while let Some(record) = reader.next_ref() {
+        let record = record.map_err(|e| format!("cannot read the history log: {e}"))?;
+        let decoded: LogRecord = serde_json::from_slice(record.payload)
+            .map_err(|e| format!("history log record {} does not decode: {e}", record.seq))?;
+        if decoded
+            .after
+            .is_some_and(|after| after != history.event_seq())
+        {
+            return Ok(None);
+        }
+        history.fold(decoded.through, decoded.event_seq, &decoded.entries);
+    }
+    drop(reader);
+    Ok(Some((journal, history)))
+}
+
+/// Deletes every segment of the log.
+fn remove_all<S: Storage>(dir: &Path, storage: &S) -> Result<(), String> {
+    let listed = storage
+        .list()
+        .map_err(|e| format!("cannot list the history log {}: {e}", dir.display()))?;
+    for first_seq in listed {
+        storage.remove(first_seq).map_err(|e| {
+            format!(
+                "cannot remove a segment of the history log {}: {e}",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
 }

@@ -369,7 +369,7 @@ fn a_batch_larger_than_a_segment_is_split_across_records_and_reads_back_whole() 
     log.append(400, 401, &entries).unwrap();
     drop(log);
     let (log, h) = HistoryLog::open(dir.path()).unwrap();
-    assert!(!log.start_lost);
+    assert!(!log.started_over);
     assert_eq!((h.through_seq(), h.event_seq()), (400, 401));
     assert_eq!(h.orders(7, true, None, usize::MAX).items.len(), 400);
     let segments = std::fs::read_dir(dir.path())
@@ -399,13 +399,53 @@ fn a_log_that_lost_its_first_segment_starts_over() {
     drop(log);
     std::fs::remove_file(dir.path().join(bourse_journal::segment_file_name(1))).unwrap();
     let (mut log, h) = HistoryLog::open(dir.path()).unwrap();
-    assert!(log.start_lost);
+    assert!(log.started_over);
     assert_eq!((h.through_seq(), h.event_seq()), (0, 0));
     assert!(h.orders(7, true, None, usize::MAX).items.is_empty());
     // It starts over at 1, and what it writes now reads back.
     log.append(1, 1, &[accepted(1, 1, 7, 5)]).unwrap();
     drop(log);
     let (log, h) = HistoryLog::open(dir.path()).unwrap();
-    assert!(!log.start_lost);
+    assert!(!log.started_over);
     assert_eq!(h.orders(7, true, None, usize::MAX).items.len(), 1);
+}
+
+/// A record that does not follow the one before it (a power loss kept pages or names of two
+/// lives of the log) ends the fold: the log starts over and `catch_up` rebuilds it.
+#[test]
+fn a_record_that_does_not_follow_the_one_before_starts_the_log_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = bourse_journal::FsStorage::new(dir.path()).unwrap();
+    let (mut log, _) =
+        HistoryLog::open_with_storage(dir.path(), storage, 8 << 10, PrepareNext::Manual).unwrap();
+    for seq in 1..=3 {
+        log.append(seq, seq, &[accepted(seq, seq, 7, 5)]).unwrap();
+    }
+    drop(log);
+    // Another life's record: written when its log went up to event 40.
+    let config = bourse_journal::JournalConfig {
+        segment_size_bytes: 8 << 10,
+        durability: bourse_journal::Durability::None,
+        prepare_next: PrepareNext::Manual,
+        ..bourse_journal::JournalConfig::default()
+    };
+    let mut journal =
+        bourse_journal::Journal::open(bourse_journal::FsStorage::new(dir.path()).unwrap(), config)
+            .unwrap();
+    let seq = journal.next_seq();
+    journal
+        .append(
+            seq,
+            br#"{"through":41,"event_seq":41,"after":40,"entries":[]}"#,
+        )
+        .unwrap();
+    journal.commit().unwrap();
+    drop(journal);
+    let (log, h) = HistoryLog::open(dir.path()).unwrap();
+    assert!(log.started_over);
+    assert_eq!((h.through_seq(), h.event_seq()), (0, 0));
+    // A log whose records follow each other opens as it is.
+    drop(log);
+    let (log, _) = HistoryLog::open(dir.path()).unwrap();
+    assert!(!log.started_over);
 }

@@ -93,6 +93,7 @@ impl<S: Storage> Log<S> {
         dir: &Path,
         segment_size_bytes: u64,
         retention_ms: i64,
+        prepare_next: PrepareNext,
         make_storage: &StorageFactory<S>,
     ) -> Result<Self, MarketError> {
         std::fs::create_dir_all(dir)
@@ -105,7 +106,7 @@ impl<S: Storage> Log<S> {
             durability: Durability::None,
             first_seq: 1,
             recovery: RecoveryMode::Repair,
-            prepare_next: PrepareNext::Background,
+            prepare_next,
         };
         let journal = Journal::open(storage, config)?;
         let first = Arc::new(AtomicU64::new(journal.first_seq()));

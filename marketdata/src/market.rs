@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use bourse_journal::{FsStorage, Storage};
+use bourse_journal::{FsStorage, PrepareNext, Storage};
 use rustc_hash::FxHashMap;
 
 use crate::MarketError;
@@ -62,6 +62,9 @@ pub struct MarketConfig {
     pub default_currency: Symbol,
     /// Tick size of a product first seen in a tick.
     pub default_tick_size: i64,
+    /// How each log prepares its next segment: on a background thread (the default), or
+    /// when it rolls (`bourse-sim`, which runs in one thread).
+    pub prepare_next: PrepareNext,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -88,6 +91,7 @@ impl MarketConfig {
             checkpoint_ticks: 1_000_000,
             default_currency: Symbol::USD,
             default_tick_size: ONE / 100,
+            prepare_next: PrepareNext::Background,
         }
     }
 
@@ -225,6 +229,7 @@ impl<S: Storage> Market<S> {
             &log_dir(&config.dir, "ticks"),
             config.segment_size_bytes,
             config.tick_retention_ms,
+            config.prepare_next,
             &make_storage,
         )?;
         let mut candles = Vec::with_capacity(N_INTERVALS);
@@ -233,6 +238,7 @@ impl<S: Storage> Market<S> {
                 &log_dir(&config.dir, &format!("candles-{}", interval.name())),
                 config.candle_segment_size_bytes(),
                 config.candle_retention_ms[interval.index()],
+                config.prepare_next,
                 &make_storage,
             )?);
         }

@@ -562,10 +562,10 @@ fn open_history(
     let dir = store_config.dir.join(bourse_history::HISTORY_DIR);
     let engine_event_seq = recovered.engine.event_seq();
     let (mut log, mut model) = open_history_log(&dir, history_segment_bytes)?;
-    if log.start_lost {
+    if log.started_over {
         tracing::warn!(
-            "the history log in {} had lost its first segments (a power loss): rebuilding it \
-             from the journal",
+            "the history log in {} held records of two lives of it (a power loss): rebuilding \
+             it from the journal",
             dir.display()
         );
     }

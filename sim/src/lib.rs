@@ -37,6 +37,7 @@
 
 pub mod disk;
 mod history;
+mod market;
 
 use bourse_engine::{Command, Engine, Event, Limits, StateHash, codec};
 use bourse_history::{Entry, History};
@@ -47,6 +48,8 @@ use bourse_tests::workload::{Generator, SplitMix64};
 
 use crate::disk::{DiskCounts, Faults, SimDisk};
 use crate::history::SimHistory;
+pub use crate::market::MarketReport;
+use crate::market::SimMarket;
 
 /// What one run does.
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +93,8 @@ pub struct Report {
     pub disk: DiskCounts,
     /// The history log's disk (never synced: what a crash keeps of it is torn).
     pub history_disk: DiskCounts,
+    /// The market data.
+    pub market: MarketReport,
     /// Set when the run ended on a corruption that recovery refused (with the message).
     pub refused: Option<String>,
     pub state_hash: Option<StateHash>,
@@ -110,6 +115,7 @@ impl Report {
         self.history_caught_up += other.history_caught_up;
         self.deferred_commits += other.deferred_commits;
         self.history_disk.add(&other.history_disk);
+        self.market.add(&other.market);
         self.disk.add(&other.disk);
     }
 }
@@ -156,6 +162,7 @@ struct Run {
     acked: Vec<(u64, Vec<u8>)>,
     snapshots: Vec<(u64, Vec<u8>)>,
     history: SimHistory,
+    market: SimMarket,
     /// The pipeline's deferred commit (the seed picks it for about half the runs) instead
     /// of one `commit` a batch.
     deferred: bool,
@@ -199,6 +206,8 @@ pub fn run(config: Config) -> Result<Report, Failure> {
     let history = SimHistory::new(config.seed, Faults::default())
         .map_err(|e| fail(config.seed, format!("a new history log: {e}")))?;
     history.disk.set_faults(faults);
+    let market = SimMarket::new(config.seed).map_err(|e| fail(config.seed, e))?;
+    market.set_faults(faults);
     let mut rng = SplitMix64(config.seed);
     let deferred = rng.chance(50);
     let mut run = Run {
@@ -214,6 +223,7 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         acked: Vec::new(),
         snapshots: Vec::new(),
         history,
+        market,
         report: Report {
             seed: config.seed,
             ..Report::default()
@@ -235,10 +245,12 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         )
         .map_err(|e| run.fail(e))?;
         run.history.check(&reference).map_err(|e| run.fail(e))?;
+        run.market.finish().map_err(|e| run.fail(e))?;
         run.report.state_hash = Some(run.engine.state_hash());
     }
     run.report.disk = run.disk.counts();
     run.report.history_disk = run.history.disk.counts();
+    run.report.market.disk = run.market.disk_counts();
     Ok(run.report)
 }
 
@@ -303,6 +315,14 @@ impl Run {
         }
         if self.history.run(&mut self.rng).is_err() {
             // The history's log failed (a full disk): the server stops.
+            return self.crash_and_recover();
+        }
+        if self
+            .market
+            .step(&mut self.rng, &mut self.report.market)
+            .is_err()
+        {
+            // The market data failed (a full disk, a failed sync): the server stops.
             return self.crash_and_recover();
         }
         Ok(false)
@@ -436,6 +456,7 @@ impl Run {
         self.journal = None;
         self.disk.crash();
         self.history.crash();
+        self.market.crash();
         // Recovery runs on a disk without faults (see `SimDisk::set_faults`), then they
         // come back.
         let torn_any_order = self.config.torn_any_order;
@@ -445,6 +466,10 @@ impl Run {
                 ..Faults::default()
             });
         }
+        self.market.set_faults(Faults {
+            torn_any_order,
+            ..Faults::default()
+        });
         let outcome = loop {
             match Journal::open(self.disk.clone(), journal_config()) {
                 Err(bourse_journal::Error::Corruption { path, offset, kind }) => {
@@ -483,6 +508,10 @@ impl Run {
                     ..FAULTS
                 });
             }
+            self.market.set_faults(Faults {
+                torn_any_order,
+                ..FAULTS
+            });
         }
         outcome
     }
@@ -547,7 +576,11 @@ impl Run {
             .map_err(|e| self.fail(format!("the history's start-up: {e}")))?;
         self.history
             .check(&reference)
-            .map_err(|e| self.fail(format!("after recovery: {e}")))
+            .map_err(|e| self.fail(format!("after recovery: {e}")))?;
+        // And the market data, from its checkpoint and logs.
+        self.market
+            .recover(&mut self.report.market)
+            .map_err(|e| self.fail(format!("the market data's start-up: {e}")))
     }
 }
 

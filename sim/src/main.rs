@@ -74,7 +74,7 @@ fn main() {
          {} crashes ({} during recovery), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
-         {} directory changes undone, {} commands caught up from the journal; {} failed{}",
+         {} directory changes undone, {} commands caught up from the journal; market data: {} feed messages ({} again after restarts), {} checkpoints, {} syncs ({} failed), {} full disks, {} torn sectors lost; {} failed{}",
         seeds.len(),
         seeds.len() as f64 * 60.0 / seconds.max(1e-9),
         total.batches as f64 / seconds.max(1e-9),
@@ -97,6 +97,13 @@ fn main() {
         total.history_disk.torn_sectors_lost,
         total.history_disk.dir_changes_undone,
         total.history_caught_up,
+        total.market.messages,
+        total.market.messages_again,
+        total.market.checkpoints,
+        total.market.disk.syncs,
+        total.market.disk.failed_syncs,
+        total.market.disk.no_space,
+        total.market.disk.torn_sectors_lost,
         failures.len(),
         if failures.is_empty() {
             String::new()

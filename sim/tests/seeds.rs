@@ -1,7 +1,8 @@
 //! The simulation's fixed seeds (what the test command runs; `bourse-sim --seeds N` runs
 //! more): every seed passes every check, one seed gives the same run twice, and the seeds do
 //! inject what the simulator claims to (crashes, failed syncs, full disks, torn writes, bit
-//! flips in segments and snapshots), so a quiet simulator cannot pass for a thorough one.
+//! flips in segments and snapshots, deferred commits, lost history and market-data writes),
+//! so a quiet simulator cannot pass for a thorough one.
 
 use bourse_sim::{Config, Report, run};
 
@@ -62,6 +63,16 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("runs ended on a refused corruption", refused),
         ("commands the history caught up", total.history_caught_up),
         ("deferred commits", total.deferred_commits),
+        (
+            "market feed messages taken again",
+            total.market.messages_again,
+        ),
+        ("market checkpoints", total.market.checkpoints),
+        (
+            "market log sectors lost",
+            total.market.disk.torn_sectors_lost,
+        ),
+        ("failed market syncs", total.market.disk.failed_syncs),
         (
             "history log sectors lost",
             total.history_disk.torn_sectors_lost,
