@@ -27,13 +27,19 @@
 //! it reads its log back and `bourse_history::catch_up` replays the journal for what it lost.
 //! A failed append (a full disk) stops the server.
 //!
+//! **The market data** (`market.rs`) takes a seeded feed beside it, on simulated disks of its
+//! own, checkpoints by the seed, crashes with the process and resumes the feed from the offset
+//! it stored.
+//!
 //! **Checked:** after every batch, the engine's image passes the checks a snapshot load makes
 //! (conservation of every asset, holds equal to what open orders can spend, books uncrossed,
 //! ids and counters); after every recovery, every acknowledged command is in the journal,
 //! byte for byte and in order, and the recovered engine's state hash equals a replay of the
 //! whole journal from nothing, and the history read model holds exactly the records of a
 //! fold of every event of that replay; a corruption is refused naming the damaged segment,
-//! never passed over. At the end, the history again, and the state hash, for the report.
+//! never passed over; every product's candles are the aggregate of its stored ticks. At the
+//! end, the history again, the market data against one that never crashed, and the state
+//! hash, for the report.
 
 pub mod disk;
 mod history;
