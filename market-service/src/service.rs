@@ -110,6 +110,13 @@ impl MarketService {
         let dir = config.dir.clone();
         let market =
             Market::open(config).map_err(|e| format!("market data in {}: {e}", dir.display()))?;
+        if market.started_over() {
+            tracing::warn!(
+                "market data in {}: the tick log had lost its first segments and there was no \
+                 checkpoint (a power loss): started over, the feed is read again from its start",
+                dir.display()
+            );
+        }
         let market = Arc::new(RwLock::new(market));
         let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
         let stats = Arc::new(MarketStats::default());

@@ -65,6 +65,9 @@ pub(crate) struct Log<S: Storage = FsStorage> {
     /// `(first sequence number, newest time)` of every segment, ascending.
     pub(crate) newest: Vec<(u64, i64)>,
     retention_ms: i64,
+    /// Retention never removes a segment holding this sequence number or a later one: where
+    /// the replay of the newest checkpoint starts (the tick log; `None` for candle logs).
+    pub(crate) retain_from: Option<u64>,
     /// The oldest retained segment, shared with readers so that chain walks stop there.
     first: Arc<AtomicU64>,
     /// The oldest segment written to since the last successful [`Log::sync`].
@@ -117,6 +120,7 @@ impl<S: Storage> Log<S> {
             dir: dir.to_path_buf(),
             newest: Vec::new(),
             retention_ms,
+            retain_from: None,
             first,
             dirty_from: None,
             stopped: false,
@@ -211,12 +215,22 @@ impl<S: Storage> Log<S> {
             return Ok(0);
         }
         let cutoff = now_ts.saturating_sub(self.retention_ms);
-        let n_old = self
+        let mut n_old = self
             .newest
             .iter()
             .take(self.newest.len().saturating_sub(1))
             .take_while(|(_, newest)| *newest < cutoff)
             .count();
+        if let Some(floor) = self.retain_from {
+            // Segment i holds the sequence numbers up to the next one's first: removable only
+            // when all of them come before the floor.
+            let below_floor = self
+                .newest
+                .windows(2)
+                .take_while(|pair| pair[1].0 <= floor)
+                .count();
+            n_old = n_old.min(below_floor);
+        }
         if n_old == 0 {
             return Ok(0);
         }

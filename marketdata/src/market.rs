@@ -174,6 +174,9 @@ pub struct Market<S: Storage = FsStorage> {
     buf: Vec<u8>,
     in_record: FxHashMap<u32, u32>,
     ticks_since_checkpoint: u64,
+    /// Opening found a tick log without its first segments and no checkpoint, and started
+    /// the market data over ([`Market::started_over`]).
+    started_over: bool,
     failed: bool,
 }
 
@@ -225,6 +228,11 @@ impl<S: Storage> Market<S> {
         let make_storage = StorageFactory::new(make_storage);
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| MarketError::io("create market directory", &config.dir, e))?;
+        let image = checkpoint::load(&config.dir)?;
+        let mut started_over = false;
+        if image.is_none() {
+            started_over = start_over_if_headless(&config, &make_storage)?;
+        }
         let ticks = Log::open(
             &log_dir(&config.dir, "ticks"),
             config.segment_size_bytes,
@@ -257,11 +265,13 @@ impl<S: Storage> Market<S> {
             in_record: FxHashMap::default(),
             ticks_since_checkpoint: 0,
             failed: false,
+            started_over,
         };
-        let replay_from = match checkpoint::load(&market.config.dir)? {
+        let replay_from = match image {
             Some(image) => market.restore(image)?,
             None => market.ticks.journal.first_seq(),
         };
+        market.ticks.retain_from = Some(replay_from);
         market.replay(replay_from)?;
         let newest = market.newest_ts;
         market.ticks.reconcile(newest);
@@ -588,8 +598,18 @@ impl<S: Storage> Market<S> {
             segments,
         };
         checkpoint::save(&self.config.dir, &image)?;
+        self.ticks.retain_from = Some(image.tick_next);
         self.ticks_since_checkpoint = 0;
         Ok(())
+    }
+
+    /// Whether opening started the market data over: there was no checkpoint and the tick
+    /// log had lost its first segments (a power loss before the first checkpoint synced the
+    /// logs' directories may keep a later segment's name and not an earlier one's; retention
+    /// never removes what the checkpoint's replay needs). Every log was emptied and every
+    /// offset forgotten, so the feed is read again from its start.
+    pub fn started_over(&self) -> bool {
+        self.started_over
     }
 
     /// The offset to resume a partition from (`None`: never read).
@@ -640,4 +660,43 @@ impl<S: Storage> Market<S> {
             late_ms: self.config.late_ms,
         })
     }
+}
+
+/// With no checkpoint, the tick log must hold its records from the first (see
+/// [`Market::started_over`]); if it does not, every log's segments go. Returns whether they
+/// did.
+fn start_over_if_headless<S: Storage>(
+    config: &MarketConfig,
+    make_storage: &StorageFactory<S>,
+) -> Result<bool, MarketError> {
+    let mut dirs = vec![log_dir(&config.dir, "ticks")];
+    dirs.extend(
+        Interval::ALL
+            .iter()
+            .map(|interval| log_dir(&config.dir, &format!("candles-{}", interval.name()))),
+    );
+    let list = |storage: &S, dir: &Path| {
+        storage
+            .list()
+            .map_err(|e| MarketError::io("list log segments", dir, e))
+    };
+    if !dirs[0].exists() {
+        return Ok(false);
+    }
+    let ticks = make_storage.make(&dirs[0])?;
+    if list(&ticks, &dirs[0])?
+        .first()
+        .is_none_or(|&first| first == 1)
+    {
+        return Ok(false);
+    }
+    for dir in dirs.iter().filter(|dir| dir.exists()) {
+        let storage = make_storage.make(dir)?;
+        for first_seq in list(&storage, dir)? {
+            storage
+                .remove(first_seq)
+                .map_err(|e| MarketError::io("remove log segment", dir, e))?;
+        }
+    }
+    Ok(true)
 }

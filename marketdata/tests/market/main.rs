@@ -349,8 +349,12 @@ fn retention_drops_old_segments_and_queries_stop_there() {
     let mut market = Market::open(config).unwrap();
     let symbol = Symbol::new("R").unwrap();
     let mut applied = Applied::default();
-    // 2,000 ticks a minute apart: ~33 hours; only the last hour (and a segment) is kept.
+    // 2,000 ticks a minute apart: ~33 hours; only the last hour (and a segment) is kept,
+    // as checkpoints move on (retention keeps what a replay from the newest needs).
     for i in 0..2_000i64 {
+        if i % 100 == 99 {
+            market.checkpoint().unwrap();
+        }
         let tick = Tick {
             price: ONE,
             size: ONE,
@@ -496,4 +500,60 @@ fn candle_logs_take_an_eighth_of_the_tick_logs_segment() {
         ..MarketConfig::new("unused")
     };
     assert_eq!(small.candle_segment_size_bytes(), 8192);
+}
+
+/// Retention never removes what the replay from the newest checkpoint needs: a crash long
+/// after the last checkpoint still reopens, to the state of a market that never stopped.
+#[test]
+fn retention_keeps_what_the_checkpoints_replay_needs() {
+    let feed = feed_with(11, 600, false);
+    let run = |crash: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        // Much shorter than the feed's span, so that retention has work on every roll.
+        config.tick_retention_ms = 600_000;
+        let mut market = Market::open(config.clone()).unwrap();
+        ingest(&mut market, &feed, 0, 50);
+        market.checkpoint().unwrap();
+        ingest(&mut market, &feed, 50, feed.len());
+        if crash {
+            // No checkpoint since message 50: the replay starts there.
+            drop(market);
+            market = Market::open(config).unwrap();
+            let from = resume_from(&market);
+            ingest(&mut market, &feed, from, feed.len());
+        }
+        (summary(&market), dir)
+    };
+    let (crashed, _dir) = run(true);
+    let (whole, _dir2) = run(false);
+    assert_eq!(crashed.offsets, whole.offsets);
+    assert_eq!(crashed.open, whole.open);
+}
+
+/// With no checkpoint, a tick log without its first segment (a power loss before anything
+/// synced the logs' directories) cannot be replayed: the market starts over, and the feed
+/// read again from its start gives the market that never lost anything.
+#[test]
+fn a_tick_log_without_its_first_segment_and_no_checkpoint_starts_over() {
+    let feed = feed(5, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let mut market = Market::open(config(dir.path())).unwrap();
+    ingest(&mut market, &feed, 0, feed.len());
+    let want = summary(&market);
+    drop(market);
+    let first = dir
+        .path()
+        .join("ticks")
+        .join(bourse_journal::segment_file_name(1));
+    std::fs::remove_file(first).unwrap();
+    let mut market = Market::open(config(dir.path())).unwrap();
+    assert!(market.started_over());
+    assert!(market.offsets().is_empty());
+    assert_eq!(market.catalogue().len(), 0);
+    ingest(&mut market, &feed, 0, feed.len());
+    assert_eq!(summary(&market), want);
+    drop(market);
+    let market = Market::open(config(dir.path())).unwrap();
+    assert!(!market.started_over());
 }
