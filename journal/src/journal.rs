@@ -460,6 +460,23 @@ impl<S: Storage> Journal<S> {
         // before anyone is told it is.
         let sync_end = cut_end.max(last.end_offset);
         journal.sync_pending(0..sync_end)?;
+        // What open cut is made durable in every mode: undone by a later crash, it would bring
+        // the records it cut back behind the ones written after it, two lives of the log in
+        // one (found by the simulator in the never-synced history and market-data logs).
+        let cut = cut_end > last.end_offset
+            || recovery.repair.is_some()
+            || recovery.blank_segment_removed.is_some();
+        if cut && journal.config.durability != Durability::Durable {
+            journal
+                .current
+                .sync(0..sync_end, SyncWait::Durable)
+                .map_err(|source| io_error("sync segment", path.clone(), source))?;
+            let dir = dir_of(&*journal.storage);
+            journal
+                .storage
+                .sync_dir()
+                .map_err(|source| io_error("sync directory", dir, source))?;
+        }
         journal.committed_seq = journal.last_seq();
         Ok(journal)
     }
