@@ -7,8 +7,8 @@
 //! (a torn write), a directory change since the last `sync_dir` (a created, removed or
 //! renamed file) is kept or undone by a coin, and, when the faults allow it, one bit of an
 //! older segment flips (latent corruption). **Faults while running:** a `sync` or a
-//! `sync_dir` fails (EIO) and a file creation finds no space (ENOSPC), each with the
-//! configured chance. Reads do not fail: a segment is read as a whole map, as the real
+//! `sync_dir` fails (EIO), a file creation finds no space (ENOSPC), and opening a file fails
+//! (EIO, a latent read error), each with the configured chance. Reads do not fail: a segment is read as a whole map, as the real
 //! storage maps its file. Every map of one file shares its pages (`Pages`), as mmaps of one
 //! file do, so a sync through one map, or a deferred sync run later, writes what the others
 //! wrote.
@@ -98,6 +98,8 @@ pub struct Faults {
     /// point (a prefix). The journal's commit mark tells either from damage (docs/testing.md,
     /// "What the simulator found").
     pub torn_any_order: bool,
+    /// Opening a file fails (EIO), as a latent read error surfaces when its extent is read.
+    pub read_fails: u64,
 }
 
 /// What the disk did, for the report.
@@ -109,6 +111,7 @@ pub struct DiskCounts {
     pub torn_sectors_lost: u64,
     pub dir_changes_undone: u64,
     pub bit_flips: u64,
+    pub failed_reads: u64,
 }
 
 impl DiskCounts {
@@ -120,6 +123,7 @@ impl DiskCounts {
         self.torn_sectors_lost += other.torn_sectors_lost;
         self.dir_changes_undone += other.dir_changes_undone;
         self.bit_flips += other.bit_flips;
+        self.failed_reads += other.failed_reads;
     }
 }
 
@@ -375,7 +379,11 @@ impl Storage for SimDisk {
     }
 
     fn open(&self, first_seq: u64) -> io::Result<SimSegment> {
-        let state = self.lock();
+        let mut state = self.lock();
+        if Self::fault(&mut state, |f| f.read_fails) {
+            state.counts.failed_reads += 1;
+            return Err(io::Error::from_raw_os_error(5));
+        }
         let inode = *state
             .names
             .get(&Name::Segment(first_seq))

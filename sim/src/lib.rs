@@ -75,7 +75,12 @@ pub const FAULTS: Faults = Faults {
     no_space: 2,
     bit_flip: 10,
     torn_any_order: false,
+    read_fails: 0,
 };
+
+/// A journal segment's open fails (EIO) this often (per 1,000) while recovery runs, in a run
+/// with faults on: recovery fails and is started again, as a supervisor restarts the server.
+pub const RECOVERY_READ_FAILS: u64 = 20;
 
 /// What a run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -96,6 +101,8 @@ pub struct Report {
     pub history_caught_up: u64,
     /// Deferred commits started (the pipeline's `start_commit`, in the runs that use it).
     pub deferred_commits: u64,
+    /// Recoveries that failed on a read error and were started again.
+    pub recoveries_failed_on_reads: u64,
     pub disk: DiskCounts,
     /// The history log's disk (never synced: what a crash keeps of it is torn).
     pub history_disk: DiskCounts,
@@ -120,6 +127,7 @@ impl Report {
         self.records_cut_after_tears += other.records_cut_after_tears;
         self.history_caught_up += other.history_caught_up;
         self.deferred_commits += other.deferred_commits;
+        self.recoveries_failed_on_reads += other.recoveries_failed_on_reads;
         self.history_disk.add(&other.history_disk);
         self.market.add(&other.market);
         self.disk.add(&other.disk);
@@ -472,12 +480,24 @@ impl Run {
                 ..Faults::default()
             });
         }
+        // Opening the journal may meet read errors (in a run with faults on); what follows
+        // it reads a disk that answers.
+        let reads_failing = |disk: &SimDisk, on: bool| {
+            disk.set_faults(Faults {
+                torn_any_order,
+                read_fails: if on { RECOVERY_READ_FAILS } else { 0 },
+                ..Faults::default()
+            });
+        };
         self.market.set_faults(Faults {
             torn_any_order,
             ..Faults::default()
         });
         let outcome = loop {
-            match Journal::open(self.disk.clone(), journal_config()) {
+            reads_failing(&self.disk, self.config.faults);
+            let opened = Journal::open(self.disk.clone(), journal_config());
+            reads_failing(&self.disk, false);
+            match opened {
                 Err(bourse_journal::Error::Corruption { path, offset, kind }) => {
                     let message = format!("{}: {kind} at {offset}", path.display());
                     let flipped = self.disk.flipped().map(bourse_journal::segment_file_name);
@@ -488,6 +508,13 @@ impl Run {
                     }
                     self.report.refused = Some(message);
                     break Ok(true);
+                }
+                Err(bourse_journal::Error::Io { source, .. })
+                    if source.raw_os_error() == Some(5) =>
+                {
+                    // A read error: the server does not start; it is started again.
+                    self.report.recoveries_failed_on_reads += 1;
+                    continue;
                 }
                 Err(e) => return Err(self.fail(format!("recovery failed: {e}"))),
                 Ok(journal) => {

@@ -64,6 +64,10 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("commands the history caught up", total.history_caught_up),
         ("deferred commits", total.deferred_commits),
         (
+            "recoveries failed on read errors",
+            total.recoveries_failed_on_reads,
+        ),
+        (
             "market feed messages taken again",
             total.market.messages_again,
         ),
