@@ -45,7 +45,10 @@ pub mod disk;
 mod history;
 mod market;
 
-use bourse_engine::{Command, Engine, Event, Limits, StateHash, codec};
+use bourse_engine::{
+    Command, CommandKind, Engine, Event, EventKind, FeeQuote, Limits, Liquidity, Qty, StateHash,
+    codec,
+};
 use bourse_history::{Entry, History};
 use bourse_journal::{
     Durability, Journal, JournalConfig, PendingCommit, PrepareNext, RecoveryMode,
@@ -103,6 +106,11 @@ pub struct Report {
     pub deferred_commits: u64,
     /// Recoveries that failed on a read error and were started again.
     pub recoveries_failed_on_reads: u64,
+    /// Fee quotes asked before limit orders (each checked against the fee charged when the
+    /// order filled whole at the quoted price).
+    pub fee_quotes: u64,
+    /// Of those, the ones whose order filled whole in one fill at the quoted price.
+    pub fee_quotes_checked: u64,
     pub disk: DiskCounts,
     /// The history log's disk (never synced: what a crash keeps of it is torn).
     pub history_disk: DiskCounts,
@@ -128,6 +136,8 @@ impl Report {
         self.history_caught_up += other.history_caught_up;
         self.deferred_commits += other.deferred_commits;
         self.recoveries_failed_on_reads += other.recoveries_failed_on_reads;
+        self.fee_quotes += other.fee_quotes;
+        self.fee_quotes_checked += other.fee_quotes_checked;
         self.history_disk.add(&other.history_disk);
         self.market.add(&other.market);
         self.disk.add(&other.disk);
@@ -313,7 +323,7 @@ impl Run {
         if self.deferred {
             // The pipeline: the engine applies the batch now, and its answers wait for the
             // sync that covers it.
-            let held = self.apply(batch);
+            let held = self.apply(batch)?;
             self.held.push_back(held);
             self.check_invariants()?;
             if !self.pump_sync() {
@@ -323,7 +333,7 @@ impl Run {
             if journal.commit().is_err() || self.rng.chance(2) {
                 return self.crash_and_recover();
             }
-            let held = self.apply(batch);
+            let held = self.apply(batch)?;
             self.check_invariants()?;
             self.acknowledge(held);
         }
@@ -343,7 +353,11 @@ impl Run {
     }
 
     /// The engine applies a batch.
-    fn apply(&mut self, batch: Vec<(Command, Vec<u8>)>) -> Held {
+    ///
+    /// Before each limit order, a client asks for a fee quote, as the terminal does; if the
+    /// order then fills whole in one fill at the quoted price, the fee it is charged must be
+    /// the quote's (`Engine::quote_fee`'s promise).
+    fn apply(&mut self, batch: Vec<(Command, Vec<u8>)>) -> Result<Held, Failure> {
         let mut held = Held {
             last_seq: 0,
             event_seq: 0,
@@ -351,14 +365,35 @@ impl Run {
             events: Vec::new(),
         };
         for (command, bytes) in batch {
+            let quote = match &command.kind {
+                CommandKind::PlaceOrder(order) if order.price.is_some() => self
+                    .engine
+                    .quote_fee(
+                        order.account,
+                        order.product,
+                        order.side,
+                        order.qty,
+                        order.price,
+                    )
+                    .ok()
+                    .map(|quote| (order.qty, quote)),
+                _ => None,
+            };
             let start = held.events.len();
             let _ = self.engine.apply(&command, &mut held.events);
-            self.generator.observe(&held.events[start..]);
+            let events = &held.events[start..];
+            self.generator.observe(events);
+            if let Some((qty, quote)) = quote {
+                self.report.fee_quotes += 1;
+                if check_quote(events, qty, &quote).map_err(|e| self.fail(e))? {
+                    self.report.fee_quotes_checked += 1;
+                }
+            }
             held.last_seq = command.seq;
             held.commands.push((command.seq, bytes));
         }
         held.event_seq = self.engine.event_seq();
-        held
+        Ok(held)
     }
 
     /// A batch is durable: it is answered, and its events go on the bus.
@@ -614,6 +649,44 @@ impl Run {
         self.market
             .recover(&mut self.report.market)
             .map_err(|e| self.fail(format!("the market data's start-up: {e}")))
+    }
+}
+
+/// A placement's events against the fee quoted just before it: one fill of the whole
+/// quantity at the quoted price, as taker, charges the quoted fee. `Ok(true)` when the order
+/// filled so and was checked.
+fn check_quote(events: &[Event], qty: Qty, quote: &FeeQuote) -> Result<bool, String> {
+    let Some(order) = events.iter().find_map(|e| match e.kind {
+        EventKind::OrderAccepted { order, .. } => Some(order),
+        _ => None,
+    }) else {
+        return Ok(false);
+    };
+    let fills: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Fill {
+                taker_order,
+                price,
+                qty,
+                taker_fee,
+                ..
+            } if taker_order == order => Some((price, qty, taker_fee)),
+            _ => None,
+        })
+        .collect();
+    match fills[..] {
+        [(price, filled, fee)] if filled == qty && price == quote.price => {
+            if quote.liquidity != Liquidity::Taker || fee != quote.fee {
+                return Err(format!(
+                    "order {order} filled whole at the quoted price and paid {fee:?} as taker; \
+                     the quote said {:?} as {:?}",
+                    quote.fee, quote.liquidity
+                ));
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
     }
 }
 

@@ -70,7 +70,7 @@ fn main() {
     let seconds = started.elapsed().as_secs_f64();
     let d = &total.disk;
     println!(
-        "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged, {} deferred commits), \
+        "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged, {} deferred commits, {} fee quotes of which {} checked against a whole fill), \
          {} crashes ({} during recovery, {} recoveries failed on read errors), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
@@ -81,6 +81,8 @@ fn main() {
         total.commands,
         total.acknowledged,
         total.deferred_commits,
+        total.fee_quotes,
+        total.fee_quotes_checked,
         total.crashes,
         total.crashes_in_recovery,
         total.recoveries_failed_on_reads,

@@ -64,6 +64,10 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("commands the history caught up", total.history_caught_up),
         ("deferred commits", total.deferred_commits),
         (
+            "fee quotes checked against a whole fill",
+            total.fee_quotes_checked,
+        ),
+        (
             "recoveries failed on read errors",
             total.recoveries_failed_on_reads,
         ),
