@@ -94,6 +94,8 @@ pub struct Report {
     pub acknowledged: u64,
     pub crashes: u64,
     pub crashes_in_recovery: u64,
+    /// Crashes while a snapshot was being written (a prefix of it left behind).
+    pub crashes_in_snapshot: u64,
     pub snapshots: u64,
     pub snapshots_damaged: u64,
     pub snapshots_refused: u64,
@@ -129,6 +131,7 @@ impl Report {
         self.acknowledged += other.acknowledged;
         self.crashes += other.crashes;
         self.crashes_in_recovery += other.crashes_in_recovery;
+        self.crashes_in_snapshot += other.crashes_in_snapshot;
         self.snapshots += other.snapshots;
         self.snapshots_damaged += other.snapshots_damaged;
         self.snapshots_refused += other.snapshots_refused;
@@ -295,7 +298,9 @@ impl Run {
             if self.deferred && !self.sync_all() {
                 return self.crash_and_recover();
             }
-            self.snapshot();
+            if self.snapshot() {
+                return self.crash_and_recover();
+            }
         }
         if self.rng.chance(3) {
             return self.crash_and_recover();
@@ -478,14 +483,20 @@ impl Run {
             .map_err(|e| self.fail(format!("the engine broke an invariant: {e}")))
     }
 
-    fn snapshot(&mut self) {
+    /// A snapshot; `true` when the process crashes while writing it (by the seed, in a run
+    /// with faults on): what reached the disk is a prefix of it, which recovery must refuse.
+    fn snapshot(&mut self) -> bool {
         let seq = self.acked.last().map_or(0, |(seq, _)| *seq);
         let Ok(encoded) = bourse_snapshots::encode(seq, &self.engine.to_image()) else {
-            return;
+            return false;
         };
         let mut bytes = encoded.to_bytes();
         self.report.snapshots += 1;
-        if self.config.faults && self.rng.chance(10) && !bytes.is_empty() {
+        let crash = self.config.faults && self.rng.chance(3) && !bytes.is_empty();
+        if crash {
+            bytes.truncate(self.rng.below(bytes.len() as u64) as usize);
+            self.report.crashes_in_snapshot += 1;
+        } else if self.config.faults && self.rng.chance(10) && !bytes.is_empty() {
             let at = self.rng.below(bytes.len() as u64) as usize;
             bytes[at] ^= 1 << self.rng.below(8);
             self.report.snapshots_damaged += 1;
@@ -494,6 +505,7 @@ impl Run {
         if self.snapshots.len() > SNAPSHOTS_KEPT {
             self.snapshots.remove(0);
         }
+        crash
     }
 
     /// A crash, then recovery (which may crash too, and start over); `true` when recovery

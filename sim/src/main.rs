@@ -71,7 +71,7 @@ fn main() {
     let d = &total.disk;
     println!(
         "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged, {} deferred commits, {} fee quotes of which {} checked against a whole fill), \
-         {} crashes ({} during recovery, {} recoveries failed on read errors), {} snapshots ({} damaged, {} refused at load), \
+         {} crashes ({} during recovery, {} while writing a snapshot, {} recoveries failed on read errors), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
          {} directory changes undone, {} commands caught up from the journal; market data: {} feed messages ({} again after restarts), {} checkpoints, {} syncs ({} failed), {} full disks, {} torn sectors lost; {} failed{}",
@@ -85,6 +85,7 @@ fn main() {
         total.fee_quotes_checked,
         total.crashes,
         total.crashes_in_recovery,
+        total.crashes_in_snapshot,
         total.recoveries_failed_on_reads,
         total.snapshots,
         total.snapshots_damaged,

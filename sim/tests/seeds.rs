@@ -54,6 +54,10 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("acknowledged commands", total.acknowledged),
         ("crashes", total.crashes),
         ("crashes during recovery", total.crashes_in_recovery),
+        (
+            "crashes while writing a snapshot",
+            total.crashes_in_snapshot,
+        ),
         ("damaged snapshots refused at load", total.snapshots_refused),
         ("failed syncs", total.disk.failed_syncs),
         ("full disks", total.disk.no_space),
