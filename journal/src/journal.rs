@@ -432,9 +432,9 @@ impl<S: Storage> Journal<S> {
             // A repair cut records below the mark: the numbers it named will be reused. The
             // segments before this one are durable in `Durable` mode (each roll synced them).
             mark = (config.durability == Durability::Durable).then_some(last.first_seq);
-            clear_commit_mark(current.bytes_mut());
-            if let Some(below) = mark {
-                encode_commit_mark(below, current.bytes_mut());
+            match mark {
+                Some(below) => encode_commit_mark(below, current.bytes_mut()),
+                None => clear_commit_mark(current.bytes_mut()),
             }
         }
         // Stale bytes after the cut must go: a later record shorter than them would leave

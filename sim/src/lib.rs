@@ -211,14 +211,6 @@ struct Held {
 
 /// Runs one seed.
 pub fn run(config: Config) -> Result<Report, Failure> {
-    let faults = Faults {
-        torn_any_order: config.torn_any_order,
-        ..if config.faults {
-            FAULTS
-        } else {
-            Faults::default()
-        }
-    };
     // The journal is created on a sound disk; the faults start with the first batch.
     let disk = SimDisk::new(
         config.seed,
@@ -229,12 +221,9 @@ pub fn run(config: Config) -> Result<Report, Failure> {
     );
     let journal = Journal::open(disk.clone(), journal_config())
         .map_err(|e| fail(config.seed, format!("a new journal: {e}")))?;
-    disk.set_faults(faults);
     let history = SimHistory::new(config.seed, Faults::default())
         .map_err(|e| fail(config.seed, format!("a new history log: {e}")))?;
-    history.disk.set_faults(faults);
     let market = SimMarket::new(config.seed).map_err(|e| fail(config.seed, e))?;
-    market.set_faults(faults);
     let mut rng = SplitMix64(config.seed);
     let deferred = rng.chance(50);
     let mut run = Run {
@@ -256,6 +245,7 @@ pub fn run(config: Config) -> Result<Report, Failure> {
             ..Report::default()
         },
     };
+    run.set_faults(run.running_faults());
     for _ in 0..config.batches {
         run.report.batches += 1;
         if run.step()? {
@@ -518,15 +508,13 @@ impl Run {
         self.disk.crash();
         self.history.crash();
         self.market.crash();
-        // Recovery runs on a disk without faults (see `SimDisk::set_faults`), then they
-        // come back.
+        // Recovery runs on disks without faults (see `SimDisk::set_faults`), then they come
+        // back.
         let torn_any_order = self.config.torn_any_order;
-        for disk in [&self.disk, &self.history.disk] {
-            disk.set_faults(Faults {
-                torn_any_order,
-                ..Faults::default()
-            });
-        }
+        self.set_faults(Faults {
+            torn_any_order,
+            ..Faults::default()
+        });
         // Opening the journal may meet read errors (in a run with faults on); what follows
         // it reads a disk that answers.
         let reads_failing = |disk: &SimDisk, on: bool| {
@@ -536,10 +524,6 @@ impl Run {
                 ..Faults::default()
             });
         };
-        self.market.set_faults(Faults {
-            torn_any_order,
-            ..Faults::default()
-        });
         let outcome = loop {
             reads_failing(&self.disk, self.config.faults);
             let opened = Journal::open(self.disk.clone(), journal_config());
@@ -581,19 +565,27 @@ impl Run {
                 }
             }
         };
-        if self.config.faults {
-            for disk in [&self.disk, &self.history.disk] {
-                disk.set_faults(Faults {
-                    torn_any_order,
-                    ..FAULTS
-                });
-            }
-            self.market.set_faults(Faults {
-                torn_any_order,
-                ..FAULTS
-            });
-        }
+        self.set_faults(self.running_faults());
         outcome
+    }
+
+    /// The faults of the run while it runs: [`FAULTS`] or none, torn writes as configured.
+    fn running_faults(&self) -> Faults {
+        Faults {
+            torn_any_order: self.config.torn_any_order,
+            ..if self.config.faults {
+                FAULTS
+            } else {
+                Faults::default()
+            }
+        }
+    }
+
+    /// Sets the faults of every disk: the journal's, the history log's and the market data's.
+    fn set_faults(&self, faults: Faults) {
+        self.disk.set_faults(faults);
+        self.history.disk.set_faults(faults);
+        self.market.set_faults(faults);
     }
 
     /// The engine from the newest good snapshot and the journal after it; checked against
