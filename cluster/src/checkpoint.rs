@@ -35,9 +35,15 @@ fn decode(bytes: &[u8]) -> Option<(u16, i64, StateHash)> {
     Some((node, offset, StateHash(hash)))
 }
 
-/// What the checkpoints say so far.
-#[derive(Debug, Default)]
-struct Seen {
+/// What the checkpoints say so far, from one node's seat: every node's hash by offset, and
+/// whether a majority of the cluster disagrees with this node. [`Checkpointer`] feeds it the
+/// checkpoint topic; the simulator feeds it its simulated nodes' hashes.
+#[derive(Debug)]
+pub struct CheckpointVotes {
+    /// This node.
+    me: u16,
+    /// Nodes in the cluster.
+    nodes: usize,
     /// By offset: each node's hash.
     hashes: BTreeMap<i64, HashMap<u16, StateHash>>,
     /// Why this node must stop, once it must (kept from the first disagreement).
@@ -67,7 +73,7 @@ pub struct Checkpointer {
     config: CheckpointConfig,
     writer: LogWriter,
     reader: Mutex<Option<LogReader>>,
-    seen: Arc<Mutex<Seen>>,
+    seen: Arc<Mutex<CheckpointVotes>>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -93,10 +99,9 @@ impl Checkpointer {
             ));
         }
         let writer = LogWriter::new(&WriterConfig::new(&config.brokers, &config.topic))?;
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen = Arc::new(Mutex::new(CheckpointVotes::new(config.node, config.nodes)));
         let reader = {
             let seen = Arc::clone(&seen);
-            let (me, nodes) = (config.node, config.nodes);
             let mut reader = ReaderConfig::new(
                 &config.brokers,
                 &config.topic,
@@ -106,7 +111,7 @@ impl Checkpointer {
             LogReader::start(&reader, 0, move |record: LogRecord<'_>| {
                 if let Some((node, offset, hash)) = decode(record.bytes) {
                     let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-                    observe(&mut seen, me, nodes, node, offset, hash);
+                    seen.observe(node, offset, hash);
                 }
             })?
         };
@@ -133,12 +138,12 @@ impl Checkpointer {
 
     /// Why this node must stop, if a majority disagreed with it.
     pub fn divergence(&self) -> Option<String> {
-        self.lock().divergence.clone()
+        self.lock().divergence().map(str::to_owned)
     }
 
     /// Checkpoints at which every node agreed with this one, so far.
     pub fn agreed(&self) -> u64 {
-        self.lock().agreed
+        self.lock().agreed()
     }
 
     /// Stops reading the checkpoint topic.
@@ -154,38 +159,63 @@ impl Checkpointer {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CheckpointVotes> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Takes `node`'s `hash` at `offset` into `seen` and judges this node (`me`).
-fn observe(seen: &mut Seen, me: u16, nodes: usize, node: u16, offset: i64, hash: StateHash) {
-    let quorum = nodes / 2 + 1;
-    let at = seen.hashes.entry(offset).or_default();
-    at.insert(node, hash);
-    let Some(mine) = at.get(&me).copied() else {
-        return;
-    };
-    let mut votes: HashMap<StateHash, usize> = HashMap::new();
-    for h in at.values() {
-        *votes.entry(*h).or_default() += 1;
+impl CheckpointVotes {
+    /// Node `me`'s view of a cluster of `nodes` nodes, before any checkpoint.
+    pub fn new(me: u16, nodes: usize) -> CheckpointVotes {
+        CheckpointVotes {
+            me,
+            nodes,
+            hashes: BTreeMap::new(),
+            divergence: None,
+            agreed: 0,
+            last_agreed: None,
+        }
     }
-    if let Some((cluster, _)) = votes.iter().find(|(_, n)| **n >= quorum)
-        && *cluster != mine
-        && seen.divergence.is_none()
-    {
-        seen.divergence = Some(format!(
-            "state diverged at offset {offset}: this node (node {me}) has hash {mine}, \
-             {quorum} or more nodes have {cluster}"
-        ));
+
+    /// Takes `node`'s `hash` at `offset` and judges this node.
+    pub fn observe(&mut self, node: u16, offset: i64, hash: StateHash) {
+        let (me, nodes) = (self.me, self.nodes);
+        let quorum = nodes / 2 + 1;
+        let at = self.hashes.entry(offset).or_default();
+        at.insert(node, hash);
+        let Some(mine) = at.get(&me).copied() else {
+            return;
+        };
+        let mut votes: HashMap<StateHash, usize> = HashMap::new();
+        for h in at.values() {
+            *votes.entry(*h).or_default() += 1;
+        }
+        if let Some((cluster, _)) = votes.iter().find(|(_, n)| **n >= quorum)
+            && *cluster != mine
+            && self.divergence.is_none()
+        {
+            self.divergence = Some(format!(
+                "state diverged at offset {offset}: this node (node {me}) has hash {mine}, \
+                 {quorum} or more nodes have {cluster}"
+            ));
+        }
+        if votes.len() == 1 && at.len() == nodes && self.last_agreed.is_none_or(|l| offset > l) {
+            self.last_agreed = Some(offset);
+            self.agreed += 1;
+        }
+        while self.hashes.len() > KEPT {
+            self.hashes.pop_first();
+        }
     }
-    if votes.len() == 1 && at.len() == nodes && seen.last_agreed.is_none_or(|l| offset > l) {
-        seen.last_agreed = Some(offset);
-        seen.agreed += 1;
+
+    /// Why this node must stop, if a majority disagreed with it.
+    pub fn divergence(&self) -> Option<&str> {
+        self.divergence.as_deref()
     }
-    while seen.hashes.len() > KEPT {
-        seen.hashes.pop_first();
+
+    /// Checkpoints at which every node agreed with this one, so far.
+    pub fn agreed(&self) -> u64 {
+        self.agreed
     }
 }
 
@@ -203,27 +233,27 @@ mod tests {
     #[test]
     fn the_node_outvoted_stops_and_the_others_go_on() {
         let (good, bad) = (StateHash(1), StateHash(2));
-        let mut nodes: Vec<Seen> = (0..3).map(|_| Seen::default()).collect();
-        for (me, seen) in nodes.iter_mut().enumerate() {
-            let me = me as u16;
+        let mut nodes: Vec<CheckpointVotes> =
+            (0..3).map(|me| CheckpointVotes::new(me, 3)).collect();
+        for seen in &mut nodes {
             for (node, hash) in [(0, good), (1, good), (2, bad)] {
-                observe(seen, me, 3, node, 99, hash);
+                seen.observe(node, 99, hash);
             }
         }
-        assert_eq!(nodes[0].divergence, None);
-        assert_eq!(nodes[1].divergence, None);
-        let why = nodes[2].divergence.as_deref().unwrap_or_default();
+        assert_eq!(nodes[0].divergence(), None);
+        assert_eq!(nodes[1].divergence(), None);
+        let why = nodes[2].divergence().unwrap_or_default();
         assert!(
             why.contains("offset 99") && why.contains(&bad.to_string()),
             "{why}"
         );
         assert!(why.contains(&good.to_string()), "{why}");
-        assert_eq!(nodes[0].agreed, 0, "not every node agreed");
-        let mut all_agree = Seen::default();
+        assert_eq!(nodes[0].agreed(), 0, "not every node agreed");
+        let mut all_agree = CheckpointVotes::new(0, 3);
         for node in 0..3 {
-            observe(&mut all_agree, 0, 3, node, 5, good);
-            observe(&mut all_agree, 0, 3, node, 5, good);
+            all_agree.observe(node, 5, good);
+            all_agree.observe(node, 5, good);
         }
-        assert_eq!((all_agree.agreed, all_agree.divergence), (1, None));
+        assert_eq!((all_agree.agreed(), all_agree.divergence()), (1, None));
     }
 }

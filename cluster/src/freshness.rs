@@ -57,21 +57,122 @@ pub struct FreshnessStatus {
 pub type Applied = Box<dyn Fn() -> u64 + Send + Sync>;
 
 struct Shared {
-    max_staleness: Duration,
     applied: Applied,
-    state: Mutex<State>,
+    tracker: Mutex<FreshnessTracker<Instant>>,
     stop: AtomicBool,
     started: Instant,
 }
 
-#[derive(Default)]
-struct State {
+/// A point in time a [`FreshnessTracker`] measures from: `Instant` in a server, a simulated
+/// clock's reading (a `Duration` since its start) in the simulator.
+pub trait Moment: Copy + Ord {
+    /// How long after `earlier` this is (zero if it is not after it).
+    fn since(self, earlier: Self) -> Duration;
+}
+
+impl Moment for Instant {
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+impl Moment for Duration {
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_sub(earlier)
+    }
+}
+
+/// How often a node asks the broker for the log's end, for a bound of `max_staleness`:
+/// a fifth of it, at least 10 ms and at most 200 ms.
+pub fn probe_interval(max_staleness: Duration) -> Duration {
+    (max_staleness / 5).clamp(Duration::from_millis(10), Duration::from_millis(200))
+}
+
+/// The rule of the module docs, with no thread and no clock of its own: the broker's answers
+/// go in through [`FreshnessTracker::heard`], stamped when each probe was asked, and
+/// [`FreshnessTracker::status`] judges at the time it is given. [`Freshness`] runs one on
+/// the real clock; the simulator runs one per node on its simulated clock.
+#[derive(Debug)]
+pub struct FreshnessTracker<M> {
+    max_staleness: Duration,
     /// Answers `(asked at, log end)` the replica has not caught up with, oldest first.
-    pending: VecDeque<(Instant, u64)>,
+    pending: VecDeque<(M, u64)>,
     /// When the probe that the replica last caught up with was sent.
-    caught_up_at: Option<Instant>,
-    heard_at: Option<Instant>,
+    caught_up_at: Option<M>,
+    heard_at: Option<M>,
     log_end: Option<u64>,
+}
+
+impl<M: Moment> FreshnessTracker<M> {
+    /// A node that has heard nothing yet (stale).
+    pub fn new(max_staleness: Duration) -> FreshnessTracker<M> {
+        FreshnessTracker {
+            max_staleness,
+            pending: VecDeque::new(),
+            caught_up_at: None,
+            heard_at: None,
+            log_end: None,
+        }
+    }
+
+    /// The broker answered the probe sent at `asked`: the log ended at `end` (or later).
+    pub fn heard(&mut self, asked: M, end: u64) {
+        self.heard_at = Some(self.heard_at.map_or(asked, |at| at.max(asked)));
+        self.log_end = Some(self.log_end.map_or(end, |e| e.max(end)));
+        // The same end asked later says more (the replica had it at a later time).
+        if let Some(last) = self.pending.back_mut()
+            && last.1 == end
+        {
+            last.0 = last.0.max(asked);
+            return;
+        }
+        if self.pending.len() == PENDING_MAX {
+            self.pending.pop_front();
+        }
+        self.pending.push_back((asked, end));
+    }
+
+    /// What is known at `now`, the local replica having applied everything before `applied`.
+    pub fn status(&mut self, now: M, applied: u64) -> FreshnessStatus {
+        while let Some(&(asked, end)) = self.pending.front() {
+            if end > applied {
+                break;
+            }
+            self.caught_up_at = Some(self.caught_up_at.map_or(asked, |at| at.max(asked)));
+            self.pending.pop_front();
+        }
+        let behind = self.caught_up_at.map(|at| now.since(at));
+        FreshnessStatus {
+            next_offset: applied,
+            log_end: self.log_end,
+            heard_ago: self.heard_at.map(|at| now.since(at)),
+            behind,
+            fresh: behind.is_some_and(|behind| behind <= self.max_staleness),
+        }
+    }
+
+    /// `Ok` while fresh at `now`; otherwise why not, in words (`running` is how long the node
+    /// has run, for a node that never was fresh).
+    pub fn check(&mut self, now: M, applied: u64, running: Duration) -> Result<(), Stale> {
+        let status = self.status(now, applied);
+        if status.fresh {
+            return Ok(());
+        }
+        let behind = match status.behind {
+            Some(behind) => format!("{:.1} s", behind.as_secs_f64()),
+            None => format!("{:.1} s (ever since it started)", running.as_secs_f64()),
+        };
+        let why = match (status.heard_ago, status.log_end) {
+            (Some(heard), Some(end)) if heard <= self.max_staleness => {
+                format!("its replica is at offset {} of {end}", status.next_offset)
+            }
+            (Some(heard), _) => {
+                format!("the broker last answered {:.1} s ago", heard.as_secs_f64())
+            }
+            (None, _) => "the broker has not answered yet".to_owned(),
+        };
+        Err(Stale { behind, why })
+    }
 }
 
 /// The probe thread and what it learnt (see the module docs).
@@ -99,14 +200,12 @@ impl Freshness {
     ) -> Result<Freshness, LogError> {
         let client = bourse_feed::metadata_client(brokers)?;
         let shared = Arc::new(Shared {
-            max_staleness,
             applied,
-            state: Mutex::new(State::default()),
+            tracker: Mutex::new(FreshnessTracker::new(max_staleness)),
             stop: AtomicBool::new(false),
             started: Instant::now(),
         });
-        let interval =
-            (max_staleness / 5).clamp(Duration::from_millis(10), Duration::from_millis(200));
+        let interval = probe_interval(max_staleness);
         // A probe may wait this long for the broker; a slower answer is no use anyway.
         let timeout = max_staleness.max(Duration::from_millis(100));
         let thread = {
@@ -120,7 +219,7 @@ impl Freshness {
                         if let Ok((_, end)) =
                             client.fetch_watermarks(&topic, LOG_PARTITION, timeout)
                         {
-                            shared.heard(asked, end.unsigned_abs());
+                            shared.lock().heard(asked, end.unsigned_abs());
                         }
                         if let Some(rest) = interval.checked_sub(asked.elapsed()) {
                             std::thread::park_timeout(rest);
@@ -137,48 +236,15 @@ impl Freshness {
 
     /// `Ok` while this node has had the whole log within the bound.
     pub fn check(&self) -> Result<(), Stale> {
-        let status = self.status();
-        if status.fresh {
-            return Ok(());
-        }
-        let behind = match status.behind {
-            Some(behind) => format!("{:.1} s", behind.as_secs_f64()),
-            None => format!(
-                "{:.1} s (ever since it started)",
-                self.shared.started.elapsed().as_secs_f64()
-            ),
-        };
-        let why = match (status.heard_ago, status.log_end) {
-            (Some(heard), Some(end)) if heard <= self.shared.max_staleness => {
-                format!("its replica is at offset {} of {end}", status.next_offset)
-            }
-            (Some(heard), _) => {
-                format!("the broker last answered {:.1} s ago", heard.as_secs_f64())
-            }
-            (None, _) => "the broker has not answered yet".to_owned(),
-        };
-        Err(Stale { behind, why })
+        let applied = (self.shared.applied)();
+        let running = self.shared.started.elapsed();
+        self.shared.lock().check(Instant::now(), applied, running)
     }
 
     /// What it knows now.
     pub fn status(&self) -> FreshnessStatus {
         let applied = (self.shared.applied)();
-        let mut state = self.shared.lock();
-        while let Some(&(asked, end)) = state.pending.front() {
-            if end > applied {
-                break;
-            }
-            state.caught_up_at = Some(asked);
-            state.pending.pop_front();
-        }
-        let behind = state.caught_up_at.map(|at| at.elapsed());
-        FreshnessStatus {
-            next_offset: applied,
-            log_end: state.log_end,
-            heard_ago: state.heard_at.map(|at| at.elapsed()),
-            behind,
-            fresh: behind.is_some_and(|behind| behind <= self.shared.max_staleness),
-        }
+        self.shared.lock().status(Instant::now(), applied)
     }
 
     /// Stops the probe thread.
@@ -202,25 +268,8 @@ impl Drop for Freshness {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn heard(&self, asked: Instant, end: u64) {
-        let mut state = self.lock();
-        state.heard_at = Some(asked);
-        state.log_end = Some(end);
-        // The same end asked later says more (the replica had it at a later time).
-        if let Some(last) = state.pending.back_mut()
-            && last.1 == end
-        {
-            last.0 = asked;
-            return;
-        }
-        if state.pending.len() == PENDING_MAX {
-            state.pending.pop_front();
-        }
-        state.pending.push_back((asked, end));
+    fn lock(&self) -> std::sync::MutexGuard<'_, FreshnessTracker<Instant>> {
+        self.tracker.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -236,9 +285,8 @@ mod tests {
         let applied = Arc::clone(applied);
         Freshness {
             shared: Arc::new(Shared {
-                max_staleness: Duration::from_secs(1),
                 applied: Box::new(move || applied.load(Ordering::Relaxed)),
-                state: Mutex::new(State::default()),
+                tracker: Mutex::new(FreshnessTracker::new(Duration::from_secs(1))),
                 stop: AtomicBool::new(false),
                 started: Instant::now(),
             }),
@@ -259,7 +307,7 @@ mod tests {
         let stale = probe.check().unwrap_err();
         assert!(stale.why.contains("has not answered yet"), "{stale}");
         // The broker says the log ends at 5; the replica is at 3.
-        probe.shared.heard(Instant::now(), 5);
+        probe.shared.lock().heard(Instant::now(), 5);
         let stale = probe.check().unwrap_err();
         assert!(stale.why.contains("at offset 3 of 5"), "{stale}");
         applied.store(5, Ordering::Relaxed);
@@ -268,7 +316,7 @@ mod tests {
         assert_eq!((status.next_offset, status.log_end), (5, Some(5)));
         // A newer end it has not reached does not make it stale while the last one it reached
         // is recent.
-        probe.shared.heard(Instant::now(), 9);
+        probe.shared.lock().heard(Instant::now(), 9);
         assert_eq!(probe.check(), Ok(()));
     }
 
@@ -277,12 +325,12 @@ mod tests {
         let applied = Arc::new(AtomicU64::new(5));
         let probe = probe(&applied);
         // Asked 10 s ago (the node was paused, say): caught up with, but too old.
-        probe.shared.heard(ago(10), 5);
+        probe.shared.lock().heard(ago(10), 5);
         let stale = probe.check().unwrap_err();
         assert!(stale.behind.starts_with("10."), "{stale}");
         assert!(stale.why.contains("last answered 10."), "{stale}");
         // The same end asked again now: fresh.
-        probe.shared.heard(Instant::now(), 5);
+        probe.shared.lock().heard(Instant::now(), 5);
         assert_eq!(probe.check(), Ok(()));
     }
 
@@ -290,13 +338,13 @@ mod tests {
     fn a_node_the_broker_stopped_answering_turns_stale() {
         let applied = Arc::new(AtomicU64::new(7));
         let probe = probe(&applied);
-        probe.shared.heard(ago(3), 7);
+        probe.shared.lock().heard(ago(3), 7);
         let status = probe.status();
         assert!(!status.fresh);
         assert!(status.heard_ago.unwrap() >= Duration::from_secs(3));
         // Answers are kept in order, and only up to a bound.
         for end in 0..2 * PENDING_MAX as u64 {
-            probe.shared.heard(ago(2), 100 + end);
+            probe.shared.lock().heard(ago(2), 100 + end);
         }
         assert_eq!(probe.shared.lock().pending.len(), PENDING_MAX);
     }

@@ -39,12 +39,14 @@ mod sequencer;
 mod topic;
 mod writer;
 
-pub use checkpoint::{CheckpointConfig, Checkpointer, checkpoint_topic};
+pub use checkpoint::{CheckpointConfig, CheckpointVotes, Checkpointer, checkpoint_topic};
 pub use error::LogError;
-pub use freshness::{Applied, Freshness, FreshnessStatus, Stale};
-pub use proposer::{ProposeError, ProposeTimes, Proposed, Proposer};
+pub use freshness::{
+    Applied, Freshness, FreshnessStatus, FreshnessTracker, Moment, Stale, probe_interval,
+};
+pub use proposer::{ProposeError, ProposeTimes, Proposed, Proposer, first_request};
 pub use reader::{LogReader, LogRecord, ReaderConfig};
-pub use replica::{Answers, Replica, log_record};
+pub use replica::{Answers, Replica, log_command, log_record, parse_key, record_key};
 pub use sequencer::{LogPath, Pending, Sequencer};
 pub use topic::{
     Guarantees, TopicReport, check_position, check_topic, create_command_topic, describe_topic,

@@ -42,6 +42,16 @@ pub fn log_record(kind: CommandKind, timestamp_ms: i64) -> Vec<u8> {
     bytes
 }
 
+/// The command a replica applies for the record at `offset`: its bytes decoded, as command
+/// `offset + 1` (the replica's pipeline numbers the log's records so), with the time its
+/// gateway gave it. A record that does not decode stops the replica, with this error.
+pub fn log_command(offset: u64, bytes: &[u8]) -> Result<Command, String> {
+    let mut command = decode(bytes)
+        .map_err(|error| format!("the record at offset {offset} does not decode: {error}"))?;
+    command.seq = offset + 1;
+    Ok(command)
+}
+
 /// The requests of this node waiting for their command to come back from the log: the
 /// replica hands each the [`Ticket`] of its command's outcome when it applies the record
 /// whose key names this node and the request.
@@ -103,14 +113,16 @@ impl Answers {
 }
 
 /// A record's key: the node (`u16`) and its request number (`u64`), little-endian.
-pub(crate) fn record_key(node: u16, request: u64) -> [u8; 10] {
+pub fn record_key(node: u16, request: u64) -> [u8; 10] {
     let mut key = [0u8; 10];
     key[..2].copy_from_slice(&node.to_le_bytes());
     key[2..].copy_from_slice(&request.to_le_bytes());
     key
 }
 
-fn parse_key(key: &[u8]) -> Option<(u16, u64)> {
+/// The node and request a record's key names ([`record_key`]); `None` for a record no node
+/// waits for (keyless, or another shape).
+pub fn parse_key(key: &[u8]) -> Option<(u16, u64)> {
     let key: &[u8; 10] = key.try_into().ok()?;
     let node = u16::from_le_bytes([key[0], key[1]]);
     let mut request = [0u8; 8];
@@ -256,12 +268,7 @@ fn checkpoint(
 /// Hands one record to the pipeline, waiting while its ring is full; the ticket of its outcome.
 fn apply(handle: &mut Handle, record: LogRecord<'_>, node: u16) -> Result<Ticket, String> {
     #[cfg_attr(not(feature = "failpoints"), allow(unused_mut))]
-    let mut command = decode(record.bytes).map_err(|error| {
-        format!(
-            "the record at offset {} does not decode: {error}",
-            record.offset
-        )
-    })?;
+    let mut command = log_command(record.offset.unsigned_abs(), record.bytes)?;
     // Tests alter one replica's state this way: `cluster::tamper` set to `return(<node>)`
     // doubles that node's deposits, so its state hash departs from the others'.
     #[cfg(feature = "failpoints")]

@@ -41,6 +41,7 @@
 //! end, the history again, the market data against one that never crashed, and the state
 //! hash, for the report.
 
+mod cluster;
 pub mod disk;
 mod history;
 mod market;
@@ -55,6 +56,7 @@ use bourse_journal::{
 };
 use bourse_tests::workload::{Generator, SplitMix64};
 
+pub use crate::cluster::{ClusterConfig, ClusterReport, run_cluster};
 use crate::disk::{DiskCounts, Faults, SimDisk};
 use crate::history::SimHistory;
 pub use crate::market::MarketReport;
@@ -152,14 +154,19 @@ impl Report {
 pub struct Failure {
     pub seed: u64,
     pub message: String,
+    /// A run of the replicated cluster ([`run_cluster`]).
+    pub cluster: bool,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed {}: {} (replay: cargo run --release -p bourse-sim -- --seed {})",
-            self.seed, self.message, self.seed
+            "seed {}: {} (replay: cargo run --release -p bourse-sim -- --seed {}{})",
+            self.seed,
+            self.message,
+            self.seed,
+            if self.cluster { " --cluster" } else { "" }
         )
     }
 }
@@ -272,7 +279,11 @@ pub fn run(config: Config) -> Result<Report, Failure> {
 }
 
 fn fail(seed: u64, message: String) -> Failure {
-    Failure { seed, message }
+    Failure {
+        seed,
+        message,
+        cluster: false,
+    }
 }
 
 impl Run {
@@ -477,25 +488,19 @@ impl Run {
     /// with faults on): what reached the disk is a prefix of it, which recovery must refuse.
     fn snapshot(&mut self) -> bool {
         let seq = self.acked.last().map_or(0, |(seq, _)| *seq);
-        let Ok(encoded) = bourse_snapshots::encode(seq, &self.engine.to_image()) else {
+        let Some((bytes, fate)) =
+            write_snapshot(&mut self.rng, self.config.faults, seq, &self.engine)
+        else {
             return false;
         };
-        let mut bytes = encoded.to_bytes();
         self.report.snapshots += 1;
-        let crash = self.config.faults && self.rng.chance(3) && !bytes.is_empty();
-        if crash {
-            bytes.truncate(self.rng.below(bytes.len() as u64) as usize);
-            self.report.crashes_in_snapshot += 1;
-        } else if self.config.faults && self.rng.chance(10) && !bytes.is_empty() {
-            let at = self.rng.below(bytes.len() as u64) as usize;
-            bytes[at] ^= 1 << self.rng.below(8);
-            self.report.snapshots_damaged += 1;
+        match fate {
+            SnapshotFate::Torn => self.report.crashes_in_snapshot += 1,
+            SnapshotFate::Damaged => self.report.snapshots_damaged += 1,
+            SnapshotFate::Whole => {}
         }
-        self.snapshots.push((seq, bytes));
-        if self.snapshots.len() > SNAPSHOTS_KEPT {
-            self.snapshots.remove(0);
-        }
-        crash
+        keep_snapshot(&mut self.snapshots, seq, bytes);
+        fate == SnapshotFate::Torn
     }
 
     /// A crash, then recovery (which may crash too, and start over); `true` when recovery
@@ -613,20 +618,9 @@ impl Run {
         // The journal is the truth from here: what it kept beyond the acknowledged was
         // appended and may survive.
         self.acked = records.clone();
-        let mut engine = None;
         let last = records.len() as u64;
-        for (seq, bytes) in self.snapshots.iter().rev() {
-            if *seq > last {
-                continue;
-            }
-            match bourse_snapshots::decode_unaligned(bytes) {
-                Ok((at, loaded)) if at == *seq => {
-                    engine = Some((at, loaded));
-                    break;
-                }
-                _ => self.report.snapshots_refused += 1,
-            }
-        }
+        let (engine, refused) = load_newest_snapshot(&self.snapshots, 0, last);
+        self.report.snapshots_refused += refused;
         let (from, mut engine) = engine.unwrap_or((0, Engine::new(Limits::default())));
         replay(&mut engine, &records[from as usize..], None).map_err(|e| self.fail(e))?;
         let mut scratch = Engine::new(Limits::default());
@@ -654,6 +648,71 @@ impl Run {
             .recover(&mut self.report.market)
             .map_err(|e| self.fail(format!("the market data's start-up: {e}")))
     }
+}
+
+/// What became of a snapshot being written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SnapshotFate {
+    Whole,
+    /// One bit flipped (one in ten, with faults on): the load must refuse it.
+    Damaged,
+    /// The process crashed while writing it (3 in 100, with faults on): a prefix is left,
+    /// which the load must refuse.
+    Torn,
+}
+
+/// The engine's snapshot at `seq`, as it reaches the disk: whole, or (with faults on, by the
+/// seed) damaged or cut short by a crash. `None` when it cannot be encoded.
+pub(crate) fn write_snapshot(
+    rng: &mut SplitMix64,
+    faults: bool,
+    seq: u64,
+    engine: &Engine,
+) -> Option<(Vec<u8>, SnapshotFate)> {
+    let mut bytes = bourse_snapshots::encode(seq, &engine.to_image())
+        .ok()?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Some((bytes, SnapshotFate::Whole));
+    }
+    if faults && rng.chance(3) {
+        bytes.truncate(rng.below(bytes.len() as u64) as usize);
+        return Some((bytes, SnapshotFate::Torn));
+    }
+    if faults && rng.chance(10) {
+        let at = rng.below(bytes.len() as u64) as usize;
+        bytes[at] ^= 1 << rng.below(8);
+        return Some((bytes, SnapshotFate::Damaged));
+    }
+    Some((bytes, SnapshotFate::Whole))
+}
+
+/// Keeps a snapshot with the others, the newest [`SNAPSHOTS_KEPT`].
+pub(crate) fn keep_snapshot(snapshots: &mut Vec<(u64, Vec<u8>)>, seq: u64, bytes: Vec<u8>) {
+    snapshots.push((seq, bytes));
+    if snapshots.len() > SNAPSHOTS_KEPT {
+        snapshots.remove(0);
+    }
+}
+
+/// The newest snapshot at a sequence number in `from..=last` that loads (its checks
+/// passed), as the server picks one at start-up, and how many newer ones were refused.
+pub(crate) fn load_newest_snapshot(
+    snapshots: &[(u64, Vec<u8>)],
+    from: u64,
+    last: u64,
+) -> (Option<(u64, Engine)>, u64) {
+    let mut refused = 0;
+    for (seq, bytes) in snapshots.iter().rev() {
+        if *seq > last || *seq < from {
+            continue;
+        }
+        match bourse_snapshots::decode_unaligned(bytes) {
+            Ok((at, loaded)) if at == *seq => return (Some((at, loaded)), refused),
+            _ => refused += 1,
+        }
+    }
+    (None, refused)
 }
 
 /// A placement's events against the fee quoted just before it: one fill of the whole
@@ -697,7 +756,7 @@ fn check_quote(events: &[Event], qty: Qty, quote: &FeeQuote) -> Result<bool, Str
 /// Every record of the journal.
 fn read_all(journal: &Journal<SimDisk>) -> Result<Vec<(u64, Vec<u8>)>, String> {
     let reader = journal
-        .read_from(1)
+        .read_from(journal.first_seq())
         .map_err(|e| format!("reading the journal: {e}"))?;
     reader
         .map(|r| {

@@ -35,6 +35,16 @@ struct Args {
     /// Print each seed's report.
     #[arg(long)]
     verbose: bool,
+    /// Run the replicated cluster instead: three nodes over a simulated command log
+    /// (docs/testing.md).
+    #[arg(long)]
+    cluster: bool,
+    /// Steps of the simulated clock a cluster seed runs (1 to 40 ms each).
+    #[arg(long, default_value_t = 3_000)]
+    steps: u64,
+    /// Cluster runs: this node's replica doubles every deposit; the run must stop it.
+    #[arg(long)]
+    tamper: Option<u16>,
 }
 
 fn main() {
@@ -43,6 +53,9 @@ fn main() {
         Some(seed) => vec![seed],
         None => (args.first..args.first.saturating_add(args.seeds)).collect(),
     };
+    if args.cluster {
+        return cluster(&args, &seeds);
+    }
     let started = Instant::now();
     let mut total = bourse_sim::Report::default();
     let (mut refused, mut failures) = (0u64, Vec::new());
@@ -108,6 +121,81 @@ fn main() {
         total.market.disk.failed_syncs,
         total.market.disk.no_space,
         total.market.disk.torn_sectors_lost,
+        failures.len(),
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(": seeds {failures:?}")
+        }
+    );
+    if !failures.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// The cluster's seeds and their totals.
+fn cluster(args: &Args, seeds: &[u64]) {
+    let started = Instant::now();
+    let mut total = bourse_sim::ClusterReport::default();
+    let mut failures = Vec::new();
+    for &seed in seeds {
+        let config = bourse_sim::ClusterConfig {
+            seed,
+            steps: args.steps,
+            faults: !args.no_faults,
+            tamper: args.tamper,
+        };
+        match bourse_sim::run_cluster(config) {
+            Ok(report) => {
+                if args.verbose {
+                    println!("{report:?}");
+                }
+                total.add(&report);
+            }
+            Err(failure) => {
+                eprintln!("FAILED {failure}");
+                failures.push(seed);
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let t = &total;
+    println!(
+        "{} cluster seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} steps/s): {:.0} simulated s, {} log records ({} applied by replicas), \
+         {} requests ({} acknowledged, {} answered 503, {} retries, {} in the log twice), {} node crashes ({} during recovery, {} while writing a snapshot, \
+         {} recoveries failed on read errors, {} corrupt journals refused, {} rebuilt from a peer), {} snapshots ({} refused at load), {} partitions, {} broker outages, {} clock steps back, \
+         {} reads served fresh, {} refused stale, {} cut-off nodes found stale, {} checkpoints agreed; disks: {} syncs ({} failed), {} full, {} torn sectors lost, {} bits flipped; {} failed{}",
+        seeds.len(),
+        seeds.len() as f64 * 60.0 / seconds.max(1e-9),
+        t.steps as f64 / seconds.max(1e-9),
+        t.simulated_ms as f64 / 1000.0,
+        t.log_records,
+        t.records_applied,
+        t.requests,
+        t.acknowledged,
+        t.unavailable,
+        t.retries,
+        t.in_log_twice,
+        t.node_crashes,
+        t.crashes_in_recovery,
+        t.crashes_in_snapshot,
+        t.recoveries_failed_on_reads,
+        t.corruptions_refused,
+        t.rebuilt_from_peer,
+        t.snapshots,
+        t.snapshots_refused,
+        t.partitions,
+        t.broker_outages,
+        t.clock_steps_back,
+        t.fresh_reads,
+        t.stale_reads,
+        t.stale_when_cut,
+        t.checkpoints_agreed,
+        t.disk.syncs,
+        t.disk.failed_syncs,
+        t.disk.no_space,
+        t.disk.torn_sectors_lost,
+        t.disk.bit_flips,
         failures.len(),
         if failures.is_empty() {
             String::new()

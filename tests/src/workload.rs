@@ -185,6 +185,12 @@ impl Generator {
         AccountId::new(1 + self.rng.below(N_ACCOUNTS as u64) as u32)
     }
 
+    /// Commands of the set-up (assets, products, accounts and their first deposits) still to
+    /// come before the trading mix.
+    pub fn setup_left(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn next_command(&mut self) -> Command {
         self.seq += 1;
         self.now_ms += self.rng.range(0, 1_500);
