@@ -1,8 +1,9 @@
 //! The running history: the thread that folds every event batch, and the handle readers share.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bourse_journal::Storage;
 use bourse_pipeline::EventBatch;
@@ -39,17 +40,24 @@ pub struct HistoryHandle {
     lagged: Arc<OnceLock<String>>,
 }
 
+/// How often the history thread syncs its log (at the first batch after this long).
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
 /// How long a read waits for the history to catch up with the engine before answering 503.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 
 impl HistoryHandle {
     /// Starts the history thread on the bus receiver `rx` (subscribed before any new command
-    /// was applied). After each batch it calls `observer` (see [`Observer`]).
+    /// was applied). After each batch it calls `observer` (see [`Observer`]). About once a
+    /// second ([`SYNC_EVERY`]), and when the bus closes, it syncs the log and stores in
+    /// `durable` the command the log holds durably through: the command journal's retention
+    /// floor (`bourse_store::Store::set_retention_floor`).
     pub fn spawn<S: Storage>(
         history: History,
         mut log: HistoryLog<S>,
         mut rx: broadcast::Receiver<Arc<EventBatch>>,
         mut observer: impl Observer,
+        durable: Arc<AtomicU64>,
     ) -> Result<(HistoryHandle, std::thread::JoinHandle<()>), String> {
         let (progress_tx, progress) = watch::channel(history.event_seq());
         let model = Arc::new(RwLock::new(history));
@@ -63,7 +71,14 @@ impl HistoryHandle {
                 .name("bourse-history".into())
                 .spawn(move || {
                     let folding = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        fold_batches(&model, &mut log, &mut rx, &mut observer, &progress_tx)
+                        fold_batches(
+                            &model,
+                            &mut log,
+                            &mut rx,
+                            &mut observer,
+                            &progress_tx,
+                            &durable,
+                        )
                     }));
                     let why = match folding {
                         Ok(Ok(())) => return,
@@ -162,12 +177,21 @@ fn fold_batches<S: Storage>(
     rx: &mut broadcast::Receiver<Arc<EventBatch>>,
     observer: &mut impl Observer,
     progress: &watch::Sender<u64>,
+    durable: &AtomicU64,
 ) -> Result<(), Stop> {
     let mut entries = Vec::new();
+    let mut synced = Instant::now();
+    let sync = |log: &mut HistoryLog<S>| -> Result<(), Stop> {
+        let through = log
+            .sync()
+            .map_err(|why| Stop::Failed(format!("the history log failed: {why}")))?;
+        durable.fetch_max(through, Ordering::AcqRel);
+        Ok(())
+    };
     loop {
         let batch = match rx.blocking_recv() {
             Ok(batch) => batch,
-            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            Err(broadcast::error::RecvError::Closed) => return sync(log),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 return Err(Stop::Lagged(format!(
                     "the history fell {missed} event batches behind; a restart rebuilds it"
@@ -179,6 +203,10 @@ fn fold_batches<S: Storage>(
         let newest = batch.events.last().map_or(0, |e| e.seq);
         log.append(batch.last_seq, newest, &entries)
             .map_err(|why| Stop::Failed(format!("the history log failed: {why}")))?;
+        if synced.elapsed() >= SYNC_EVERY {
+            sync(log)?;
+            synced = Instant::now();
+        }
         let mut guard = model
             .write()
             .map_err(|_| Stop::Failed("the history's lock is poisoned".to_string()))?;

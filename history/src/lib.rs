@@ -43,7 +43,7 @@ mod model;
 
 pub use catch_up::catch_up;
 pub use entry::{EndReason, Entry, FillTick, SideName, Tif, fill_sides};
-pub use handle::{HistoryHandle, Observer};
+pub use handle::{HistoryHandle, Observer, SYNC_EVERY};
 pub use log::HistoryLog;
 pub use model::{
     FundsKind, FundsRecord, History, Liquidity, OrderRecord, OrderStatus, Page, TradeRecord,

@@ -1,4 +1,5 @@
-//! The history's own log: one JSON record per event batch in a journal that is never synced.
+//! The history's own log: one JSON record per event batch in a journal synced now and then
+//! ([`HistoryLog::sync`]), so that the command journal's retention knows what it may retire.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -26,8 +27,10 @@ struct LogRecord<'a> {
 }
 
 /// The history's own log, on the journal's [`Storage`] seam (the file system by default;
-/// tests inject faults with `FaultyStorage`). It is never synced, so a failed sync cannot
-/// reach it; a failed append (a full disk) stops the history, and the server with it.
+/// tests inject faults with `FaultyStorage`). Appends are not synced; [`HistoryLog::sync`]
+/// makes everything appended durable (the history thread calls it about once a second) and
+/// says through which command. A failed append or sync (a full disk, EIO) stops the
+/// history, and the server with it.
 pub struct HistoryLog<S: Storage = FsStorage> {
     journal: Journal<S>,
     buf: Vec<u8>,
@@ -74,16 +77,17 @@ impl<S: Storage> HistoryLog<S> {
     {
         let config = JournalConfig {
             segment_size_bytes,
-            durability: Durability::None,
+            // Durable, for `sync`; `append` itself commits nothing.
+            durability: Durability::Durable,
             first_seq: 1,
             recovery: RecoveryMode::Repair,
             prepare_next,
         };
-        // The log is never synced, its directory included, so a power loss may leave a mix
-        // of its lives (before and after a repair or a start-over): a later segment's name
-        // without an earlier one's, or records of one life after those of another. The log
-        // never removes a segment, so the first must be numbered 1; and each record must
-        // follow the one before it. Otherwise it goes, and `catch_up` rebuilds the history.
+        // Between syncs a power loss may leave a mix of the log's lives (before and after a
+        // repair or a start-over): a later segment's name without an earlier one's, or
+        // records of one life after those of another. The log never removes a segment, so
+        // the first must be numbered 1; and each record must follow the one before it.
+        // Otherwise it goes, and `catch_up` rebuilds the history.
         let listed = storage
             .list()
             .map_err(|e| format!("cannot list the history log {}: {e}", dir.display()))?;
@@ -139,11 +143,25 @@ impl<S: Storage> HistoryLog<S> {
         let seq = self.journal.next_seq();
         self.journal
             .append(seq, &self.buf)
-            .and_then(|_| self.journal.commit().map(|_| ()))
             .map_err(|e| format!("cannot append to the history log: {e}"))?;
         self.through = self.through.max(through);
         self.event_seq = self.event_seq.max(event_seq);
         Ok(())
+    }
+
+    /// Makes everything appended durable (one sync) and returns the command it covers
+    /// through: after a crash the log holds at least the history up to there. A failed sync
+    /// stops the log.
+    pub fn sync(&mut self) -> Result<u64, String> {
+        self.journal
+            .commit()
+            .map_err(|e| format!("cannot sync the history log: {e}"))?;
+        Ok(self.through)
+    }
+
+    /// The command the appended records cover through.
+    pub fn through(&self) -> u64 {
+        self.through
     }
 
     fn encode(&mut self, through: u64, event_seq: u64, entries: &[Entry]) -> Result<(), String> {

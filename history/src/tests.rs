@@ -218,7 +218,8 @@ fn a_panic_while_folding_stops_the_history_and_the_half_folded_model_is_never_re
     let dir = tempfile::tempdir().unwrap();
     let (log, model) = HistoryLog::open(dir.path()).unwrap();
     let (tx, rx) = tokio::sync::broadcast::channel(8);
-    let (handle, thread) = HistoryHandle::spawn(model, log, rx, PanicsWhileLocked).unwrap();
+    let (handle, thread) =
+        HistoryHandle::spawn(model, log, rx, PanicsWhileLocked, std::sync::Arc::default()).unwrap();
     assert_eq!(handle.failure(), None);
     assert!(handle.with_model(|_| ()).is_ok());
     let batch = bourse_pipeline::EventBatch {
@@ -298,7 +299,8 @@ fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
     )
     .unwrap();
     let (tx, rx) = tokio::sync::broadcast::channel(1 << 16);
-    let (handle, thread) = HistoryHandle::spawn(model, log, rx, ()).unwrap();
+    let (handle, thread) =
+        HistoryHandle::spawn(model, log, rx, (), std::sync::Arc::default()).unwrap();
     faults.set_preallocate_fails(true);
     // Batches until the log needs a new segment, which the full disk refuses.
     for through in 1..=60_000u64 {
@@ -318,6 +320,49 @@ fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
     assert!(handle.with_model(|_| ()).is_err());
 }
 
+/// The thread syncs its log as it goes and when the bus closes, and raises the journal's
+/// retention floor to what the log holds durably; a failed sync stops it with the cause.
+#[test]
+fn the_history_thread_syncs_its_log_and_raises_the_retention_floor() {
+    use bourse_journal::{Faults, FaultyStorage, FsStorage};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for failing in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::default();
+        let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
+        let (log, model) = HistoryLog::open_with_storage(
+            dir.path(),
+            storage,
+            64 << 10,
+            bourse_journal::PrepareNext::Background,
+        )
+        .unwrap();
+        let durable = std::sync::Arc::new(AtomicU64::new(0));
+        let (tx, rx) = tokio::sync::broadcast::channel(1 << 10);
+        let (handle, thread) =
+            HistoryHandle::spawn(model, log, rx, (), std::sync::Arc::clone(&durable)).unwrap();
+        faults.set_sync_fails(failing);
+        for through in 1..=100u64 {
+            let batch = bourse_pipeline::EventBatch {
+                first_seq: through,
+                last_seq: through,
+                events: Vec::new(),
+            };
+            tx.send(std::sync::Arc::new(batch)).unwrap();
+        }
+        drop(tx);
+        thread.join().unwrap();
+        if failing {
+            let failure = handle.failure().expect("the history failed").to_string();
+            assert!(failure.contains("cannot sync the history log"), "{failure}");
+            assert_eq!(durable.load(Ordering::Acquire), 0);
+        } else {
+            assert_eq!(handle.failure(), None);
+            assert_eq!(durable.load(Ordering::Acquire), 100);
+        }
+    }
+}
+
 /// An observer that holds the thread in its first batch until told to go on.
 struct Blocks(std::sync::mpsc::Receiver<()>);
 
@@ -335,7 +380,8 @@ fn falling_behind_the_bus_makes_the_history_unavailable_but_is_no_failure_of_the
     let (log, model) = HistoryLog::open(dir.path()).unwrap();
     let (tx, rx) = tokio::sync::broadcast::channel(4);
     let (go_on, wait) = std::sync::mpsc::channel();
-    let (handle, thread) = HistoryHandle::spawn(model, log, rx, Blocks(wait)).unwrap();
+    let (handle, thread) =
+        HistoryHandle::spawn(model, log, rx, Blocks(wait), std::sync::Arc::default()).unwrap();
     let batch = |seq: u64| {
         std::sync::Arc::new(bourse_pipeline::EventBatch {
             first_seq: seq,

@@ -169,7 +169,7 @@ impl Snapshots {
     fn new(store: &Store, mode: SnapshotMode) -> Self {
         Snapshots {
             dir: store.config().snapshots_dir(),
-            keep: store.config().snapshots_kept,
+            keep: store.snapshots_kept_when_writing(),
             mode,
             child: None,
             last_written: None,

@@ -252,11 +252,17 @@ impl Server {
                 skipped.error
             );
         }
-        let (history, history_log, history_start) = open_history(
+        let (history, mut history_log, history_start) = open_history(
             &store_config,
             config.history_segment_bytes(),
             &mut recovered,
         )?;
+        // The journal's retention keeps what the history's catch-up would replay after a
+        // crash: the history thread raises this as it syncs its log.
+        let history_durable = Arc::new(std::sync::atomic::AtomicU64::new(history_log.sync()?));
+        recovered
+            .store
+            .set_retention_floor(Arc::clone(&history_durable));
         let mut report = StartReport {
             recovery: recovered.report.to_string(),
             recovered_seq: recovered.report.last_seq,
@@ -288,7 +294,8 @@ impl Server {
             tracing::info!("market data: {caught_up} of Bourse's fills taken from the history");
         }
         let fanout = HistoryFanout::new(Arc::clone(&hub), pipeline.handle(), Some(market.sender()));
-        let (history, history_thread) = HistoryHandle::spawn(history, history_log, events, fanout)?;
+        let (history, history_thread) =
+            HistoryHandle::spawn(history, history_log, events, fanout, history_durable)?;
         let cluster = if config.cluster_kafka {
             Some(ClusterNode::start(
                 config,

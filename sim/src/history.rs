@@ -1,13 +1,17 @@
 //! The history read model in the simulation, as the server runs it (`bourse_history`): a
 //! thread that takes each acknowledged batch's events off the bus some time after the engine
-//! applied them, appends them to its own log (never synced, on a second simulated disk) and
-//! folds them; at start-up the log is read back (damage cut, as its `Repair` mode does) and
-//! `catch_up` replays the command journal for whatever the log lost. Checked after every
+//! applied them, appends them to its own log (on a second simulated disk) and folds them,
+//! and now and then (by the seed, as the server's thread does about once a second) syncs the
+//! log and raises the journal's retention floor to what it holds durably; at start-up the log
+//! is read back (damage cut, as its `Repair` mode does) and `catch_up` replays the command
+//! journal for whatever the log lost. Checked after every
 //! recovery and at the end of a run: the model holds exactly the records of a fold of every
 //! event of the journal's commands, replayed from nothing.
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bourse_engine::{Engine, Event, Limits};
 use bourse_history::{Entry, History, HistoryLog, catch_up};
@@ -26,6 +30,14 @@ pub(crate) struct SimHistory {
     model: History,
     /// Acknowledged batches the thread has not taken yet: `(through, event_seq, entries)`.
     behind: VecDeque<(u64, u64, Vec<Entry>)>,
+    /// The command through which the log is durable: the store's retention floor.
+    pub(crate) durable: Arc<AtomicU64>,
+    /// Events the history lost for good: `(after, through)`. A bit flipped in the log cuts
+    /// it at the damage; when the journal no longer reaches back that far (retention), the
+    /// history starts over at the engine's event, as the server does, and says so.
+    pub(crate) gaps: Vec<(u64, u64)>,
+    /// Times the history started over so.
+    pub(crate) started_over: u64,
 }
 
 impl SimHistory {
@@ -38,6 +50,9 @@ impl SimHistory {
             log: Some(log),
             model,
             behind: VecDeque::new(),
+            durable: Arc::default(),
+            gaps: Vec::new(),
+            started_over: 0,
         })
     }
 
@@ -53,7 +68,20 @@ impl SimHistory {
         if rng.chance(30) {
             return Ok(());
         }
-        self.drain()
+        self.drain()?;
+        if rng.chance(20) {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The log synced; the retention floor raised to what it holds. A failed sync stops the
+    /// server: `Err`.
+    fn sync(&mut self) -> Result<(), String> {
+        let log = self.log.as_mut().ok_or("the history log is not open")?;
+        let through = log.sync()?;
+        self.durable.fetch_max(through, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The process is gone: the bus and the model with it; the disk keeps what it keeps.
@@ -70,7 +98,7 @@ impl SimHistory {
     pub(crate) fn recover(
         &mut self,
         journal: &Journal<SimDisk>,
-        snapshots: &[(u64, Vec<u8>)],
+        snapshots_dir: &std::path::Path,
         engine_event_seq: u64,
     ) -> Result<u64, String> {
         let (mut log, mut model) = open(&self.disk)?;
@@ -81,26 +109,45 @@ impl SimHistory {
                 model.event_seq()
             ));
         }
+        // The server's snapshot source: the newest good snapshot at or before `covered`.
         let newest_at_most = |covered: u64| -> Result<Option<(u64, Engine)>, String> {
-            Ok(snapshots.iter().rev().find_map(|(seq, bytes)| {
-                if *seq > covered {
-                    return None;
-                }
-                bourse_snapshots::decode_unaligned(bytes)
-                    .ok()
-                    .filter(|(at, _)| at == seq)
-            }))
+            bourse_snapshots::load_newest_at_most(snapshots_dir, covered)
+                .map(|loaded| loaded.newest)
+                .map_err(|e| e.to_string())
         };
-        let replayed = catch_up(
+        let covered = model.through_seq();
+        let replayed = match catch_up(
             &mut model,
             &mut log,
             journal,
             newest_at_most,
             Limits::default(),
             engine_event_seq,
-        )?;
+        ) {
+            Ok(replayed) => replayed,
+            // Only damage loses what the retired journal no longer holds: a bit flipped in
+            // the log (which cut it), or in the snapshot at or before what the log holds
+            // that the catch-up would start from.
+            Err(why)
+                if self.disk.flipped().is_some()
+                    || crate::damaged_snapshot_in(snapshots_dir, 0..=covered) =>
+            {
+                // The server's start-over (`open_history`): an empty record at the engine's
+                // point, the events in between gone.
+                let last_seq = journal.last_seq().unwrap_or(0);
+                self.gaps.push((model.event_seq(), engine_event_seq));
+                self.started_over += 1;
+                let _ = why;
+                log.append(last_seq, engine_event_seq, &[])?;
+                model.fold(last_seq, engine_event_seq, &[]);
+                0
+            }
+            Err(why) => return Err(why),
+        };
         self.log = Some(log);
         self.model = model;
+        // As the server does before it starts the thread.
+        self.sync()?;
         Ok(replayed)
     }
 

@@ -54,6 +54,7 @@ use bourse_history::{Entry, History};
 use bourse_journal::{
     Durability, Journal, JournalConfig, PendingCommit, PrepareNext, RecoveryMode,
 };
+use bourse_store::{Retention, Silent, Store, StoreConfig, StoreError};
 use bourse_tests::workload::{Generator, SplitMix64};
 
 pub use crate::cluster::{ClusterConfig, ClusterReport, run_cluster};
@@ -110,6 +111,11 @@ pub struct Report {
     pub deferred_commits: u64,
     /// Recoveries that failed on a read error and were started again.
     pub recoveries_failed_on_reads: u64,
+    /// Recoveries whose journal no longer started at 1 (retention had retired segments).
+    pub recoveries_after_retention: u64,
+    /// Start-ups at which the history started over at the engine's event, a bit flipped in
+    /// its log having cut what the retired journal could no longer replay.
+    pub history_started_over: u64,
     /// Fee quotes asked before limit orders (each checked against the fee charged when the
     /// order filled whole at the quoted price).
     pub fee_quotes: u64,
@@ -142,6 +148,8 @@ impl Report {
         self.deferred_commits += other.deferred_commits;
         self.recoveries_failed_on_reads += other.recoveries_failed_on_reads;
         self.fee_quotes += other.fee_quotes;
+        self.recoveries_after_retention += other.recoveries_after_retention;
+        self.history_started_over += other.history_started_over;
         self.fee_quotes_checked += other.fee_quotes_checked;
         self.history_disk.add(&other.history_disk);
         self.market.add(&other.market);
@@ -185,16 +193,30 @@ fn journal_config() -> JournalConfig {
     }
 }
 
+/// The store of a run: the journal on the simulated disk, the snapshots in `dir` on the real
+/// file system, and the retention the seed picked.
+fn store_config(dir: &std::path::Path, retention: Retention) -> StoreConfig {
+    StoreConfig {
+        journal: journal_config(),
+        snapshots_kept: SNAPSHOTS_KEPT,
+        retention,
+        ..StoreConfig::new(dir)
+    }
+}
+
 struct Run {
     config: Config,
     rng: SplitMix64,
     disk: SimDisk,
     generator: Generator,
     engine: Engine,
-    journal: Option<Journal<SimDisk>>,
+    /// The server's store (`bourse_store::Store`): `None` while the process is down.
+    store: Option<Store<SimDisk>>,
+    store_config: StoreConfig,
+    /// Holds the snapshots' directory.
+    _dir: tempfile::TempDir,
     /// Every acknowledged command: (seq, its encoding).
     acked: Vec<(u64, Vec<u8>)>,
-    snapshots: Vec<(u64, Vec<u8>)>,
     history: SimHistory,
     market: SimMarket,
     /// The pipeline's deferred commit (the seed picks it for about half the runs) instead
@@ -226,13 +248,24 @@ pub fn run(config: Config) -> Result<Report, Failure> {
             ..Faults::default()
         },
     );
-    let journal = Journal::open(disk.clone(), journal_config())
-        .map_err(|e| fail(config.seed, format!("a new journal: {e}")))?;
+    let dir = tempfile::tempdir().map_err(|e| fail(config.seed, format!("a directory: {e}")))?;
+    let mut rng = SplitMix64(config.seed);
+    let deferred = rng.chance(50);
+    // Half the runs delete the journal segments older than every snapshot kept, as
+    // `retention = delete` does.
+    let retention = if rng.chance(50) {
+        Retention::Delete
+    } else {
+        Retention::Keep
+    };
+    let store_config = store_config(dir.path(), retention);
+    let mut store = Store::open_with_storage(&store_config, disk.clone(), &mut Silent)
+        .map_err(|e| fail(config.seed, format!("a new store: {e}")))?
+        .store;
     let history = SimHistory::new(config.seed, Faults::default())
         .map_err(|e| fail(config.seed, format!("a new history log: {e}")))?;
     let market = SimMarket::new(config.seed).map_err(|e| fail(config.seed, e))?;
-    let mut rng = SplitMix64(config.seed);
-    let deferred = rng.chance(50);
+    store.set_retention_floor(std::sync::Arc::clone(&history.durable));
     let mut run = Run {
         config,
         rng,
@@ -242,9 +275,10 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         disk,
         generator: Generator::new(config.seed),
         engine: Engine::new(Limits::default()),
-        journal: Some(journal),
+        store: Some(store),
+        store_config,
+        _dir: dir,
         acked: Vec::new(),
-        snapshots: Vec::new(),
         history,
         market,
         report: Report {
@@ -261,19 +295,14 @@ pub fn run(config: Config) -> Result<Report, Failure> {
     }
     if run.report.refused.is_none() {
         run.history.drain().map_err(|e| run.fail(e))?;
-        let mut reference = History::default();
-        replay(
-            &mut Engine::new(Limits::default()),
-            &run.acked,
-            Some(&mut reference),
-        )
-        .map_err(|e| run.fail(e))?;
+        let reference = run.reference_history()?;
         run.history.check(&reference).map_err(|e| run.fail(e))?;
         run.market.finish().map_err(|e| run.fail(e))?;
         run.report.state_hash = Some(run.engine.state_hash());
     }
     run.report.disk = run.disk.counts();
     run.report.history_disk = run.history.disk.counts();
+    run.report.history_started_over = run.history.started_over;
     run.report.market.disk = run.market.disk_counts();
     Ok(run.report)
 }
@@ -307,7 +336,7 @@ impl Run {
             return self.crash_and_recover();
         }
         let n = 1 + self.rng.below(32);
-        let Some(journal) = self.journal.as_mut() else {
+        let Some(journal) = self.store.as_mut().map(Store::journal) else {
             return Err(self.fail("no journal open".into()));
         };
         let mut batch = Vec::with_capacity(n as usize);
@@ -430,7 +459,7 @@ impl Run {
             if self.rng.chance(2) {
                 return false;
             }
-            let Some(journal) = self.journal.as_mut() else {
+            let Some(journal) = self.store.as_mut().map(Store::journal) else {
                 return false;
             };
             match journal.finish_commit(synced) {
@@ -439,7 +468,7 @@ impl Run {
                 Err(_) => return false,
             }
         }
-        let Some(journal) = self.journal.as_mut() else {
+        let Some(journal) = self.store.as_mut().map(Store::journal) else {
             return false;
         };
         if journal.last_seq() > journal.committed_seq() {
@@ -457,7 +486,7 @@ impl Run {
     /// Waits for the deferred commit out, then commits the rest (as the pipeline does before
     /// a snapshot). `false`: the server stops.
     fn sync_all(&mut self) -> bool {
-        let Some(journal) = self.journal.as_mut() else {
+        let Some(journal) = self.store.as_mut().map(Store::journal) else {
             return false;
         };
         let mut committed = None;
@@ -477,6 +506,20 @@ impl Run {
         true
     }
 
+    /// What the history must hold: a fold of every event of the acknowledged commands,
+    /// replayed from nothing, but for the events the history lost with a damaged log
+    /// (`SimHistory::gaps`).
+    fn reference_history(&self) -> Result<History, Failure> {
+        let mut reference = History::default();
+        replay(
+            &mut Engine::new(Limits::default()),
+            &self.acked,
+            Some((&mut reference, &self.history.gaps)),
+        )
+        .map_err(|e| self.fail(e))?;
+        Ok(reference)
+    }
+
     /// The engine's image through the checks a snapshot load makes.
     fn check_invariants(&self) -> Result<(), Failure> {
         Engine::from_image(self.engine.to_image())
@@ -484,23 +527,43 @@ impl Run {
             .map_err(|e| self.fail(format!("the engine broke an invariant: {e}")))
     }
 
-    /// A snapshot; `true` when the process crashes while writing it (by the seed, in a run
-    /// with faults on): what reached the disk is a prefix of it, which recovery must refuse.
+    /// A snapshot through the server's store, which then applies the retention; `true` when
+    /// the process crashes while writing it (by the seed, in a run with faults on). The store
+    /// writes a temporary file, syncs it and renames it: a crash leaves a prefix under the
+    /// temporary name, which recovery must pass over. One in ten written (with faults on) has
+    /// a bit flipped afterwards, which the load must refuse.
     fn snapshot(&mut self) -> bool {
         let seq = self.acked.last().map_or(0, |(seq, _)| *seq);
+        if seq == 0 {
+            return false;
+        }
         let Some((bytes, fate)) =
             write_snapshot(&mut self.rng, self.config.faults, seq, &self.engine)
         else {
             return false;
         };
         self.report.snapshots += 1;
-        match fate {
-            SnapshotFate::Torn => self.report.crashes_in_snapshot += 1,
-            SnapshotFate::Damaged => self.report.snapshots_damaged += 1,
-            SnapshotFate::Whole => {}
+        let dir = self.store_config.snapshots_dir();
+        if fate == SnapshotFate::Torn {
+            self.report.crashes_in_snapshot += 1;
+            let tmp = dir.join(format!(
+                ".{}.tmp",
+                bourse_snapshots::snapshot_file_name(seq)
+            ));
+            let _ = std::fs::write(tmp, bytes);
+            return true;
         }
-        keep_snapshot(&mut self.snapshots, seq, bytes);
-        fate == SnapshotFate::Torn
+        let Some(store) = self.store.as_mut() else {
+            return false;
+        };
+        let Ok(path) = store.write_snapshot(&self.engine, seq) else {
+            // The journal stopped (retention could not remove a segment): the server stops.
+            return true;
+        };
+        if fate == SnapshotFate::Damaged && std::fs::write(&path, bytes).is_ok() {
+            self.report.snapshots_damaged += 1;
+        }
+        false
     }
 
     /// A crash, then recovery (which may crash too, and start over); `true` when recovery
@@ -509,7 +572,7 @@ impl Run {
         self.report.crashes += 1;
         self.pending = None;
         self.held.clear();
-        self.journal = None;
+        self.store = None;
         self.disk.crash();
         self.history.crash();
         self.market.crash();
@@ -531,10 +594,15 @@ impl Run {
         };
         let outcome = loop {
             reads_failing(&self.disk, self.config.faults);
-            let opened = Journal::open(self.disk.clone(), journal_config());
+            let opened =
+                Store::open_with_storage(&self.store_config, self.disk.clone(), &mut Silent);
             reads_failing(&self.disk, false);
             match opened {
-                Err(bourse_journal::Error::Corruption { path, offset, kind }) => {
+                Err(StoreError::Journal(bourse_journal::Error::Corruption {
+                    path,
+                    offset,
+                    kind,
+                })) => {
                     let message = format!("{}: {kind} at {offset}", path.display());
                     let flipped = self.disk.flipped().map(bourse_journal::segment_file_name);
                     if flipped.is_none_or(|name| !path.ends_with(&name)) {
@@ -545,27 +613,49 @@ impl Run {
                     self.report.refused = Some(message);
                     break Ok(true);
                 }
-                Err(bourse_journal::Error::Io { source, .. })
+                Err(StoreError::Journal(bourse_journal::Error::Io { source, .. }))
                     if source.raw_os_error() == Some(5) =>
                 {
                     // A read error: the server does not start; it is started again.
                     self.report.recoveries_failed_on_reads += 1;
                     continue;
                 }
+                Err(StoreError::JournalStartsAfterSnapshot {
+                    snapshot_seq,
+                    journal_first,
+                }) if damaged_snapshot_in(
+                    &self.store_config.snapshots_dir(),
+                    journal_first - 1..=u64::MAX,
+                ) =>
+                {
+                    // Retention retired the journal before the oldest snapshot kept, and every
+                    // snapshot from there on has a flipped bit: refused, and said so.
+                    self.report.refused = Some(format!(
+                        "every snapshot the journal (from {journal_first}) needs is damaged; \
+                         the newest good one is at {snapshot_seq}"
+                    ));
+                    break Ok(true);
+                }
                 Err(e) => return Err(self.fail(format!("recovery failed: {e}"))),
-                Ok(journal) => {
-                    if let Some(cut) = &journal.recovery_report().torn_tail {
+                Ok(recovered) => {
+                    if let Some(cut) = &recovered.report.journal.torn_tail {
                         self.report.records_cut_after_tears += cut.records_cut;
                     }
                     if self.rng.chance(10) {
                         // A crash while recovering: what open cut is on the disk or not.
                         self.report.crashes_in_recovery += 1;
-                        drop(journal);
+                        drop(recovered);
                         self.disk.crash();
                         continue;
                     }
-                    self.recover(&journal)?;
-                    self.journal = Some(journal);
+                    self.report.snapshots_refused +=
+                        recovered.report.skipped_snapshots.len() as u64;
+                    let bourse_store::Recovered {
+                        mut store, engine, ..
+                    } = recovered;
+                    store.set_retention_floor(std::sync::Arc::clone(&self.history.durable));
+                    self.recover(store.journal(), engine)?;
+                    self.store = Some(store);
                     break Ok(false);
                 }
             }
@@ -593,53 +683,60 @@ impl Run {
         self.market.set_faults(faults);
     }
 
-    /// The engine from the newest good snapshot and the journal after it; checked against
-    /// the acknowledged commands and a replay from nothing.
-    fn recover(&mut self, journal: &Journal<SimDisk>) -> Result<(), Failure> {
+    /// The engine the server's store recovered (the newest good snapshot and the journal
+    /// after it), checked against the acknowledged commands and a replay from nothing.
+    fn recover(&mut self, journal: &Journal<SimDisk>, engine: Engine) -> Result<(), Failure> {
         let records = read_all(journal).map_err(|e| self.fail(e))?;
-        // Every acknowledged command, byte for byte, in order from 1.
+        let first = journal.first_seq();
+        self.report.recoveries_after_retention += u64::from(first > 1);
+        if first > 1 && self.store_config.retention == Retention::Keep {
+            return Err(self.fail(format!(
+                "the journal starts at {first}, and retention keeps every segment"
+            )));
+        }
+        // Every acknowledged command from the journal's first on (retention retired those
+        // before), byte for byte, in order.
         for (i, (seq, payload)) in records.iter().enumerate() {
-            if *seq != i as u64 + 1 {
-                return Err(self.fail(format!("the journal skips to {seq} at {}", i + 1)));
+            let want = first + i as u64;
+            if *seq != want {
+                return Err(self.fail(format!("the journal skips to {seq} at {want}")));
             }
-            if let Some((_, acked)) = self.acked.get(i)
+            if let Some((_, acked)) = self.acked.get(want as usize - 1)
                 && acked != payload
             {
                 return Err(self.fail(format!("acknowledged command {seq} changed")));
             }
         }
-        if records.len() < self.acked.len() {
+        let last = first - 1 + records.len() as u64;
+        if last < self.acked.len() as u64 {
             return Err(self.fail(format!(
-                "acknowledged command {} lost: the journal ends at {}",
-                records.len() + 1,
-                records.len()
+                "acknowledged command {} lost: the journal ends at {last}",
+                last + 1
             )));
         }
         // The journal is the truth from here: what it kept beyond the acknowledged was
         // appended and may survive.
-        self.acked = records.clone();
-        let last = records.len() as u64;
-        let (engine, refused) = load_newest_snapshot(&self.snapshots, 0, last);
-        self.report.snapshots_refused += refused;
-        let (from, mut engine) = engine.unwrap_or((0, Engine::new(Limits::default())));
-        replay(&mut engine, &records[from as usize..], None).map_err(|e| self.fail(e))?;
+        self.acked.truncate(first as usize - 1);
+        self.acked.extend(records);
         let mut scratch = Engine::new(Limits::default());
-        let mut reference = History::default();
-        replay(&mut scratch, &records, Some(&mut reference)).map_err(|e| self.fail(e))?;
+        replay(&mut scratch, &self.acked, None).map_err(|e| self.fail(e))?;
         if engine.state_hash() != scratch.state_hash() {
             return Err(self.fail(format!(
-                "recovery from the snapshot at {from} and a replay from nothing disagree"
+                "the store's recovery (to {last}) and a replay from nothing disagree"
             )));
         }
         self.engine = engine;
-        // Snapshots past what the journal kept describe commands it lost: drop them.
-        self.snapshots.retain(|(seq, _)| *seq <= last);
         self.check_invariants()?;
         // Then the history, as the server starts it: its log, caught up from the journal.
         self.report.history_caught_up += self
             .history
-            .recover(journal, &self.snapshots, self.engine.event_seq())
+            .recover(
+                journal,
+                &self.store_config.snapshots_dir(),
+                self.engine.event_seq(),
+            )
             .map_err(|e| self.fail(format!("the history's start-up: {e}")))?;
+        let reference = self.reference_history()?;
         self.history
             .check(&reference)
             .map_err(|e| self.fail(format!("after recovery: {e}")))?;
@@ -693,6 +790,23 @@ pub(crate) fn keep_snapshot(snapshots: &mut Vec<(u64, Vec<u8>)>, seq: u64, bytes
     if snapshots.len() > SNAPSHOTS_KEPT {
         snapshots.remove(0);
     }
+}
+
+/// Whether a snapshot in `dir` at a sequence number in `range` fails to load (a flipped
+/// bit).
+pub(crate) fn damaged_snapshot_in(
+    dir: &std::path::Path,
+    range: std::ops::RangeInclusive<u64>,
+) -> bool {
+    bourse_snapshots::list_snapshots(dir).is_ok_and(|listed| {
+        listed.iter().any(|(at, path)| {
+            range.contains(at)
+                && std::fs::read(path)
+                    .map_err(drop)
+                    .and_then(|bytes| bourse_snapshots::decode_unaligned(&bytes).map_err(drop))
+                    .is_err()
+        })
+    })
 }
 
 /// The newest snapshot at a sequence number in `from..=last` that loads (its checks
@@ -766,19 +880,24 @@ fn read_all(journal: &Journal<SimDisk>) -> Result<Vec<(u64, Vec<u8>)>, String> {
         .collect()
 }
 
-/// Applies the journal's commands, folding their events into `history` if given.
+/// Applies the journal's commands, folding their events into `history` if given, but for the
+/// events in its gaps (`(after, through)`: the events after the one and up to the other).
 fn replay(
     engine: &mut Engine,
     records: &[(u64, Vec<u8>)],
-    mut history: Option<&mut History>,
+    mut history: Option<(&mut History, &[(u64, u64)])>,
 ) -> Result<(), String> {
     let mut events = Vec::new();
     for (seq, bytes) in records {
         let command = codec::decode(bytes).map_err(|e| format!("record {seq} decodes: {e}"))?;
         events.clear();
         let _ = engine.apply(&command, &mut events);
-        if let Some(history) = history.as_deref_mut() {
-            let entries: Vec<Entry> = events.iter().filter_map(Entry::of).collect();
+        if let Some((history, gaps)) = history.as_mut() {
+            let entries: Vec<Entry> = events
+                .iter()
+                .filter(|e| !gaps.iter().any(|&(a, b)| e.seq > a && e.seq <= b))
+                .filter_map(Entry::of)
+                .collect();
             history.fold(*seq, engine.event_seq(), &entries);
         }
     }

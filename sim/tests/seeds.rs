@@ -66,6 +66,10 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ("bits flipped in segments", total.disk.bit_flips),
         ("runs ended on a refused corruption", refused),
         ("commands the history caught up", total.history_caught_up),
+        (
+            "recoveries after retention",
+            total.recoveries_after_retention,
+        ),
         ("deferred commits", total.deferred_commits),
         (
             "fee quotes checked against a whole fill",

@@ -49,6 +49,8 @@ pub mod progress;
 pub mod replay;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bourse_engine::codec::encode;
@@ -217,6 +219,9 @@ pub struct Store<S: Storage = FsStorage> {
     config: StoreConfig,
     journal: Journal<S>,
     encode_buf: Vec<u8>,
+    /// What a reader of the journal holds durably elsewhere (the history read model's log):
+    /// retention keeps what its catch-up after a crash would replay ([`Store::apply_retention`]).
+    retention_floor: Option<Arc<AtomicU64>>,
 }
 
 impl<S: Storage> std::fmt::Debug for Store<S> {
@@ -332,6 +337,7 @@ impl<S: Storage> Store<S> {
                 config: config.clone(),
                 journal,
                 encode_buf: Vec::with_capacity(256),
+                retention_floor: None,
             },
             engine,
             report,
@@ -362,6 +368,27 @@ impl<S: Storage> Store<S> {
         Ok(self.journal.commit()?)
     }
 
+    /// Makes retention keep what a reader of the journal needs after a crash: `floor` is the
+    /// sequence number through which that reader's own state is durable (the history log's,
+    /// synced by the history thread). Its catch-up replays the journal from the newest
+    /// snapshot at or before the floor, so that snapshot is kept beside the newest
+    /// [`StoreConfig::snapshots_kept`], and the journal from it.
+    pub fn set_retention_floor(&mut self, floor: Arc<AtomicU64>) {
+        self.retention_floor = Some(floor);
+    }
+
+    /// How many snapshots a snapshot writer keeps (`keep_newest` of
+    /// [`bourse_snapshots::write_snapshot`]): every one when a retention floor is set, since
+    /// [`Store::apply_retention`] then removes the old ones itself, sparing the one the floor
+    /// needs; otherwise [`StoreConfig::snapshots_kept`].
+    pub fn snapshots_kept_when_writing(&self) -> usize {
+        if self.retention_floor.is_some() {
+            usize::MAX
+        } else {
+            self.config.snapshots_kept
+        }
+    }
+
     /// Writes a snapshot of `engine`, whose state is that after command `seq`, on this thread
     /// (encoding included), keeps the newest [`StoreConfig::snapshots_kept`], then applies the
     /// retention setting. `seq` must be committed already: a snapshot never runs ahead of the
@@ -375,7 +402,7 @@ impl<S: Storage> Store<S> {
             &self.config.snapshots_dir(),
             seq,
             &engine.to_image(),
-            self.config.snapshots_kept,
+            self.snapshots_kept_when_writing(),
         )?;
         self.apply_retention()?;
         Ok(path)
@@ -384,10 +411,41 @@ impl<S: Storage> Store<S> {
     /// Retires (per [`StoreConfig::retention`]) the journal segments whose records all come
     /// at or before the oldest snapshot kept; returns how many. Call it after a snapshot is
     /// written (or at any time: it is idempotent).
+    ///
+    /// With a retention floor ([`Store::set_retention_floor`]) it first removes the snapshots
+    /// beyond the newest [`StoreConfig::snapshots_kept`], except the newest at or before the
+    /// floor; and while no snapshot is at or before the floor, it retires no segment (the
+    /// reader's catch-up would replay the journal from its start).
     pub fn apply_retention(&mut self) -> Result<usize, StoreError> {
-        let Some(&(oldest, _)) =
-            bourse_snapshots::list_snapshots(&self.config.snapshots_dir())?.first()
-        else {
+        let dir = self.config.snapshots_dir();
+        let mut listed = bourse_snapshots::list_snapshots(&dir)?;
+        if let Some(floor) = &self.retention_floor {
+            let floor = floor.load(Ordering::Acquire);
+            let pinned = listed
+                .iter()
+                .rev()
+                .find(|(seq, _)| *seq <= floor)
+                .map(|s| s.0);
+            let newest_from = listed.len().saturating_sub(self.config.snapshots_kept);
+            let (mut kept, mut removed) = (Vec::with_capacity(listed.len()), false);
+            for (i, (seq, path)) in listed.into_iter().enumerate() {
+                if i >= newest_from || Some(seq) == pinned {
+                    kept.push((seq, path));
+                } else {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| StoreError::io("remove snapshot", path.as_path(), e))?;
+                    removed = true;
+                }
+            }
+            if removed {
+                sync_dir(&dir).map_err(|e| StoreError::io("sync directory", dir.as_path(), e))?;
+            }
+            listed = kept;
+            if pinned.is_none() {
+                return Ok(0);
+            }
+        }
+        let Some(&(oldest, _)) = listed.first() else {
             return Ok(0);
         };
         let n = match &self.config.retention {

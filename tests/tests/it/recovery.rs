@@ -315,6 +315,57 @@ fn retention_keeps_what_the_oldest_snapshot_needs() {
     }
 }
 
+/// With a retention floor (the history log's durable point), retention keeps the newest
+/// snapshot at or before the floor and the journal from it, so that the history's catch-up
+/// after a power loss can replay from there; while no snapshot is at or before the floor it
+/// retires no segment.
+#[test]
+fn retention_keeps_what_the_historys_catch_up_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let floor = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let set = |at: u64| floor.store(at, std::sync::atomic::Ordering::Release);
+    let mut reference = Reference::new();
+    let mut recovered = Store::open(&config, &mut Silent).unwrap();
+    let (store, engine) = (&mut recovered.store, &mut recovered.engine);
+    store.set_retention_floor(std::sync::Arc::clone(&floor));
+    let snapshots = || -> Vec<u64> {
+        bourse_snapshots::list_snapshots(&config.snapshots_dir())
+            .unwrap()
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect()
+    };
+    for at in [10_000, 20_000, 30_000] {
+        run(store, engine, &mut reference, 10_000);
+        store.write_snapshot(engine, at).unwrap();
+    }
+    // The history holds nothing durably: two snapshots kept (the setting), no segment retired.
+    assert_eq!(snapshots(), [20_000, 30_000]);
+    assert_eq!(store.journal().first_seq(), 1);
+    // Durable through 25,000: the snapshot at 20,000 is its catch-up's start, kept beyond the
+    // two newest, and the journal from it.
+    set(25_000);
+    for at in [40_000, 50_000] {
+        run(store, engine, &mut reference, 10_000);
+        store.write_snapshot(engine, at).unwrap();
+    }
+    assert_eq!(snapshots(), [20_000, 40_000, 50_000]);
+    let first = store.journal().first_seq();
+    assert!(first > 1 && first <= 20_001, "first seq {first}");
+    // Caught up past the newest: back to the two newest, and the journal from the older.
+    set(50_000);
+    run(store, engine, &mut reference, 10_000);
+    store.write_snapshot(engine, 60_000).unwrap();
+    assert_eq!(snapshots(), [50_000, 60_000]);
+    let first = store.journal().first_seq();
+    assert!(first > 40_001 && first <= 50_001, "first seq {first}");
+    let hash = engine.state_hash();
+    drop(recovered);
+    let again = Store::open(&config, &mut Silent).unwrap();
+    assert_eq!(again.engine.state_hash(), hash);
+}
+
 #[test]
 fn a_journal_that_does_not_reach_back_to_the_snapshot_is_refused() {
     let dir = tempfile::tempdir().unwrap();
