@@ -171,6 +171,85 @@ enum Stop {
 
 /// The history thread's work: folds every batch of the bus until it closes. An error says
 /// why the history cannot go on.
+/// The history log's syncs, on a thread of their own so that the history thread (and the
+/// fills it hands the market data) never waits on the disk.
+struct Syncer {
+    to_sync: std::sync::mpsc::SyncSender<(bourse_journal::PendingCommit, u64)>,
+    synced: std::sync::mpsc::Receiver<(bourse_journal::SyncedCommit, u64)>,
+    /// A sync is out.
+    out: bool,
+    /// When the last one started.
+    started: Instant,
+}
+
+impl Syncer {
+    fn start() -> Result<Syncer, Stop> {
+        let (to_sync, jobs) =
+            std::sync::mpsc::sync_channel::<(bourse_journal::PendingCommit, u64)>(1);
+        let (done, synced) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("bourse-history-sync".into())
+            .spawn(move || {
+                for (pending, through) in jobs {
+                    if done.send((pending.sync(), through)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Stop::Failed(format!("cannot start the history's sync thread: {e}")))?;
+        Ok(Syncer {
+            to_sync,
+            synced,
+            out: false,
+            started: Instant::now(),
+        })
+    }
+
+    /// Takes a finished sync (raising `durable` to what it covers) and starts the next one
+    /// once [`SYNC_EVERY`] has passed since the last.
+    fn pump<S: Storage>(
+        &mut self,
+        log: &mut HistoryLog<S>,
+        durable: &AtomicU64,
+    ) -> Result<(), Stop> {
+        if self.out
+            && let Ok((synced, through)) = self.synced.try_recv()
+        {
+            self.out = false;
+            log.finish_sync(synced).map_err(failed)?;
+            durable.fetch_max(through, Ordering::AcqRel);
+        }
+        if !self.out && self.started.elapsed() >= SYNC_EVERY {
+            let job = log.start_sync().map_err(failed)?;
+            self.to_sync
+                .send(job)
+                .map_err(|_| Stop::Failed("the history's sync thread stopped".into()))?;
+            self.out = true;
+            self.started = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// The bus closed: the sync out finished, then everything synced.
+    fn finish<S: Storage>(self, log: &mut HistoryLog<S>, durable: &AtomicU64) -> Result<(), Stop> {
+        if self.out {
+            let (synced, through) = self
+                .synced
+                .recv()
+                .map_err(|_| Stop::Failed("the history's sync thread stopped".into()))?;
+            log.finish_sync(synced).map_err(failed)?;
+            durable.fetch_max(through, Ordering::AcqRel);
+        }
+        let through = log.sync().map_err(failed)?;
+        durable.fetch_max(through, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+fn failed(why: String) -> Stop {
+    Stop::Failed(format!("the history log failed: {why}"))
+}
+
 fn fold_batches<S: Storage>(
     model: &RwLock<History>,
     log: &mut HistoryLog<S>,
@@ -180,18 +259,11 @@ fn fold_batches<S: Storage>(
     durable: &AtomicU64,
 ) -> Result<(), Stop> {
     let mut entries = Vec::new();
-    let mut synced = Instant::now();
-    let sync = |log: &mut HistoryLog<S>| -> Result<(), Stop> {
-        let through = log
-            .sync()
-            .map_err(|why| Stop::Failed(format!("the history log failed: {why}")))?;
-        durable.fetch_max(through, Ordering::AcqRel);
-        Ok(())
-    };
+    let mut syncer = Syncer::start()?;
     loop {
         let batch = match rx.blocking_recv() {
             Ok(batch) => batch,
-            Err(broadcast::error::RecvError::Closed) => return sync(log),
+            Err(broadcast::error::RecvError::Closed) => return syncer.finish(log, durable),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 return Err(Stop::Lagged(format!(
                     "the history fell {missed} event batches behind; a restart rebuilds it"
@@ -203,10 +275,7 @@ fn fold_batches<S: Storage>(
         let newest = batch.events.last().map_or(0, |e| e.seq);
         log.append(batch.last_seq, newest, &entries)
             .map_err(|why| Stop::Failed(format!("the history log failed: {why}")))?;
-        if synced.elapsed() >= SYNC_EVERY {
-            sync(log)?;
-            synced = Instant::now();
-        }
+        syncer.pump(log, durable)?;
         let mut guard = model
             .write()
             .map_err(|_| Stop::Failed("the history's lock is poisoned".to_string()))?;

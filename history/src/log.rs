@@ -159,6 +159,26 @@ impl<S: Storage> HistoryLog<S> {
         Ok(self.through)
     }
 
+    /// Starts a sync of everything appended whose wait another thread takes
+    /// ([`bourse_journal::PendingCommit::sync`]), so that the history thread does not stall
+    /// on the disk; hand the result to [`HistoryLog::finish_sync`]. Also returns the command
+    /// the sync covers through. Appends go on meanwhile; one sync at a time.
+    pub fn start_sync(&mut self) -> Result<(bourse_journal::PendingCommit, u64), String> {
+        let pending = self
+            .journal
+            .start_commit()
+            .map_err(|e| format!("cannot sync the history log: {e}"))?;
+        Ok((pending, self.through))
+    }
+
+    /// Ends a sync [`HistoryLog::start_sync`] started; a failed one stops the log.
+    pub fn finish_sync(&mut self, synced: bourse_journal::SyncedCommit) -> Result<(), String> {
+        self.journal
+            .finish_commit(synced)
+            .map(drop)
+            .map_err(|e| format!("cannot sync the history log: {e}"))
+    }
+
     /// The command the appended records cover through.
     pub fn through(&self) -> u64 {
         self.through

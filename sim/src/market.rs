@@ -78,6 +78,11 @@ pub(crate) struct SimMarket {
     sent: Vec<(i32, Vec<FeedItem>)>,
     /// The next message the market takes.
     next: usize,
+    /// Each partition's position after a restart, as Kafka resumes it: a message of the
+    /// partition before it is not delivered again.
+    resumed: std::collections::BTreeMap<i32, usize>,
+    /// One past the newest message the market ever took (a restart may take some again).
+    taken_to: usize,
 }
 
 impl SimMarket {
@@ -105,6 +110,8 @@ impl SimMarket {
             feed: Feed::new(seed),
             sent: Vec::new(),
             next: 0,
+            resumed: std::collections::BTreeMap::new(),
+            taken_to: 0,
         })
     }
 
@@ -137,17 +144,37 @@ impl SimMarket {
                 .map_err(|e| format!("the reference market: {e}"))?;
             self.sent.push(message);
         }
+        let taken = self.deliver()?;
+        report.messages += taken;
         let market = self.market.as_mut().ok_or("the market is not open")?;
-        while self.next < self.sent.len() {
-            take(market, self.next, &self.sent[self.next])?;
-            report.messages += 1;
-            self.next += 1;
-        }
         if rng.chance(15) {
             market.checkpoint().map_err(|e| e.to_string())?;
             report.checkpoints += 1;
         }
         Ok(())
+    }
+
+    /// Whether Kafka delivers message `index` (again): not when its partition resumed past it.
+    fn delivered(&self, index: usize) -> bool {
+        let partition = self.sent[index].0;
+        self.resumed
+            .get(&partition)
+            .is_none_or(|&from| index >= from)
+    }
+
+    /// The market takes every message sent that Kafka delivers to it; how many it took.
+    fn deliver(&mut self) -> Result<u64, String> {
+        let mut taken = 0;
+        while self.next < self.sent.len() {
+            if self.delivered(self.next) {
+                let market = self.market.as_mut().ok_or("the market is not open")?;
+                take(market, self.next, &self.sent[self.next])?;
+                taken += 1;
+            }
+            self.next += 1;
+            self.taken_to = self.taken_to.max(self.next);
+        }
+        Ok(taken)
     }
 
     /// The process is gone.
@@ -160,15 +187,26 @@ impl SimMarket {
     /// it stored, and its candles checked against its ticks.
     pub(crate) fn recover(&mut self, report: &mut MarketReport) -> Result<(), String> {
         let market = open(self.config.clone(), &self.disks)?;
-        let resume = market.offsets().values().copied().max().unwrap_or(0);
-        let resume = usize::try_from(resume).map_err(|e| e.to_string())?;
-        if resume > self.next {
-            return Err(format!(
-                "the market resumes after message {resume} but took only {}",
-                self.next
-            ));
+        // Each partition resumes at the offset the market stored for it (a message's offset
+        // is its index + 1: the stored offset is the index of the next one to deliver).
+        self.resumed.clear();
+        for ((source, partition), offset) in market.offsets() {
+            if *source == Source::Feed {
+                let offset = usize::try_from(*offset).map_err(|e| e.to_string())?;
+                if offset > self.taken_to {
+                    return Err(format!(
+                        "the market resumes partition {partition} after message {offset} but \
+                         took only {}",
+                        self.taken_to
+                    ));
+                }
+                self.resumed.insert(*partition, offset);
+            }
         }
-        report.messages_again += (self.next - resume) as u64;
+        let resume = (0..self.next)
+            .find(|&i| self.delivered(i))
+            .unwrap_or(self.next);
+        report.messages_again += (resume..self.next).filter(|&i| self.delivered(i)).count() as u64;
         self.next = resume;
         candles_are_the_aggregate_of_ticks(&market)?;
         self.market = Some(market);
@@ -178,11 +216,8 @@ impl SimMarket {
     /// The end of a run: the market takes the rest of the feed and must then hold what the
     /// reference holds.
     pub(crate) fn finish(&mut self) -> Result<(), String> {
+        self.deliver()?;
         let market = self.market.as_mut().ok_or("the market is not open")?;
-        while self.next < self.sent.len() {
-            take(market, self.next, &self.sent[self.next])?;
-            self.next += 1;
-        }
         candles_are_the_aggregate_of_ticks(market)?;
         let (got, want) = (summary(market)?, summary(&self.reference)?);
         if got != want {
