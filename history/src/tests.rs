@@ -285,19 +285,32 @@ fn a_full_disk_stops_the_history_log_and_what_it_wrote_reads_back() {
     );
 }
 
-#[test]
-fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
+/// A history log of 64 KiB segments in `dir`, on storage whose faults the returned handle
+/// turns on.
+fn faulty_log(
+    dir: &std::path::Path,
+) -> (
+    HistoryLog<bourse_journal::FaultyStorage<bourse_journal::FsStorage>>,
+    History,
+    bourse_journal::Faults,
+) {
     use bourse_journal::{Faults, FaultyStorage, FsStorage};
-    let dir = tempfile::tempdir().unwrap();
     let faults = Faults::default();
-    let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
+    let storage = FaultyStorage::new(FsStorage::new(dir).unwrap(), faults.clone());
     let (log, model) = HistoryLog::open_with_storage(
-        dir.path(),
+        dir,
         storage,
         64 << 10,
         bourse_journal::PrepareNext::Background,
     )
     .unwrap();
+    (log, model, faults)
+}
+
+#[test]
+fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, model, faults) = faulty_log(dir.path());
     let (tx, rx) = tokio::sync::broadcast::channel(1 << 16);
     let (handle, thread) =
         HistoryHandle::spawn(model, log, rx, (), std::sync::Arc::default()).unwrap();
@@ -324,19 +337,10 @@ fn a_failed_history_log_stops_the_history_thread_with_the_cause() {
 /// retention floor to what the log holds durably; a failed sync stops it with the cause.
 #[test]
 fn the_history_thread_syncs_its_log_and_raises_the_retention_floor() {
-    use bourse_journal::{Faults, FaultyStorage, FsStorage};
     use std::sync::atomic::{AtomicU64, Ordering};
     for failing in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let faults = Faults::default();
-        let storage = FaultyStorage::new(FsStorage::new(dir.path()).unwrap(), faults.clone());
-        let (log, model) = HistoryLog::open_with_storage(
-            dir.path(),
-            storage,
-            64 << 10,
-            bourse_journal::PrepareNext::Background,
-        )
-        .unwrap();
+        let (log, model, faults) = faulty_log(dir.path());
         let durable = std::sync::Arc::new(AtomicU64::new(0));
         let (tx, rx) = tokio::sync::broadcast::channel(1 << 10);
         let (handle, thread) =

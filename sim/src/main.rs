@@ -58,28 +58,23 @@ fn main() {
     }
     let started = Instant::now();
     let mut total = bourse_sim::Report::default();
-    let (mut refused, mut failures) = (0u64, Vec::new());
-    for &seed in &seeds {
-        let config = bourse_sim::Config {
-            seed,
-            batches: args.batches,
-            faults: !args.no_faults,
-            torn_any_order: args.torn_any_order,
-        };
-        match bourse_sim::run(config) {
-            Ok(report) => {
-                if args.verbose {
-                    println!("{report:?}");
-                }
-                refused += u64::from(report.refused.is_some());
-                total.add(&report);
-            }
-            Err(failure) => {
-                eprintln!("FAILED {failure}");
-                failures.push(seed);
-            }
-        }
-    }
+    let mut refused = 0u64;
+    let failures = each_seed(
+        &seeds,
+        args.verbose,
+        |seed| {
+            bourse_sim::run(bourse_sim::Config {
+                seed,
+                batches: args.batches,
+                faults: !args.no_faults,
+                torn_any_order: args.torn_any_order,
+            })
+        },
+        |report| {
+            refused += u64::from(report.refused.is_some());
+            total.add(report);
+        },
+    );
     let seconds = started.elapsed().as_secs_f64();
     let d = &total.disk;
     println!(
@@ -124,11 +119,7 @@ fn main() {
         total.market.disk.no_space,
         total.market.disk.torn_sectors_lost,
         failures.len(),
-        if failures.is_empty() {
-            String::new()
-        } else {
-            format!(": seeds {failures:?}")
-        }
+        failed_seeds(&failures)
     );
     if !failures.is_empty() {
         std::process::exit(1);
@@ -139,27 +130,19 @@ fn main() {
 fn cluster(args: &Args, seeds: &[u64]) {
     let started = Instant::now();
     let mut total = bourse_sim::ClusterReport::default();
-    let mut failures = Vec::new();
-    for &seed in seeds {
-        let config = bourse_sim::ClusterConfig {
-            seed,
-            steps: args.steps,
-            faults: !args.no_faults,
-            tamper: args.tamper,
-        };
-        match bourse_sim::run_cluster(config) {
-            Ok(report) => {
-                if args.verbose {
-                    println!("{report:?}");
-                }
-                total.add(&report);
-            }
-            Err(failure) => {
-                eprintln!("FAILED {failure}");
-                failures.push(seed);
-            }
-        }
-    }
+    let failures = each_seed(
+        seeds,
+        args.verbose,
+        |seed| {
+            bourse_sim::run_cluster(bourse_sim::ClusterConfig {
+                seed,
+                steps: args.steps,
+                faults: !args.no_faults,
+                tamper: args.tamper,
+            })
+        },
+        |report| total.add(report),
+    );
     let seconds = started.elapsed().as_secs_f64();
     let t = &total;
     println!(
@@ -199,13 +182,44 @@ fn cluster(args: &Args, seeds: &[u64]) {
         t.disk.torn_sectors_lost,
         t.disk.bit_flips,
         failures.len(),
-        if failures.is_empty() {
-            String::new()
-        } else {
-            format!(": seeds {failures:?}")
-        }
+        failed_seeds(&failures)
     );
     if !failures.is_empty() {
         std::process::exit(1);
+    }
+}
+
+/// Runs every seed, printing each report (with `verbose`) and each failure, and adding each
+/// report with `add`; the seeds that failed.
+fn each_seed<R: std::fmt::Debug>(
+    seeds: &[u64],
+    verbose: bool,
+    run: impl Fn(u64) -> Result<R, bourse_sim::Failure>,
+    mut add: impl FnMut(&R),
+) -> Vec<u64> {
+    let mut failures = Vec::new();
+    for &seed in seeds {
+        match run(seed) {
+            Ok(report) => {
+                if verbose {
+                    println!("{report:?}");
+                }
+                add(&report);
+            }
+            Err(failure) => {
+                eprintln!("FAILED {failure}");
+                failures.push(seed);
+            }
+        }
+    }
+    failures
+}
+
+/// The failed seeds, for the summary line.
+fn failed_seeds(failures: &[u64]) -> String {
+    if failures.is_empty() {
+        String::new()
+    } else {
+        format!(": seeds {failures:?}")
     }
 }
