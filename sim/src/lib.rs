@@ -294,6 +294,12 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         }
     }
     if run.report.refused.is_none() {
+        // The end checks run on disks without faults: a full disk now would stop the server
+        // with nothing left to run after it.
+        run.set_faults(Faults {
+            torn_any_order: config.torn_any_order,
+            ..Faults::default()
+        });
         run.history.drain().map_err(|e| run.fail(e))?;
         let reference = run.reference_history()?;
         run.history.check(&reference).map_err(|e| run.fail(e))?;
