@@ -130,7 +130,7 @@ impl SimHistory {
             // that the catch-up would start from.
             Err(why)
                 if self.disk.flipped().is_some()
-                    || crate::damaged_snapshot_in(snapshots_dir, 0..=covered) =>
+                    || crate::common::damaged_snapshot_in(snapshots_dir, 0..=covered) =>
             {
                 // The server's start-over (`open_history`): an empty record at the engine's
                 // point, the events in between gone.

@@ -53,11 +53,11 @@ use bourse_engine::{Amount, Command, CommandKind, Engine, Event, EventKind, Limi
 use bourse_journal::{Durability, Journal, JournalConfig, PrepareNext, RecoveryMode};
 use bourse_tests::workload::{Generator, SplitMix64, T0};
 
-use crate::disk::{Faults, SimDisk};
-use crate::{
-    FAULTS, RECOVERY_READ_FAILS, SnapshotFate, keep_snapshot, load_newest_snapshot, read_all,
-    replay, write_snapshot,
+use crate::common::{
+    SnapshotFate, keep_snapshot, load_newest_snapshot, read_all, replay, write_snapshot,
 };
+use crate::disk::{Faults, SimDisk};
+use crate::{FAULTS, RECOVERY_READ_FAILS};
 
 /// Nodes in the cluster.
 pub const NODES: u16 = 3;
