@@ -148,7 +148,7 @@ fn cluster(args: &Args, seeds: &[u64]) {
     println!(
         "{} cluster seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} steps/s): {:.0} simulated s, {} log records ({} applied by replicas), \
          {} requests ({} acknowledged, {} answered 503, {} retries, {} in the log twice), {} node crashes ({} during recovery, {} while writing a snapshot, \
-         {} recoveries failed on read errors, {} corrupt journals refused, {} rebuilt from a peer), {} snapshots ({} refused at load), {} partitions, {} broker outages, {} clock steps back, \
+         {} recoveries failed on read errors, {} corrupt journals refused, {} rebuilt from a peer), {} snapshots ({} refused at load), {} partitions, {} broker outages, {} clock steps back, {} pauses, \
          {} reads served fresh, {} refused stale, {} cut-off nodes found stale, {} checkpoints agreed; disks: {} syncs ({} failed), {} full, {} torn sectors lost, {} bits flipped; {} failed{}",
         seeds.len(),
         seeds.len() as f64 * 60.0 / seconds.max(1e-9),
@@ -172,6 +172,7 @@ fn cluster(args: &Args, seeds: &[u64]) {
         t.partitions,
         t.broker_outages,
         t.clock_steps_back,
+        t.pauses,
         t.fresh_reads,
         t.stale_reads,
         t.stale_when_cut,

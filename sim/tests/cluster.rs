@@ -48,6 +48,7 @@ fn the_cluster_seeds_pass_every_check_and_inject_every_fault() {
         ("partitions", total.partitions),
         ("broker outages", total.broker_outages),
         ("clock steps back", total.clock_steps_back),
+        ("pauses", total.pauses),
         ("fresh reads", total.fresh_reads),
         ("reads refused stale", total.stale_reads),
         ("cut-off nodes found stale", total.stale_when_cut),

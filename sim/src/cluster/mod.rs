@@ -24,7 +24,8 @@
 //! acknowledgement lost) or not, by a coin. A timed-out append is answered 503, and the
 //! client retries a keyed command (deposit, withdrawal, order with a client order id) through
 //! another node, up to [`RETRIES`] times. A broker outage cuts every link. A crashed node's
-//! clients are answered 503 too.
+//! clients are answered 503 too. A paused node (SIGSTOP) does nothing until it continues,
+//! while its socket still takes the broker's answers to its probes.
 //!
 //! **Checked.** Every record every replica applies gives exactly the events a reference
 //! engine, fed the log once in order, gave (so every answer a client gets is the cluster's);
@@ -190,6 +191,10 @@ struct Node {
     next_probe: u64,
     /// Probes out: (asked at, answer arrives at).
     probes: VecDeque<(u64, u64)>,
+    /// Answers that reached the node's socket and wait for the process: (asked at, log end).
+    received: VecDeque<(u64, u64)>,
+    /// Paused (SIGSTOP) until then: the process does nothing, its socket still receives.
+    paused_until: u64,
     votes: CheckpointVotes,
     votes_read: usize,
     next_request: u64,
@@ -211,6 +216,11 @@ impl Node {
     /// The next offset its replica applies: everything before it is applied.
     fn applied(&self) -> u64 {
         self.journal.as_ref().map_or(0, |j| j.next_seq() - 1)
+    }
+
+    /// Up and not paused: the process runs.
+    fn active(&self, now: u64) -> bool {
+        self.up() && now >= self.paused_until
     }
 
     fn linked(&self, now: u64) -> bool {
@@ -278,6 +288,8 @@ impl Cluster {
                 started_ms: 0,
                 next_probe: 0,
                 probes: VecDeque::new(),
+                received: VecDeque::new(),
+                paused_until: 0,
                 votes: CheckpointVotes::new(id, usize::from(NODES)),
                 votes_read: 0,
                 next_request: bourse_cluster::first_request(Duration::from_millis(
@@ -387,6 +399,15 @@ impl Cluster {
             self.nodes[n].skew_ms -= self.rng.range(1, 3_000);
             self.report.clock_steps_back += 1;
         }
+        if self.rng.below(1_000) < 2 {
+            // SIGSTOP, and SIGCONT later: the node must come back stale, never with old
+            // balances (the reads' check), until it has caught up.
+            let n = self.rng.below(u64::from(NODES)) as usize;
+            if self.nodes[n].active(self.now) {
+                self.nodes[n].paused_until = self.now + 500 + self.rng.below(5_000);
+                self.report.pauses += 1;
+            }
+        }
         Ok(())
     }
 
@@ -454,6 +475,8 @@ impl Cluster {
         node.disk.crash();
         node.down_until = self.now + down_ms;
         node.probes.clear();
+        node.received.clear();
+        node.paused_until = 0;
         node.delivered.clear();
         node.acknowledged.clear();
         let waiting: Vec<usize> = std::mem::take(&mut node.waiting).into_values().collect();
@@ -493,6 +516,11 @@ impl Cluster {
                 let a = &self.inflight[i];
                 (a.node as usize, a.arrive_ms, a.deadline_ms)
             };
+            if !self.inflight[i].zombie && self.now < self.nodes[node].paused_until {
+                // A paused process neither sends nor times out.
+                i += 1;
+                continue;
+            }
             if self.nodes[node].linked(self.now) && self.now >= arrive {
                 if !self.inflight[i].written {
                     self.write(i);
@@ -589,7 +617,7 @@ impl Cluster {
         let applied = self.nodes[n].applied();
         let fresh = {
             let node = &mut self.nodes[n];
-            node.up()
+            node.active(now)
                 && node
                     .tracker
                     .status(Duration::from_millis(now), applied)
@@ -636,7 +664,7 @@ impl Cluster {
     fn read(&mut self, n: usize) -> Result<(), String> {
         let now = self.now;
         let node = &mut self.nodes[n];
-        if !node.up() {
+        if !node.active(now) {
             return Ok(());
         }
         let applied = node.applied();
@@ -678,6 +706,12 @@ impl Cluster {
                     break;
                 }
                 node.probes.pop_front();
+                node.received.push_back((asked, end));
+            }
+            if !node.active(now) {
+                continue;
+            }
+            while let Some((asked, end)) = node.received.pop_front() {
                 node.tracker.heard(Duration::from_millis(asked), end);
             }
             if now >= node.next_probe {

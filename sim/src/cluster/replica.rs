@@ -9,7 +9,7 @@ impl Cluster {
     pub(super) fn fetch(&mut self, n: usize) -> Result<(), String> {
         let now = self.now;
         let node = &self.nodes[n];
-        if !node.up() || !node.linked(now) {
+        if !node.active(now) || !node.linked(now) {
             return Ok(());
         }
         let from = node.applied();
@@ -151,7 +151,8 @@ impl Cluster {
             let Some(since) = node.cut_since else {
                 continue;
             };
-            if !node.up() || now <= since + MAX_STALENESS.as_millis() as u64 + interval + 30 {
+            if !node.active(now) || now <= since + MAX_STALENESS.as_millis() as u64 + interval + 30
+            {
                 continue;
             }
             let applied = node.applied();
@@ -238,6 +239,7 @@ impl Cluster {
         node.journal = Some(journal);
         node.tracker = FreshnessTracker::new(MAX_STALENESS);
         node.started_ms = now;
+        node.paused_until = 0;
         node.next_probe = now;
         node.votes = CheckpointVotes::new(node.id, usize::from(NODES));
         node.votes_read = 0;
@@ -339,6 +341,7 @@ impl Cluster {
     pub(super) fn finish(&mut self) -> Result<(), String> {
         for node in &mut self.nodes {
             node.cut_until = 0;
+            node.paused_until = 0;
             node.disk.set_faults(Faults::default());
         }
         let mut rounds = 0;

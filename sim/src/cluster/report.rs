@@ -37,6 +37,8 @@ pub struct ClusterReport {
     pub partitions: u64,
     pub broker_outages: u64,
     pub clock_steps_back: u64,
+    /// Nodes paused (SIGSTOP) and continued.
+    pub pauses: u64,
     /// Authenticated reads served (each checked against the bound).
     pub fresh_reads: u64,
     /// Authenticated reads refused 503 `stale`.
@@ -74,6 +76,7 @@ impl ClusterReport {
         self.partitions += o.partitions;
         self.broker_outages += o.broker_outages;
         self.clock_steps_back += o.clock_steps_back;
+        self.pauses += o.pauses;
         self.fresh_reads += o.fresh_reads;
         self.stale_reads += o.stale_reads;
         self.stale_when_cut += o.stale_when_cut;
