@@ -169,8 +169,6 @@ enum Stop {
     Failed(String),
 }
 
-/// The history thread's work: folds every batch of the bus until it closes. An error says
-/// why the history cannot go on.
 /// The history log's syncs, on a thread of their own so that the history thread (and the
 /// fills it hands the market data) never waits on the disk.
 struct Syncer {
@@ -213,11 +211,9 @@ impl Syncer {
         durable: &AtomicU64,
     ) -> Result<(), Stop> {
         if self.out
-            && let Ok((synced, through)) = self.synced.try_recv()
+            && let Ok(done) = self.synced.try_recv()
         {
-            self.out = false;
-            log.finish_sync(synced).map_err(failed)?;
-            durable.fetch_max(through, Ordering::AcqRel);
+            self.land(log, durable, done)?;
         }
         if !self.out && self.started.elapsed() >= SYNC_EVERY {
             let job = log.start_sync().map_err(failed)?;
@@ -230,15 +226,31 @@ impl Syncer {
         Ok(())
     }
 
+    /// A finished sync handed back to the log; `durable` raised to what it covers.
+    fn land<S: Storage>(
+        &mut self,
+        log: &mut HistoryLog<S>,
+        durable: &AtomicU64,
+        (synced, through): (bourse_journal::SyncedCommit, u64),
+    ) -> Result<(), Stop> {
+        self.out = false;
+        log.finish_sync(synced).map_err(failed)?;
+        durable.fetch_max(through, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// The bus closed: the sync out finished, then everything synced.
-    fn finish<S: Storage>(self, log: &mut HistoryLog<S>, durable: &AtomicU64) -> Result<(), Stop> {
+    fn finish<S: Storage>(
+        mut self,
+        log: &mut HistoryLog<S>,
+        durable: &AtomicU64,
+    ) -> Result<(), Stop> {
         if self.out {
-            let (synced, through) = self
+            let done = self
                 .synced
                 .recv()
                 .map_err(|_| Stop::Failed("the history's sync thread stopped".into()))?;
-            log.finish_sync(synced).map_err(failed)?;
-            durable.fetch_max(through, Ordering::AcqRel);
+            self.land(log, durable, done)?;
         }
         let through = log.sync().map_err(failed)?;
         durable.fetch_max(through, Ordering::AcqRel);
@@ -250,6 +262,8 @@ fn failed(why: String) -> Stop {
     Stop::Failed(format!("the history log failed: {why}"))
 }
 
+/// The history thread's work: folds every batch of the bus until it closes. An error says
+/// why the history cannot go on.
 fn fold_batches<S: Storage>(
     model: &RwLock<History>,
     log: &mut HistoryLog<S>,
@@ -274,7 +288,7 @@ fn fold_batches<S: Storage>(
         entries.extend(batch.events.iter().filter_map(Entry::of));
         let newest = batch.events.last().map_or(0, |e| e.seq);
         log.append(batch.last_seq, newest, &entries)
-            .map_err(|why| Stop::Failed(format!("the history log failed: {why}")))?;
+            .map_err(failed)?;
         syncer.pump(log, durable)?;
         let mut guard = model
             .write()

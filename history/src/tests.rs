@@ -453,8 +453,9 @@ fn a_batch_larger_than_a_segment_is_split_across_records_and_reads_back_whole() 
     assert!(segments > 5, "{segments} segments");
 }
 
-/// The log never syncs its directory, so a power loss can keep a later segment's name and not
-/// the first one's: what is left is not a prefix of the history, and opening starts over.
+/// Between syncs a power loss can keep a later segment's name and not the first one's (as a
+/// log written before the log synced at all could too): what is left is not a prefix of the
+/// history, and opening starts over.
 #[test]
 fn a_log_that_lost_its_first_segment_starts_over() {
     let dir = tempfile::tempdir().unwrap();

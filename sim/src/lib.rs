@@ -26,9 +26,10 @@
 //!
 //! **The history read model** (`history.rs`) runs beside it as the server's history thread
 //! does: it takes each acknowledged batch's events some batches later (by the seed), appends
-//! them to its own log on a second simulated disk (never synced) and folds them; at start-up
-//! it reads its log back and `bourse_history::catch_up` replays the journal for what it lost.
-//! A failed append (a full disk) stops the server.
+//! them to its own log on a second simulated disk, syncs it now and then (raising the store's
+//! retention floor) and folds them; at start-up it reads its log back and
+//! `bourse_history::catch_up` replays the journal for what it lost. A failed append or sync
+//! stops the server.
 //!
 //! **The market data** (`market.rs`) takes a seeded feed beside it, on simulated disks of its
 //! own, checkpoints by the seed, crashes with the process and resumes the feed from the offset
@@ -126,7 +127,7 @@ pub struct Report {
     /// Of those, the ones whose order filled whole in one fill at the quoted price.
     pub fee_quotes_checked: u64,
     pub disk: DiskCounts,
-    /// The history log's disk (never synced: what a crash keeps of it is torn).
+    /// The history log's disk (synced now and then: what a crash keeps of the rest is torn).
     pub history_disk: DiskCounts,
     /// The market data.
     pub market: MarketReport,
