@@ -47,6 +47,13 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    pub(crate) fn new(
+        rx: oneshot::Receiver<Result<Outcome, SubmitError>>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Ticket { rx, shared }
+    }
+
     /// Blocks the calling thread until the outcome arrives. Not for use inside an async task
     /// (await the ticket there).
     pub fn wait(self) -> Result<Outcome, SubmitError> {

@@ -41,6 +41,7 @@ pub mod query;
 mod run;
 mod shared;
 mod slot;
+mod stepped;
 mod syncer;
 pub mod wake;
 
@@ -57,6 +58,7 @@ pub use answer::{Outcome, SubmitError};
 pub use handle::{Handle, Ticket};
 pub use query::{QUERY_CAPACITY_DEFAULT, QueryTicket};
 pub use run::panic_message;
+pub use stepped::Stepped;
 
 use crate::shared::Shared;
 use crate::slot::Slot;
@@ -190,9 +192,9 @@ pub enum PipelineError {
 
 /// What a pipeline leaves when it ends.
 #[derive(Debug)]
-pub struct Finished {
+pub struct Finished<S: bourse_store::Storage = bourse_store::FsStorage> {
     pub engine: Engine,
-    pub store: Store,
+    pub store: Store<S>,
     /// The sequence number of the last command applied (0: none ever).
     pub last_seq: u64,
     pub state_hash: StateHash,
@@ -419,6 +421,89 @@ mod tests {
             code: AssetCode::new(&format!("A{i}")).unwrap(),
             scale: 2,
         }
+    }
+
+    /// A stepped engine thread on a durable journal in `dir`, syncing `sync`.
+    fn stepped_in(dir: &std::path::Path, sync: SyncMode) -> Stepped {
+        let config = StoreConfig {
+            journal: bourse_journal::JournalConfig {
+                durability: bourse_journal::Durability::Durable,
+                ..bourse_journal::JournalConfig::default()
+            },
+            ..StoreConfig::new(dir)
+        };
+        let recovered = Store::open(&config, &mut Silent).unwrap();
+        Stepped::new(
+            recovered,
+            PipelineConfig {
+                snapshot_mode: SnapshotMode::InThread,
+                sync,
+                ..PipelineConfig::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stepped_pipeline_answers_a_batch_only_once_the_engine_thread_takes_its_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stepped = stepped_in(dir.path(), SyncMode::Thread);
+        let mut bus = stepped.subscribe();
+        let mut tickets: Vec<_> = (0..3)
+            .map(|i| stepped.submit_at(asset(i), 1_000))
+            .collect();
+        let seqs: Vec<u64> = stepped.batch().map(|c| c.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        stepped.process();
+        // Applied, handed to the sync thread, not answered or published.
+        assert_eq!(stepped.engine().n_assets(), 3);
+        assert!(stepped.sync_waiting());
+        assert!(tickets.iter_mut().all(|t| t.try_take().is_none()));
+        assert!(bus.try_recv().is_err());
+        // Synced, and still not answered until the engine thread takes the sync.
+        assert!(stepped.run_sync());
+        assert!(!stepped.sync_waiting());
+        assert!(tickets.iter_mut().all(|t| t.try_take().is_none()));
+        stepped.idle();
+        for (i, ticket) in tickets.iter_mut().enumerate() {
+            let outcome = ticket.try_take().unwrap().unwrap();
+            assert_eq!((outcome.seq, outcome.result), (i as u64 + 1, Ok(())));
+        }
+        let published = bus.try_recv().unwrap();
+        assert_eq!((published.first_seq, published.last_seq), (1, 3));
+        assert_eq!(stepped.stats().committed_seq, 3);
+    }
+
+    #[test]
+    fn a_stepped_pipeline_dropped_before_its_sync_is_a_crash_that_answers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stepped = stepped_in(dir.path(), SyncMode::Thread);
+        let mut first = stepped.submit_at(asset(0), 1_000);
+        stepped.process();
+        stepped.run_sync();
+        stepped.idle();
+        assert_eq!(first.try_take().unwrap().unwrap().seq, 1);
+        let mut second = stepped.submit_at(asset(1), 2_000);
+        stepped.process();
+        drop(stepped);
+        assert!(matches!(second.try_take(), Some(Err(SubmitError::Stopped(_)))));
+        // Inline: the engine thread syncs before it applies, and answers at once.
+        let dir = tempfile::tempdir().unwrap();
+        let mut stepped = stepped_in(dir.path(), SyncMode::Inline);
+        let mut ticket = stepped.submit_at(asset(0), 1_000);
+        stepped.process();
+        assert!(!stepped.sync_waiting());
+        assert_eq!(ticket.try_take().unwrap().unwrap().seq, 1);
+        let finished = stepped.finish();
+        assert_eq!(finished.last_seq, 1);
+    }
+
+    #[test]
+    fn a_stepped_pipeline_refuses_what_only_threads_can_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let recovered = Store::open(&StoreConfig::new(dir.path()), &mut Silent).unwrap();
+        let forked = Stepped::new(recovered, PipelineConfig::default());
+        assert!(matches!(forked, Err(PipelineError::InvalidConfig(_))));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bourse_engine::{Command, CommandKind, Engine, Event};
 use bourse_journal::Durability;
 use bourse_snapshots::SnapshotChild;
-use bourse_store::{Recovered, Store};
+use bourse_store::{Recovered, Storage, Store};
 use disruptor::{EventPoller, MultiConsumerBarrier, MultiProducerBarrier, Polling};
 
 use crate::answer::Outcome;
@@ -19,7 +19,7 @@ use crate::answer::SubmitError;
 
 use crate::shared::{Deliver, QueryJob, Shared};
 use crate::slot::{Applied, ReplyTx, Request, Slot};
-use crate::syncer::Syncer;
+use crate::syncer::{SyncDriver, Syncer};
 use crate::wake::{Sleeper, Waker};
 use crate::{EventBatch, Finished, PipelineConfig, SnapshotMode, SyncMode, Topology};
 
@@ -113,7 +113,7 @@ pub(crate) const PUBLISHER_NAME: &str = "bourse-publish";
 
 /// Turns slots into commands: the sequence number is the ring position, the timestamp the
 /// entry time made non-decreasing. Every reader of the ring runs one, so all agree.
-struct Sequencer {
+pub(crate) struct Sequencer {
     next_seq: u64,
     last_ts: i64,
 }
@@ -127,10 +127,6 @@ impl Sequencer {
     }
 
     fn command(&mut self, slot: &Slot) -> Command {
-        let timestamp_ms = slot.timestamp_ms.max(self.last_ts);
-        self.last_ts = timestamp_ms;
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let kind = match &slot.request {
             Some(Request::Command(kind)) => kind.clone(),
             Some(Request::Snapshot) => CommandKind::Snapshot,
@@ -140,6 +136,16 @@ impl Sequencer {
             // panic stops the pipeline with this message instead of inventing a command.
             None => unreachable!("a published ring slot without a request"),
         };
+        self.stamp(kind, slot.timestamp_ms)
+    }
+
+    /// The next command: `kind` with the next sequence number, at `timestamp_ms` or the
+    /// previous command's time if that is later.
+    pub(crate) fn stamp(&mut self, kind: CommandKind, timestamp_ms: i64) -> Command {
+        let timestamp_ms = timestamp_ms.max(self.last_ts);
+        self.last_ts = timestamp_ms;
+        let seq = self.next_seq;
+        self.next_seq += 1;
         Command {
             seq,
             timestamp_ms,
@@ -166,7 +172,7 @@ struct Snapshots {
 }
 
 impl Snapshots {
-    fn new(store: &Store, mode: SnapshotMode) -> Self {
+    fn new<S: Storage>(store: &Store<S>, mode: SnapshotMode) -> Self {
         Snapshots {
             dir: store.config().snapshots_dir(),
             keep: store.snapshots_kept_when_writing(),
@@ -245,19 +251,19 @@ impl Snapshots {
     }
 }
 
-/// What the single engine thread owns.
-struct Single {
-    engine: Engine,
-    store: Store,
+/// What the single engine thread owns (`stepped.rs` steps it without its threads).
+pub(crate) struct Single<S: Storage = bourse_store::FsStorage> {
+    pub(crate) engine: Engine,
+    pub(crate) store: Store<S>,
     shared: Arc<Shared>,
     config: PipelineConfig,
-    sequencer: Sequencer,
+    pub(crate) sequencer: Sequencer,
     snapshots: Snapshots,
     /// Commands of the current batch with their reply senders.
-    batch: Vec<(Command, Option<ReplyTx>)>,
+    pub(crate) batch: Vec<(Command, Option<ReplyTx>)>,
     events: Vec<Event>,
     /// Durable mode: the thread that syncs while this one applies (see `syncer.rs`).
-    syncer: Option<Syncer>,
+    pub(crate) syncer: Option<SyncDriver>,
     /// Durable mode: applied batches whose answers and events wait for their commit, oldest
     /// first.
     held: VecDeque<Held>,
@@ -277,10 +283,34 @@ struct Held {
     deliveries: Vec<Deliver>,
 }
 
-impl Single {
+impl<S: Storage> Single<S> {
+    /// The engine thread's state before its first batch.
+    pub(crate) fn new(
+        recovered: Recovered<S>,
+        shared: Arc<Shared>,
+        config: PipelineConfig,
+        syncer: Option<SyncDriver>,
+    ) -> Self {
+        let Recovered { engine, store, .. } = recovered;
+        Single {
+            sequencer: Sequencer::new(shared.first_seq),
+            snapshots: Snapshots::new(&store, config.snapshot_mode),
+            batch: Vec::with_capacity(config.batch_max),
+            events: Vec::new(),
+            engine,
+            store,
+            queries: shared.take_query_rx(),
+            shared,
+            config,
+            syncer,
+            held: VecDeque::new(),
+            spare: Vec::new(),
+        }
+    }
+
     /// One batch: journal, then (durable mode) hand the commit to the sync thread, apply and
     /// hold the answers until it is durable; (other modes) commit, apply, answer, publish.
-    fn process(&mut self) {
+    pub(crate) fn process(&mut self) {
         if self.shared.is_stopped() {
             self.fail_batch();
             return;
@@ -389,7 +419,7 @@ impl Single {
 
     /// Durable mode: takes a finished sync (releasing what it covers) and starts the next one
     /// if anything is waiting for it.
-    fn pump_sync(&mut self) {
+    pub(crate) fn pump_sync(&mut self) {
         let Some(syncer) = &mut self.syncer else {
             return;
         };
@@ -427,7 +457,7 @@ impl Single {
     /// Durable mode: waits for the sync out and commits the rest now, so that everything
     /// appended is durable (before a snapshot, at shutdown).
     fn sync_all(&mut self) -> Result<(), String> {
-        if let Some(synced) = self.syncer.as_mut().and_then(Syncer::wait) {
+        if let Some(synced) = self.syncer.as_mut().and_then(SyncDriver::wait) {
             self.finish_sync(synced);
         }
         if self.shared.is_stopped() {
@@ -501,10 +531,10 @@ impl Single {
 
     /// Whether answers wait for a sync (durable mode).
     fn waiting_for_sync(&self) -> bool {
-        self.syncer.as_ref().is_some_and(Syncer::is_busy)
+        self.syncer.as_ref().is_some_and(SyncDriver::is_busy)
     }
 
-    fn housekeeping(&mut self, block: bool) {
+    pub(crate) fn housekeeping(&mut self, block: bool) {
         if self.snapshots.poll(block)
             && let Err(error) = self.store.apply_retention()
         {
@@ -512,7 +542,7 @@ impl Single {
         }
     }
 
-    fn finish(mut self) -> Finished {
+    pub(crate) fn finish(mut self) -> Finished<S> {
         if self.syncer.is_some() && !self.shared.is_stopped() {
             // A failure is recorded as the stop cause and answered; nothing more to do.
             let _ = self.sync_all();
@@ -578,11 +608,17 @@ fn start_syncer(
     config: &PipelineConfig,
     sleeper: &Sleeper,
     shared: &Arc<Shared>,
-) -> std::io::Result<Option<Syncer>> {
-    if store.config().journal.durability != Durability::Durable || config.sync != SyncMode::Thread {
+) -> std::io::Result<Option<SyncDriver>> {
+    if !syncs_apart(store, config) {
         return Ok(None);
     }
-    Syncer::start(sleeper.waker(), Arc::clone(shared)).map(Some)
+    Syncer::start(sleeper.waker(), Arc::clone(shared)).map(|s| Some(SyncDriver::Thread(s)))
+}
+
+/// Whether the durable sync runs apart from the engine's work (a durable journal and
+/// [`SyncMode::Thread`]).
+pub(crate) fn syncs_apart<S: Storage>(store: &Store<S>, config: &PipelineConfig) -> bool {
+    store.config().journal.durability == Durability::Durable && config.sync == SyncMode::Thread
 }
 
 /// The default topology's one thread.
@@ -593,8 +629,7 @@ pub(crate) fn single(
     config: PipelineConfig,
     sleeper: Sleeper,
 ) -> Option<Finished> {
-    let Recovered { engine, store, .. } = recovered;
-    let syncer = match start_syncer(&store, &config, &sleeper, &shared) {
+    let syncer = match start_syncer(&recovered.store, &config, &sleeper, &shared) {
         Ok(syncer) => syncer,
         Err(error) => {
             shared.stop(format!("could not start the sync thread: {error}"));
@@ -602,20 +637,7 @@ pub(crate) fn single(
             return None;
         }
     };
-    let mut state = Single {
-        sequencer: Sequencer::new(shared.first_seq),
-        snapshots: Snapshots::new(&store, config.snapshot_mode),
-        batch: Vec::with_capacity(config.batch_max),
-        events: Vec::new(),
-        engine,
-        store,
-        shared: Arc::clone(&shared),
-        config,
-        syncer,
-        held: VecDeque::new(),
-        spare: Vec::new(),
-        queries: shared.take_query_rx(),
-    };
+    let mut state = Single::new(recovered, Arc::clone(&shared), config, syncer);
     let batch_max = state.config.batch_max as u64;
     // Replies taken from slots that the ring released during a panic: answered once the stop
     // cause is recorded.
@@ -671,7 +693,7 @@ pub(crate) fn single(
                         poller.has_available()
                             || shared.has_queries()
                             || shared.may_exit()
-                            || (syncing && syncer.is_some_and(Syncer::is_done))
+                            || (syncing && syncer.is_some_and(SyncDriver::is_done))
                     });
                 }
             }

@@ -167,3 +167,85 @@ fn run(inner: &Inner) {
         inner.engine.wake();
     }
 }
+
+/// Where the engine thread's durable syncs run: on the sync thread, or (a simulation,
+/// [`crate::Stepped`]) when the caller steps the sync thread.
+pub(crate) enum SyncDriver {
+    Thread(Syncer),
+    Stepped(SteppedSync),
+}
+
+/// The sync thread's work without the thread: the commit handed over waits until
+/// [`SteppedSync::run`].
+#[derive(Default)]
+pub(crate) struct SteppedSync {
+    job: Option<PendingCommit>,
+    done: Option<SyncedCommit>,
+}
+
+impl SteppedSync {
+    /// Syncs the commit handed over, if one waits; `true` if one did.
+    pub(crate) fn run(&mut self) -> bool {
+        match self.job.take() {
+            Some(job) => {
+                self.done = Some(job.sync());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A commit waits for [`SteppedSync::run`].
+    pub(crate) fn waiting(&self) -> bool {
+        self.job.is_some()
+    }
+}
+
+impl SyncDriver {
+    /// A commit is out (handed over and not yet taken back).
+    pub(crate) fn is_busy(&self) -> bool {
+        match self {
+            SyncDriver::Thread(syncer) => syncer.is_busy(),
+            SyncDriver::Stepped(stepped) => stepped.job.is_some() || stepped.done.is_some(),
+        }
+    }
+
+    /// The commit out is synced.
+    pub(crate) fn is_done(&self) -> bool {
+        match self {
+            SyncDriver::Thread(syncer) => syncer.is_done(),
+            SyncDriver::Stepped(stepped) => stepped.done.is_some(),
+        }
+    }
+
+    /// Hands a commit over. Only when not busy.
+    pub(crate) fn submit(&mut self, job: PendingCommit) {
+        match self {
+            SyncDriver::Thread(syncer) => syncer.submit(job),
+            SyncDriver::Stepped(stepped) => {
+                debug_assert!(stepped.job.is_none() && stepped.done.is_none());
+                stepped.job = Some(job);
+            }
+        }
+    }
+
+    /// The finished sync, if the commit out is done.
+    pub(crate) fn try_take(&mut self) -> Option<SyncedCommit> {
+        match self {
+            SyncDriver::Thread(syncer) => syncer.try_take(),
+            SyncDriver::Stepped(stepped) => stepped.done.take(),
+        }
+    }
+
+    /// Waits for the commit out, if there is one (a stepped one is synced now, as the
+    /// engine thread waiting for the sync thread would see it finish).
+    pub(crate) fn wait(&mut self) -> Option<SyncedCommit> {
+        match self {
+            SyncDriver::Thread(syncer) => syncer.wait(),
+            SyncDriver::Stepped(stepped) => {
+                stepped.run();
+                stepped.done.take()
+            }
+        }
+    }
+}
