@@ -449,9 +449,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut stepped = stepped_in(dir.path(), SyncMode::Thread);
         let mut bus = stepped.subscribe();
-        let mut tickets: Vec<_> = (0..3)
-            .map(|i| stepped.submit_at(asset(i), 1_000))
-            .collect();
+        let mut tickets: Vec<_> = (0..3).map(|i| stepped.submit_at(asset(i), 1_000)).collect();
         let seqs: Vec<u64> = stepped.batch().map(|c| c.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
         stepped.process();
@@ -486,7 +484,10 @@ mod tests {
         let mut second = stepped.submit_at(asset(1), 2_000);
         stepped.process();
         drop(stepped);
-        assert!(matches!(second.try_take(), Some(Err(SubmitError::Stopped(_)))));
+        assert!(matches!(
+            second.try_take(),
+            Some(Err(SubmitError::Stopped(_)))
+        ));
         // Inline: the engine thread syncs before it applies, and answers at once.
         let dir = tempfile::tempdir().unwrap();
         let mut stepped = stepped_in(dir.path(), SyncMode::Inline);
@@ -494,7 +495,7 @@ mod tests {
         stepped.process();
         assert!(!stepped.sync_waiting());
         assert_eq!(ticket.try_take().unwrap().unwrap().seq, 1);
-        let finished = stepped.finish();
+        let finished = stepped.finish().unwrap();
         assert_eq!(finished.last_seq, 1);
     }
 

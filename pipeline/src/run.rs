@@ -114,7 +114,7 @@ pub(crate) const PUBLISHER_NAME: &str = "bourse-publish";
 /// Turns slots into commands: the sequence number is the ring position, the timestamp the
 /// entry time made non-decreasing. Every reader of the ring runs one, so all agree.
 pub(crate) struct Sequencer {
-    next_seq: u64,
+    pub(crate) next_seq: u64,
     last_ts: i64,
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bourse_engine::{Command, CommandKind, Engine};
-use bourse_store::{FsStorage, Recovered, Storage, Store};
+use bourse_store::{FsStorage, Recovered, Storage};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::handle::Ticket;
@@ -87,6 +87,11 @@ impl<S: Storage> Stepped<S> {
         self.single.batch.iter().map(|(command, _)| command)
     }
 
+    /// The sequence number the next command handed over gets.
+    pub fn next_seq(&self) -> u64 {
+        self.single.sequencer.next_seq
+    }
+
     /// The engine thread's turn with a batch: everything handed over since the last one.
     pub fn process(&mut self) {
         self.single.process();
@@ -119,11 +124,6 @@ impl<S: Storage> Stepped<S> {
         &self.single.engine
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store<S> {
-        &self.single.store
-    }
-
     /// Why the pipeline stopped, if it did (a journal failure).
     pub fn stopped(&self) -> Option<String> {
         self.shared.stopped()
@@ -134,13 +134,18 @@ impl<S: Storage> Stepped<S> {
         self.shared.stats()
     }
 
-    /// A clean shutdown: everything appended is committed and answered, the bus closed.
-    pub fn finish(mut self) -> Finished<S> {
+    /// A clean shutdown, as [`crate::Pipeline::shutdown`]: everything handed over is
+    /// processed, committed and answered, and the bus closed. An error if the pipeline
+    /// stopped (then nothing held was acknowledged).
+    pub fn finish(mut self) -> Result<Finished<S>, PipelineError> {
         if !self.single.batch.is_empty() {
             self.single.process();
         }
         let finished = self.single.finish();
         self.shared.close_bus();
-        finished
+        match self.shared.stopped() {
+            Some(cause) => Err(PipelineError::Stopped(cause)),
+            None => Ok(finished),
+        }
     }
 }

@@ -46,6 +46,32 @@ pub(crate) fn write_snapshot(
     Some((bytes, SnapshotFate::Whole))
 }
 
+/// What becomes of a snapshot the pipeline is asked for: whole, or (with faults on, by the
+/// seed) cut short by a crash or damaged afterwards, as often as [`write_snapshot`]'s.
+pub(crate) fn snapshot_fate(rng: &mut SplitMix64, faults: bool) -> SnapshotFate {
+    if faults && rng.chance(3) {
+        SnapshotFate::Torn
+    } else if faults && rng.chance(10) {
+        SnapshotFate::Damaged
+    } else {
+        SnapshotFate::Whole
+    }
+}
+
+/// Flips one bit of the file at `path`, at a seeded place; `false` if there is no such file
+/// (the snapshot was not written).
+pub(crate) fn flip_bit(rng: &mut SplitMix64, path: &std::path::Path) -> bool {
+    let Ok(mut bytes) = std::fs::read(path) else {
+        return false;
+    };
+    if bytes.is_empty() {
+        return false;
+    }
+    let at = rng.below(bytes.len() as u64) as usize;
+    bytes[at] ^= 1 << rng.below(8);
+    std::fs::write(path, bytes).is_ok()
+}
+
 /// Keeps a snapshot with the others, the newest [`SNAPSHOTS_KEPT`].
 pub(crate) fn keep_snapshot(snapshots: &mut Vec<(u64, Vec<u8>)>, seq: u64, bytes: Vec<u8>) {
     snapshots.push((seq, bytes));

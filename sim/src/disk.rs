@@ -137,6 +137,8 @@ struct State {
     counts: DiskCounts,
     /// The segment file of the newest flipped bit, for the check that recovery names it.
     flipped: Option<u64>,
+    /// The next sync fails (set by [`SimDisk::fail_next_sync`]).
+    fail_next_sync: bool,
 }
 
 /// The simulated disk; clones share it.
@@ -157,6 +159,7 @@ impl SimDisk {
                 faults,
                 counts: DiskCounts::default(),
                 flipped: None,
+                fail_next_sync: false,
             })),
         }
     }
@@ -176,10 +179,18 @@ impl SimDisk {
         self.lock().flipped
     }
 
+    /// The next sync of a segment fails (EIO) and keeps nothing: the process dies before the
+    /// commit that sync was for, as far as the disk can tell.
+    pub fn fail_next_sync(&self) {
+        self.lock().fail_next_sync = true;
+    }
+
     /// Turns the faults off or on (recovery runs without them: the faults model a disk
     /// going wrong under load, and a recovery that keeps failing proves nothing new).
     pub fn set_faults(&self, faults: Faults) {
-        self.lock().faults = faults;
+        let mut state = self.lock();
+        state.faults = faults;
+        state.fail_next_sync = false;
     }
 
     /// A crash: what the program had is gone but what the disk kept (module docs). Call
@@ -187,6 +198,7 @@ impl SimDisk {
     pub fn crash(&self) {
         let mut guard = self.lock();
         let state = &mut *guard;
+        state.fail_next_sync = false;
         // The directory: each change since the last sync_dir kept or undone by a coin.
         let mut names = state.durable_names.clone();
         let all: Vec<Name> = state
@@ -321,7 +333,8 @@ impl SimSegment {
     ) -> io::Result<()> {
         let mut state = disk.lock();
         state.counts.syncs += 1;
-        if SimDisk::fault(&mut state, |f| f.sync_fails) {
+        if std::mem::take(&mut state.fail_next_sync) || SimDisk::fault(&mut state, |f| f.sync_fails)
+        {
             state.counts.failed_syncs += 1;
             return Err(io::Error::from_raw_os_error(5));
         }

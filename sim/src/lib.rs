@@ -51,17 +51,22 @@ pub mod disk;
 mod history;
 mod market;
 
-use bourse_engine::{Command, CommandKind, Engine, Event, Limits, StateHash, codec};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bourse_engine::{CommandKind, Engine, Event, Limits, Reject, StateHash, codec};
 use bourse_history::History;
-use bourse_journal::{
-    Durability, Journal, JournalConfig, PendingCommit, PrepareNext, RecoveryMode,
+use bourse_journal::{Durability, Journal, JournalConfig, PrepareNext, RecoveryMode};
+use bourse_pipeline::{
+    EventBatch, Outcome, PipelineConfig, SnapshotMode, Stepped, SubmitError, SyncMode, Ticket,
 };
 use bourse_store::{Retention, Silent, Store, StoreConfig, StoreError};
 use bourse_tests::workload::{Generator, SplitMix64};
+use tokio::sync::broadcast;
 
 pub use crate::cluster::{ClusterConfig, ClusterReport, run_cluster};
 use crate::common::{
-    SnapshotFate, check_quote, damaged_snapshot_in, read_all, replay, write_snapshot,
+    SnapshotFate, check_quote, damaged_snapshot_in, flip_bit, read_all, replay, snapshot_fate,
 };
 use crate::disk::{DiskCounts, Faults, SimDisk};
 use crate::history::SimHistory;
@@ -209,14 +214,33 @@ fn store_config(dir: &std::path::Path, retention: Retention) -> StoreConfig {
     }
 }
 
+/// The pipeline's settings in a run: the single topology stepped by the simulator, snapshots
+/// on the engine thread, and the sync on the sync thread (`deferred`) or inline.
+fn pipeline_config(deferred: bool) -> PipelineConfig {
+    PipelineConfig {
+        ring_size: bourse_pipeline::RING_SIZE_MIN,
+        batch_max: 64,
+        bus_capacity: 256,
+        snapshot_mode: SnapshotMode::InThread,
+        sync: if deferred {
+            SyncMode::Thread
+        } else {
+            SyncMode::Inline
+        },
+        ..PipelineConfig::default()
+    }
+}
+
 struct Run {
     config: Config,
     rng: SplitMix64,
     disk: SimDisk,
     generator: Generator,
-    engine: Engine,
-    /// The server's store (`bourse_store::Store`): `None` while the process is down.
-    store: Option<Store<SimDisk>>,
+    /// An engine fed every command as it is handed to the pipeline: the fee quotes, and the
+    /// outcome each answer must carry.
+    mirror: Engine,
+    /// The server: `None` while the process is down.
+    server: Option<Server>,
     store_config: StoreConfig,
     /// Holds the snapshots' directory.
     _dir: tempfile::TempDir,
@@ -224,23 +248,32 @@ struct Run {
     acked: Vec<(u64, Vec<u8>)>,
     history: SimHistory,
     market: SimMarket,
-    /// The pipeline's deferred commit (the seed picks it for about half the runs) instead
-    /// of one `commit` a batch.
+    /// The pipeline syncs on its sync thread (the seed picks it for about half the runs)
+    /// instead of inline.
     deferred: bool,
-    /// Deferred mode: batches applied and not yet answered, oldest first.
-    held: std::collections::VecDeque<Held>,
-    /// Deferred mode: the commit whose sync is out.
-    pending: Option<PendingCommit>,
+    /// The newest command's time.
+    last_ms: i64,
     report: Report,
 }
 
-/// A batch the engine applied.
-struct Held {
-    last_seq: u64,
-    /// The engine's newest event after it.
-    event_seq: u64,
-    commands: Vec<(u64, Vec<u8>)>,
+/// The running process: the pipeline's engine thread, stepped, its event bus, and the
+/// commands handed to it and not yet answered.
+struct Server {
+    pipeline: Stepped<SimDisk>,
+    bus: broadcast::Receiver<Arc<EventBatch>>,
+    /// In sequence order.
+    waiting: VecDeque<Waiting>,
+}
+
+/// A command handed to the pipeline, with what the mirror made of it.
+struct Waiting {
+    ticket: Ticket,
+    seq: u64,
+    timestamp_ms: i64,
+    bytes: Vec<u8>,
+    result: Result<(), Reject>,
     events: Vec<Event>,
+    answer: Option<Result<Outcome, SubmitError>>,
 }
 
 /// Runs one seed.
@@ -264,33 +297,31 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         Retention::Keep
     };
     let store_config = store_config(dir.path(), retention);
-    let mut store = Store::open_with_storage(&store_config, disk.clone(), &mut Silent)
-        .map_err(|e| fail(config.seed, format!("a new store: {e}")))?
-        .store;
+    let recovered = Store::open_with_storage(&store_config, disk.clone(), &mut Silent)
+        .map_err(|e| fail(config.seed, format!("a new store: {e}")))?;
     let history = SimHistory::new(config.seed, Faults::default())
         .map_err(|e| fail(config.seed, format!("a new history log: {e}")))?;
     let market = SimMarket::new(config.seed).map_err(|e| fail(config.seed, e))?;
-    store.set_retention_floor(std::sync::Arc::clone(&history.durable));
     let mut run = Run {
         config,
         rng,
         deferred,
-        held: std::collections::VecDeque::new(),
-        pending: None,
         disk,
         generator: Generator::new(config.seed),
-        engine: Engine::new(Limits::default()),
-        store: Some(store),
+        mirror: Engine::new(Limits::default()),
+        server: None,
         store_config,
         _dir: dir,
         acked: Vec::new(),
         history,
         market,
+        last_ms: 0,
         report: Report {
             seed: config.seed,
             ..Report::default()
         },
     };
+    run.start(recovered)?;
     run.set_faults(run.running_faults());
     for _ in 0..config.batches {
         run.report.batches += 1;
@@ -298,18 +329,15 @@ pub fn run(config: Config) -> Result<Report, Failure> {
             break;
         }
     }
-    if run.report.refused.is_none() {
-        // The end checks run on disks without faults: a full disk now would stop the server
-        // with nothing left to run after it.
-        run.set_faults(Faults {
-            torn_any_order: config.torn_any_order,
-            ..Faults::default()
-        });
+    // The end checks run on disks without faults: a full disk now would stop the server
+    // with nothing left to run after it.
+    run.set_faults(run.no_faults());
+    if run.report.refused.is_none() && !run.shut_down()? {
         run.history.drain().map_err(|e| run.fail(e))?;
         let reference = run.reference_history()?;
         run.history.check(&reference).map_err(|e| run.fail(e))?;
         run.market.finish().map_err(|e| run.fail(e))?;
-        run.report.state_hash = Some(run.engine.state_hash());
+        run.report.state_hash = Some(run.mirror.state_hash());
     }
     run.report.disk = run.disk.counts();
     run.report.history_disk = run.history.disk.counts();
@@ -331,59 +359,107 @@ impl Run {
         fail(self.config.seed, message)
     }
 
+    /// The server starts on what the store recovered: the pipeline's engine thread, its bus
+    /// subscribed before the first batch, as the server's history subscribes.
+    fn start(&mut self, mut recovered: bourse_store::Recovered<SimDisk>) -> Result<(), Failure> {
+        recovered
+            .store
+            .set_retention_floor(Arc::clone(&self.history.durable));
+        let pipeline = Stepped::new(recovered, pipeline_config(self.deferred))
+            .map_err(|e| self.fail(format!("the pipeline: {e}")))?;
+        self.server = Some(Server {
+            bus: pipeline.subscribe(),
+            pipeline,
+            waiting: VecDeque::new(),
+        });
+        Ok(())
+    }
+
+    fn server(&mut self) -> Result<&mut Server, Failure> {
+        let seed = self.config.seed;
+        self.server
+            .as_mut()
+            .ok_or_else(|| fail(seed, "the server is down".into()))
+    }
+
     /// One batch and what the seed does around it; `true` when the run ends (a refused
     /// corruption).
     fn step(&mut self) -> Result<bool, Failure> {
-        if self.rng.chance(4) {
-            // The server makes everything appended durable before it snapshots.
-            if self.deferred && !self.sync_all() {
-                return self.crash_and_recover();
-            }
-            if self.snapshot() {
-                return self.crash_and_recover();
-            }
-        }
         if self.rng.chance(3) {
             return self.crash_and_recover();
         }
         let n = 1 + self.rng.below(32);
-        let Some(journal) = self.store.as_mut().map(Store::journal) else {
-            return Err(self.fail("no journal open".into()));
-        };
-        let mut batch = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let mut command: Command = self.generator.next_command();
-            command.seq = journal.next_seq();
-            let mut bytes = Vec::new();
-            codec::encode(&command, &mut bytes);
-            if journal.append(command.seq, &bytes).is_err() {
-                // A full disk: the writer stops, the server fails stop.
-                return self.crash_and_recover();
+        // A snapshot request somewhere in the batch (it travels the ring as a marker).
+        let snapshot = if self.rng.chance(4) {
+            match snapshot_fate(&mut self.rng, self.config.faults) {
+                SnapshotFate::Torn => return self.crash_in_snapshot(),
+                fate => Some((self.rng.below(n + 1), fate)),
             }
-            batch.push((command, bytes));
+        } else {
+            None
+        };
+        let mut marker = None;
+        for i in 0..=n {
+            if snapshot.is_some_and(|(at, _)| at == i) {
+                let at = self.last_ms;
+                let ticket = self.server()?.pipeline.request_snapshot_at(at);
+                self.report.snapshots += 1;
+                marker = Some(self.hand_over(ticket)?);
+            }
+            if i < n {
+                let command = self.generator.next_command();
+                self.last_ms = self.last_ms.max(command.timestamp_ms);
+                let ticket = self
+                    .server()?
+                    .pipeline
+                    .submit_at(command.kind, command.timestamp_ms);
+                self.hand_over(ticket)?;
+            }
         }
         self.report.commands += n;
         if self.rng.chance(2) {
+            // The process dies before the batch's commit is on the disk (its sync fails and
+            // stops the pipeline, which the server fails stop on).
+            self.disk.fail_next_sync();
+        }
+        self.server()?.pipeline.process();
+        if let (Some(seq), Some((_, SnapshotFate::Damaged))) = (marker, snapshot) {
+            let path = self
+                .store_config
+                .snapshots_dir()
+                .join(bourse_snapshots::snapshot_file_name(seq));
+            if flip_bit(&mut self.rng, &path) {
+                self.report.snapshots_damaged += 1;
+            }
+        }
+        if self.rng.chance(2) {
+            // After the commit and the apply, before anyone heard.
             return self.crash_and_recover();
         }
-        if self.deferred {
-            // The pipeline: the engine applies the batch now, and its answers wait for the
-            // sync that covers it.
-            let held = self.apply(batch)?;
-            self.held.push_back(held);
-            self.check_invariants()?;
-            if !self.pump_sync() {
-                return self.crash_and_recover();
-            }
-        } else {
-            if journal.commit().is_err() || self.rng.chance(2) {
-                return self.crash_and_recover();
-            }
-            let held = self.apply(batch)?;
-            self.check_invariants()?;
-            self.acknowledge(held);
+        if !self.collect()? {
+            return self.crash_and_recover();
         }
-        if self.history.run(&mut self.rng).is_err() {
+        self.check_invariants()?;
+        if self.deferred {
+            // The sync thread's turn, then (by the seed) the engine thread's idle one.
+            let server = self.server()?;
+            if server.pipeline.sync_waiting() && self.rng.chance(60) {
+                let server = self.server()?;
+                server.pipeline.run_sync();
+                self.report.deferred_commits += 1;
+                if self.rng.chance(2) {
+                    // Synced, and not yet taken by the engine thread.
+                    return self.crash_and_recover();
+                }
+            }
+            if self.rng.chance(70) {
+                self.server()?.pipeline.idle();
+                if !self.collect()? {
+                    return self.crash_and_recover();
+                }
+            }
+        }
+        if !self.publish()? || self.history.run(&mut self.rng).is_err() {
             // The history's log failed (a full disk): the server stops.
             return self.crash_and_recover();
         }
@@ -398,123 +474,173 @@ impl Run {
         Ok(false)
     }
 
-    /// The engine applies a batch.
-    ///
-    /// Before each limit order, a client asks for a fee quote, as the terminal does; if the
-    /// order then fills whole in one fill at the quoted price, the fee it is charged must be
-    /// the quote's (`Engine::quote_fee`'s promise).
-    fn apply(&mut self, batch: Vec<(Command, Vec<u8>)>) -> Result<Held, Failure> {
-        let mut held = Held {
-            last_seq: 0,
-            event_seq: 0,
-            commands: Vec::with_capacity(batch.len()),
-            events: Vec::new(),
+    /// The command just handed to the pipeline (`ticket`'s) goes through the mirror too,
+    /// which keeps what its answer must say. Before each limit order, a client asks for a
+    /// fee quote, as the terminal does; if the order then fills whole in one fill at the
+    /// quoted price, the fee it is charged must be the quote's (`Engine::quote_fee`'s
+    /// promise). Returns the command's sequence number.
+    fn hand_over(&mut self, ticket: Ticket) -> Result<u64, Failure> {
+        let server = self.server()?;
+        let Some(command) = server.pipeline.batch().last().cloned() else {
+            return Err(self.fail("a command handed over is not in the batch".into()));
         };
-        for (command, bytes) in batch {
-            let quote = match &command.kind {
-                CommandKind::PlaceOrder(order) if order.price.is_some() => self
-                    .engine
-                    .quote_fee(
-                        order.account,
-                        order.product,
-                        order.side,
-                        order.qty,
-                        order.price,
-                    )
-                    .ok()
-                    .map(|quote| (order.qty, quote)),
-                _ => None,
-            };
-            let start = held.events.len();
-            let _ = self.engine.apply(&command, &mut held.events);
-            let events = &held.events[start..];
-            self.generator.observe(events);
-            if let Some((qty, quote)) = quote {
-                self.report.fee_quotes += 1;
-                if check_quote(events, qty, &quote).map_err(|e| self.fail(e))? {
-                    self.report.fee_quotes_checked += 1;
+        let quote = match &command.kind {
+            CommandKind::PlaceOrder(order) if order.price.is_some() => self
+                .mirror
+                .quote_fee(
+                    order.account,
+                    order.product,
+                    order.side,
+                    order.qty,
+                    order.price,
+                )
+                .ok()
+                .map(|quote| (order.qty, quote)),
+            _ => None,
+        };
+        let mut events = Vec::new();
+        let result = self.mirror.apply(&command, &mut events);
+        self.generator.observe(&events);
+        if let Some((qty, quote)) = quote {
+            self.report.fee_quotes += 1;
+            if check_quote(&events, qty, &quote).map_err(|e| self.fail(e))? {
+                self.report.fee_quotes_checked += 1;
+            }
+        }
+        let mut bytes = Vec::new();
+        codec::encode(&command, &mut bytes);
+        self.server()?.waiting.push_back(Waiting {
+            ticket,
+            seq: command.seq,
+            timestamp_ms: command.timestamp_ms,
+            bytes,
+            result,
+            events,
+            answer: None,
+        });
+        Ok(command.seq)
+    }
+
+    /// Takes the answers that arrived; `false` when the pipeline stopped (the server fails
+    /// stop).
+    fn collect(&mut self) -> Result<bool, Failure> {
+        let Some(mut server) = self.server.take() else {
+            return Err(self.fail("the server is down".into()));
+        };
+        let stopped = server.pipeline.stopped();
+        let taken = self.take_answers(&mut server.waiting, stopped.is_some());
+        self.server = Some(server);
+        taken.map(|()| stopped.is_none())
+    }
+
+    /// Each answer must come in order, carry its command's sequence number and time and the
+    /// mirror's outcome; an answered command is acknowledged. Only a stopped pipeline
+    /// answers with an error.
+    fn take_answers(
+        &mut self,
+        waiting: &mut VecDeque<Waiting>,
+        stopped: bool,
+    ) -> Result<(), Failure> {
+        for w in waiting.iter_mut().filter(|w| w.answer.is_none()) {
+            w.answer = w.ticket.try_take();
+        }
+        // Nothing is answered before what was handed over ahead of it.
+        if let Some(early) = waiting
+            .iter()
+            .skip_while(|w| w.answer.is_some())
+            .find(|w| matches!(w.answer, Some(Ok(_))))
+        {
+            return Err(self.fail(format!(
+                "command {} was answered before an earlier one",
+                early.seq
+            )));
+        }
+        while let Some(w) = waiting.pop_front_if(|w| w.answer.is_some()) {
+            match w.answer {
+                Some(Ok(outcome)) => {
+                    if (outcome.seq, outcome.timestamp_ms) != (w.seq, w.timestamp_ms)
+                        || outcome.result != w.result
+                        || outcome.events != w.events
+                    {
+                        return Err(self.fail(format!(
+                            "command {}'s answer (seq {}) is not what the engine made of it",
+                            w.seq, outcome.seq
+                        )));
+                    }
+                    self.report.acknowledged += 1;
+                    self.acked.push((w.seq, w.bytes));
+                }
+                _ if stopped => {}
+                other => {
+                    return Err(self.fail(format!(
+                        "command {} was refused by a running pipeline: {other:?}",
+                        w.seq
+                    )));
                 }
             }
-            held.last_seq = command.seq;
-            held.commands.push((command.seq, bytes));
         }
-        held.event_seq = self.engine.event_seq();
-        Ok(held)
+        Ok(())
     }
 
-    /// A batch is durable: it is answered, and its events go on the bus.
-    fn acknowledge(&mut self, held: Held) {
-        self.report.acknowledged += held.commands.len() as u64;
-        self.acked.extend(held.commands);
-        self.history
-            .published(held.last_seq, held.event_seq, &held.events);
-    }
-
-    /// Answers the held batches that `committed` covers.
-    fn release(&mut self, committed: u64) {
-        while let Some(held) = self.held.pop_front_if(|h| h.last_seq <= committed) {
-            self.acknowledge(held);
-        }
-    }
-
-    /// The pipeline's sync thread, stepped by the seed: the deferred commit out finishes (or
-    /// not yet), and a new one starts if anything waits for one. `false`: the server stops
-    /// (a failed sync) or crashes between the sync and its finish.
-    fn pump_sync(&mut self) -> bool {
-        if let Some(pending) = self.pending.take() {
-            if !self.rng.chance(60) {
-                self.pending = Some(pending);
-                return true;
-            }
-            let synced = pending.sync();
-            if self.rng.chance(2) {
-                return false;
-            }
-            let Some(journal) = self.store.as_mut().map(Store::journal) else {
-                return false;
-            };
-            match journal.finish_commit(synced) {
-                Ok(Some(committed)) => self.release(committed),
-                Ok(None) => {}
-                Err(_) => return false,
-            }
-        }
-        let Some(journal) = self.store.as_mut().map(Store::journal) else {
-            return false;
+    /// The history thread's bus: what the pipeline published goes to the history. `false`
+    /// when the pipeline stopped.
+    fn publish(&mut self) -> Result<bool, Failure> {
+        let Some(mut server) = self.server.take() else {
+            return Err(self.fail("the server is down".into()));
         };
-        if journal.last_seq() > journal.committed_seq() {
-            match journal.start_commit() {
-                Ok(pending) => {
-                    self.pending = Some(pending);
-                    self.report.deferred_commits += 1;
+        let drained = self.drain_bus(&mut server.bus);
+        let running = server.pipeline.stopped().is_none();
+        self.server = Some(server);
+        drained.map(|()| running)
+    }
+
+    fn drain_bus(&mut self, bus: &mut broadcast::Receiver<Arc<EventBatch>>) -> Result<(), Failure> {
+        loop {
+            match bus.try_recv() {
+                Ok(batch) => {
+                    let event_seq = batch.events.last().map_or(0, |e| e.seq);
+                    self.history
+                        .published(batch.last_seq, event_seq, &batch.events);
                 }
-                Err(_) => return false,
+                Err(
+                    broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed,
+                ) => return Ok(()),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    return Err(self.fail(format!("the history fell {n} batches behind")));
+                }
             }
         }
-        true
     }
 
-    /// Waits for the deferred commit out, then commits the rest (as the pipeline does before
-    /// a snapshot). `false`: the server stops.
-    fn sync_all(&mut self) -> bool {
-        let Some(journal) = self.store.as_mut().map(Store::journal) else {
-            return false;
-        };
-        let mut committed = None;
-        if let Some(pending) = self.pending.take() {
-            match journal.finish_commit(pending.sync()) {
-                Ok(c) => committed = c,
-                Err(_) => return false,
+    /// The end of a run: the pipeline shuts down (everything appended committed, answered
+    /// and published), its engine equal to the mirror's. A sync that failed before and that
+    /// the engine thread only now takes stops it: the server is started again, and shut
+    /// down again. `true` when that recovery refused a corruption (the run ends there).
+    fn shut_down(&mut self) -> Result<bool, Failure> {
+        loop {
+            let Some(mut server) = self.server.take() else {
+                return Err(self.fail("the server is down".into()));
+            };
+            let Ok(finished) = server.pipeline.finish() else {
+                if self.crash_and_recover()? {
+                    return Ok(true);
+                }
+                self.set_faults(self.no_faults());
+                continue;
+            };
+            self.take_answers(&mut server.waiting, false)?;
+            if let Some(w) = server.waiting.front() {
+                return Err(self.fail(format!("command {} unanswered at shutdown", w.seq)));
             }
+            self.drain_bus(&mut server.bus)?;
+            if finished.state_hash != self.mirror.state_hash() {
+                return Err(self.fail(format!(
+                    "the pipeline's engine (to {}) and the mirror disagree",
+                    finished.last_seq
+                )));
+            }
+            return Ok(false);
         }
-        match journal.commit() {
-            Ok(c) => committed = committed.max(c),
-            Err(_) => return false,
-        }
-        if let Some(committed) = committed {
-            self.release(committed);
-        }
-        true
     }
 
     /// What the history must hold: a fold of every event of the acknowledged commands,
@@ -531,59 +657,41 @@ impl Run {
         Ok(reference)
     }
 
-    /// The engine's image through the checks a snapshot load makes.
+    /// The pipeline's engine (the mirror's while the server is down) through the checks a
+    /// snapshot load makes.
     fn check_invariants(&self) -> Result<(), Failure> {
-        Engine::from_image(self.engine.to_image())
+        let engine = self
+            .server
+            .as_ref()
+            .map_or(&self.mirror, |s| s.pipeline.engine());
+        Engine::from_image(engine.to_image())
             .map(drop)
             .map_err(|e| self.fail(format!("the engine broke an invariant: {e}")))
     }
 
-    /// A snapshot through the server's store, which then applies the retention; `true` when
-    /// the process crashes while writing it (by the seed, in a run with faults on). The store
-    /// writes a temporary file, syncs it and renames it: a crash leaves a prefix under the
-    /// temporary name, which recovery must pass over. One in ten written (with faults on) has
-    /// a bit flipped afterwards, which the load must refuse.
-    fn snapshot(&mut self) -> bool {
-        let seq = self.acked.last().map_or(0, |(seq, _)| *seq);
-        if seq == 0 {
-            return false;
-        }
-        let Some((bytes, fate)) =
-            write_snapshot(&mut self.rng, self.config.faults, seq, &self.engine)
-        else {
-            return false;
-        };
-        self.report.snapshots += 1;
-        let dir = self.store_config.snapshots_dir();
-        if fate == SnapshotFate::Torn {
-            self.report.crashes_in_snapshot += 1;
-            let tmp = dir.join(format!(
+    /// The process crashes while the engine thread writes a snapshot: the store's temporary
+    /// file is left with a prefix of it, which recovery must pass over.
+    fn crash_in_snapshot(&mut self) -> Result<bool, Failure> {
+        let seq = self.server()?.pipeline.next_seq();
+        if let Ok(bytes) = bourse_snapshots::encode(seq, &self.mirror.to_image()) {
+            let mut bytes = bytes.to_bytes();
+            bytes.truncate(self.rng.below(bytes.len() as u64 + 1) as usize);
+            let tmp = self.store_config.snapshots_dir().join(format!(
                 ".{}.tmp",
                 bourse_snapshots::snapshot_file_name(seq)
             ));
+            self.report.snapshots += 1;
+            self.report.crashes_in_snapshot += 1;
             let _ = std::fs::write(tmp, bytes);
-            return true;
         }
-        let Some(store) = self.store.as_mut() else {
-            return false;
-        };
-        let Ok(path) = store.write_snapshot(&self.engine, seq) else {
-            // The journal stopped (retention could not remove a segment): the server stops.
-            return true;
-        };
-        if fate == SnapshotFate::Damaged && std::fs::write(&path, bytes).is_ok() {
-            self.report.snapshots_damaged += 1;
-        }
-        false
+        self.crash_and_recover()
     }
 
     /// A crash, then recovery (which may crash too, and start over); `true` when recovery
     /// refused a corruption, which ends the run.
     fn crash_and_recover(&mut self) -> Result<bool, Failure> {
         self.report.crashes += 1;
-        self.pending = None;
-        self.held.clear();
-        self.store = None;
+        self.server = None;
         self.disk.crash();
         self.history.crash();
         self.market.crash();
@@ -648,7 +756,7 @@ impl Run {
                     break Ok(true);
                 }
                 Err(e) => return Err(self.fail(format!("recovery failed: {e}"))),
-                Ok(recovered) => {
+                Ok(mut recovered) => {
                     if let Some(cut) = &recovered.report.journal.torn_tail {
                         self.report.records_cut_after_tears += cut.records_cut;
                     }
@@ -661,18 +769,22 @@ impl Run {
                     }
                     self.report.snapshots_refused +=
                         recovered.report.skipped_snapshots.len() as u64;
-                    let bourse_store::Recovered {
-                        mut store, engine, ..
-                    } = recovered;
-                    store.set_retention_floor(std::sync::Arc::clone(&self.history.durable));
-                    self.recover(store.journal(), engine)?;
-                    self.store = Some(store);
+                    self.recover(recovered.store.journal(), &recovered.engine)?;
+                    self.start(recovered)?;
                     break Ok(false);
                 }
             }
         };
         self.set_faults(self.running_faults());
         outcome
+    }
+
+    /// No faults, torn writes as configured.
+    fn no_faults(&self) -> Faults {
+        Faults {
+            torn_any_order: self.config.torn_any_order,
+            ..Faults::default()
+        }
     }
 
     /// The faults of the run while it runs: [`FAULTS`] or none, torn writes as configured.
@@ -696,7 +808,7 @@ impl Run {
 
     /// The engine the server's store recovered (the newest good snapshot and the journal
     /// after it), checked against the acknowledged commands and a replay from nothing.
-    fn recover(&mut self, journal: &Journal<SimDisk>, engine: Engine) -> Result<(), Failure> {
+    fn recover(&mut self, journal: &Journal<SimDisk>, engine: &Engine) -> Result<(), Failure> {
         let records = read_all(journal).map_err(|e| self.fail(e))?;
         let first = journal.first_seq();
         self.report.recoveries_after_retention += u64::from(first > 1);
@@ -736,7 +848,8 @@ impl Run {
                 "the store's recovery (to {last}) and a replay from nothing disagree"
             )));
         }
-        self.engine = engine;
+        // The mirror goes on from the replay.
+        self.mirror = scratch;
         self.check_invariants()?;
         // Then the history, as the server starts it: its log, caught up from the journal.
         self.report.history_caught_up += self
@@ -744,7 +857,7 @@ impl Run {
             .recover(
                 journal,
                 &self.store_config.snapshots_dir(),
-                self.engine.event_seq(),
+                engine.event_seq(),
             )
             .map_err(|e| self.fail(format!("the history's start-up: {e}")))?;
         let reference = self.reference_history()?;
