@@ -45,6 +45,7 @@
 //! end, the history again, the market data against one that never crashed, and the state
 //! hash, for the report.
 
+mod clock;
 mod cluster;
 mod common;
 pub mod disk;
@@ -64,6 +65,7 @@ use bourse_store::{Retention, Silent, Store, StoreConfig, StoreError};
 use bourse_tests::workload::{Generator, SplitMix64};
 use tokio::sync::broadcast;
 
+pub use crate::clock::Latencies;
 pub use crate::cluster::{ClusterConfig, ClusterReport, run_cluster};
 use crate::common::{
     SnapshotFate, check_quote, damaged_snapshot_in, flip_bit, read_all, replay, snapshot_fate,
@@ -131,6 +133,10 @@ pub struct Report {
     pub fee_quotes: u64,
     /// Of those, the ones whose order filled whole in one fill at the quoted price.
     pub fee_quotes_checked: u64,
+    /// How long each acknowledged command waited for its answer, on the simulated clock.
+    pub ack_latency: Latencies,
+    /// The simulated time the run covered, ns.
+    pub simulated_ns: u64,
     pub disk: DiskCounts,
     /// The history log's disk (synced now and then: what a crash keeps of the rest is torn).
     pub history_disk: DiskCounts,
@@ -161,6 +167,8 @@ impl Report {
         self.recoveries_after_retention += other.recoveries_after_retention;
         self.history_started_over += other.history_started_over;
         self.fee_quotes_checked += other.fee_quotes_checked;
+        self.ack_latency.add(&other.ack_latency);
+        self.simulated_ns += other.simulated_ns;
         self.history_disk.add(&other.history_disk);
         self.market.add(&other.market);
         self.disk.add(&other.disk);
@@ -253,6 +261,10 @@ struct Run {
     deferred: bool,
     /// The newest command's time.
     last_ms: i64,
+    /// The simulated clock, ns (`clock.rs`).
+    clock_ns: u64,
+    /// When the sync handed to the sync thread finishes on the clock.
+    sync_end: Option<u64>,
     report: Report,
 }
 
@@ -270,6 +282,8 @@ struct Waiting {
     ticket: Ticket,
     seq: u64,
     timestamp_ms: i64,
+    /// When it was handed over, on the simulated clock.
+    arrived_ns: u64,
     bytes: Vec<u8>,
     result: Result<(), Reject>,
     events: Vec<Event>,
@@ -316,6 +330,8 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         history,
         market,
         last_ms: 0,
+        clock_ns: 0,
+        sync_end: None,
         report: Report {
             seed: config.seed,
             ..Report::default()
@@ -339,6 +355,7 @@ pub fn run(config: Config) -> Result<Report, Failure> {
         run.market.finish().map_err(|e| run.fail(e))?;
         run.report.state_hash = Some(run.mirror.state_hash());
     }
+    run.report.simulated_ns = run.clock_ns;
     run.report.disk = run.disk.counts();
     run.report.history_disk = run.history.disk.counts();
     run.report.history_started_over = run.history.started_over;
@@ -388,6 +405,12 @@ impl Run {
         if self.rng.chance(3) {
             return self.crash_and_recover();
         }
+        // The sync thread and the engine thread do what falls before the batch arrives.
+        let arrives = self.clock_ns + clock::arrival_gap(&mut self.rng);
+        if !self.run_until(arrives)? {
+            return self.crash_and_recover();
+        }
+        self.clock_ns = arrives;
         let n = 1 + self.rng.below(32);
         // A snapshot request somewhere in the batch (it travels the ring as a marker).
         let snapshot = if self.rng.chance(4) {
@@ -423,6 +446,11 @@ impl Run {
             self.disk.fail_next_sync();
         }
         self.server()?.pipeline.process();
+        if !self.deferred {
+            // The engine thread waited for the batch's sync.
+            self.clock_ns += clock::sync_duration(&mut self.rng);
+        }
+        self.schedule_sync()?;
         if let (Some(seq), Some((_, SnapshotFate::Damaged))) = (marker, snapshot) {
             let path = self
                 .store_config
@@ -440,25 +468,6 @@ impl Run {
             return self.crash_and_recover();
         }
         self.check_invariants()?;
-        if self.deferred {
-            // The sync thread's turn, then (by the seed) the engine thread's idle one.
-            let server = self.server()?;
-            if server.pipeline.sync_waiting() && self.rng.chance(60) {
-                let server = self.server()?;
-                server.pipeline.run_sync();
-                self.report.deferred_commits += 1;
-                if self.rng.chance(2) {
-                    // Synced, and not yet taken by the engine thread.
-                    return self.crash_and_recover();
-                }
-            }
-            if self.rng.chance(70) {
-                self.server()?.pipeline.idle();
-                if !self.collect()? {
-                    return self.crash_and_recover();
-                }
-            }
-        }
         if !self.publish()? || self.history.run(&mut self.rng).is_err() {
             // The history's log failed (a full disk): the server stops.
             return self.crash_and_recover();
@@ -472,6 +481,57 @@ impl Run {
             return self.crash_and_recover();
         }
         Ok(false)
+    }
+
+    /// Deferred mode: on the simulated clock up to `until`, the sync out finishes (the sync
+    /// thread's turn) and the engine thread wakes to take it (its idle turn), again while
+    /// the next sync also finishes in time. `false`: the server stops, or crashes between
+    /// a sync and its take.
+    fn run_until(&mut self, until: u64) -> Result<bool, Failure> {
+        while let Some(end) = self.sync_end.filter(|&end| end <= until) {
+            self.clock_ns = self.clock_ns.max(end);
+            self.sync_end = None;
+            self.server()?.pipeline.run_sync();
+            self.report.deferred_commits += 1;
+            if self.rng.chance(2) {
+                // Synced, and not yet taken by the engine thread.
+                return Ok(false);
+            }
+            let wake = self.clock_ns + clock::wake_delay(&mut self.rng);
+            if wake > until {
+                // The batch arrives first: the engine thread takes the sync with it.
+                return Ok(true);
+            }
+            self.clock_ns = wake;
+            self.server()?.pipeline.idle();
+            self.schedule_sync()?;
+            if !self.collect()? {
+                return Ok(false);
+            }
+            // Group commit: once the engine thread has taken a sync, everything applied is
+            // committed or in the next sync.
+            let pipeline = &self.server()?.pipeline;
+            let stats = pipeline.stats();
+            if stats.committed_seq < stats.applied_seq && !pipeline.sync_waiting() {
+                return Err(self.fail(format!(
+                    "commands {}..={} are applied, and no sync is out for them",
+                    stats.committed_seq + 1,
+                    stats.applied_seq
+                )));
+            }
+        }
+        Ok(true)
+    }
+
+    /// A sync handed to the sync thread gets its end on the clock.
+    fn schedule_sync(&mut self) -> Result<(), Failure> {
+        let waiting = self.server()?.pipeline.sync_waiting();
+        if !waiting {
+            self.sync_end = None;
+        } else if self.sync_end.is_none() {
+            self.sync_end = Some(self.clock_ns + clock::sync_duration(&mut self.rng));
+        }
+        Ok(())
     }
 
     /// The command just handed to the pipeline (`ticket`'s) goes through the mirror too,
@@ -509,10 +569,12 @@ impl Run {
         }
         let mut bytes = Vec::new();
         codec::encode(&command, &mut bytes);
+        let arrived_ns = self.clock_ns;
         self.server()?.waiting.push_back(Waiting {
             ticket,
             seq: command.seq,
             timestamp_ms: command.timestamp_ms,
+            arrived_ns,
             bytes,
             result,
             events,
@@ -528,7 +590,19 @@ impl Run {
             return Err(self.fail("the server is down".into()));
         };
         let stopped = server.pipeline.stopped();
-        let taken = self.take_answers(&mut server.waiting, stopped.is_some());
+        let committed = server.pipeline.stats().committed_seq;
+        let mut taken = self.take_answers(&mut server.waiting, stopped.is_some());
+        if let Some(w) = server.waiting.front()
+            && w.seq <= committed
+            && stopped.is_none()
+            && taken.is_ok()
+        {
+            // What is committed is answered at once.
+            taken = Err(self.fail(format!(
+                "command {} is committed (through {committed}) and not answered",
+                w.seq
+            )));
+        }
         self.server = Some(server);
         taken.map(|()| stopped.is_none())
     }
@@ -568,6 +642,7 @@ impl Run {
                         )));
                     }
                     self.report.acknowledged += 1;
+                    self.report.ack_latency.record(self.clock_ns - w.arrived_ns);
                     self.acked.push((w.seq, w.bytes));
                 }
                 _ if stopped => {}
@@ -692,6 +767,7 @@ impl Run {
     fn crash_and_recover(&mut self) -> Result<bool, Failure> {
         self.report.crashes += 1;
         self.server = None;
+        self.sync_end = None;
         self.disk.crash();
         self.history.crash();
         self.market.crash();

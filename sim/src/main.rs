@@ -79,7 +79,7 @@ fn main() {
     let d = &total.disk;
     println!(
         "{} seeds in {seconds:.1} s ({:.0} seeds/min, {:.0} batches/s): {} commands ({} acknowledged, {} deferred commits, {} fee quotes of which {} checked against a whole fill), \
-         {} crashes ({} during recovery, {} while writing a snapshot, {} recoveries failed on read errors), {} snapshots ({} damaged, {} refused at load), \
+         acknowledged in {:.2} ms at the median, {:.1} ms at p99, {:.0} ms at most over {:.0} simulated s; {} crashes ({} during recovery, {} while writing a snapshot, {} recoveries failed on read errors), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
          {} directory changes undone, {} commands caught up from the journal, {} recoveries after retention, {} history start-overs after damage; market data: {} feed messages ({} again after restarts), {} checkpoints, {} syncs ({} failed), {} full disks, {} torn sectors lost; {} failed{}",
@@ -91,6 +91,10 @@ fn main() {
         total.deferred_commits,
         total.fee_quotes,
         total.fee_quotes_checked,
+        total.ack_latency.ms(0.5),
+        total.ack_latency.ms(0.99),
+        total.ack_latency.ms(1.0),
+        total.simulated_ns as f64 / 1e9,
         total.crashes,
         total.crashes_in_recovery,
         total.crashes_in_snapshot,

@@ -1,8 +1,8 @@
 //! The simulation's fixed seeds (what the test command runs; `bourse-sim --seeds N` runs
 //! more): every seed passes every check, one seed gives the same run twice, and the seeds do
 //! inject what the simulator claims to (crashes, failed syncs, full disks, torn writes, bit
-//! flips in segments and snapshots, deferred commits, lost history and market-data writes),
-//! so a quiet simulator cannot pass for a thorough one.
+//! flips in segments and snapshots, deferred commits, slow syncs, lost history and market-data
+//! writes), so a quiet simulator cannot pass for a thorough one.
 
 use bourse_sim::{Config, Report, run};
 
@@ -84,6 +84,14 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
             total.market.messages_again,
         ),
         ("market checkpoints", total.market.checkpoints),
+        ("snapshots the pipeline was asked for", total.snapshots),
+        (
+            "acknowledgements that waited over 50 ms for a slow sync",
+            total
+                .ack_latency
+                .0
+                .count_between(50_000_000, total.ack_latency.0.max()),
+        ),
         (
             "market log sectors lost",
             total.market.disk.torn_sectors_lost,
