@@ -1,12 +1,12 @@
 //! The history read model in the simulation, as the server runs it (`bourse_history`): a
-//! thread that takes each acknowledged batch's events off the bus some time after the engine
+//! thread that takes the event batches the pipeline publishes some time after the engine
 //! applied them, appends them to its own log (on a second simulated disk) and folds them,
-//! and now and then (by the seed, as the server's thread does about once a second) syncs the
-//! log and raises the journal's retention floor to what it holds durably; at start-up the log
-//! is read back (damage cut, as its `Repair` mode does) and `catch_up` replays the command
-//! journal for whatever the log lost. Checked after every
-//! recovery and at the end of a run: the model holds exactly the records of a fold of every
-//! event of the journal's commands, replayed from nothing.
+//! and now and then (by the seed, as the server's thread does about once a second) starts a
+//! sync of the log on its sync thread, which lands some steps later and raises the journal's
+//! retention floor to what it covered. At start-up the log is read back (damage cut, as its
+//! `Repair` mode does) and `catch_up` replays the command journal for whatever the log lost.
+//! Checked after every recovery and at the end of a run: the model holds exactly the records
+//! of a fold of every event of the journal's commands, replayed from nothing.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bourse_engine::{Engine, Event, Limits};
 use bourse_history::{Entry, History, HistoryLog, catch_up};
-use bourse_journal::{Journal, PrepareNext};
+use bourse_journal::{Journal, PendingCommit, PrepareNext};
 use bourse_tests::workload::SplitMix64;
 
 use crate::disk::{Faults, SimDisk};
@@ -32,6 +32,11 @@ pub(crate) struct SimHistory {
     behind: VecDeque<(u64, u64, Vec<Entry>)>,
     /// The command through which the log is durable: the store's retention floor.
     pub(crate) durable: Arc<AtomicU64>,
+    /// The history's sync thread: a sync started (`HistoryLog::start_sync`) and not yet
+    /// landed, with the command it covers through.
+    sync_out: Option<(PendingCommit, u64)>,
+    /// Syncs started on the sync thread and landed.
+    pub(crate) syncs_landed: u64,
     /// Events the history lost for good: `(after, through)`. A bit flipped in the log cuts
     /// it at the damage; when the journal no longer reaches back that far (retention), the
     /// history starts over at the engine's event, as the server does, and says so.
@@ -51,6 +56,8 @@ impl SimHistory {
             model,
             behind: VecDeque::new(),
             durable: Arc::default(),
+            sync_out: None,
+            syncs_landed: 0,
             gaps: Vec::new(),
             started_over: 0,
         })
@@ -62,15 +69,25 @@ impl SimHistory {
         self.behind.push_back((through, event_seq, entries));
     }
 
-    /// The thread takes what is on the bus, or (by the seed) falls behind for now. An append
-    /// that fails (a full disk) stops the server: `Err`.
+    /// The thread takes what is on the bus, or (by the seed) falls behind for now; then, as
+    /// the server's history thread does about once a second, it starts a sync on its sync
+    /// thread, or lands the one out (raising the retention floor to what it covered). An
+    /// append or a sync that fails (a full disk, EIO) stops the server: `Err`.
     pub(crate) fn run(&mut self, rng: &mut SplitMix64) -> Result<(), String> {
         if rng.chance(30) {
             return Ok(());
         }
         self.drain()?;
-        if rng.chance(20) {
-            self.sync()?;
+        let log = self.log.as_mut().ok_or("the history log is not open")?;
+        match self.sync_out.take() {
+            Some((pending, through)) if rng.chance(50) => {
+                log.finish_sync(pending.sync())?;
+                self.durable.fetch_max(through, Ordering::AcqRel);
+                self.syncs_landed += 1;
+            }
+            Some(out) => self.sync_out = Some(out),
+            None if rng.chance(20) => self.sync_out = Some(log.start_sync()?),
+            None => {}
         }
         Ok(())
     }
@@ -87,6 +104,7 @@ impl SimHistory {
     /// The process is gone: the bus and the model with it; the disk keeps what it keeps.
     pub(crate) fn crash(&mut self) {
         self.log = None;
+        self.sync_out = None;
         self.behind.clear();
         self.model = History::default();
         self.disk.crash();

@@ -122,6 +122,9 @@ pub struct Report {
     /// Start-ups at which the history started over at the engine's event, a bit flipped in
     /// its log having cut what the retired journal could no longer replay.
     pub history_started_over: u64,
+    /// Syncs of the history log started on its sync thread and landed (each raising the
+    /// retention floor).
+    pub history_syncs: u64,
     /// Fee quotes asked before limit orders (each checked against the fee charged when the
     /// order filled whole at the quoted price).
     pub fee_quotes: u64,
@@ -160,6 +163,7 @@ impl Report {
         self.fee_quotes += other.fee_quotes;
         self.recoveries_after_retention += other.recoveries_after_retention;
         self.history_started_over += other.history_started_over;
+        self.history_syncs += other.history_syncs;
         self.fee_quotes_checked += other.fee_quotes_checked;
         self.ack_latency.add(&other.ack_latency);
         self.simulated_ns += other.simulated_ns;
@@ -314,6 +318,7 @@ pub fn run(config: Config) -> Result<Report, Failure> {
     run.report.disk = run.disk.counts();
     run.report.history_disk = run.history.disk.counts();
     run.report.history_started_over = run.history.started_over;
+    run.report.history_syncs = run.history.syncs_landed;
     run.report.market.disk = run.market.disk_counts();
     Ok(run.report)
 }

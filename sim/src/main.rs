@@ -82,7 +82,7 @@ fn main() {
          acknowledged in {:.2} ms at the median, {:.1} ms at p99, {:.0} ms at most over {:.0} simulated s; {} crashes ({} during recovery, {} while writing a snapshot, {} recoveries failed on read errors), {} snapshots ({} damaged, {} refused at load), \
          {} syncs ({} failed), {} full disks, {} torn sectors lost ({} records after them cut), {} directory changes undone, \
          {} bits flipped ({} runs ended on a refused corruption); history log: {} torn sectors lost, \
-         {} directory changes undone, {} commands caught up from the journal, {} recoveries after retention, {} history start-overs after damage; market data: {} feed messages ({} again after restarts), {} checkpoints, {} syncs ({} failed), {} full disks, {} torn sectors lost; {} failed{}",
+         {} directory changes undone, {} syncs landed, {} commands caught up from the journal, {} recoveries after retention, {} history start-overs after damage; market data: {} feed messages ({} again after restarts), {} checkpoints, {} syncs ({} failed), {} full disks, {} torn sectors lost; {} failed{}",
         seeds.len(),
         seeds.len() as f64 * 60.0 / seconds.max(1e-9),
         total.batches as f64 / seconds.max(1e-9),
@@ -112,6 +112,7 @@ fn main() {
         refused,
         total.history_disk.torn_sectors_lost,
         total.history_disk.dir_changes_undone,
+        total.history_syncs,
         total.history_caught_up,
         total.recoveries_after_retention,
         total.history_started_over,

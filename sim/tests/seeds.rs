@@ -85,6 +85,7 @@ fn the_fixed_seeds_pass_every_check_and_inject_every_fault() {
         ),
         ("market checkpoints", total.market.checkpoints),
         ("snapshots the pipeline was asked for", total.snapshots),
+        ("history syncs landed", total.history_syncs),
         (
             "acknowledgements that waited over 50 ms for a slow sync",
             total
