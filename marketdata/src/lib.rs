@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod fixed;
 mod log;
 pub mod market;
+pub mod placement;
 pub mod reader;
 pub mod record;
 pub mod sim;

@@ -3,6 +3,7 @@
 mod admin;
 mod consume;
 mod outage;
+mod partitioner;
 mod rebalance;
 mod restart;
 mod support;
