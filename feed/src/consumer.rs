@@ -1,8 +1,9 @@
 //! The consumer: one OS thread running an rdkafka `BaseConsumer` on one topic, starting each
 //! partition at the caller's offset and handing every message to the caller's handler.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,12 @@ pub enum AssignmentMode {
     /// (no rebalances; partitions added later are not read). `group_id` is still used for the
     /// monitoring commits.
     AllPartitions,
+    /// Assign the partitions the caller names, without group membership: none at start, then
+    /// whatever [`Consumer::set_partitions`] says, changed while running (a node of the market
+    /// data tier reads the partitions it holds). Each partition added starts at the caller's
+    /// offset; one removed is no longer handed over. `group_id` is still used for the
+    /// monitoring commits.
+    Given,
 }
 
 /// Configuration of a [`Consumer`]. Build it with [`ConsumerConfig::new`] and change fields.
@@ -231,6 +238,8 @@ pub struct FeedMessage<'a> {
 /// `Consumer` stops the thread too, but only [`Consumer::stop`] gives the handler back.
 pub struct Consumer<H> {
     stop_requested: Arc<AtomicBool>,
+    /// [`AssignmentMode::Given`]: the partitions asked for and not yet taken by the thread.
+    wanted: Arc<Mutex<Option<BTreeSet<i32>>>>,
     stats: Arc<FeedStats>,
     thread: Option<JoinHandle<Result<H, FeedError>>>,
 }
@@ -275,14 +284,16 @@ where
         let consumer = BaseConsumer::from_config_and_context(&config.client_config(), context)
             .map_err(FeedError::kafka("consumer creation"))?;
         let stop_requested = Arc::new(AtomicBool::new(false));
+        let wanted = Arc::new(Mutex::new(None));
         let thread = {
             let stop_requested = Arc::clone(&stop_requested);
+            let wanted = Arc::clone(&wanted);
             let stats = Arc::clone(&stats);
             std::thread::Builder::new()
                 .name("bourse-feed".into())
                 .spawn(move || {
                     let close_timeout = config.close_timeout;
-                    let mut run = Run::new(consumer, config, stop_requested);
+                    let mut run = Run::new(consumer, config, stop_requested, wanted);
                     let result = run.run(handler);
                     close_within(run.consumer, close_timeout);
                     stats.set_stopped();
@@ -292,6 +303,7 @@ where
         };
         Ok(Consumer {
             stop_requested,
+            wanted,
             stats,
             thread: Some(thread),
         })
@@ -314,6 +326,15 @@ impl<H> Consumer<H> {
     /// [`Consumer::stop`]).
     pub fn request_stop(&self) {
         self.stop_requested.store(true, Ordering::Relaxed);
+    }
+
+    /// [`AssignmentMode::Given`]: read exactly `partitions` from now on. The thread takes the
+    /// change between two batches: partitions added start at the caller's offset (the
+    /// `offsets` callback), and no message of a partition removed is handed over after that.
+    /// The newest call wins over one not yet taken. Ignored in the other modes.
+    pub fn set_partitions(&self, partitions: impl IntoIterator<Item = i32>) {
+        let set = partitions.into_iter().collect();
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner()) = Some(set);
     }
 
     /// The live counters of this consumer.
@@ -350,6 +371,7 @@ struct Run {
     consumer: BaseConsumer<FeedContext>,
     config: ConsumerConfig,
     stop_requested: Arc<AtomicBool>,
+    wanted: Arc<Mutex<Option<BTreeSet<i32>>>>,
     slots: Vec<Slot>,
 }
 
@@ -358,12 +380,14 @@ impl Run {
         consumer: BaseConsumer<FeedContext>,
         config: ConsumerConfig,
         stop_requested: Arc<AtomicBool>,
+        wanted: Arc<Mutex<Option<BTreeSet<i32>>>>,
     ) -> Run {
         let slots = vec![Slot::Unassigned; config.partitions_max];
         Run {
             consumer,
             config,
             stop_requested,
+            wanted,
             slots,
         }
     }
@@ -379,11 +403,15 @@ impl Run {
                 .subscribe(&[&self.config.topic])
                 .map_err(FeedError::kafka("subscribe"))?,
             AssignmentMode::AllPartitions => self.assign_all()?,
+            AssignmentMode::Given => {}
         }
         let mut last_commit = Instant::now();
         let mut probes_seen: Vec<Option<Probe>> = vec![None; self.slots.len()];
         let mut last_probe_check = Instant::now();
         while !self.stopping() {
+            if self.config.assignment == AssignmentMode::Given {
+                self.take_wanted()?;
+            }
             self.poll_batch(&mut handler)?;
             if last_probe_check.elapsed() >= PROBE_STALL {
                 self.rewind_stalled_probes(&mut probes_seen);
@@ -489,6 +517,61 @@ impl Run {
                 context.note_error("seek", &error);
             }
         }
+    }
+
+    /// [`AssignmentMode::Given`]: applies the newest [`Consumer::set_partitions`] not yet
+    /// taken: unassigns what is no longer wanted, then assigns what is new at the caller's
+    /// offsets.
+    fn take_wanted(&mut self) -> Result<(), FeedError> {
+        let Some(wanted) = self.wanted.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(());
+        };
+        let assigned: BTreeSet<i32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| **slot != Slot::Unassigned)
+            .filter_map(|(index, _)| i32::try_from(index).ok())
+            .collect();
+        let topic = self.config.topic.clone();
+        let rewind = self.config.start_rewind_messages;
+        let removed: Vec<i32> = assigned.difference(&wanted).copied().collect();
+        if !removed.is_empty() {
+            let mut tpl = TopicPartitionList::with_capacity(removed.len());
+            for &partition in &removed {
+                tpl.add_partition(&topic, partition);
+            }
+            self.consumer
+                .incremental_unassign(&tpl)
+                .map_err(FeedError::kafka("unassign"))?;
+            let stats = self.consumer.context().stats();
+            apply_change(
+                &mut self.slots,
+                stats,
+                rewind,
+                AssignmentChange::Revoked(removed),
+            )?;
+        }
+        let added: Vec<i32> = wanted.difference(&assigned).copied().collect();
+        if !added.is_empty() {
+            let mut tpl = TopicPartitionList::with_capacity(added.len());
+            for &partition in &added {
+                tpl.add_partition(&topic, partition);
+            }
+            let context = self.consumer.context();
+            let starts = context.start_offsets(&mut tpl)?;
+            self.consumer
+                .incremental_assign(&tpl)
+                .map_err(FeedError::kafka("assign"))?;
+            let stats = self.consumer.context().stats();
+            apply_change(
+                &mut self.slots,
+                stats,
+                rewind,
+                AssignmentChange::Assigned(starts),
+            )?;
+        }
+        Ok(())
     }
 
     /// Assigns every partition of the topic at the caller's offsets, retrying the metadata

@@ -2,6 +2,7 @@
 
 mod admin;
 mod consume;
+mod given;
 mod outage;
 mod partitioner;
 mod rebalance;
