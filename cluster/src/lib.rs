@@ -24,6 +24,8 @@
 //!   behind the log by more than its bound.
 //! - [`Checkpointer`]: every replica's state hash at deterministic offsets, published and
 //!   compared; the replica a majority disagrees with stops.
+//! - [`Members`]: which nodes are alive (heartbeats on the members topic), for the market
+//!   data tier's placement of partitions.
 //! - [`check_topic`], [`create_command_topic`]: the topic's replication, `min.insync.replicas`
 //!   and unclean leader election, read through the admin API and checked before use.
 //!
@@ -32,6 +34,7 @@
 mod checkpoint;
 mod error;
 mod freshness;
+mod members;
 mod proposer;
 mod reader;
 mod replica;
@@ -44,6 +47,7 @@ pub use error::LogError;
 pub use freshness::{
     Applied, Freshness, FreshnessStatus, FreshnessTracker, Moment, Stale, probe_interval,
 };
+pub use members::{Member, MemberView, Members, MembersConfig, members_topic};
 pub use proposer::{ProposeError, ProposeTimes, Proposed, Proposer, first_request};
 pub use reader::{LogReader, LogRecord, ReaderConfig};
 pub use replica::{Answers, Replica, log_command, log_record, parse_key, record_key};

@@ -305,3 +305,57 @@ fn a_replica_may_resume_only_inside_the_log() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Three nodes' heartbeats on one members topic: each sees the others, a node stopped is
+/// dead to the others after the timeout, and back when it starts again.
+#[test]
+fn members_see_each_other_and_a_stopped_node_goes_and_comes_back() -> anyhow::Result<()> {
+    use bourse_cluster::{Member, Members, MembersConfig, members_topic};
+    let broker = TansuBroker::start()?;
+    let brokers = broker.brokers();
+    let topic = members_topic("test");
+    bourse_feed::create_topic(&brokers, &topic, 1)?;
+    let member = |node: u16| Member {
+        node,
+        addr: format!("http://127.0.0.1:{}", 9000 + node),
+    };
+    let start = |node: u16| {
+        Members::start(MembersConfig {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(600),
+            ..MembersConfig::new(&brokers, &topic, member(node))
+        })
+    };
+    let ids = |members: &Members| -> Vec<u16> { members.live().iter().map(|m| m.node).collect() };
+    let wait = |what: &str, condition: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + CATCH_UP;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let one = start(1)?;
+    let mut two = Some(start(2)?);
+    let three = start(3)?;
+    wait("everyone live everywhere", &|| {
+        ids(&one) == [1, 2, 3]
+            && ids(&three) == [1, 2, 3]
+            && two.as_ref().is_some_and(|two| ids(two) == [1, 2, 3])
+    });
+    assert_eq!(
+        one.live()[1],
+        member(2),
+        "the address travels with the heartbeat"
+    );
+    if let Some(two) = two.take() {
+        two.stop();
+    }
+    wait("node 2 dead to 1 and 3", &|| {
+        ids(&one) == [1, 3] && ids(&three) == [1, 3]
+    });
+    let two = start(2)?;
+    wait("node 2 back", &|| {
+        ids(&one) == [1, 2, 3] && ids(&three) == [1, 2, 3] && ids(&two) == [1, 2, 3]
+    });
+    Ok(())
+}
