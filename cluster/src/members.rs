@@ -127,9 +127,9 @@ const MEMBERS_FETCH_WAIT: Duration = Duration::from_millis(50);
 /// This node's heartbeats and its view of the others'.
 pub struct Members {
     view: Arc<Mutex<MemberView<Instant>>>,
-    reader: Option<LogReader>,
+    reader: Mutex<Option<LogReader>>,
     stop: Arc<AtomicBool>,
-    beating: Option<JoinHandle<()>>,
+    beating: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Members {
@@ -187,9 +187,9 @@ impl Members {
         };
         Ok(Members {
             view,
-            reader: Some(reader),
+            reader: Mutex::new(Some(reader)),
             stop,
-            beating: Some(beating),
+            beating: Mutex::new(Some(beating)),
         })
     }
 
@@ -199,18 +199,14 @@ impl Members {
     }
 
     /// Stops the heartbeats and the reading: the others see this node dead after their
-    /// timeout.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
+    /// timeout. This node then sees only itself.
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(beating) = self.beating.take() {
+        if let Some(beating) = lock(&self.beating).take() {
             beating.thread().unpark();
             let _ = beating.join();
         }
-        if let Some(reader) = self.reader.take() {
+        if let Some(reader) = lock(&self.reader).take() {
             let _ = reader.stop();
         }
     }
@@ -218,7 +214,7 @@ impl Members {
 
 impl Drop for Members {
     fn drop(&mut self) {
-        self.halt();
+        self.stop();
     }
 }
 

@@ -52,6 +52,9 @@ pub struct NodeStatus {
     /// Checkpoints at which every node agreed with this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoints_agreed: Option<u64>,
+    /// `market-tier = partitioned`: the tick topic's partitions this node holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<crate::tier::TierStatus>,
     /// Why the peer could not be asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -99,6 +102,7 @@ fn own_status(state: &AppState) -> NodeStatus {
         behind_ms: status.behind.map(millis),
         heard_ms_ago: status.heard_ago.map(millis),
         checkpoints_agreed: info.checkpoints.as_ref().map(|c| c.agreed()),
+        market: info.market_tier.as_ref().map(|tier| tier.status()),
         error: None,
     }
 }

@@ -61,6 +61,7 @@ pub mod requests;
 pub mod router;
 pub mod schema;
 pub mod state;
+pub mod tier;
 pub mod wallet;
 pub mod web;
 pub mod ws;

@@ -21,12 +21,26 @@ pub async fn get(
     bearer: Option<&str>,
     body_max: usize,
 ) -> Result<PeerAnswer, String> {
+    get_with(base, path, bearer, &[], body_max).await
+}
+
+/// [`get`] with more request headers.
+pub async fn get_with(
+    base: &str,
+    path: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body_max: usize,
+) -> Result<PeerAnswer, String> {
     let uri: axum::http::Uri = format!("{}{path}", base.trim_end_matches('/'))
         .parse()
         .map_err(|e| format!("bad peer address {base:?}: {e}"))?;
     let mut request = axum::http::Request::get(uri);
     if let Some(token) = bearer {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(http_body_util::Empty::<Bytes>::new())

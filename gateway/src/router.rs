@@ -94,6 +94,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::tier::route_products,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             crate::cluster_api::freshness_gate,
         ))
         .layer(middleware::from_fn(crate::offset::offset_header))

@@ -25,6 +25,9 @@ pub struct ClusterInfo {
     pub peers: Vec<String>,
     /// This node's checkpoints, when it takes part in them.
     pub checkpoints: Option<Arc<bourse_cluster::Checkpointer>>,
+    /// The market-data tier (`market-tier = partitioned`): which partitions this node holds,
+    /// and where a product it does not hold is answered.
+    pub market_tier: Option<Arc<crate::tier::MarketTier>>,
 }
 
 /// The API's own settings (the server's settings carry them).

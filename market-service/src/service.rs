@@ -245,14 +245,15 @@ impl MarketService {
     /// Starts the Kafka consumer of `topic`: each partition starts at the offset the market
     /// data stored with its state, every message is parsed on the consumer's thread and
     /// handed to the ingest thread. A malformed message also goes to `dead_letter`, if set.
-    /// With `use_group` the group coordinator shares the partitions among the gateways of
-    /// `group`; without, this gateway reads every partition.
+    /// `assignment` says which partitions: the group coordinator shares them among the
+    /// gateways of `group`, this gateway reads every one, or those it is given
+    /// ([`MarketService::set_partitions`]: the market-data tier's placement).
     pub fn start_kafka(
         &self,
         brokers: &str,
         topic: &str,
         group: &str,
-        use_group: bool,
+        assignment: bourse_feed::AssignmentMode,
         dead_letter: Option<String>,
     ) -> Result<(), String> {
         let market = Arc::clone(&self.market);
@@ -294,15 +295,37 @@ impl MarketService {
                 let _ = tx.send(input);
             });
         let mut config = bourse_feed::ConsumerConfig::new(brokers, topic, group);
-        if !use_group {
-            config.assignment = bourse_feed::AssignmentMode::AllPartitions;
-        }
+        config.assignment = assignment;
         let consumer = bourse_feed::Consumer::start(config, offsets, handler)
             .map_err(|e| format!("cannot start the Kafka consumer: {e}"))?;
         *self.kafka_stats.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Arc::clone(consumer.stats()));
         *self.kafka.lock().unwrap_or_else(|e| e.into_inner()) = Some(consumer);
         Ok(())
+    }
+
+    /// [`bourse_feed::AssignmentMode::Given`]: read exactly these partitions from now on,
+    /// each from the offset stored with the market data's state (see
+    /// `bourse_feed::Consumer::set_partitions`).
+    pub fn set_partitions(&self, partitions: &[i32]) {
+        if let Some(consumer) = self
+            .kafka
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            consumer.set_partitions(partitions.iter().copied());
+        }
+    }
+
+    /// The Kafka consumer's lag on each partition it reads (empty without one).
+    pub fn partition_lags(&self) -> Vec<bourse_feed::PartitionLag> {
+        self.kafka_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|stats| stats.lags())
+            .unwrap_or_default()
     }
 
     /// Stops the sources, then the ingest thread after a last checkpoint.

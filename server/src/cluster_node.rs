@@ -138,6 +138,7 @@ impl ClusterNode {
                     .map(|peers| peers.0.clone())
                     .unwrap_or_default(),
                 checkpoints,
+                market_tier: None,
             },
             roles,
             snapshots: LogSnapshots {

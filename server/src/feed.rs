@@ -20,15 +20,15 @@ use bourse_pipeline::Handle;
 use crate::feed_sim::FeedSimArgs;
 use crate::settings::{FeedMode, ServeConfig};
 
-/// Partitions of a tick topic a cluster's roles node creates.
-const TICK_PARTITIONS: i32 = 3;
-
 /// The running feed (see the module docs).
 pub(crate) struct Feed {
     /// Bourse products defined in the market data so far.
     defined: usize,
     /// The simulator publishing to Kafka (a cluster's roles node).
     publisher: Option<(Arc<AtomicBool>, JoinHandle<anyhow::Result<()>>)>,
+    /// `market-tier = partitioned`: the tick topic's partitions, read as the placement gives
+    /// them (`bourse_gateway::tier`).
+    pub(crate) partitioned: Option<u32>,
 }
 
 impl Feed {
@@ -43,6 +43,7 @@ impl Feed {
         let mut feed = Feed {
             defined: 0,
             publisher: None,
+            partitioned: None,
         };
         feed.define_new_products(market, handle)?;
         match (config.feed, cluster) {
@@ -70,21 +71,41 @@ impl Feed {
                     brokers,
                     &config.kafka_topic,
                     &config.kafka_group,
-                    config.kafka_assignment_group,
+                    if config.kafka_assignment_group {
+                        bourse_feed::AssignmentMode::Group
+                    } else {
+                        bourse_feed::AssignmentMode::AllPartitions
+                    },
                     config.kafka_dead_letter.clone(),
                 )?;
             }
             (mode, Some((node, roles))) => {
                 let brokers = brokers(config)?;
-                bourse_feed::create_topic(brokers, &config.kafka_topic, TICK_PARTITIONS)
+                bourse_feed::create_topic(brokers, &config.kafka_topic, config.tick_partitions)
                     .map_err(|e| format!("cannot create the tick topic: {e}"))?;
+                if config.market_partitioned {
+                    let counted = bourse_feed::partition_count(
+                        brokers,
+                        &config.kafka_topic,
+                        std::time::Duration::from_secs(30),
+                    )
+                    .map_err(|e| format!("cannot count the tick topic's partitions: {e}"))?
+                    .ok_or("the tick topic has no partitions")?;
+                    feed.partitioned = Some(
+                        u32::try_from(counted)
+                            .map_err(|_| format!("{counted} partitions of the tick topic"))?,
+                    );
+                }
                 if mode == FeedMode::Sim && roles {
                     feed.publisher = Some(publish_simulator(config, brokers)?);
                 }
                 let group = format!("{}-node{node}", config.kafka_group);
                 tracing::info!(
-                    "market data: every partition of the Kafka topic {} on {brokers} (group \
-                     {group}){}",
+                    "market data: {} of the Kafka topic {} on {brokers} (group {group}){}",
+                    match feed.partitioned {
+                        Some(n) => format!("the partitions this node holds, of {n},"),
+                        None => "every partition".to_owned(),
+                    },
                     config.kafka_topic,
                     if feed.publisher.is_some() {
                         ", which this node's simulator publishes to"
@@ -96,7 +117,11 @@ impl Feed {
                     brokers,
                     &config.kafka_topic,
                     &group,
-                    false,
+                    if feed.partitioned.is_some() {
+                        bourse_feed::AssignmentMode::Given
+                    } else {
+                        bourse_feed::AssignmentMode::AllPartitions
+                    },
                     config.kafka_dead_letter.clone(),
                 )?;
             }
@@ -158,7 +183,7 @@ fn publish_simulator(
     let args = FeedSimArgs {
         brokers: brokers.to_owned(),
         topic: config.kafka_topic.clone(),
-        partitions: TICK_PARTITIONS,
+        partitions: config.tick_partitions,
         products: config.sim_products,
         rate: config.sim_rate,
         batch: 1,

@@ -32,6 +32,7 @@ pub mod feed_sim;
 mod join;
 pub mod liquidity;
 pub mod load;
+mod market_tier;
 pub mod recover;
 mod server;
 pub mod settings;

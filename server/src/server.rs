@@ -162,6 +162,8 @@ pub struct Server {
     cluster: Option<ClusterNode>,
     /// Where ticks come from; Bourse's products in the market data.
     feed: Feed,
+    /// `market-tier = partitioned`: the placement of the tick topic's partitions.
+    market_tier: Option<Arc<bourse_gateway::tier::MarketTier>>,
     history: HistoryHandle,
     history_thread: JoinHandle<()>,
     market: Arc<MarketService>,
@@ -333,6 +335,12 @@ impl Server {
                 .as_ref()
                 .map(|node| (config.node_id, node.runs_roles())),
         )?;
+        let market_tier = match feed.partitioned {
+            Some(partitions) => Some(crate::market_tier::start_market_tier(
+                config, partitions, &market,
+            )?),
+            None => None,
+        };
         let liquidity = if config.liquidity && config.feed != FeedMode::Off && runs_roles {
             let started = Liquidity::start(access.clone(), Arc::clone(&market), &history)?;
             tracing::info!("liquidity provider quoting every product the feed prices");
@@ -363,7 +371,9 @@ impl Server {
                     &api,
                 );
                 if let Some(node) = &cluster {
-                    state = state.in_cluster(node.sequencer(), node.info());
+                    let mut info = node.info();
+                    info.market_tier = market_tier.clone();
+                    state = state.in_cluster(node.sequencer(), info);
                 }
                 api_state = Some(state.clone());
                 let server = bourse_gateway::http::Server::start(addr, state)?;
@@ -408,6 +418,7 @@ impl Server {
             handle,
             cluster,
             feed,
+            market_tier,
             history,
             history_thread,
             market,
@@ -497,6 +508,7 @@ impl Server {
             handle,
             cluster,
             feed,
+            market_tier,
             history,
             history_thread,
             market,
@@ -516,6 +528,9 @@ impl Server {
         let load_summary = load.map(Load::stop);
         if let Some(liquidity) = liquidity {
             liquidity.stop();
+        }
+        if let Some(tier) = market_tier {
+            tier.stop();
         }
         feed.stop();
         // Nothing more from the log: what the pipeline was handed is drained below.

@@ -43,6 +43,9 @@ pub struct Peers(pub Vec<String>);
 /// The highest node id.
 pub const NODE_ID_MAX: u64 = 1023;
 
+/// The most partitions a tick topic may have (the feed consumer's table).
+pub const TICK_PARTITIONS_MAX: u64 = bourse_feed::PARTITIONS_MAX as u64;
+
 /// Where the configuration file is named: `--config FILE` or this variable.
 pub const CONFIG_ENV: &str = "BOURSE_CONFIG";
 
@@ -357,6 +360,35 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_JOIN_FROM", default_value = "off")]
     #[arg(value_name = "URL|off", value_parser = off_or(peer))]
     pub join_from: std::option::Option<String>,
+    /// In a cluster, all: every node reads every partition of the tick topic; partitioned:
+    /// each node reads the partitions it holds (owner or standby, placed by rendezvous hashing
+    /// over the live nodes) and asks a holder for the products it does not hold
+    /// (docs/market-data.md, "Across nodes").
+    #[arg(
+        long = "market-tier",
+        env = "BOURSE_MARKET_TIER",
+        default_value = "all"
+    )]
+    #[arg(action = ArgAction::Set, value_parser = OneOf(&[("all", false), ("partitioned", true)]))]
+    pub market_partitioned: bool,
+    /// Partitions of the tick topic a cluster creates (an existing topic keeps its own).
+    #[arg(long, env = "BOURSE_TICK_PARTITIONS", default_value = "3")]
+    #[arg(value_parser = whole::<i32>(1, TICK_PARTITIONS_MAX))]
+    pub tick_partitions: i32,
+    /// market-tier = partitioned: how many nodes hold each partition (an owner and standbys).
+    #[arg(long, env = "BOURSE_MARKET_COPIES", default_value = "2")]
+    #[arg(value_parser = whole::<usize>(1, 16))]
+    pub market_copies: usize,
+    /// How the tick feed's producer picks a symbol's partition: crc32 (librdkafka's default,
+    /// what feed-sim uses) or murmur2 (the Java client's default).
+    #[arg(long, env = "BOURSE_TICK_PARTITIONER", default_value = "crc32")]
+    #[arg(value_parser = partitioner)]
+    pub tick_partitioner: bourse_marketdata::placement::Partitioner,
+    /// The address the other nodes reach this node's HTTP API at (auto: http:// and
+    /// http-addr).
+    #[arg(long, env = "BOURSE_CLUSTER_ADVERTISE", default_value = "auto")]
+    #[arg(value_name = "URL|auto", value_parser = auto_or(peer))]
+    pub cluster_advertise: std::option::Option<String>,
     /// The node that runs what must run once: the default catalogue, the liquidity provider
     /// and the periodic snapshot records.
     #[arg(long, env = "BOURSE_ROLES_NODE", default_value = "0")]
@@ -844,13 +876,19 @@ mod tests {
             (c.cluster_peers.as_ref(), c.join_from.as_deref()),
             (None, None)
         );
+        assert!(!c.market_partitioned && c.cluster_advertise.is_none());
+        assert_eq!((c.tick_partitions, c.market_copies), (3, 2));
+        assert_eq!(
+            c.tick_partitioner,
+            bourse_marketdata::placement::Partitioner::Crc32
+        );
         assert!(loaded.origins.is_empty());
         // Every setting is shown, with its default, in the order of --help.
         let command = commands();
         let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
         let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(shown_keys, keys);
-        assert_eq!(keys.len(), 50);
+        assert_eq!(keys.len(), 55);
         for arg in settings(&command) {
             let key = arg.get_long().unwrap();
             let default = arg.get_default_values()[0].to_str().unwrap();

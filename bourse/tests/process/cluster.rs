@@ -1006,3 +1006,191 @@ fn the_simulator_runs_on_one_node_and_every_node_charts_its_ticks() {
         );
     }
 }
+
+/// The products of the partitioned market-data test, and their ticks: `MT00000`... each with
+/// ticks of sequence numbers `seqs`, all in one minute.
+const TIER_PRODUCTS: usize = 1200;
+/// The minute every tick of the test falls in (1,764,000,000,000 ms is a multiple of 60,000).
+const TIER_T0: i64 = 1_764_000_000_000;
+
+fn tier_symbol(i: usize) -> String {
+    format!("MT{i:05}")
+}
+
+/// Tick `seq` of product `i`: (price, size, ts).
+fn tier_tick(i: usize, seq: i64) -> (Decimal, Decimal, i64) {
+    let price = Decimal::new(1000 + (i as i64 % 90) * 100 + (seq * 37) % 50, 2);
+    (price, Decimal::from(seq), TIER_T0 + seq * 1000)
+}
+
+/// Publishes ticks `seqs` of every product, one message a product keyed by its symbol
+/// (librdkafka's default partitioner, which `tick-partitioner = crc32` recomputes).
+fn publish_tier_ticks(brokers: &str, seqs: std::ops::RangeInclusive<i64>) {
+    let producer = bourse_feed::Producer::new(&bourse_feed::ProducerConfig::new(brokers)).unwrap();
+    for i in 0..TIER_PRODUCTS {
+        let symbol = tier_symbol(i);
+        let items: Vec<Value> = seqs
+            .clone()
+            .map(|seq| {
+                let (price, size, ts) = tier_tick(i, seq);
+                json!({"symbol": symbol, "price": price.to_string(), "size": size.to_string(),
+                       "ts": ts, "seq": seq})
+            })
+            .collect();
+        let payload = Value::Array(items).to_string();
+        let record = bourse_feed::Record::keyed("ticks", symbol.as_bytes(), payload.as_bytes());
+        producer
+            .send_blocking(&record, Duration::from_secs(30))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// The one-minute candle of product `i` after ticks `1..=last`: open, high, low, close,
+/// volume, count.
+fn tier_candle(i: usize, last: i64) -> (Decimal, Decimal, Decimal, Decimal, Decimal, u64) {
+    let ticks: Vec<_> = (1..=last).map(|seq| tier_tick(i, seq)).collect();
+    let prices = ticks.iter().map(|t| t.0);
+    (
+        ticks[0].0,
+        prices.clone().max().unwrap(),
+        prices.min().unwrap(),
+        ticks[ticks.len() - 1].0,
+        ticks.iter().map(|t| t.1).sum(),
+        ticks.len() as u64,
+    )
+}
+
+/// Whether `client` answers product `i` with the newest of ticks `1..=last` as its price.
+fn tier_price_is(client: &Client, i: usize, last: i64) -> bool {
+    let path = format!("/api/v1/products/{}", tier_symbol(i));
+    match client.try_call_with_head("GET", &path, None, &Value::Null, REQUEST_TIMEOUT) {
+        Ok((200, _, body)) => {
+            body["currentPrice"]
+                .as_str()
+                .and_then(|p| p.parse::<Decimal>().ok())
+                == Some(tier_tick(i, last).0)
+        }
+        _ => false,
+    }
+}
+
+/// Product `i`'s one-minute candle through `client` equals the aggregate of ticks `1..=last`.
+fn check_tier_candle(client: &Client, i: usize, last: i64) {
+    let path = format!("/api/v1/products/{}/candles?interval=1m", tier_symbol(i));
+    let (status, body) = client.call("GET", &path, None, &Value::Null);
+    assert_eq!(status, 200, "{path} via {}: {body}", client.addr);
+    let candles = body.as_array().unwrap();
+    assert_eq!(candles.len(), 1, "{path} via {}: {body}", client.addr);
+    let c = &candles[0];
+    let got = (
+        dec(&c["open"]),
+        dec(&c["high"]),
+        dec(&c["low"]),
+        dec(&c["close"]),
+        dec(&c["volume"]),
+        c["count"].as_u64().unwrap(),
+    );
+    assert_eq!(got, tier_candle(i, last), "{path} via {}", client.addr);
+    assert_eq!(c["start"], json!(TIER_T0));
+}
+
+/// The partitions node `id` holds (owned and standby) and has caught up with, as its
+/// `GET /api/v1/cluster/node` says.
+fn held_partitions(cluster: &Cluster, id: usize) -> Option<(usize, usize)> {
+    let (status, body) = cluster
+        .client(id)
+        .call("GET", "/api/v1/cluster/node", None, &Value::Null);
+    let market = (status == 200).then_some(&body["market"])?;
+    let count = |key: &str| market[key].as_array().map(Vec::len);
+    Some((count("owned")? + count("standby")?, count("ready")?))
+}
+
+/// `market-tier = partitioned`: three nodes, 12 partitions of the tick topic, two copies of
+/// each. Every product is answered through every node as its holders have it; a node
+/// SIGKILLed while ticks flow is replaced by the standbys within 10 s with exact candles;
+/// the node restarts and serves again.
+#[test]
+fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
+    let mut cluster = Cluster::start(&[
+        "--feed",
+        "kafka",
+        "--market-tier",
+        "partitioned",
+        "--tick-partitions",
+        "12",
+    ]);
+    let brokers = cluster.broker.brokers();
+    // The nodes place the partitions once they hear each other's heartbeats.
+    let placed = Instant::now();
+    eventually("the three nodes to share the partitions", || {
+        let held: Vec<usize> = (0..3)
+            .filter_map(|id| held_partitions(&cluster, id).map(|(held, _)| held))
+            .collect();
+        (held.len() == 3 && held.iter().sum::<usize>() == 24).then_some(())
+    });
+    eprintln!(
+        "partitions placed over three nodes {:?} after start",
+        placed.elapsed()
+    );
+    publish_tier_ticks(&brokers, 1..=3);
+    for id in 0..3 {
+        let client = cluster.client(id);
+        for i in 0..TIER_PRODUCTS {
+            eventually(&format!("{} through node {id}", tier_symbol(i)), || {
+                tier_price_is(&client, i, 3).then_some(())
+            });
+        }
+        for i in (0..TIER_PRODUCTS).step_by(40) {
+            check_tier_candle(&client, i, 3);
+        }
+    }
+    // Each node holds only its partitions (two copies of 12 over three nodes), and has
+    // caught up with all of them.
+    let held: Vec<(usize, usize)> = (0..3)
+        .map(|id| held_partitions(&cluster, id).expect("the node's placement"))
+        .collect();
+    assert!(held.iter().all(|&(n, _)| n < 12), "{held:?}");
+    assert_eq!(held.iter().map(|&(n, _)| n).sum::<usize>(), 24, "{held:?}");
+
+    // Node 1 dies; ticks 4 and 5 of every product are published meanwhile.
+    cluster.kill(1);
+    let killed = Instant::now();
+    publish_tier_ticks(&brokers, 4..=5);
+    for id in [0, 2] {
+        let client = cluster.client(id);
+        for i in 0..TIER_PRODUCTS {
+            eventually(&format!("{} through node {id}", tier_symbol(i)), || {
+                tier_price_is(&client, i, 5).then_some(())
+            });
+        }
+    }
+    let served_again = killed.elapsed();
+    eprintln!("every product served again through nodes 0 and 2 {served_again:?} after the kill");
+    assert!(served_again < Duration::from_secs(10), "{served_again:?}");
+    for id in [0, 2] {
+        for i in (0..TIER_PRODUCTS).step_by(40) {
+            check_tier_candle(&cluster.client(id), i, 5);
+        }
+    }
+    // Two copies again: the survivors hold every partition between them, twice.
+    eventually("two copies on the survivors", || {
+        let held: Vec<(usize, usize)> = [0, 2]
+            .iter()
+            .filter_map(|&id| held_partitions(&cluster, id))
+            .collect();
+        (held == [(12, 12), (12, 12)]).then_some(())
+    });
+    // Node 1 back: it takes its partitions up again and serves.
+    cluster.start_node(1, &[]);
+    cluster.wait_fresh(1);
+    let client = cluster.client(1);
+    for i in 0..TIER_PRODUCTS {
+        eventually(&format!("{} through node 1 again", tier_symbol(i)), || {
+            tier_price_is(&client, i, 5).then_some(())
+        });
+    }
+    for i in (0..TIER_PRODUCTS).step_by(40) {
+        check_tier_candle(&client, i, 5);
+    }
+}

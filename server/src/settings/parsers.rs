@@ -25,6 +25,24 @@ where
     }
 }
 
+/// `auto`, or what `parse` makes of the text.
+pub(super) fn auto_or<T>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<Option<T>, String> + Clone + Send + Sync + 'static
+where
+    T: Clone + Send + Sync + 'static,
+{
+    move |text| match text {
+        "auto" => Ok(None),
+        text => parse(text).map(Some),
+    }
+}
+
+/// The tick feed's partitioner (`bourse_marketdata::placement::Partitioner`).
+pub(super) fn partitioner(text: &str) -> Result<bourse_marketdata::placement::Partitioner, String> {
+    text.parse()
+}
+
 /// A whole number from `min` to `max` (`_` separators allowed) that fits a `T`.
 pub(super) fn whole<T>(
     min: u64,

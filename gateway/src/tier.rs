@@ -1,0 +1,399 @@
+//! The market-data tier of a cluster (docs/market-data.md, "Across nodes"): each node reads
+//! and builds only the tick topic's partitions it holds, and a request for a product whose
+//! partition it does not hold is answered through a node that does.
+//!
+//! - **Placement.** A thread here reads the live nodes ([`bourse_cluster::Members`]) every
+//!   [`PLACE_EVERY`], places every partition over them
+//!   ([`bourse_marketdata::placement::holding`]: an owner and standbys by rendezvous hashing)
+//!   and hands this node's partitions to the market data's Kafka consumer
+//!   ([`MarketService::set_partitions`]). Each partition added starts at the offset stored
+//!   with the market data's state: a partition this node held before is taken up where it
+//!   stopped, not rebuilt.
+//! - **Ready.** A partition held here is served here once the consumer has been level with
+//!   its end once since it was added (lag 0 in a statistics report). Until then the request
+//!   goes to another holder.
+//! - **Routing** ([`route_products`], a middleware): `GET /api/v1/products/{symbol}` and its
+//!   `candles` and `ticks` go to a ready holder of the symbol's partition: served here if this
+//!   node is one, else forwarded to the owner (or to the standby, if the owner is this node
+//!   and not ready yet) and its answer relayed as it is. A forwarded request carries
+//!   [`FORWARDED`]; the node it reaches serves it or answers 503, never forwards it again.
+//!   The engine's book (`/book`) is every node's and is not routed.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bourse_cluster::{Member, Members};
+use bourse_market_service::MarketService;
+use bourse_marketdata::placement::{self, NodeId, Partitioner};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How often the placement is computed again from the live nodes.
+pub const PLACE_EVERY: Duration = Duration::from_millis(200);
+
+/// The header of a request one node forwarded to another.
+pub const FORWARDED: &str = "x-bourse-forwarded";
+
+/// How long a forwarded request may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes of a forwarded answer relayed.
+const FORWARD_BODY_MAX: usize = 64 << 20;
+
+/// The tier's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct TierConfig {
+    /// This node.
+    pub me: u16,
+    /// The tick topic's partitions.
+    pub partitions: u32,
+    /// How many nodes hold each partition.
+    pub copies: usize,
+    /// How the feed's producer picks a symbol's partition.
+    pub partitioner: Partitioner,
+}
+
+/// What `GET /cluster/node` says of the tier.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TierStatus {
+    /// The tick topic's partitions.
+    pub partitions: u32,
+    /// How many nodes hold each.
+    pub copies: usize,
+    /// The live nodes, as this one hears them.
+    pub live: Vec<u16>,
+    /// The partitions this node owns (serves first).
+    pub owned: Vec<u32>,
+    /// The partitions it keeps as a standby.
+    pub standby: Vec<u32>,
+    /// Those of its partitions its consumer has caught up with: it answers for them.
+    pub ready: Vec<u32>,
+}
+
+/// Where a product's market data is answered from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Here.
+    Local,
+    /// Through this node.
+    Forward(Member),
+    /// No live node holds it ready.
+    Unavailable,
+}
+
+struct Placed {
+    /// The partitions handed to the consumer.
+    held: BTreeSet<u32>,
+    /// Those the consumer has been level with since they were added.
+    ready: BTreeSet<u32>,
+}
+
+/// The running tier of one node.
+pub struct MarketTier {
+    config: TierConfig,
+    members: Members,
+    placed: Arc<Mutex<Placed>>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for MarketTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketTier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MarketTier {
+    /// Starts placing partitions over `members` and handing this node's to `market`'s
+    /// consumer (started with `AssignmentMode::Given`).
+    pub fn start(
+        config: TierConfig,
+        members: Members,
+        market: Arc<MarketService>,
+    ) -> Result<Arc<MarketTier>, String> {
+        let placed = Arc::new(Mutex::new(Placed {
+            held: BTreeSet::new(),
+            ready: BTreeSet::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tier = Arc::new(MarketTier {
+            config,
+            members,
+            placed: Arc::clone(&placed),
+            stop: Arc::clone(&stop),
+            thread: Mutex::new(None),
+        });
+        let thread = {
+            let tier = Arc::downgrade(&tier);
+            std::thread::Builder::new()
+                .name("bourse-placement".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        let Some(tier) = tier.upgrade() else { return };
+                        tier.place(&market);
+                        drop(tier);
+                        std::thread::park_timeout(PLACE_EVERY);
+                    }
+                })
+                .map_err(|e| format!("cannot start the placement thread: {e}"))?
+        };
+        *lock(&tier.thread) = Some(thread);
+        Ok(tier)
+    }
+
+    /// One round: this node's partitions from the live nodes, handed to the consumer if they
+    /// changed; readiness from the consumer's lags.
+    fn place(&self, market: &MarketService) {
+        let live = self.live_ids();
+        let holding = placement::holding(
+            NodeId::from(self.config.me),
+            &live,
+            self.config.partitions,
+            self.config.copies,
+        );
+        let held: BTreeSet<u32> = holding.all().into_iter().collect();
+        let mut placed = lock(&self.placed);
+        if held != placed.held {
+            let partitions: Vec<i32> = held.iter().filter_map(|&p| i32::try_from(p).ok()).collect();
+            market.set_partitions(&partitions);
+            tracing::info!(
+                "market tier: node {} holds {} partitions ({} owned) of {} over live nodes {live:?}",
+                self.config.me,
+                held.len(),
+                holding.owned.len(),
+                self.config.partitions
+            );
+            placed.ready.retain(|p| held.contains(p));
+            placed.held = held;
+        }
+        for lag in market.partition_lags() {
+            if let Ok(partition) = u32::try_from(lag.partition)
+                && lag.lag == Some(0)
+                && placed.held.contains(&partition)
+            {
+                placed.ready.insert(partition);
+            }
+        }
+    }
+
+    fn live_ids(&self) -> Vec<NodeId> {
+        self.members
+            .live()
+            .iter()
+            .map(|m| NodeId::from(m.node))
+            .collect()
+    }
+
+    /// The partition of `symbol`.
+    pub fn partition(&self, symbol: &str) -> u32 {
+        self.config
+            .partitioner
+            .partition(symbol.as_bytes(), self.config.partitions)
+    }
+
+    /// Whether this node holds `partition` and has caught up with it.
+    pub fn ready(&self, partition: u32) -> bool {
+        lock(&self.placed).ready.contains(&partition)
+    }
+
+    /// Where `symbol`'s market data is answered from: here if this node holds its partition
+    /// ready, else the owner, else (the owner being this node, not ready) another holder.
+    pub fn route(&self, symbol: &str) -> Route {
+        let partition = self.partition(symbol);
+        if self.ready(partition) {
+            return Route::Local;
+        }
+        let live = self.members.live();
+        let ids: Vec<NodeId> = live.iter().map(|m| NodeId::from(m.node)).collect();
+        let me = NodeId::from(self.config.me);
+        placement::holders(partition, &ids, self.config.copies)
+            .into_iter()
+            .find(|&node| node != me)
+            .and_then(|node| live.into_iter().find(|m| NodeId::from(m.node) == node))
+            .map_or(Route::Unavailable, Route::Forward)
+    }
+
+    /// Stops the placement and the heartbeats (the others then place this node's partitions
+    /// elsewhere).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = lock(&self.thread).take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+        self.members.stop();
+    }
+
+    /// The live nodes, by id.
+    pub fn live(&self) -> Vec<Member> {
+        self.members.live()
+    }
+
+    /// The placement as this node sees it now.
+    pub fn status(&self) -> TierStatus {
+        let live = self.live_ids();
+        let holding = placement::holding(
+            NodeId::from(self.config.me),
+            &live,
+            self.config.partitions,
+            self.config.copies,
+        );
+        TierStatus {
+            partitions: self.config.partitions,
+            copies: self.config.copies,
+            live: live.iter().filter_map(|&n| u16::try_from(n).ok()).collect(),
+            owned: holding.owned,
+            standby: holding.standby,
+            ready: lock(&self.placed).ready.iter().copied().collect(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The symbol of a routed path: `/api/v1/products/{symbol}`, `.../candles`, `.../ticks`.
+fn routed_symbol(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/api/v1/products/")?;
+    let (symbol, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    (!symbol.is_empty() && matches!(tail, "" | "candles" | "ticks")).then_some(symbol)
+}
+
+/// The middleware of the module docs.
+pub(crate) async fn route_products(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(tier) = state.cluster.as_ref().and_then(|c| c.market_tier.clone()) else {
+        return next.run(request).await;
+    };
+    let routed = (request.method() == Method::GET || request.method() == Method::HEAD)
+        .then(|| routed_symbol(request.uri().path()))
+        .flatten()
+        .map(|symbol| {
+            percent_encoding::percent_decode_str(symbol)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+    let Some(symbol) = routed else {
+        return next.run(request).await;
+    };
+    let forwarded = request.headers().contains_key(FORWARDED);
+    match tier.route(&symbol) {
+        Route::Local => next.run(request).await,
+        _ if forwarded => unavailable(&tier, &symbol),
+        Route::Unavailable => unavailable(&tier, &symbol),
+        Route::Forward(member) => forward(&member, request).await,
+    }
+}
+
+fn unavailable(tier: &MarketTier, symbol: &str) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!(
+            "no live node holds partition {} (of {symbol}) ready; try again shortly",
+            tier.partition(symbol)
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Asks `member` the same request and relays its answer.
+async fn forward(member: &Member, request: Request) -> Response {
+    let path_and_query = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let asked = tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        crate::peer::get_with(
+            &member.addr,
+            &path_and_query,
+            bearer.as_deref(),
+            &[(FORWARDED, "1")],
+            FORWARD_BODY_MAX,
+        ),
+    )
+    .await;
+    match asked {
+        Ok(Ok(answer)) => {
+            let mut response = Response::new(axum::body::Body::from(answer.body));
+            *response.status_mut() = answer.status;
+            for name in [
+                header::CONTENT_TYPE,
+                header::RETRY_AFTER,
+                header::CACHE_CONTROL,
+            ] {
+                if let Some(value) = answer.headers.get(&name) {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            for (name, value) in answer.headers.iter() {
+                if name.as_str().starts_with("x-") {
+                    response.headers_mut().insert(name.clone(), value.clone());
+                }
+            }
+            response
+        }
+        Ok(Err(why)) => peer_failed(member, &why),
+        Err(_) => peer_failed(member, "no answer in time"),
+    }
+}
+
+fn peer_failed(member: &Member, why: &str) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!(
+            "node {} ({}), which holds this product, did not answer: {why}",
+            member.node, member.addr
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routed_paths_are_a_products_market_data() {
+        assert_eq!(routed_symbol("/api/v1/products/AAPL"), Some("AAPL"));
+        assert_eq!(routed_symbol("/api/v1/products/AAPL/candles"), Some("AAPL"));
+        assert_eq!(routed_symbol("/api/v1/products/AAPL/ticks"), Some("AAPL"));
+        assert_eq!(routed_symbol("/api/v1/products/AAPL/book"), None);
+        assert_eq!(routed_symbol("/api/v1/products"), None);
+        assert_eq!(routed_symbol("/api/v1/products/"), None);
+        assert_eq!(routed_symbol("/api/v1/products/AAPL/candles/x"), None);
+    }
+}
