@@ -86,8 +86,8 @@ pub struct TierStatus {
 pub enum Route {
     /// Here.
     Local,
-    /// Through this node.
-    Forward(Member),
+    /// Through these nodes: the first that answers (the owner first, then the standbys).
+    Forward(Vec<Member>),
     /// No live node holds it ready.
     Unavailable,
 }
@@ -210,7 +210,7 @@ impl MarketTier {
     }
 
     /// Where `symbol`'s market data is answered from: here if this node holds its partition
-    /// ready, else the owner, else (the owner being this node, not ready) another holder.
+    /// ready, else its other holders, the owner first.
     pub fn route(&self, symbol: &str) -> Route {
         let partition = self.partition(symbol);
         if self.ready(partition) {
@@ -219,11 +219,16 @@ impl MarketTier {
         let live = self.members.live();
         let ids: Vec<NodeId> = live.iter().map(|m| NodeId::from(m.node)).collect();
         let me = NodeId::from(self.config.me);
-        placement::holders(partition, &ids, self.config.copies)
+        let others: Vec<Member> = placement::holders(partition, &ids, self.config.copies)
             .into_iter()
-            .find(|&node| node != me)
-            .and_then(|node| live.into_iter().find(|m| NodeId::from(m.node) == node))
-            .map_or(Route::Unavailable, Route::Forward)
+            .filter(|&node| node != me)
+            .filter_map(|node| live.iter().find(|m| NodeId::from(m.node) == node).cloned())
+            .collect();
+        if others.is_empty() {
+            Route::Unavailable
+        } else {
+            Route::Forward(others)
+        }
     }
 
     /// Stops the placement and the heartbeats (the others then place this node's partitions
@@ -298,7 +303,7 @@ pub(crate) async fn route_products(
         Route::Local => next.run(request).await,
         _ if forwarded => unavailable(&tier, &symbol),
         Route::Unavailable => unavailable(&tier, &symbol),
-        Route::Forward(member) => forward(&member, request).await,
+        Route::Forward(holders) => forward(&holders, request).await,
     }
 }
 
@@ -318,8 +323,9 @@ fn unavailable(tier: &MarketTier, symbol: &str) -> Response {
     response
 }
 
-/// Asks `member` the same request and relays its answer.
-async fn forward(member: &Member, request: Request) -> Response {
+/// Asks the holders the same request in turn and relays the first answer that is not a
+/// failure to answer (a holder that just died, or is not ready, passes to the next one).
+async fn forward(holders: &[Member], request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map_or_else(
         || request.uri().path().to_string(),
         |pq| pq.as_str().to_string(),
@@ -330,40 +336,57 @@ async fn forward(member: &Member, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let asked = tokio::time::timeout(
-        FORWARD_TIMEOUT,
-        crate::peer::get_with(
-            &member.addr,
-            &path_and_query,
-            bearer.as_deref(),
-            &[(FORWARDED, "1")],
-            FORWARD_BODY_MAX,
-        ),
-    )
-    .await;
-    match asked {
-        Ok(Ok(answer)) => {
-            let mut response = Response::new(axum::body::Body::from(answer.body));
-            *response.status_mut() = answer.status;
-            for name in [
-                header::CONTENT_TYPE,
-                header::RETRY_AFTER,
-                header::CACHE_CONTROL,
-            ] {
-                if let Some(value) = answer.headers.get(&name) {
-                    response.headers_mut().insert(name, value.clone());
-                }
+    let mut failed = None;
+    for member in holders {
+        let asked = tokio::time::timeout(
+            FORWARD_TIMEOUT,
+            crate::peer::get_with(
+                &member.addr,
+                &path_and_query,
+                bearer.as_deref(),
+                &[(FORWARDED, "1")],
+                FORWARD_BODY_MAX,
+            ),
+        )
+        .await;
+        match asked {
+            Ok(Ok(answer)) if answer.status != StatusCode::SERVICE_UNAVAILABLE => {
+                return relay(answer);
             }
-            for (name, value) in answer.headers.iter() {
-                if name.as_str().starts_with("x-") {
-                    response.headers_mut().insert(name.clone(), value.clone());
-                }
-            }
-            response
+            Ok(Ok(_)) => failed = Some(peer_failed(member, "not ready")),
+            Ok(Err(why)) => failed = Some(peer_failed(member, &why)),
+            Err(_) => failed = Some(peer_failed(member, "no answer in time")),
         }
-        Ok(Err(why)) => peer_failed(member, &why),
-        Err(_) => peer_failed(member, "no answer in time"),
     }
+    failed.unwrap_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no node holds this product",
+        )
+        .into_response()
+    })
+}
+
+/// A holder's answer, as this node's.
+fn relay(answer: crate::peer::PeerAnswer) -> Response {
+    let mut response = Response::new(axum::body::Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    for name in [
+        header::CONTENT_TYPE,
+        header::RETRY_AFTER,
+        header::CACHE_CONTROL,
+    ] {
+        if let Some(value) = answer.headers.get(&name) {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    for (name, value) in answer.headers.iter() {
+        if name.as_str().starts_with("x-") {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response
 }
 
 fn peer_failed(member: &Member, why: &str) -> Response {
