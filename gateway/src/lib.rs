@@ -66,6 +66,7 @@ pub mod wallet;
 pub mod web;
 pub mod ws;
 pub mod ws_message;
+pub mod ws_relay;
 
 pub use error::ApiError;
 pub use state::{ApiConfig, AppState};

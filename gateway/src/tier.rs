@@ -212,23 +212,28 @@ impl MarketTier {
     /// Where `symbol`'s market data is answered from: here if this node holds its partition
     /// ready, else its other holders, the owner first.
     pub fn route(&self, symbol: &str) -> Route {
-        let partition = self.partition(symbol);
-        if self.ready(partition) {
+        if self.ready(self.partition(symbol)) {
             return Route::Local;
         }
-        let live = self.members.live();
-        let ids: Vec<NodeId> = live.iter().map(|m| NodeId::from(m.node)).collect();
-        let me = NodeId::from(self.config.me);
-        let others: Vec<Member> = placement::holders(partition, &ids, self.config.copies)
-            .into_iter()
-            .filter(|&node| node != me)
-            .filter_map(|node| live.iter().find(|m| NodeId::from(m.node) == node).cloned())
-            .collect();
+        let others = self.holders_of(symbol);
         if others.is_empty() {
             Route::Unavailable
         } else {
             Route::Forward(others)
         }
+    }
+
+    /// The live holders of `symbol`'s partition other than this node, the owner first.
+    pub fn holders_of(&self, symbol: &str) -> Vec<Member> {
+        let partition = self.partition(symbol);
+        let live = self.members.live();
+        let ids: Vec<NodeId> = live.iter().map(|m| NodeId::from(m.node)).collect();
+        let me = NodeId::from(self.config.me);
+        placement::holders(partition, &ids, self.config.copies)
+            .into_iter()
+            .filter(|&node| node != me)
+            .filter_map(|node| live.iter().find(|m| NodeId::from(m.node) == node).cloned())
+            .collect()
     }
 
     /// Stops the placement and the heartbeats (the others then place this node's partitions

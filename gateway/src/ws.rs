@@ -72,7 +72,12 @@ pub const READ_BUFFER_BYTES: usize = 4 * 1024;
         (status = 426, description = "`invalid_request`: the connection cannot be upgraded", body = crate::openapi::ErrorBody),
     )
 )]
-pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let forwarded = headers.contains_key(crate::tier::FORWARDED);
     ws.max_message_size(MESSAGE_BYTES_MAX)
         .max_frame_size(MESSAGE_BYTES_MAX)
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -81,7 +86,7 @@ pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade)
             let fault = state.clone();
             // A panic in a connection's task is a bug: the server stops (fail-stop), as for
             // any other server thread.
-            std::panic::AssertUnwindSafe(connection(state, socket))
+            std::panic::AssertUnwindSafe(connection(state, socket, forwarded))
                 .catch_unwind()
                 .map(move |ended| {
                     if let Err(panic) = ended {
@@ -137,9 +142,21 @@ struct Session {
     sequencer: bourse_cluster::Sequencer,
     /// Products by symbol (they never change).
     products: HashMap<String, (u32, ProductUnits)>,
+    /// Another node opened this connection to relay channels (`ws_relay.rs`).
+    forwarded: bool,
+    /// Market-data channels relayed from another node, by name.
+    relays: HashMap<String, tokio::task::JoinHandle<()>>,
 }
 
-async fn connection(state: AppState, socket: WebSocket) {
+impl Drop for Session {
+    fn drop(&mut self) {
+        for relay in self.relays.values() {
+            relay.abort();
+        }
+    }
+}
+
+async fn connection(state: AppState, socket: WebSocket, forwarded: bool) {
     let hub = Arc::clone(&state.hub);
     let Registration {
         id,
@@ -156,6 +173,8 @@ async fn connection(state: AppState, socket: WebSocket) {
         tx,
         account: None,
         products: HashMap::new(),
+        forwarded,
+        relays: HashMap::new(),
     };
     // Orders and cancels handed to the engine, waiting to be answered: polled here rather
     // than in tasks of their own (one wake-up per answer fewer).
@@ -470,12 +489,53 @@ impl Session {
 
     /// Answers first, then queues each channel's snapshot.
     async fn subscribe(&mut self, id: Value, mut fields: Map<String, Value>) {
-        let keys = match self.channels(&mut fields).await {
-            Ok(keys) => keys,
+        let asked = fields.get("channels").cloned();
+        let relayed = match crate::ws_relay::split(&self.state, self.forwarded, &mut fields) {
+            Ok(relayed) => relayed,
             Err(error) => return self.answer(error_message(&id, "subscribe", &error)),
         };
-        let names: Vec<&str> = keys.iter().map(|(_, name, _)| name.as_str()).collect();
+        let all_relayed = !relayed.is_empty()
+            && matches!(fields.get("channels"), Some(Value::Array(a)) if a.is_empty());
+        let keys = if all_relayed {
+            fields.remove("channels");
+            match no_fields(&fields) {
+                Ok(()) => Vec::new(),
+                Err(error) => return self.answer(error_message(&id, "subscribe", &error)),
+            }
+        } else {
+            match self.channels(&mut fields).await {
+                Ok(keys) => keys,
+                Err(error) => return self.answer(error_message(&id, "subscribe", &error)),
+            }
+        };
+        let names = if relayed.is_empty() {
+            json!(
+                keys.iter()
+                    .map(|(_, name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+            )
+        } else {
+            asked.unwrap_or(Value::Null)
+        };
         self.answer(ok_message(&id, "subscribe", json!({"channels": names})));
+        if let Some(tier) = self
+            .state
+            .cluster
+            .as_ref()
+            .and_then(|c| c.market_tier.clone())
+        {
+            for (name, symbol) in relayed {
+                let client = crate::ws_relay::Client {
+                    hub: Arc::clone(&self.hub),
+                    id: self.id,
+                    tx: self.tx.clone(),
+                };
+                let relay = crate::ws_relay::start(Arc::clone(&tier), name.clone(), symbol, client);
+                if let Some(old) = self.relays.insert(name, relay) {
+                    old.abort();
+                }
+            }
+        }
         for (key, name, units) in keys {
             if let Err(error) = self.subscribe_one(key, &name, units).await {
                 let error = ApiError::new(
@@ -580,6 +640,11 @@ impl Session {
             let Value::String(name) = name else {
                 return Err(bad_request("a channel name is a string"));
             };
+            if let Some(relay) = self.relays.remove(&name) {
+                relay.abort();
+                done.push(name);
+                continue;
+            }
             let key = match (name.as_str(), name.split_once(':'), self.account) {
                 ("orders", _, Some(a)) => Some(ChannelKey::Orders(a.get())),
                 ("trades", _, Some(a)) => Some(ChannelKey::Trades(a.get())),

@@ -1095,6 +1095,46 @@ fn check_tier_candle(client: &Client, i: usize, last: i64) {
     assert_eq!(c["start"], json!(TIER_T0));
 }
 
+/// A WebSocket client of the node at `addr`.
+fn tier_socket(addr: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    tungstenite::client(format!("ws://{addr}/api/v1/ws"), stream)
+        .unwrap()
+        .0
+}
+
+/// Reads messages until one `wanted` says is it.
+fn tier_read_until(
+    socket: &mut tungstenite::WebSocket<std::net::TcpStream>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        if let tungstenite::Message::Text(text) = socket.read().expect("a message") {
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            assert!(message.get("error").is_none(), "{message}");
+            if wanted(&message) {
+                return message;
+            }
+        }
+    }
+}
+
+/// The prices of the ticks a `ticks:` message carries.
+fn tier_prices(message: &Value) -> Vec<Decimal> {
+    let data = &message["data"];
+    let ticks: Vec<&Value> = match data {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    ticks
+        .iter()
+        .filter_map(|t| t["price"].as_str()?.parse().ok())
+        .collect()
+}
+
 /// The partitions node `id` holds (owned and standby) and has caught up with, as its
 /// `GET /api/v1/cluster/node` says.
 fn held_partitions(cluster: &Cluster, id: usize) -> Option<(usize, usize)> {
@@ -1153,6 +1193,28 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
     assert!(held.iter().all(|&(n, _)| n < 12), "{held:?}");
     assert_eq!(held.iter().map(|&(n, _)| n).sum::<usize>(), 24, "{held:?}");
 
+    // A WebSocket client of node 0 watches a product node 0 does not hold, owned by node 1.
+    let watched = (0..TIER_PRODUCTS)
+        .find(|&i| {
+            let partition = bourse_marketdata::placement::Partitioner::Crc32
+                .partition(tier_symbol(i).as_bytes(), 12);
+            bourse_marketdata::placement::holders(partition, &[0, 1, 2], 2) == [1, 2]
+        })
+        .expect("a product owned by node 1 and not held by node 0");
+    let mut socket = tier_socket(&cluster.nodes[0].addr);
+    let channel = format!("ticks:{}", tier_symbol(watched));
+    socket
+        .send(tungstenite::Message::text(
+            json!({"op": "subscribe", "channels": [channel]}).to_string(),
+        ))
+        .unwrap();
+    let first = tier_read_until(&mut socket, |m| m["type"] == "snapshot");
+    assert_eq!(first["channel"], json!(channel));
+    assert!(
+        tier_prices(&first).contains(&tier_tick(watched, 3).0),
+        "{first}"
+    );
+
     // Node 1 dies; ticks 4 and 5 of every product are published meanwhile.
     cluster.kill(1);
     let killed = Instant::now();
@@ -1166,6 +1228,14 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
         }
     }
     let served_again = killed.elapsed();
+    // The WebSocket client was told of the gap, then got the next holder's snapshot, which
+    // has the newest tick.
+    let gap = tier_read_until(&mut socket, |m| m["type"] == "gap");
+    assert_eq!(gap["channel"], json!(channel));
+    let newest = tier_tick(watched, 5).0;
+    tier_read_until(&mut socket, |m| {
+        m["channel"] == json!(channel) && tier_prices(m).contains(&newest)
+    });
     eprintln!("every product served again through nodes 0 and 2 {served_again:?} after the kill");
     assert!(served_again < Duration::from_secs(10), "{served_again:?}");
     for id in [0, 2] {
