@@ -504,6 +504,13 @@ fn load_from(command: Command, args: &[String]) -> Result<Invocation, ConfigErro
     let mut config = ServeCommand::from_arg_matches(&matches)
         .map_err(|e| other(&e))?
         .settings;
+    if config.market_partitioned && !config.cluster_kafka {
+        return Err(ConfigError(
+            "market-tier = partitioned spreads the tick topic's partitions over a cluster's \
+             nodes: it needs cluster = kafka"
+                .into(),
+        ));
+    }
     let mut origins = BTreeMap::new();
     for arg in settings(&command) {
         let (key, text, origin) = effective(arg, &matches, &file, config_file.as_deref());
@@ -1117,6 +1124,20 @@ mod tests {
             let e = error(argv);
             assert!(e.contains(says), "{argv}: {e}");
         }
+    }
+
+    #[test]
+    fn a_partitioned_market_tier_needs_a_cluster() {
+        let e = error("--market-tier partitioned");
+        assert!(e.contains("needs cluster = kafka"), "{e}");
+        let loaded = run("--market-tier partitioned --cluster kafka --tick-partitions 12").unwrap();
+        assert!(loaded.config.market_partitioned);
+        assert_eq!(loaded.config.tick_partitions, 12);
+        let e = error("--tick-partitioner random");
+        assert!(
+            e.contains("--tick-partitioner") && e.contains("crc32"),
+            "{e}"
+        );
     }
 
     #[test]
