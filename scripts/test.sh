@@ -104,5 +104,7 @@ cargo run --release --locked -q -p bourse-benches --bin cluster -- --quick > /de
 echo "== three-node WebSocket smoke run (bourse serve --cluster kafka on tansu; checks one state, nothing refused)"
 cargo build --release --locked -q -p bourse
 cargo run --release --locked -q -p bourse-benches --bin cluster_ws -- --quick > /dev/null
+echo "== partitioned market-data smoke run (three nodes, two copies a partition; checks every read and two copies after a SIGKILL)"
+cargo run --release --locked -q -p bourse-benches --bin market_tier -- --quick > /dev/null
 echo "== bourse demo"
 cargo run --release --locked -q -p bourse -- demo > /dev/null

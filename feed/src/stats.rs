@@ -180,11 +180,16 @@ impl FeedStats {
         self.running.store(false, Ordering::Relaxed);
     }
 
-    /// Marks `partition` assigned (or not) and resets its position. The caller checked the range.
+    /// Marks `partition` assigned (or not) and resets its position and watermarks: its lag is
+    /// unknown until the next statistics report (watermarks from before, say of a partition
+    /// that was empty when it was last assigned, would show a lag of 0 for one that is far
+    /// behind). The caller checked the range.
     pub(crate) fn set_assigned(&self, partition: i32, assigned: bool, next_offset: Option<i64>) {
         if let Some(slot) = self.slot(partition) {
             slot.next_offset
                 .store(next_offset.unwrap_or(UNKNOWN), Ordering::Relaxed);
+            slot.low_watermark.store(UNKNOWN, Ordering::Relaxed);
+            slot.high_watermark.store(UNKNOWN, Ordering::Relaxed);
             slot.assigned.store(assigned, Ordering::Relaxed);
         }
     }
@@ -233,5 +238,20 @@ mod tests {
         stats.set_watermarks(2, 0, 150);
         assert_eq!(stats.total_lag(), 40 + 50);
         assert_eq!(stats.lags().len(), 2);
+    }
+
+    #[test]
+    fn a_partition_assigned_again_has_no_lag_until_the_next_report() {
+        let stats = FeedStats::new(4);
+        // Assigned while empty: caught up.
+        stats.set_assigned(3, true, None);
+        stats.set_watermarks(3, 0, 0);
+        assert_eq!(stats.lag(3), Some(0));
+        // Taken away, then given back far behind: not caught up until a report says so.
+        stats.set_assigned(3, false, None);
+        stats.set_assigned(3, true, None);
+        assert_eq!(stats.lag(3), None);
+        stats.set_watermarks(3, 0, 250_000);
+        assert_eq!(stats.lag(3), Some(250_000));
     }
 }

@@ -1251,6 +1251,18 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
             .collect();
         (held == [(12, 12), (12, 12)]).then_some(())
     });
+    // Each survivor now answers every product itself, at once: a partition it calls caught
+    // up is caught up.
+    for id in [0, 2] {
+        let client = cluster.client(id);
+        for i in 0..TIER_PRODUCTS {
+            assert!(
+                tier_price_is(&client, i, 5),
+                "{} through node {id}, which says it holds it caught up",
+                tier_symbol(i)
+            );
+        }
+    }
     // Node 1 back: it takes its partitions up again and serves.
     cluster.start_node(1, &[]);
     cluster.wait_fresh(1);

@@ -1,0 +1,302 @@
+//! Market data across three nodes (`market-tier = partitioned`, docs/market-data.md "Across
+//! nodes"): how fast the tier takes in products, what a product costs in memory per copy,
+//! how long a read takes when the node holds the product against one it forwards, and how
+//! long two copies take to exist again after a node's loss.
+//!
+//! ```text
+//! cargo build --release -p bourse
+//! cargo run --release -p bourse-benches --bin market_tier -- [--products 300000]
+//!     [--partitions 12] [--reads 2000] [--quick]
+//! ```
+//!
+//! **Setup.** tansu (memory storage) on 127.0.0.1 and three `bourse serve --cluster kafka
+//! --feed kafka --market-tier partitioned --tick-partitions P` nodes (two copies of each
+//! partition), no liquidity provider. The broker, the nodes and this process share the
+//! machine's cores.
+//!
+//! **Workload.** `--products` products `B0000000...`, one tick each (so each has every candle
+//! open, as BENCHMARKS.md's memory figure), sent as messages of 500 ticks, each message to the
+//! partition its symbols hash to (CRC-32, what the nodes recompute).
+//!
+//! **Measured.**
+//! - *In:* from the first message sent until every node answers the last product of every
+//!   partition (ingest is per partition and in order, so the rest is in): products/s, and
+//!   ticks/s into history and candles summed over the copies (each tick is built twice).
+//! - *Memory:* each node's resident set (`VmRSS`) after the load less before it, summed and
+//!   divided by the products times the copies.
+//! - *Reads:* `GET /api/v1/products/{symbol}` on node 0, one request at a time on a fresh
+//!   connection, for products node 0 holds and for products it forwards: p50, p99.
+//! - *Two copies again:* node 1 is killed (SIGKILL); the time until both survivors hold every
+//!   partition and have caught up with all of them, with the products that had to be built.
+//!
+//! **Checks:** every read answers 200 with the product's price; a failed check stops the run.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a broken setup should stop the run loudly, with its message"
+)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bourse_benches::report::cpu_model;
+use bourse_benches::serve::{Serve, http};
+use bourse_feed::tansu::TansuBroker;
+use bourse_marketdata::placement::{Partitioner, holders};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(
+    about = "Market data over three nodes: intake, memory, local against routed reads, recovery"
+)]
+struct Args {
+    /// Products loaded.
+    #[arg(long, default_value_t = 300_000)]
+    products: usize,
+    /// Partitions of the tick topic.
+    #[arg(long, default_value_t = 12)]
+    partitions: u32,
+    /// Reads of each kind (local, routed).
+    #[arg(long, default_value_t = 2_000)]
+    reads: usize,
+    /// A smoke run: 3,000 products, 200 reads of each kind.
+    #[arg(long)]
+    quick: bool,
+    /// The `bourse` binary.
+    #[arg(long, default_value = "target/release/bourse")]
+    bourse: PathBuf,
+}
+
+/// Ticks in one feed message.
+const BATCH: usize = 500;
+const TS: i64 = 1_764_000_000_000;
+
+fn symbol(i: usize) -> String {
+    format!("B{i:07}")
+}
+
+fn price(i: usize) -> String {
+    format!("{}.{:02}", 10 + i % 500, i % 100)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The node's `market` status: (live nodes, held, ready).
+fn tier_status(addr: &str) -> Option<(usize, usize, usize)> {
+    let (status, body) = http(addr, "GET", "/api/v1/cluster/node", None, &Value::Null).ok()?;
+    let market = (status == 200).then_some(&body["market"])?;
+    let len = |key: &str| market[key].as_array().map(Vec::len);
+    Some((len("live")?, len("owned")? + len("standby")?, len("ready")?))
+}
+
+fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// Whether node `addr` answers product `i` with 200 and its price.
+fn answered(addr: &str, i: usize) -> bool {
+    let path = format!("/api/v1/products/{}", symbol(i));
+    let want: f64 = price(i).parse().unwrap();
+    match http(addr, "GET", &path, None, &Value::Null) {
+        Ok((200, body)) => {
+            body["currentPrice"]
+                .as_str()
+                .and_then(|p| p.parse::<f64>().ok())
+                == Some(want)
+        }
+        _ => false,
+    }
+}
+
+fn main() {
+    let mut args = Args::parse();
+    if args.quick {
+        args.products = 3_000;
+        args.reads = 200;
+    }
+    let partitioner = Partitioner::Crc32;
+    let partition_of = |i: usize| partitioner.partition(symbol(i).as_bytes(), args.partitions);
+    let broker = TansuBroker::start().unwrap();
+    let brokers = broker.brokers();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let start = |id: usize| {
+        let settings: Vec<String> = [
+            "--cluster",
+            "kafka",
+            "--cluster-topic-check",
+            "development",
+            "--feed",
+            "kafka",
+            "--liquidity",
+            "false",
+            "--market-tier",
+            "partitioned",
+            "--snapshot-on-shutdown",
+            "false",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([
+            "--node-id".into(),
+            id.to_string(),
+            "--kafka-brokers".into(),
+            brokers.clone(),
+            "--http-addr".into(),
+            addrs[id].clone(),
+            "--tick-partitions".into(),
+            args.partitions.to_string(),
+        ])
+        .collect();
+        Serve::start_in_temp(&args.bourse, &settings).unwrap()
+    };
+    let mut nodes: Vec<Option<Serve>> = (0..3).map(|id| Some(start(id))).collect();
+    wait("three live nodes", Duration::from_secs(60), || {
+        addrs
+            .iter()
+            .all(|a| tier_status(a).is_some_and(|(live, _, _)| live == 3))
+    });
+    let pid = |n: &Option<Serve>| n.as_ref().map_or(0, Serve::pid);
+    let before: Vec<u64> = nodes.iter().map(|n| rss_kib(pid(n))).collect();
+
+    // The load: messages of BATCH ticks, each to its symbols' partition.
+    let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for i in 0..args.products {
+        by_partition.entry(partition_of(i)).or_default().push(i);
+    }
+    let producer = bourse_feed::Producer::new(&bourse_feed::ProducerConfig::new(&brokers)).unwrap();
+    let loaded = Instant::now();
+    for (&partition, products) in &by_partition {
+        for chunk in products.chunks(BATCH) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|&i| {
+                    json!({"symbol": symbol(i), "price": price(i), "size": "1", "ts": TS, "seq": 1})
+                })
+                .collect();
+            let payload = Value::Array(items).to_string();
+            let record = bourse_feed::Record {
+                topic: "ticks",
+                key: None,
+                payload: payload.as_bytes(),
+                partition: Some(i32::try_from(partition).unwrap()),
+            };
+            producer
+                .send_blocking(&record, Duration::from_secs(60))
+                .unwrap();
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let last_of: Vec<usize> = by_partition.values().map(|p| *p.last().unwrap()).collect();
+    wait(
+        "every node to answer every partition's last product",
+        Duration::from_secs(900),
+        || {
+            addrs
+                .iter()
+                .all(|a| last_of.iter().all(|&i| answered(a, i)))
+        },
+    );
+    let took = loaded.elapsed();
+    let after: Vec<u64> = nodes.iter().map(|n| rss_kib(pid(n))).collect();
+    let grown: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .sum();
+    let per_copy = grown as f64 * 1024.0 / (args.products as f64 * 2.0);
+
+    // Reads on node 0: products it holds against products it forwards.
+    let live = [0u32, 1, 2];
+    let mut local = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
+    let mut routed = local.clone();
+    let (mut n_local, mut n_routed) = (0, 0);
+    for i in (0..args.products).step_by((args.products / (4 * args.reads)).max(1)) {
+        let holds = holders(partition_of(i), &live, 2).contains(&0);
+        if (holds && n_local >= args.reads) || (!holds && n_routed >= args.reads) {
+            continue;
+        }
+        let asked = Instant::now();
+        assert!(answered(&addrs[0], i), "{} through node 0", symbol(i));
+        let ns = u64::try_from(asked.elapsed().as_nanos()).unwrap();
+        if holds {
+            local.saturating_record(ns);
+            n_local += 1;
+        } else {
+            routed.saturating_record(ns);
+            n_routed += 1;
+        }
+    }
+
+    // Node 1 dies: until both survivors hold every partition, caught up.
+    let to_build: usize = (0..args.products)
+        .filter(|&i| {
+            let p = partition_of(i);
+            holders(p, &live, 2).contains(&1) && holders(p, &[0, 2], 2).len() == 2
+        })
+        .count();
+    nodes[1] = None;
+    let killed = Instant::now();
+    let partitions = usize::try_from(args.partitions).unwrap();
+    wait("two copies again", Duration::from_secs(900), || {
+        [0, 2].iter().all(|&id| {
+            tier_status(&addrs[id]).is_some_and(|(live, held, ready)| {
+                live == 2 && held == partitions && ready == partitions
+            })
+        })
+    });
+    let restored = killed.elapsed();
+
+    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e6;
+    println!(
+        "machine: {} ({} cores)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "| products | partitions | in | products/s | ticks/s built (two copies) | memory per product per copy | local read p50 / p99 | routed read p50 / p99 | two copies again after SIGKILL |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.1} s | {:.0} | {:.0} | {:.0} B | {:.2} / {:.2} ms ({n_local}) | {:.2} / {:.2} ms ({n_routed}) | {:.1} s ({to_build} products rebuilt) |",
+        args.products,
+        args.partitions,
+        took.as_secs_f64(),
+        args.products as f64 / took.as_secs_f64(),
+        args.products as f64 * 2.0 / took.as_secs_f64(),
+        per_copy,
+        q(&local, 0.5),
+        q(&local, 0.99),
+        q(&routed, 0.5),
+        q(&routed, 0.99),
+        restored.as_secs_f64(),
+    );
+    drop(nodes);
+}
