@@ -1174,17 +1174,7 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
         placed.elapsed()
     );
     publish_tier_ticks(&brokers, 1..=3);
-    for id in 0..3 {
-        let client = cluster.client(id);
-        for i in 0..TIER_PRODUCTS {
-            eventually(&format!("{} through node {id}", tier_symbol(i)), || {
-                tier_price_is(&client, i, 3).then_some(())
-            });
-        }
-        for i in (0..TIER_PRODUCTS).step_by(40) {
-            check_tier_candle(&client, i, 3);
-        }
-    }
+    every_product_through(&cluster, &[0, 1, 2], 3);
     // Each node holds only its partitions (two copies of 12 over three nodes), and has
     // caught up with all of them.
     let held: Vec<(usize, usize)> = (0..3)
@@ -1192,41 +1182,13 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
         .collect();
     assert!(held.iter().all(|&(n, _)| n < 12), "{held:?}");
     assert_eq!(held.iter().map(|&(n, _)| n).sum::<usize>(), 24, "{held:?}");
-
-    // A WebSocket client of node 0 watches a product node 0 does not hold, owned by node 1.
-    let watched = (0..TIER_PRODUCTS)
-        .find(|&i| {
-            let partition = bourse_marketdata::placement::Partitioner::Crc32
-                .partition(tier_symbol(i).as_bytes(), 12);
-            bourse_marketdata::placement::holders(partition, &[0, 1, 2], 2) == [1, 2]
-        })
-        .expect("a product owned by node 1 and not held by node 0");
-    let mut socket = tier_socket(&cluster.nodes[0].addr);
-    let channel = format!("ticks:{}", tier_symbol(watched));
-    socket
-        .send(tungstenite::Message::text(
-            json!({"op": "subscribe", "channels": [channel]}).to_string(),
-        ))
-        .unwrap();
-    let first = tier_read_until(&mut socket, |m| m["type"] == "snapshot");
-    assert_eq!(first["channel"], json!(channel));
-    assert!(
-        tier_prices(&first).contains(&tier_tick(watched, 3).0),
-        "{first}"
-    );
+    let (mut socket, channel, watched) = watch_a_product_of_node_1(&cluster);
 
     // Node 1 dies; ticks 4 and 5 of every product are published meanwhile.
     cluster.kill(1);
     let killed = Instant::now();
     publish_tier_ticks(&brokers, 4..=5);
-    for id in [0, 2] {
-        let client = cluster.client(id);
-        for i in 0..TIER_PRODUCTS {
-            eventually(&format!("{} through node {id}", tier_symbol(i)), || {
-                tier_price_is(&client, i, 5).then_some(())
-            });
-        }
-    }
+    every_product_through(&cluster, &[0, 2], 5);
     let served_again = killed.elapsed();
     // The WebSocket client was told of the gap, then got the next holder's snapshot, which
     // has the newest tick.
@@ -1238,11 +1200,6 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
     });
     eprintln!("every product served again through nodes 0 and 2 {served_again:?} after the kill");
     assert!(served_again < Duration::from_secs(10), "{served_again:?}");
-    for id in [0, 2] {
-        for i in (0..TIER_PRODUCTS).step_by(40) {
-            check_tier_candle(&cluster.client(id), i, 5);
-        }
-    }
     // Two copies again: the survivors hold every partition between them, twice.
     eventually("two copies on the survivors", || {
         let held: Vec<(usize, usize)> = [0, 2]
@@ -1266,13 +1223,49 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
     // Node 1 back: it takes its partitions up again and serves.
     cluster.start_node(1, &[]);
     cluster.wait_fresh(1);
-    let client = cluster.client(1);
-    for i in 0..TIER_PRODUCTS {
-        eventually(&format!("{} through node 1 again", tier_symbol(i)), || {
-            tier_price_is(&client, i, 5).then_some(())
-        });
+    every_product_through(&cluster, &[1], 5);
+}
+
+/// Every product answered through each of `nodes` with the newest of ticks `1..=last` (as
+/// soon as the node can), and one product in 40 with its exact candle.
+fn every_product_through(cluster: &Cluster, nodes: &[usize], last: i64) {
+    for &id in nodes {
+        let client = cluster.client(id);
+        for i in 0..TIER_PRODUCTS {
+            eventually(&format!("{} through node {id}", tier_symbol(i)), || {
+                tier_price_is(&client, i, last).then_some(())
+            });
+        }
+        for i in (0..TIER_PRODUCTS).step_by(40) {
+            check_tier_candle(&client, i, last);
+        }
     }
-    for i in (0..TIER_PRODUCTS).step_by(40) {
-        check_tier_candle(&client, i, 5);
-    }
+}
+
+/// A WebSocket client of node 0 on `ticks:` of a product node 1 owns and node 0 does not
+/// hold (relayed), after its first snapshot: the socket, the channel and the product.
+fn watch_a_product_of_node_1(
+    cluster: &Cluster,
+) -> (tungstenite::WebSocket<std::net::TcpStream>, String, usize) {
+    let watched = (0..TIER_PRODUCTS)
+        .find(|&i| {
+            let partition = bourse_marketdata::placement::Partitioner::Crc32
+                .partition(tier_symbol(i).as_bytes(), 12);
+            bourse_marketdata::placement::holders(partition, &[0, 1, 2], 2) == [1, 2]
+        })
+        .expect("a product owned by node 1 and not held by node 0");
+    let mut socket = tier_socket(&cluster.nodes[0].addr);
+    let channel = format!("ticks:{}", tier_symbol(watched));
+    socket
+        .send(tungstenite::Message::text(
+            json!({"op": "subscribe", "channels": [channel]}).to_string(),
+        ))
+        .unwrap();
+    let first = tier_read_until(&mut socket, |m| m["type"] == "snapshot");
+    assert_eq!(first["channel"], json!(channel));
+    assert!(
+        tier_prices(&first).contains(&tier_tick(watched, 3).0),
+        "{first}"
+    );
+    (socket, channel, watched)
 }
