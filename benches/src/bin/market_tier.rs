@@ -265,13 +265,21 @@ fn main() {
     nodes[1] = None;
     let killed = Instant::now();
     let partitions = usize::try_from(args.partitions).unwrap();
+    let mut timeline = Vec::new();
     wait("two copies again", Duration::from_secs(900), || {
-        [0, 2].iter().all(|&id| {
-            tier_status(&addrs[id]).is_some_and(|(live, held, ready)| {
+        let statuses: Vec<_> = [0, 2].iter().map(|&id| tier_status(&addrs[id])).collect();
+        if timeline.last().is_none_or(|(_, last)| *last != statuses) {
+            timeline.push((killed.elapsed(), statuses.clone()));
+        }
+        statuses.iter().all(|status| {
+            status.is_some_and(|(live, held, ready)| {
                 live == 2 && held == partitions && ready == partitions
             })
         })
     });
+    for (at, statuses) in &timeline {
+        eprintln!("{at:?} after the kill, nodes 0 and 2 (live, held, caught up): {statuses:?}");
+    }
     let restored = killed.elapsed();
 
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e6;
