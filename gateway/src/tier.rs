@@ -157,13 +157,7 @@ impl MarketTier {
     /// One round: this node's partitions from the live nodes, handed to the consumer if they
     /// changed; readiness from the consumer's lags.
     fn place(&self, market: &MarketService) {
-        let live = self.live_ids();
-        let holding = placement::holding(
-            NodeId::from(self.config.me),
-            &live,
-            self.config.partitions,
-            self.config.copies,
-        );
+        let (live, holding) = self.holding();
         let held: BTreeSet<u32> = holding.all().into_iter().collect();
         let mut placed = lock(&self.placed);
         if held != placed.held {
@@ -189,12 +183,21 @@ impl MarketTier {
         }
     }
 
-    fn live_ids(&self) -> Vec<NodeId> {
-        self.members
+    /// The live nodes, and what this node holds among them.
+    fn holding(&self) -> (Vec<NodeId>, placement::Holding) {
+        let live: Vec<NodeId> = self
+            .members
             .live()
             .iter()
             .map(|m| NodeId::from(m.node))
-            .collect()
+            .collect();
+        let holding = placement::holding(
+            NodeId::from(self.config.me),
+            &live,
+            self.config.partitions,
+            self.config.copies,
+        );
+        (live, holding)
     }
 
     /// The partition of `symbol`.
@@ -254,13 +257,7 @@ impl MarketTier {
 
     /// The placement as this node sees it now.
     pub fn status(&self) -> TierStatus {
-        let live = self.live_ids();
-        let holding = placement::holding(
-            NodeId::from(self.config.me),
-            &live,
-            self.config.partitions,
-            self.config.copies,
-        );
+        let (live, holding) = self.holding();
         TierStatus {
             partitions: self.config.partitions,
             copies: self.config.copies,

@@ -1046,21 +1046,6 @@ fn publish_tier_ticks(brokers: &str, seqs: std::ops::RangeInclusive<i64>) {
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
-/// The one-minute candle of product `i` after ticks `1..=last`: open, high, low, close,
-/// volume, count.
-fn tier_candle(i: usize, last: i64) -> (Decimal, Decimal, Decimal, Decimal, Decimal, u64) {
-    let ticks: Vec<_> = (1..=last).map(|seq| tier_tick(i, seq)).collect();
-    let prices = ticks.iter().map(|t| t.0);
-    (
-        ticks[0].0,
-        prices.clone().max().unwrap(),
-        prices.min().unwrap(),
-        ticks[ticks.len() - 1].0,
-        ticks.iter().map(|t| t.1).sum(),
-        ticks.len() as u64,
-    )
-}
-
 /// Whether `client` answers product `i` with the newest of ticks `1..=last` as its price.
 fn tier_price_is(client: &Client, i: usize, last: i64) -> bool {
     let path = format!("/api/v1/products/{}", tier_symbol(i));
@@ -1080,19 +1065,20 @@ fn check_tier_candle(client: &Client, i: usize, last: i64) {
     let path = format!("/api/v1/products/{}/candles?interval=1m", tier_symbol(i));
     let (status, body) = client.call("GET", &path, None, &Value::Null);
     assert_eq!(status, 200, "{path} via {}: {body}", client.addr);
-    let candles = body.as_array().unwrap();
-    assert_eq!(candles.len(), 1, "{path} via {}: {body}", client.addr);
-    let c = &candles[0];
-    let got = (
-        dec(&c["open"]),
-        dec(&c["high"]),
-        dec(&c["low"]),
-        dec(&c["close"]),
-        dec(&c["volume"]),
-        c["count"].as_u64().unwrap(),
+    let ticks: Vec<Value> = (1..=last)
+        .map(|seq| {
+            let (price, size, ts) = tier_tick(i, seq);
+            json!({"price": price.to_string(), "size": size.to_string(), "ts": ts})
+        })
+        .collect();
+    let want = bourse_tests::client::aggregate(&ticks, "ts", 60_000);
+    assert_eq!(want.len(), 1, "the ticks fall in one minute");
+    assert_eq!(
+        bourse_tests::client::candle_rows(&body),
+        want,
+        "{path} via {}",
+        client.addr
     );
-    assert_eq!(got, tier_candle(i, last), "{path} via {}", client.addr);
-    assert_eq!(c["start"], json!(TIER_T0));
 }
 
 /// A WebSocket client of the node at `addr`.
