@@ -59,6 +59,7 @@ pub mod query;
 pub mod render;
 pub mod requests;
 pub mod router;
+pub mod routing;
 pub mod schema;
 pub mod state;
 pub mod tier;

@@ -94,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::tier::route_products,
+            crate::routing::route_products,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
