@@ -134,65 +134,54 @@ fn answered(addr: &str, i: usize) -> bool {
     }
 }
 
-fn main() {
-    let mut args = Args::parse();
-    if args.quick {
-        args.products = 3_000;
-        args.reads = 200;
-    }
-    let partitioner = Partitioner::Crc32;
-    let partition_of = |i: usize| partitioner.partition(symbol(i).as_bytes(), args.partitions);
-    let broker = TansuBroker::start().unwrap();
-    let brokers = broker.brokers();
-    let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let start = |id: usize| {
-        let settings: Vec<String> = [
-            "--cluster",
-            "kafka",
-            "--cluster-topic-check",
-            "development",
-            "--feed",
-            "kafka",
-            "--liquidity",
-            "false",
-            "--market-tier",
-            "partitioned",
-            "--snapshot-on-shutdown",
-            "false",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .chain([
-            "--node-id".into(),
-            id.to_string(),
-            "--kafka-brokers".into(),
-            brokers.clone(),
-            "--http-addr".into(),
-            addrs[id].clone(),
-            "--tick-partitions".into(),
-            args.partitions.to_string(),
-        ])
-        .collect();
-        Serve::start_in_temp(&args.bourse, &settings).unwrap()
-    };
-    let mut nodes: Vec<Option<Serve>> = (0..3).map(|id| Some(start(id))).collect();
-    wait("three live nodes", Duration::from_secs(60), || {
-        addrs
+/// The three nodes of the run, each with its own data directory.
+fn start_nodes(args: &Args, brokers: &str, addrs: &[String]) -> Vec<Option<Serve>> {
+    (0..3)
+        .map(|id| {
+            let settings: Vec<String> = [
+                "--cluster",
+                "kafka",
+                "--cluster-topic-check",
+                "development",
+                "--feed",
+                "kafka",
+                "--liquidity",
+                "false",
+                "--market-tier",
+                "partitioned",
+                "--snapshot-on-shutdown",
+                "false",
+            ]
             .iter()
-            .all(|a| tier_status(a).is_some_and(|(live, _, _)| live == 3))
-    });
-    let pid = |n: &Option<Serve>| n.as_ref().map_or(0, Serve::pid);
-    let before: Vec<u64> = nodes.iter().map(|n| rss_kib(pid(n))).collect();
+            .map(|s| (*s).to_owned())
+            .chain([
+                "--node-id".into(),
+                id.to_string(),
+                "--kafka-brokers".into(),
+                brokers.to_owned(),
+                "--http-addr".into(),
+                addrs[id].clone(),
+                "--tick-partitions".into(),
+                args.partitions.to_string(),
+            ])
+            .collect();
+            Some(Serve::start_in_temp(&args.bourse, &settings).unwrap())
+        })
+        .collect()
+}
 
-    // The load: messages of BATCH ticks, each to its symbols' partition.
+/// Sends every product's tick, `BATCH` to a message, each message to its symbols' partition;
+/// returns each partition's products.
+fn load(
+    args: &Args,
+    brokers: &str,
+    partition_of: impl Fn(usize) -> u32,
+) -> BTreeMap<u32, Vec<usize>> {
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for i in 0..args.products {
         by_partition.entry(partition_of(i)).or_default().push(i);
     }
-    let producer = bourse_feed::Producer::new(&bourse_feed::ProducerConfig::new(&brokers)).unwrap();
-    let loaded = Instant::now();
+    let producer = bourse_feed::Producer::new(&bourse_feed::ProducerConfig::new(brokers)).unwrap();
     for (&partition, products) in &by_partition {
         for chunk in products.chunks(BATCH) {
             let items: Vec<Value> = chunk
@@ -214,6 +203,82 @@ fn main() {
         }
     }
     producer.flush(Duration::from_secs(120)).unwrap();
+    by_partition
+}
+
+/// Reads through node 0 (`addr`) of products it holds and products it forwards: the two
+/// latency histograms (ns) and how many of each.
+fn reads(
+    args: &Args,
+    addr: &str,
+    partition_of: impl Fn(usize) -> u32,
+) -> (Histogram<u64>, Histogram<u64>, usize, usize) {
+    let mut local = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
+    let mut routed = local.clone();
+    let (mut n_local, mut n_routed) = (0, 0);
+    for i in (0..args.products).step_by((args.products / (4 * args.reads)).max(1)) {
+        let holds = holders(partition_of(i), &[0, 1, 2], 2).contains(&0);
+        if (holds && n_local >= args.reads) || (!holds && n_routed >= args.reads) {
+            continue;
+        }
+        let asked = Instant::now();
+        assert!(answered(addr, i), "{} through node 0", symbol(i));
+        let ns = u64::try_from(asked.elapsed().as_nanos()).unwrap();
+        if holds {
+            local.saturating_record(ns);
+            n_local += 1;
+        } else {
+            routed.saturating_record(ns);
+            n_routed += 1;
+        }
+    }
+    (local, routed, n_local, n_routed)
+}
+
+/// After node 1's kill: how long until both survivors hold every partition, caught up (each
+/// change of what they say is printed).
+fn two_copies_again(addrs: &[String], partitions: usize, killed: Instant) -> Duration {
+    let mut timeline = Vec::new();
+    wait("two copies again", Duration::from_secs(900), || {
+        let statuses: Vec<_> = [0, 2].iter().map(|&id| tier_status(&addrs[id])).collect();
+        if timeline.last().is_none_or(|(_, last)| *last != statuses) {
+            timeline.push((killed.elapsed(), statuses.clone()));
+        }
+        statuses.iter().all(|status| {
+            status.is_some_and(|(live, held, ready)| {
+                live == 2 && held == partitions && ready == partitions
+            })
+        })
+    });
+    for (at, statuses) in &timeline {
+        eprintln!("{at:?} after the kill, nodes 0 and 2 (live, held, caught up): {statuses:?}");
+    }
+    killed.elapsed()
+}
+
+fn main() {
+    let mut args = Args::parse();
+    if args.quick {
+        args.products = 3_000;
+        args.reads = 200;
+    }
+    let partitioner = Partitioner::Crc32;
+    let partition_of = |i: usize| partitioner.partition(symbol(i).as_bytes(), args.partitions);
+    let broker = TansuBroker::start().unwrap();
+    let brokers = broker.brokers();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut nodes = start_nodes(&args, &brokers, &addrs);
+    wait("three live nodes", Duration::from_secs(60), || {
+        addrs
+            .iter()
+            .all(|a| tier_status(a).is_some_and(|(live, _, _)| live == 3))
+    });
+    let pid = |n: &Option<Serve>| n.as_ref().map_or(0, Serve::pid);
+    let before: Vec<u64> = nodes.iter().map(|n| rss_kib(pid(n))).collect();
+    let loaded = Instant::now();
+    let by_partition = load(&args, &brokers, partition_of);
     let last_of: Vec<usize> = by_partition.values().map(|p| *p.last().unwrap()).collect();
     wait(
         "every node to answer every partition's last product",
@@ -232,55 +297,21 @@ fn main() {
         .map(|(a, b)| a.saturating_sub(*b))
         .sum();
     let per_copy = grown as f64 * 1024.0 / (args.products as f64 * 2.0);
-
-    // Reads on node 0: products it holds against products it forwards.
-    let live = [0u32, 1, 2];
-    let mut local = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
-    let mut routed = local.clone();
-    let (mut n_local, mut n_routed) = (0, 0);
-    for i in (0..args.products).step_by((args.products / (4 * args.reads)).max(1)) {
-        let holds = holders(partition_of(i), &live, 2).contains(&0);
-        if (holds && n_local >= args.reads) || (!holds && n_routed >= args.reads) {
-            continue;
-        }
-        let asked = Instant::now();
-        assert!(answered(&addrs[0], i), "{} through node 0", symbol(i));
-        let ns = u64::try_from(asked.elapsed().as_nanos()).unwrap();
-        if holds {
-            local.saturating_record(ns);
-            n_local += 1;
-        } else {
-            routed.saturating_record(ns);
-            n_routed += 1;
-        }
-    }
+    let (local, routed, n_local, n_routed) = reads(&args, &addrs[0], partition_of);
 
     // Node 1 dies: until both survivors hold every partition, caught up.
     let to_build: usize = (0..args.products)
         .filter(|&i| {
             let p = partition_of(i);
-            holders(p, &live, 2).contains(&1) && holders(p, &[0, 2], 2).len() == 2
+            holders(p, &[0, 1, 2], 2).contains(&1) && holders(p, &[0, 2], 2).len() == 2
         })
         .count();
     nodes[1] = None;
-    let killed = Instant::now();
-    let partitions = usize::try_from(args.partitions).unwrap();
-    let mut timeline = Vec::new();
-    wait("two copies again", Duration::from_secs(900), || {
-        let statuses: Vec<_> = [0, 2].iter().map(|&id| tier_status(&addrs[id])).collect();
-        if timeline.last().is_none_or(|(_, last)| *last != statuses) {
-            timeline.push((killed.elapsed(), statuses.clone()));
-        }
-        statuses.iter().all(|status| {
-            status.is_some_and(|(live, held, ready)| {
-                live == 2 && held == partitions && ready == partitions
-            })
-        })
-    });
-    for (at, statuses) in &timeline {
-        eprintln!("{at:?} after the kill, nodes 0 and 2 (live, held, caught up): {statuses:?}");
-    }
-    let restored = killed.elapsed();
+    let restored = two_copies_again(
+        &addrs,
+        usize::try_from(args.partitions).unwrap(),
+        Instant::now(),
+    );
 
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e6;
     println!(
