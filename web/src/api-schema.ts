@@ -893,6 +893,7 @@ export interface components {
              * @description The log's end at the broker's newest answer to this node.
              */
             logEnd?: number | null;
+            market?: null | components["schemas"]["TierStatus"];
             /**
              * Format: int64
              * @description The next log offset the node will apply: offsets below it are in its state (on a
@@ -1098,6 +1099,24 @@ export interface components {
          * @enum {string}
          */
         TickSource: "feed" | "bourse";
+        /** @description What `GET /cluster/node` says of the tier. */
+        TierStatus: {
+            /** @description How many nodes hold each. */
+            copies: number;
+            /** @description The live nodes, as this one hears them. */
+            live: number[];
+            /** @description The partitions this node owns (serves first). */
+            owned: number[];
+            /**
+             * Format: int32
+             * @description The tick topic's partitions.
+             */
+            partitions: number;
+            /** @description Those of its partitions its consumer has caught up with: it answers for them. */
+            ready: number[];
+            /** @description The partitions it keeps as a standby. */
+            standby: number[];
+        };
         /**
          * @description Time in force (`bourse_history::Tif`).
          * @enum {string}
