@@ -2,9 +2,13 @@
 //! number, written atomically to `market.ckpt` (temporary file, fsync, rename, fsync of the
 //! directory).
 //!
-//! Layout: magic `BRSMKT01` (8 bytes), payload length u64, CRC-32C of the payload u32, 4 zero
-//! bytes, then the payload: an `rkyv` archive of `Wire`, whose per-product state is a flat
-//! array of [`STRIDE`] `u64`s per product (the order is in `encode_state`).
+//! Layout: magic `BRSMKT01` (8 bytes), payload length u64, CRC-32C of the payload u32, the
+//! layout's version u32 (0 for the first, 2 since products have origins), then the payload: an
+//! `rkyv` archive of `Wire` (`WireV1` for version 0), whose per-product state is a flat array
+//! of [`STRIDE`] `u64`s per product (the order is in `encode_state`).
+//!
+//! A first-version checkpoint has no origins: its products are taken as the feed's
+//! partition 0's, in id order, so a node that upgrades lists them in the order it did.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,12 +17,17 @@ use std::path::Path;
 use crate::MarketError;
 use crate::candle::{Candle, N_INTERVALS, ProductCandles, SeqWindow};
 use crate::record::{CandleLink, Link};
+use crate::catalogue::Origin;
 use crate::tick::{Key, ProductDef, Source, Symbol};
 
 const MAGIC: &[u8; 8] = b"BRSMKT01";
 const HEADER_LEN: usize = 24;
 const FILE_NAME: &str = "market.ckpt";
 const VERSION: u32 = 1;
+/// The header's layout version (the 4 bytes after the checksum).
+const LAYOUT: u32 = 2;
+/// `Wire::origins` of a product Bourse's engine defined.
+const ORIGIN_BOURSE: u32 = u32::MAX;
 const CANDLE_WORDS: usize = 11;
 /// The market-data state of one product.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,6 +48,8 @@ pub const STRIDE: usize = N_INTERVALS * CANDLE_WORDS + 4 + 1 + 3 + N_INTERVALS *
 pub struct Image {
     /// Every product, in id order.
     pub products: Vec<ProductDef>,
+    /// Every product's origin, in id order.
+    pub origins: Vec<Origin>,
     /// Every product's state, in id order.
     pub states: Vec<ProductState>,
     /// Offsets to resume from.
@@ -53,6 +64,19 @@ pub struct Image {
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct Wire {
+    version: u32,
+    products: Vec<(String, String, String, i64)>,
+    origins: Vec<u32>,
+    states: Vec<u64>,
+    offsets: Vec<(u8, i32, i64)>,
+    newest_ts: i64,
+    tick_next: u64,
+    segments: Vec<Vec<(u64, i64)>>,
+}
+
+/// The first layout: no origins.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct WireV1 {
     version: u32,
     products: Vec<(String, String, String, i64)>,
     states: Vec<u64>,
@@ -163,6 +187,14 @@ pub fn encode(image: &Image) -> Result<Vec<u8>, MarketError> {
                 )
             })
             .collect(),
+        origins: image
+            .origins
+            .iter()
+            .map(|o| match o {
+                Origin::Feed(p) => (*p).min(ORIGIN_BOURSE - 1),
+                Origin::Bourse => ORIGIN_BOURSE,
+            })
+            .collect(),
         states,
         offsets: image
             .offsets
@@ -179,7 +211,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>, MarketError> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&LAYOUT.to_le_bytes());
     out.extend_from_slice(&payload);
     Ok(out)
 }
@@ -201,15 +233,35 @@ pub fn decode(bytes: &[u8]) -> Result<Image, MarketError> {
     }
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
-    let wire = rkyv::from_bytes::<Wire, rkyv::rancor::Error>(&aligned)
-        .map_err(|e| MarketError::Checkpoint(format!("decode: {e}")))?;
+    let decode_error = |e: rkyv::rancor::Error| MarketError::Checkpoint(format!("decode: {e}"));
+    let wire = match u32::from_le_bytes(std::array::from_fn(|i| bytes[20 + i])) {
+        0 => {
+            let v1 = rkyv::from_bytes::<WireV1, rkyv::rancor::Error>(&aligned)
+                .map_err(decode_error)?;
+            Wire {
+                version: v1.version,
+                origins: vec![0; v1.products.len()],
+                products: v1.products,
+                states: v1.states,
+                offsets: v1.offsets,
+                newest_ts: v1.newest_ts,
+                tick_next: v1.tick_next,
+                segments: v1.segments,
+            }
+        }
+        LAYOUT => rkyv::from_bytes::<Wire, rkyv::rancor::Error>(&aligned).map_err(decode_error)?,
+        other => return Err(bad(&format!("unknown checkpoint layout {other}"))),
+    };
     if wire.version != VERSION {
         return Err(MarketError::Checkpoint(format!(
             "checkpoint version {} is not {VERSION}",
             wire.version
         )));
     }
-    if wire.states.len() != wire.products.len() * STRIDE || wire.segments.len() != N_INTERVALS + 1 {
+    if wire.states.len() != wire.products.len() * STRIDE
+        || wire.origins.len() != wire.products.len()
+        || wire.segments.len() != N_INTERVALS + 1
+    {
         return Err(bad("state size does not match the products"));
     }
     let products = wire
@@ -231,8 +283,17 @@ pub fn decode(bytes: &[u8]) -> Result<Image, MarketError> {
         .map(|(s, p, o)| Some(((Source::from_u8(*s)?, *p), *o)))
         .collect::<Option<BTreeMap<_, _>>>()
         .ok_or_else(|| bad("invalid source"))?;
+    let origins = wire
+        .origins
+        .iter()
+        .map(|&o| match o {
+            ORIGIN_BOURSE => Origin::Bourse,
+            p => Origin::Feed(p),
+        })
+        .collect();
     Ok(Image {
         products,
+        origins,
         states: wire.states.chunks_exact(STRIDE).map(decode_state).collect(),
         offsets,
         newest_ts: wire.newest_ts,
@@ -265,5 +326,69 @@ pub fn load(dir: &Path) -> Result<Option<Image>, MarketError> {
         Ok(bytes) => decode(&bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(MarketError::io("read checkpoint", &path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> Image {
+        let def = |s: &str| ProductDef {
+            symbol: Symbol::new(s).unwrap(),
+            name: format!("{s} Inc."),
+            currency: Symbol::new("USD").unwrap(),
+            tick_size: 1_000_000,
+        };
+        Image {
+            products: vec![def("A"), def("B"), def("C")],
+            origins: vec![Origin::Feed(3), Origin::Bourse, Origin::Feed(0)],
+            states: vec![ProductState::default(); 3],
+            offsets: BTreeMap::from([((Source::Feed, 3), 7), ((Source::Bourse, 0), 2)]),
+            newest_ts: 42,
+            tick_next: 5,
+            segments: vec![vec![(1, 40)]; N_INTERVALS + 1],
+        }
+    }
+
+    #[test]
+    fn an_image_comes_back_with_its_origins() {
+        let image = image();
+        assert_eq!(decode(&encode(&image).unwrap()).unwrap(), image);
+    }
+
+    #[test]
+    fn a_first_layout_checkpoint_reads_as_partition_0s() {
+        let image = image();
+        let mut bytes = encode(&image).unwrap();
+        // The same image in the first layout: no origins, a zero layout word.
+        let v1 = WireV1 {
+            version: VERSION,
+            products: image
+                .products
+                .iter()
+                .map(|p| (p.symbol.to_string(), p.name.clone(), p.currency.to_string(), p.tick_size))
+                .collect(),
+            states: image.states.iter().fold(Vec::new(), |mut out, s| {
+                encode_state(s, &mut out);
+                out
+            }),
+            offsets: vec![(0, 3, 7), (1, 0, 2)],
+            newest_ts: 42,
+            tick_next: 5,
+            segments: image.segments.clone(),
+        };
+        let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&v1).unwrap();
+        bytes.truncate(HEADER_LEN);
+        bytes[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes[16..20].copy_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        bytes[20..24].copy_from_slice(&[0; 4]);
+        bytes.extend_from_slice(&payload);
+        let read = decode(&bytes).unwrap();
+        assert_eq!(read.origins, vec![Origin::Feed(0); 3]);
+        assert_eq!(Image { origins: image.origins.clone(), ..read }, image);
+        // An unknown layout is refused.
+        bytes[20] = 9;
+        assert!(decode(&bytes).unwrap_err().to_string().contains("layout 9"));
     }
 }

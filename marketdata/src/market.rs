@@ -34,7 +34,7 @@ use rustc_hash::FxHashMap;
 
 use crate::MarketError;
 use crate::candle::{Candle, Interval, N_INTERVALS, Refusal, Step};
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, Origin};
 use crate::checkpoint::{self, ProductState};
 use crate::fixed::ONE;
 use crate::log::{Log, LogReader, StorageFactory};
@@ -282,8 +282,8 @@ impl<S: Storage> Market<S> {
     }
 
     fn restore(&mut self, image: checkpoint::Image) -> Result<u64, MarketError> {
-        for def in &image.products {
-            self.catalogue.define(def)?;
+        for (def, origin) in image.products.iter().zip(&image.origins) {
+            self.catalogue.define(def, *origin)?;
         }
         self.states = image.states;
         self.offsets = image.offsets;
@@ -348,7 +348,7 @@ impl<S: Storage> Market<S> {
         for (at, item) in record::items(payload)? {
             match item {
                 Item::Product(def) => {
-                    self.define_product(&def, applied)?;
+                    self.define_product(&def, origin(header.source, header.partition), applied)?;
                 }
                 Item::Tick { product, tick, .. } => {
                     if product as usize >= self.states.len() {
@@ -396,7 +396,7 @@ impl<S: Storage> Market<S> {
         for item in batch.items {
             match item {
                 FeedItem::Product(def) => {
-                    self.define_product(def, applied)?;
+                    self.define_product(def, origin(batch.source, batch.partition), applied)?;
                     record::push_product(&mut buf, def);
                     n_items += 1;
                 }
@@ -410,7 +410,8 @@ impl<S: Storage> Market<S> {
                                 currency: self.config.default_currency,
                                 tick_size: self.config.default_tick_size,
                             };
-                            let id = self.define_product(&def, applied)?;
+                            let from = origin(batch.source, batch.partition);
+                            let id = self.define_product(&def, from, applied)?;
                             record::push_product(&mut buf, &def);
                             n_items += 1;
                             id
@@ -454,9 +455,10 @@ impl<S: Storage> Market<S> {
     fn define_product(
         &mut self,
         def: &ProductDef,
+        origin: Origin,
         applied: &mut Applied,
     ) -> Result<u32, MarketError> {
-        let (id, new) = self.catalogue.define(def)?;
+        let (id, new) = self.catalogue.define(def, origin)?;
         if new {
             self.states.push(ProductState::default());
             self.counters.products += 1;
@@ -591,6 +593,7 @@ impl<S: Storage> Market<S> {
                     tick_size: l.tick_size,
                 })
                 .collect(),
+            origins: self.catalogue.origins().collect(),
             states: self.states.clone(),
             offsets: self.offsets.clone(),
             newest_ts: self.newest_ts,
@@ -659,6 +662,14 @@ impl<S: Storage> Market<S> {
                 .collect::<Result<_, _>>()?,
             late_ms: self.config.late_ms,
         })
+    }
+}
+
+/// The origin of products a message of `source`'s `partition` defines.
+fn origin(source: Source, partition: i32) -> Origin {
+    match source {
+        Source::Feed => Origin::Feed(u32::try_from(partition).unwrap_or(0)),
+        Source::Bourse => Origin::Bourse,
     }
 }
 

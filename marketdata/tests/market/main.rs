@@ -127,6 +127,7 @@ fn resume_from(market: &Market) -> usize {
 #[derive(Debug, PartialEq)]
 struct Summary {
     products: Vec<(String, String)>,
+    places: Vec<bourse_marketdata::catalogue::Place>,
     open: Vec<ProductCandles>,
     offsets: Vec<((Source, i32), i64)>,
     candles: Vec<Vec<Vec<Candle>>>,
@@ -170,6 +171,9 @@ fn summary(market: &Market) -> Summary {
             .listings()
             .iter()
             .map(|l| (l.symbol.to_string(), l.name.to_string()))
+            .collect(),
+        places: (0..n)
+            .map(|id| market.catalogue().place(id).unwrap())
             .collect(),
         open: (0..n)
             .map(|id| market.product(id).unwrap().candles)
