@@ -61,6 +61,7 @@ pub mod requests;
 pub mod router;
 pub mod routing;
 pub mod schema;
+pub mod search;
 pub mod state;
 pub mod tier;
 pub mod wallet;

@@ -45,9 +45,7 @@ pub async fn get_with(
     let request = request
         .body(http_body_util::Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let response = client().request(request).await.map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
     let body = http_body_util::Limited::new(body, body_max)
         .collect()
@@ -58,5 +56,21 @@ pub async fn get_with(
         status: parts.status,
         headers: parts.headers,
         body,
+    })
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<Bytes>,
+>;
+
+/// The one client of the process, which keeps connections to the peers open between requests
+/// (a routed read then costs no new connection).
+fn client() -> &'static Client {
+    static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build_http()
     })
 }

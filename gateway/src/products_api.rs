@@ -7,10 +7,10 @@
 //! `histories` are the closes of its last [`crate::listing::HISTORIES`] one-minute candles, oldest first,
 //! each stamped with the candle's start.
 //!
-//! The catalogue page is in listing order (market-data ids); `query` keeps the products
+//! The catalogue page is in listing order (`search.rs`: tradable products first, then the
+//! feed's by partition and the order each partition defined them); `query` keeps the products
 //! whose symbol or name has a word starting with each of its words, ignoring case (see
-//! `bourse_marketdata::catalogue`); `cursor` is the last id of the previous page (the
-//! `X-Next-Cursor` header).
+//! `bourse_marketdata::catalogue`); `cursor` is the previous page's `X-Next-Cursor`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -46,8 +46,8 @@ pub(crate) struct CatalogueQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<Count<{ render::PAGE_MAX }>>,
     /// The `X-Next-Cursor` of the previous page.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
-    cursor: Option<Cursor<{ u32::MAX as u64 }>>,
+    #[param(value_type = Option<i64>, minimum = 0)]
+    cursor: Option<Cursor<{ crate::search::KEY_MAX }>>,
     /// Prices in this currency, or `own`; default: the preference of the account whose
     /// token the request carries, else each product's own. A product no rate converts keeps
     /// its own (docs/api.md, "Currencies").
@@ -232,7 +232,7 @@ fn add_trading(detail: &mut ProductDetail, units: &ProductUnits) {
     params(CatalogueQuery),
     responses(
         (status = 200, description = "the products, in listing order", body = Vec<Listing>,
-            headers(("X-Next-Cursor" = u32, description = "the cursor of the next page; absent on the last"))),
+            headers(("X-Next-Cursor" = u64, description = "the cursor of the next page; absent on the last"))),
         BadRequest,
         MarketUnavailable,
         BearerErrors,
@@ -258,26 +258,8 @@ pub(crate) async fn catalogue(
         )));
     }
     let limit = query.limit.map_or(render::PAGE_DEFAULT, |Count(n)| n);
-    // A catalogue cursor is at most u32::MAX (its type's bound).
-    let cursor = query
-        .cursor
-        .map(|Cursor(c)| u32::try_from(c).unwrap_or(u32::MAX));
-    let market = state.market.read().map_err(unavailable)?;
-    let mut found = market
-        .catalogue()
-        .search(&text, cursor, limit.saturating_add(1));
-    let next = if found.len() > limit {
-        found.truncate(limit);
-        found.last().map(|id| u64::from(*id))
-    } else {
-        None
-    };
-    let mut reader = market.reader().map_err(unavailable)?;
-    let mut items = Vec::with_capacity(found.len());
-    let mut rates = target.map(PageRates::new);
-    for &id in &found {
-        items.extend(listing_json(&market, &mut reader, id, rates.as_mut())?);
-    }
+    let cursor = query.cursor.map(|Cursor(c)| c);
+    let (items, next) = crate::search::page(&state, &text, cursor, limit, target).await?;
     Ok(render::page_response(items, next))
 }
 

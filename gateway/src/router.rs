@@ -62,6 +62,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::admin_api::snapshot))
         .routes(routes!(crate::cluster_api::cluster))
         .routes(routes!(crate::cluster_api::node))
+        .routes(routes!(crate::search::part))
 }
 
 /// The OpenAPI document served at `/api/v1/openapi.json`, without a server (`bourse openapi`,

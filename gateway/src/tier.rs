@@ -215,7 +215,16 @@ impl MarketTier {
 
     /// The live holders of `symbol`'s partition other than this node, the owner first.
     pub fn holders_of(&self, symbol: &str) -> Vec<Member> {
-        let partition = self.partition(symbol);
+        self.holders_of_partition(self.partition(symbol))
+    }
+
+    /// The number of partitions of the tick topic.
+    pub fn partitions(&self) -> u32 {
+        self.config.partitions
+    }
+
+    /// The live holders of `partition` other than this node, the owner first.
+    pub fn holders_of_partition(&self, partition: u32) -> Vec<Member> {
         let live = self.members.live();
         let ids: Vec<NodeId> = live.iter().map(|m| NodeId::from(m.node)).collect();
         let me = NodeId::from(self.config.me);
