@@ -190,6 +190,17 @@ pub fn http_text(
     token: Option<&str>,
     body: &Value,
 ) -> Result<(u16, String), String> {
+    http_with_head(addr, method, path, token, body).map(|(status, _, body)| (status, body))
+}
+
+/// [`http_text`] with the answer's head (status line and headers) too.
+pub fn http_with_head(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<(u16, String, String), String> {
     let text = if body.is_null() {
         String::new()
     } else {
@@ -216,7 +227,7 @@ pub fn http_text(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("{method} {path} on {addr}: no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 /// [`http_text`] with the body read as JSON (`null` when it is not).

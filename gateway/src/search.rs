@@ -169,7 +169,10 @@ pub(crate) async fn page(
             let rest = want - found.len();
             found.extend(feed_page(&market, &names, query, &partitions, after, rest));
         }
-        (to_values(render(&market, &found, target.as_ref())?)?, partitions)
+        (
+            to_values(render(&market, &found, target.as_ref())?)?,
+            partitions,
+        )
     };
     if let Some(tier) = tier
         && listed.len() < want
@@ -279,7 +282,13 @@ async fn ask(
     }
     let asked = tokio::time::timeout(
         PART_TIMEOUT,
-        crate::peer::get_with(&member.addr, &path, None, &[(FORWARDED, "1")], PART_BODY_MAX),
+        crate::peer::get_with(
+            &member.addr,
+            &path,
+            None,
+            &[(FORWARDED, "1")],
+            PART_BODY_MAX,
+        ),
     )
     .await;
     let answer = match asked {

@@ -378,8 +378,7 @@ impl Catalogue {
             }
             // Full, and its last is in the first wanted partition: nothing later can come
             // before it (a later id of that partition has a later ordinal).
-            if best.len() == limit && best.peek().is_some_and(|top| top.0.partition == wanted[0])
-            {
+            if best.len() == limit && best.peek().is_some_and(|top| top.0.partition == wanted[0]) {
                 break;
             }
         }
@@ -435,7 +434,11 @@ mod tests {
         assert_eq!(symbols(&c, c.search("  ", None, 1)), ["AAPL"]);
         assert!(c.search("zzz", None, 10).is_empty());
         // Redefining renames; the old name no longer matches, the id stays.
-        assert_eq!(c.define(&def("AAPL", "Zebra Fruit"), Origin::Feed(3)).unwrap(), (0, false));
+        assert_eq!(
+            c.define(&def("AAPL", "Zebra Fruit"), Origin::Feed(3))
+                .unwrap(),
+            (0, false)
+        );
         assert_eq!(
             symbols(&c, c.search("apple", None, 10)),
             Vec::<String>::new()

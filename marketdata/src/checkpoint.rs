@@ -16,8 +16,8 @@ use std::path::Path;
 
 use crate::MarketError;
 use crate::candle::{Candle, N_INTERVALS, ProductCandles, SeqWindow};
-use crate::record::{CandleLink, Link};
 use crate::catalogue::Origin;
+use crate::record::{CandleLink, Link};
 use crate::tick::{Key, ProductDef, Source, Symbol};
 
 const MAGIC: &[u8; 8] = b"BRSMKT01";
@@ -236,8 +236,8 @@ pub fn decode(bytes: &[u8]) -> Result<Image, MarketError> {
     let decode_error = |e: rkyv::rancor::Error| MarketError::Checkpoint(format!("decode: {e}"));
     let wire = match u32::from_le_bytes(std::array::from_fn(|i| bytes[20 + i])) {
         0 => {
-            let v1 = rkyv::from_bytes::<WireV1, rkyv::rancor::Error>(&aligned)
-                .map_err(decode_error)?;
+            let v1 =
+                rkyv::from_bytes::<WireV1, rkyv::rancor::Error>(&aligned).map_err(decode_error)?;
             Wire {
                 version: v1.version,
                 origins: vec![0; v1.products.len()],
@@ -367,7 +367,14 @@ mod tests {
             products: image
                 .products
                 .iter()
-                .map(|p| (p.symbol.to_string(), p.name.clone(), p.currency.to_string(), p.tick_size))
+                .map(|p| {
+                    (
+                        p.symbol.to_string(),
+                        p.name.clone(),
+                        p.currency.to_string(),
+                        p.tick_size,
+                    )
+                })
                 .collect(),
             states: image.states.iter().fold(Vec::new(), |mut out, s| {
                 encode_state(s, &mut out);
@@ -386,7 +393,13 @@ mod tests {
         bytes.extend_from_slice(&payload);
         let read = decode(&bytes).unwrap();
         assert_eq!(read.origins, vec![Origin::Feed(0); 3]);
-        assert_eq!(Image { origins: image.origins.clone(), ..read }, image);
+        assert_eq!(
+            Image {
+                origins: image.origins.clone(),
+                ..read
+            },
+            image
+        );
         // An unknown layout is refused.
         bytes[20] = 9;
         assert!(decode(&bytes).unwrap_err().to_string().contains("layout 9"));

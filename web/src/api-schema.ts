@@ -149,6 +149,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cluster/products": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /cluster/products`: this node's part of a catalogue page, for the node that gathers
+         *     it (`market-tier = partitioned`).
+         */
+        get: operations["part"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/fees": {
         parameters: {
             query?: never;
@@ -592,6 +612,13 @@ export interface components {
             start: number;
             volume: components["schemas"]["Decimal"];
         };
+        /** @description A node's part of a catalogue page. */
+        CataloguePart: {
+            /** @description The products of the partitions asked that this node holds ready, in listing order. */
+            items: components["schemas"]["PartItem"][];
+            /** @description The partitions asked that this node does not hold caught up (ask another holder). */
+            notReady: number[];
+        };
         /** @description A one-minute candle's close. */
         Close: {
             price: components["schemas"]["Decimal"];
@@ -979,6 +1006,12 @@ export interface components {
          * @enum {string}
          */
         OrderTypeName: "market" | "limit";
+        /** @description A product of a node's part, with its listing key. */
+        PartItem: {
+            /** Format: int64 */
+            key: number;
+            product: components["schemas"]["Listing"];
+        };
         /** @description The details of a deposit's method: the fields of its `type` (others are ignored). */
         PaymentDetails: {
             /** @description `bank`: 1 to 34 characters. */
@@ -1878,6 +1911,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NodeStatus"];
+                };
+            };
+        };
+    };
+    part: {
+        parameters: {
+            query: {
+                /** @description The partitions asked, comma-separated (at most 4,096). */
+                partitions: string;
+                /** @description As `GET /products`'s. */
+                query?: string;
+                /** @description Products at most, 1 to 501. */
+                limit?: number;
+                /** @description The listing key after which to list. */
+                cursor?: number;
+                /** @description The currency of the prices, or `own`. */
+                currency?: components["schemas"]["CurrencyCode"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the feed products of the partitions asked that this node holds ready, in listing order */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CataloguePart"];
+                };
+            };
+            /** @description `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_partitioned`: this node's market data is not spread over nodes */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -26,10 +26,14 @@
 //!   divided by the products times the copies.
 //! - *Reads:* `GET /api/v1/products/{symbol}` on node 0, one request at a time on a fresh
 //!   connection, for products node 0 holds and for products it forwards: p50, p99.
+//! - *Catalogue pages:* `GET /api/v1/products?limit=100` on node 0 from the first page on,
+//!   following the cursor, and the same for a search (`query=b00`): each page is gathered
+//!   from the three nodes (docs/market-data.md, "Across nodes"): p50, p99 per page.
 //! - *Two copies again:* node 1 is killed (SIGKILL); the time until both survivors hold every
 //!   partition and have caught up with all of them, with the products that had to be built.
 //!
-//! **Checks:** every read answers 200 with the product's price; a failed check stops the run.
+//! **Checks:** every read answers 200 with the product's price; the pages list the products
+//! in listing order (by partition, then as loaded), none twice; a failed check stops the run.
 
 #![allow(
     clippy::unwrap_used,
@@ -42,7 +46,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bourse_benches::report::cpu_model;
-use bourse_benches::serve::{Serve, http};
+use bourse_benches::serve::{Serve, http, http_with_head};
 use bourse_feed::tansu::TansuBroker;
 use bourse_marketdata::placement::{Partitioner, holders};
 use clap::Parser;
@@ -235,6 +239,48 @@ fn reads(
     (local, routed, n_local, n_routed)
 }
 
+/// Up to `pages` catalogue pages of `query` through `addr`, 100 a page, from the first on:
+/// the latency of each (ns), and the symbols listed, in order.
+fn pages(addr: &str, query: &str, pages: usize) -> (Histogram<u64>, Vec<String>) {
+    let mut took = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
+    let mut symbols = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..pages {
+        let path = format!("/api/v1/products?query={query}&limit=100{cursor}");
+        let asked = Instant::now();
+        let (status, head, body) = http_with_head(addr, "GET", &path, None, &Value::Null).unwrap();
+        took.saturating_record(u64::try_from(asked.elapsed().as_nanos()).unwrap());
+        assert_eq!(status, 200, "{path}: {body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        symbols.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["symbol"].as_str().unwrap().to_owned()),
+        );
+        let next = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("x-next-cursor")
+                .then(|| value.trim().to_owned())
+        });
+        match next {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    (took, symbols)
+}
+
+/// The products in listing order: by partition, then in the order loaded.
+fn listing_order(by_partition: &BTreeMap<u32, Vec<usize>>, query: &str) -> Vec<String> {
+    by_partition
+        .values()
+        .flatten()
+        .map(|&i| symbol(i))
+        .filter(|s| s.to_ascii_lowercase().starts_with(query))
+        .collect()
+}
+
 /// After node 1's kill: how long until both survivors hold every partition, caught up (each
 /// change of what they say is printed).
 fn two_copies_again(addrs: &[String], partitions: usize, killed: Instant) -> Duration {
@@ -298,6 +344,20 @@ fn main() {
         .sum();
     let per_copy = grown as f64 * 1024.0 / (args.products as f64 * 2.0);
     let (local, routed, n_local, n_routed) = reads(&args, &addrs[0], partition_of);
+    let (listed, listed_symbols) = pages(&addrs[0], "", args.reads / 4);
+    let (searched, searched_symbols) = pages(&addrs[0], "b00", args.reads / 4);
+    for (query, symbols) in [("", &listed_symbols), ("b00", &searched_symbols)] {
+        // The engine's tradable products come first, then the feed's.
+        let ours = symbols
+            .iter()
+            .position(|s| {
+                s.len() == 8 && s.starts_with('B') && s[1..].bytes().all(|b| b.is_ascii_digit())
+            })
+            .unwrap_or(symbols.len());
+        let want = listing_order(&by_partition, query);
+        let got = &symbols[ours..];
+        assert_eq!(got[..], want[..got.len()], "the pages of {query:?}");
+    }
 
     // Node 1 dies: until both survivors hold every partition, caught up.
     let to_build: usize = (0..args.products)
@@ -323,6 +383,16 @@ fn main() {
         "| products | partitions | in | products/s | ticks/s built (two copies) | memory per product per copy | local read p50 / p99 | routed read p50 / p99 | two copies again after SIGKILL |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    let page_row = |h: &Histogram<u64>, listed: usize| {
+        format!(
+            "{:.2} / {:.2} ms ({} pages)",
+            q(h, 0.5),
+            q(h, 0.99),
+            listed.div_ceil(100)
+        )
+    };
+    let catalogue = page_row(&listed, listed_symbols.len());
+    let search = page_row(&searched, searched_symbols.len());
     println!(
         "| {} | {} | {:.1} s | {:.0} | {:.0} | {:.0} B | {:.2} / {:.2} ms ({n_local}) | {:.2} / {:.2} ms ({n_routed}) | {:.1} s ({to_build} products rebuilt) |",
         args.products,
@@ -337,5 +407,12 @@ fn main() {
         q(&routed, 0.99),
         restored.as_secs_f64(),
     );
+    println!();
+    println!(
+        "| catalogue pages through node 0, 100 a page, gathered from three nodes | p50 / p99 |"
+    );
+    println!("|---|---|");
+    println!("| every product | {catalogue} |");
+    println!("| search `b00` | {search} |");
     drop(nodes);
 }
