@@ -174,16 +174,26 @@ pub(crate) async fn page(
             partitions,
         )
     };
+    // Tradable products alone fill the page: no feed product is on it.
+    let tradable_full = listed.len() == want && listed[want - 1].0 < 1 << 32;
     if let Some(tier) = tier
-        && listed.len() < want
+        && !tradable_full
     {
         let floor = after.and_then(key_place).map_or(0, |p| p.partition);
-        let remote: Vec<u32> = (floor..tier.partitions())
-            .filter(|p| !local_partitions.contains(p))
+        // A full page from this node's partitions ends at a partition; another node's
+        // partitions after that one cannot be on it.
+        let ceiling = if listed.len() == want {
+            key_place(listed[want - 1].0).map_or(0, |p| p.partition)
+        } else {
+            tier.partitions().saturating_sub(1)
+        };
+        let remote: Vec<u32> = (floor..=ceiling)
+            .filter(|p| *p < tier.partitions() && !local_partitions.contains(p))
             .collect();
-        let rest = want - listed.len();
-        listed.extend(gather(&tier, &remote, query, after, rest, target.as_ref()).await?);
+        // Each node's products may all come before this node's: ask each for a whole page.
+        listed.extend(gather(&tier, &remote, query, after, want, target.as_ref()).await?);
         listed.sort_by_key(|(key, _)| *key);
+        listed.truncate(want);
     }
     let next = (listed.len() > limit).then(|| listed[limit - 1].0);
     listed.truncate(limit);
