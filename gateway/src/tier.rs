@@ -36,7 +36,7 @@ pub const PLACE_EVERY: Duration = Duration::from_millis(200);
 pub const FORWARDED: &str = "x-bourse-forwarded";
 
 /// The tier's settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TierConfig {
     /// This node.
     pub me: u16,
@@ -46,6 +46,9 @@ pub struct TierConfig {
     pub copies: usize,
     /// How the feed's producer picks a symbol's partition.
     pub partitioner: Partitioner,
+    /// Partitions every node holds besides its share: those of the exchange-rate products,
+    /// so that every node converts prices.
+    pub pinned: Vec<u32>,
 }
 
 /// What `GET /cluster/node` says of the tier.
@@ -64,6 +67,8 @@ pub struct TierStatus {
     pub owned: Vec<u32>,
     /// The partitions it keeps as a standby.
     pub standby: Vec<u32>,
+    /// The partitions every node holds (the exchange rates'), beside its share.
+    pub pinned: Vec<u32>,
     /// Those of its partitions its consumer has caught up with: it answers for them.
     pub ready: Vec<u32>,
 }
@@ -145,7 +150,11 @@ impl MarketTier {
     /// changed; readiness from the consumer's lags.
     fn place(&self, market: &MarketService) {
         let (live, holding) = self.holding();
-        let held: BTreeSet<u32> = holding.all().into_iter().collect();
+        let held: BTreeSet<u32> = holding
+            .all()
+            .into_iter()
+            .chain(self.config.pinned.iter().copied())
+            .collect();
         let mut placed = lock(&self.placed);
         if held != placed.held {
             let partitions: Vec<i32> = held.iter().filter_map(|&p| i32::try_from(p).ok()).collect();
@@ -260,6 +269,7 @@ impl MarketTier {
             live: live.iter().filter_map(|&n| u16::try_from(n).ok()).collect(),
             owned: holding.owned,
             standby: holding.standby,
+            pinned: self.config.pinned.clone(),
             ready: lock(&self.placed).ready.iter().copied().collect(),
         }
     }

@@ -50,19 +50,33 @@ pub(crate) fn start_market_tier(
         },
     ))
     .map_err(|e| format!("cannot start the members' heartbeats: {e}"))?;
+    let mut pinned: Vec<u32> = config
+        .rate_pairs
+        .as_ref()
+        .map_or(&[][..], |pairs| &pairs.0[..])
+        .iter()
+        .map(|pair| {
+            config
+                .tick_partitioner
+                .partition(pair.as_bytes(), partitions)
+        })
+        .collect();
+    pinned.sort_unstable();
+    pinned.dedup();
     let tier = MarketTier::start(
         TierConfig {
             me: config.node_id,
             partitions,
             copies: config.market_copies,
             partitioner: config.tick_partitioner,
+            pinned: pinned.clone(),
         },
         members,
         Arc::clone(market),
     )?;
     tracing::info!(
         "market tier: node {} at {addr}, {partitions} partitions, {} copies each ({:?} \
-         partitioner), members on {topic}",
+         partitioner), the rates' partitions {pinned:?} on every node, members on {topic}",
         config.node_id,
         config.market_copies,
         config.tick_partitioner

@@ -40,6 +40,10 @@ use parsers::*;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peers(pub Vec<String>);
 
+/// Exchange-rate symbols (`EURUSD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatePairs(pub Vec<String>);
+
 /// The highest node id.
 pub const NODE_ID_MAX: u64 = 1023;
 
@@ -384,6 +388,15 @@ pub struct ServeConfig {
     #[arg(long, env = "BOURSE_TICK_PARTITIONER", default_value = "crc32")]
     #[arg(value_parser = partitioner)]
     pub tick_partitioner: bourse_marketdata::placement::Partitioner,
+    /// market-tier = partitioned: the exchange-rate products (BASEQUOTE) whose partitions every
+    /// node holds besides its own, so that any node converts prices (off: none).
+    #[arg(
+        long = "rate-pairs",
+        env = "BOURSE_RATE_PAIRS",
+        default_value = "EURUSD,GBPUSD,USDJPY,USDINR"
+    )]
+    #[arg(value_name = "PAIR[,PAIR...]|off", value_parser = off_or(rate_pairs))]
+    pub rate_pairs: std::option::Option<RatePairs>,
     /// The address the other nodes reach this node's HTTP API at (auto: http:// and
     /// http-addr).
     #[arg(long, env = "BOURSE_CLUSTER_ADVERTISE", default_value = "auto")]

@@ -146,6 +146,20 @@ pub(super) fn peers(text: &str) -> Result<super::Peers, String> {
         .map(super::Peers)
 }
 
+/// Exchange-rate symbols: two three-letter currency codes each (`EURUSD`), comma-separated.
+pub(super) fn rate_pairs(text: &str) -> Result<super::RatePairs, String> {
+    text.split(',')
+        .map(|pair| {
+            if pair.len() == 6 && pair.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(pair.to_string())
+            } else {
+                Err(format!("{pair:?} is not a pair of currency codes (EURUSD)"))
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(super::RatePairs)
+}
+
 /// One peer's HTTP base address, `http://HOST:PORT`.
 pub(super) fn peer(text: &str) -> Result<String, String> {
     let mut peers = peers(text)?.0;

@@ -48,6 +48,59 @@ fn publish_tier_ticks(brokers: &str, seqs: std::ops::RangeInclusive<i64>) {
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
+/// The exchange rate of the test: one tick of EURUSD at 1.25 US dollars a euro, before every
+/// product's ticks. Every node holds its partition (`rate-pairs`), whoever owns it.
+const RATE: &str = "1.25";
+
+fn publish_rate(brokers: &str) {
+    let producer = bourse_feed::Producer::new(&bourse_feed::ProducerConfig::new(brokers)).unwrap();
+    let payload = json!([{"symbol": "EURUSD", "price": RATE, "size": "1", "ts": TIER_T0,
+                          "seq": 1}])
+    .to_string();
+    let record = bourse_feed::Record::keyed("ticks", b"EURUSD", payload.as_bytes());
+    producer
+        .send_blocking(&record, Duration::from_secs(30))
+        .unwrap();
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Through each of `nodes`, the catalogue in euros: every product's price is its newest tick's
+/// (of `1..=last`) divided by the rate, at the rate's tick, whichever node holds the product.
+fn converted_through(cluster: &Cluster, nodes: &[usize], last: i64) {
+    let rate: Decimal = RATE.parse().unwrap();
+    for &id in nodes {
+        let client = cluster.client(id);
+        let mut seen = 0;
+        let mut cursor = String::new();
+        loop {
+            let path = format!("/api/v1/products?currency=EUR&limit=500{cursor}");
+            let (status, head, page) = client.call_with_head("GET", &path, None, &Value::Null);
+            assert_eq!(status, 200, "{path} via node {id}: {page}");
+            for item in page.as_array().unwrap() {
+                let Some(i) = item["symbol"]
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("MT"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                let want = (tier_tick(i, last).0 / rate).round_dp(8);
+                let price: Decimal = item["currentPrice"].as_str().unwrap().parse().unwrap();
+                assert_eq!(price, want, "{item} via node {id}");
+                assert_eq!(item["ownCurrency"], "USD", "{item}");
+                assert_eq!(item["rate"]["pair"], "EURUSD", "{item}");
+                assert_eq!(item["rate"]["time"], TIER_T0, "{item}");
+                seen += 1;
+            }
+            match bourse_tests::client::header(&head, "x-next-cursor") {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, TIER_PRODUCTS, "products in euros via node {id}");
+    }
+}
+
 /// Whether `client` answers product `i` with the newest of ticks `1..=last` as its price.
 fn tier_price_is(client: &Client, i: usize, last: i64) -> bool {
     let path = format!("/api/v1/products/{}", tier_symbol(i));
@@ -161,8 +214,10 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
         "partitions placed over three nodes {:?} after start",
         placed.elapsed()
     );
+    publish_rate(&brokers);
     publish_tier_ticks(&brokers, 1..=3);
     every_product_through(&cluster, &[0, 1, 2], 3);
+    converted_through(&cluster, &[0, 1, 2], 3);
     // Each node holds only its partitions (two copies of 12 over three nodes), and has
     // caught up with all of them.
     let held: Vec<(usize, usize)> = (0..3)
@@ -198,6 +253,7 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
         (held == [(12, 12), (12, 12)]).then_some(())
     });
     the_same_listing_through(&cluster, &[0, 2]);
+    converted_through(&cluster, &[0, 2], 5);
     // Each survivor now answers every product itself, at once: a partition it calls caught
     // up is caught up.
     for id in [0, 2] {
@@ -250,12 +306,27 @@ fn the_same_listing_through(cluster: &Cluster, nodes: &[usize]) {
             (partition, i)
         })
         .collect();
-    published.sort_unstable();
-    let expected: Vec<String> = published.iter().map(|&(_, i)| tier_symbol(i)).collect();
+    // The rate was published first: its partition's first product.
+    let rate_partition = bourse_marketdata::placement::Partitioner::Crc32.partition(b"EURUSD", 12);
+    published.push((rate_partition, usize::MAX));
+    published.sort_unstable_by_key(|&(partition, i)| (partition, i.wrapping_add(1)));
+    let expected: Vec<String> = published
+        .iter()
+        .map(|&(_, i)| {
+            if i == usize::MAX {
+                "EURUSD".into()
+            } else {
+                tier_symbol(i)
+            }
+        })
+        .collect();
     for &id in nodes {
         let client = cluster.client(id);
         let all = listing_through(&client, "", 97);
-        let tradable = all.iter().take_while(|s| !s.starts_with("MT")).count();
+        let tradable = all
+            .iter()
+            .take_while(|s| !s.starts_with("MT") && *s != "EURUSD")
+            .count();
         assert!(tradable > 0, "the engine's products come first: {all:?}");
         assert_eq!(
             all[tradable..],
