@@ -902,13 +902,17 @@ mod tests {
             c.tick_partitioner,
             bourse_marketdata::placement::Partitioner::Crc32
         );
+        assert_eq!(
+            c.rate_pairs.as_ref().map(|p| p.0.join(",")).as_deref(),
+            Some("EURUSD,GBPUSD,USDJPY,USDINR")
+        );
         assert!(loaded.origins.is_empty());
         // Every setting is shown, with its default, in the order of --help.
         let command = commands();
         let keys: Vec<&str> = settings(&command).filter_map(Arg::get_long).collect();
         let shown_keys: Vec<&str> = c.texts.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(shown_keys, keys);
-        assert_eq!(keys.len(), 55);
+        assert_eq!(keys.len(), 56);
         for arg in settings(&command) {
             let key = arg.get_long().unwrap();
             let default = arg.get_default_values()[0].to_str().unwrap();
@@ -1146,7 +1150,12 @@ mod tests {
         let loaded = run("--market-tier partitioned --cluster kafka --tick-partitions 12").unwrap();
         assert!(loaded.config.market_partitioned);
         assert_eq!(loaded.config.tick_partitions, 12);
-        let e = error("--tick-partitioner random");
+let e = error("--rate-pairs EURUSD,eurusd");
+        assert!(
+            e.contains("--rate-pairs") && e.contains("\"eurusd\" is not a pair"),
+            "{e}"
+        );
+                let e = error("--tick-partitioner random");
         assert!(
             e.contains("--tick-partitioner") && e.contains("crc32"),
             "{e}"
