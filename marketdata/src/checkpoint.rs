@@ -169,6 +169,16 @@ fn decode_state(w: &[u64]) -> ProductState {
 
 /// Encodes an image (header and payload).
 pub fn encode(image: &Image) -> Result<Vec<u8>, MarketError> {
+    let (header, payload) = encode_parts(image)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// The header and the payload of an image, apart (a file gets them one after the other, with
+/// no copy of the payload).
+fn encode_parts(image: &Image) -> Result<([u8; HEADER_LEN], rkyv::util::AlignedVec), MarketError> {
     let mut states = Vec::with_capacity(image.states.len() * STRIDE);
     for state in &image.states {
         encode_state(state, &mut states);
@@ -207,13 +217,12 @@ pub fn encode(image: &Image) -> Result<Vec<u8>, MarketError> {
     };
     let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&wire)
         .map_err(|e| MarketError::Checkpoint(format!("encode: {e}")))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&LAYOUT.to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    let mut header = [0; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[16..20].copy_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    header[20..].copy_from_slice(&LAYOUT.to_le_bytes());
+    Ok((header, payload))
 }
 
 /// Decodes and checks an image.
@@ -304,12 +313,13 @@ pub fn decode(bytes: &[u8]) -> Result<Image, MarketError> {
 
 /// Writes the checkpoint atomically.
 pub fn save(dir: &Path, image: &Image) -> Result<(), MarketError> {
-    let bytes = encode(image)?;
+    let (header, payload) = encode_parts(image)?;
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(&header)?;
+        file.write_all(&payload)?;
         file.sync_all()
     };
     write().map_err(|e| MarketError::io("write checkpoint", &tmp, e))?;

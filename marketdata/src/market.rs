@@ -11,7 +11,8 @@
 //! and offsets separately, and a crash between the two saves double-counts.)
 //!
 //! # Recovery
-//! A checkpoint (every `checkpoint_ticks` ticks, and at shutdown) syncs the logs, then writes
+//! A checkpoint (every `checkpoint_ticks` ticks, or every as many ticks as there are products
+//! if that is more, and at shutdown) syncs the logs, then writes
 //! the whole state atomically with the tick log's next sequence number. Opening loads it and
 //! replays the tick log's records after it, re-deriving candles; the candle records that were
 //! written after the checkpoint are written again (the old copies are unreachable: chains
@@ -445,7 +446,10 @@ impl<S: Storage> Market<S> {
         self.buf = buf;
         self.offsets
             .insert((batch.source, batch.partition), batch.next_offset);
-        if self.ticks_since_checkpoint >= self.config.checkpoint_ticks {
+        // A checkpoint costs in proportion to the products: at least as many ticks as there
+        // are products between two keeps its cost per tick bounded.
+        let every = self.config.checkpoint_ticks.max(self.states.len() as u64);
+        if self.ticks_since_checkpoint >= every {
             self.write_checkpoint()?;
         }
         Ok(())
@@ -594,13 +598,16 @@ impl<S: Storage> Market<S> {
                 })
                 .collect(),
             origins: self.catalogue.origins().collect(),
-            states: self.states.clone(),
+            // Lent to the image, not copied (a million products' states are most of a GB).
+            states: std::mem::take(&mut self.states),
             offsets: self.offsets.clone(),
             newest_ts: self.newest_ts,
             tick_next: self.ticks.journal.next_seq(),
             segments,
         };
-        checkpoint::save(&self.config.dir, &image)?;
+        let saved = checkpoint::save(&self.config.dir, &image);
+        self.states = image.states;
+        saved?;
         self.ticks.retain_from = Some(image.tick_next);
         self.ticks_since_checkpoint = 0;
         Ok(())

@@ -206,7 +206,7 @@ pub struct ServeConfig {
     #[arg(value_parser = whole::<u64>(1, SEGMENT_SIZE_MIB_MAX))]
     pub market_segment_mib: u64,
     /// The market data writes a checkpoint (its logs synced, its state saved) after this many
-    /// ticks, and at shutdown.
+    /// ticks (or as many as it has products, if more), and at shutdown.
     #[arg(
         long,
         env = "BOURSE_MARKET_CHECKPOINT_TICKS",

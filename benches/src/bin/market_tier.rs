@@ -19,6 +19,7 @@
 //! partition its symbols hash to (CRC-32, what the nodes recompute).
 //!
 //! **Measured.**
+//! - *Sent:* from the first message sent until the producer has flushed the last.
 //! - *In:* from the first message sent until every node answers the last product of every
 //!   partition (ingest is per partition and in order, so the rest is in): products/s, and
 //!   ticks/s into history and candles summed over the copies (each tick is built twice).
@@ -325,6 +326,7 @@ fn main() {
     let before: Vec<u64> = nodes.iter().map(|n| rss_kib(pid(n))).collect();
     let loaded = Instant::now();
     let by_partition = load(&args, &brokers, partition_of);
+    let sent = loaded.elapsed();
     let last_of: Vec<usize> = by_partition.values().map(|p| *p.last().unwrap()).collect();
     wait(
         "every node to answer every partition's last product",
@@ -380,9 +382,9 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| products | partitions | in | products/s | ticks/s built (two copies) | memory per product per copy | local read p50 / p99 | routed read p50 / p99 | two copies again after SIGKILL |"
+        "| products | partitions | sent | in | products/s | ticks/s built (two copies) | memory per product per copy | local read p50 / p99 | routed read p50 / p99 | two copies again after SIGKILL |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let page_row = |h: &Histogram<u64>, listed: usize| {
         format!(
             "{:.2} / {:.2} ms ({} pages)",
@@ -394,9 +396,10 @@ fn main() {
     let catalogue = page_row(&listed, listed_symbols.len());
     let search = page_row(&searched, searched_symbols.len());
     println!(
-        "| {} | {} | {:.1} s | {:.0} | {:.0} | {:.0} B | {:.2} / {:.2} ms ({n_local}) | {:.2} / {:.2} ms ({n_routed}) | {:.1} s ({to_build} products rebuilt) |",
+        "| {} | {} | {:.1} s | {:.1} s | {:.0} | {:.0} | {:.0} B | {:.2} / {:.2} ms ({n_local}) | {:.2} / {:.2} ms ({n_routed}) | {:.1} s ({to_build} products rebuilt) |",
         args.products,
         args.partitions,
+        sent.as_secs_f64(),
         took.as_secs_f64(),
         args.products as f64 / took.as_secs_f64(),
         args.products as f64 * 2.0 / took.as_secs_f64(),
