@@ -1150,12 +1150,12 @@ mod tests {
         let loaded = run("--market-tier partitioned --cluster kafka --tick-partitions 12").unwrap();
         assert!(loaded.config.market_partitioned);
         assert_eq!(loaded.config.tick_partitions, 12);
-let e = error("--rate-pairs EURUSD,eurusd");
+        let e = error("--rate-pairs EURUSD,eurusd");
         assert!(
             e.contains("--rate-pairs") && e.contains("\"eurusd\" is not a pair"),
             "{e}"
         );
-                let e = error("--tick-partitioner random");
+        let e = error("--tick-partitioner random");
         assert!(
             e.contains("--tick-partitioner") && e.contains("crc32"),
             "{e}"

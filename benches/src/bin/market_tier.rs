@@ -33,6 +33,10 @@
 //! - *Two copies again:* node 1 is killed (SIGKILL); the time until both survivors hold every
 //!   partition and have caught up with all of them, with the products that had to be built.
 //!
+//! - *From a full topic:* afterwards, one new node (`market-tier = all`) reads the whole topic
+//!   from nothing, until it answers every partition's last product; then three new
+//!   partitioned nodes do, until each answers them all (each builds its two-thirds).
+//!
 //! **Checks:** every read answers 200 with the product's price; the pages list the products
 //! in listing order (by partition, then as loaded), none twice; a failed check stops the run.
 
@@ -282,6 +286,54 @@ fn listing_order(by_partition: &BTreeMap<u32, Vec<usize>>, query: &str) -> Vec<S
         .collect()
 }
 
+/// A full topic read from nothing: how long one node (`market-tier = all`, every partition)
+/// takes until it answers every partition's last product (`last_of`), then three new
+/// partitioned nodes until each of them does.
+fn from_a_full_topic(args: &Args, brokers: &str, last_of: &[usize]) -> (Duration, Duration) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let settings: Vec<String> = [
+        "--feed",
+        "kafka",
+        "--kafka-brokers",
+        brokers,
+        "--http-addr",
+        &addr,
+        "--liquidity",
+        "false",
+        "--snapshot-on-shutdown",
+        "false",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let single = Serve::start_in_temp(&args.bourse, &settings).unwrap();
+    wait(
+        "one node to answer every partition",
+        Duration::from_secs(900),
+        || last_of.iter().all(|&i| answered(&addr, i)),
+    );
+    let one = started.elapsed();
+    drop(single);
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let started = Instant::now();
+    let nodes = start_nodes(args, brokers, &addrs);
+    wait(
+        "three nodes to answer every partition",
+        Duration::from_secs(900),
+        || {
+            addrs
+                .iter()
+                .all(|a| last_of.iter().all(|&i| answered(a, i)))
+        },
+    );
+    let three = started.elapsed();
+    drop(nodes);
+    (one, three)
+}
+
 /// After node 1's kill: how long until both survivors hold every partition, caught up (each
 /// change of what they say is printed).
 fn two_copies_again(addrs: &[String], partitions: usize, killed: Instant) -> Duration {
@@ -375,6 +427,10 @@ fn main() {
         Instant::now(),
     );
 
+    drop(nodes);
+    // The whole topic again, from nothing: one node, then three.
+    let (one, three) = from_a_full_topic(&args, &brokers, &last_of);
+
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1e6;
     println!(
         "machine: {} ({} cores)",
@@ -417,5 +473,20 @@ fn main() {
     println!("|---|---|");
     println!("| every product | {catalogue} |");
     println!("| search `b00` | {search} |");
-    drop(nodes);
+    println!();
+    println!(
+        "| the whole topic ({} products, one tick each) read from nothing | in | product copies built/s |",
+        args.products
+    );
+    println!("|---|---|---|");
+    for (who, took, copies) in [
+        ("one node (`market-tier = all`)", one, 1.0),
+        ("three nodes, two copies", three, 2.0),
+    ] {
+        println!(
+            "| {who} | {:.1} s | {:.0} |",
+            took.as_secs_f64(),
+            args.products as f64 * copies / took.as_secs_f64()
+        );
+    }
 }
