@@ -12,6 +12,7 @@
 //! - One node's state is altered through the `cluster::tamper` fail point: the next
 //!   checkpoint stops it (exit 70, both hashes); the other two go on.
 
+mod scale;
 mod tier;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -178,7 +178,7 @@ fn tier_prices(message: &Value) -> Vec<Decimal> {
 
 /// The partitions node `id` holds (owned and standby) and has caught up with, as its
 /// `GET /api/v1/cluster/node` says.
-fn held_partitions(cluster: &Cluster, id: usize) -> Option<(usize, usize)> {
+pub(super) fn held_partitions(cluster: &Cluster, id: usize) -> Option<(usize, usize)> {
     let (status, body) = cluster
         .client(id)
         .call("GET", "/api/v1/cluster/node", None, &Value::Null);
