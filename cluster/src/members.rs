@@ -127,6 +127,9 @@ const MEMBERS_FETCH_WAIT: Duration = Duration::from_millis(50);
 /// This node's heartbeats and its view of the others'.
 pub struct Members {
     view: Arc<Mutex<MemberView<Instant>>>,
+    /// When this node has heard every live node at least once: one heartbeat interval and a
+    /// half after it started reading.
+    settled_at: Instant,
     reader: Mutex<Option<LogReader>>,
     stop: Arc<AtomicBool>,
     beating: Mutex<Option<JoinHandle<()>>>,
@@ -187,10 +190,17 @@ impl Members {
         };
         Ok(Members {
             view,
+            settled_at: Instant::now() + config.interval + config.interval / 2,
             reader: Mutex::new(Some(reader)),
             stop,
             beating: Mutex::new(Some(beating)),
         })
+    }
+
+    /// Whether this node has read the topic long enough to have heard every live node (a
+    /// heartbeat interval and a half): before, [`Members::live`] may miss some.
+    pub fn settled(&self) -> bool {
+        Instant::now() >= self.settled_at
     }
 
     /// The live nodes now, by id (this one included).

@@ -9,6 +9,9 @@
 //!   ([`MarketService::set_partitions`]). Each partition added starts at the offset stored
 //!   with the market data's state: a partition this node held before is taken up where it
 //!   stopped, not rebuilt.
+//!   The first placement waits until the members topic has been read for a heartbeat
+//!   interval and a half ([`Members::settled`]), so that a starting node does not begin by
+//!   reading every partition as if it were alone.
 //! - **Ready.** A partition held here is served here once the consumer has been level with
 //!   its end once since it was added (lag 0 in a statistics report). Until then the request
 //!   goes to another holder.
@@ -149,6 +152,11 @@ impl MarketTier {
     /// One round: this node's partitions from the live nodes, handed to the consumer if they
     /// changed; readiness from the consumer's lags.
     fn place(&self, market: &MarketService) {
+        // Until every live node has been heard, this node would place on too few nodes and
+        // start reading partitions that are not its own.
+        if !self.members.settled() {
+            return;
+        }
         let (live, holding) = self.holding();
         let held: BTreeSet<u32> = holding
             .all()
