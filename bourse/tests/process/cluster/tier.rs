@@ -226,6 +226,7 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
     assert!(held.iter().all(|&(n, _)| n < 12), "{held:?}");
     assert_eq!(held.iter().map(|&(n, _)| n).sum::<usize>(), 24, "{held:?}");
     the_same_listing_through(&cluster, &[0, 1, 2]);
+    a_single_node_lists_the_same(&cluster, &brokers);
     let (mut socket, channel, watched) = watch_a_product_of_node_1(&cluster);
 
     // Node 1 dies; ticks 4 and 5 of every product are published meanwhile.
@@ -341,6 +342,49 @@ fn the_same_listing_through(cluster: &Cluster, nodes: &[usize]) {
             .collect();
         assert_eq!(found, want, "a search through node {id}");
     }
+}
+
+/// A node of its own on the same topic (`market-tier = all`, every partition, no cluster)
+/// lists the feed's products in the order the three nodes do together.
+fn a_single_node_lists_the_same(cluster: &Cluster, brokers: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alone = bourse_tests::process::Server::start_with_market(
+        std::path::Path::new(crate::BOURSE),
+        dir.path(),
+        &[
+            "--feed",
+            "kafka",
+            "--kafka-brokers",
+            brokers,
+            "--liquidity",
+            "false",
+        ],
+    );
+    let client = Client {
+        addr: bourse_tests::process::http_addr(&mut alone),
+    };
+    let feed_part = |all: Vec<String>| -> Vec<String> {
+        let tradable = all
+            .iter()
+            .take_while(|s| !s.starts_with("MT") && *s != "EURUSD")
+            .count();
+        all[tradable..].to_vec()
+    };
+    let together = feed_part(listing_through(&cluster.client(0), "", 97));
+    let last = tier_symbol(TIER_PRODUCTS - 1);
+    eventually("the single node to have every product", || {
+        let path = format!("/api/v1/products/{last}");
+        (client.call("GET", &path, None, &Value::Null).0 == 200).then_some(())
+    });
+    eventually("the single node to list every product", || {
+        let alone = feed_part(listing_through(&client, "", 97));
+        (alone.len() == together.len()).then_some(alone)
+    });
+    assert_eq!(
+        feed_part(listing_through(&client, "", 97)),
+        together,
+        "one node's listing against three nodes'"
+    );
 }
 
 /// Every product answered through each of `nodes` with the newest of ticks `1..=last` (as
