@@ -355,6 +355,57 @@ fn two_copies_again(addrs: &[String], partitions: usize, killed: Instant) -> Dur
     killed.elapsed()
 }
 
+/// Pages of the catalogue and of a search through `addr` (checked against the listing
+/// order): the p50 / p99 of each, as table cells.
+fn catalogue_pages(
+    addr: &str,
+    by_partition: &BTreeMap<u32, Vec<usize>>,
+    n_pages: usize,
+) -> (String, String) {
+    let mut cells = Vec::new();
+    for query in ["", "b00"] {
+        let (took, symbols) = pages(addr, query, n_pages);
+        // The engine's tradable products come first, then the feed's.
+        let ours = symbols
+            .iter()
+            .position(|s| {
+                s.len() == 8 && s.starts_with('B') && s[1..].bytes().all(|b| b.is_ascii_digit())
+            })
+            .unwrap_or(symbols.len());
+        let want = listing_order(by_partition, query);
+        let got = &symbols[ours..];
+        assert_eq!(got[..], want[..got.len()], "the pages of {query:?}");
+        let q = |p: f64| took.value_at_quantile(p) as f64 / 1e6;
+        cells.push(format!(
+            "{:.2} / {:.2} ms ({} pages)",
+            q(0.5),
+            q(0.99),
+            symbols.len().div_ceil(100)
+        ));
+    }
+    let search = cells.pop().unwrap();
+    (cells.pop().unwrap(), search)
+}
+
+/// The table of [`from_a_full_topic`].
+fn print_full_topic(products: usize, one: Duration, three: Duration) {
+    println!();
+    println!(
+        "| the whole topic ({products} products, one tick each) read from nothing | in | product copies built/s |"
+    );
+    println!("|---|---|---|");
+    for (who, took, copies) in [
+        ("one node (`market-tier = all`)", one, 1.0),
+        ("three nodes, two copies", three, 2.0),
+    ] {
+        println!(
+            "| {who} | {:.1} s | {:.0} |",
+            took.as_secs_f64(),
+            products as f64 * copies / took.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let mut args = Args::parse();
     if args.quick {
@@ -398,20 +449,7 @@ fn main() {
         .sum();
     let per_copy = grown as f64 * 1024.0 / (args.products as f64 * 2.0);
     let (local, routed, n_local, n_routed) = reads(&args, &addrs[0], partition_of);
-    let (listed, listed_symbols) = pages(&addrs[0], "", args.reads / 4);
-    let (searched, searched_symbols) = pages(&addrs[0], "b00", args.reads / 4);
-    for (query, symbols) in [("", &listed_symbols), ("b00", &searched_symbols)] {
-        // The engine's tradable products come first, then the feed's.
-        let ours = symbols
-            .iter()
-            .position(|s| {
-                s.len() == 8 && s.starts_with('B') && s[1..].bytes().all(|b| b.is_ascii_digit())
-            })
-            .unwrap_or(symbols.len());
-        let want = listing_order(&by_partition, query);
-        let got = &symbols[ours..];
-        assert_eq!(got[..], want[..got.len()], "the pages of {query:?}");
-    }
+    let (catalogue, search) = catalogue_pages(&addrs[0], &by_partition, args.reads / 4);
 
     // Node 1 dies: until both survivors hold every partition, caught up.
     let to_build: usize = (0..args.products)
@@ -441,16 +479,6 @@ fn main() {
         "| products | partitions | sent | in | products/s | ticks/s built (two copies) | memory per product per copy | local read p50 / p99 | routed read p50 / p99 | two copies again after SIGKILL |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let page_row = |h: &Histogram<u64>, listed: usize| {
-        format!(
-            "{:.2} / {:.2} ms ({} pages)",
-            q(h, 0.5),
-            q(h, 0.99),
-            listed.div_ceil(100)
-        )
-    };
-    let catalogue = page_row(&listed, listed_symbols.len());
-    let search = page_row(&searched, searched_symbols.len());
     println!(
         "| {} | {} | {:.1} s | {:.1} s | {:.0} | {:.0} | {:.0} B | {:.2} / {:.2} ms ({n_local}) | {:.2} / {:.2} ms ({n_routed}) | {:.1} s ({to_build} products rebuilt) |",
         args.products,
@@ -473,20 +501,5 @@ fn main() {
     println!("|---|---|");
     println!("| every product | {catalogue} |");
     println!("| search `b00` | {search} |");
-    println!();
-    println!(
-        "| the whole topic ({} products, one tick each) read from nothing | in | product copies built/s |",
-        args.products
-    );
-    println!("|---|---|---|");
-    for (who, took, copies) in [
-        ("one node (`market-tier = all`)", one, 1.0),
-        ("three nodes, two copies", three, 2.0),
-    ] {
-        println!(
-            "| {who} | {:.1} s | {:.0} |",
-            took.as_secs_f64(),
-            args.products as f64 * copies / took.as_secs_f64()
-        );
-    }
+    print_full_topic(args.products, one, three);
 }
