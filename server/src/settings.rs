@@ -34,15 +34,12 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, CommandFactory, FromArgMatches, Parser};
 
 mod parsers;
+pub use parsers::RatePairs;
 use parsers::*;
 
 /// Other nodes' HTTP base addresses (`http://host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peers(pub Vec<String>);
-
-/// Exchange-rate symbols (`EURUSD`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RatePairs(pub Vec<String>);
 
 /// The highest node id.
 pub const NODE_ID_MAX: u64 = 1023;

@@ -1145,6 +1145,8 @@ export interface components {
              * @description The tick topic's partitions.
              */
             partitions: number;
+            /** @description The partitions every node holds (the exchange rates'), beside its share. */
+            pinned: number[];
             /** @description Those of its partitions its consumer has caught up with: it answers for them. */
             ready: number[];
             /** @description The partitions it keeps as a standby. */

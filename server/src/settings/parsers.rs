@@ -146,8 +146,12 @@ pub(super) fn peers(text: &str) -> Result<super::Peers, String> {
         .map(super::Peers)
 }
 
+/// Exchange-rate symbols (`EURUSD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatePairs(pub Vec<String>);
+
 /// Exchange-rate symbols: two three-letter currency codes each (`EURUSD`), comma-separated.
-pub(super) fn rate_pairs(text: &str) -> Result<super::RatePairs, String> {
+pub(super) fn rate_pairs(text: &str) -> Result<RatePairs, String> {
     text.split(',')
         .map(|pair| {
             if pair.len() == 6 && pair.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -157,7 +161,7 @@ pub(super) fn rate_pairs(text: &str) -> Result<super::RatePairs, String> {
             }
         })
         .collect::<Result<_, _>>()
-        .map(super::RatePairs)
+        .map(RatePairs)
 }
 
 /// One peer's HTTP base address, `http://HOST:PORT`.
