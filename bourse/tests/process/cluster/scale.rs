@@ -16,7 +16,7 @@ use bourse_tests::client::{CandleRow, Client, dec, eventually, header};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::{Cluster, REQUEST_TIMEOUT};
+use super::REQUEST_TIMEOUT;
 
 const PARTITIONS: u32 = 12;
 /// Products in one feed message.
@@ -202,14 +202,7 @@ fn check_search_and_candles(client: &Client, order: &[usize], last: &dyn Fn(usiz
 #[test]
 fn many_products_over_three_nodes_are_exact_through_each_and_survive_a_node() {
     let n = products();
-    let mut cluster = Cluster::start(&[
-        "--feed",
-        "kafka",
-        "--market-tier",
-        "partitioned",
-        "--tick-partitions",
-        "12",
-    ]);
+    let mut cluster = super::tier::partitioned_cluster();
     let brokers = cluster.broker.brokers();
     let partitions = by_partition(n);
     let order: Vec<usize> = partitions.iter().flatten().copied().collect();

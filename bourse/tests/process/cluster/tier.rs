@@ -9,6 +9,18 @@ use serde_json::{Value, json};
 
 use super::{Cluster, REQUEST_TIMEOUT};
 
+/// Three nodes on the tick feed with `market-tier = partitioned`, 12 partitions, two copies.
+pub(super) fn partitioned_cluster() -> Cluster {
+    Cluster::start(&[
+        "--feed",
+        "kafka",
+        "--market-tier",
+        "partitioned",
+        "--tick-partitions",
+        "12",
+    ])
+}
+
 /// The products of the partitioned market-data test, and their ticks: `MT00000`... each with
 /// ticks of sequence numbers `seqs`, all in one minute.
 const TIER_PRODUCTS: usize = 1200;
@@ -193,14 +205,7 @@ pub(super) fn held_partitions(cluster: &Cluster, id: usize) -> Option<(usize, us
 /// the node restarts and serves again.
 #[test]
 fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
-    let mut cluster = Cluster::start(&[
-        "--feed",
-        "kafka",
-        "--market-tier",
-        "partitioned",
-        "--tick-partitions",
-        "12",
-    ]);
+    let mut cluster = partitioned_cluster();
     let brokers = cluster.broker.brokers();
     // The nodes place the partitions once they hear each other's heartbeats.
     let placed = Instant::now();
