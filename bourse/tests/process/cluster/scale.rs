@@ -228,6 +228,7 @@ fn many_products_over_three_nodes_are_exact_through_each_and_survive_a_node() {
         2 * n,
         started.elapsed()
     );
+    super::tier::caught_up(&cluster, &[0, 1, 2]);
     let checked = Instant::now();
     for id in 0..3 {
         let client = cluster.client(id);

@@ -199,6 +199,29 @@ pub(super) fn held_partitions(cluster: &Cluster, id: usize) -> Option<(usize, us
     Some((count("owned")? + count("standby")?, count("ready")?))
 }
 
+/// Waits until each of `nodes` has caught up with every partition it holds. A node answers a
+/// product as soon as one holder has; a catalogue page needs a caught-up holder of every
+/// partition (else it is 503, never a page with a hole), and a node calls a partition caught
+/// up only at the next statistics report of its consumer, up to a second later.
+pub(super) fn caught_up(cluster: &Cluster, nodes: &[usize]) {
+    for &id in nodes {
+        let client = cluster.client(id);
+        eventually(
+            &format!("node {id} to catch up with its partitions"),
+            || {
+                let (status, body) = client.call("GET", "/api/v1/cluster/node", None, &Value::Null);
+                let market = (status == 200).then_some(&body["market"])?;
+                let list = |key: &str| -> Option<Vec<u64>> {
+                    market[key].as_array()?.iter().map(Value::as_u64).collect()
+                };
+                let ready = list("ready")?;
+                let held = [list("owned")?, list("standby")?, list("pinned")?].concat();
+                (!held.is_empty() && held.iter().all(|p| ready.contains(p))).then_some(())
+            },
+        );
+    }
+}
+
 /// `market-tier = partitioned`: three nodes, 12 partitions of the tick topic, two copies of
 /// each. Every product is answered through every node as its holders have it; a node
 /// SIGKILLed while ticks flow is replaced by the standbys within 10 s with exact candles;
@@ -222,6 +245,7 @@ fn partitioned_market_data_is_answered_through_any_node_and_survives_a_node() {
     publish_rate(&brokers);
     publish_tier_ticks(&brokers, 1..=3);
     every_product_through(&cluster, &[0, 1, 2], 3);
+    caught_up(&cluster, &[0, 1, 2]);
     converted_through(&cluster, &[0, 1, 2], 3);
     // Each node holds only its partitions (two copies of 12 over three nodes), and has
     // caught up with all of them.
