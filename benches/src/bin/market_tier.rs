@@ -119,6 +119,25 @@ fn tier_status(addr: &str) -> Option<(usize, usize, usize)> {
     Some((len("live")?, len("owned")? + len("standby")?, len("ready")?))
 }
 
+/// Whether the node has caught up with every partition it holds (a catalogue page needs a
+/// caught-up holder of every partition; a node calls one caught up at its consumer's next
+/// statistics report, up to a second after it is).
+fn caught_up(addr: &str) -> bool {
+    let Ok((200, body)) = http(addr, "GET", "/api/v1/cluster/node", None, &Value::Null) else {
+        return false;
+    };
+    let list = |key: &str| -> Vec<u64> {
+        body["market"][key]
+            .as_array()
+            .map_or(Vec::new(), |a| a.iter().filter_map(Value::as_u64).collect())
+    };
+    let ready = list("ready");
+    ["owned", "standby", "pinned"]
+        .iter()
+        .flat_map(|key| list(key))
+        .all(|p| ready.contains(&p))
+}
+
 fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
@@ -441,6 +460,9 @@ fn main() {
         },
     );
     let took = loaded.elapsed();
+    wait("every node caught up", Duration::from_secs(60), || {
+        addrs.iter().all(|a| caught_up(a))
+    });
     let after: Vec<u64> = nodes.iter().map(|n| rss_kib(pid(n))).collect();
     let grown: u64 = after
         .iter()
