@@ -128,7 +128,7 @@ fn feed_page(
 }
 
 /// The listings of `found`, rendered here.
-fn render(
+fn render_found(
     market: &Market,
     found: &Found,
     target: Option<&Target>,
@@ -170,7 +170,7 @@ pub(crate) async fn page(
             found.extend(feed_page(&market, &names, query, &partitions, after, rest));
         }
         (
-            to_values(render(&market, &found, target.as_ref())?)?,
+            to_values(render_found(&market, &found, target.as_ref())?)?,
             partitions,
         )
     };
@@ -411,7 +411,7 @@ pub(crate) async fn part(
         let market = state.market.read().map_err(unavailable)?;
         let names: HashSet<&str> = tradable.iter().map(String::as_str).collect();
         let found = feed_page(&market, &names, &query, &ready, after, limit);
-        to_values(render(&market, &found, target.as_ref())?)?
+        to_values(render_found(&market, &found, target.as_ref())?)?
     };
     let part = CataloguePart {
         items: items

@@ -382,8 +382,7 @@ impl Catalogue {
                 break;
             }
         }
-        found = best.into_sorted_vec();
-        found
+        best.into_sorted_vec()
     }
 }
 

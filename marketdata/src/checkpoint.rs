@@ -176,6 +176,21 @@ pub fn encode(image: &Image) -> Result<Vec<u8>, MarketError> {
     Ok(out)
 }
 
+/// Products as the wire keeps them: symbol, name, currency, tick size.
+fn wire_products(products: &[ProductDef]) -> Vec<(String, String, String, i64)> {
+    products
+        .iter()
+        .map(|p| {
+            (
+                p.symbol.to_string(),
+                p.name.clone(),
+                p.currency.to_string(),
+                p.tick_size,
+            )
+        })
+        .collect()
+}
+
 /// The header and the payload of an image, apart (a file gets them one after the other, with
 /// no copy of the payload).
 fn encode_parts(image: &Image) -> Result<([u8; HEADER_LEN], rkyv::util::AlignedVec), MarketError> {
@@ -185,18 +200,7 @@ fn encode_parts(image: &Image) -> Result<([u8; HEADER_LEN], rkyv::util::AlignedV
     }
     let wire = Wire {
         version: VERSION,
-        products: image
-            .products
-            .iter()
-            .map(|p| {
-                (
-                    p.symbol.to_string(),
-                    p.name.clone(),
-                    p.currency.to_string(),
-                    p.tick_size,
-                )
-            })
-            .collect(),
+        products: wire_products(&image.products),
         origins: image
             .origins
             .iter()
@@ -374,18 +378,7 @@ mod tests {
         // The same image in the first layout: no origins, a zero layout word.
         let v1 = WireV1 {
             version: VERSION,
-            products: image
-                .products
-                .iter()
-                .map(|p| {
-                    (
-                        p.symbol.to_string(),
-                        p.name.clone(),
-                        p.currency.to_string(),
-                        p.tick_size,
-                    )
-                })
-                .collect(),
+            products: wire_products(&image.products),
             states: image.states.iter().fold(Vec::new(), |mut out, s| {
                 encode_state(s, &mut out);
                 out
